@@ -1,0 +1,89 @@
+"""REST API of the platform slice: `/health`, `/whoami`, `/pings`, `/openapi.json`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ecrm import __version__
+from ecrm.core import aws
+from ecrm.core.api import EngineApi
+from ecrm.core.clock import Clock, SystemClock
+from ecrm.core.config import PublishingConfig, load_config
+from ecrm.core.errors import NotFound
+from ecrm.core.observability import Observability
+from ecrm.core.publisher import EventPublisher
+from ecrm.platform import logic
+from ecrm.platform.models import Health, PingAccepted, PingRecord, PingRequest, WhoAmI
+from ecrm.platform.store import DynamoPingStore, PingStore
+
+
+class ApiConfig(PublishingConfig):
+    platform_table_name: str
+
+
+config = load_config(ApiConfig)
+obs = Observability(config)
+app = EngineApi(obs.logger, title="eCRM platform API", version=__version__)
+
+
+@dataclass(frozen=True)
+class Deps:
+    publisher: EventPublisher
+    store: PingStore
+    clock: Clock
+
+
+@cache
+def default_deps() -> Deps:
+    table = aws.resource("dynamodb").Table(config.platform_table_name)
+    return Deps(EventPublisher(config.event_bus_name, aws.client("events")), DynamoPingStore(table),
+                SystemClock())
+
+
+def deps() -> Deps:
+    return app.context["deps"]  # type: ignore[no-any-return]
+
+
+@app.get("/health", summary="Liveness of the API (public)")
+def health() -> Health:
+    return Health(service=config.powertools_service_name, version=__version__, stage=config.ecrm_stage)
+
+
+@app.get("/openapi.json", summary="This API's OpenAPI document (public)")
+def openapi() -> dict[str, Any]:
+    return app.openapi_document()
+
+
+@app.get("/whoami", summary="The calling staff member, as the token describes them")
+def whoami() -> WhoAmI:
+    p = app.staff()
+    return WhoAmI(subject=p.subject, username=p.username, email=p.email, groups=sorted(p.groups),
+                  customer_id=p.customer_id)
+
+
+@app.post("/pings", summary="Send a ping through the event bus", responses={202: {"description": "accepted"}})
+def create_ping(body: PingRequest) -> tuple[PingAccepted, int]:
+    principal = app.staff()
+    event = logic.request_ping(body, principal, deps().clock.now())
+    deps().publisher.publish_all([event], correlation_id=app.correlation_id)
+    return PingAccepted(ping_id=event.ping_id), 202
+
+
+@app.get("/pings/<ping_id>", summary="A ping's arrival record, once its event was consumed")
+def get_ping(ping_id: Annotated[str, Path(min_length=30, max_length=30, pattern=r"^png_[0-9A-Z]{26}$")]) -> PingRecord:
+    app.staff()
+    record = deps().store.get(ping_id)
+    if record is None:
+        raise NotFound(f"ping {ping_id} has not arrived (yet)")
+    return record
+
+
+@obs.entrypoint()
+def handler(event: dict[str, Any], context: LambdaContext, injected: Deps | None = None) -> dict[str, Any]:
+    app.append_context(deps=injected or default_deps())
+    return app.resolve(event, context)

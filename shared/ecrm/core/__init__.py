@@ -1,0 +1,1 @@
+"""Cross-cutting building blocks: typed config, observability, errors, ids, clock, events, consumers."""

@@ -1,0 +1,89 @@
+"""Draining an SQS queue of domain events with partial batch responses.
+
+EventBridge rules deliver whole events to engine queues; each record's body is an EventBridge
+event whose `detail` is our envelope. A record that fails (bad shape, unknown type, handler error)
+is reported in `batchItemFailures`, so SQS retries only that record and, after the queue's
+`maxReceiveCount`, moves it to the dead-letter queue. The other records of the batch are done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import BaseModel, ConfigDict, Field
+
+from ecrm.core.events import DomainEvent, EventEnvelope, EventMetadata
+
+E = TypeVar("E", bound=DomainEvent)
+
+
+class UnexpectedEvent(Exception):
+    """A record this consumer does not accept: a wiring bug, kept in the DLQ for inspection."""
+
+
+class BusEvent(BaseModel):
+    """The EventBridge event as it arrives in an SQS body."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    id: str
+    source: str
+    detail_type: str = Field(alias="detail-type")
+    time: datetime
+    detail: dict[str, Any]
+
+
+class ReceivedEvent(BaseModel, Generic[E]):
+    """A domain event as a consumer sees it."""
+
+    bus_event_id: str
+    source: str
+    detail_type: str
+    metadata: EventMetadata
+    data: E
+    message_id: str
+    receive_count: int
+
+
+def parse_record(record: SQSRecord, accepts: Iterable[type[DomainEvent]]) -> ReceivedEvent[Any]:
+    bus_event = BusEvent.model_validate(json.loads(record.body))
+    models = {(m.source, m.detail_type): m for m in accepts}
+    model = models.get((bus_event.source, bus_event.detail_type))
+    if model is None:
+        raise UnexpectedEvent(f"{bus_event.source}/{bus_event.detail_type} is not consumed here")
+    envelope = EventEnvelope[model].model_validate(bus_event.detail)  # type: ignore[valid-type]
+    attributes = record.raw_event.get("attributes") or {}
+    return ReceivedEvent[Any](
+        bus_event_id=bus_event.id, source=bus_event.source, detail_type=bus_event.detail_type,
+        metadata=envelope.metadata, data=envelope.data, message_id=record.message_id,
+        receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
+    )
+
+
+class EventConsumer:
+    """The body of an `on_<event>` handler: parse, dispatch, report partial failures."""
+
+    def __init__(self, logger: Logger, accepts: Iterable[type[DomainEvent]]) -> None:
+        self.logger = logger
+        self.accepts = tuple(accepts)
+        self.processor = BatchProcessor(event_type=EventType.SQS)
+
+    def __call__(self, event: dict[str, Any], context: Any,
+                 on_event: Callable[[ReceivedEvent[Any]], None]) -> dict[str, Any]:
+        def handle_record(record: SQSRecord) -> None:
+            received = parse_record(record, self.accepts)
+            self.logger.set_correlation_id(received.metadata.correlation_id)
+            self.logger.append_keys(event_id=received.metadata.id, detail_type=received.detail_type)
+            try:
+                on_event(received)
+            finally:
+                self.logger.remove_keys(["event_id", "detail_type"])
+
+        return process_partial_response(event=event, record_handler=handle_record,
+                                        processor=self.processor, context=context)
