@@ -1,0 +1,28 @@
+"""The eCRM platform stack: the foundation, then one construct per engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.constructs.foundation import Foundation
+from infra.engines.platform import PlatformEngine
+from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
+
+
+class PlatformStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings,
+                 layer_python_version: str = LAMBDA_PYTHON_VERSION, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.foundation = Foundation(self, "Foundation", settings=settings,
+                                     layer_python_version=layer_python_version)
+        self.platform = PlatformEngine(self, "Platform", foundation=self.foundation)
+
+        f = self.foundation
+        CfnOutput(self, "ApiUrl", value=f.api.url, description="Base URL of the REST API")
+        CfnOutput(self, "EventBusName", value=f.bus.event_bus_name)
+        CfnOutput(self, "UserPoolId", value=f.user_pool.user_pool_id)
+        CfnOutput(self, "StaffClientId", value=f.staff_client.user_pool_client_id)
+        CfnOutput(self, "CustomerClientId", value=f.customer_client.user_pool_client_id)
