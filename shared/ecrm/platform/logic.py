@@ -11,7 +11,7 @@ from ecrm.platform.models import PingRecord, PingRequest, PingRequested
 
 def request_ping(body: PingRequest, principal: Principal, now: datetime) -> PingRequested:
     return PingRequested(ping_id=new_id("png_"), message=body.message,
-                         requested_by=principal.username or principal.subject, requested_at=now)
+                         requested_by=principal.email or principal.username or principal.subject, requested_at=now)
 
 
 def receive_ping(event: PingRequested, now: datetime) -> PingRecord:

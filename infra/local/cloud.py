@@ -1,0 +1,196 @@
+"""`LocalCloud`: the whole platform on 127.0.0.1, built from the synthesized template.
+
+Start-up: a moto server (Step Functions really executing ASL, Lambda invokes routed to our
+workers), the CDK app synthesized (bundling skipped: the code runs from the checkout), every
+resource provisioned, then pollers, the scheduler and the API front started. A state file under
+`.local-cloud/` lets other commands (`ecrm local token`) find the running cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from infra.local.gateway import LocalGateway, TokenVerifier
+from infra.local.pollers import QueuePoller
+from infra.local.provision import Provisioned, Provisioner
+from infra.local.runtime import FunctionRuntime, InvocationError
+from infra.local.scheduler import LocalScheduler
+from infra.local.template import ACCOUNT_ID, REGION, Template
+from infra.settings import REPO_ROOT
+
+STATE_DIR = REPO_ROOT / ".local-cloud"
+STATE_FILE = STATE_DIR / "state.json"
+STACK_NAME = "EcrmPlatform"
+
+
+@dataclass(frozen=True)
+class CloudState:
+    """How to reach a running local cloud (written to `.local-cloud/state.json`)."""
+
+    api_url: str
+    endpoint_url: str
+    region: str
+    user_pool_id: str
+    staff_client_id: str
+    customer_client_id: str
+    event_bus_name: str
+
+    def save(self, path: Path = STATE_FILE) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.__dict__, indent=2))
+
+    @classmethod
+    def load(cls, path: Path = STATE_FILE) -> CloudState:
+        return cls(**json.loads(path.read_text()))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def synthesize(outdir: Path) -> Path:
+    """The CDK app's template, without bundling (the local cloud runs the checkout's code)."""
+    from infra.app import synth  # noqa: PLC0415 - jsii start-up only when a cloud is built
+
+    shutil.rmtree(outdir, ignore_errors=True)
+    synth(str(outdir), {"aws:cdk:bundling-stacks": []})
+    return outdir / f"{STACK_NAME}.template.json"
+
+
+class LocalCloud:
+    def __init__(self, *, api_port: int = 0, moto_port: int = 0, template_path: Path | None = None,
+                 state_dir: Path = STATE_DIR, retry_delay: int = 1,
+                 echo: Callable[[str, str], None] | None = None) -> None:
+        self.api_port = api_port
+        self.moto_port = moto_port or free_port()
+        self.template_path = template_path
+        self.state_dir = state_dir
+        self.retry_delay = retry_delay
+        self.echo = echo
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self.pollers: list[QueuePoller] = []
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION,  # type: ignore[call-overload]
+                            aws_access_key_id="local", aws_secret_access_key="local",  # noqa: S106
+                            config=Config(retries={"max_attempts": 2, "mode": "standard"}))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> LocalCloud:
+        self._start_moto()
+        template_path = self.template_path or synthesize(self.state_dir / "cdk.out")
+        self.template = Template.load(template_path, STACK_NAME)
+        self.runtime = FunctionRuntime(self.endpoint_url, REGION, self.state_dir / "logs", echo=self.echo)
+        self.provisioned: Provisioned = Provisioner(self.template, self.client, self.runtime).run()
+        _route_lambda_invokes(self.runtime)
+        sqs = self.client("sqs")
+        for mapping in self.provisioned.event_source_mappings:
+            if mapping["enabled"]:
+                self.pollers.append(QueuePoller(mapping, sqs=sqs, runtime=self.runtime, region=REGION,
+                                                retry_delay=self.retry_delay, on_error=self._record_error))
+        self.scheduler = LocalScheduler(self.provisioned.schedules, runtime=self.runtime,
+                                        stepfunctions=self.client("stepfunctions"), account=ACCOUNT_ID,
+                                        region=REGION, on_error=self._record_error)
+        self.gateway = LocalGateway(self.template, self.provisioned.physical, self.runtime,
+                                    TokenVerifier(self.endpoint_url, REGION), account=ACCOUNT_ID,
+                                    port=self.api_port)
+        for poller in self.pollers:
+            poller.start()
+        self.scheduler.start()
+        self.gateway.start()
+        self.state = self._state()
+        self.state.save(self.state_dir / "state.json")
+        return self
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        if hasattr(self, "scheduler"):
+            self.scheduler.stop()
+        if hasattr(self, "gateway"):
+            self.gateway.stop()
+        if hasattr(self, "runtime"):
+            self.runtime.stop()
+        if hasattr(self, "_moto"):
+            self._moto.stop()
+        (self.state_dir / "state.json").unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- lookups --------------------------------------------------------------------------------
+    def physical_id(self, resource_type: str, logical_prefix: str = "") -> Any:
+        """The physical id of the one `resource_type` whose logical id starts with `logical_prefix`."""
+        found = [self.provisioned.physical[k] for k in self.logical_ids(resource_type) if k.startswith(logical_prefix)]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} {resource_type} match {logical_prefix!r}")
+        return found[0]
+
+    def logical_ids(self, resource_type: str) -> list[str]:
+        return [k for k, t in self.provisioned.types.items() if t == resource_type]
+
+    def _state(self) -> CloudState:
+        pools = self.logical_ids("AWS::Cognito::UserPool")
+        clients = {self.template.resources[c].properties.get("ClientName", ""): self.provisioned.physical[c]
+                   for c in self.logical_ids("AWS::Cognito::UserPoolClient")}
+        buses = self.logical_ids("AWS::Events::EventBus")
+        return CloudState(
+            api_url=self.gateway.url, endpoint_url=self.endpoint_url, region=REGION,
+            user_pool_id=str(self.provisioned.physical[pools[0]]),
+            staff_client_id=next(v for k, v in clients.items() if k.endswith("-staff")),
+            customer_client_id=next(v for k, v in clients.items() if k.endswith("-customers")),
+            event_bus_name=str(self.provisioned.physical[buses[0]]))
+
+    def _record_error(self, where: str, exc: Exception) -> None:
+        with self._lock:
+            self.errors.append(f"{where}: {exc}")
+        if self.echo:
+            self.echo(where, f"error: {exc}")
+
+    def _start_moto(self) -> None:
+        from moto.core.config import default_user_config  # noqa: PLC0415
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+        # Step Functions' Lambda tasks call back into the server on MOTO_PORT.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        os.environ["MOTO_PORT"] = str(self.moto_port)
+        default_user_config["stepfunctions"]["execute_state_machine"] = True
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self._moto.start()
+
+
+def _route_lambda_invokes(runtime: FunctionRuntime) -> None:
+    """Send moto's Lambda invocations (direct and from Step Functions) to our workers, not Docker."""
+    from moto.awslambda.models import LambdaFunction  # noqa: PLC0415
+
+    def invoke_locally(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        payload = json.loads(event) if isinstance(event, str | bytes) and event else event
+        try:
+            return json.dumps(runtime.invoke(self.function_name, payload)), False, ""
+        except InvocationError as exc:
+            error = {k: v for k, v in exc.error.items() if k in {"errorType", "errorMessage", "stackTrace"}}
+            return json.dumps(error), True, ""
+
+    LambdaFunction._invoke_lambda = invoke_locally

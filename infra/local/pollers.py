@@ -1,0 +1,103 @@
+"""SQS event source mappings, run locally: receive a batch, invoke the handler, settle the batch.
+
+As the Lambda service does: a batch that fails as a whole stays in the queue; with
+`ReportBatchItemFailures` only the records named in `batchItemFailures` stay, the rest are deleted.
+A record left in the queue is received again until the queue's `maxReceiveCount`, after which SQS
+(moto) moves it to the dead-letter queue. One deliberate difference: a failed record becomes
+visible again after `retry_delay` seconds instead of the queue's visibility timeout, so that
+retries and dead-lettering take seconds locally, not minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from infra.local.runtime import FunctionRuntime, InvocationError
+
+
+class QueuePoller:
+    def __init__(self, mapping: dict[str, Any], *, sqs: Any, runtime: FunctionRuntime, region: str,
+                 retry_delay: int = 1, on_error: Callable[[str, Exception], None] | None = None) -> None:
+        self.mapping = mapping
+        self.sqs = sqs
+        self.runtime = runtime
+        self.region = region
+        self.retry_delay = retry_delay
+        self.on_error = on_error
+        self.queue_arn = mapping["source_arn"]
+        queue_name = self.queue_arn.rsplit(":", 1)[1]
+        self.queue_url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+        self.function = mapping["function"]
+        self.batches = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"poll-{queue_name}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once(wait_seconds=1)
+            except Exception as exc:  # keep polling: the local cloud must survive a bad batch
+                if self.on_error:
+                    self.on_error(self.function, exc)
+                self._stop.wait(1)
+
+    def poll_once(self, wait_seconds: int = 0) -> int:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, self.mapping["batch_size"]),
+            WaitTimeSeconds=wait_seconds, AttributeNames=["All"], MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        self.batches += 1
+        event = {"Records": [self._record(m) for m in messages]}
+        failed_ids: set[str]
+        try:
+            response = self.runtime.invoke(self.function, event)
+            failed_ids = self._failed_ids(response, messages)
+        except InvocationError as exc:
+            failed_ids = {m["MessageId"] for m in messages}
+            if self.on_error:
+                self.on_error(self.function, exc)
+        done = [m for m in messages if m["MessageId"] not in failed_ids]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+        for message in messages:
+            if message["MessageId"] in failed_ids:
+                self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                                   VisibilityTimeout=self.retry_delay)
+        return len(messages)
+
+    def _failed_ids(self, response: Any, messages: list[dict[str, Any]]) -> set[str]:
+        if not self.mapping["report_batch_item_failures"]:
+            return set()
+        failures = (response or {}).get("batchItemFailures", []) if isinstance(response, dict) else []
+        known = {m["MessageId"] for m in messages}
+        ids = {f.get("itemIdentifier") for f in failures}
+        if ids - known:  # Lambda treats an unknown or empty identifier as a failure of the whole batch
+            return known
+        return {i for i in ids if i}
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        body = message["Body"]
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": body,
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),  # noqa: S324
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.queue_arn,
+            "awsRegion": self.region,
+        }

@@ -1,0 +1,160 @@
+"""Running our Lambda handlers locally: one worker process per function, started on first use.
+
+Each worker gets the function's environment from the template (intrinsics resolved), pointed at
+the local cloud's endpoint; nothing of this process's environment leaks in. Invocations of one
+function are serialized (one warm sandbox per function, like a reserved concurrency of one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from infra.settings import REPO_ROOT
+
+WORKER = Path(__file__).with_name("worker.py")
+LAYER_DIR = REPO_ROOT / "shared"
+
+
+@dataclass
+class LocalFunction:
+    logical_id: str
+    name: str
+    arn: str
+    code_dir: Path
+    module: str
+    environment: dict[str, str]
+    timeout_s: int = 30
+    memory_mb: int = 128
+
+
+class InvocationError(Exception):
+    def __init__(self, function: str, error: dict[str, Any]) -> None:
+        super().__init__(f"{function}: {error.get('errorType')}: {error.get('errorMessage')}")
+        self.function = function
+        self.error = error
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen[str]
+    responses: IO[str]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FunctionRuntime:
+    def __init__(self, endpoint_url: str, region: str, log_dir: Path,
+                 echo: Callable[[str, str], None] | None = None) -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.log_dir = log_dir
+        self.echo = echo
+        self.functions: dict[str, LocalFunction] = {}
+        self._workers: dict[str, _Worker] = {}
+        self._start_lock = threading.Lock()
+        self.invocations: dict[str, int] = {}
+
+    def register(self, function: LocalFunction) -> None:
+        self.functions[function.name] = function
+
+    def by_logical_id(self, logical_id: str) -> LocalFunction:
+        return next(f for f in self.functions.values() if f.logical_id == logical_id)
+
+    def sandbox_environment(self, function: LocalFunction) -> dict[str, str]:
+        """Exactly what the function sees: its configured variables plus the runtime's own."""
+        return {
+            **function.environment,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python_local",
+            "ECRM_LOCAL_FUNCTION_ARN": function.arn,
+            "ECRM_LOCAL_TIMEOUT_MS": str(function.timeout_s * 1000),
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": "UTC",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def invoke(self, name: str, event: Any) -> Any:
+        """Run the handler; raise `InvocationError` with Lambda's error shape if it fails."""
+        function = self.functions[name]
+        worker = self._worker(function)
+        request = json.dumps({"event": event, "request_id": str(uuid.uuid4())}, default=str)
+        with worker.lock:
+            self.invocations[name] = self.invocations.get(name, 0) + 1
+            assert worker.process.stdin is not None
+            try:
+                worker.process.stdin.write(request + "\n")
+                worker.process.stdin.flush()
+                ready, _, _ = select.select([worker.responses], [], [], function.timeout_s + 5)
+                line = worker.responses.readline() if ready else None
+            except (BrokenPipeError, OSError):
+                line = ""
+            if line is None:
+                worker.process.kill()
+                self._workers.pop(name, None)
+                raise InvocationError(name, {"errorType": "Sandbox.Timedout",
+                                             "errorMessage": f"Task timed out after {function.timeout_s} seconds"})
+            if not line:
+                self._workers.pop(name, None)
+                raise InvocationError(name, {"errorType": "Runtime.ExitError",
+                                             "errorMessage": "the function's sandbox exited"})
+        reply = json.loads(line)
+        if "error" in reply:
+            raise InvocationError(name, reply["error"])
+        return reply["result"]
+
+    def _worker(self, function: LocalFunction) -> _Worker:
+        with self._start_lock:
+            worker = self._workers.get(function.name)
+            if worker is not None and worker.process.poll() is None:
+                return worker
+            read_fd, write_fd = os.pipe()
+            env = self.sandbox_environment(function)
+            env["ECRM_LOCAL_RESPONSE_FD"] = str(write_fd)
+            process = subprocess.Popen(
+                [sys.executable, str(WORKER), str(function.code_dir), str(LAYER_DIR), function.module],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env=env, pass_fds=(write_fd,), cwd=function.code_dir)
+            os.close(write_fd)
+            worker = _Worker(process, os.fdopen(read_fd, "r"))
+            self._workers[function.name] = worker
+            threading.Thread(target=self._drain_logs, args=(function, process), daemon=True,
+                             name=f"logs-{function.name}").start()
+            return worker
+
+    def _drain_logs(self, function: LocalFunction, process: subprocess.Popen[str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        assert process.stdout is not None
+        with (self.log_dir / f"{function.logical_id}.log").open("a") as sink:
+            for line in process.stdout:
+                sink.write(line)
+                sink.flush()
+                if self.echo:
+                    self.echo(function.logical_id, line.rstrip("\n"))
+
+    def stop(self) -> None:
+        with self._start_lock:
+            for worker in self._workers.values():
+                if worker.process.stdin:
+                    worker.process.stdin.close()
+                try:
+                    worker.process.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    worker.process.kill()
+            self._workers.clear()

@@ -1,0 +1,73 @@
+"""One Lambda function's execution environment, as a child process of the local cloud.
+
+Started with exactly the function's configured environment (plus what the Lambda runtime itself
+sets). Reads one JSON request per line on stdin, answers one JSON line on the response pipe; the
+handler's own stdout/stderr (its logs) go to the parent, which files them per function.
+
+Run as a script (`python worker.py CODE_DIR LAYER_DIR MODULE`), not as `infra.local.worker`, so the
+environment holds only what a Lambda sandbox holds: the function's code, then the layer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+import uuid
+from typing import Any
+
+
+class LocalContext:
+    """The subset of the Lambda context object that handlers and Powertools use."""
+
+    def __init__(self, request_id: str, timeout_ms: int) -> None:
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local")
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
+        self.invoked_function_arn = os.environ.get("ECRM_LOCAL_FUNCTION_ARN", "")
+        self.aws_request_id = request_id
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def main() -> None:
+    code_dir, layer_dir, module_name = sys.argv[1:4]
+    sys.path[:0] = [code_dir, layer_dir]
+    responses = os.fdopen(int(os.environ.pop("ECRM_LOCAL_RESPONSE_FD")), "w", buffering=1)
+    timeout_ms = int(os.environ.get("ECRM_LOCAL_TIMEOUT_MS", "30000"))
+    try:
+        handler = importlib.import_module(module_name).handler
+        init_error = None
+    except Exception as exc:  # an init failure is reported on every invoke, as Lambda does
+        handler, init_error = None, _error(exc)
+    for line in sys.stdin:
+        request = json.loads(line)
+        if init_error is not None:
+            responses.write(json.dumps({"error": init_error}) + "\n")
+            continue
+        context = LocalContext(request.get("request_id") or str(uuid.uuid4()), timeout_ms)
+        try:
+            result = handler(request["event"], context)
+            reply: dict[str, Any] = {"result": result}
+            json.dumps(reply)
+        except Exception as exc:
+            reply = {"error": _error(exc)}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        responses.write(json.dumps(reply, default=str) + "\n")
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {"errorType": type(exc).__name__, "errorMessage": str(exc),
+            "stackTrace": traceback.format_exception(exc)}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The `ecrm` command: the operator's tool.
+
+    ecrm local up            run the platform on the embedded local cloud until Ctrl-C
+    ecrm local token         print an ID token for the local API (staff group or customer)
+    ecrm demo [--once]       bring everything up and run the scripted tour
+    ecrm schemas generate    write events/schemas from the event models (`check` verifies them)
+    ecrm redrive QUEUE       move a dead-letter queue's records back to their source queue
+
+Operator tooling (click, rich, moto, the CDK app) is imported lazily: this module ships in the
+common layer but no Lambda function imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+
+@click.group()
+@click.version_option(package_name="ecrm")
+def main() -> None:
+    """eCRM platform: local cloud, demo, schemas, operations."""
+
+
+@main.group()
+def local() -> None:
+    """The embedded local cloud (moto on 127.0.0.1, no AWS account, no Docker)."""
+
+
+@local.command("up")
+@click.option("--port", default=4510, show_default=True, help="Port of the local REST API (0 for any free port).")
+@click.option("--verbose", is_flag=True, help="Echo every function's log lines.")
+def local_up(port: int, verbose: bool) -> None:
+    """Run the platform locally and serve until stopped."""
+    from ecrm.local_ops import run_until_interrupted, start_cloud  # noqa: PLC0415
+
+    cloud = start_cloud(api_port=port, verbose=verbose)
+    run_until_interrupted(cloud)
+
+
+@local.command("token")
+@click.option("--group", type=click.Choice(["admin", "marketer", "analyst", "agent"]), help="A staff user in this group.")
+@click.option("--customer", "customer_id", help="A customer user bound to this customer id.")
+@click.option("--email", help="The user's email (default derived from the group or customer).")
+def local_token(group: str | None, customer_id: str | None, email: str | None) -> None:
+    """Print an ID token for the running local cloud's API."""
+    from ecrm.local_ops import issue_token  # noqa: PLC0415
+
+    if bool(group) == bool(customer_id):
+        raise click.UsageError("give exactly one of --group or --customer")
+    try:
+        click.echo(issue_token(group=group, customer_id=customer_id, email=email))
+    except FileNotFoundError:
+        raise click.ClickException("no local cloud is running here: start one with `ecrm local up`") from None
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run the scripted tour and exit (non-zero if any step fails).")
+@click.option("--port", default=4510, show_default=True, help="Port of the local REST API (0 for any free port).")
+def demo(once: bool, port: int) -> None:
+    """Bring the platform up locally, print how to call it, run the tour."""
+    from ecrm.demo import run_demo  # noqa: PLC0415
+
+    sys.exit(run_demo(once=once, api_port=port))
+
+
+@main.group()
+def schemas() -> None:
+    """JSON Schemas of the domain events (events/schemas)."""
+
+
+@schemas.command("generate")
+def schemas_generate() -> None:
+    """Write events/schemas from the pydantic event models."""
+    from ecrm.schemas import write_schemas  # noqa: PLC0415
+
+    for path in write_schemas():
+        click.echo(f"wrote {path}")
+
+
+@schemas.command("check")
+def schemas_check() -> None:
+    """Fail if events/schemas is stale."""
+    from ecrm.schemas import stale_schemas  # noqa: PLC0415
+
+    stale = stale_schemas()
+    if stale:
+        raise click.ClickException("stale event schemas (run `make schemas`): " + ", ".join(stale))
+    click.echo("event schemas are up to date")
+
+
+@main.command()
+@click.argument("queue")
+@click.option("--endpoint-url", help="AWS endpoint (default: the running local cloud, else AWS).")
+@click.option("--max-messages", default=0, help="Stop after this many (0: all).")
+def redrive(queue: str, endpoint_url: str | None, max_messages: int) -> None:
+    """Move QUEUE's dead letters back to the queue that feeds it (QUEUE may be the DLQ or its source)."""
+    from ecrm.local_ops import redrive_dead_letters  # noqa: PLC0415
+
+    started = time.monotonic()
+    moved = redrive_dead_letters(queue, endpoint_url=endpoint_url, max_messages=max_messages,
+                                 progress=lambda n: click.echo(f"\rmoved {n}", nl=False))
+    click.echo(f"\nmoved {moved} record(s) in {time.monotonic() - started:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
