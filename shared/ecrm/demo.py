@@ -1,0 +1,194 @@
+"""`ecrm demo`: the platform on the local cloud, and the scripted tour of what it does.
+
+Each engine adds its steps to the tour as it lands. A step is a function that gets the running
+cloud's `TourContext` and raises `AssertionError` with a readable reason when something is wrong;
+`ecrm demo --once` exits non-zero if any step failed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ecrm.local_ops import issue_token, print_banner, run_until_interrupted, start_cloud
+
+
+@dataclass
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class TourContext:
+    cloud: Any
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        return str(self.cloud.state.api_url)
+
+    def token(self, *, group: str | None = None, customer_id: str | None = None) -> str:
+        key = f"group:{group}" if group else f"customer:{customer_id}"
+        if key not in self.tokens:
+            self.tokens[key] = issue_token(group=group, customer_id=customer_id, state=self.cloud.state)
+        return self.tokens[key]
+
+    def call(self, method: str, path: str, *, token: str | None = None, body: Any = None) -> HttpResult:
+        return http(method, self.api + path, token=token, body=body)
+
+
+def http(method: str, url: str, *, token: str | None = None, body: Any = None, timeout: float = 30) -> HttpResult:
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - 127.0.0.1 only
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", token)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            status, headers, raw = response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        status, headers, raw = error.code, dict(error.headers), error.read()
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = raw.decode(errors="replace")
+    return HttpResult(status, headers, parsed)
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 20, interval: float = 0.25, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or condition.__name__}")
+        time.sleep(interval)
+
+
+def expect(result: HttpResult, status: int, what: str) -> HttpResult:
+    if result.status != status:
+        raise AssertionError(f"{what}: expected HTTP {status}, got {result.status}: {result.body}")
+    return result
+
+
+Step = Callable[[TourContext], str]
+TOUR: list[tuple[str, Step]] = []
+
+
+def tour_step(title: str) -> Callable[[Step], Step]:
+    def register(step: Step) -> Step:
+        TOUR.append((title, step))
+        return step
+
+    return register
+
+
+# -- the platform slice -------------------------------------------------------------------------
+@tour_step("public health check")
+def _health(ctx: TourContext) -> str:
+    body = expect(ctx.call("GET", "/health"), 200, "GET /health").body
+    return f"GET /health -> 200 {body['status']} (version {body['version']})"
+
+
+@tour_step("the API refuses callers without the right token")
+def _auth(ctx: TourContext) -> str:
+    anonymous = expect(ctx.call("GET", "/whoami"), 401, "GET /whoami without a token")
+    customer = expect(ctx.call("GET", "/whoami", token=ctx.token(customer_id="cus_demo_0001")), 403,
+                      "GET /whoami as a customer")
+    staff = expect(ctx.call("GET", "/whoami", token=ctx.token(group="marketer")), 200, "GET /whoami as staff")
+    if staff.body["groups"] != ["marketer"]:
+        raise AssertionError(f"whoami groups: {staff.body['groups']}")
+    return (f"no token -> {anonymous.status} {anonymous.body['title']}; customer -> {customer.status} "
+            f"{customer.body['title']}; marketer -> 200 {staff.body['email']}")
+
+
+@tour_step("bad input is a 4xx problem naming the field")
+def _bad_input(ctx: TourContext) -> str:
+    result = expect(ctx.call("POST", "/pings", token=ctx.token(group="marketer"), body={"message": 42}), 422,
+                    "POST /pings with a number as message")
+    if "message" not in result.body["detail"] or "problem+json" not in result.headers.get("Content-Type", ""):
+        raise AssertionError(f"problem does not name the field: {result.body}")
+    return f"POST /pings {{message: 42}} -> 422 {result.body['detail']}"
+
+
+@tour_step("an event travels API -> EventBridge -> SQS -> Lambda -> DynamoDB")
+def _ping(ctx: TourContext) -> str:
+    token = ctx.token(group="marketer")
+    accepted = expect(ctx.call("POST", "/pings", token=token, body={"message": "hello, eCRM"}), 202, "POST /pings")
+    ping_id = accepted.body["ping_id"]
+    record = wait_for(lambda: (r := ctx.call("GET", f"/pings/{ping_id}", token=token)).status == 200 and r.body,
+                      what=f"ping {ping_id} to arrive")
+    return f"ping {ping_id} recorded after {record['round_trip_ms']} ms"
+
+
+@tour_step("a poison event is retried, then parked in the dead-letter queue")
+def _poison(ctx: TourContext) -> str:
+    cloud = ctx.cloud
+    events = cloud.client("events")
+    poison = {"metadata": {"id": "evt_poison", "version": "1", "correlation_id": "cor_demo",
+                           "occurred_at": "2026-01-01T00:00:00Z"}, "data": {"message": "no ping_id here"}}
+    events.put_events(Entries=[{"EventBusName": cloud.state.event_bus_name, "Source": "ecrm.platform",
+                                "DetailType": "PingRequested", "Detail": json.dumps(poison)}])
+    sqs = cloud.client("sqs")
+    dlq_url = cloud.physical_id("AWS::SQS::Queue", "PlatformPingConsumerDeadLetterQueue")
+
+    def parked() -> list[dict[str, Any]]:
+        got = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"])
+        return [m for m in got.get("Messages", []) if "evt_poison" in m["Body"]]
+
+    messages = wait_for(parked, timeout=40, interval=1, what="the poison record in the DLQ")
+    receives = messages[0]["Attributes"]["ApproximateReceiveCount"]
+    for message in messages:
+        sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+    return f"poison record received {receives} times, then moved to the DLQ (and cleared)"
+
+
+@tour_step("the self-check state machine runs on Step Functions")
+def _selfcheck(ctx: TourContext) -> str:
+    sfn = ctx.cloud.client("stepfunctions")
+    arn = ctx.cloud.physical_id("AWS::StepFunctions::StateMachine", "PlatformSelfCheck")
+    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    described = wait_for(lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
+                         timeout=60, what="the self-check execution")
+    if described["status"] != "SUCCEEDED":
+        raise AssertionError(f"self-check {described['status']}: {described.get('cause')}")
+    output = json.loads(described["output"])
+    return f"execution SUCCEEDED, round trip {output['round_trip_ms']} ms"
+
+
+def run_tour(ctx: TourContext, echo: Callable[[str], None] = print) -> int:
+    failures = 0
+    for number, (title, step) in enumerate(TOUR, start=1):
+        started = time.monotonic()
+        try:
+            outcome = step(ctx)
+            echo(f"  [ok]   {number}. {title}: {outcome} ({time.monotonic() - started:.1f}s)")
+        except Exception as exc:
+            failures += 1
+            echo(f"  [FAIL] {number}. {title}: {exc}")
+    echo(f"tour: {len(TOUR) - failures} passed, {failures} failed")
+    return failures
+
+
+def run_demo(*, once: bool, api_port: int = 0) -> int:
+    cloud = start_cloud(api_port=api_port)
+    ctx = TourContext(cloud)
+    if not once:
+        print(f"A marketer's token (valid 1 hour):\n{ctx.token(group='marketer')}\n", flush=True)
+        run_until_interrupted(cloud)
+        return 0
+    try:
+        print_banner(cloud)
+        print("The tour:", flush=True)
+        failures = run_tour(ctx)
+    finally:
+        cloud.stop()
+    return 1 if failures else 0
