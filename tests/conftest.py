@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-
 from ecrm.core.clock import FixedClock
 
 for _name, _value in {

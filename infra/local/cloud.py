@@ -30,7 +30,7 @@ from infra.local.scheduler import LocalScheduler
 from infra.local.template import ACCOUNT_ID, REGION, Template
 from infra.settings import REPO_ROOT
 
-STATE_DIR = REPO_ROOT / ".local-cloud"
+STATE_DIR = Path(os.environ.get("ECRM_LOCAL_STATE_DIR") or REPO_ROOT / ".local-cloud")
 STATE_FILE = STATE_DIR / "state.json"
 STACK_NAME = "EcrmPlatform"
 
@@ -47,12 +47,14 @@ class CloudState:
     customer_client_id: str
     event_bus_name: str
 
-    def save(self, path: Path = STATE_FILE) -> None:
+    def save(self, path: Path | None = None) -> None:
+        path = path or STATE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.__dict__, indent=2))
 
     @classmethod
-    def load(cls, path: Path = STATE_FILE) -> CloudState:
+    def load(cls, path: Path | None = None) -> CloudState:
+        path = path or STATE_FILE
         return cls(**json.loads(path.read_text()))
 
 
@@ -100,7 +102,9 @@ class LocalCloud:
         template_path = self.template_path or synthesize(self.state_dir / "cdk.out")
         self.template = Template.load(template_path, STACK_NAME)
         self.runtime = FunctionRuntime(self.endpoint_url, REGION, self.state_dir / "logs", echo=self.echo)
-        self.provisioned: Provisioned = Provisioner(self.template, self.client, self.runtime).run()
+        provisioner = Provisioner(self.template, self.client, self.runtime)
+        self.provisioned: Provisioned = provisioner.run()
+        self.resolver = provisioner.resolver
         _route_lambda_invokes(self.runtime)
         sqs = self.client("sqs")
         for mapping in self.provisioned.event_source_mappings:

@@ -86,7 +86,8 @@ class LocalScheduler:
             payload = json.loads(target["Input"]) if "Input" in target else event
             arn = target["Arn"]
             if ":states:" in arn:
-                execution = self.sfn.start_execution(stateMachineArn=arn, input=json.dumps(payload))
+                execution = self.sfn.start_execution(stateMachineArn=arn, name=f"{name[:40]}-{uuid.uuid4()}",
+                                                     input=json.dumps(payload))
                 started.append(execution["executionArn"])
             elif ":lambda:" in arn:
                 function = arn.rsplit(":", 1)[1] if arn.count(":") == 6 else arn.split(":")[6]

@@ -11,6 +11,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,7 +156,7 @@ def _poison(ctx: TourContext) -> str:
 def _selfcheck(ctx: TourContext) -> str:
     sfn = ctx.cloud.client("stepfunctions")
     arn = ctx.cloud.physical_id("AWS::StepFunctions::StateMachine", "PlatformSelfCheck")
-    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, name=f"demo-{uuid.uuid4()}", input="{}")["executionArn"]
     described = wait_for(lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
                          timeout=60, what="the self-check execution")
     if described["status"] != "SUCCEEDED":

@@ -24,8 +24,13 @@ PING_PATTERN = {"source": ["ecrm.platform"], "detail-type": ["PingRequested"]}
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EVENTS", "AWS_ENDPOINT_URL_SQS",
-                 "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_EVENTS",
+        "AWS_ENDPOINT_URL_SQS",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_PROFILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
@@ -55,26 +60,21 @@ class PingRoute:
 def ping_route(events_client: Any, sqs_client: Any) -> PingRoute:
     queue_url = sqs_client.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
     queue_arn = sqs_client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
+        "Attributes"
+    ]["QueueArn"]
     events_client.create_event_bus(Name=BUS_NAME)
-    events_client.put_rule(Name="platform-ping-requested", EventBusName=BUS_NAME,
-                           EventPattern=json.dumps(PING_PATTERN), State="ENABLED")
-    events_client.put_targets(Rule="platform-ping-requested", EventBusName=BUS_NAME,
-                              Targets=[{"Id": "platform-queue", "Arn": queue_arn}])
+    events_client.put_rule(
+        Name="platform-ping-requested",
+        EventBusName=BUS_NAME,
+        EventPattern=json.dumps(PING_PATTERN),
+        State="ENABLED",
+    )
+    events_client.put_targets(
+        Rule="platform-ping-requested",
+        EventBusName=BUS_NAME,
+        Targets=[{"Id": "platform-queue", "Arn": queue_arn}],
+    )
     return PingRoute(BUS_NAME, queue_url, queue_arn)
-
-
-def drain(sqs_client: Any, queue_url: str, *, expected: int) -> list[dict[str, Any]]:
-    """Every message in the queue (moto delivers synchronously, so no long polling is needed)."""
-    messages: list[dict[str, Any]] = []
-    while True:
-        batch = sqs_client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                           AttributeNames=["All"]).get("Messages", [])
-        if not batch:
-            return messages
-        messages.extend(batch)
-        if len(messages) > expected:
-            return messages
 
 
 @pytest.fixture
@@ -83,8 +83,10 @@ def platform_table(aws: None) -> Any:
     table = dynamodb.create_table(
         TableName=TABLE_NAME,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     table.wait_until_exists()

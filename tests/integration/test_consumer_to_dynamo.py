@@ -8,8 +8,9 @@ from ecrm.core.clock import SystemClock
 from ecrm.core.publisher import EventPublisher
 from ecrm.platform.models import PingRequested
 from ecrm.platform.store import DynamoPingStore
+
 from functions.platform import on_ping_requested
-from tests.integration.conftest import drain
+from tests.integration.queues import drain
 from tests.samples import sqs_batch
 
 CORRELATION_ID = "cor_01JD3Z6Q5N8V4W7X2Y9A0B1C2E"
@@ -25,16 +26,21 @@ def _lambda_event(messages: list[dict]) -> dict:
     return event
 
 
-def test_a_published_ping_ends_up_in_the_table(ping_route, events_client, sqs_client, platform_table,
-                                               lambda_context):
+def test_a_published_ping_ends_up_in_the_table(
+    ping_route, events_client, sqs_client, platform_table, lambda_context
+):
     # Given two pings published on the bus
     requested_at = datetime.now(UTC)
-    pings = [PingRequested(ping_id=f"png_{n:026d}", message=f"ping {n}", requested_by="selfcheck",
-                           requested_at=requested_at) for n in range(2)]
+    pings = [
+        PingRequested(
+            ping_id=f"png_{n:026d}", message=f"ping {n}", requested_by="selfcheck", requested_at=requested_at
+        )
+        for n in range(2)
+    ]
     EventPublisher(ping_route.bus_name, events_client).publish_all(pings, correlation_id=CORRELATION_ID)
 
     # When the queue's messages are handed to the consumer, as Lambda would
-    messages = drain(sqs_client, ping_route.queue_url, expected=2)
+    messages = drain(sqs_client, ping_route.queue_url)
     deps = on_ping_requested.Deps(store=DynamoPingStore(platform_table), clock=SystemClock())
     response = on_ping_requested.handler(_lambda_event(messages), lambda_context, deps)
 
@@ -47,13 +53,18 @@ def test_a_published_ping_ends_up_in_the_table(ping_route, events_client, sqs_cl
         assert int(item["round_trip_ms"]) >= 0
 
 
-def test_a_redelivered_batch_leaves_one_item_per_ping(ping_route, events_client, sqs_client, platform_table,
-                                                      lambda_context):
+def test_a_redelivered_batch_leaves_one_item_per_ping(
+    ping_route, events_client, sqs_client, platform_table, lambda_context
+):
     # Given a ping that was consumed once
-    ping = PingRequested(ping_id="png_01JD3Z6Q5N8V4W7X2Y9A0B1C2D", message="once", requested_by="selfcheck",
-                         requested_at=datetime.now(UTC))
+    ping = PingRequested(
+        ping_id="png_01JD3Z6Q5N8V4W7X2Y9A0B1C2D",
+        message="once",
+        requested_by="selfcheck",
+        requested_at=datetime.now(UTC),
+    )
     EventPublisher(ping_route.bus_name, events_client).publish_all([ping])
-    event = _lambda_event(drain(sqs_client, ping_route.queue_url, expected=1))
+    event = _lambda_event(drain(sqs_client, ping_route.queue_url))
     deps = on_ping_requested.Deps(store=DynamoPingStore(platform_table), clock=SystemClock())
     on_ping_requested.handler(event, lambda_context, deps)
     first = platform_table.get_item(Key={"pk": f"PING#{ping.ping_id}", "sk": "PING"})["Item"]

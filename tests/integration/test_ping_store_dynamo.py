@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
-
+from botocore.exceptions import ClientError
 from ecrm.platform.models import PingRecord
 from ecrm.platform.store import PING_TTL, DynamoPingStore
 
@@ -19,8 +20,14 @@ def store(platform_table) -> DynamoPingStore:
 
 
 def _record(ping_id: str = "png_01JD3Z6Q5N8V4W7X2Y9A0B1C2D", message: str = "hello") -> PingRecord:
-    return PingRecord(ping_id=ping_id, message=message, requested_by="marketer@example.com",
-                      requested_at=REQUESTED_AT, received_at=RECEIVED_AT, round_trip_ms=880)
+    return PingRecord(
+        ping_id=ping_id,
+        message=message,
+        requested_by="marketer@example.com",
+        requested_at=REQUESTED_AT,
+        received_at=RECEIVED_AT,
+        round_trip_ms=880,
+    )
 
 
 def test_a_saved_ping_reads_back_equal(store):
@@ -60,9 +67,6 @@ def test_a_missing_ping_is_none(store):
 
 def test_other_write_errors_are_not_swallowed(aws):
     # Given a store pointed at a table that does not exist
-    import boto3
-    from botocore.exceptions import ClientError
-
     store = DynamoPingStore(boto3.resource("dynamodb", region_name="us-east-1").Table("no-such-table"))
 
     # When / Then the error surfaces instead of reading as a redelivery

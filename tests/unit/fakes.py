@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ecrm.core.publisher import MAX_BYTES_PER_CALL, MAX_ENTRIES_PER_CALL
+
 from tests.samples import load_sample
 
 ERROR_MESSAGES = {
@@ -41,7 +42,7 @@ class FakeEventsClient:
         self.accepted: list[dict[str, Any]] = []
         self._event_ids = (f"eb-{n:06d}" for n in itertools.count())
 
-    def put_events(self, *, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3 casing
+    def put_events(self, *, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         if not 1 <= len(Entries) <= MAX_ENTRIES_PER_CALL:
             raise AssertionError(f"PutEvents takes 1 to 10 entries, got {len(Entries)}")
         if sum(entry_size(e) for e in Entries) > MAX_BYTES_PER_CALL:
@@ -71,6 +72,12 @@ class FakeEventsClient:
 def bus_event_from_entry(entry: Mapping[str, Any], event_id: str) -> dict[str, Any]:
     """The EventBridge event a rule would deliver for an accepted PutEvents entry."""
     event = load_sample("eventbridge/ping_requested.json")
-    event.update({"id": event_id, "source": entry["Source"], "detail-type": entry["DetailType"],
-                  "detail": json.loads(entry["Detail"])})
+    event.update(
+        {
+            "id": event_id,
+            "source": entry["Source"],
+            "detail-type": entry["DetailType"],
+            "detail": json.loads(entry["Detail"]),
+        }
+    )
     return event

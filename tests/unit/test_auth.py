@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ecrm.core.auth import (
     Principal,
     parse_groups,
@@ -13,6 +12,7 @@ from ecrm.core.auth import (
     require_staff,
 )
 from ecrm.core.errors import Forbidden, Unauthorized
+
 from tests.samples import load_sample
 
 

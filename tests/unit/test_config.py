@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ecrm.core.config import FunctionConfig, PublishingConfig, load_config
 from ecrm.core.errors import ConfigurationError
 
@@ -17,8 +16,13 @@ class SenderConfig(PublishingConfig):
 
 def test_values_are_read_from_upper_case_variables():
     # Given the environment of a deployed function
-    environ = {"EVENT_BUS_NAME": "ecrm", "SENDER_TABLE_NAME": "ecrm-sender", "BATCH_SIZE": "25",
-               "ECRM_STAGE": "prod", "PATH": "/usr/bin"}
+    environ = {
+        "EVENT_BUS_NAME": "ecrm",
+        "SENDER_TABLE_NAME": "ecrm-sender",
+        "BATCH_SIZE": "25",
+        "ECRM_STAGE": "prod",
+        "PATH": "/usr/bin",
+    }
 
     # When the config is loaded
     config = load_config(SenderConfig, environ)
@@ -55,8 +59,17 @@ def test_every_missing_variable_is_reported_at_once():
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("true", True), ("1", True), ("yes", True), ("on", True), ("TRUE", True),
-     ("false", False), ("0", False), ("no", False), ("off", False)],
+    [
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+        ("on", True),
+        ("TRUE", True),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+    ],
 )
 def test_boolean_variables_parse(raw, expected):
     # Given / When

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from ecrm.core.clock import FixedClock
 from ecrm.platform.store import InMemoryPingStore
+
 from functions.platform import on_ping_requested
 from tests.samples import load_sample, with_sqs_body
 

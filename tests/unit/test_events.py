@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import jsonschema
 import pytest
-
 from ecrm.core.events import (
     DomainEvent,
     EventEnvelope,
@@ -17,6 +16,7 @@ from ecrm.core.events import (
 )
 from ecrm.core.ids import is_id
 from ecrm.platform.models import PingRequested
+
 from tests.samples import load_sample
 
 REQUESTED_AT = datetime(2026, 11, 23, 10, 15, 30, 120000, tzinfo=UTC)
@@ -32,8 +32,12 @@ def restore_registry() -> Iterator[None]:
 
 
 def _ping() -> PingRequested:
-    return PingRequested(ping_id="png_01JD3Z6Q5N8V4W7X2Y9A0B1C2D", message="hello",
-                         requested_by="marketer@example.com", requested_at=REQUESTED_AT)
+    return PingRequested(
+        ping_id="png_01JD3Z6Q5N8V4W7X2Y9A0B1C2D",
+        message="hello",
+        requested_by="marketer@example.com",
+        requested_at=REQUESTED_AT,
+    )
 
 
 def test_defining_an_event_registers_it_by_source_and_detail_type():
@@ -101,9 +105,12 @@ def test_the_envelope_has_metadata_and_data():
     assert metadata["version"] == "1"
     assert metadata["correlation_id"] == "cor_01JD3Z6Q5N8V4W7X2Y9A0B1C2E"
     assert metadata["occurred_at"] == "2026-11-23T10:15:30.120000Z"
-    assert detail["data"] == {"ping_id": "png_01JD3Z6Q5N8V4W7X2Y9A0B1C2D", "message": "hello",
-                              "requested_by": "marketer@example.com",
-                              "requested_at": "2026-11-23T10:15:30.120000Z"}
+    assert detail["data"] == {
+        "ping_id": "png_01JD3Z6Q5N8V4W7X2Y9A0B1C2D",
+        "message": "hello",
+        "requested_by": "marketer@example.com",
+        "requested_at": "2026-11-23T10:15:30.120000Z",
+    }
 
 
 def test_an_envelope_without_correlation_id_gets_a_new_one():
@@ -131,8 +138,9 @@ def test_an_envelope_parses_back_into_the_event():
 def test_an_event_rejects_unknown_fields():
     # Given / When / Then the contract is closed
     with pytest.raises(ValueError, match="extra"):
-        PingRequested(ping_id="png_1", message="m", requested_by="u", requested_at=REQUESTED_AT,
-                      surprise=True)
+        PingRequested(
+            ping_id="png_1", message="m", requested_by="u", requested_at=REQUESTED_AT, surprise=True
+        )
 
 
 def test_the_schema_carries_the_bus_coordinates():

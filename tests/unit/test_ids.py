@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
+from ecrm.core.ids import is_id, new_id
 from hypothesis import given
 from hypothesis import strategies as st
-
-from ecrm.core.ids import is_id, new_id
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")

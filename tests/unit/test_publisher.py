@@ -7,9 +7,6 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from ecrm.core.publisher import (
     MAX_BYTES_PER_CALL,
     RETRYABLE_CODES,
@@ -17,6 +14,9 @@ from ecrm.core.publisher import (
     EventsNotPublished,
 )
 from ecrm.platform.models import PingRequested
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.unit.fakes import FakeEventsClient, entry_size
 
 REQUESTED_AT = datetime(2026, 11, 23, 10, 15, 30, tzinfo=UTC)
@@ -24,8 +24,15 @@ PERMANENT_CODES = ["ValidationException", "AccessDeniedException"]
 
 
 def _pings(count: int, message: str = "hello") -> list[PingRequested]:
-    return [PingRequested(ping_id=f"png_{n:026d}", message=message, requested_by="marketer@example.com",
-                          requested_at=REQUESTED_AT) for n in range(count)]
+    return [
+        PingRequested(
+            ping_id=f"png_{n:026d}",
+            message=message,
+            requested_by="marketer@example.com",
+            requested_at=REQUESTED_AT,
+        )
+        for n in range(count)
+    ]
 
 
 def _ping_ids(entries: list[dict]) -> list[str]:
@@ -113,7 +120,9 @@ def test_permanent_failures_are_reported_and_not_retried():
     assert not receipt.ok
     assert len(receipt.published_ids) == 8
     assert [(f.event, f.error_code) for f in receipt.failed] == [
-        (events[1], "ValidationException"), (events[2], "AccessDeniedException")]
+        (events[1], "ValidationException"),
+        (events[2], "AccessDeniedException"),
+    ]
     assert all(f.error_message for f in receipt.failed)
 
 

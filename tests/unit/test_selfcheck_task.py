@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from ecrm.core.publisher import EventPublisher, EventsNotPublished
 from ecrm.platform.store import InMemoryPingStore
+
 from functions.platform import on_ping_requested, task_selfcheck
 from tests.conftest import SAMPLE_NOW
 from tests.samples import sqs_batch
@@ -21,8 +21,11 @@ def bus() -> FakeEventsClient:
 
 @pytest.fixture
 def deps(bus, fixed_clock) -> task_selfcheck.Deps:
-    return task_selfcheck.Deps(publisher=EventPublisher("ecrm", bus, sleep=lambda _: None),
-                               store=InMemoryPingStore(), clock=fixed_clock)
+    return task_selfcheck.Deps(
+        publisher=EventPublisher("ecrm", bus, sleep=lambda _: None),
+        store=InMemoryPingStore(),
+        clock=fixed_clock,
+    )
 
 
 def _deliver(bus: FakeEventsClient, deps: task_selfcheck.Deps, lambda_context) -> dict:
@@ -46,8 +49,11 @@ def test_send_publishes_a_ping_and_returns_its_id(deps, bus, lambda_context):
 
 def test_send_fails_when_the_bus_refuses(deps, fixed_clock, lambda_context):
     # Given a bus that denies the ping
-    refusing = task_selfcheck.Deps(EventPublisher("ecrm", FakeEventsClient(script=[{0: "AccessDeniedException"}])),
-                                   deps.store, fixed_clock)
+    refusing = task_selfcheck.Deps(
+        EventPublisher("ecrm", FakeEventsClient(script=[{0: "AccessDeniedException"}])),
+        deps.store,
+        fixed_clock,
+    )
 
     # When / Then the state machine sees the step fail
     with pytest.raises(EventsNotPublished):

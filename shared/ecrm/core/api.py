@@ -17,7 +17,6 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from ecrm.core.auth import STAFF_GROUPS, Principal, principal_from_event, require_customer, require_staff
@@ -54,7 +53,6 @@ class EngineApi(APIGatewayRestResolver):
         self.logger = logger
         self.title = title
         self.api_version = version
-        self.use(middlewares=[self._correlation_middleware])
         self.exception_handler(EcrmError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(NotFoundError)(self._route_not_found)
@@ -75,16 +73,21 @@ class EngineApi(APIGatewayRestResolver):
     def openapi_document(self) -> dict[str, Any]:
         return json.loads(self.get_openapi_json_schema(title=self.title, version=self.api_version))
 
-    # -- middleware and error mapping -------------------------------------------------------
-    def _correlation_middleware(self, app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
-        headers = app.current_event.headers or {}
+    # -- correlation and error mapping ---------------------------------------------------------
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """Route the request, with its correlation id known before validation or routing can fail."""
+        headers = event.get("headers") or {}
         incoming = next((v for k, v in headers.items() if k.lower() == CORRELATION_HEADER.lower()), None)
-        request_id = (app.current_event.raw_event.get("requestContext") or {}).get("requestId")
+        request_id = (event.get("requestContext") or {}).get("requestId")
         correlation_id = incoming or request_id or new_id("cor_")
-        app.append_context(correlation_id=correlation_id)
+        self.append_context(correlation_id=correlation_id)
         self.logger.set_correlation_id(correlation_id)
-        response = next_middleware(app)
-        response.headers[CORRELATION_HEADER] = correlation_id
+        response = super().resolve(event, context)
+        multi = response.get("multiValueHeaders")
+        if isinstance(multi, dict):
+            multi.setdefault(CORRELATION_HEADER, [correlation_id])
+        else:
+            response.setdefault("headers", {}).setdefault(CORRELATION_HEADER, correlation_id)
         return response
 
     def _instance(self) -> str | None:

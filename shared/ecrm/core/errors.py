@@ -10,6 +10,7 @@ from typing import Any
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://ecrm.dev/problems/"
+STANDARD_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "code"})
 
 
 class EcrmError(Exception):
@@ -25,8 +26,9 @@ class EcrmError(Exception):
         self.extensions = extensions
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
-        return problem(self.status, self.title, self.detail, code=self.code, instance=instance,
-                       **self.extensions)
+        body = problem(self.status, self.title, self.detail, code=self.code, instance=instance)
+        body.update({k: v for k, v in self.extensions.items() if k not in STANDARD_MEMBERS})
+        return body
 
 
 class InvalidInput(EcrmError):
@@ -83,5 +85,6 @@ def problem(status: int, title: str, detail: str, *, code: str | None = None,
     }
     if instance:
         body["instance"] = instance
-    body.update(extensions)
+    # Extensions never override the standard members (RFC 9457 section 3.2).
+    body.update({k: v for k, v in extensions.items() if k not in STANDARD_MEMBERS})
     return body

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ecrm.core.clock import Clock, SystemClock
 from ecrm.core.errors import ServiceUnavailable
 from ecrm.core.events import DomainEvent, envelope_for
 
@@ -58,12 +59,14 @@ class EventPublisher:
     """Puts domain events on the bus in batches of up to 10 entries (and 256 KB)."""
 
     def __init__(self, bus_name: str, events_client: Any, *, max_attempts: int = 3,
-                 backoff_seconds: float = 0.05, sleep: Callable[[float], None] = time.sleep) -> None:
+                 backoff_seconds: float = 0.05, sleep: Callable[[float], None] = time.sleep,
+                 clock: Clock | None = None) -> None:
         self.bus_name = bus_name
         self.client = events_client
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.sleep = sleep
+        self.clock = clock or SystemClock()
 
     def publish(self, events: Sequence[DomainEvent], *, correlation_id: str | None = None) -> PublishReceipt:
         receipt = PublishReceipt()
@@ -97,7 +100,7 @@ class EventPublisher:
         return receipt
 
     def _entry(self, event: DomainEvent, correlation_id: str | None) -> _Entry:
-        detail = json.dumps(envelope_for(event, correlation_id), separators=(",", ":"))
+        detail = json.dumps(envelope_for(event, correlation_id, self.clock.now()), separators=(",", ":"))
         request = {"EventBusName": self.bus_name, "Source": event.source,
                    "DetailType": event.detail_type, "Detail": detail}
         # PutEvents counts Source, DetailType, Detail and EventBusName bytes toward the 256 KB cap.

@@ -1,0 +1,44 @@
+"""One embedded local cloud for the whole e2e suite (on one xdist worker, `xdist_group("e2e")`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from ecrm.demo import TourContext
+
+from infra.local.cloud import LocalCloud
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    # Given the platform synthesized and running on 127.0.0.1
+    local = LocalCloud(state_dir=tmp_path_factory.mktemp("local-cloud"))
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="session")
+def tour(cloud: LocalCloud) -> TourContext:
+    return TourContext(cloud)
+
+
+@pytest.fixture(scope="session")
+def staff_token(tour: TourContext) -> str:
+    return tour.token(group="marketer")
+
+
+@pytest.fixture(scope="session")
+def customer_token(tour: TourContext) -> str:
+    return tour.token(customer_id="cus_e2e_0001")
