@@ -18,25 +18,40 @@ class NagFindings(Exception):
     pass
 
 
-def build_app(outdir: str | None = None, context: dict[str, object] | None = None,
-              layer_python_version: str = LAMBDA_PYTHON_VERSION) -> cdk.App:
+def build_app(
+    outdir: str | None = None,
+    context: dict[str, object] | None = None,
+    layer_python_version: str = LAMBDA_PYTHON_VERSION,
+) -> cdk.App:
     app = cdk.App(outdir=outdir, context=context)
     settings = DeploymentSettings.from_context(app.node)
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
-    PlatformStack(app, f"{settings.prefix.title()}Platform", settings=settings, env=env,
-                  layer_python_version=layer_python_version,
-                  description="eCRM platform: customer store, segmentation, personalization, broadcast, transactions")
+    PlatformStack(
+        app,
+        f"{settings.prefix.title()}Platform",
+        settings=settings,
+        env=env,
+        layer_python_version=layer_python_version,
+        description="eCRM platform: customer store, segmentation, personalization, broadcast, transactions",
+    )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return app
 
 
-def synth(outdir: str | None = None, context: dict[str, object] | None = None,
-          layer_python_version: str = LAMBDA_PYTHON_VERSION) -> cdk.cx_api.CloudAssembly:
+def synth(
+    outdir: str | None = None,
+    context: dict[str, object] | None = None,
+    layer_python_version: str = LAMBDA_PYTHON_VERSION,
+) -> cdk.cx_api.CloudAssembly:
     """Synthesize and fail on any cdk-nag error (cdk-nag reports them as error annotations)."""
     app = build_app(outdir, context, layer_python_version)
     assembly = app.synth()
-    errors = [f"{m.id}: {m.entry.data}" for stack in assembly.stacks for m in stack.messages
-              if m.level == cdk.cx_api.SynthesisMessageLevel.ERROR]
+    errors = [
+        f"{m.id}: {m.entry.data}"
+        for stack in assembly.stacks
+        for m in stack.messages
+        if m.level == cdk.cx_api.SynthesisMessageLevel.ERROR
+    ]
     if errors:
         raise NagFindings("unacknowledged cdk-nag findings:\n" + "\n".join(errors))
     return assembly

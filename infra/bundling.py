@@ -24,18 +24,39 @@ TRIM_DIRS = {"__pycache__", "tests", "test"}
 TRIM_SUFFIXES = {".pyc", ".pyx", ".pxd", ".pyi", ".c", ".cpp", ".h"}
 
 
-def pip_install(requirements: Path, target: Path, *, python_version: str = LAMBDA_PYTHON_VERSION,
-                platforms: tuple[str, ...] = PIP_PLATFORMS) -> None:
+def pip_install(
+    requirements: Path,
+    target: Path,
+    *,
+    python_version: str = LAMBDA_PYTHON_VERSION,
+    platforms: tuple[str, ...] = PIP_PLATFORMS,
+) -> None:
     """Install `requirements` for the Lambda runtime into `target`, through the cache."""
-    key = hashlib.sha256(
-        requirements.read_bytes() + f"|{python_version}|{','.join(platforms)}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(requirements.read_bytes() + f"|{python_version}|{','.join(platforms)}".encode()).hexdigest()[
+        :16
+    ]
     cached = CACHE_DIR / f"{requirements.parent.name}-{key}"
     if not cached.exists():
         staging = cached.with_suffix(".tmp")
         shutil.rmtree(staging, ignore_errors=True)
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                   "--no-compile", "--only-binary=:all:", "--implementation", "cp",
-                   "--python-version", python_version, "--target", str(staging), "-r", str(requirements)]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            python_version,
+            "--target",
+            str(staging),
+            "-r",
+            str(requirements),
+        ]
         for platform in platforms:
             command += ["--platform", platform]
         subprocess.run(command, check=True)
@@ -53,8 +74,12 @@ def _trim(root: Path) -> None:
 
 
 def copy_package(target: Path) -> None:
-    shutil.copytree(PACKAGE_DIR, target / PACKAGE_DIR.name, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        PACKAGE_DIR,
+        target / PACKAGE_DIR.name,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
 
 
 @jsii.implements(ILocalBundling)

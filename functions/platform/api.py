@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from ecrm import __version__
 from ecrm.core import aws
 from ecrm.core.api import EngineApi
@@ -41,12 +40,11 @@ class Deps:
 @cache
 def default_deps() -> Deps:
     table = aws.resource("dynamodb").Table(config.platform_table_name)
-    return Deps(EventPublisher(config.event_bus_name, aws.client("events")), DynamoPingStore(table),
-                SystemClock())
+    return Deps(EventPublisher(config.event_bus_name, aws.client("events")), DynamoPingStore(table), SystemClock())
 
 
 def deps() -> Deps:
-    return app.context["deps"]  # type: ignore[no-any-return]
+    return app.context["deps"]
 
 
 @app.get("/health", summary="Liveness of the API (public)")
@@ -62,8 +60,9 @@ def openapi() -> dict[str, Any]:
 @app.get("/whoami", summary="The calling staff member, as the token describes them")
 def whoami() -> WhoAmI:
     p = app.staff()
-    return WhoAmI(subject=p.subject, username=p.username, email=p.email, groups=sorted(p.groups),
-                  customer_id=p.customer_id)
+    return WhoAmI(
+        subject=p.subject, username=p.username, email=p.email, groups=sorted(p.groups), customer_id=p.customer_id
+    )
 
 
 @app.post("/pings", summary="Send a ping through the event bus", responses={202: {"description": "accepted"}})

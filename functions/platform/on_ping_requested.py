@@ -7,7 +7,6 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from ecrm.core import aws
 from ecrm.core.clock import Clock, SystemClock
 from ecrm.core.config import FunctionConfig, load_config

@@ -11,8 +11,6 @@ from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
-
 from ecrm.core import aws
 from ecrm.core.auth import Principal
 from ecrm.core.clock import Clock, SystemClock
@@ -22,6 +20,7 @@ from ecrm.core.publisher import EventPublisher
 from ecrm.platform import logic
 from ecrm.platform.models import PingRequest
 from ecrm.platform.store import DynamoPingStore, PingStore
+from pydantic import BaseModel
 
 SELFCHECK_PRINCIPAL = Principal(subject="selfcheck", username="selfcheck")
 

@@ -28,28 +28,51 @@ class ApiRoute:
 
 
 class ApiFunction(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, foundation: Foundation, engine: str,
-                 routes: Sequence[ApiRoute], environment: dict[str, str] | None = None,
-                 module: str = "api", memory_size: int = 1024) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        foundation: Foundation,
+        engine: str,
+        routes: Sequence[ApiRoute],
+        environment: dict[str, str] | None = None,
+        module: str = "api",
+        memory_size: int = 1024,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.routes = tuple(routes)
         self.handler = EngineFunction(
-            self, "Handler", engine=engine, module=module, settings=foundation.settings,
-            layers=[foundation.common_layer], environment=environment, memory_size=memory_size,
-            description=f"eCRM {engine} REST API")
+            self,
+            "Handler",
+            engine=engine,
+            module=module,
+            settings=foundation.settings,
+            layers=[foundation.common_layer],
+            environment=environment,
+            memory_size=memory_size,
+            description=f"eCRM {engine} REST API",
+        )
         integration = apigw.LambdaIntegration(self.handler.function, proxy=True, allow_test_invoke=False)
         for route in self.routes:
             resource = foundation.api.root.resource_for_path(route.path)
             if route.public:
-                method = resource.add_method(route.method, integration,
-                                             authorization_type=apigw.AuthorizationType.NONE,
-                                             request_validator=foundation.validator)
+                method = resource.add_method(
+                    route.method,
+                    integration,
+                    authorization_type=apigw.AuthorizationType.NONE,
+                    request_validator=foundation.validator,
+                )
                 acknowledge(method, "AwsSolutions-APIG4", f"{route.method} {route.path} is public by design.")
                 acknowledge(method, "AwsSolutions-COG4", f"{route.method} {route.path} is public by design.")
             else:
-                resource.add_method(route.method, integration, authorizer=foundation.authorizer,
-                                    authorization_type=apigw.AuthorizationType.COGNITO,
-                                    request_validator=foundation.validator)
+                resource.add_method(
+                    route.method,
+                    integration,
+                    authorizer=foundation.authorizer,
+                    authorization_type=apigw.AuthorizationType.COGNITO,
+                    request_validator=foundation.validator,
+                )
 
     @property
     def function(self) -> lambda_.Function:

@@ -19,27 +19,47 @@ from infra.constructs.nag import acknowledge
 from infra.settings import FUNCTIONS_DIR, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, DeploymentSettings
 
 RETENTION = {
-    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
-    90: logs.RetentionDays.THREE_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    90: logs.RetentionDays.THREE_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
 }
 
 
 class EngineFunction(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, engine: str, module: str,
-                 settings: DeploymentSettings, layers: Sequence[lambda_.ILayerVersion],
-                 environment: Mapping[str, str] | None = None, timeout: Duration = Duration.seconds(10),
-                 memory_size: int = 512, description: str | None = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        engine: str,
+        module: str,
+        settings: DeploymentSettings,
+        layers: Sequence[lambda_.ILayerVersion],
+        environment: Mapping[str, str] | None = None,
+        timeout: Duration = Duration.seconds(10),
+        memory_size: int = 512,
+        description: str | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         source = FUNCTIONS_DIR / engine
         if not (source / f"{module}.py").is_file():
             raise ValueError(f"no handler module functions/{engine}/{module}.py")
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=RETENTION.get(settings.log_retention_days, logs.RetentionDays.ONE_MONTH),
-            removal_policy=settings.removal_policy)
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description=f"eCRM {engine}/{module}")
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[self.log_group.log_group_arn]))
+            self,
+            "Logs",
+            retention=RETENTION.get(settings.log_retention_days, logs.RetentionDays.ONE_MONTH),
+            removal_policy=settings.removal_policy,
+        )
+        self.role = iam.Role(
+            self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=f"eCRM {engine}/{module}"
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[self.log_group.log_group_arn]
+            )
+        )
         env = {
             "POWERTOOLS_SERVICE_NAME": f"ecrm-{engine}",
             "POWERTOOLS_METRICS_NAMESPACE": "ecrm",
@@ -48,7 +68,8 @@ class EngineFunction(Construct):
             **(environment or {}),
         }
         self.function = lambda_.Function(
-            self, "Function",
+            self,
+            "Function",
             runtime=LAMBDA_RUNTIME,
             architecture=LAMBDA_ARCHITECTURE,
             handler=f"{module}.handler",
@@ -62,10 +83,13 @@ class EngineFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
             description=description or f"eCRM {engine}: {module}",
         )
-        acknowledge(self.role, "AwsSolutions-IAM5",
-                    "CDK's grants on the engine's KMS key use the kms:GenerateDataKey* and kms:ReEncrypt* "
-                    "action families; the resource is that one key.",
-                    applies_to=["Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"])
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            "CDK's grants on the engine's KMS key use the kms:GenerateDataKey* and kms:ReEncrypt* "
+            "action families; the resource is that one key.",
+            applies_to=["Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"],
+        )
         cfn = self.function.node.default_child
         assert isinstance(cfn, lambda_.CfnFunction)
         cfn.add_metadata("ecrm:source", f"functions/{engine}")

@@ -24,44 +24,92 @@ from infra.constructs.nag import acknowledge
 class QueueConsumer(Construct):
     """A queue with its DLQ, drained by an engine function with partial batch responses."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, foundation: Foundation, engine: str,
-                 module: str, environment: dict[str, str] | None = None, batch_size: int = 10,
-                 max_receive_count: int = 5, timeout: Duration = Duration.seconds(30),
-                 max_batching_window: Duration = Duration.seconds(1), max_concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        foundation: Foundation,
+        engine: str,
+        module: str,
+        environment: dict[str, str] | None = None,
+        batch_size: int = 10,
+        max_receive_count: int = 5,
+        timeout: Duration = Duration.seconds(30),
+        max_batching_window: Duration = Duration.seconds(1),
+        max_concurrency: int | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(
-            self, "DeadLetterQueue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            retention_period=Duration.days(14))
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
         acknowledge(self.dead_letter_queue, "AwsSolutions-SQS3", "This queue is itself a dead-letter queue.")
         self.queue = sqs.Queue(
-            self, "Queue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
             visibility_timeout=Duration.seconds(timeout.to_seconds() * 6),
             retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count))
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
+        )
         self.handler = EngineFunction(
-            self, "Handler", engine=engine, module=module, settings=foundation.settings,
-            layers=[foundation.common_layer], environment=environment, timeout=timeout)
-        self.handler.function.add_event_source(sources.SqsEventSource(
-            self.queue, batch_size=batch_size, report_batch_item_failures=True,
-            max_batching_window=max_batching_window, max_concurrency=max_concurrency))
+            self,
+            "Handler",
+            engine=engine,
+            module=module,
+            settings=foundation.settings,
+            layers=[foundation.common_layer],
+            environment=environment,
+            timeout=timeout,
+        )
+        self.handler.function.add_event_source(
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=batch_size,
+                report_batch_item_failures=True,
+                max_batching_window=max_batching_window,
+                max_concurrency=max_concurrency,
+            )
+        )
         self.dead_letters_alarm = cloudwatch.Alarm(
-            self, "DeadLettersAlarm",
+            self,
+            "DeadLettersAlarm",
             metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"),
-            threshold=1, evaluation_periods=1,
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            threshold=1,
+            evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"Records of {engine}/{module} failed {max_receive_count} times and wait in the DLQ")
+            alarm_description=f"Records of {engine}/{module} failed {max_receive_count} times and wait in the DLQ",
+        )
 
 
 class EventRuleToQueue(Construct):
     """A rule on the bus delivering matching events to a queue (failed deliveries to its DLQ)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, foundation: Foundation,
-                 pattern: events.EventPattern, consumer: QueueConsumer, description: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        foundation: Foundation,
+        pattern: events.EventPattern,
+        consumer: QueueConsumer,
+        description: str,
+    ) -> None:
         super().__init__(scope, construct_id)
-        self.rule = events.Rule(self, "Rule", event_bus=foundation.bus, event_pattern=pattern,
-                                description=description)
-        self.rule.add_target(targets.SqsQueue(
-            consumer.queue, dead_letter_queue=consumer.dead_letter_queue,
-            retry_attempts=185, max_event_age=Duration.hours(24)))
+        self.rule = events.Rule(self, "Rule", event_bus=foundation.bus, event_pattern=pattern, description=description)
+        self.rule.add_target(
+            targets.SqsQueue(
+                consumer.queue,
+                dead_letter_queue=consumer.dead_letter_queue,
+                retry_attempts=185,
+                max_event_age=Duration.hours(24),
+            )
+        )

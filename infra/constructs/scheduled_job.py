@@ -10,13 +10,31 @@ from constructs import Construct
 
 
 class ScheduledJob(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, schedule: str, description: str,
-                 function: lambda_.IFunction | None = None, state_machine: sfn.IStateMachine | None = None,
-                 enabled: bool = True) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        schedule: str,
+        description: str,
+        function: lambda_.IFunction | None = None,
+        state_machine: sfn.IStateMachine | None = None,
+        enabled: bool = True,
+    ) -> None:
         super().__init__(scope, construct_id)
         if (function is None) == (state_machine is None):
             raise ValueError("a scheduled job starts exactly one function or one state machine")
-        target: events.IRuleTarget = (targets.LambdaFunction(function, retry_attempts=2) if function
-                                      else targets.SfnStateMachine(state_machine, retry_attempts=2))  # type: ignore[arg-type]
-        self.rule = events.Rule(self, "Schedule", schedule=events.Schedule.expression(schedule),
-                                description=description, enabled=enabled, targets=[target])
+        target: events.IRuleTarget
+        if function is not None:
+            target = targets.LambdaFunction(function, retry_attempts=2)
+        else:
+            assert state_machine is not None
+            target = targets.SfnStateMachine(state_machine, retry_attempts=2)
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            schedule=events.Schedule.expression(schedule),
+            description=description,
+            enabled=enabled,
+            targets=[target],
+        )

@@ -32,41 +32,72 @@ class PlatformEngine(Construct):
         table = EngineTable(self, "Table", key=foundation.key, settings=settings).table
         env = {"PLATFORM_TABLE_NAME": table.table_name, "EVENT_BUS_NAME": foundation.bus.event_bus_name}
 
-        self.api = ApiFunction(self, "Api", foundation=foundation, engine="platform", routes=ROUTES,
-                               environment=env)
+        self.api = ApiFunction(self, "Api", foundation=foundation, engine="platform", routes=ROUTES, environment=env)
         table.grant_read_data(self.api.function)
         foundation.bus.grant_put_events_to(self.api.function)
 
-        self.pings = QueueConsumer(self, "PingConsumer", foundation=foundation, engine="platform",
-                                   module="on_ping_requested", environment={"PLATFORM_TABLE_NAME": table.table_name})
+        self.pings = QueueConsumer(
+            self,
+            "PingConsumer",
+            foundation=foundation,
+            engine="platform",
+            module="on_ping_requested",
+            environment={"PLATFORM_TABLE_NAME": table.table_name},
+        )
         table.grant_read_write_data(self.pings.handler.function)
-        EventRuleToQueue(self, "PingRequestedRule", foundation=foundation, consumer=self.pings,
-                         description="Pings to the platform consumer",
-                         pattern=events.EventPattern(source=["ecrm.platform"], detail_type=["PingRequested"]))
+        EventRuleToQueue(
+            self,
+            "PingRequestedRule",
+            foundation=foundation,
+            consumer=self.pings,
+            description="Pings to the platform consumer",
+            pattern=events.EventPattern(source=["ecrm.platform"], detail_type=["PingRequested"]),
+        )
 
-        selfcheck = EngineFunction(self, "SelfCheckTask", engine="platform", module="task_selfcheck",
-                                   settings=settings, layers=[foundation.common_layer], environment=env)
+        selfcheck = EngineFunction(
+            self,
+            "SelfCheckTask",
+            engine="platform",
+            module="task_selfcheck",
+            settings=settings,
+            layers=[foundation.common_layer],
+            environment=env,
+        )
         table.grant_read_data(selfcheck.function)
         foundation.bus.grant_put_events_to(selfcheck.function)
-        send = tasks.LambdaInvoke(self, "SendPing", lambda_function=selfcheck.function,
-                                  payload=sfn.TaskInput.from_object({"step": "send"}),
-                                  result_selector={"ping_id.$": "$.Payload.ping_id"}, result_path="$.ping")
+        send = tasks.LambdaInvoke(
+            self,
+            "SendPing",
+            lambda_function=selfcheck.function,
+            payload=sfn.TaskInput.from_object({"step": "send"}),
+            result_selector={"ping_id.$": "$.Payload.ping_id"},
+            result_path="$.ping",
+        )
         wait = sfn.Wait(self, "LetItTravel", time=sfn.WaitTime.duration(Duration.seconds(1)))
-        verify = tasks.LambdaInvoke(self, "VerifyArrival", lambda_function=selfcheck.function,
-                                    payload=sfn.TaskInput.from_object({"step": "verify",
-                                                                        "ping_id.$": "$.ping.ping_id"}),
-                                    result_selector={"round_trip_ms.$": "$.Payload.round_trip_ms",
-                                                     "ping_id.$": "$.Payload.ping_id"},
-                                    retry_on_service_exceptions=True)
-        verify.add_retry(errors=["PingNotArrived"], interval=Duration.seconds(1), backoff_rate=2,
-                         max_attempts=6)
+        verify = tasks.LambdaInvoke(
+            self,
+            "VerifyArrival",
+            lambda_function=selfcheck.function,
+            payload=sfn.TaskInput.from_object({"step": "verify", "ping_id.$": "$.ping.ping_id"}),
+            result_selector={"round_trip_ms.$": "$.Payload.round_trip_ms", "ping_id.$": "$.Payload.ping_id"},
+            retry_on_service_exceptions=True,
+        )
+        verify.add_retry(errors=["PingNotArrived"], interval=Duration.seconds(1), backoff_rate=2, max_attempts=6)
         failed = sfn.Fail(self, "PingLost", error="PingLost", cause="the ping never reached the platform table")
         verify.add_catch(failed, errors=["States.ALL"])
-        self.selfcheck = Workflow(self, "SelfCheck", settings=settings,
-                                  definition=send.next(wait).next(verify).next(sfn.Succeed(self, "Arrived")),
-                                  timeout=Duration.minutes(5),
-                                  comment="Round trip through the bus: API-less proof the plumbing works")
+        self.selfcheck = Workflow(
+            self,
+            "SelfCheck",
+            settings=settings,
+            definition=send.next(wait).next(verify).next(sfn.Succeed(self, "Arrived")),
+            timeout=Duration.minutes(5),
+            comment="Round trip through the bus: API-less proof the plumbing works",
+        )
         self.selfcheck.acknowledge_invokes(selfcheck.function)
-        ScheduledJob(self, "SelfCheckSchedule", schedule=settings.selfcheck_schedule,
-                     state_machine=self.selfcheck.state_machine,
-                     description="Hourly self-check of the event plumbing")
+        ScheduledJob(
+            self,
+            "SelfCheckSchedule",
+            schedule=settings.selfcheck_schedule,
+            state_machine=self.selfcheck.state_machine,
+            description="Hourly self-check of the event plumbing",
+        )

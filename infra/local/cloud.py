@@ -66,7 +66,7 @@ def free_port() -> int:
 
 def synthesize(outdir: Path) -> Path:
     """The CDK app's template, without bundling (the local cloud runs the checkout's code)."""
-    from infra.app import synth  # noqa: PLC0415 - jsii start-up only when a cloud is built
+    from infra.app import synth
 
     shutil.rmtree(outdir, ignore_errors=True)
     synth(str(outdir), {"aws:cdk:bundling-stacks": []})
@@ -74,9 +74,16 @@ def synthesize(outdir: Path) -> Path:
 
 
 class LocalCloud:
-    def __init__(self, *, api_port: int = 0, moto_port: int = 0, template_path: Path | None = None,
-                 state_dir: Path = STATE_DIR, retry_delay: int = 1,
-                 echo: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        api_port: int = 0,
+        moto_port: int = 0,
+        template_path: Path | None = None,
+        state_dir: Path = STATE_DIR,
+        retry_delay: int = 1,
+        echo: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.api_port = api_port
         self.moto_port = moto_port or free_port()
         self.template_path = template_path
@@ -92,9 +99,14 @@ class LocalCloud:
         return f"http://127.0.0.1:{self.moto_port}"
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION,  # type: ignore[call-overload]
-                            aws_access_key_id="local", aws_secret_access_key="local",  # noqa: S106
-                            config=Config(retries={"max_attempts": 2, "mode": "standard"}))
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,  # type: ignore[call-overload]
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -109,14 +121,32 @@ class LocalCloud:
         sqs = self.client("sqs")
         for mapping in self.provisioned.event_source_mappings:
             if mapping["enabled"]:
-                self.pollers.append(QueuePoller(mapping, sqs=sqs, runtime=self.runtime, region=REGION,
-                                                retry_delay=self.retry_delay, on_error=self._record_error))
-        self.scheduler = LocalScheduler(self.provisioned.schedules, runtime=self.runtime,
-                                        stepfunctions=self.client("stepfunctions"), account=ACCOUNT_ID,
-                                        region=REGION, on_error=self._record_error)
-        self.gateway = LocalGateway(self.template, self.provisioned.physical, self.runtime,
-                                    TokenVerifier(self.endpoint_url, REGION), account=ACCOUNT_ID,
-                                    port=self.api_port)
+                self.pollers.append(
+                    QueuePoller(
+                        mapping,
+                        sqs=sqs,
+                        runtime=self.runtime,
+                        region=REGION,
+                        retry_delay=self.retry_delay,
+                        on_error=self._record_error,
+                    )
+                )
+        self.scheduler = LocalScheduler(
+            self.provisioned.schedules,
+            runtime=self.runtime,
+            stepfunctions=self.client("stepfunctions"),
+            account=ACCOUNT_ID,
+            region=REGION,
+            on_error=self._record_error,
+        )
+        self.gateway = LocalGateway(
+            self.template,
+            self.provisioned.physical,
+            self.runtime,
+            TokenVerifier(self.endpoint_url, REGION),
+            account=ACCOUNT_ID,
+            port=self.api_port,
+        )
         for poller in self.pollers:
             poller.start()
         self.scheduler.start()
@@ -157,15 +187,20 @@ class LocalCloud:
 
     def _state(self) -> CloudState:
         pools = self.logical_ids("AWS::Cognito::UserPool")
-        clients = {self.template.resources[c].properties.get("ClientName", ""): self.provisioned.physical[c]
-                   for c in self.logical_ids("AWS::Cognito::UserPoolClient")}
+        clients = {
+            self.template.resources[c].properties.get("ClientName", ""): self.provisioned.physical[c]
+            for c in self.logical_ids("AWS::Cognito::UserPoolClient")
+        }
         buses = self.logical_ids("AWS::Events::EventBus")
         return CloudState(
-            api_url=self.gateway.url, endpoint_url=self.endpoint_url, region=REGION,
+            api_url=self.gateway.url,
+            endpoint_url=self.endpoint_url,
+            region=REGION,
             user_pool_id=str(self.provisioned.physical[pools[0]]),
             staff_client_id=next(v for k, v in clients.items() if k.endswith("-staff")),
             customer_client_id=next(v for k, v in clients.items() if k.endswith("-customers")),
-            event_bus_name=str(self.provisioned.physical[buses[0]]))
+            event_bus_name=str(self.provisioned.physical[buses[0]]),
+        )
 
     def _record_error(self, where: str, exc: Exception) -> None:
         with self._lock:
@@ -174,8 +209,8 @@ class LocalCloud:
             self.echo(where, f"error: {exc}")
 
     def _start_moto(self) -> None:
-        from moto.core.config import default_user_config  # noqa: PLC0415
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
 
         # Step Functions' Lambda tasks call back into the server on MOTO_PORT.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -187,7 +222,7 @@ class LocalCloud:
 
 def _route_lambda_invokes(runtime: FunctionRuntime) -> None:
     """Send moto's Lambda invocations (direct and from Step Functions) to our workers, not Docker."""
-    from moto.awslambda.models import LambdaFunction  # noqa: PLC0415
+    from moto.awslambda.models import LambdaFunction
 
     def invoke_locally(self: Any, event: Any = None) -> tuple[str, bool, str]:
         payload = json.loads(event) if isinstance(event, str | bytes) and event else event
@@ -197,4 +232,4 @@ def _route_lambda_invokes(runtime: FunctionRuntime) -> None:
             error = {k: v for k, v in exc.error.items() if k in {"errorType", "errorMessage", "stackTrace"}}
             return json.dumps(error), True, ""
 
-    LambdaFunction._invoke_lambda = invoke_locally
+    LambdaFunction._invoke_lambda = invoke_locally  # type: ignore[method-assign]

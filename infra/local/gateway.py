@@ -35,8 +35,15 @@ class Route:
     user_pool_logical_ids: tuple[str, ...] = ()
 
     def match(self, path: str) -> dict[str, str] | None:
-        pattern = "^" + re.sub(r"\\\{([^}+]+)\\\+\\\}", r"(?P<\1>.+)",
-                               re.sub(r"\\\{([^}+]+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))) + "$"
+        pattern = (
+            "^"
+            + re.sub(
+                r"\\\{([^}+]+)\\\+\\\}",
+                r"(?P<\1>.+)",
+                re.sub(r"\\\{([^}+]+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)),
+            )
+            + "$"
+        )
         found = re.match(pattern, path)
         return found.groupdict() if found else None
 
@@ -63,16 +70,26 @@ def read_routes(template: Template) -> list[Route]:
         props = method.properties
         if props["HttpMethod"] == "OPTIONS" and props.get("Integration", {}).get("Type") == "MOCK":
             continue
-        function_ids = [lid for lid in references(props["Integration"]["Uri"])
-                        if lid in template.resources and template.resources[lid].type == "AWS::Lambda::Function"]
+        function_ids = [
+            lid
+            for lid in references(props["Integration"]["Uri"])
+            if lid in template.resources and template.resources[lid].type == "AWS::Lambda::Function"
+        ]
         if len(function_ids) != 1:
             raise NotImplementedError(f"{method.logical_id}: only Lambda proxy integrations run locally")
         pools: tuple[str, ...] = ()
         if props.get("AuthorizationType") == "COGNITO_USER_POOLS":
             authorizer = authorizers[props["AuthorizerId"]["Ref"]]
             pools = tuple(sorted(references(authorizer.properties["ProviderARNs"])))
-        routes.append(Route(props["HttpMethod"], path_of(props["ResourceId"]) or "/", function_ids[0],
-                            props.get("AuthorizationType", "NONE"), pools))
+        routes.append(
+            Route(
+                props["HttpMethod"],
+                path_of(props["ResourceId"]) or "/",
+                function_ids[0],
+                props.get("AuthorizationType", "NONE"),
+                pools,
+            )
+        )
     return routes
 
 
@@ -91,8 +108,12 @@ class TokenVerifier:
             self._clients[user_pool_id] = client
         key = client.get_signing_key_from_jwt(token)
         claims: dict[str, Any] = jwt.decode(
-            token, key.key, algorithms=["RS256"], options={"verify_aud": False, "require": ["exp", "iss"]},
-            issuer=f"https://cognito-idp.{self.region}.amazonaws.com/{user_pool_id}")
+            token,
+            key.key,
+            algorithms=["RS256"],
+            options={"verify_aud": False, "require": ["exp", "iss"]},
+            issuer=f"https://cognito-idp.{self.region}.amazonaws.com/{user_pool_id}",
+        )
         if claims.get("token_use") != "id":
             raise jwt.InvalidTokenError("not an ID token")
         return claims
@@ -112,8 +133,17 @@ def claims_as_api_gateway_passes_them(claims: dict[str, Any]) -> dict[str, str]:
 
 
 class LocalGateway:
-    def __init__(self, template: Template, physical: dict[str, Any], runtime: FunctionRuntime,
-                 verifier: TokenVerifier, *, account: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        template: Template,
+        physical: dict[str, Any],
+        runtime: FunctionRuntime,
+        verifier: TokenVerifier,
+        *,
+        account: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.routes = read_routes(template)
         self.physical = physical
         self.runtime = runtime
@@ -121,16 +151,16 @@ class LocalGateway:
         self.account = account
         stages = template.of_type("AWS::ApiGateway::Stage")
         self.stage = stages[0].properties.get("StageName", "local") if stages else "local"
-        self.responses = {r.properties["ResponseType"]: r.properties
-                          for r in template.of_type("AWS::ApiGateway::GatewayResponse")}
+        self.responses = {
+            r.properties["ResponseType"]: r.properties for r in template.of_type("AWS::ApiGateway::GatewayResponse")
+        }
         self.server = ThreadingHTTPServer((host, port), self._handler_class())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="gateway")
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def start(self) -> None:
         self._thread.start()
@@ -140,12 +170,13 @@ class LocalGateway:
         self.server.server_close()
 
     # -- request handling ----------------------------------------------------------------------
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes,
-               source_ip: str) -> tuple[int, dict[str, str], bytes]:
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> tuple[int, dict[str, str], bytes]:
         split = urlsplit(raw_path)
         path = split.path.rstrip("/") or "/"
         if path == f"/{self.stage}" or path.startswith(f"/{self.stage}/"):
-            path = path[len(self.stage) + 1:] or "/"
+            path = path[len(self.stage) + 1 :] or "/"
         candidates = [(r, r.match(path)) for r in self.routes]
         matching = [(r, params) for r, params in candidates if params is not None and r.method in {method, "ANY"}]
         if not matching:
@@ -173,19 +204,32 @@ class LocalGateway:
 
     def gateway_response(self, response_type: str, status: int, message: str) -> tuple[int, dict[str, str], bytes]:
         props = self.responses.get(response_type) or self.responses.get(
-            "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX")
+            "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
+        )
         if props is None:
             return status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
         status = int(props.get("StatusCode", status))
-        template = props.get("ResponseTemplates", {}).get("application/json", '{"message":$context.error.messageString}')
+        template = props.get("ResponseTemplates", {}).get(
+            "application/json", '{"message":$context.error.messageString}'
+        )
         body = template.replace("$context.error.messageString", json.dumps(message)).replace(
-            "$context.error.message", message)
-        headers = {name.split(".")[-1]: value.strip("'")
-                   for name, value in props.get("ResponseParameters", {}).items()}
+            "$context.error.message", message
+        )
+        headers = {name.split(".")[-1]: value.strip("'") for name, value in props.get("ResponseParameters", {}).items()}
         return status, headers, body.encode()
 
-    def _proxy_event(self, route: Route, path: str, query: str, method: str, headers: dict[str, str], body: bytes,
-                     params: dict[str, str], claims: dict[str, str] | None, source_ip: str) -> dict[str, Any]:
+    def _proxy_event(
+        self,
+        route: Route,
+        path: str,
+        query: str,
+        method: str,
+        headers: dict[str, str],
+        body: bytes,
+        params: dict[str, str],
+        claims: dict[str, str] | None,
+        source_ip: str,
+    ) -> dict[str, Any]:
         multi_query = parse_qs(query, keep_blank_values=True) if query else None
         text_body: str | None = None
         is_base64 = False
@@ -196,23 +240,37 @@ class LocalGateway:
                 text_body, is_base64 = base64.b64encode(body).decode(), True
         now = time.time()
         context: dict[str, Any] = {
-            "resourceId": "local", "resourcePath": route.path, "httpMethod": method,
-            "extendedRequestId": str(uuid.uuid4()), "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000",
-                                                                                time.gmtime(now)),
-            "path": f"/{self.stage}{path}", "accountId": self.account, "protocol": "HTTP/1.1", "stage": self.stage,
-            "domainPrefix": "local", "requestTimeEpoch": int(now * 1000), "requestId": str(uuid.uuid4()),
+            "resourceId": "local",
+            "resourcePath": route.path,
+            "httpMethod": method,
+            "extendedRequestId": str(uuid.uuid4()),
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "path": f"/{self.stage}{path}",
+            "accountId": self.account,
+            "protocol": "HTTP/1.1",
+            "stage": self.stage,
+            "domainPrefix": "local",
+            "requestTimeEpoch": int(now * 1000),
+            "requestId": str(uuid.uuid4()),
             "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent")},
-            "domainName": "127.0.0.1", "apiId": "local",
+            "domainName": "127.0.0.1",
+            "apiId": "local",
         }
         if claims is not None:
             context["authorizer"] = {"claims": claims}
         return {
-            "resource": route.path, "path": path, "httpMethod": method,
-            "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "resource": route.path,
+            "path": path,
+            "httpMethod": method,
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
             "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} if multi_query else None,
             "multiValueQueryStringParameters": multi_query,
-            "pathParameters": params or None, "stageVariables": None, "requestContext": context,
-            "body": text_body, "isBase64Encoded": is_base64,
+            "pathParameters": params or None,
+            "stageVariables": None,
+            "requestContext": context,
+            "body": text_body,
+            "isBase64Encoded": is_base64,
         }
 
     def _http_response(self, result: Any) -> tuple[int, dict[str, str], bytes]:
@@ -234,8 +292,9 @@ class LocalGateway:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, headers, payload = gateway.handle(self.command, self.path, dict(self.headers.items()),
-                                                          body, self.client_address[0])
+                status, headers, payload = gateway.handle(
+                    self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
+                )
                 self.send_response(status)
                 for key, value in headers.items():
                     if key.lower() not in {"content-length", "connection"}:
@@ -244,9 +303,9 @@ class LocalGateway:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         return Handler

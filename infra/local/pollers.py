@@ -19,8 +19,16 @@ from infra.local.runtime import FunctionRuntime, InvocationError
 
 
 class QueuePoller:
-    def __init__(self, mapping: dict[str, Any], *, sqs: Any, runtime: FunctionRuntime, region: str,
-                 retry_delay: int = 1, on_error: Callable[[str, Exception], None] | None = None) -> None:
+    def __init__(
+        self,
+        mapping: dict[str, Any],
+        *,
+        sqs: Any,
+        runtime: FunctionRuntime,
+        region: str,
+        retry_delay: int = 1,
+        on_error: Callable[[str, Exception], None] | None = None,
+    ) -> None:
         self.mapping = mapping
         self.sqs = sqs
         self.runtime = runtime
@@ -53,8 +61,11 @@ class QueuePoller:
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, self.mapping["batch_size"]),
-            WaitTimeSeconds=wait_seconds, AttributeNames=["All"], MessageAttributeNames=["All"],
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=min(10, self.mapping["batch_size"]),
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
             return 0
@@ -70,12 +81,17 @@ class QueuePoller:
                 self.on_error(self.function, exc)
         done = [m for m in messages if m["MessageId"] not in failed_ids]
         for start in range(0, len(done), 10):
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+                ],
+            )
         for message in messages:
             if message["MessageId"] in failed_ids:
-                self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                                   VisibilityTimeout=self.retry_delay)
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=self.retry_delay
+                )
         return len(messages)
 
     def _failed_ids(self, response: Any, messages: list[dict[str, Any]]) -> set[str]:

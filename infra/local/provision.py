@@ -76,12 +76,16 @@ class Provisioner:
             elif resource.type in EMULATED:
                 self.resolver.record(resource.logical_id, f"local-{resource.logical_id}")
             elif resource.type in NOT_EMULATED:
-                self.resolver.record(resource.logical_id, f"not-emulated-{resource.logical_id}",
-                                     Arn=f"arn:aws:local:::{resource.logical_id}")
+                self.resolver.record(
+                    resource.logical_id,
+                    f"not-emulated-{resource.logical_id}",
+                    Arn=f"arn:aws:local:::{resource.logical_id}",
+                )
             else:
                 raise NotImplementedError(
                     f"{resource.logical_id} is a {resource.type}: the local cloud does not know it yet "
-                    "(emulate it in infra/local/provision.py or list it in NOT_EMULATED with a reason)")
+                    "(emulate it in infra/local/provision.py or list it in NOT_EMULATED with a reason)"
+                )
             self.result.types[resource.logical_id] = resource.type
             self.result.physical[resource.logical_id] = self.resolver.refs.get(resource.logical_id)
         return self.result
@@ -99,15 +103,18 @@ class Provisioner:
 
     def _aws_iam_role(self, r: Resource, p: dict[str, Any]) -> None:
         name = p.get("RoleName") or self.name(r.logical_id)
-        role = self.aws("iam").create_role(RoleName=name, Path=p.get("Path", "/"),
-                                           AssumeRolePolicyDocument=json.dumps(p["AssumeRolePolicyDocument"]))
+        role = self.aws("iam").create_role(
+            RoleName=name, Path=p.get("Path", "/"), AssumeRolePolicyDocument=json.dumps(p["AssumeRolePolicyDocument"])
+        )
         self.resolver.record(r.logical_id, name, Arn=role["Role"]["Arn"], RoleId=role["Role"]["RoleId"])
 
     # -- data -----------------------------------------------------------------------------------
     def _aws_dynamodb_table(self, r: Resource, p: dict[str, Any]) -> None:
         name = p.get("TableName") or self.name(r.logical_id, 255)
         args: dict[str, Any] = {
-            "TableName": name, "KeySchema": p["KeySchema"], "AttributeDefinitions": p["AttributeDefinitions"],
+            "TableName": name,
+            "KeySchema": p["KeySchema"],
+            "AttributeDefinitions": p["AttributeDefinitions"],
             "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
         }
         if p.get("GlobalSecondaryIndexes"):
@@ -116,21 +123,33 @@ class Provisioner:
             args["StreamSpecification"] = {"StreamEnabled": True, **p["StreamSpecification"]}
         if p.get("SSESpecification", {}).get("SSEEnabled"):
             sse = p["SSESpecification"]
-            args["SSESpecification"] = {"Enabled": True, "SSEType": sse.get("SSEType", "KMS"),
-                                        **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if "KMSMasterKeyId" in sse else {})}
+            args["SSESpecification"] = {
+                "Enabled": True,
+                "SSEType": sse.get("SSEType", "KMS"),
+                **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if "KMSMasterKeyId" in sse else {}),
+            }
         table = self.aws("dynamodb").create_table(**args)["TableDescription"]
         ttl = p.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
             self.aws("dynamodb").update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]})
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+            )
         self.resolver.record(r.logical_id, name, Arn=table["TableArn"], StreamArn=table.get("LatestStreamArn"))
 
     def _aws_sqs_queue(self, r: Resource, p: dict[str, Any]) -> None:
         name = p.get("QueueName") or self.name(r.logical_id, 80)
-        attributes = {}
-        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize",
-                    "ReceiveMessageWaitTimeSeconds", "SqsManagedSseEnabled", "KmsMasterKeyId",
-                    "FifoQueue", "ContentBasedDeduplication"):
+        attributes: dict[str, str] = {}
+        for key in (
+            "VisibilityTimeout",
+            "MessageRetentionPeriod",
+            "DelaySeconds",
+            "MaximumMessageSize",
+            "ReceiveMessageWaitTimeSeconds",
+            "SqsManagedSseEnabled",
+            "KmsMasterKeyId",
+            "FifoQueue",
+            "ContentBasedDeduplication",
+        ):
             if key in p:
                 attributes[key] = str(p[key]).lower() if isinstance(p[key], bool) else str(p[key])
         if "RedrivePolicy" in p:
@@ -155,21 +174,38 @@ class Provisioner:
     def _aws_events_rule(self, r: Resource, p: dict[str, Any]) -> None:
         name = p.get("Name") or self.name(r.logical_id)
         bus = p.get("EventBusName", "default")
-        args: dict[str, Any] = {"Name": name, "EventBusName": bus, "State": p.get("State", "ENABLED"),
-                                "Description": p.get("Description", "")}
+        args: dict[str, Any] = {
+            "Name": name,
+            "EventBusName": bus,
+            "State": p.get("State", "ENABLED"),
+            "Description": p.get("Description", ""),
+        }
         if "EventPattern" in p:
             args["EventPattern"] = json.dumps(p["EventPattern"])
         if "ScheduleExpression" in p:
             args["ScheduleExpression"] = p["ScheduleExpression"]
         arn = self.aws("events").put_rule(**args)["RuleArn"]
-        targets = [{k: v for k, v in t.items() if k in {"Id", "Arn", "RoleArn", "Input", "InputPath",
-                                                        "DeadLetterConfig", "RetryPolicy", "SqsParameters"}}
-                   for t in p.get("Targets", [])]
+        targets = [
+            {
+                k: v
+                for k, v in t.items()
+                if k
+                in {"Id", "Arn", "RoleArn", "Input", "InputPath", "DeadLetterConfig", "RetryPolicy", "SqsParameters"}
+            }
+            for t in p.get("Targets", [])
+        ]
         if targets:
             self.aws("events").put_targets(Rule=name, EventBusName=bus, Targets=targets)
         if "ScheduleExpression" in p:
-            self.result.schedules.append({"logical_id": r.logical_id, "name": name, "expression":
-                                          p["ScheduleExpression"], "state": args["State"], "targets": targets})
+            self.result.schedules.append(
+                {
+                    "logical_id": r.logical_id,
+                    "name": name,
+                    "expression": p["ScheduleExpression"],
+                    "state": args["State"],
+                    "targets": targets,
+                }
+            )
         self.resolver.record(r.logical_id, name, Arn=arn)
 
     # -- compute --------------------------------------------------------------------------------
@@ -177,60 +213,110 @@ class Provisioner:
         source = r.metadata.get("ecrm:source")
         module = r.metadata.get("ecrm:module")
         if not source or not module:
-            raise NotImplementedError(f"{r.logical_id} has no ecrm:source/ecrm:module metadata: "
-                                      "only EngineFunction functions run locally")
+            raise NotImplementedError(
+                f"{r.logical_id} has no ecrm:source/ecrm:module metadata: only EngineFunction functions run locally"
+            )
         name = p.get("FunctionName") or self.name(r.logical_id)
         environment = {k: str(v) for k, v in p.get("Environment", {}).get("Variables", {}).items()}
         created = self.aws("lambda").create_function(
-            FunctionName=name, Runtime=p["Runtime"], Role=p["Role"], Handler=p["Handler"],
-            Code={"ZipFile": _placeholder_zip(source)}, Timeout=int(p.get("Timeout", 3)),
-            MemorySize=int(p.get("MemorySize", 128)), Environment={"Variables": environment},
-            Architectures=p.get("Architectures", ["x86_64"]), Description=p.get("Description", ""))
-        self.runtime.register(LocalFunction(
-            logical_id=r.logical_id, name=name, arn=created["FunctionArn"], code_dir=REPO_ROOT / source,
-            module=module, environment=environment, timeout_s=int(p.get("Timeout", 3)),
-            memory_mb=int(p.get("MemorySize", 128))))
+            FunctionName=name,
+            Runtime=p["Runtime"],
+            Role=p["Role"],
+            Handler=p["Handler"],
+            Code={"ZipFile": _placeholder_zip(source)},
+            Timeout=int(p.get("Timeout", 3)),
+            MemorySize=int(p.get("MemorySize", 128)),
+            Environment={"Variables": environment},
+            Architectures=p.get("Architectures", ["x86_64"]),
+            Description=p.get("Description", ""),
+        )
+        self.runtime.register(
+            LocalFunction(
+                logical_id=r.logical_id,
+                name=name,
+                arn=created["FunctionArn"],
+                code_dir=REPO_ROOT / source,
+                module=module,
+                environment=environment,
+                timeout_s=int(p.get("Timeout", 3)),
+                memory_mb=int(p.get("MemorySize", 128)),
+            )
+        )
         self.resolver.record(r.logical_id, name, Arn=created["FunctionArn"])
 
     def _aws_lambda_eventsourcemapping(self, r: Resource, p: dict[str, Any]) -> None:
-        self.result.event_source_mappings.append({
-            "logical_id": r.logical_id, "function": p["FunctionName"], "source_arn": p["EventSourceArn"],
-            "batch_size": int(p.get("BatchSize", 10)),
-            "report_batch_item_failures": "ReportBatchItemFailures" in p.get("FunctionResponseTypes", []),
-            "enabled": p.get("Enabled", True),
-        })
+        self.result.event_source_mappings.append(
+            {
+                "logical_id": r.logical_id,
+                "function": p["FunctionName"],
+                "source_arn": p["EventSourceArn"],
+                "batch_size": int(p.get("BatchSize", 10)),
+                "report_batch_item_failures": "ReportBatchItemFailures" in p.get("FunctionResponseTypes", []),
+                "enabled": p.get("Enabled", True),
+            }
+        )
         self.resolver.record(r.logical_id, f"local-esm-{r.logical_id}")
 
     def _aws_stepfunctions_statemachine(self, r: Resource, p: dict[str, Any]) -> None:
         name = p.get("StateMachineName") or self.name(r.logical_id, 80)
         definition = p.get("DefinitionString") or json.dumps(p["Definition"])
         arn = self.aws("stepfunctions").create_state_machine(
-            name=name, definition=definition, roleArn=p["RoleArn"],
-            type=p.get("StateMachineType", "STANDARD"))["stateMachineArn"]
+            name=name, definition=definition, roleArn=p["RoleArn"], type=p.get("StateMachineType", "STANDARD")
+        )["stateMachineArn"]
         self.resolver.record(r.logical_id, arn, Arn=arn, Name=name)
 
     # -- identity -------------------------------------------------------------------------------
     def _aws_cognito_userpool(self, r: Resource, p: dict[str, Any]) -> None:
-        args = {k: p[k] for k in ("Policies", "Schema", "AutoVerifiedAttributes", "UsernameAttributes",
-                                  "MfaConfiguration", "AccountRecoverySetting", "AdminCreateUserConfig")
-                if k in p}
-        pool = self.aws("cognito-idp").create_user_pool(PoolName=p.get("UserPoolName", self.name(r.logical_id)),
-                                                        **args)["UserPool"]
+        args = {
+            k: p[k]
+            for k in (
+                "Policies",
+                "Schema",
+                "AutoVerifiedAttributes",
+                "UsernameAttributes",
+                "MfaConfiguration",
+                "AccountRecoverySetting",
+                "AdminCreateUserConfig",
+            )
+            if k in p
+        }
+        pool = self.aws("cognito-idp").create_user_pool(
+            PoolName=p.get("UserPoolName", self.name(r.logical_id)), **args
+        )["UserPool"]
         provider = f"cognito-idp.{self.runtime.region}.amazonaws.com/{pool['Id']}"
-        self.resolver.record(r.logical_id, pool["Id"], Arn=pool["Arn"], ProviderName=provider,
-                             ProviderURL=f"https://{provider}", UserPoolId=pool["Id"])
+        self.resolver.record(
+            r.logical_id,
+            pool["Id"],
+            Arn=pool["Arn"],
+            ProviderName=provider,
+            ProviderURL=f"https://{provider}",
+            UserPoolId=pool["Id"],
+        )
 
     def _aws_cognito_userpoolclient(self, r: Resource, p: dict[str, Any]) -> None:
-        args = {k: p[k] for k in ("ExplicitAuthFlows", "ReadAttributes", "WriteAttributes",
-                                  "PreventUserExistenceErrors", "GenerateSecret") if k in p}
+        args = {
+            k: p[k]
+            for k in (
+                "ExplicitAuthFlows",
+                "ReadAttributes",
+                "WriteAttributes",
+                "PreventUserExistenceErrors",
+                "GenerateSecret",
+            )
+            if k in p
+        }
         client = self.aws("cognito-idp").create_user_pool_client(
-            UserPoolId=p["UserPoolId"], ClientName=p.get("ClientName", r.logical_id), **args)["UserPoolClient"]
+            UserPoolId=p["UserPoolId"], ClientName=p.get("ClientName", r.logical_id), **args
+        )["UserPoolClient"]
         self.resolver.record(r.logical_id, client["ClientId"], Name=client["ClientName"])
 
     def _aws_cognito_userpoolgroup(self, r: Resource, p: dict[str, Any]) -> None:
-        self.aws("cognito-idp").create_group(UserPoolId=p["UserPoolId"], GroupName=p["GroupName"],
-                                             Description=p.get("Description", ""),
-                                             Precedence=int(p.get("Precedence", 0)))
+        self.aws("cognito-idp").create_group(
+            UserPoolId=p["UserPoolId"],
+            GroupName=p["GroupName"],
+            Description=p.get("Description", ""),
+            Precedence=int(p.get("Precedence", 0)),
+        )
         self.resolver.record(r.logical_id, p["GroupName"])
 
 

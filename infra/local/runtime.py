@@ -52,8 +52,9 @@ class _Worker:
 
 
 class FunctionRuntime:
-    def __init__(self, endpoint_url: str, region: str, log_dir: Path,
-                 echo: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self, endpoint_url: str, region: str, log_dir: Path, echo: Callable[[str, str], None] | None = None
+    ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
         self.log_dir = log_dir
@@ -108,12 +109,18 @@ class FunctionRuntime:
             if line is None:
                 worker.process.kill()
                 self._workers.pop(name, None)
-                raise InvocationError(name, {"errorType": "Sandbox.Timedout",
-                                             "errorMessage": f"Task timed out after {function.timeout_s} seconds"})
+                raise InvocationError(
+                    name,
+                    {
+                        "errorType": "Sandbox.Timedout",
+                        "errorMessage": f"Task timed out after {function.timeout_s} seconds",
+                    },
+                )
             if not line:
                 self._workers.pop(name, None)
-                raise InvocationError(name, {"errorType": "Runtime.ExitError",
-                                             "errorMessage": "the function's sandbox exited"})
+                raise InvocationError(
+                    name, {"errorType": "Runtime.ExitError", "errorMessage": "the function's sandbox exited"}
+                )
         reply = json.loads(line)
         if "error" in reply:
             raise InvocationError(name, reply["error"])
@@ -129,13 +136,20 @@ class FunctionRuntime:
             env["ECRM_LOCAL_RESPONSE_FD"] = str(write_fd)
             process = subprocess.Popen(
                 [sys.executable, str(WORKER), str(function.code_dir), str(LAYER_DIR), function.module],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                env=env, pass_fds=(write_fd,), cwd=function.code_dir)
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+                pass_fds=(write_fd,),
+                cwd=function.code_dir,
+            )
             os.close(write_fd)
             worker = _Worker(process, os.fdopen(read_fd, "r"))
             self._workers[function.name] = worker
-            threading.Thread(target=self._drain_logs, args=(function, process), daemon=True,
-                             name=f"logs-{function.name}").start()
+            threading.Thread(
+                target=self._drain_logs, args=(function, process), daemon=True, name=f"logs-{function.name}"
+            ).start()
             return worker
 
     def _drain_logs(self, function: LocalFunction, process: subprocess.Popen[str]) -> None:

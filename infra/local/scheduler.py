@@ -33,13 +33,21 @@ def next_fire(expression: str, after: datetime) -> datetime:
     minute, hour, day, month, weekday, *_year = cron.group(1).split()
     day = "*" if day == "?" else day
     weekday = "*" if weekday == "?" else weekday
-    return croniter(f"{minute} {hour} {day} {month} {weekday}", after).get_next(datetime)  # type: ignore[no-any-return]
+    return croniter(f"{minute} {hour} {day} {month} {weekday}", after).get_next(datetime)
 
 
 class LocalScheduler:
-    def __init__(self, schedules: list[dict[str, Any]], *, runtime: FunctionRuntime, stepfunctions: Any,
-                 account: str, region: str, now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 on_error: Callable[[str, Exception], None] | None = None) -> None:
+    def __init__(
+        self,
+        schedules: list[dict[str, Any]],
+        *,
+        runtime: FunctionRuntime,
+        stepfunctions: Any,
+        account: str,
+        region: str,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_error: Callable[[str, Exception], None] | None = None,
+    ) -> None:
         self.schedules = {s["name"]: s for s in schedules}
         self.runtime = runtime
         self.sfn = stepfunctions
@@ -76,9 +84,15 @@ class LocalScheduler:
         """Run the rule's targets now; returns what was started (function names, execution ARNs)."""
         schedule = self.schedules[name]
         event = {
-            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": self.account, "time": self.now().strftime("%Y-%m-%dT%H:%M:%SZ"), "region": self.region,
-            "resources": [f"arn:aws:events:{self.region}:{self.account}:rule/{name}"], "detail": {},
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.account,
+            "time": self.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.region,
+            "resources": [f"arn:aws:events:{self.region}:{self.account}:rule/{name}"],
+            "detail": {},
         }
         started = []
         self.fired[name] = self.fired.get(name, 0) + 1
@@ -86,8 +100,9 @@ class LocalScheduler:
             payload = json.loads(target["Input"]) if "Input" in target else event
             arn = target["Arn"]
             if ":states:" in arn:
-                execution = self.sfn.start_execution(stateMachineArn=arn, name=f"{name[:40]}-{uuid.uuid4()}",
-                                                     input=json.dumps(payload))
+                execution = self.sfn.start_execution(
+                    stateMachineArn=arn, name=f"{name[:40]}-{uuid.uuid4()}", input=json.dumps(payload)
+                )
                 started.append(execution["executionArn"])
             elif ":lambda:" in arn:
                 function = arn.rsplit(":", 1)[1] if arn.count(":") == 6 else arn.split(":")[6]

@@ -39,8 +39,12 @@ class Template:
         for logical_id, raw in body.get("Resources", {}).items():
             depends = raw.get("DependsOn", [])
             template.resources[logical_id] = Resource(
-                logical_id, raw["Type"], raw.get("Properties", {}), raw.get("Metadata", {}),
-                [depends] if isinstance(depends, str) else list(depends))
+                logical_id,
+                raw["Type"],
+                raw.get("Properties", {}),
+                raw.get("Metadata", {}),
+                [depends] if isinstance(depends, str) else list(depends),
+            )
         return template
 
     def of_type(self, resource_type: str) -> list[Resource]:
@@ -97,8 +101,12 @@ class Resolver:
 
     def __init__(self, stack_name: str, region: str = REGION, account: str = ACCOUNT_ID) -> None:
         self.pseudo = {
-            "AWS::Region": region, "AWS::AccountId": account, "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": stack_name, "AWS::NoValue": None,
+            "AWS::Region": region,
+            "AWS::AccountId": account,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": stack_name,
+            "AWS::NoValue": None,
             "AWS::StackId": f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/local",
         }
         self.refs: dict[str, Any] = {}
@@ -114,7 +122,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self._ref(arg)
             if key == "Fn::GetAtt":

@@ -65,8 +65,7 @@ def main() -> None:
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
-    return {"errorType": type(exc).__name__, "errorMessage": str(exc),
-            "stackTrace": traceback.format_exception(exc)}
+    return {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": traceback.format_exception(exc)}
 
 
 if __name__ == "__main__":

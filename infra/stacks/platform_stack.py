@@ -13,11 +13,17 @@ from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
 
 
 class PlatformStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings,
-                 layer_python_version: str = LAMBDA_PYTHON_VERSION, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DeploymentSettings,
+        layer_python_version: str = LAMBDA_PYTHON_VERSION,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.foundation = Foundation(self, "Foundation", settings=settings,
-                                     layer_python_version=layer_python_version)
+        self.foundation = Foundation(self, "Foundation", settings=settings, layer_python_version=layer_python_version)
         self.platform = PlatformEngine(self, "Platform", foundation=self.foundation)
 
         f = self.foundation

@@ -34,19 +34,21 @@ def local() -> None:
 @click.option("--verbose", is_flag=True, help="Echo every function's log lines.")
 def local_up(port: int, verbose: bool) -> None:
     """Run the platform locally and serve until stopped."""
-    from ecrm.local_ops import run_until_interrupted, start_cloud  # noqa: PLC0415
+    from ecrm.local_ops import run_until_interrupted, start_cloud
 
     cloud = start_cloud(api_port=port, verbose=verbose)
     run_until_interrupted(cloud)
 
 
 @local.command("token")
-@click.option("--group", type=click.Choice(["admin", "marketer", "analyst", "agent"]), help="A staff user in this group.")
+@click.option(
+    "--group", type=click.Choice(["admin", "marketer", "analyst", "agent"]), help="A staff user in this group."
+)
 @click.option("--customer", "customer_id", help="A customer user bound to this customer id.")
 @click.option("--email", help="The user's email (default derived from the group or customer).")
 def local_token(group: str | None, customer_id: str | None, email: str | None) -> None:
     """Print an ID token for the running local cloud's API."""
-    from ecrm.local_ops import issue_token  # noqa: PLC0415
+    from ecrm.local_ops import issue_token
 
     if bool(group) == bool(customer_id):
         raise click.UsageError("give exactly one of --group or --customer")
@@ -61,7 +63,7 @@ def local_token(group: str | None, customer_id: str | None, email: str | None) -
 @click.option("--port", default=4510, show_default=True, help="Port of the local REST API (0 for any free port).")
 def demo(once: bool, port: int) -> None:
     """Bring the platform up locally, print how to call it, run the tour."""
-    from ecrm.demo import run_demo  # noqa: PLC0415
+    from ecrm.demo import run_demo
 
     sys.exit(run_demo(once=once, api_port=port))
 
@@ -74,7 +76,7 @@ def schemas() -> None:
 @schemas.command("generate")
 def schemas_generate() -> None:
     """Write events/schemas from the pydantic event models."""
-    from ecrm.schemas import write_schemas  # noqa: PLC0415
+    from ecrm.schemas import write_schemas
 
     for path in write_schemas():
         click.echo(f"wrote {path}")
@@ -83,7 +85,7 @@ def schemas_generate() -> None:
 @schemas.command("check")
 def schemas_check() -> None:
     """Fail if events/schemas is stale."""
-    from ecrm.schemas import stale_schemas  # noqa: PLC0415
+    from ecrm.schemas import stale_schemas
 
     stale = stale_schemas()
     if stale:
@@ -97,11 +99,15 @@ def schemas_check() -> None:
 @click.option("--max-messages", default=0, help="Stop after this many (0: all).")
 def redrive(queue: str, endpoint_url: str | None, max_messages: int) -> None:
     """Move QUEUE's dead letters back to the queue that feeds it (QUEUE may be the DLQ or its source)."""
-    from ecrm.local_ops import redrive_dead_letters  # noqa: PLC0415
+    from ecrm.local_ops import redrive_dead_letters
 
     started = time.monotonic()
-    moved = redrive_dead_letters(queue, endpoint_url=endpoint_url, max_messages=max_messages,
-                                 progress=lambda n: click.echo(f"\rmoved {n}", nl=False))
+    moved = redrive_dead_letters(
+        queue,
+        endpoint_url=endpoint_url,
+        max_messages=max_messages,
+        progress=lambda n: click.echo(f"\rmoved {n}", nl=False),
+    )
     click.echo(f"\nmoved {moved} record(s) in {time.monotonic() - started:.1f}s")
 
 

@@ -13,13 +13,16 @@ STAFF_PASSWORD = "Local-Only-Passw0rd!"  # noqa: S105 - users of the local cloud
 
 
 def start_cloud(*, api_port: int = 0, verbose: bool = False) -> Any:
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
-    from infra.local.cloud import LocalCloud  # noqa: PLC0415
+    from infra.local.cloud import LocalCloud
 
     console = Console(stderr=True)
-    echo = (lambda where, line: console.print(f"[dim]{where}[/dim] {line}", markup=True,
-                                              highlight=False)) if verbose else None
+    echo = (
+        (lambda where, line: console.print(f"[dim]{where}[/dim] {line}", markup=True, highlight=False))
+        if verbose
+        else None
+    )
     with console.status("synthesizing the CDK app and provisioning the local cloud..."):
         cloud = LocalCloud(api_port=api_port, echo=echo).start()
     return cloud
@@ -27,18 +30,21 @@ def start_cloud(*, api_port: int = 0, verbose: bool = False) -> Any:
 
 def print_banner(cloud: Any) -> None:
     state = cloud.state
-    print(f"eCRM local cloud is up\n"
-          f"  API          {state.api_url}\n"
-          f"  AWS (moto)   {state.endpoint_url}   region {state.region}\n"
-          f"  event bus    {state.event_bus_name}\n"
-          f"  user pool    {state.user_pool_id}\n"
-          f"  functions    {len(cloud.runtime.functions)}, queues consumed {len(cloud.pollers)}, "
-          f"routes {len(cloud.gateway.routes)}, schedules {len(cloud.scheduler.schedules)}\n"
-          f"  logs         .local-cloud/logs/<function>.log\n"
-          f"Try:\n"
-          f"  curl {state.api_url}/health\n"
-          f"  TOKEN=$(.venv/bin/ecrm local token --group marketer)\n"
-          f"  curl -H \"Authorization: $TOKEN\" {state.api_url}/whoami\n", flush=True)
+    print(
+        f"eCRM local cloud is up\n"
+        f"  API          {state.api_url}\n"
+        f"  AWS (moto)   {state.endpoint_url}   region {state.region}\n"
+        f"  event bus    {state.event_bus_name}\n"
+        f"  user pool    {state.user_pool_id}\n"
+        f"  functions    {len(cloud.runtime.functions)}, queues consumed {len(cloud.pollers)}, "
+        f"routes {len(cloud.gateway.routes)}, schedules {len(cloud.scheduler.schedules)}\n"
+        f"  logs         .local-cloud/logs/<function>.log\n"
+        f"Try:\n"
+        f"  curl {state.api_url}/health\n"
+        f"  TOKEN=$(.venv/bin/ecrm local token --group marketer)\n"
+        f'  curl -H "Authorization: $TOKEN" {state.api_url}/whoami\n',
+        flush=True,
+    )
 
 
 def run_until_interrupted(cloud: Any) -> None:
@@ -56,14 +62,20 @@ def run_until_interrupted(cloud: Any) -> None:
 
 
 def cognito_client(endpoint_url: str, region: str) -> Any:
-    return boto3.client("cognito-idp", endpoint_url=endpoint_url, region_name=region,
-                        aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+    return boto3.client(
+        "cognito-idp",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the local cloud accepts any key
+    )
 
 
-def issue_token(*, group: str | None = None, customer_id: str | None = None, email: str | None = None,
-                state: Any = None) -> str:
+def issue_token(
+    *, group: str | None = None, customer_id: str | None = None, email: str | None = None, state: Any = None
+) -> str:
     """An ID token from the local Cognito for a staff user of `group` or the customer `customer_id`."""
-    from infra.local.cloud import CloudState  # noqa: PLC0415
+    from infra.local.cloud import CloudState
 
     state = state or CloudState.load()
     cognito = cognito_client(state.endpoint_url, state.region)
@@ -72,38 +84,47 @@ def issue_token(*, group: str | None = None, customer_id: str | None = None, ema
     if customer_id:
         attributes.append({"Name": "custom:customer_id", "Value": customer_id})
     try:
-        cognito.admin_create_user(UserPoolId=state.user_pool_id, Username=email, UserAttributes=attributes,
-                                  MessageAction="SUPPRESS")
+        cognito.admin_create_user(
+            UserPoolId=state.user_pool_id, Username=email, UserAttributes=attributes, MessageAction="SUPPRESS"
+        )
     except cognito.exceptions.UsernameExistsException:
-        cognito.admin_update_user_attributes(UserPoolId=state.user_pool_id, Username=email,
-                                             UserAttributes=attributes)
-    cognito.admin_set_user_password(UserPoolId=state.user_pool_id, Username=email, Password=STAFF_PASSWORD,
-                                    Permanent=True)
+        cognito.admin_update_user_attributes(UserPoolId=state.user_pool_id, Username=email, UserAttributes=attributes)
+    cognito.admin_set_user_password(
+        UserPoolId=state.user_pool_id, Username=email, Password=STAFF_PASSWORD, Permanent=True
+    )
     if group:
         cognito.admin_add_user_to_group(UserPoolId=state.user_pool_id, Username=email, GroupName=group)
     client_id = state.staff_client_id if group else state.customer_client_id
-    auth = cognito.admin_initiate_auth(UserPoolId=state.user_pool_id, ClientId=client_id,
-                                       AuthFlow="ADMIN_USER_PASSWORD_AUTH",
-                                       AuthParameters={"USERNAME": email, "PASSWORD": STAFF_PASSWORD})
+    auth = cognito.admin_initiate_auth(
+        UserPoolId=state.user_pool_id,
+        ClientId=client_id,
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": email, "PASSWORD": STAFF_PASSWORD},
+    )
     return str(auth["AuthenticationResult"]["IdToken"])
 
 
-def redrive_dead_letters(queue: str, *, endpoint_url: str | None = None, max_messages: int = 0,
-                         progress: Callable[[int], None] | None = None, sqs: Any = None) -> int:
+def redrive_dead_letters(
+    queue: str,
+    *,
+    endpoint_url: str | None = None,
+    max_messages: int = 0,
+    progress: Callable[[int], None] | None = None,
+    sqs: Any = None,
+) -> int:
     """Move every record of a dead-letter queue back to its source queue; returns how many moved."""
-    import json  # noqa: PLC0415
+    import json
 
     if sqs is None:
         if endpoint_url is None:
             try:
-                from infra.local.cloud import CloudState  # noqa: PLC0415
+                from infra.local.cloud import CloudState
 
                 endpoint_url = CloudState.load().endpoint_url
             except (FileNotFoundError, ImportError):
                 endpoint_url = None
-        sqs = boto3.client("sqs", endpoint_url=endpoint_url, **(
-            {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}  # noqa: S106
-            if endpoint_url else {}))
+        local = {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        sqs = boto3.client("sqs", endpoint_url=endpoint_url, **(local if endpoint_url else {}))  # type: ignore[call-overload]
     url = queue if queue.startswith("http") else sqs.get_queue_url(QueueName=queue)["QueueUrl"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     if "RedrivePolicy" in attributes:  # a source queue: redrive its DLQ into it
@@ -117,13 +138,19 @@ def redrive_dead_letters(queue: str, *, endpoint_url: str | None = None, max_mes
         dlq_url, source_url = url, sources[0]
     moved = 0
     while not max_messages or moved < max_messages:
-        batch = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                    MessageAttributeNames=["All"]).get("Messages", [])
+        batch = sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+        ).get("Messages", [])
         if not batch:
             break
-        entries = [{"Id": str(i), "MessageBody": m["Body"],
-                    **({"MessageAttributes": m["MessageAttributes"]} if m.get("MessageAttributes") else {})}
-                   for i, m in enumerate(batch)]
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": m["Body"],
+                **({"MessageAttributes": m["MessageAttributes"]} if m.get("MessageAttributes") else {}),
+            }
+            for i, m in enumerate(batch)
+        ]
         result = sqs.send_message_batch(QueueUrl=source_url, Entries=entries)
         sent = {e["Id"] for e in result.get("Successful", [])}
         done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch) if str(i) in sent]

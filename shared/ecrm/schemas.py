@@ -55,8 +55,14 @@ def write_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
 
 def stale_schemas(directory: Path = SCHEMA_DIR) -> list[str]:
     expected = rendered_schemas()
-    stale = [rel for rel, content in expected.items()
-             if not (directory / rel).exists() or (directory / rel).read_text() != content]
-    stale += [str(p.relative_to(directory)) for p in directory.rglob("*.json")
-              if str(p.relative_to(directory)) not in expected]
+    stale = [
+        rel
+        for rel, content in expected.items()
+        if not (directory / rel).exists() or (directory / rel).read_text() != content
+    ]
+    stale += [
+        str(p.relative_to(directory))
+        for p in directory.rglob("*.json")
+        if str(p.relative_to(directory)) not in expected
+    ]
     return sorted(stale)

@@ -14,21 +14,31 @@ from infra.local.cloud import LocalCloud
 
 
 def ping(ping_id: str) -> PingRequested:
-    return PingRequested.model_validate({"ping_id": ping_id, "message": "e2e", "requested_by": "e2e",
-                                         "requested_at": "2026-11-23T10:00:00Z"})
+    return PingRequested.model_validate(
+        {"ping_id": ping_id, "message": "e2e", "requested_by": "e2e", "requested_at": "2026-11-23T10:00:00Z"}
+    )
 
 
 def platform_item(cloud: LocalCloud, ping_id: str) -> dict[str, Any] | None:
     table = cloud.physical_id("AWS::DynamoDB::Table", "Platform")
-    item = cloud.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": f"PING#{ping_id}"},
-                                                                   "sk": {"S": "PING"}})
+    item = cloud.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": f"PING#{ping_id}"}, "sk": {"S": "PING"}})
     return item.get("Item")  # type: ignore[no-any-return]
 
 
 def bus_event(detail: dict[str, Any]) -> str:
-    return json.dumps({"version": "0", "id": "e2e", "source": "ecrm.platform", "detail-type": "PingRequested",
-                       "account": "123456789012", "time": "2026-11-23T10:00:00Z", "region": "us-east-1",
-                       "resources": [], "detail": detail})
+    return json.dumps(
+        {
+            "version": "0",
+            "id": "e2e",
+            "source": "ecrm.platform",
+            "detail-type": "PingRequested",
+            "account": "123456789012",
+            "time": "2026-11-23T10:00:00Z",
+            "region": "us-east-1",
+            "resources": [],
+            "detail": detail,
+        }
+    )
 
 
 def test_an_api_request_reaches_dynamodb_through_the_bus(tour: TourContext, staff_token: str) -> None:
@@ -42,9 +52,16 @@ def test_an_api_request_reaches_dynamodb_through_the_bus(tour: TourContext, staf
 
 
 def test_an_event_put_on_the_bus_reaches_its_consumer(cloud: LocalCloud) -> None:
-    cloud.client("events").put_events(Entries=[{
-        "EventBusName": cloud.state.event_bus_name, "Source": "ecrm.platform", "DetailType": "PingRequested",
-        "Detail": json.dumps(envelope_for(ping("png_01E2EBUS0000000000000000A1")))}])
+    cloud.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": cloud.state.event_bus_name,
+                "Source": "ecrm.platform",
+                "DetailType": "PingRequested",
+                "Detail": json.dumps(envelope_for(ping("png_01E2EBUS0000000000000000A1"))),
+            }
+        ]
+    )
     item = wait_for(lambda: platform_item(cloud, "png_01E2EBUS0000000000000000A1"), timeout=15, what="the item")
     assert item["message"]["S"] == "e2e"
 
@@ -58,9 +75,13 @@ def test_one_bad_record_is_retried_alone_then_dead_lettered_and_can_be_redriven(
     del bad["data"]["ping_id"]
     invocations_before = cloud.runtime.invocations.copy()
     # When one good and one bad record arrive in the same batch
-    sqs.send_message_batch(QueueUrl=queue, Entries=[
-        {"Id": "good", "MessageBody": bus_event(envelope_for(ping(good_id)))},
-        {"Id": "bad", "MessageBody": bus_event(bad)}])
+    sqs.send_message_batch(
+        QueueUrl=queue,
+        Entries=[
+            {"Id": "good", "MessageBody": bus_event(envelope_for(ping(good_id)))},
+            {"Id": "bad", "MessageBody": bus_event(bad)},
+        ],
+    )
     # Then the good one is stored once, and the bad one ends in the DLQ after maxReceiveCount receives
     wait_for(lambda: platform_item(cloud, good_id), timeout=15, what="the good record")
 
@@ -69,13 +90,14 @@ def test_one_bad_record_is_retried_alone_then_dead_lettered_and_can_be_redriven(
         return int(attrs["Attributes"]["ApproximateNumberOfMessages"]) >= 1  # type: ignore[return-value]
 
     wait_for(dead_lettered, timeout=40, interval=0.5, what="the bad record in the DLQ")
-    max_receives = json.loads(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])
-                              ["Attributes"]["RedrivePolicy"])["maxReceiveCount"]
+    max_receives = json.loads(
+        sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"]
+    )["maxReceiveCount"]
     consumer = next(p.function for p in cloud.pollers if p.queue_url == queue)
     calls = cloud.runtime.invocations[consumer] - invocations_before.get(consumer, 0)
     assert calls == max_receives, "the bad record alone was retried until the redrive limit"
     log = (cloud.state_dir / "logs").glob("*PingConsumer*.log")
-    assert not any(f"already recorded" in p.read_text() and good_id in p.read_text() for p in log)
+    assert not any("already recorded" in p.read_text() and good_id in p.read_text() for p in log)
 
     # And the operator can send it back once the cause is fixed (here: it fails again, and returns)
     moved = redrive_dead_letters(dlq, sqs=sqs)

@@ -9,13 +9,13 @@ import pytest
 
 from infra.local.runtime import FunctionRuntime, InvocationError, LocalFunction
 
-PROBE = '''
+PROBE = """
 import os
 def handler(event, context):
     if event.get("fail"):
         raise KeyError("asked to fail")
     return {"env": dict(os.environ), "remaining": context.get_remaining_time_in_millis()}
-'''
+"""
 
 
 @pytest.fixture
@@ -23,8 +23,17 @@ def runtime(tmp_path: Path) -> FunctionRuntime:
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "probe.py").write_text(PROBE)
     runtime = FunctionRuntime("http://127.0.0.1:9", "us-east-1", tmp_path / "logs")
-    runtime.register(LocalFunction("Probe", "probe-fn", "arn:aws:lambda:us-east-1:123456789012:function:probe-fn",
-                                   tmp_path / "code", "probe", {"ONLY_MINE": "yes"}, timeout_s=5))
+    runtime.register(
+        LocalFunction(
+            "Probe",
+            "probe-fn",
+            "arn:aws:lambda:us-east-1:123456789012:function:probe-fn",
+            tmp_path / "code",
+            "probe",
+            {"ONLY_MINE": "yes"},
+            timeout_s=5,
+        )
+    )
     yield runtime
     runtime.stop()
 

@@ -90,7 +90,9 @@ def test_every_state_machine_has_the_template_definition(cloud: LocalCloud) -> N
     for resource in machines:
         arn = cloud.provisioned.physical[resource.logical_id]
         described = sfn.describe_state_machine(stateMachineArn=arn)
-        assert json.loads(described["definition"]) == json.loads(resolved(cloud, resource.logical_id)["DefinitionString"])
+        assert json.loads(described["definition"]) == json.loads(
+            resolved(cloud, resource.logical_id)["DefinitionString"]
+        )
 
 
 def test_every_schedule_fires_from_the_local_clock(cloud: LocalCloud) -> None:

@@ -15,8 +15,11 @@ def test_the_schedule_starts_the_self_check_which_succeeds(cloud: LocalCloud) ->
     (name,) = cloud.scheduler.schedules
     (execution_arn,) = cloud.scheduler.fire(name)
     # Then the state machine sends a ping, waits, retries until it arrived, and succeeds
-    described = wait_for(lambda: (d := sfn.describe_execution(executionArn=execution_arn))["status"] != "RUNNING"
-                         and d, timeout=60, what="the execution")
+    described = wait_for(
+        lambda: (d := sfn.describe_execution(executionArn=execution_arn))["status"] != "RUNNING" and d,
+        timeout=60,
+        what="the execution",
+    )
     assert described["status"] == "SUCCEEDED", described.get("cause")
     assert json.loads(described["output"])["ping_id"].startswith("png_")
 

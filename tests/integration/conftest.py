@@ -59,9 +59,9 @@ class PingRoute:
 @pytest.fixture
 def ping_route(events_client: Any, sqs_client: Any) -> PingRoute:
     queue_url = sqs_client.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
-    queue_arn = sqs_client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    queue_arn = sqs_client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     events_client.create_event_bus(Name=BUS_NAME)
     events_client.put_rule(
         Name="platform-ping-requested",

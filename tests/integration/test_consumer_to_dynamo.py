@@ -26,15 +26,11 @@ def _lambda_event(messages: list[dict]) -> dict:
     return event
 
 
-def test_a_published_ping_ends_up_in_the_table(
-    ping_route, events_client, sqs_client, platform_table, lambda_context
-):
+def test_a_published_ping_ends_up_in_the_table(ping_route, events_client, sqs_client, platform_table, lambda_context):
     # Given two pings published on the bus
     requested_at = datetime.now(UTC)
     pings = [
-        PingRequested(
-            ping_id=f"png_{n:026d}", message=f"ping {n}", requested_by="selfcheck", requested_at=requested_at
-        )
+        PingRequested(ping_id=f"png_{n:026d}", message=f"ping {n}", requested_by="selfcheck", requested_at=requested_at)
         for n in range(2)
     ]
     EventPublisher(ping_route.bus_name, events_client).publish_all(pings, correlation_id=CORRELATION_ID)

@@ -225,9 +225,7 @@ def test_a_ping_is_accepted_and_published_with_the_request_correlation_id(call, 
 
 def test_a_correlation_id_header_wins_over_the_request_id(call, bus):
     # Given a caller that sends its own correlation id
-    event = _set_header(
-        _sample("rest_post_pings_staff.json"), "x-correlation-id", "cor_01JD3Z6Q5N8V4W7X2Y9A0B1C2E"
-    )
+    event = _set_header(_sample("rest_post_pings_staff.json"), "x-correlation-id", "cor_01JD3Z6Q5N8V4W7X2Y9A0B1C2E")
 
     # When
     reply = call(event)
@@ -241,9 +239,7 @@ def test_a_correlation_id_header_wins_over_the_request_id(call, bus):
 def test_a_customer_cannot_send_a_ping(call, bus):
     # Given a customer's token on the staff route
     event = _sample("rest_post_pings_staff.json")
-    event["requestContext"]["authorizer"] = _sample("rest_get_whoami_customer.json")["requestContext"][
-        "authorizer"
-    ]
+    event["requestContext"]["authorizer"] = _sample("rest_get_whoami_customer.json")["requestContext"]["authorizer"]
 
     # When
     reply = call(event)

@@ -138,9 +138,7 @@ def test_an_envelope_parses_back_into_the_event():
 def test_an_event_rejects_unknown_fields():
     # Given / When / Then the contract is closed
     with pytest.raises(ValueError, match="extra"):
-        PingRequested(
-            ping_id="png_1", message="m", requested_by="u", requested_at=REQUESTED_AT, surprise=True
-        )
+        PingRequested(ping_id="png_1", message="m", requested_by="u", requested_at=REQUESTED_AT, surprise=True)
 
 
 def test_the_schema_carries_the_bus_coordinates():

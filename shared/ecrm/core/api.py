@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -28,8 +28,7 @@ CORRELATION_HEADER = "X-Correlation-Id"
 
 def problem_response(status: int, body: dict[str, Any], correlation_id: str | None = None) -> Response:
     headers = {CORRELATION_HEADER: correlation_id} if correlation_id else None
-    return Response(status_code=status, content_type=PROBLEM_CONTENT_TYPE, body=json.dumps(body),
-                    headers=headers)
+    return Response(status_code=status, content_type=PROBLEM_CONTENT_TYPE, body=json.dumps(body), headers=headers)
 
 
 def describe_validation_errors(errors: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
@@ -74,7 +73,7 @@ class EngineApi(APIGatewayRestResolver):
         return json.loads(self.get_openapi_json_schema(title=self.title, version=self.api_version))
 
     # -- correlation and error mapping ---------------------------------------------------------
-    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         """Route the request, with its correlation id known before validation or routing can fail."""
         headers = event.get("headers") or {}
         incoming = next((v for k, v in headers.items() if k.lower() == CORRELATION_HEADER.lower()), None)
@@ -106,8 +105,9 @@ class EngineApi(APIGatewayRestResolver):
     def _validation_error(self, exc: RequestValidationError) -> Response:
         errors = describe_validation_errors(exc.errors())
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        body = problem(422, "Invalid request", detail, code="validation-error",
-                       instance=self._instance(), errors=errors)
+        body = problem(
+            422, "Invalid request", detail, code="validation-error", instance=self._instance(), errors=errors
+        )
         self.logger.info("request rejected", extra={"problem": "validation-error", "detail": detail})
         return problem_response(422, body, self.context.get("correlation_id"))
 

@@ -43,7 +43,5 @@ def load_config(model: type[ConfigT], environ: Mapping[str, str] | None = None) 
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors())
         raise ConfigurationError(f"invalid environment for {model.__name__}: {problems}") from exc

@@ -60,8 +60,12 @@ def parse_record(record: SQSRecord, accepts: Iterable[type[DomainEvent]]) -> Rec
     envelope = EventEnvelope[model].model_validate(bus_event.detail)  # type: ignore[valid-type]
     attributes = record.raw_event.get("attributes") or {}
     return ReceivedEvent[Any](
-        bus_event_id=bus_event.id, source=bus_event.source, detail_type=bus_event.detail_type,
-        metadata=envelope.metadata, data=envelope.data, message_id=record.message_id,
+        bus_event_id=bus_event.id,
+        source=bus_event.source,
+        detail_type=bus_event.detail_type,
+        metadata=envelope.metadata,
+        data=envelope.data,
+        message_id=record.message_id,
         receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
     )
 
@@ -74,8 +78,9 @@ class EventConsumer:
         self.accepts = tuple(accepts)
         self.processor = BatchProcessor(event_type=EventType.SQS)
 
-    def __call__(self, event: dict[str, Any], context: Any,
-                 on_event: Callable[[ReceivedEvent[Any]], None]) -> dict[str, Any]:
+    def __call__(
+        self, event: dict[str, Any], context: Any, on_event: Callable[[ReceivedEvent[Any]], None]
+    ) -> dict[str, Any]:
         def handle_record(record: SQSRecord) -> None:
             received = parse_record(record, self.accepts)
             self.logger.set_correlation_id(received.metadata.correlation_id)
@@ -85,5 +90,6 @@ class EventConsumer:
             finally:
                 self.logger.remove_keys(["event_id", "detail_type"])
 
-        return process_partial_response(event=event, record_handler=handle_record,
-                                        processor=self.processor, context=context)
+        return process_partial_response(  # type: ignore[return-value]
+            event=event, record_handler=handle_record, processor=self.processor, context=context
+        )

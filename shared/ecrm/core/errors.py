@@ -74,8 +74,9 @@ class ConfigurationError(EcrmError):
     title = "Function misconfigured"
 
 
-def problem(status: int, title: str, detail: str, *, code: str | None = None,
-            instance: str | None = None, **extensions: Any) -> dict[str, Any]:
+def problem(
+    status: int, title: str, detail: str, *, code: str | None = None, instance: str | None = None, **extensions: Any
+) -> dict[str, Any]:
     """An RFC 9457 problem document."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + (code or title.lower().replace(" ", "-")),

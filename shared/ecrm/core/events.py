@@ -69,12 +69,15 @@ class EventEnvelope(BaseModel, Generic[DataT]):
     data: DataT
 
 
-def envelope_for(event: DomainEvent, correlation_id: str | None = None,
-                 occurred_at: datetime | None = None) -> dict[str, Any]:
+def envelope_for(
+    event: DomainEvent, correlation_id: str | None = None, occurred_at: datetime | None = None
+) -> dict[str, Any]:
     """The JSON-ready detail of `event`."""
-    metadata = EventMetadata(version=event.version,
-                             **({"correlation_id": correlation_id} if correlation_id else {}),
-                             **({"occurred_at": occurred_at} if occurred_at else {}))
+    metadata = EventMetadata(
+        version=event.version,
+        **({"correlation_id": correlation_id} if correlation_id else {}),
+        **({"occurred_at": occurred_at} if occurred_at else {}),
+    )
     return {"metadata": metadata.model_dump(mode="json"), "data": event.model_dump(mode="json")}
 
 

@@ -24,5 +24,5 @@ def new_id(prefix: str = "", *, now_ms: int | None = None) -> str:
 
 
 def is_id(value: str, prefix: str = "") -> bool:
-    body = value[len(prefix):] if value.startswith(prefix) else None
+    body = value[len(prefix) :] if value.startswith(prefix) else None
     return body is not None and len(body) == 26 and all(c in _ALPHABET for c in body)

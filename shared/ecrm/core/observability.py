@@ -29,7 +29,7 @@ class Observability:
         self.metrics = Metrics(namespace=METRICS_NAMESPACE, service=self.service)
         self.tracer: Any = None
         if config.ecrm_tracing:
-            from aws_lambda_powertools import Tracer  # noqa: PLC0415 - only paid for when enabled
+            from aws_lambda_powertools import Tracer
 
             self.tracer = Tracer(service=self.service)
 
@@ -38,7 +38,8 @@ class Observability:
 
         def decorate(handler: Handler) -> Handler:
             wrapped: Handler = self.logger.inject_lambda_context(
-                correlation_id_path=correlation_id_path, clear_state=True)(handler)
+                correlation_id_path=correlation_id_path, clear_state=True
+            )(handler)
             wrapped = self.metrics.log_metrics(capture_cold_start_metric=True)(wrapped)
             if self.tracer is not None:
                 wrapped = self.tracer.capture_lambda_handler(wrapped)

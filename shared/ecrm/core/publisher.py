@@ -58,9 +58,16 @@ class _Entry:
 class EventPublisher:
     """Puts domain events on the bus in batches of up to 10 entries (and 256 KB)."""
 
-    def __init__(self, bus_name: str, events_client: Any, *, max_attempts: int = 3,
-                 backoff_seconds: float = 0.05, sleep: Callable[[float], None] = time.sleep,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        bus_name: str,
+        events_client: Any,
+        *,
+        max_attempts: int = 3,
+        backoff_seconds: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
+    ) -> None:
         self.bus_name = bus_name
         self.client = events_client
         self.max_attempts = max_attempts
@@ -79,8 +86,7 @@ class EventPublisher:
                     if "EventId" in result and not result.get("ErrorCode"):
                         receipt.published_ids.append(result["EventId"])
                     else:
-                        retry.append((entry, result.get("ErrorCode", "Unknown"),
-                                      result.get("ErrorMessage", "")))
+                        retry.append((entry, result.get("ErrorCode", "Unknown"), result.get("ErrorMessage", "")))
             retryable = [r for r in retry if r[1] in RETRYABLE_CODES]
             permanent = [r for r in retry if r[1] not in RETRYABLE_CODES]
             receipt.failed.extend(FailedEntry(e.event, code, msg) for e, code, msg in permanent)
@@ -101,8 +107,12 @@ class EventPublisher:
 
     def _entry(self, event: DomainEvent, correlation_id: str | None) -> _Entry:
         detail = json.dumps(envelope_for(event, correlation_id, self.clock.now()), separators=(",", ":"))
-        request = {"EventBusName": self.bus_name, "Source": event.source,
-                   "DetailType": event.detail_type, "Detail": detail}
+        request = {
+            "EventBusName": self.bus_name,
+            "Source": event.source,
+            "DetailType": event.detail_type,
+            "Detail": detail,
+        }
         # PutEvents counts Source, DetailType, Detail and EventBusName bytes toward the 256 KB cap.
         size = sum(len(str(v).encode()) for v in request.values()) + 14  # + Time
         if size > MAX_BYTES_PER_CALL:

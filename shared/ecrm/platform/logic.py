@@ -10,11 +10,21 @@ from ecrm.platform.models import PingRecord, PingRequest, PingRequested
 
 
 def request_ping(body: PingRequest, principal: Principal, now: datetime) -> PingRequested:
-    return PingRequested(ping_id=new_id("png_"), message=body.message,
-                         requested_by=principal.email or principal.username or principal.subject, requested_at=now)
+    return PingRequested(
+        ping_id=new_id("png_"),
+        message=body.message,
+        requested_by=principal.email or principal.username or principal.subject,
+        requested_at=now,
+    )
 
 
 def receive_ping(event: PingRequested, now: datetime) -> PingRecord:
     elapsed = max(0, int((now - event.requested_at).total_seconds() * 1000))
-    return PingRecord(ping_id=event.ping_id, message=event.message, requested_by=event.requested_by,
-                      requested_at=event.requested_at, received_at=now, round_trip_ms=elapsed)
+    return PingRecord(
+        ping_id=event.ping_id,
+        message=event.message,
+        requested_by=event.requested_by,
+        requested_at=event.requested_at,
+        received_at=now,
+        round_trip_ms=elapsed,
+    )

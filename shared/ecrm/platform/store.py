@@ -31,8 +31,7 @@ class DynamoPingStore:
     def save(self, record: PingRecord) -> bool:
         """Store `record`; False if this ping was already recorded (a redelivery)."""
         item = record.model_dump(mode="json")
-        item.update(pk=f"PING#{record.ping_id}", sk="PING",
-                    expires_at=int((record.received_at + PING_TTL).timestamp()))
+        item.update(pk=f"PING#{record.ping_id}", sk="PING", expires_at=int((record.received_at + PING_TTL).timestamp()))
         try:
             self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
