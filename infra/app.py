@@ -5,7 +5,9 @@ cdk-nag's AWS Solutions checks run on every synth; an unacknowledged finding fai
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -13,9 +15,15 @@ from cdk_nag import AwsSolutionsChecks
 from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
 from infra.stacks.platform_stack import PlatformStack
 
+CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+
 
 class NagFindings(Exception):
-    pass
+    """cdk-nag found something nobody acknowledged: the report says what and where."""
+
+
+def cdk_json_context() -> dict[str, object]:
+    return dict(json.loads(CDK_JSON.read_text()).get("context", {}))
 
 
 def build_app(
@@ -23,7 +31,8 @@ def build_app(
     context: dict[str, object] | None = None,
     layer_python_version: str = LAMBDA_PYTHON_VERSION,
 ) -> cdk.App:
-    app = cdk.App(outdir=outdir, context=context)
+    # The CDK CLI passes cdk.json's context itself; `python -m infra.app` and tests read it here.
+    app = cdk.App(outdir=outdir, context={**cdk_json_context(), **(context or {})})
     settings = DeploymentSettings.from_context(app.node)
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     PlatformStack(
@@ -45,7 +54,12 @@ def synth(
 ) -> cdk.cx_api.CloudAssembly:
     """Synthesize and fail on any cdk-nag error (cdk-nag reports them as error annotations)."""
     app = build_app(outdir, context, layer_python_version)
-    assembly = app.synth()
+    try:
+        assembly = app.synth()
+    except RuntimeError as exc:  # jsii surfaces the policy-validation failure as a RuntimeError
+        if "ValidationFailed" not in str(exc):
+            raise
+        raise NagFindings(f"cdk-nag: unacknowledged findings, see {app.outdir}/validation-report.json") from exc
     errors = [
         f"{m.id}: {m.entry.data}"
         for stack in assembly.stacks
@@ -59,6 +73,6 @@ def synth(
 
 if __name__ == "__main__":
     try:
-        synth()
+        synth(os.environ.get("CDK_OUTDIR", "cdk.out"))
     except NagFindings as exc:
         raise SystemExit(str(exc)) from None

@@ -11,6 +11,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jsii
@@ -21,6 +22,9 @@ from infra.settings import LAMBDA_PYTHON_VERSION, PACKAGE_DIR, PIP_PLATFORMS, RE
 
 CACHE_DIR = REPO_ROOT / ".build" / "pip"
 TRIM_DIRS = {"__pycache__", "tests", "test"}
+# The Lambda Python runtime ships boto3 and its dependencies; a second copy in a layer only
+# costs cold start and size (and would pin an older botocore than the runtime's).
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "urllib3", "six")
 TRIM_SUFFIXES = {".pyc", ".pyx", ".pxd", ".pyi", ".c", ".cpp", ".h"}
 
 
@@ -37,14 +41,16 @@ def pip_install(
     ]
     cached = CACHE_DIR / f"{requirements.parent.name}-{key}"
     if not cached.exists():
-        staging = cached.with_suffix(".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        # A private staging folder, renamed into place: concurrent synths never share a half-built one.
+        staging = Path(tempfile.mkdtemp(prefix=f"{cached.name}.", dir=CACHE_DIR))
         command = [
             sys.executable,
             "-m",
             "pip",
             "install",
             "--quiet",
+            "--no-warn-conflicts",
             "--disable-pip-version-check",
             "--no-compile",
             "--only-binary=:all:",
@@ -61,11 +67,18 @@ def pip_install(
             command += ["--platform", platform]
         subprocess.run(command, check=True)
         _trim(staging)
-        staging.rename(cached)
+        try:
+            staging.rename(cached)
+        except OSError:  # another process finished the same install first
+            shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(cached, target, dirs_exist_ok=True)
 
 
 def _trim(root: Path) -> None:
+    for path in list(root.iterdir()):
+        stem = path.name.split("-")[0].removesuffix(".py")
+        if stem in RUNTIME_PROVIDED:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if path.is_dir() and path.name in TRIM_DIRS:
             shutil.rmtree(path, ignore_errors=True)

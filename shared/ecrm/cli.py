@@ -2,6 +2,7 @@
 
     ecrm local up            run the platform on the embedded local cloud until Ctrl-C
     ecrm local token         print an ID token for the local API (staff group or customer)
+    ecrm local invoke FN     invoke one function of the running local cloud with an event
     ecrm demo [--once]       bring everything up and run the scripted tour
     ecrm schemas generate    write events/schemas from the event models (`check` verifies them)
     ecrm redrive QUEUE       move a dead-letter queue's records back to their source queue
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import IO
 
 import click
 
@@ -56,6 +58,33 @@ def local_token(group: str | None, customer_id: str | None, email: str | None) -
         click.echo(issue_token(group=group, customer_id=customer_id, email=email))
     except FileNotFoundError:
         raise click.ClickException("no local cloud is running here: start one with `ecrm local up`") from None
+
+
+@local.command("invoke")
+@click.argument("function")
+@click.option(
+    "--event",
+    "event_file",
+    type=click.File("r"),
+    default="-",
+    show_default=True,
+    help="JSON event file (for example one of events/samples), or - for stdin.",
+)
+def local_invoke(function: str, event_file: IO[str]) -> None:
+    """Invoke one function of the running local cloud (FUNCTION: any part of its name)."""
+    import json
+
+    from ecrm.local_ops import invoke_function
+
+    try:
+        name, failed, payload = invoke_function(function, json.load(event_file))
+    except FileNotFoundError:
+        raise click.ClickException("no local cloud is running here: start one with `ecrm local up`") from None
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(payload, indent=2))
+    if failed:
+        raise click.ClickException(f"{name} failed")
 
 
 @main.command()

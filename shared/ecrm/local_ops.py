@@ -162,3 +162,26 @@ def redrive_dead_letters(
         if len(done) < len(batch):
             raise RuntimeError(f"{len(batch) - len(done)} record(s) could not be sent back; they stay in the DLQ")
     return moved
+
+
+def invoke_function(name_part: str, event: Any, state: Any = None) -> tuple[str, bool, Any]:
+    """Invoke the one function of the running local cloud whose name contains `name_part`."""
+    import json
+
+    from infra.local.cloud import CloudState
+
+    state = state or CloudState.load()
+    client = boto3.client(
+        "lambda",
+        endpoint_url=state.endpoint_url,
+        region_name=state.region,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the local cloud accepts any key
+    )
+    names = [f["FunctionName"] for f in client.list_functions()["Functions"]]
+    matches = [n for n in names if name_part.lower() in n.lower()]
+    if len(matches) != 1:
+        raise LookupError(f"{len(matches)} functions match {name_part!r}: {', '.join(matches or names)}")
+    response = client.invoke(FunctionName=matches[0], Payload=json.dumps(event).encode())
+    payload = json.loads(response["Payload"].read() or b"null")
+    return matches[0], "FunctionError" in response, payload

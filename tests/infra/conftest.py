@@ -47,8 +47,9 @@ def unacknowledged_findings(report: Mapping[str, Any] | None) -> list[str]:
     for plugin in (report or {}).get("pluginReports", []):
         for violation in plugin.get("violations", []):
             paths = ", ".join(c.get("constructPath", "?") for c in violation.get("violatingConstructs", []))
-            findings.append(f"{plugin.get('pluginName')}: {violation.get('ruleName')} "
-                            f"({violation.get('severity')}) at {paths}")
+            findings.append(
+                f"{plugin.get('pluginName')}: {violation.get('ruleName')} ({violation.get('severity')}) at {paths}"
+            )
     return findings
 
 
@@ -64,11 +65,12 @@ def ref(value: Any) -> str | None:
 
 
 def references(value: Any) -> Iterator[str]:
-    """Every logical id referenced (Ref / Fn::GetAtt) anywhere inside `value`."""
+    """Every logical id referenced (Ref / Fn::GetAtt) anywhere inside `value`; no pseudo parameters."""
     if isinstance(value, dict):
         target = ref(value)
         if target is not None:
-            yield target
+            if not target.startswith("AWS::"):
+                yield target
             return
         for item in value.values():
             yield from references(item)
@@ -137,8 +139,12 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
             pytest.fail(f"cdk synth failed: {exc}\n{findings}", pytrace=False)
     template = json.loads((outdir / f"{STACK_NAME}.template.json").read_text(encoding="utf-8"))
     metadata = json.loads((outdir / f"{STACK_NAME}.metadata.json").read_text(encoding="utf-8"))
-    logical_ids = {path.lstrip("/"): entry["data"] for path, entries in metadata.items()
-                   for entry in entries if entry.get("type") == "aws:cdk:logicalId"}
+    logical_ids = {
+        path.lstrip("/"): entry["data"]
+        for path, entries in metadata.items()
+        for entry in entries
+        if entry.get("type") == "aws:cdk:logicalId"
+    }
     return Synthesized(outdir=outdir, template=template, logical_ids=logical_ids)
 
 

@@ -40,15 +40,19 @@ def test_kms_keys_rotate(cdk_template: Template, synthesized: Synthesized) -> No
 
 # -- data --------------------------------------------------------------------------------------
 def test_tables_are_on_demand_recoverable_kms_encrypted_and_expire(
-        cdk_template: Template, synthesized: Synthesized) -> None:
+    cdk_template: Template, synthesized: Synthesized
+) -> None:
     tables = synthesized.resources("AWS::DynamoDB::Table")
     assert tables, "no DynamoDB table"
-    cdk_template.all_resources_properties("AWS::DynamoDB::Table", {
-        "BillingMode": "PAY_PER_REQUEST",
-        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-        "SSESpecification": Match.object_like({"SSEEnabled": True, "SSEType": "KMS"}),
-        "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
-    })
+    cdk_template.all_resources_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "BillingMode": "PAY_PER_REQUEST",
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": Match.object_like({"SSEEnabled": True, "SSEType": "KMS"}),
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+        },
+    )
     keys = synthesized.resources("AWS::KMS::Key")
     for logical_id, table in tables.items():
         key = ref(table["Properties"]["SSESpecification"].get("KMSMasterKeyId"))
@@ -57,15 +61,21 @@ def test_tables_are_on_demand_recoverable_kms_encrypted_and_expire(
 
 # -- queues ------------------------------------------------------------------------------------
 def dead_letter_queue_ids(synthesized: Synthesized) -> set[str]:
-    return {ref(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])  # type: ignore[misc]
-            for q in synthesized.resources("AWS::SQS::Queue").values() if "RedrivePolicy" in q["Properties"]}
+    return {
+        ref(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])  # type: ignore[misc]
+        for q in synthesized.resources("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in q["Properties"]
+    }
 
 
 def test_every_queue_is_encrypted(synthesized: Synthesized) -> None:
     queues = synthesized.resources("AWS::SQS::Queue")
     assert queues, "no SQS queue"
-    unencrypted = [lid for lid, q in queues.items()
-                   if not (q["Properties"].get("SqsManagedSseEnabled") is True or q["Properties"].get("KmsMasterKeyId"))]
+    unencrypted = [
+        lid
+        for lid, q in queues.items()
+        if not (q["Properties"].get("SqsManagedSseEnabled") or q["Properties"].get("KmsMasterKeyId"))
+    ]
     assert not unencrypted, f"queues without server-side encryption: {unencrypted}"
 
 
@@ -81,7 +91,8 @@ def test_every_queue_but_a_dead_letter_queue_redrives_to_one(synthesized: Synthe
             continue
         policy = props.get("RedrivePolicy")
         assert policy, f"{logical_id} has no dead-letter queue"
-        assert isinstance(policy.get("maxReceiveCount"), int) and policy["maxReceiveCount"] >= 1, logical_id
+        assert isinstance(policy.get("maxReceiveCount"), int), logical_id
+        assert policy["maxReceiveCount"] >= 1, logical_id
         # A record keeps its first enqueue time in the DLQ: it must outlive the source's retention.
         dlq = queues[ref(policy["deadLetterTargetArn"])]["Properties"]  # type: ignore[index]
         assert dlq.get("MessageRetentionPeriod", 345600) > props.get("MessageRetentionPeriod", 345600), logical_id
@@ -89,13 +100,17 @@ def test_every_queue_but_a_dead_letter_queue_redrives_to_one(synthesized: Synthe
 
 def test_sqs_event_sources_report_batch_item_failures(synthesized: Synthesized) -> None:
     queues = synthesized.resources("AWS::SQS::Queue")
-    mappings = {lid: m["Properties"] for lid, m in synthesized.resources("AWS::Lambda::EventSourceMapping").items()
-                if ref(m["Properties"].get("EventSourceArn")) in queues}
+    mappings = {
+        lid: m["Properties"]
+        for lid, m in synthesized.resources("AWS::Lambda::EventSourceMapping").items()
+        if ref(m["Properties"].get("EventSourceArn")) in queues
+    }
     assert mappings, "no SQS event source mapping"
     for logical_id, props in mappings.items():
         assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], logical_id
-        assert ref(props["EventSourceArn"]) not in dead_letter_queue_ids(synthesized), \
+        assert ref(props["EventSourceArn"]) not in dead_letter_queue_ids(synthesized), (
             f"{logical_id} drains a dead-letter queue"
+        )
 
 
 # -- functions ---------------------------------------------------------------------------------
@@ -126,19 +141,21 @@ def test_every_function_has_its_own_lambda_role(synthesized: Synthesized) -> Non
         role = ref(function["Properties"]["Role"])
         assert role in roles, f"{logical_id} does not use a role of this stack"
         assert role not in owners, f"{logical_id} shares role {role} with {owners.get(role)}"
-        owners[role] = logical_id  # type: ignore[index]
-        statements = roles[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]  # type: ignore[index]
+        owners[role] = logical_id
+        statements = roles[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         principals = [s["Principal"].get("Service") for s in statements]
         assert principals == ["lambda.amazonaws.com"], f"{role} is assumable by {principals}"
-        assert not roles[role]["Properties"].get("ManagedPolicyArns"), f"{role} has managed policies"  # type: ignore[index]
+        assert not roles[role]["Properties"].get("ManagedPolicyArns"), f"{role} has managed policies"
 
 
 def test_function_metadata_points_at_its_handler_module(synthesized: Synthesized) -> None:
     for logical_id, function in synthesized.resources("AWS::Lambda::Function").items():
         metadata = function.get("Metadata", {})
         source, module = metadata.get("ecrm:source"), metadata.get("ecrm:module")
-        assert source and module, f"{logical_id} lacks ecrm:source / ecrm:module metadata"
-        assert source.startswith("functions/") and (REPO_ROOT / source).is_dir(), f"{logical_id}: {source}"
+        assert source, f"{logical_id} lacks ecrm:source metadata"
+        assert module, f"{logical_id} lacks ecrm:module metadata"
+        assert source.startswith("functions/"), f"{logical_id}: {source}"
+        assert (REPO_ROOT / source).is_dir(), f"{logical_id}: {source} is not a folder"
         assert (REPO_ROOT / source / f"{module}.py").is_file(), f"{logical_id}: no {source}/{module}.py"
         assert function["Properties"]["Handler"] == f"{module}.handler", logical_id
 
@@ -170,16 +187,14 @@ def test_user_pool_has_the_staff_groups_and_two_clients(cdk_template: Template, 
 
 def test_customers_cannot_write_their_customer_id(synthesized: Synthesized) -> None:
     client = synthesized.resources("AWS::Cognito::UserPoolClient")[
-        synthesized.logical_id("Foundation/UserPool/CustomerClient/Resource")]["Properties"]
+        synthesized.logical_id("Foundation/UserPool/CustomerClient/Resource")
+    ]["Properties"]
     # An empty or missing WriteAttributes means "every writable attribute", custom ones included.
     assert client.get("WriteAttributes"), "the customer client may write every attribute"
     assert "custom:customer_id" not in client["WriteAttributes"]
     assert "custom:customer_id" in client.get("ReadAttributes", [])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "infra/constructs/foundation.py: add_client() without o_auth/disable_o_auth gets CDK's OAuth "
-    "defaults (implicit + code grant, callback https://example.com); pass disable_o_auth=True"))
 def test_clients_enable_no_oauth_implicit_grant_or_placeholder_callback(synthesized: Synthesized) -> None:
     for logical_id, client in synthesized.resources("AWS::Cognito::UserPoolClient").items():
         props = client["Properties"]
@@ -220,7 +235,7 @@ def test_cognito_authorizer_uses_the_user_pool(synthesized: Synthesized) -> None
 def test_every_method_needs_a_cognito_token_but_health_and_openapi(synthesized: Synthesized) -> None:
     authorizer, _ = only(synthesized.resources("AWS::ApiGateway::Authorizer"))
     methods = synthesized.api_methods()
-    assert PUBLIC_METHODS <= set(methods)
+    assert set(methods) >= PUBLIC_METHODS
     for key, props in methods.items():
         if key in PUBLIC_METHODS:
             assert props["AuthorizationType"] == "NONE", key
@@ -249,17 +264,24 @@ def test_gateway_responses_are_problem_json(synthesized: Synthesized) -> None:
 # -- workflows ---------------------------------------------------------------------------------
 def test_state_machines_log_everything_and_trace(cdk_template: Template, synthesized: Synthesized) -> None:
     assert synthesized.resources("AWS::StepFunctions::StateMachine"), "no state machine"
-    cdk_template.all_resources_properties("AWS::StepFunctions::StateMachine", {
-        "LoggingConfiguration": Match.object_like({"Level": "ALL", "Destinations": Match.any_value()}),
-        "TracingConfiguration": {"Enabled": True},
-    })
+    cdk_template.all_resources_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "LoggingConfiguration": Match.object_like({"Level": "ALL", "Destinations": Match.any_value()}),
+            "TracingConfiguration": {"Enabled": True},
+        },
+    )
 
 
 def test_a_schedule_starts_the_state_machine(synthesized: Synthesized) -> None:
     machines = synthesized.resources("AWS::StepFunctions::StateMachine")
-    scheduled = [target for rule in synthesized.resources("AWS::Events::Rule").values()
-                 if rule["Properties"].get("ScheduleExpression")
-                 for target in rule["Properties"].get("Targets", []) if ref(target["Arn"]) in machines]
+    scheduled = [
+        target
+        for rule in synthesized.resources("AWS::Events::Rule").values()
+        if rule["Properties"].get("ScheduleExpression")
+        for target in rule["Properties"].get("Targets", [])
+        if ref(target["Arn"]) in machines
+    ]
     assert scheduled, "no schedule rule targets a state machine"
     for target in scheduled:
         assert ref(target.get("RoleArn")) in synthesized.resources("AWS::IAM::Role")
