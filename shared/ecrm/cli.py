@@ -89,12 +89,12 @@ def local_invoke(function: str, event_file: IO[str]) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="Run the scripted tour and exit (non-zero if any step fails).")
-@click.option("--port", default=4510, show_default=True, help="Port of the local REST API (0 for any free port).")
-def demo(once: bool, port: int) -> None:
+@click.option("--port", type=int, help="Port of the local REST API (default 4510; with --once any free port).")
+def demo(once: bool, port: int | None) -> None:
     """Bring the platform up locally, print how to call it, run the tour."""
     from ecrm.demo import run_demo
 
-    sys.exit(run_demo(once=once, api_port=port))
+    sys.exit(run_demo(once=once, api_port=port if port is not None else (0 if once else 4510)))
 
 
 @main.group()
