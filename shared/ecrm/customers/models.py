@@ -1,0 +1,483 @@
+"""The customer store's contract: API bodies, the 360-degree view, and its domain events."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from ecrm.core.events import DomainEvent
+
+SOURCE = "ecrm.customers"
+
+IdentityType = Literal["email", "phone", "external_id", "loyalty_card", "device_id"]
+Channel = Literal["email", "sms", "push", "in_app", "webhook", "phone"]
+ConsentState = Literal["granted", "denied"]
+CustomerStatus = Literal["active", "merged", "erased"]
+
+SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_\-]{0,39}$")]
+# marketing | transactional | profiling | topic:<name>
+Purpose = Annotated[str, StringConstraints(pattern=r"^(marketing|transactional|profiling|topic:[a-z0-9_\-]{1,40})$")]
+AttributeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Scalar = str | int | float | bool | None
+
+STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# -- identities ---------------------------------------------------------------------------------
+class IdentityIn(BaseModel):
+    """An identifier as a source knows it; normalised before it is matched."""
+
+    model_config = STRICT
+
+    type: IdentityType
+    value: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{0,40}$")] = Field(
+        default="", description="For external_id: the system that issued it (erp, callcenter, shop...)"
+    )
+
+    @model_validator(mode="after")
+    def _external_ids_are_namespaced(self) -> IdentityIn:
+        if self.type == "external_id" and not self.namespace:
+            raise ValueError("an external_id needs the namespace of the system that issued it")
+        return self
+
+
+class Identity(BaseModel):
+    type: IdentityType
+    value: str
+    namespace: str = ""
+    source: str
+    first_seen: datetime
+
+    @property
+    def key(self) -> str:
+        return identity_key(self.type, self.namespace, self.value)
+
+
+def identity_key(type_: str, namespace: str, value: str) -> str:
+    return f"{type_}:{namespace}:{value}" if namespace else f"{type_}:{value}"
+
+
+# -- consents and preferences --------------------------------------------------------------------
+class ConsentProof(BaseModel):
+    """What makes a consent (or its withdrawal) demonstrable."""
+
+    model_config = STRICT
+
+    source: SourceName
+    captured_at: datetime
+    notice_version: Annotated[str, StringConstraints(max_length=64)] | None = None
+    text: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    ip: Annotated[str, StringConstraints(max_length=64)] | None = None
+    user_agent: Annotated[str, StringConstraints(max_length=512)] | None = None
+
+
+class ConsentIn(BaseModel):
+    model_config = STRICT
+
+    channel: Channel
+    purpose: Purpose
+    state: ConsentState
+    proof: ConsentProof
+
+
+class ConsentUpdate(BaseModel):
+    """`PUT /customers/{id}/consents/{channel}/{purpose}` and `/me/consents/...`."""
+
+    model_config = STRICT
+
+    state: ConsentState
+    notice_version: Annotated[str, StringConstraints(max_length=64)] | None = None
+    text: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    source: SourceName | None = None
+
+
+class Consent(BaseModel):
+    channel: Channel
+    purpose: str
+    state: ConsentState
+    proof: ConsentProof
+    updated_at: datetime
+
+
+class QuietHours(BaseModel):
+    model_config = STRICT
+
+    start: time
+    end: time
+
+
+class FrequencyLimit(BaseModel):
+    model_config = STRICT
+
+    max_messages: int = Field(ge=0, le=1000)
+    per: Literal["day", "week", "month"]
+
+
+class Preferences(BaseModel):
+    model_config = STRICT
+
+    preferred_channels: list[Channel] = Field(default_factory=list, max_length=6)
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None = None
+    time_zone: str | None = None
+    quiet_hours: QuietHours | None = None
+    frequency_limit: FrequencyLimit | None = None
+
+    @field_validator("preferred_channels")
+    @classmethod
+    def _no_repeats(cls, channels: list[str]) -> list[str]:
+        if len(set(channels)) != len(channels):
+            raise ValueError("a channel appears twice")
+        return channels
+
+    @field_validator("time_zone")
+    @classmethod
+    def _iana_zone(cls, zone: str | None) -> str | None:
+        if zone is None:
+            return None
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{zone!r} is not an IANA time zone") from None
+        return zone
+
+
+class PreferencesPatch(BaseModel):
+    """Only the fields present are changed (`PATCH /me/preferences`)."""
+
+    model_config = STRICT
+
+    preferred_channels: list[Channel] | None = None
+    language: str | None = None
+    time_zone: str | None = None
+    quiet_hours: QuietHours | None = None
+    frequency_limit: FrequencyLimit | None = None
+
+
+# -- profiles ------------------------------------------------------------------------------------
+class AttributeValue(BaseModel):
+    """A profile attribute with its provenance: which source said it, and when."""
+
+    value: Scalar
+    source: str
+    observed_at: datetime
+
+
+PROFILE_ATTRIBUTES = (
+    "first_name",
+    "last_name",
+    "birth_date",
+    "gender",
+    "company",
+    "job_title",
+    "street",
+    "postal_code",
+    "city",
+    "region",
+    "country",
+    "locale",
+)
+_ATTRIBUTE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def _check_attributes(attributes: dict[str, Scalar]) -> dict[str, Scalar]:
+    if len(attributes) > 100:
+        raise ValueError("at most 100 attributes per record")
+    for name, value in attributes.items():
+        if not _ATTRIBUTE_PATTERN.match(name):
+            raise ValueError(f"attribute name {name!r} must be snake_case, at most 64 characters")
+        if isinstance(value, str) and len(value) > 2000:
+            raise ValueError(f"attribute {name!r} is longer than 2000 characters")
+    if "country" in attributes and attributes["country"] is not None:
+        country = str(attributes["country"])
+        if not re.fullmatch(r"[A-Za-z]{2}", country):
+            raise ValueError("country must be an ISO 3166-1 alpha-2 code")
+        attributes["country"] = country.upper()
+    return attributes
+
+
+class CustomerUpsert(BaseModel):
+    """`POST /customers`: a record from one source, matched to a customer by its identities."""
+
+    model_config = STRICT
+
+    source: SourceName
+    identities: list[IdentityIn] = Field(min_length=1, max_length=50)
+    attributes: dict[str, Scalar] = Field(default_factory=dict)
+    consents: list[ConsentIn] = Field(default_factory=list, max_length=50)
+    preferences: Preferences | None = None
+    observed_at: datetime | None = Field(default=None, description="When the source saw this record (default: now)")
+
+    _attributes = field_validator("attributes")(_check_attributes)
+
+
+class CustomerPatch(BaseModel):
+    """`PATCH /customers/{id}`: staff edits; `null` removes an attribute."""
+
+    model_config = STRICT
+
+    attributes: dict[str, Scalar] = Field(default_factory=dict)
+    identities: list[IdentityIn] = Field(default_factory=list, max_length=50)
+    preferences: PreferencesPatch | None = None
+
+    _attributes = field_validator("attributes")(_check_attributes)
+
+
+class UpsertResult(BaseModel):
+    customer_id: str
+    created: bool
+    matched_by: list[str] = Field(description="Identity keys that matched an existing customer")
+    merged_ids: list[str] = Field(description="Customers merged into this one by this record")
+    changed: list[str] = Field(default_factory=list, description="What this record changed")
+
+
+class MergeRecord(BaseModel):
+    survivor_id: str
+    merged_id: str
+    matched_by: list[str]
+    reason: str
+    merged_by: str
+    merged_at: datetime
+
+
+# -- interactions and the timeline --------------------------------------------------------------
+class InteractionIn(BaseModel):
+    model_config = STRICT
+
+    type: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")] = Field(
+        description="web_visit, page_view, product_view, add_to_cart, purchase, call, email_open, email_click, "
+        "ticket, ..."
+    )
+    occurred_at: datetime
+    source: SourceName
+    channel: Channel | Literal["web", "store", "app"] | None = None
+    interaction_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-:.]{1,128}$")] | None = Field(
+        default=None, description="The source's id: recording the same interaction twice changes nothing"
+    )
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("properties")
+    @classmethod
+    def _small(cls, properties: dict[str, Any]) -> dict[str, Any]:
+        import json  # noqa: PLC0415
+
+        if len(json.dumps(properties, default=str)) > 16_000:
+            raise ValueError("properties are larger than 16 KB")
+        return properties
+
+
+class Interaction(BaseModel):
+    interaction_id: str
+    customer_id: str
+    type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    source: str
+    channel: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class TimelinePage(BaseModel):
+    items: list[Interaction]
+    next_cursor: str | None = None
+
+
+# -- the 360-degree view --------------------------------------------------------------------------
+class Customer(BaseModel):
+    customer_id: str
+    status: CustomerStatus
+    created_at: datetime
+    updated_at: datetime
+    profile: dict[str, AttributeValue] = Field(default_factory=dict)
+    identities: list[Identity] = Field(default_factory=list)
+    consents: list[Consent] = Field(default_factory=list)
+    preferences: Preferences = Field(default_factory=Preferences)
+    traits: dict[str, Any] = Field(default_factory=dict, description="Computed by the analysis engine")
+    segments: list[str] = Field(default_factory=list, description="Maintained by the segmentation engine")
+    merged_ids: list[str] = Field(default_factory=list, description="Customers merged into this one")
+    merged_into: str | None = None
+    sources: list[str] = Field(default_factory=list)
+    version: int = 0
+
+
+class CustomerView(Customer):
+    recent_timeline: list[Interaction] = Field(default_factory=list)
+
+
+# -- imports --------------------------------------------------------------------------------------
+class ImportRequest(BaseModel):
+    """`POST /imports`: where the file will come from and how its columns map."""
+
+    model_config = STRICT
+
+    source: SourceName
+    format: Literal["csv", "jsonl"] = "csv"
+    mapping: dict[str, str] = Field(
+        min_length=1,
+        description="Column -> field: email, phone, external_id, loyalty_card, device_id, consent.<channel>."
+        "<purpose>, preference.<name>, observed_at, or a profile attribute name",
+    )
+    default_phone_region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
+
+
+class ImportStatus(BaseModel):
+    import_id: str
+    source: str
+    status: Literal["awaiting_upload", "running", "completed", "failed", "duplicate"]
+    file_key: str
+    total_rows: int | None = None
+    processed_rows: int = 0
+    imported_rows: int = 0
+    unchanged_rows: int = 0
+    error_rows: int = 0
+    created_customers: int = 0
+    merged_customers: int = 0
+    error_report_key: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    duplicate_of: str | None = None
+
+
+class ImportTicket(BaseModel):
+    import_id: str
+    upload_url: str
+    upload_method: Literal["PUT"] = "PUT"
+    upload_headers: dict[str, str] = Field(default_factory=dict)
+    expires_in: int
+    status_url: str
+
+
+# -- GDPR -----------------------------------------------------------------------------------------
+class ErasureRequest(BaseModel):
+    request_id: str
+    customer_id: str
+    customer_ids: list[str]
+    requested_by: str
+    requested_at: datetime
+    status: Literal["pending", "completed"]
+    participants: list[str]
+    acknowledged: dict[str, datetime] = Field(default_factory=dict)
+    completed_at: datetime | None = None
+
+
+# -- events ---------------------------------------------------------------------------------------
+class CustomerCreated(DomainEvent):
+    """A record matched no existing customer: a new profile exists."""
+
+    source = SOURCE
+    detail_type = "CustomerCreated"
+
+    customer_id: str
+    record_source: str
+    identity_types: list[str]
+    created_at: datetime
+
+
+class CustomerUpdated(DomainEvent):
+    """Profile attributes, identities or preferences of a customer changed."""
+
+    source = SOURCE
+    detail_type = "CustomerUpdated"
+
+    customer_id: str
+    record_source: str
+    changed: list[str]
+    updated_at: datetime
+
+
+class CustomersMerged(DomainEvent):
+    """Records showed two customers are one person: `merged_ids` now resolve to `survivor_id`."""
+
+    source = SOURCE
+    detail_type = "CustomersMerged"
+
+    survivor_id: str
+    merged_ids: list[str]
+    matched_by: list[str]
+    reason: str
+    merged_at: datetime
+
+
+class ConsentChanged(DomainEvent):
+    """A consent was granted or withdrawn (or a merge made it more restrictive)."""
+
+    source = SOURCE
+    detail_type = "ConsentChanged"
+
+    customer_id: str
+    channel: str
+    purpose: str
+    state: ConsentState
+    previous_state: ConsentState | None
+    proof_source: str
+    changed_at: datetime
+
+
+class InteractionRecorded(DomainEvent):
+    """Something the customer did or experienced, now on their timeline."""
+
+    source = SOURCE
+    detail_type = "InteractionRecorded"
+
+    customer_id: str
+    interaction_id: str
+    type: str
+    channel: str | None
+    record_source: str
+    occurred_at: datetime
+    properties: dict[str, Any]
+
+
+class CustomerErasureRequested(DomainEvent):
+    """Art. 17 erasure: every engine deletes or anonymises what it holds on these ids and acknowledges."""
+
+    source = SOURCE
+    detail_type = "CustomerErasureRequested"
+
+    request_id: str
+    customer_id: str
+    customer_ids: list[str]
+    requested_at: datetime
+
+
+class CustomerDataErased(DomainEvent):
+    """One engine's acknowledgement of an erasure request (each engine publishes it from its own source)."""
+
+    source = SOURCE
+    detail_type = "CustomerDataErased"
+
+    request_id: str
+    engine: str
+    erased_at: datetime
+
+
+class CustomerErased(DomainEvent):
+    """Every engine acknowledged: the erasure request is complete."""
+
+    source = SOURCE
+    detail_type = "CustomerErased"
+
+    request_id: str
+    customer_id: str
+    completed_at: datetime
+
+
+class ImportCompleted(DomainEvent):
+    """A bulk import finished: counts and where the error report is."""
+
+    source = SOURCE
+    detail_type = "ImportCompleted"
+
+    import_id: str
+    record_source: str
+    imported_rows: int
+    unchanged_rows: int
+    error_rows: int
+    created_customers: int
+    merged_customers: int
+    error_report_key: str | None
+    completed_at: datetime

@@ -1,0 +1,350 @@
+"""The customer store's use cases: upsert with identity resolution, edits, consents, timeline, GDPR.
+
+Every use case is: read, decide with `logic`, write with one conditional transaction, publish.
+A write that lost a race (`IdentityTaken`, `ConcurrentUpdate`) is resolved again from fresh
+state, a bounded number of times; the loser of a race therefore attaches to, or merges with, the
+customer the winner created instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ecrm.core.clock import Clock
+from ecrm.core.errors import Conflict, NotFound, ServiceUnavailable
+from ecrm.core.events import DomainEvent
+from ecrm.core.ids import new_id
+from ecrm.customers import logic
+from ecrm.customers.identity import NormalizedIdentity, normalize_all, normalize_identity
+from ecrm.customers.logic import ConsentChange, MergePolicy
+from ecrm.customers.models import (
+    Consent,
+    ConsentChanged,
+    ConsentIn,
+    ConsentProof,
+    ConsentUpdate,
+    Customer,
+    CustomerCreated,
+    CustomerDataErased,
+    CustomerErased,
+    CustomerErasureRequested,
+    CustomerPatch,
+    CustomersMerged,
+    CustomerUpdated,
+    CustomerUpsert,
+    CustomerView,
+    ErasureRequest,
+    Identity,
+    IdentityIn,
+    Interaction,
+    InteractionIn,
+    InteractionRecorded,
+    MergeRecord,
+    PreferencesPatch,
+    UpsertResult,
+)
+from ecrm.customers.store import ConcurrentUpdate, CustomerStore, IdentityTaken
+
+MAX_ATTEMPTS = 8
+ENGINE = "customers"
+
+
+class Publisher:
+    """What the service needs of an event publisher (`EventPublisher.publish_all`)."""
+
+    def publish_all(self, events: Sequence[DomainEvent], *, correlation_id: str | None = None) -> Any: ...
+
+
+@dataclass
+class CustomerService:
+    store: CustomerStore
+    publisher: Publisher
+    clock: Clock
+    policy: MergePolicy = field(default_factory=MergePolicy)
+    default_region: str | None = None
+    erasure_participants: tuple[str, ...] = (ENGINE,)
+
+    # -- upsert ---------------------------------------------------------------------------------
+    def upsert(self, record: CustomerUpsert, *, actor: str = "api", correlation_id: str | None = None,
+               default_region: str | None = None) -> UpsertResult:
+        identities = normalize_all(record.identities, default_region=default_region or self.default_region)
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                result, events = self._upsert_once(record, identities, actor)
+            except (IdentityTaken, ConcurrentUpdate):
+                continue
+            if events:
+                self.publisher.publish_all(events, correlation_id=correlation_id)
+            return result
+        raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
+
+    def _upsert_once(self, record: CustomerUpsert, identities: list[NormalizedIdentity],
+                     actor: str) -> tuple[UpsertResult, list[DomainEvent]]:
+        now = self.clock.now()
+        observed_at = record.observed_at or now
+        owners = self.store.owners_of(i.key for i in identities)
+        plan = logic.plan_resolution(identities, owners, self.policy)
+        events: list[DomainEvent] = []
+        if plan.action == "create":
+            customer = Customer(customer_id=new_id("cus_"), status="active", created_at=now, updated_at=now)
+            changed, consent_changes = self._apply(customer, record, identities, observed_at, now)
+            self.store.save(customer, new_identities=identities, unique_types=self.policy.unique_types,
+                            extra=[self.store.consent_log_item(customer.customer_id, c.consent) for c in consent_changes],
+                            create=True, source=record.source, now=now)
+            events.append(CustomerCreated(customer_id=customer.customer_id, record_source=record.source,
+                                          identity_types=sorted({i.type for i in identities}), created_at=now))
+            events += self._consent_events(customer.customer_id, consent_changes, now)
+            return UpsertResult(customer_id=customer.customer_id, created=True, matched_by=[], merged_ids=[],
+                                changed=changed), events
+
+        assert plan.survivor_id is not None
+        survivor = self.store.load(plan.survivor_id)
+        if survivor is None or survivor.status != "active":
+            raise ConcurrentUpdate(plan.survivor_id)  # merged or erased meanwhile: resolve again
+        merged_ids: list[str] = []
+        changed: list[str] = []
+        for loser_id in plan.merged_ids:
+            loser = self.store.load(loser_id, follow=False)
+            if loser is None or loser.status != "active":
+                raise ConcurrentUpdate(loser_id)
+            merge_changed, consent_changes = logic.merge_into(survivor, loser, self.policy)
+            survivor.identities = _union_identities(survivor.identities, loser.identities)
+            survivor.updated_at = now
+            merge = MergeRecord(survivor_id=survivor.customer_id, merged_id=loser_id, matched_by=list(plan.matched_by),
+                                reason=f"a {record.source} record carried identities of both customers",
+                                merged_by=actor, merged_at=now)
+            self.store.merge(survivor, loser, merge, loser.identities, now)
+            merged_ids.append(loser_id)
+            changed += merge_changed
+            events.append(CustomersMerged(survivor_id=survivor.customer_id, merged_ids=[loser_id, *loser.merged_ids],
+                                          matched_by=list(plan.matched_by), reason=merge.reason, merged_at=now))
+            events += self._consent_events(survivor.customer_id, consent_changes, now)
+        record_changed, consent_changes = self._apply(survivor, record, identities, observed_at, now)
+        changed += record_changed
+        new_identities = [i for i in plan.unclaimed if i.type in self.policy.unique_types or owners.get(i.key)
+                          != survivor.customer_id]
+        if record_changed or consent_changes or new_identities:
+            survivor.updated_at = now
+            self.store.save(survivor, new_identities=new_identities, unique_types=self.policy.unique_types,
+                            extra=[self.store.consent_log_item(survivor.customer_id, c.consent) for c in consent_changes],
+                            source=record.source, now=now)
+        if record_changed:
+            events.append(CustomerUpdated(customer_id=survivor.customer_id, record_source=record.source,
+                                          changed=sorted(set(record_changed)), updated_at=now))
+        events += self._consent_events(survivor.customer_id, consent_changes, now)
+        return UpsertResult(customer_id=survivor.customer_id, created=False, matched_by=list(plan.matched_by),
+                            merged_ids=merged_ids, changed=sorted(set(changed))), events
+
+    def _apply(self, customer: Customer, record: CustomerUpsert, identities: list[NormalizedIdentity],
+               observed_at: datetime, now: datetime) -> tuple[list[str], list[ConsentChange]]:
+        changed = logic.apply_attributes(customer.profile, record.attributes, source=record.source,
+                                         observed_at=observed_at, policy=self.policy)
+        known = {i.key for i in customer.identities}
+        added = [Identity(type=i.type, value=i.value, namespace=i.namespace, source=record.source, first_seen=now)
+                 for i in identities if i.key not in known]  # type: ignore[arg-type]
+        if added:
+            customer.identities = _union_identities(customer.identities, added)
+            changed += [f"identities.{i.type}" for i in added]
+        if record.source not in customer.sources:
+            customer.sources = sorted({*customer.sources, record.source})
+        consents = {logic.consent_key(c.channel, c.purpose): c for c in customer.consents}
+        consent_changes = [c for s in record.consents if (c := logic.apply_consent(consents, s, now=now))]
+        customer.consents = sorted(consents.values(), key=lambda c: (c.channel, c.purpose))
+        if record.preferences is not None:
+            patch = record.preferences.model_dump(exclude_unset=True)
+            customer.preferences, preference_changes = logic.apply_preferences(customer.preferences, patch)
+            changed += preference_changes
+        return sorted(set(changed)), consent_changes
+
+    def _consent_events(self, customer_id: str, changes: list[ConsentChange], now: datetime) -> list[DomainEvent]:
+        return [ConsentChanged(customer_id=customer_id, channel=c.consent.channel, purpose=c.consent.purpose,
+                               state=c.consent.state, previous_state=c.previous_state,  # type: ignore[arg-type]
+                               proof_source=c.consent.proof.source, changed_at=now) for c in changes]
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get(self, customer_id: str) -> Customer:
+        customer = self.store.load(customer_id)
+        if customer is None or customer.status == "erased":
+            raise NotFound(f"customer {customer_id} does not exist")
+        return customer
+
+    def view(self, customer_id: str, *, timeline_items: int = 10) -> CustomerView:
+        customer = self.get(customer_id)
+        recent, _ = self.store.timeline([customer.customer_id, *customer.merged_ids], limit=timeline_items)
+        return CustomerView(**customer.model_dump(), recent_timeline=recent)
+
+    def lookup(self, identity: IdentityIn) -> Customer:
+        key = normalize_identity(identity, default_region=self.default_region).key
+        owner = self.store.owners_of([key]).get(key)
+        if owner is None:
+            raise NotFound(f"no customer has {identity.type} {identity.value!r}")
+        return self.get(owner)
+
+    def timeline(self, customer_id: str, *, limit: int, cursor: str | None) -> tuple[list[Interaction], str | None]:
+        customer = self.get(customer_id)
+        return self.store.timeline([customer.customer_id, *customer.merged_ids], limit=limit, cursor=cursor)
+
+    # -- edits ----------------------------------------------------------------------------------
+    def patch(self, customer_id: str, patch: CustomerPatch, *, actor: str, source: str = "staff",
+              correlation_id: str | None = None) -> Customer:
+        for _ in range(MAX_ATTEMPTS):
+            now = self.clock.now()
+            customer = self.get(customer_id)
+            changed: list[str] = []
+            for name, value in sorted(patch.attributes.items()):
+                if value is None:
+                    if customer.profile.pop(name, None) is not None:
+                        changed.append(name)
+                else:  # a staff edit is authoritative: it replaces whatever source held it
+                    current = customer.profile.get(name)
+                    if current is None or current.value != value:
+                        customer.profile[name] = logic.AttributeValue(value=value, source=source, observed_at=now)
+                        changed.append(name)
+            identities = normalize_all(patch.identities, default_region=self.default_region)
+            owners = self.store.owners_of(i.key for i in identities)
+            foreign = sorted(k for k, v in owners.items() if v != customer.customer_id)
+            if foreign:
+                raise Conflict(f"identities {', '.join(foreign)} belong to another customer: upsert a record with "
+                               "both customers' identities to merge them")
+            new = [i for i in identities if i.key not in owners]
+            if new:
+                customer.identities = _union_identities(customer.identities, [
+                    Identity(type=i.type, value=i.value, namespace=i.namespace, source=source, first_seen=now)  # type: ignore[arg-type]
+                    for i in new])
+                changed += [f"identities.{i.type}" for i in new]
+            if patch.preferences is not None:
+                customer.preferences, preference_changes = logic.apply_preferences(
+                    customer.preferences, patch.preferences.model_dump(exclude_unset=True))
+                changed += preference_changes
+            if not changed:
+                return customer
+            customer.updated_at = now
+            try:
+                self.store.save(customer, new_identities=new, unique_types=self.policy.unique_types, source=source, now=now)
+            except (IdentityTaken, ConcurrentUpdate):
+                continue
+            self.publisher.publish_all([CustomerUpdated(customer_id=customer.customer_id, record_source=source,
+                                                        changed=sorted(set(changed)), updated_at=now)],
+                                       correlation_id=correlation_id)
+            return customer
+        raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
+
+    def update_preferences(self, customer_id: str, patch: PreferencesPatch, *, correlation_id: str | None = None) -> Customer:
+        return self.patch(customer_id, CustomerPatch(preferences=patch), actor=customer_id, source="customer",
+                          correlation_id=correlation_id)
+
+    def set_consent(self, customer_id: str, channel: str, purpose: str, update: ConsentUpdate, *, source: str,
+                    ip: str | None = None, user_agent: str | None = None,
+                    correlation_id: str | None = None) -> Consent:
+        for _ in range(MAX_ATTEMPTS):
+            now = self.clock.now()
+            customer = self.get(customer_id)
+            statement = ConsentIn.model_validate({
+                "channel": channel, "purpose": purpose, "state": update.state,
+                "proof": ConsentProof(source=update.source or source, captured_at=now, notice_version=update.notice_version,
+                                      text=update.text, ip=ip, user_agent=user_agent)})
+            consents = {logic.consent_key(c.channel, c.purpose): c for c in customer.consents}
+            change = logic.apply_consent(consents, statement, now=now)
+            customer.consents = sorted(consents.values(), key=lambda c: (c.channel, c.purpose))
+            customer.updated_at = now
+            held = consents[logic.consent_key(channel, purpose)]
+            try:
+                self.store.save(customer, extra=[self.store.consent_log_item(customer.customer_id, held)], now=now)
+            except ConcurrentUpdate:
+                continue
+            if change:
+                self.publisher.publish_all(self._consent_events(customer.customer_id, [change], now),
+                                           correlation_id=correlation_id)
+            return held
+        raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
+
+    def record_interaction(self, customer_id: str, interaction: InteractionIn, *,
+                           correlation_id: str | None = None) -> tuple[Interaction, bool]:
+        customer = self.get(customer_id)
+        now = self.clock.now()
+        recorded = Interaction(
+            interaction_id=interaction.interaction_id or new_id("int_"), customer_id=customer.customer_id,
+            type=interaction.type, occurred_at=interaction.occurred_at, recorded_at=now, source=interaction.source,
+            channel=interaction.channel, properties=interaction.properties)
+        if not self.store.add_interaction(recorded):
+            return recorded, False
+        self.publisher.publish_all([InteractionRecorded(
+            customer_id=customer.customer_id, interaction_id=recorded.interaction_id, type=recorded.type,
+            channel=recorded.channel, record_source=recorded.source, occurred_at=recorded.occurred_at,
+            properties=recorded.properties)], correlation_id=correlation_id)
+        return recorded, True
+
+    # -- GDPR -----------------------------------------------------------------------------------
+    def export(self, customer_id: str) -> dict[str, Any]:
+        """Art. 15/20: everything held on the customer, machine-readable."""
+        customer = self.get(customer_id)
+        ids = [customer.customer_id, *customer.merged_ids]
+        timeline: list[Interaction] = []
+        cursor: str | None = None
+        while True:
+            page, cursor = self.store.timeline(ids, limit=500, cursor=cursor)
+            timeline += page
+            if cursor is None:
+                break
+        return {
+            "format": "ecrm.customer-export.v1",
+            "exported_at": self.clock.now().isoformat(),
+            "customer": customer.model_dump(mode="json"),
+            "consent_history": [entry for i in ids for entry in self.store.consent_log(i)],
+            "merges": [m.model_dump(mode="json") for i in ids for m in self.store.merges(i)],
+            "timeline": [t.model_dump(mode="json") for t in timeline],
+        }
+
+    def request_erasure(self, customer_id: str, *, requested_by: str, correlation_id: str | None = None) -> ErasureRequest:
+        customer = self.get(customer_id)
+        request = ErasureRequest(request_id=new_id("era_"), customer_id=customer.customer_id,
+                                 customer_ids=[customer.customer_id, *customer.merged_ids], requested_by=requested_by,
+                                 requested_at=self.clock.now(), status="pending",
+                                 participants=sorted(self.erasure_participants))
+        self.store.put_erasure(request)
+        self.publisher.publish_all([CustomerErasureRequested(
+            request_id=request.request_id, customer_id=request.customer_id, customer_ids=request.customer_ids,
+            requested_at=request.requested_at)], correlation_id=correlation_id)
+        return request
+
+    def get_erasure(self, request_id: str) -> ErasureRequest:
+        request = self.store.get_erasure(request_id)
+        if request is None:
+            raise NotFound(f"erasure request {request_id} does not exist")
+        return request
+
+    def erase_own_data(self, request: CustomerErasureRequested) -> CustomerDataErased:
+        """This engine's part of an erasure: profiles, identities, consents, timeline, merges."""
+        now = self.clock.now()
+        for customer_id in request.customer_ids:
+            customer = self.store.load(customer_id, follow=False)
+            if customer is None or customer.status == "erased":
+                continue
+            tombstone = Customer(customer_id=customer_id, status="erased", created_at=customer.created_at,
+                                 updated_at=now, version=customer.version)
+            self.store.erase(customer_id, [i.key for i in customer.identities], tombstone)
+        return CustomerDataErased(request_id=request.request_id, engine=ENGINE, erased_at=now)
+
+    def acknowledge_erasure(self, ack: CustomerDataErased, *, correlation_id: str | None = None) -> ErasureRequest | None:
+        updated = self.store.acknowledge_erasure(ack.request_id, ack.engine, ack.erased_at)
+        if updated is None or updated.status == "completed":
+            return updated
+        if set(updated.participants) <= set(updated.acknowledged):
+            now = self.clock.now()
+            completed = updated.model_copy(update={"status": "completed", "completed_at": now})
+            self.store.put_erasure(completed)
+            self.publisher.publish_all([CustomerErased(request_id=completed.request_id,
+                                                       customer_id=completed.customer_id, completed_at=now)],
+                                       correlation_id=correlation_id)
+            return completed
+        return updated
+
+
+def _union_identities(current: list[Identity], more: list[Identity]) -> list[Identity]:
+    by_key = {i.key: i for i in current}
+    for identity in more:
+        by_key.setdefault(identity.key, identity)
+    return sorted(by_key.values(), key=lambda i: (i.type, i.namespace, i.value))
