@@ -18,6 +18,8 @@ from ecrm.core.clock import FixedClock
 for _name, _value in {
     "EVENT_BUS_NAME": "ecrm",
     "PLATFORM_TABLE_NAME": "ecrm-platform",
+    "CUSTOMERS_TABLE_NAME": "ecrm-customers",
+    "IMPORT_BUCKET_NAME": "ecrm-imports",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "platform",
     "AWS_ACCESS_KEY_ID": "testing",

@@ -8,8 +8,12 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.constructs.foundation import Foundation
+from infra.engines.customers import CustomersEngine
 from infra.engines.platform import PlatformEngine
 from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
+
+# Engines that hold customer data and must acknowledge every erasure request.
+ERASURE_PARTICIPANTS = ("customers",)
 
 
 class PlatformStack(Stack):
@@ -25,6 +29,9 @@ class PlatformStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.foundation = Foundation(self, "Foundation", settings=settings, layer_python_version=layer_python_version)
         self.platform = PlatformEngine(self, "Platform", foundation=self.foundation)
+        self.customers = CustomersEngine(
+            self, "Customers", foundation=self.foundation, erasure_participants=ERASURE_PARTICIPANTS
+        )
 
         f = self.foundation
         CfnOutput(self, "ApiUrl", value=f.api.url, description="Base URL of the REST API")

@@ -8,28 +8,24 @@ resolver lacks would be a 404 behind a valid token.
 from __future__ import annotations
 
 import importlib
-import os
 import re
 from types import ModuleType
 
 import pytest
 
-from infra.engines.platform import ROUTES
+from infra.constructs.api_function import ApiRoute
+from infra.engines import customers, platform
 from tests.infra.conftest import Synthesized, references
 
 pytestmark = pytest.mark.xdist_group("infra")
 
-FUNCTION_ENV = {"EVENT_BUS_NAME": "ecrm", "PLATFORM_TABLE_NAME": "ecrm-platform", "AWS_DEFAULT_REGION": "us-east-1"}
+# engine -> the routes its construct declares (one API function per engine)
+ENGINES: dict[str, tuple[ApiRoute, ...]] = {"platform": platform.ROUTES, "customers": customers.ROUTES}
 
 
-@pytest.fixture(scope="module")
-def platform_api() -> ModuleType:
-    """The function module; it reads its environment at import (tests/conftest.py sets it too)."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in FUNCTION_ENV.items():
-            if not os.environ.get(name):  # real values win
-                mp.setenv(name, value)
-        return importlib.import_module("functions.platform.api")
+def engine_api(engine: str) -> ModuleType:
+    """The function module; it reads its environment at import (tests/conftest.py sets it)."""
+    return importlib.import_module(f"functions.{engine}.api")
 
 
 def served_routes(module: ModuleType) -> set[tuple[str, str]]:
@@ -40,35 +36,39 @@ def served_routes(module: ModuleType) -> set[tuple[str, str]]:
     }
 
 
-def declared_routes() -> set[tuple[str, str]]:
-    return {(route.method.upper(), route.path) for route in ROUTES}
+def declared(routes: tuple[ApiRoute, ...]) -> set[tuple[str, str]]:
+    return {(route.method.upper(), route.path) for route in routes}
 
 
-def test_declared_routes_are_unique() -> None:
-    assert len(declared_routes()) == len(ROUTES)
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_declared_routes_are_unique(engine: str) -> None:
+    assert len(declared(ENGINES[engine])) == len(ENGINES[engine])
 
 
-def test_declared_routes_equal_the_resolver_routes(platform_api: ModuleType) -> None:
-    served = served_routes(platform_api)
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_declared_routes_equal_the_resolver_routes(engine: str) -> None:
+    served = served_routes(engine_api(engine))
+    expected = declared(ENGINES[engine])
     assert served, "the resolver serves no route"
-    assert declared_routes() == served, (
-        f"declared only: {sorted(declared_routes() - served)}; served only: {sorted(served - declared_routes())}"
-    )
+    assert expected == served, f"declared only: {sorted(expected - served)}; served only: {sorted(served - expected)}"
 
 
 def test_template_methods_are_the_declared_routes(synthesized: Synthesized) -> None:
-    assert set(synthesized.api_methods()) == declared_routes()
+    assert set(synthesized.api_methods()) == set().union(*(declared(r) for r in ENGINES.values()))
 
 
-def test_template_methods_have_the_declared_auth_and_reach_the_platform_function(synthesized: Synthesized) -> None:
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_template_methods_have_the_declared_auth_and_reach_their_engine_function(
+    synthesized: Synthesized, engine: str
+) -> None:
     api_functions = {
         lid
         for lid, fn in synthesized.resources("AWS::Lambda::Function").items()
-        if fn["Metadata"] == {"ecrm:source": "functions/platform", "ecrm:module": "api"}
+        if fn["Metadata"] == {"ecrm:source": f"functions/{engine}", "ecrm:module": "api"}
     }
     assert len(api_functions) == 1
     methods = synthesized.api_methods()
-    for route in ROUTES:
+    for route in ENGINES[engine]:
         props = methods[(route.method, route.path)]
         expected = "NONE" if route.public else "COGNITO_USER_POOLS"
         assert props["AuthorizationType"] == expected, route

@@ -93,3 +93,25 @@ class EventConsumer:
         return process_partial_response(  # type: ignore[return-value]
             event=event, record_handler=handle_record, processor=self.processor, context=context
         )
+
+
+class ServiceEventConsumer:
+    """Like `EventConsumer`, for events AWS services put on a bus (S3, SES...): no envelope."""
+
+    def __init__(self, logger: Logger, *, source: str, detail_types: Iterable[str]) -> None:
+        self.logger = logger
+        self.source = source
+        self.detail_types = frozenset(detail_types)
+        self.processor = BatchProcessor(event_type=EventType.SQS)
+
+    def __call__(self, event: dict[str, Any], context: Any, on_event: Callable[[BusEvent], None]) -> dict[str, Any]:
+        def handle_record(record: SQSRecord) -> None:
+            bus_event = BusEvent.model_validate(json.loads(record.body))
+            if bus_event.source != self.source or bus_event.detail_type not in self.detail_types:
+                raise UnexpectedEvent(f"{bus_event.source}/{bus_event.detail_type} is not consumed here")
+            self.logger.set_correlation_id(bus_event.id)
+            on_event(bus_event)
+
+        return process_partial_response(  # type: ignore[return-value]
+            event=event, record_handler=handle_record, processor=self.processor, context=context
+        )

@@ -20,7 +20,9 @@ from ecrm.core.errors import InvalidInput
 from ecrm.customers.models import IdentityIn, identity_key
 
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)+$"
+)
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-:.@/+=]{1,128}$")
 
 

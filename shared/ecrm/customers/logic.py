@@ -60,9 +60,7 @@ def plan_resolution(
         return ResolutionPlan("create", None, (), (), tuple(identities))
     survivor, *others = customers
     unclaimed = tuple(i for i in identities if owners.get(i.key) != survivor)
-    return ResolutionPlan(
-        "merge" if others else "attach", survivor, tuple(others), tuple(sorted(matched)), unclaimed
-    )
+    return ResolutionPlan("merge" if others else "attach", survivor, tuple(others), tuple(sorted(matched)), unclaimed)
 
 
 def outranks(current: AttributeValue | None, incoming: AttributeValue, attribute: str, policy: MergePolicy) -> bool:
@@ -99,7 +97,9 @@ def apply_attributes(
     return changed
 
 
-def merge_profiles(survivor: dict[str, AttributeValue], other: Mapping[str, AttributeValue], policy: MergePolicy) -> list[str]:
+def merge_profiles(
+    survivor: dict[str, AttributeValue], other: Mapping[str, AttributeValue], policy: MergePolicy
+) -> list[str]:
     changed = []
     for name, value in sorted(other.items()):
         current = survivor.get(name)
@@ -119,9 +119,7 @@ class ConsentChange:
     previous_state: str | None
 
 
-def apply_consent(
-    consents: dict[str, Consent], statement: ConsentIn, *, now: datetime
-) -> ConsentChange | None:
+def apply_consent(consents: dict[str, Consent], statement: ConsentIn, *, now: datetime) -> ConsentChange | None:
     """Record a statement if it is newer than what is held; returns the change, if the state changed."""
     key = consent_key(statement.channel, statement.purpose)
     current = consents.get(key)
@@ -130,7 +128,10 @@ def apply_consent(
     if current is not None and current.state == statement.state and current.proof == statement.proof:
         return None
     consents[key] = Consent(
-        channel=statement.channel, purpose=statement.purpose, state=statement.state, proof=statement.proof,
+        channel=statement.channel,
+        purpose=statement.purpose,
+        state=statement.state,
+        proof=statement.proof,
         updated_at=now,
     )
     if current is not None and current.state == statement.state:

@@ -263,7 +263,7 @@ class InteractionIn(BaseModel):
     @field_validator("properties")
     @classmethod
     def _small(cls, properties: dict[str, Any]) -> dict[str, Any]:
-        import json  # noqa: PLC0415
+        import json
 
         if len(json.dumps(properties, default=str)) > 16_000:
             raise ValueError("properties are larger than 16 KB")
@@ -337,6 +337,8 @@ class ImportStatus(BaseModel):
     created_customers: int = 0
     merged_customers: int = 0
     error_report_key: str | None = None
+    error_report_url: str | None = Field(default=None, description="Presigned download of the error report")
+    failure: str | None = None
     created_at: datetime
     updated_at: datetime
     duplicate_of: str | None = None

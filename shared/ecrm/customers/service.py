@@ -68,8 +68,14 @@ class CustomerService:
     erasure_participants: tuple[str, ...] = (ENGINE,)
 
     # -- upsert ---------------------------------------------------------------------------------
-    def upsert(self, record: CustomerUpsert, *, actor: str = "api", correlation_id: str | None = None,
-               default_region: str | None = None) -> UpsertResult:
+    def upsert(
+        self,
+        record: CustomerUpsert,
+        *,
+        actor: str = "api",
+        correlation_id: str | None = None,
+        default_region: str | None = None,
+    ) -> UpsertResult:
         identities = normalize_all(record.identities, default_region=default_region or self.default_region)
         for _ in range(MAX_ATTEMPTS):
             try:
@@ -81,8 +87,9 @@ class CustomerService:
             return result
         raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
 
-    def _upsert_once(self, record: CustomerUpsert, identities: list[NormalizedIdentity],
-                     actor: str) -> tuple[UpsertResult, list[DomainEvent]]:
+    def _upsert_once(
+        self, record: CustomerUpsert, identities: list[NormalizedIdentity], actor: str
+    ) -> tuple[UpsertResult, list[DomainEvent]]:
         now = self.clock.now()
         observed_at = record.observed_at or now
         owners = self.store.owners_of(i.key for i in identities)
@@ -91,14 +98,27 @@ class CustomerService:
         if plan.action == "create":
             customer = Customer(customer_id=new_id("cus_"), status="active", created_at=now, updated_at=now)
             changed, consent_changes = self._apply(customer, record, identities, observed_at, now)
-            self.store.save(customer, new_identities=identities, unique_types=self.policy.unique_types,
-                            extra=[self.store.consent_log_item(customer.customer_id, c.consent) for c in consent_changes],
-                            create=True, source=record.source, now=now)
-            events.append(CustomerCreated(customer_id=customer.customer_id, record_source=record.source,
-                                          identity_types=sorted({i.type for i in identities}), created_at=now))
+            self.store.save(
+                customer,
+                new_identities=identities,
+                unique_types=self.policy.unique_types,
+                extra=[self.store.consent_log_item(customer.customer_id, c.consent) for c in consent_changes],
+                create=True,
+                source=record.source,
+                now=now,
+            )
+            events.append(
+                CustomerCreated(
+                    customer_id=customer.customer_id,
+                    record_source=record.source,
+                    identity_types=sorted({i.type for i in identities}),
+                    created_at=now,
+                )
+            )
             events += self._consent_events(customer.customer_id, consent_changes, now)
-            return UpsertResult(customer_id=customer.customer_id, created=True, matched_by=[], merged_ids=[],
-                                changed=changed), events
+            return UpsertResult(
+                customer_id=customer.customer_id, created=True, matched_by=[], merged_ids=[], changed=changed
+            ), events
 
         assert plan.survivor_id is not None
         survivor = self.store.load(plan.survivor_id)
@@ -113,38 +133,77 @@ class CustomerService:
             merge_changed, consent_changes = logic.merge_into(survivor, loser, self.policy)
             survivor.identities = _union_identities(survivor.identities, loser.identities)
             survivor.updated_at = now
-            merge = MergeRecord(survivor_id=survivor.customer_id, merged_id=loser_id, matched_by=list(plan.matched_by),
-                                reason=f"a {record.source} record carried identities of both customers",
-                                merged_by=actor, merged_at=now)
+            merge = MergeRecord(
+                survivor_id=survivor.customer_id,
+                merged_id=loser_id,
+                matched_by=list(plan.matched_by),
+                reason=f"a {record.source} record carried identities of both customers",
+                merged_by=actor,
+                merged_at=now,
+            )
             self.store.merge(survivor, loser, merge, loser.identities, now)
             merged_ids.append(loser_id)
             changed += merge_changed
-            events.append(CustomersMerged(survivor_id=survivor.customer_id, merged_ids=[loser_id, *loser.merged_ids],
-                                          matched_by=list(plan.matched_by), reason=merge.reason, merged_at=now))
+            events.append(
+                CustomersMerged(
+                    survivor_id=survivor.customer_id,
+                    merged_ids=[loser_id, *loser.merged_ids],
+                    matched_by=list(plan.matched_by),
+                    reason=merge.reason,
+                    merged_at=now,
+                )
+            )
             events += self._consent_events(survivor.customer_id, consent_changes, now)
         record_changed, consent_changes = self._apply(survivor, record, identities, observed_at, now)
         changed += record_changed
-        new_identities = [i for i in plan.unclaimed if i.type in self.policy.unique_types or owners.get(i.key)
-                          != survivor.customer_id]
+        new_identities = [
+            i for i in plan.unclaimed if i.type in self.policy.unique_types or owners.get(i.key) != survivor.customer_id
+        ]
         if record_changed or consent_changes or new_identities:
             survivor.updated_at = now
-            self.store.save(survivor, new_identities=new_identities, unique_types=self.policy.unique_types,
-                            extra=[self.store.consent_log_item(survivor.customer_id, c.consent) for c in consent_changes],
-                            source=record.source, now=now)
+            self.store.save(
+                survivor,
+                new_identities=new_identities,
+                unique_types=self.policy.unique_types,
+                extra=[self.store.consent_log_item(survivor.customer_id, c.consent) for c in consent_changes],
+                source=record.source,
+                now=now,
+            )
         if record_changed:
-            events.append(CustomerUpdated(customer_id=survivor.customer_id, record_source=record.source,
-                                          changed=sorted(set(record_changed)), updated_at=now))
+            events.append(
+                CustomerUpdated(
+                    customer_id=survivor.customer_id,
+                    record_source=record.source,
+                    changed=sorted(set(record_changed)),
+                    updated_at=now,
+                )
+            )
         events += self._consent_events(survivor.customer_id, consent_changes, now)
-        return UpsertResult(customer_id=survivor.customer_id, created=False, matched_by=list(plan.matched_by),
-                            merged_ids=merged_ids, changed=sorted(set(changed))), events
+        return UpsertResult(
+            customer_id=survivor.customer_id,
+            created=False,
+            matched_by=list(plan.matched_by),
+            merged_ids=merged_ids,
+            changed=sorted(set(changed)),
+        ), events
 
-    def _apply(self, customer: Customer, record: CustomerUpsert, identities: list[NormalizedIdentity],
-               observed_at: datetime, now: datetime) -> tuple[list[str], list[ConsentChange]]:
-        changed = logic.apply_attributes(customer.profile, record.attributes, source=record.source,
-                                         observed_at=observed_at, policy=self.policy)
+    def _apply(
+        self,
+        customer: Customer,
+        record: CustomerUpsert,
+        identities: list[NormalizedIdentity],
+        observed_at: datetime,
+        now: datetime,
+    ) -> tuple[list[str], list[ConsentChange]]:
+        changed = logic.apply_attributes(
+            customer.profile, record.attributes, source=record.source, observed_at=observed_at, policy=self.policy
+        )
         known = {i.key for i in customer.identities}
-        added = [Identity(type=i.type, value=i.value, namespace=i.namespace, source=record.source, first_seen=now)
-                 for i in identities if i.key not in known]  # type: ignore[arg-type]
+        added = [
+            Identity(type=i.type, value=i.value, namespace=i.namespace, source=record.source, first_seen=now)
+            for i in identities
+            if i.key not in known
+        ]  # type: ignore[arg-type]
         if added:
             customer.identities = _union_identities(customer.identities, added)
             changed += [f"identities.{i.type}" for i in added]
@@ -160,9 +219,18 @@ class CustomerService:
         return sorted(set(changed)), consent_changes
 
     def _consent_events(self, customer_id: str, changes: list[ConsentChange], now: datetime) -> list[DomainEvent]:
-        return [ConsentChanged(customer_id=customer_id, channel=c.consent.channel, purpose=c.consent.purpose,
-                               state=c.consent.state, previous_state=c.previous_state,  # type: ignore[arg-type]
-                               proof_source=c.consent.proof.source, changed_at=now) for c in changes]
+        return [
+            ConsentChanged(
+                customer_id=customer_id,
+                channel=c.consent.channel,
+                purpose=c.consent.purpose,
+                state=c.consent.state,
+                previous_state=c.previous_state,  # type: ignore[arg-type]
+                proof_source=c.consent.proof.source,
+                changed_at=now,
+            )
+            for c in changes
+        ]
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, customer_id: str) -> Customer:
@@ -188,8 +256,15 @@ class CustomerService:
         return self.store.timeline([customer.customer_id, *customer.merged_ids], limit=limit, cursor=cursor)
 
     # -- edits ----------------------------------------------------------------------------------
-    def patch(self, customer_id: str, patch: CustomerPatch, *, actor: str, source: str = "staff",
-              correlation_id: str | None = None) -> Customer:
+    def patch(
+        self,
+        customer_id: str,
+        patch: CustomerPatch,
+        *,
+        actor: str,
+        source: str = "staff",
+        correlation_id: str | None = None,
+    ) -> Customer:
         for _ in range(MAX_ATTEMPTS):
             now = self.clock.now()
             customer = self.get(customer_id)
@@ -207,45 +282,89 @@ class CustomerService:
             owners = self.store.owners_of(i.key for i in identities)
             foreign = sorted(k for k, v in owners.items() if v != customer.customer_id)
             if foreign:
-                raise Conflict(f"identities {', '.join(foreign)} belong to another customer: upsert a record with "
-                               "both customers' identities to merge them")
+                raise Conflict(
+                    f"identities {', '.join(foreign)} belong to another customer: upsert a record with "
+                    "both customers' identities to merge them"
+                )
             new = [i for i in identities if i.key not in owners]
             if new:
-                customer.identities = _union_identities(customer.identities, [
-                    Identity(type=i.type, value=i.value, namespace=i.namespace, source=source, first_seen=now)  # type: ignore[arg-type]
-                    for i in new])
+                customer.identities = _union_identities(
+                    customer.identities,
+                    [
+                        Identity(type=i.type, value=i.value, namespace=i.namespace, source=source, first_seen=now)  # type: ignore[arg-type]
+                        for i in new
+                    ],
+                )
                 changed += [f"identities.{i.type}" for i in new]
             if patch.preferences is not None:
                 customer.preferences, preference_changes = logic.apply_preferences(
-                    customer.preferences, patch.preferences.model_dump(exclude_unset=True))
+                    customer.preferences, patch.preferences.model_dump(exclude_unset=True)
+                )
                 changed += preference_changes
             if not changed:
                 return customer
             customer.updated_at = now
             try:
-                self.store.save(customer, new_identities=new, unique_types=self.policy.unique_types, source=source, now=now)
+                self.store.save(
+                    customer, new_identities=new, unique_types=self.policy.unique_types, source=source, now=now
+                )
             except (IdentityTaken, ConcurrentUpdate):
                 continue
-            self.publisher.publish_all([CustomerUpdated(customer_id=customer.customer_id, record_source=source,
-                                                        changed=sorted(set(changed)), updated_at=now)],
-                                       correlation_id=correlation_id)
+            self.publisher.publish_all(
+                [
+                    CustomerUpdated(
+                        customer_id=customer.customer_id,
+                        record_source=source,
+                        changed=sorted(set(changed)),
+                        updated_at=now,
+                    )
+                ],
+                correlation_id=correlation_id,
+            )
             return customer
         raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
 
-    def update_preferences(self, customer_id: str, patch: PreferencesPatch, *, correlation_id: str | None = None) -> Customer:
-        return self.patch(customer_id, CustomerPatch(preferences=patch), actor=customer_id, source="customer",
-                          correlation_id=correlation_id)
+    def update_preferences(
+        self, customer_id: str, patch: PreferencesPatch, *, correlation_id: str | None = None
+    ) -> Customer:
+        return self.patch(
+            customer_id,
+            CustomerPatch(preferences=patch),
+            actor=customer_id,
+            source="customer",
+            correlation_id=correlation_id,
+        )
 
-    def set_consent(self, customer_id: str, channel: str, purpose: str, update: ConsentUpdate, *, source: str,
-                    ip: str | None = None, user_agent: str | None = None,
-                    correlation_id: str | None = None) -> Consent:
+    def set_consent(
+        self,
+        customer_id: str,
+        channel: str,
+        purpose: str,
+        update: ConsentUpdate,
+        *,
+        source: str,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Consent:
         for _ in range(MAX_ATTEMPTS):
             now = self.clock.now()
             customer = self.get(customer_id)
-            statement = ConsentIn.model_validate({
-                "channel": channel, "purpose": purpose, "state": update.state,
-                "proof": ConsentProof(source=update.source or source, captured_at=now, notice_version=update.notice_version,
-                                      text=update.text, ip=ip, user_agent=user_agent)})
+            statement = ConsentIn.model_validate(
+                {
+                    "channel": channel,
+                    "purpose": purpose,
+                    "state": update.state,
+                    "proof": ConsentProof(
+                        source=update.source or source,
+                        captured_at=now,
+                        notice_version=update.notice_version,
+                        text=update.text,
+                        ip=ip,
+                        user_agent=user_agent,
+                    ),
+                }
+            )
             consents = {logic.consent_key(c.channel, c.purpose): c for c in customer.consents}
             change = logic.apply_consent(consents, statement, now=now)
             customer.consents = sorted(consents.values(), key=lambda c: (c.channel, c.purpose))
@@ -256,25 +375,43 @@ class CustomerService:
             except ConcurrentUpdate:
                 continue
             if change:
-                self.publisher.publish_all(self._consent_events(customer.customer_id, [change], now),
-                                           correlation_id=correlation_id)
+                self.publisher.publish_all(
+                    self._consent_events(customer.customer_id, [change], now), correlation_id=correlation_id
+                )
             return held
         raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
 
-    def record_interaction(self, customer_id: str, interaction: InteractionIn, *,
-                           correlation_id: str | None = None) -> tuple[Interaction, bool]:
+    def record_interaction(
+        self, customer_id: str, interaction: InteractionIn, *, correlation_id: str | None = None
+    ) -> tuple[Interaction, bool]:
         customer = self.get(customer_id)
         now = self.clock.now()
         recorded = Interaction(
-            interaction_id=interaction.interaction_id or new_id("int_"), customer_id=customer.customer_id,
-            type=interaction.type, occurred_at=interaction.occurred_at, recorded_at=now, source=interaction.source,
-            channel=interaction.channel, properties=interaction.properties)
+            interaction_id=interaction.interaction_id or new_id("int_"),
+            customer_id=customer.customer_id,
+            type=interaction.type,
+            occurred_at=interaction.occurred_at,
+            recorded_at=now,
+            source=interaction.source,
+            channel=interaction.channel,
+            properties=interaction.properties,
+        )
         if not self.store.add_interaction(recorded):
             return recorded, False
-        self.publisher.publish_all([InteractionRecorded(
-            customer_id=customer.customer_id, interaction_id=recorded.interaction_id, type=recorded.type,
-            channel=recorded.channel, record_source=recorded.source, occurred_at=recorded.occurred_at,
-            properties=recorded.properties)], correlation_id=correlation_id)
+        self.publisher.publish_all(
+            [
+                InteractionRecorded(
+                    customer_id=customer.customer_id,
+                    interaction_id=recorded.interaction_id,
+                    type=recorded.type,
+                    channel=recorded.channel,
+                    record_source=recorded.source,
+                    occurred_at=recorded.occurred_at,
+                    properties=recorded.properties,
+                )
+            ],
+            correlation_id=correlation_id,
+        )
         return recorded, True
 
     # -- GDPR -----------------------------------------------------------------------------------
@@ -298,16 +435,31 @@ class CustomerService:
             "timeline": [t.model_dump(mode="json") for t in timeline],
         }
 
-    def request_erasure(self, customer_id: str, *, requested_by: str, correlation_id: str | None = None) -> ErasureRequest:
+    def request_erasure(
+        self, customer_id: str, *, requested_by: str, correlation_id: str | None = None
+    ) -> ErasureRequest:
         customer = self.get(customer_id)
-        request = ErasureRequest(request_id=new_id("era_"), customer_id=customer.customer_id,
-                                 customer_ids=[customer.customer_id, *customer.merged_ids], requested_by=requested_by,
-                                 requested_at=self.clock.now(), status="pending",
-                                 participants=sorted(self.erasure_participants))
+        request = ErasureRequest(
+            request_id=new_id("era_"),
+            customer_id=customer.customer_id,
+            customer_ids=[customer.customer_id, *customer.merged_ids],
+            requested_by=requested_by,
+            requested_at=self.clock.now(),
+            status="pending",
+            participants=sorted(self.erasure_participants),
+        )
         self.store.put_erasure(request)
-        self.publisher.publish_all([CustomerErasureRequested(
-            request_id=request.request_id, customer_id=request.customer_id, customer_ids=request.customer_ids,
-            requested_at=request.requested_at)], correlation_id=correlation_id)
+        self.publisher.publish_all(
+            [
+                CustomerErasureRequested(
+                    request_id=request.request_id,
+                    customer_id=request.customer_id,
+                    customer_ids=request.customer_ids,
+                    requested_at=request.requested_at,
+                )
+            ],
+            correlation_id=correlation_id,
+        )
         return request
 
     def get_erasure(self, request_id: str) -> ErasureRequest:
@@ -323,12 +475,19 @@ class CustomerService:
             customer = self.store.load(customer_id, follow=False)
             if customer is None or customer.status == "erased":
                 continue
-            tombstone = Customer(customer_id=customer_id, status="erased", created_at=customer.created_at,
-                                 updated_at=now, version=customer.version)
+            tombstone = Customer(
+                customer_id=customer_id,
+                status="erased",
+                created_at=customer.created_at,
+                updated_at=now,
+                version=customer.version,
+            )
             self.store.erase(customer_id, [i.key for i in customer.identities], tombstone)
         return CustomerDataErased(request_id=request.request_id, engine=ENGINE, erased_at=now)
 
-    def acknowledge_erasure(self, ack: CustomerDataErased, *, correlation_id: str | None = None) -> ErasureRequest | None:
+    def acknowledge_erasure(
+        self, ack: CustomerDataErased, *, correlation_id: str | None = None
+    ) -> ErasureRequest | None:
         updated = self.store.acknowledge_erasure(ack.request_id, ack.engine, ack.erased_at)
         if updated is None or updated.status == "completed":
             return updated
@@ -336,9 +495,10 @@ class CustomerService:
             now = self.clock.now()
             completed = updated.model_copy(update={"status": "completed", "completed_at": now})
             self.store.put_erasure(completed)
-            self.publisher.publish_all([CustomerErased(request_id=completed.request_id,
-                                                       customer_id=completed.customer_id, completed_at=now)],
-                                       correlation_id=correlation_id)
+            self.publisher.publish_all(
+                [CustomerErased(request_id=completed.request_id, customer_id=completed.customer_id, completed_at=now)],
+                correlation_id=correlation_id,
+            )
             return completed
         return updated
 

@@ -128,12 +128,22 @@ class CustomerStore:
         profile = {
             "Put": {
                 "TableName": self.table,
-                "Item": _item({"pk": customer_pk(customer.customer_id), "sk": "PROFILE", "version": customer.version,
-                               "status": customer.status, "doc": customer.model_dump_json(exclude={"version"})}),
+                "Item": _item(
+                    {
+                        "pk": customer_pk(customer.customer_id),
+                        "sk": "PROFILE",
+                        "version": customer.version,
+                        "status": customer.status,
+                        "doc": customer.model_dump_json(exclude={"version"}),
+                    }
+                ),
                 **(
                     {"ConditionExpression": "attribute_not_exists(pk)"}
                     if create
-                    else {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": _SERIALIZE(expected)}}
+                    else {
+                        "ConditionExpression": "version = :v",
+                        "ExpressionAttributeValues": {":v": _SERIALIZE(expected)},
+                    }
                 ),
             }
         }
@@ -141,9 +151,18 @@ class CustomerStore:
         for identity in new_identities:
             claim = {
                 "TableName": self.table,
-                "Item": _item({"pk": identity_pk(identity.key), "sk": "IDENT", "customer_id": customer.customer_id,
-                               "type": identity.type, "namespace": identity.namespace, "value": identity.value,
-                               "source": source, "claimed_at": now.isoformat()}),
+                "Item": _item(
+                    {
+                        "pk": identity_pk(identity.key),
+                        "sk": "IDENT",
+                        "customer_id": customer.customer_id,
+                        "type": identity.type,
+                        "namespace": identity.namespace,
+                        "value": identity.value,
+                        "source": source,
+                        "claimed_at": now.isoformat(),
+                    }
+                ),
             }
             if identity.type in unique_types:
                 claim["ConditionExpression"] = "attribute_not_exists(pk) OR customer_id = :me"
@@ -155,32 +174,82 @@ class CustomerStore:
             raise InvalidInput(f"a record may add at most {MAX_TRANSACTION_ITEMS - 1} identities and consents at once")
         self._transact(actions, customer, expected)
 
-    def merge(self, survivor: Customer, loser: Customer, record: MergeRecord, claims: Sequence[Identity], now: datetime) -> None:
+    def merge(
+        self, survivor: Customer, loser: Customer, record: MergeRecord, claims: Sequence[Identity], now: datetime
+    ) -> None:
         """Point the loser and its identity claims at the survivor, and save the survivor."""
         survivor_expected, loser_expected = survivor.version, loser.version
         loser.status, loser.merged_into = "merged", survivor.customer_id
         actions: list[dict[str, Any]] = [
-            {"Put": {"TableName": self.table, "Item": _item({
-                "pk": customer_pk(loser.customer_id), "sk": "PROFILE", "version": loser_expected + 1, "status": "merged",
-                "doc": Customer(customer_id=loser.customer_id, status="merged", created_at=loser.created_at,
-                                updated_at=now, merged_into=survivor.customer_id).model_dump_json(exclude={"version"}),
-            }), "ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": _SERIALIZE(loser_expected)}}},
-            {"Put": {"TableName": self.table, "Item": _item({
-                "pk": customer_pk(survivor.customer_id), "sk": f"MERGE#{now.isoformat()}#{loser.customer_id}",
-                "doc": record.model_dump_json()})}},
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": _item(
+                        {
+                            "pk": customer_pk(loser.customer_id),
+                            "sk": "PROFILE",
+                            "version": loser_expected + 1,
+                            "status": "merged",
+                            "doc": Customer(
+                                customer_id=loser.customer_id,
+                                status="merged",
+                                created_at=loser.created_at,
+                                updated_at=now,
+                                merged_into=survivor.customer_id,
+                            ).model_dump_json(exclude={"version"}),
+                        }
+                    ),
+                    "ConditionExpression": "version = :v",
+                    "ExpressionAttributeValues": {":v": _SERIALIZE(loser_expected)},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": _item(
+                        {
+                            "pk": customer_pk(survivor.customer_id),
+                            "sk": f"MERGE#{now.isoformat()}#{loser.customer_id}",
+                            "doc": record.model_dump_json(),
+                        }
+                    ),
+                }
+            },
         ]
         for claim in claims:
-            actions.append({"Update": {
-                "TableName": self.table, "Key": _item({"pk": identity_pk(claim.key), "sk": "IDENT"}),
-                "UpdateExpression": "SET customer_id = :to",
-                "ConditionExpression": "customer_id = :from",
-                "ExpressionAttributeValues": {":to": _SERIALIZE(survivor.customer_id), ":from": _SERIALIZE(loser.customer_id)},
-            }})
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _item({"pk": identity_pk(claim.key), "sk": "IDENT"}),
+                        "UpdateExpression": "SET customer_id = :to",
+                        "ConditionExpression": "customer_id = :from",
+                        "ExpressionAttributeValues": {
+                            ":to": _SERIALIZE(survivor.customer_id),
+                            ":from": _SERIALIZE(loser.customer_id),
+                        },
+                    }
+                }
+            )
         survivor.version = survivor_expected + 1
-        actions.append({"Put": {"TableName": self.table, "Item": _item({
-            "pk": customer_pk(survivor.customer_id), "sk": "PROFILE", "version": survivor.version,
-            "status": survivor.status, "doc": survivor.model_dump_json(exclude={"version"})}),
-            "ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": _SERIALIZE(survivor_expected)}}})
+        actions.append(
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": _item(
+                        {
+                            "pk": customer_pk(survivor.customer_id),
+                            "sk": "PROFILE",
+                            "version": survivor.version,
+                            "status": survivor.status,
+                            "doc": survivor.model_dump_json(exclude={"version"}),
+                        }
+                    ),
+                    "ConditionExpression": "version = :v",
+                    "ExpressionAttributeValues": {":v": _SERIALIZE(survivor_expected)},
+                }
+            }
+        )
         if len(actions) > MAX_TRANSACTION_ITEMS:
             survivor.version = survivor_expected
             raise Conflict(f"customer {loser.customer_id} has too many identities to merge in one step")
@@ -209,9 +278,11 @@ class CustomerStore:
 
     @staticmethod
     def consent_log_item(customer_id: str, consent: Consent) -> dict[str, Any]:
-        return {"pk": customer_pk(customer_id),
-                "sk": f"CONSENT#{consent.proof.captured_at.isoformat()}#{consent.channel}#{consent.purpose}",
-                "doc": consent.model_dump_json()}
+        return {
+            "pk": customer_pk(customer_id),
+            "sk": f"CONSENT#{consent.proof.captured_at.isoformat()}#{consent.channel}#{consent.purpose}",
+            "doc": consent.model_dump_json(),
+        }
 
     # -- timeline -------------------------------------------------------------------------------
     def add_interaction(self, interaction: Interaction) -> bool:
@@ -219,19 +290,32 @@ class CustomerStore:
         pk = customer_pk(interaction.customer_id)
         sk = f"TL#{interaction.occurred_at.isoformat()}#{interaction.interaction_id}"
         try:
-            self.client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self.table, "Item": _item({"pk": pk, "sk": f"IX#{interaction.interaction_id}",
-                                                                 "tl": sk}),
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Put": {"TableName": self.table, "Item": _item({"pk": pk, "sk": sk, "doc": interaction.model_dump_json()})}},
-            ])
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": _item({"pk": pk, "sk": f"IX#{interaction.interaction_id}", "tl": sk}),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": _item({"pk": pk, "sk": sk, "doc": interaction.model_dump_json()}),
+                        }
+                    },
+                ]
+            )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "TransactionCanceledException":
                 return False
             raise
         return True
 
-    def timeline(self, customer_ids: Sequence[str], *, limit: int, cursor: str | None = None) -> tuple[list[Interaction], str | None]:
+    def timeline(
+        self, customer_ids: Sequence[str], *, limit: int, cursor: str | None = None
+    ) -> tuple[list[Interaction], str | None]:
         """Newest first across the customer and everyone merged into it; `cursor` continues a page."""
         before = base64.urlsafe_b64decode(cursor.encode()).decode() if cursor else None
         if before is not None and not before.startswith("TL#"):
@@ -239,10 +323,18 @@ class CustomerStore:
         streams = []
         for customer_id in customer_ids:
             condition = "pk = :pk AND sk BETWEEN :lo AND :hi"
-            values = {":pk": _SERIALIZE(customer_pk(customer_id)), ":lo": _SERIALIZE("TL#"),
-                      ":hi": _SERIALIZE(before if before else "TL#\uffff")}
-            response = self.client.query(TableName=self.table, KeyConditionExpression=condition,
-                                         ExpressionAttributeValues=values, ScanIndexForward=False, Limit=limit + 1)
+            values = {
+                ":pk": _SERIALIZE(customer_pk(customer_id)),
+                ":lo": _SERIALIZE("TL#"),
+                ":hi": _SERIALIZE(before if before else "TL#\uffff"),
+            }
+            response = self.client.query(
+                TableName=self.table,
+                KeyConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ScanIndexForward=False,
+                Limit=limit + 1,
+            )
             streams.append([_plain(i) for i in response["Items"] if _plain(i)["sk"] != before])
         merged = list(heapq.merge(*streams, key=lambda i: i["sk"], reverse=True))[: limit + 1]
         page, more = merged[:limit], len(merged) > limit
@@ -252,49 +344,98 @@ class CustomerStore:
 
     # -- imports --------------------------------------------------------------------------------
     def create_import(self, status: ImportStatus, request_json: str, file_fingerprint: str | None = None) -> None:
-        self.client.put_item(TableName=self.table, Item=_item({
-            "pk": f"IMPORT#{status.import_id}", "sk": "IMPORT", "status": status.status, "request": request_json,
-            "doc": status.model_dump_json(), "processed_rows": 0, "imported_rows": 0, "unchanged_rows": 0,
-            "error_rows": 0, "created_customers": 0, "merged_customers": 0,
-        }), ConditionExpression="attribute_not_exists(pk)")
+        self.client.put_item(
+            TableName=self.table,
+            Item=_item(
+                {
+                    "pk": f"IMPORT#{status.import_id}",
+                    "sk": "IMPORT",
+                    "status": status.status,
+                    "request": request_json,
+                    "doc": status.model_dump_json(),
+                    "processed_rows": 0,
+                    "imported_rows": 0,
+                    "unchanged_rows": 0,
+                    "error_rows": 0,
+                    "created_customers": 0,
+                    "merged_customers": 0,
+                }
+            ),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
 
     def get_import(self, import_id: str) -> tuple[ImportStatus, dict[str, Any]] | None:
-        raw = self.client.get_item(TableName=self.table, Key=_item({"pk": f"IMPORT#{import_id}", "sk": "IMPORT"}),
-                                   ConsistentRead=True).get("Item")
+        raw = self.client.get_item(
+            TableName=self.table, Key=_item({"pk": f"IMPORT#{import_id}", "sk": "IMPORT"}), ConsistentRead=True
+        ).get("Item")
         if raw is None:
             return None
         item = _plain(raw)
         status = ImportStatus.model_validate_json(item["doc"])
-        counters = {k: int(item[k]) for k in ("processed_rows", "imported_rows", "unchanged_rows", "error_rows",
-                                              "created_customers", "merged_customers")}
-        status = status.model_copy(update={**counters, "status": item["status"],
-                                           "total_rows": int(item["total_rows"]) if "total_rows" in item else None,
-                                           "error_report_key": item.get("error_report_key"),
-                                           "updated_at": item.get("updated_at", status.updated_at),
-                                           "duplicate_of": item.get("duplicate_of")})
+        counters = {
+            k: int(item[k])
+            for k in (
+                "processed_rows",
+                "imported_rows",
+                "unchanged_rows",
+                "error_rows",
+                "created_customers",
+                "merged_customers",
+            )
+        }
+        status = status.model_copy(
+            update={
+                **counters,
+                "status": item["status"],
+                "total_rows": int(item["total_rows"]) if "total_rows" in item else None,
+                "error_report_key": item.get("error_report_key"),
+                "updated_at": item.get("updated_at", status.updated_at),
+                "duplicate_of": item.get("duplicate_of"),
+                "failure": item.get("failure"),
+            }
+        )
         return status, json.loads(item["request"])
 
     def update_import(self, import_id: str, **fields: Any) -> None:
         names = {f"#{k}": k for k in fields}
         values = {f":{k}": _SERIALIZE(v.isoformat() if isinstance(v, datetime) else v) for k, v in fields.items()}
-        self.client.update_item(TableName=self.table, Key=_item({"pk": f"IMPORT#{import_id}", "sk": "IMPORT"}),
-                                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
-                                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        self.client.update_item(
+            TableName=self.table,
+            Key=_item({"pk": f"IMPORT#{import_id}", "sk": "IMPORT"}),
+            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def record_chunk(self, import_id: str, chunk: int, counts: dict[str, int], now: datetime) -> bool:
         """Add one chunk's counts exactly once (a retried chunk adds nothing)."""
         additions = ", ".join(f"#{k} :{k}" for k in counts)
         try:
-            self.client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self.table, "Item": _item({"pk": f"IMPORT#{import_id}", "sk": f"CHUNK#{chunk:06d}",
-                                                                 "counts": json.dumps(counts)}),
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Update": {"TableName": self.table, "Key": _item({"pk": f"IMPORT#{import_id}", "sk": "IMPORT"}),
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": _item(
+                                {"pk": f"IMPORT#{import_id}", "sk": f"CHUNK#{chunk:06d}", "counts": json.dumps(counts)}
+                            ),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": _item({"pk": f"IMPORT#{import_id}", "sk": "IMPORT"}),
                             "UpdateExpression": f"ADD {additions} SET #updated_at = :now",
                             "ExpressionAttributeNames": {**{f"#{k}": k for k in counts}, "#updated_at": "updated_at"},
-                            "ExpressionAttributeValues": {**{f":{k}": _SERIALIZE(v) for k, v in counts.items()},
-                                                          ":now": _SERIALIZE(now.isoformat())}}},
-            ])
+                            "ExpressionAttributeValues": {
+                                **{f":{k}": _SERIALIZE(v) for k, v in counts.items()},
+                                ":now": _SERIALIZE(now.isoformat()),
+                            },
+                        }
+                    },
+                ]
+            )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "TransactionCanceledException":
                 return False
@@ -304,26 +445,34 @@ class CustomerStore:
     def claim_file(self, fingerprint: str, import_id: str) -> str | None:
         """Remember a file's fingerprint; returns the earlier import's id if it was imported before."""
         try:
-            self.client.put_item(TableName=self.table, Item=_item({"pk": f"IMPORTFILE#{fingerprint}", "sk": "IMPORTFILE",
-                                                                   "import_id": import_id}),
-                                 ConditionExpression="attribute_not_exists(pk)")
+            self.client.put_item(
+                TableName=self.table,
+                Item=_item({"pk": f"IMPORTFILE#{fingerprint}", "sk": "IMPORTFILE", "import_id": import_id}),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
             return None
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-        raw = self.client.get_item(TableName=self.table, Key=_item({"pk": f"IMPORTFILE#{fingerprint}", "sk": "IMPORTFILE"}),
-                                   ConsistentRead=True)["Item"]
+        raw = self.client.get_item(
+            TableName=self.table,
+            Key=_item({"pk": f"IMPORTFILE#{fingerprint}", "sk": "IMPORTFILE"}),
+            ConsistentRead=True,
+        )["Item"]
         earlier = str(_plain(raw)["import_id"])
         return None if earlier == import_id else earlier
 
     # -- GDPR -----------------------------------------------------------------------------------
     def put_erasure(self, request: ErasureRequest) -> None:
-        self.client.put_item(TableName=self.table, Item=_item({"pk": f"ERASURE#{request.request_id}", "sk": "ERASURE",
-                                                               "doc": request.model_dump_json()}))
+        self.client.put_item(
+            TableName=self.table,
+            Item=_item({"pk": f"ERASURE#{request.request_id}", "sk": "ERASURE", "doc": request.model_dump_json()}),
+        )
 
     def get_erasure(self, request_id: str) -> ErasureRequest | None:
-        raw = self.client.get_item(TableName=self.table, Key=_item({"pk": f"ERASURE#{request_id}", "sk": "ERASURE"}),
-                                   ConsistentRead=True).get("Item")
+        raw = self.client.get_item(
+            TableName=self.table, Key=_item({"pk": f"ERASURE#{request_id}", "sk": "ERASURE"}), ConsistentRead=True
+        ).get("Item")
         return ErasureRequest.model_validate_json(_plain(raw)["doc"]) if raw else None
 
     def acknowledge_erasure(self, request_id: str, engine: str, at: datetime) -> ErasureRequest | None:
@@ -336,10 +485,13 @@ class CustomerStore:
                 return current
             updated = current.model_copy(update={"acknowledged": {**current.acknowledged, engine: at}})
             try:
-                self.client.put_item(TableName=self.table, Item=_item({
-                    "pk": f"ERASURE#{request_id}", "sk": "ERASURE", "doc": updated.model_dump_json()}),
-                    ConditionExpression="#doc = :old", ExpressionAttributeNames={"#doc": "doc"},
-                    ExpressionAttributeValues={":old": _SERIALIZE(current.model_dump_json())})
+                self.client.put_item(
+                    TableName=self.table,
+                    Item=_item({"pk": f"ERASURE#{request_id}", "sk": "ERASURE", "doc": updated.model_dump_json()}),
+                    ConditionExpression="#doc = :old",
+                    ExpressionAttributeNames={"#doc": "doc"},
+                    ExpressionAttributeValues={":old": _SERIALIZE(current.model_dump_json())},
+                )
                 return updated
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -354,13 +506,22 @@ class CustomerStore:
         keys = [(customer_pk(customer_id), i["sk"]) for i in self._query(customer_pk(customer_id), "")]
         keys += [(identity_pk(k), "IDENT") for k in identity_keys]
         for start in range(0, len(keys), 25):
-            requests = [{"DeleteRequest": {"Key": _item({"pk": pk, "sk": sk})}} for pk, sk in keys[start:start + 25]]
+            requests = [{"DeleteRequest": {"Key": _item({"pk": pk, "sk": sk})}} for pk, sk in keys[start : start + 25]]
             pending: dict[str, Any] = {self.table: requests}
             while pending:
                 pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-        self.client.put_item(TableName=self.table, Item=_item({
-            "pk": customer_pk(customer_id), "sk": "PROFILE", "version": tombstone.version + 1, "status": "erased",
-            "doc": tombstone.model_dump_json(exclude={"version"})}))
+        self.client.put_item(
+            TableName=self.table,
+            Item=_item(
+                {
+                    "pk": customer_pk(customer_id),
+                    "sk": "PROFILE",
+                    "version": tombstone.version + 1,
+                    "status": "erased",
+                    "doc": tombstone.model_dump_json(exclude={"version"}),
+                }
+            ),
+        )
         return len(keys)
 
     def _query(self, pk: str, prefix: str) -> list[dict[str, Any]]:

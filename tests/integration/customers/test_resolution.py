@@ -14,11 +14,15 @@ from tests.integration.customers.conftest import RecordingPublisher
 
 
 def record(source: str, *identities: tuple[str, str] | tuple[str, str, str], **attributes: object) -> CustomerUpsert:
-    return CustomerUpsert.model_validate({
-        "source": source,
-        "identities": [{"type": i[0], "value": i[1], **({"namespace": i[2]} if len(i) > 2 else {})} for i in identities],
-        "attributes": attributes,
-    })
+    return CustomerUpsert.model_validate(
+        {
+            "source": source,
+            "identities": [
+                {"type": i[0], "value": i[1], **({"namespace": i[2]} if len(i) > 2 else {})} for i in identities
+            ],
+            "attributes": attributes,
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -37,7 +41,8 @@ def test_each_identity_type_resolves_after_normalisation(service: CustomerServic
     # When another source sends the same identity in another form
     matched = service.upsert(record("shop", second))
     # Then it is the same customer, matched by that identity
-    assert created.created and not matched.created
+    assert created.created
+    assert not matched.created
     assert matched.customer_id == created.customer_id
     assert matched.matched_by
 
@@ -65,13 +70,19 @@ def test_a_three_way_merge_keeps_everything_under_the_oldest_customer(
     c = service.upsert(record("erp", ("external_id", "E-7", "erp"), last_name="Lovelace"))
     # When one record links all three
     clock.advance(seconds=1)
-    linked = service.upsert(record("shop", ("email", "ada@example.com"), ("phone", "030 111111"), ("external_id", "E-7", "erp")))
+    linked = service.upsert(
+        record("shop", ("email", "ada@example.com"), ("phone", "030 111111"), ("external_id", "E-7", "erp"))
+    )
     # Then they merge into the oldest, nothing is lost, and old ids still resolve
     assert linked.customer_id == a.customer_id
     assert sorted(linked.merged_ids) == sorted([b.customer_id, c.customer_id])
     survivor = service.get(b.customer_id)
     assert survivor.customer_id == a.customer_id
-    assert {k: v.value for k, v in survivor.profile.items()} == {"first_name": "Ada", "city": "Berlin", "last_name": "Lovelace"}
+    assert {k: v.value for k, v in survivor.profile.items()} == {
+        "first_name": "Ada",
+        "city": "Berlin",
+        "last_name": "Lovelace",
+    }
     assert {i.type for i in survivor.identities} == {"email", "phone", "external_id"}
     assert sorted(survivor.merged_ids) == sorted([b.customer_id, c.customer_id])
     assert len(publisher.of("CustomersMerged")) == 2
@@ -94,7 +105,8 @@ def test_the_same_record_twice_changes_nothing(service: CustomerService, publish
     first = service.upsert(record("web", ("email", "same@example.com"), first_name="Sam"))
     events = len(publisher.events)
     again = service.upsert(record("web", ("email", "same@example.com"), first_name="Sam"))
-    assert again.customer_id == first.customer_id and again.changed == []
+    assert again.customer_id == first.customer_id
+    assert again.changed == []
     assert len(publisher.events) == events
 
 
@@ -124,9 +136,16 @@ def test_concurrent_upserts_of_one_new_identity_create_one_customer(
     competitor_result: list[str] = []
     competitor = CustomerService(service.store, publisher, service.clock, service.policy)
     racing = CustomerService(
-        RacingStore(service.store, lambda: competitor_result.append(
-            competitor.upsert(record("web", ("email", "race@example.com"), ("device_id", "d1"))).customer_id)),
-        publisher, service.clock, service.policy)
+        RacingStore(
+            service.store,
+            lambda: competitor_result.append(
+                competitor.upsert(record("web", ("email", "race@example.com"), ("device_id", "d1"))).customer_id
+            ),
+        ),
+        publisher,
+        service.clock,
+        service.policy,
+    )
     # When our upsert of the same new identity commits second
     ours = racing.upsert(record("shop", ("email", "RACE@example.com"), ("device_id", "d2")))
     # Then the conditional claim failed, we resolved again, and there is exactly one customer
@@ -136,13 +155,16 @@ def test_concurrent_upserts_of_one_new_identity_create_one_customer(
     assert {i.value for i in service.get(ours.customer_id).identities if i.type == "device_id"} == {"d1", "d2"}
 
 
-def test_concurrent_merges_of_the_same_customers_converge(service: CustomerService, publisher: RecordingPublisher) -> None:
+def test_concurrent_merges_of_the_same_customers_converge(
+    service: CustomerService, publisher: RecordingPublisher
+) -> None:
     a = service.upsert(record("web", ("email", "m1@example.com"))).customer_id
     b = service.upsert(record("web", ("email", "m2@example.com"))).customer_id
     linking = record("shop", ("email", "m1@example.com"), ("email", "m2@example.com"))
     competitor = CustomerService(service.store, publisher, service.clock, service.policy)
-    racing = CustomerService(RacingStore(service.store, lambda: competitor.upsert(linking)), publisher,
-                             service.clock, service.policy)
+    racing = CustomerService(
+        RacingStore(service.store, lambda: competitor.upsert(linking)), publisher, service.clock, service.policy
+    )
     result = racing.upsert(linking)
     assert result.customer_id == a
     assert service.get(b).customer_id == a
@@ -151,23 +173,57 @@ def test_concurrent_merges_of_the_same_customers_converge(service: CustomerServi
 
 def test_consents_merge_to_the_most_restrictive(service: CustomerService) -> None:
     proof = {"source": "web", "captured_at": "2026-11-01T00:00:00Z"}
-    a = service.upsert(CustomerUpsert.model_validate({"source": "web", "identities": [{"type": "email", "value": "c@example.com"}],
-        "consents": [{"channel": "email", "purpose": "marketing", "state": "granted", "proof": proof},
-                     {"channel": "sms", "purpose": "marketing", "state": "granted", "proof": proof}]}))
-    b = service.upsert(CustomerUpsert.model_validate({"source": "callcenter", "identities": [{"type": "phone", "value": "+4930222222"}],
-        "consents": [{"channel": "email", "purpose": "marketing", "state": "denied",
-                      "proof": {**proof, "source": "callcenter", "captured_at": "2026-10-01T00:00:00Z"}}]}))
+    a = service.upsert(
+        CustomerUpsert.model_validate(
+            {
+                "source": "web",
+                "identities": [{"type": "email", "value": "c@example.com"}],
+                "consents": [
+                    {"channel": "email", "purpose": "marketing", "state": "granted", "proof": proof},
+                    {"channel": "sms", "purpose": "marketing", "state": "granted", "proof": proof},
+                ],
+            }
+        )
+    )
+    b = service.upsert(
+        CustomerUpsert.model_validate(
+            {
+                "source": "callcenter",
+                "identities": [{"type": "phone", "value": "+4930222222"}],
+                "consents": [
+                    {
+                        "channel": "email",
+                        "purpose": "marketing",
+                        "state": "denied",
+                        "proof": {**proof, "source": "callcenter", "captured_at": "2026-10-01T00:00:00Z"},
+                    }
+                ],
+            }
+        )
+    )
     merged = service.upsert(record("shop", ("email", "c@example.com"), ("phone", "+4930222222")))
-    assert merged.merged_ids == [b.customer_id] and merged.customer_id == a.customer_id
+    assert merged.merged_ids == [b.customer_id]
+    assert merged.customer_id == a.customer_id
     consents = {(c.channel, c.purpose): c.state for c in service.get(a.customer_id).consents}
     assert consents == {("email", "marketing"): "denied", ("sms", "marketing"): "granted"}
 
 
 def test_a_stale_consent_never_overrides_a_newer_withdrawal(service: CustomerService) -> None:
     def with_consent(state: str, when: str) -> CustomerUpsert:
-        return CustomerUpsert.model_validate({"source": "web", "identities": [{"type": "email", "value": "w@example.com"}],
-            "consents": [{"channel": "email", "purpose": "marketing", "state": state,
-                          "proof": {"source": "web", "captured_at": when}}]})
+        return CustomerUpsert.model_validate(
+            {
+                "source": "web",
+                "identities": [{"type": "email", "value": "w@example.com"}],
+                "consents": [
+                    {
+                        "channel": "email",
+                        "purpose": "marketing",
+                        "state": state,
+                        "proof": {"source": "web", "captured_at": when},
+                    }
+                ],
+            }
+        )
 
     customer = service.upsert(with_consent("denied", "2026-11-20T00:00:00Z")).customer_id
     service.upsert(with_consent("granted", "2026-01-01T00:00:00Z"))

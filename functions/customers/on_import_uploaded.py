@@ -1,0 +1,46 @@
+"""An upload landed in the import bucket: start its import state machine (once per import)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+from ecrm.core import aws
+from ecrm.core.config import load_config
+from ecrm.core.consumer import BusEvent, ServiceEventConsumer
+from ecrm.core.observability import Observability
+from ecrm.customers.import_jobs import import_id_from_key
+from ecrm.customers.wiring import CustomersConfig
+
+config = load_config(CustomersConfig)
+obs = Observability(config)
+consumer = ServiceEventConsumer(obs.logger, source="aws.s3", detail_types=["Object Created"])
+
+
+@cache
+def stepfunctions() -> Any:
+    return aws.client("stepfunctions")
+
+
+def start_import(event: BusEvent, sfn: Any) -> None:
+    key = event.detail["object"]["key"]
+    import_id = import_id_from_key(key)
+    try:  # the execution name is the import id: a redelivered upload event starts nothing twice
+        sfn.start_execution(
+            stateMachineArn=config.import_state_machine_arn,
+            name=import_id,
+            input=json.dumps({"key": key, "import_id": import_id}),
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
+            raise
+        obs.logger.info("import already started", extra={"import_id": import_id})
+
+
+@obs.entrypoint()
+def handler(event: dict[str, Any], context: LambdaContext, injected: Any = None) -> dict[str, Any]:
+    sfn = injected or stepfunctions()
+    return consumer(event, context, lambda bus_event: start_import(bus_event, sfn))

@@ -1,0 +1,274 @@
+"""The customer store in the cloud: table, import bucket and pipeline, API, erasure consumers."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.constructs.api_function import ApiFunction, ApiRoute
+from infra.constructs.engine_function import EngineFunction
+from infra.constructs.engine_table import EngineTable
+from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
+from infra.constructs.foundation import Foundation
+from infra.constructs.nag import acknowledge
+from infra.constructs.workflow import Workflow
+
+ROUTES = (
+    ApiRoute("POST", "/customers"),
+    ApiRoute("GET", "/customers"),
+    ApiRoute("GET", "/customers/{customer_id}"),
+    ApiRoute("PATCH", "/customers/{customer_id}"),
+    ApiRoute("DELETE", "/customers/{customer_id}"),
+    ApiRoute("PUT", "/customers/{customer_id}/consents/{channel}/{purpose}"),
+    ApiRoute("GET", "/customers/{customer_id}/timeline"),
+    ApiRoute("POST", "/customers/{customer_id}/interactions"),
+    ApiRoute("GET", "/customers/{customer_id}/export"),
+    ApiRoute("GET", "/erasures/{request_id}"),
+    ApiRoute("POST", "/imports"),
+    ApiRoute("GET", "/imports/{import_id}"),
+    ApiRoute("GET", "/me"),
+    ApiRoute("PATCH", "/me/preferences"),
+    ApiRoute("PUT", "/me/consents/{channel}/{purpose}"),
+    ApiRoute("GET", "/me/export"),
+)
+
+# Attribute -> sources, best first. Deployers change it with the context key ecrm:customersSourcePriority.
+DEFAULT_SOURCE_PRIORITY = {"*": ["staff", "erp", "callcenter", "shop", "web"]}
+
+
+class CustomersEngine(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        foundation: Foundation,
+        erasure_participants: tuple[str, ...] = ("customers",),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        settings = foundation.settings
+        self.table = EngineTable(self, "Table", key=foundation.key, settings=settings).table
+        self.bucket = self._import_bucket(foundation)
+        priority = self.node.try_get_context("ecrm:customersSourcePriority") or DEFAULT_SOURCE_PRIORITY
+        env = {
+            "CUSTOMERS_TABLE_NAME": self.table.table_name,
+            "EVENT_BUS_NAME": foundation.bus.event_bus_name,
+            "IMPORT_BUCKET_NAME": self.bucket.bucket_name,
+            "CUSTOMERS_SOURCE_PRIORITY": json.dumps(priority, separators=(",", ":")),
+            "ERASURE_PARTICIPANTS": ",".join(erasure_participants),
+        }
+        region = self.node.try_get_context("ecrm:defaultPhoneRegion")
+        if region:
+            env["CUSTOMERS_DEFAULT_PHONE_REGION"] = region
+
+        self.api = ApiFunction(self, "Api", foundation=foundation, engine="customers", routes=ROUTES, environment=env)
+        self.table.grant_read_write_data(self.api.function)
+        self.bucket.grant_put(self.api.function, "uploads/*")
+        self.bucket.grant_read(self.api.function, "reports/*")
+        self._acknowledge_bucket_grants(
+            self.api.handler, ["uploads/*", "reports/*"], ["s3:Abort*", "s3:GetBucket*", "s3:GetObject*", "s3:List*"]
+        )
+        foundation.bus.grant_put_events_to(self.api.function)
+
+        self.importer = self._import_pipeline(foundation, env)
+
+        self.erasure = QueueConsumer(
+            self,
+            "ErasureConsumer",
+            foundation=foundation,
+            engine="customers",
+            module="on_erasure_requested",
+            environment=env,
+            batch_size=1,
+        )
+        self.table.grant_read_write_data(self.erasure.handler.function)
+        foundation.bus.grant_put_events_to(self.erasure.handler.function)
+        EventRuleToQueue(
+            self,
+            "ErasureRequestedRule",
+            foundation=foundation,
+            consumer=self.erasure,
+            description="Erasure requests to the customer store's own eraser",
+            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
+        )
+        self.acks = QueueConsumer(
+            self,
+            "ErasureAckConsumer",
+            foundation=foundation,
+            engine="customers",
+            module="on_data_erased",
+            environment=env,
+        )
+        self.table.grant_read_write_data(self.acks.handler.function)
+        foundation.bus.grant_put_events_to(self.acks.handler.function)
+        EventRuleToQueue(
+            self,
+            "DataErasedRule",
+            foundation=foundation,
+            consumer=self.acks,
+            description="Every engine's erasure acknowledgement",
+            pattern=events.EventPattern(source=events.Match.prefix("ecrm."), detail_type=["CustomerDataErased"]),
+        )
+
+    def _acknowledge_bucket_grants(self, function: EngineFunction, prefixes: list[str], actions: list[str]) -> None:
+        bucket_id = Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            function.role,
+            "AwsSolutions-IAM5",
+            "CDK's S3 grants use action families on objects of the import bucket under the given prefixes.",
+            applies_to=[f"Action::{a}" for a in actions] + [f"Resource::<{bucket_id}.Arn>/{p}" for p in prefixes],
+        )
+
+    def _import_bucket(self, foundation: Foundation) -> s3.Bucket:
+        settings = foundation.settings
+        access_logs = s3.Bucket(
+            self,
+            "ImportAccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
+            removal_policy=settings.removal_policy,
+        )
+        acknowledge(access_logs, "AwsSolutions-S1", "This bucket receives the import bucket's access logs.")
+        bucket = s3.Bucket(
+            self,
+            "ImportBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            versioned=False,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="import-bucket/",
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.PUT], allowed_origins=["*"], allowed_headers=["*"], max_age=3000
+                )
+            ],
+            lifecycle_rules=[
+                s3.LifecycleRule(prefix="uploads/", expiration=Duration.days(30)),
+                s3.LifecycleRule(prefix="work/", expiration=Duration.days(7)),
+                s3.LifecycleRule(prefix="reports/", expiration=Duration.days(90)),
+                s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)),
+            ],
+            removal_policy=settings.removal_policy if settings.retain_data else RemovalPolicy.DESTROY,
+        )
+        cfn = bucket.node.default_child
+        assert isinstance(cfn, s3.CfnBucket)
+        # Native EventBridge notifications (CDK's event_bridge_enabled would add a custom-resource Lambda).
+        cfn.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
+        return bucket
+
+    def _import_pipeline(self, foundation: Foundation, env: dict[str, str]) -> Workflow:
+        settings = foundation.settings
+        task = EngineFunction(
+            self,
+            "ImportTask",
+            engine="customers",
+            module="task_import",
+            settings=settings,
+            layers=[foundation.common_layer],
+            environment=env,
+            timeout=Duration.minutes(10),
+            memory_size=1769,
+            description="eCRM customers: import steps",
+        )
+        self.table.grant_read_write_data(task.function)
+        self.bucket.grant_read_write(task.function)
+        self._acknowledge_bucket_grants(
+            task, ["*"], ["s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*"]
+        )
+        foundation.bus.grant_put_events_to(task.function)
+
+        def step(name: str, payload: dict[str, object], **kwargs: object) -> tasks.LambdaInvoke:
+            invoke = tasks.LambdaInvoke(
+                self,
+                name,
+                lambda_function=task.function,
+                payload=sfn.TaskInput.from_object(payload),
+                payload_response_only=False,
+                result_selector={"result.$": "$.Payload"},
+                retry_on_service_exceptions=True,
+                **kwargs,
+            )  # type: ignore[arg-type]
+            return invoke
+
+        prepare = step("Prepare", {"step": "prepare", "key.$": "$.key"}, result_path="$.prepared")
+        chunk = step(
+            "ImportChunk", {"step": "chunk", "import_id.$": "$.import_id", "index.$": "$.index", "key.$": "$.key"}
+        )
+        chunk.add_retry(errors=["States.TaskFailed"], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
+        chunks = sfn.Map(
+            self,
+            "ImportChunks",
+            items_path="$.prepared.result.chunks",
+            max_concurrency=4,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        chunks.item_processor(chunk)
+        finish = step("Finish", {"step": "finish", "import_id.$": "$.import_id"}, result_path="$.finished")
+        fail = step(
+            "MarkFailed",
+            {"step": "fail", "import_id.$": "$.import_id", "cause.$": "$.error.Cause"},
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        failed = sfn.Fail(self, "ImportFailed", error="ImportFailed", cause="see the import's status")
+        fail.next(failed)
+        for state in (prepare, chunks, finish):
+            state.add_catch(fail, errors=["States.ALL"], result_path="$.error")
+        duplicate = sfn.Choice(self, "Duplicate?")
+        done = sfn.Succeed(self, "Imported")
+        definition = prepare.next(
+            duplicate.when(sfn.Condition.boolean_equals("$.prepared.result.duplicate", True), done).otherwise(
+                chunks.next(finish).next(done)
+            )
+        )
+        workflow = Workflow(
+            self,
+            "Import",
+            settings=settings,
+            definition=definition,
+            timeout=Duration.hours(6),
+            comment="Bulk import of customer records: prepare, chunks in parallel, finish",
+        )
+        workflow.acknowledge_invokes(task.function)
+        env["IMPORT_STATE_MACHINE_ARN"] = workflow.state_machine.state_machine_arn
+
+        starter = QueueConsumer(
+            self,
+            "ImportStarter",
+            foundation=foundation,
+            engine="customers",
+            module="on_import_uploaded",
+            environment=env,
+            batch_size=5,
+        )
+        starter.handler.function.add_environment("IMPORT_STATE_MACHINE_ARN", workflow.state_machine.state_machine_arn)
+        workflow.state_machine.grant_start_execution(starter.handler.function)
+        rule = events.Rule(
+            self,
+            "ImportUploadedRule",
+            description="Uploads to the import bucket start an import",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={"bucket": {"name": [self.bucket.bucket_name]}, "object": {"key": [{"prefix": "uploads/"}]}},
+            ),
+        )
+        rule.add_target(
+            targets.SqsQueue(
+                starter.queue,
+                dead_letter_queue=starter.dead_letter_queue,
+                retry_attempts=185,
+                max_event_age=Duration.hours(24),
+            )
+        )
+        return workflow

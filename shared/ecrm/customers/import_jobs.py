@@ -1,0 +1,234 @@
+"""Bulk imports end to end: the ticket (`POST /imports`), then the pipeline the upload starts.
+
+Objects in the import bucket:
+- `uploads/<import_id>/source.<csv|jsonl>`  the file, uploaded with the presigned PUT URL
+- `work/<import_id>/part-<n>.jsonl`         the file split into chunks of rows (with row numbers)
+- `work/<import_id>/errors-<n>.csv`         each chunk's bad rows
+- `reports/<import_id>/errors.csv`          the error report users download
+
+The pipeline (a Step Functions state machine started by the upload) is: `prepare` (duplicate file?
+split into chunks), `chunk` for each chunk in parallel (resolve and upsert every good row, report
+every bad one with its row number and reason; a chunk's counts are added exactly once even if it
+is retried), then `finish` (one error report, `ImportCompleted`). Re-importing a file changes
+nothing: the same file (content, source and mapping) is recognised and marked `duplicate`, and
+even a renamed copy only yields `unchanged` rows because upserts are idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from ecrm.core.clock import Clock
+from ecrm.core.errors import Conflict, InvalidInput, NotFound
+from ecrm.core.ids import new_id
+from ecrm.customers.imports import (
+    ErrorReport,
+    RowError,
+    SourceRow,
+    merge_reports,
+    read_rows,
+    row_to_upsert,
+    validate_mapping,
+)
+from ecrm.customers.models import ImportCompleted, ImportRequest, ImportStatus, ImportTicket
+from ecrm.customers.service import CustomerService
+from ecrm.customers.store import CustomerStore
+
+CHUNK_ROWS = 500
+UPLOAD_EXPIRES = 3600
+
+
+def upload_key(import_id: str, fmt: str) -> str:
+    return f"uploads/{import_id}/source.{fmt}"
+
+
+def import_id_from_key(key: str) -> str:
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != "uploads" or not parts[1].startswith("imp_"):
+        raise ValueError(f"{key!r} is not an import upload key")
+    return parts[1]
+
+
+@dataclass
+class ImportDesk:
+    """The API side: open an import, report its progress."""
+
+    store: CustomerStore
+    s3: Any
+    bucket: str
+    clock: Clock
+
+    def open(self, request: ImportRequest) -> ImportTicket:
+        validate_mapping(request.mapping)
+        now = self.clock.now()
+        import_id = new_id("imp_")
+        key = upload_key(import_id, request.format)
+        status = ImportStatus(
+            import_id=import_id,
+            source=request.source,
+            status="awaiting_upload",
+            file_key=key,
+            created_at=now,
+            updated_at=now,
+        )
+        self.store.create_import(status, request.model_dump_json())
+        content_type = "text/csv" if request.format == "csv" else "application/x-ndjson"
+        url = self.s3.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
+            ExpiresIn=UPLOAD_EXPIRES,
+        )
+        return ImportTicket(
+            import_id=import_id,
+            upload_url=url,
+            upload_headers={"Content-Type": content_type},
+            expires_in=UPLOAD_EXPIRES,
+            status_url=f"/imports/{import_id}",
+        )
+
+    def status(self, import_id: str) -> ImportStatus:
+        found = self.store.get_import(import_id)
+        if found is None:
+            raise NotFound(f"import {import_id} does not exist")
+        status, _ = found
+        if status.error_report_key:
+            url = self.s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": status.error_report_key}, ExpiresIn=UPLOAD_EXPIRES
+            )
+            status = status.model_copy(update={"error_report_url": url})
+        return status
+
+
+@dataclass
+class ImportPipeline:
+    """The steps of the import state machine."""
+
+    service: CustomerService
+    s3: Any
+    bucket: str
+    publisher: Any
+    chunk_rows: int = CHUNK_ROWS
+
+    @property
+    def store(self) -> CustomerStore:
+        return self.service.store
+
+    def _request(self, import_id: str) -> tuple[ImportStatus, ImportRequest]:
+        found = self.store.get_import(import_id)
+        if found is None:
+            raise NotFound(f"import {import_id} does not exist")
+        status, request = found
+        return status, ImportRequest.model_validate(request)
+
+    def prepare(self, key: str) -> dict[str, Any]:
+        import_id = import_id_from_key(key)
+        status, request = self._request(import_id)
+        if status.status != "awaiting_upload":
+            raise Conflict(f"import {import_id} is already {status.status}")
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        fingerprint = hashlib.sha256(
+            body + json.dumps([request.source, request.mapping, request.default_phone_region], sort_keys=True).encode()
+        ).hexdigest()
+        now = self.service.clock.now()
+        earlier = self.store.claim_file(fingerprint, import_id)
+        if earlier is not None:
+            self.store.update_import(import_id, status="duplicate", duplicate_of=earlier, updated_at=now)
+            return {"import_id": import_id, "duplicate": True, "chunks": []}
+        chunks: list[dict[str, Any]] = []
+        part: list[str] = []
+        total = 0
+
+        def flush() -> None:
+            index = len(chunks) + 1
+            part_key = f"work/{import_id}/part-{index:06d}.jsonl"
+            self.s3.put_object(Bucket=self.bucket, Key=part_key, Body=("\n".join(part) + "\n").encode())
+            chunks.append({"import_id": import_id, "index": index, "key": part_key})
+            part.clear()
+
+        for row in read_rows(body, request.format):
+            total += 1
+            part.append(
+                json.dumps(
+                    {"number": row.number, "values": row.values, "error": row.error, "raw": row.raw}, default=str
+                )
+            )
+            if len(part) == self.chunk_rows:
+                flush()
+        if part:
+            flush()
+        self.store.update_import(import_id, status="running", total_rows=total, updated_at=now)
+        return {"import_id": import_id, "duplicate": False, "chunks": chunks}
+
+    def chunk(self, import_id: str, index: int, key: str) -> dict[str, int]:
+        _, request = self._request(import_id)
+        lines = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode().splitlines()
+        counts: Counter[str] = Counter()
+        report = ErrorReport()
+        imported_at = self.service.clock.now()
+        for line in filter(None, lines):
+            row = SourceRow(**json.loads(line))
+            counts["processed_rows"] += 1
+            try:
+                if row.error:
+                    raise RowError(row.number, row.error)
+                upsert = row_to_upsert(row, request, import_id=import_id, imported_at=imported_at)
+                result = self.service.upsert(
+                    upsert, actor=f"import:{import_id}", default_region=request.default_phone_region
+                )
+            except InvalidInput as exc:  # a bad row is reported, never blocks the others
+                counts["error_rows"] += 1
+                report.add(row.number, exc.reason if isinstance(exc, RowError) else exc.detail, row.data)
+                continue
+            counts["created_customers"] += int(result.created)
+            counts["merged_customers"] += len(result.merged_ids)
+            counts["imported_rows" if (result.created or result.changed) else "unchanged_rows"] += 1
+        if len(report):
+            self.s3.put_object(Bucket=self.bucket, Key=f"work/{import_id}/errors-{index:06d}.csv", Body=report.render())
+        self.store.record_chunk(import_id, index, dict(counts), self.service.clock.now())
+        return dict(counts)
+
+    def finish(self, import_id: str) -> dict[str, Any]:
+        status, _ = self._request(import_id)
+        if status.status == "duplicate":
+            return {"import_id": import_id, "status": "duplicate"}
+        parts = []
+        listing = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"work/{import_id}/errors-"
+        )
+        for page in listing:
+            for obj in page.get("Contents", []):
+                parts.append(self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read())
+        report_key = None
+        if parts:
+            report_key = f"reports/{import_id}/errors.csv"
+            self.s3.put_object(Bucket=self.bucket, Key=report_key, Body=merge_reports(parts), ContentType="text/csv")
+        now = self.service.clock.now()
+        fields: dict[str, Any] = {"status": "completed", "updated_at": now}
+        if report_key:
+            fields["error_report_key"] = report_key
+        self.store.update_import(import_id, **fields)
+        final, _ = self._request(import_id)
+        self.publisher.publish_all(
+            [
+                ImportCompleted(
+                    import_id=import_id,
+                    record_source=final.source,
+                    imported_rows=final.imported_rows,
+                    unchanged_rows=final.unchanged_rows,
+                    error_rows=final.error_rows,
+                    created_customers=final.created_customers,
+                    merged_customers=final.merged_customers,
+                    error_report_key=report_key,
+                    completed_at=now,
+                )
+            ]
+        )
+        return {"import_id": import_id, "status": "completed", "error_rows": final.error_rows}
+
+    def fail(self, import_id: str, cause: str) -> dict[str, Any]:
+        self.store.update_import(import_id, status="failed", failure=cause[:1000], updated_at=self.service.clock.now())
+        return {"import_id": import_id, "status": "failed"}
