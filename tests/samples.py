@@ -48,3 +48,41 @@ def with_sqs_body(event: dict[str, Any], index: int, body: dict[str, Any]) -> di
     event["Records"][index]["body"] = text
     event["Records"][index]["md5OfBody"] = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
     return event
+
+
+def api_request(
+    method: str,
+    resource: str,
+    *,
+    path_parameters: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    body: Any = None,
+    groups: str | None = "marketer",
+    customer_id: str | None = None,
+) -> dict[str, Any]:
+    """A REST proxy event built from `apigateway/rest_get_whoami_staff.json` for another route.
+
+    `groups` gives staff claims; `customer_id` (with `groups=None`) gives a customer's claims.
+    """
+    event = load_sample("apigateway/rest_get_whoami_staff.json")
+    path = resource
+    for name, value in (path_parameters or {}).items():
+        path = path.replace("{" + name + "}", value)
+    claims = event["requestContext"]["authorizer"]["claims"]
+    if groups is None:
+        claims.pop("cognito:groups", None)
+    else:
+        claims["cognito:groups"] = groups
+    if customer_id is not None:
+        claims["custom:customer_id"] = customer_id
+    event.update(
+        resource=resource,
+        path=path,
+        httpMethod=method,
+        pathParameters=path_parameters,
+        queryStringParameters=query,
+        multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
+        body=None if body is None else (body if isinstance(body, str) else json.dumps(body)),
+    )
+    event["requestContext"].update(resourcePath=resource, httpMethod=method, path=f"/prod{path}")
+    return event

@@ -61,7 +61,7 @@ def default_deps() -> Deps:
 
 
 def deps() -> Deps:
-    return app.context["deps"]  # type: ignore[no-any-return]
+    return app.context["deps"]
 
 
 def _client_ip() -> str | None:
@@ -96,7 +96,7 @@ def find_customer(
     namespace = ""
     if kind == "external_id":
         namespace, value = value.split(":", 1)
-    return deps().service.lookup(IdentityIn(type=kind, value=value, namespace=namespace))  # type: ignore[arg-type]
+    return deps().service.lookup(IdentityIn(type=kind, value=value, namespace=namespace))
 
 
 @app.get("/customers/<customer_id>", summary="The 360-degree view of a customer")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from typing import Any
+from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
@@ -26,7 +27,7 @@ def stepfunctions() -> Any:
 
 
 def start_import(event: BusEvent, sfn: Any) -> None:
-    key = event.detail["object"]["key"]
+    key = unquote_plus(event.detail["object"]["key"])  # S3 event keys are URL-encoded
     import_id = import_id_from_key(key)
     try:  # the execution name is the import id: a redelivered upload event starts nothing twice
         sfn.start_execution(

@@ -188,7 +188,7 @@ class CustomersEngine(Construct):
         )
         foundation.bus.grant_put_events_to(task.function)
 
-        def step(name: str, payload: dict[str, object], **kwargs: object) -> tasks.LambdaInvoke:
+        def step(name: str, payload: dict[str, object], result_path: str | None = None) -> tasks.LambdaInvoke:
             invoke = tasks.LambdaInvoke(
                 self,
                 name,
@@ -197,8 +197,8 @@ class CustomersEngine(Construct):
                 payload_response_only=False,
                 result_selector={"result.$": "$.Payload"},
                 retry_on_service_exceptions=True,
-                **kwargs,
-            )  # type: ignore[arg-type]
+                result_path=result_path,
+            )
             return invoke
 
         prepare = step("Prepare", {"step": "prepare", "key.$": "$.key"}, result_path="$.prepared")

@@ -9,11 +9,15 @@ new kind of resource cannot slip into the template without a local decision.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from infra.local.runtime import FunctionRuntime, LocalFunction
 from infra.local.template import Resolver, Resource, Template
@@ -63,6 +67,8 @@ class Provisioner:
         self.runtime = runtime
         self.resolver = Resolver(template.stack_name, region=runtime.region)
         self.result = Provisioned()
+        # Server access logging waiting for its target bucket's policy: target -> [(bucket, config)].
+        self._pending_bucket_logging: dict[str, list[tuple[str, dict[str, Any]]]] = {}
 
     def name(self, logical_id: str, limit: int = 64) -> str:
         full = f"{self.template.stack_name}-{logical_id}"
@@ -165,6 +171,101 @@ class Provisioner:
             self.aws("logs").put_retention_policy(logGroupName=name, retentionInDays=int(p["RetentionInDays"]))
         arn = f"arn:aws:logs:{self.runtime.region}:{self.resolver.pseudo['AWS::AccountId']}:log-group:{name}:*"
         self.resolver.record(r.logical_id, name, Arn=arn)
+
+    # -- storage --------------------------------------------------------------------------------
+    def _aws_s3_bucket(self, r: Resource, p: dict[str, Any]) -> None:
+        unknown = sorted(set(p) - S3_BUCKET_PROPERTIES)
+        if unknown:
+            raise NotImplementedError(
+                f"{r.logical_id}: the local cloud does not apply the bucket properties {unknown} yet "
+                "(add them to _aws_s3_bucket in infra/local/provision.py)"
+            )
+        s3 = self.aws("s3")
+        region = self.runtime.region
+        name = p.get("BucketName") or _bucket_name(self.template.stack_name, r.logical_id)
+        args: dict[str, Any] = {"Bucket": name}
+        if region != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        if "AccessControl" in p:  # LogDeliveryWrite -> log-delivery-write
+            args["ACL"] = re.sub(r"(?<!^)(?=[A-Z])", "-", p["AccessControl"]).lower()
+        if p.get("OwnershipControls", {}).get("Rules"):
+            args["ObjectOwnership"] = p["OwnershipControls"]["Rules"][0]["ObjectOwnership"]
+        if p.get("ObjectLockEnabled"):
+            args["ObjectLockEnabledForBucket"] = True
+        s3.create_bucket(**args)
+        if "PublicAccessBlockConfiguration" in p:
+            s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=p["PublicAccessBlockConfiguration"])
+        if "BucketEncryption" in p:
+            rules = [
+                {
+                    "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                    **({"BucketKeyEnabled": rule["BucketKeyEnabled"]} if "BucketKeyEnabled" in rule else {}),
+                }
+                for rule in p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+        if "VersioningConfiguration" in p:
+            s3.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration={"Status": p["VersioningConfiguration"]["Status"]}
+            )
+        if p.get("LifecycleConfiguration", {}).get("Rules"):
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name,
+                LifecycleConfiguration={
+                    "Rules": [_lifecycle_rule(rule) for rule in p["LifecycleConfiguration"]["Rules"]]
+                },
+            )
+        if p.get("CorsConfiguration", {}).get("CorsRules"):
+            s3.put_bucket_cors(
+                Bucket=name,
+                CORSConfiguration={"CORSRules": [_cors_rule(rule) for rule in p["CorsConfiguration"]["CorsRules"]]},
+            )
+        if "NotificationConfiguration" in p:
+            s3.put_bucket_notification_configuration(
+                Bucket=name, NotificationConfiguration=_notification_configuration(p["NotificationConfiguration"])
+            )
+        if p.get("Tags"):
+            s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": p["Tags"]})
+        if "LoggingConfiguration" in p:
+            self._put_bucket_logging(name, p["LoggingConfiguration"])
+        self.resolver.record(
+            r.logical_id,
+            name,
+            Arn=f"arn:aws:s3:::{name}",
+            DomainName=f"{name}.s3.amazonaws.com",
+            RegionalDomainName=f"{name}.s3.{region}.amazonaws.com",
+            DualStackDomainName=f"{name}.s3.dualstack.{region}.amazonaws.com",
+            WebsiteURL=f"http://{name}.s3-website-{region}.amazonaws.com",
+        )
+
+    def _aws_s3_bucketpolicy(self, r: Resource, p: dict[str, Any]) -> None:
+        # moto enforces a bucket policy on object requests but evaluates no condition: a conditional
+        # Deny (enforce_ssl's `aws:SecureTransport = false` one) would deny every request, TLS or not.
+        # Those statements are left out; like IAM, they are not enforced locally.
+        document = dict(p["PolicyDocument"])
+        statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+        document["Statement"] = [s for s in statements if not (s.get("Effect") == "Deny" and s.get("Condition"))]
+        if document["Statement"]:
+            self.aws("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(document))
+        for source, logging in self._pending_bucket_logging.pop(p["Bucket"], []):
+            self._put_bucket_logging(source, logging)
+        self.resolver.record(r.logical_id, p["Bucket"])
+
+    def _put_bucket_logging(self, bucket: str, logging: dict[str, Any]) -> None:
+        """Server access logging; moto (unlike S3) wants the target's policy first, so it may wait for it.
+
+        No access log is ever written locally: this only makes the configuration readable.
+        """
+        target = logging.get("DestinationBucketName") or bucket
+        enabled = {"TargetBucket": target, "TargetPrefix": logging.get("LogFilePrefix", "")}
+        if "TargetObjectKeyFormat" in logging:
+            enabled["TargetObjectKeyFormat"] = logging["TargetObjectKeyFormat"]
+        try:
+            self.aws("s3").put_bucket_logging(Bucket=bucket, BucketLoggingStatus={"LoggingEnabled": enabled})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidTargetBucketForLogging":
+                raise
+            self._pending_bucket_logging.setdefault(target, []).append((bucket, logging))
 
     # -- events ---------------------------------------------------------------------------------
     def _aws_events_eventbus(self, r: Resource, p: dict[str, Any]) -> None:
@@ -318,6 +419,138 @@ class Provisioner:
             Precedence=int(p.get("Precedence", 0)),
         )
         self.resolver.record(r.logical_id, p["GroupName"])
+
+
+# What `_aws_s3_bucket` applies; any other bucket property fails provisioning until it is decided.
+S3_BUCKET_PROPERTIES = {
+    "BucketName",
+    "AccessControl",
+    "OwnershipControls",
+    "ObjectLockEnabled",
+    "PublicAccessBlockConfiguration",
+    "BucketEncryption",
+    "VersioningConfiguration",
+    "LifecycleConfiguration",
+    "CorsConfiguration",
+    "NotificationConfiguration",
+    "LoggingConfiguration",
+    "Tags",
+}
+
+
+def _bucket_name(stack_name: str, logical_id: str) -> str:
+    """`<stack>-<logical id>` in lowercase, as S3 wants; over 63 characters, cut with a stable hash."""
+    full = f"{stack_name}-{logical_id}".lower()
+    if len(full) <= 63:
+        return full
+    return full[:54].rstrip("-.") + "-" + hashlib.sha256(full.encode()).hexdigest()[:8]
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the S3 API's shape."""
+    out: dict[str, Any] = {"Status": rule["Status"]}
+    if "Id" in rule:
+        out["ID"] = rule["Id"]
+    conditions: dict[str, Any] = {}
+    if "Prefix" in rule:
+        conditions["Prefix"] = rule["Prefix"]
+    if rule.get("TagFilters"):
+        conditions["Tags"] = rule["TagFilters"]
+    for size in ("ObjectSizeGreaterThan", "ObjectSizeLessThan"):
+        if size in rule:
+            conditions[size] = int(rule[size])
+    if len(conditions) > 1 or ("Tags" in conditions and len(conditions["Tags"]) > 1):
+        out["Filter"] = {"And": conditions}
+    elif "Tags" in conditions:
+        out["Filter"] = {"Tag": conditions["Tags"][0]}
+    else:
+        out["Filter"] = conditions
+    expiration: dict[str, Any] = {}
+    if "ExpirationInDays" in rule:
+        expiration["Days"] = int(rule["ExpirationInDays"])
+    if "ExpirationDate" in rule:
+        expiration["Date"] = rule["ExpirationDate"]
+    if "ExpiredObjectDeleteMarker" in rule:
+        expiration["ExpiredObjectDeleteMarker"] = rule["ExpiredObjectDeleteMarker"]
+    if expiration:
+        out["Expiration"] = expiration
+    if "AbortIncompleteMultipartUpload" in rule:
+        out["AbortIncompleteMultipartUpload"] = {
+            "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        }
+    noncurrent = dict(rule.get("NoncurrentVersionExpiration", {}))
+    if "NoncurrentVersionExpirationInDays" in rule:
+        noncurrent["NoncurrentDays"] = rule["NoncurrentVersionExpirationInDays"]
+    if noncurrent:
+        out["NoncurrentVersionExpiration"] = {k: int(v) for k, v in noncurrent.items()}
+    transitions = list(rule.get("Transitions", []))
+    if "Transition" in rule:
+        transitions.append(rule["Transition"])
+    if transitions:
+        out["Transitions"] = [
+            {
+                "StorageClass": t["StorageClass"],
+                **({"Days": int(t["TransitionInDays"])} if "TransitionInDays" in t else {}),
+                **({"Date": t["TransitionDate"]} if "TransitionDate" in t else {}),
+            }
+            for t in transitions
+        ]
+    noncurrent_transitions = list(rule.get("NoncurrentVersionTransitions", []))
+    if "NoncurrentVersionTransition" in rule:
+        noncurrent_transitions.append(rule["NoncurrentVersionTransition"])
+    if noncurrent_transitions:
+        out["NoncurrentVersionTransitions"] = [
+            {
+                "StorageClass": t["StorageClass"],
+                "NoncurrentDays": int(t["TransitionInDays"]),
+                **(
+                    {"NewerNoncurrentVersions": int(t["NewerNoncurrentVersions"])}
+                    if "NewerNoncurrentVersions" in t
+                    else {}
+                ),
+            }
+            for t in noncurrent_transitions
+        ]
+    return out
+
+
+def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    renames = {
+        "Id": "ID",
+        "AllowedHeaders": "AllowedHeaders",
+        "AllowedMethods": "AllowedMethods",
+        "AllowedOrigins": "AllowedOrigins",
+        "ExposedHeaders": "ExposeHeaders",
+        "MaxAge": "MaxAgeSeconds",
+    }
+    return {renames[k]: int(v) if k == "MaxAge" else v for k, v in rule.items() if k in renames}
+
+
+def _notification_configuration(config: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's NotificationConfiguration in the S3 API's shape.
+
+    `EventBridgeConfiguration.EventBridgeEnabled` (an L1 override: CDK's `event_bridge_enabled`
+    needs a custom resource) turns on S3 -> EventBridge, delivered the way S3 does it by
+    `infra.local.s3_notifications`.
+    """
+    out: dict[str, Any] = {}
+    if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        out["EventBridgeConfiguration"] = {}
+    for cfn_key, api_key, cfn_arn, api_arn in (
+        ("QueueConfigurations", "QueueConfigurations", "Queue", "QueueArn"),
+        ("TopicConfigurations", "TopicConfigurations", "Topic", "TopicArn"),
+        ("LambdaConfigurations", "LambdaFunctionConfigurations", "Function", "LambdaFunctionArn"),
+    ):
+        destinations = []
+        for destination in config.get(cfn_key, []):
+            item: dict[str, Any] = {api_arn: destination[cfn_arn], "Events": [destination["Event"]]}
+            rules = destination.get("Filter", {}).get("S3Key", {}).get("Rules")
+            if rules:
+                item["Filter"] = {"Key": {"FilterRules": rules}}
+            destinations.append(item)
+        if destinations:
+            out[api_key] = destinations
+    return out
 
 
 def _placeholder_zip(source: str) -> bytes:

@@ -15,7 +15,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,20 +48,27 @@ class InvocationError(Exception):
 class _Worker:
     process: subprocess.Popen[str]
     responses: IO[str]
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class FunctionRuntime:
     def __init__(
-        self, endpoint_url: str, region: str, log_dir: Path, echo: Callable[[str, str], None] | None = None
+        self,
+        endpoint_url: str,
+        region: str,
+        log_dir: Path,
+        echo: Callable[[str, str], None] | None = None,
+        max_concurrency: int = 4,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
         self.log_dir = log_dir
         self.echo = echo
         self.functions: dict[str, LocalFunction] = {}
-        self._workers: dict[str, _Worker] = {}
+        self.max_concurrency = max_concurrency
+        self._workers: dict[str, list[_Worker]] = {}
+        self._idle: dict[str, list[_Worker]] = {}
         self._start_lock = threading.Lock()
+        self._idle_changed = threading.Condition()
         self.invocations: dict[str, int] = {}
 
     def register(self, function: LocalFunction) -> None:
@@ -92,12 +99,18 @@ class FunctionRuntime:
         }
 
     def invoke(self, name: str, event: Any) -> Any:
-        """Run the handler; raise `InvocationError` with Lambda's error shape if it fails."""
+        """Run the handler; raise `InvocationError` with Lambda's error shape if it fails.
+
+        Concurrent invocations of one function run in up to `max_concurrency` sandboxes, as Lambda
+        scales out; a sandbox that timed out or died is replaced by a fresh one (a cold start).
+        """
         function = self.functions[name]
-        worker = self._worker(function)
+        worker = self._acquire(function)
         request = json.dumps({"event": event, "request_id": str(uuid.uuid4())}, default=str)
-        with worker.lock:
-            self.invocations[name] = self.invocations.get(name, 0) + 1
+        line: str | None = ""
+        try:
+            with self._start_lock:
+                self.invocations[name] = self.invocations.get(name, 0) + 1
             assert worker.process.stdin is not None
             try:
                 worker.process.stdin.write(request + "\n")
@@ -106,51 +119,69 @@ class FunctionRuntime:
                 line = worker.responses.readline() if ready else None
             except (BrokenPipeError, OSError):
                 line = ""
-            if line is None:
-                worker.process.kill()
-                self._workers.pop(name, None)
-                raise InvocationError(
-                    name,
-                    {
-                        "errorType": "Sandbox.Timedout",
-                        "errorMessage": f"Task timed out after {function.timeout_s} seconds",
-                    },
-                )
-            if not line:
-                self._workers.pop(name, None)
-                raise InvocationError(
-                    name, {"errorType": "Runtime.ExitError", "errorMessage": "the function's sandbox exited"}
-                )
+        finally:
+            healthy = bool(line) and worker.process.poll() is None
+            self._release(function, worker, retire=not healthy)
+        if line is None:
+            worker.process.kill()
+            raise InvocationError(
+                name,
+                {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {function.timeout_s} seconds"},
+            )
+        if not line:
+            raise InvocationError(
+                name, {"errorType": "Runtime.ExitError", "errorMessage": "the function's sandbox exited"}
+            )
         reply = json.loads(line)
         if "error" in reply:
             raise InvocationError(name, reply["error"])
         return reply["result"]
 
-    def _worker(self, function: LocalFunction) -> _Worker:
-        with self._start_lock:
-            worker = self._workers.get(function.name)
-            if worker is not None and worker.process.poll() is None:
-                return worker
-            read_fd, write_fd = os.pipe()
-            env = self.sandbox_environment(function)
-            env["ECRM_LOCAL_RESPONSE_FD"] = str(write_fd)
-            process = subprocess.Popen(
-                [sys.executable, str(WORKER), str(function.code_dir), str(LAYER_DIR), function.module],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env=env,
-                pass_fds=(write_fd,),
-                cwd=function.code_dir,
-            )
-            os.close(write_fd)
-            worker = _Worker(process, os.fdopen(read_fd, "r"))
-            self._workers[function.name] = worker
-            threading.Thread(
-                target=self._drain_logs, args=(function, process), daemon=True, name=f"logs-{function.name}"
-            ).start()
-            return worker
+    def _acquire(self, function: LocalFunction) -> _Worker:
+        with self._idle_changed:
+            while True:
+                idle = self._idle.setdefault(function.name, [])
+                while idle:
+                    worker = idle.pop()
+                    if worker.process.poll() is None:
+                        return worker
+                    self._workers[function.name].remove(worker)
+                sandboxes = self._workers.setdefault(function.name, [])
+                if len(sandboxes) < self.max_concurrency:
+                    worker = self._start(function)
+                    sandboxes.append(worker)
+                    return worker
+                self._idle_changed.wait()
+
+    def _release(self, function: LocalFunction, worker: _Worker, *, retire: bool) -> None:
+        with self._idle_changed:
+            if retire:
+                if worker in self._workers.get(function.name, []):
+                    self._workers[function.name].remove(worker)
+            else:
+                self._idle.setdefault(function.name, []).append(worker)
+            self._idle_changed.notify()
+
+    def _start(self, function: LocalFunction) -> _Worker:
+        read_fd, write_fd = os.pipe()
+        env = self.sandbox_environment(function)
+        env["ECRM_LOCAL_RESPONSE_FD"] = str(write_fd)
+        process = subprocess.Popen(
+            [sys.executable, str(WORKER), str(function.code_dir), str(LAYER_DIR), function.module],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            pass_fds=(write_fd,),
+            cwd=function.code_dir,
+        )
+        os.close(write_fd)
+        worker = _Worker(process, os.fdopen(read_fd, "r"))
+        threading.Thread(
+            target=self._drain_logs, args=(function, process), daemon=True, name=f"logs-{function.name}"
+        ).start()
+        return worker
 
     def _drain_logs(self, function: LocalFunction, process: subprocess.Popen[str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -163,8 +194,8 @@ class FunctionRuntime:
                     self.echo(function.logical_id, line.rstrip("\n"))
 
     def stop(self) -> None:
-        with self._start_lock:
-            for worker in self._workers.values():
+        with self._idle_changed:
+            for worker in [w for sandboxes in self._workers.values() for w in sandboxes]:
                 if worker.process.stdin:
                     worker.process.stdin.close()
                 try:
@@ -172,3 +203,4 @@ class FunctionRuntime:
                 except subprocess.TimeoutExpired:
                     worker.process.kill()
             self._workers.clear()
+            self._idle.clear()

@@ -4,6 +4,7 @@
     ecrm local token         print an ID token for the local API (staff group or customer)
     ecrm local invoke FN     invoke one function of the running local cloud with an event
     ecrm demo [--once]       bring everything up and run the scripted tour
+    ecrm import FILE         bulk-import customer records through the API, with a progress bar
     ecrm schemas generate    write events/schemas from the event models (`check` verifies them)
     ecrm redrive QUEUE       move a dead-letter queue's records back to their source queue
 
@@ -95,6 +96,54 @@ def demo(once: bool, port: int | None) -> None:
     from ecrm.demo import run_demo
 
     sys.exit(run_demo(once=once, api_port=port if port is not None else (0 if once else 4510)))
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", required=True, help="The source system of the records (web, erp, shop, ...).")
+@click.option(
+    "--mapping",
+    "mapping_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSON: {column: target} or an import request {source, format, mapping, default_phone_region}.",
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from the file name.")
+@click.option("--region", "default_phone_region", help="Region of national phone numbers (ISO 3166, e.g. DE).")
+@click.option("--api-url", envvar="ECRM_API_URL", help="Default: the running local cloud.")
+@click.option("--token", envvar="ECRM_TOKEN", help="A staff ID token (admin or marketer). Default: a local admin.")
+@click.option("--timeout", default=1800, show_default=True, help="Seconds to wait for the import to finish.")
+def import_file(
+    file: str,
+    source: str,
+    mapping_file: str,
+    fmt: str | None,
+    default_phone_region: str | None,
+    api_url: str | None,
+    token: str | None,
+    timeout: int,
+) -> None:
+    """Import customer records from FILE (CSV or JSON Lines), with a progress bar."""
+    from ecrm.importer_cli import ImportFailed, run_import
+
+    try:
+        status = run_import(
+            file,
+            source=source,
+            mapping_file=mapping_file,
+            fmt=fmt,
+            default_phone_region=default_phone_region,
+            api_url=api_url,
+            token=token,
+            timeout=timeout,
+        )
+    except ImportFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    except FileNotFoundError:
+        raise click.ClickException(
+            "no local cloud is running here: start one with `ecrm local up`, or give --api-url and --token"
+        ) from None
+    click.echo(status.summary())
 
 
 @main.group()

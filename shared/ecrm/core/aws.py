@@ -15,9 +15,14 @@ from botocore.config import Config
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
 
 
+# Presigned S3 URLs must be SigV4 (what every region accepts, and what the local cloud verifies).
+_S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+
+
 @cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    config = _S3_CONFIG if service == "s3" else _CONFIG
+    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
 @cache

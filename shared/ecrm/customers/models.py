@@ -104,6 +104,19 @@ class Consent(BaseModel):
     updated_at: datetime
 
 
+LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+
+
+def _iana_zone(zone: str | None) -> str | None:
+    if zone is None:
+        return None
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{zone!r} is not an IANA time zone") from None
+    return zone
+
+
 class QuietHours(BaseModel):
     model_config = STRICT
 
@@ -122,7 +135,7 @@ class Preferences(BaseModel):
     model_config = STRICT
 
     preferred_channels: list[Channel] = Field(default_factory=list, max_length=6)
-    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None = None
+    language: LanguageTag | None = None
     time_zone: str | None = None
     quiet_hours: QuietHours | None = None
     frequency_limit: FrequencyLimit | None = None
@@ -134,16 +147,7 @@ class Preferences(BaseModel):
             raise ValueError("a channel appears twice")
         return channels
 
-    @field_validator("time_zone")
-    @classmethod
-    def _iana_zone(cls, zone: str | None) -> str | None:
-        if zone is None:
-            return None
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{zone!r} is not an IANA time zone") from None
-        return zone
+    _zone = field_validator("time_zone")(classmethod(lambda cls, zone: _iana_zone(zone)))
 
 
 class PreferencesPatch(BaseModel):
@@ -151,11 +155,13 @@ class PreferencesPatch(BaseModel):
 
     model_config = STRICT
 
-    preferred_channels: list[Channel] | None = None
-    language: str | None = None
+    preferred_channels: list[Channel] | None = Field(default=None, max_length=6)
+    language: LanguageTag | None = None
     time_zone: str | None = None
     quiet_hours: QuietHours | None = None
     frequency_limit: FrequencyLimit | None = None
+
+    _zone = field_validator("time_zone")(classmethod(lambda cls, zone: _iana_zone(zone)))
 
 
 # -- profiles ------------------------------------------------------------------------------------

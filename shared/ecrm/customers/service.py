@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ecrm.core.clock import Clock
 from ecrm.core.errors import Conflict, NotFound, ServiceUnavailable
@@ -52,7 +52,7 @@ MAX_ATTEMPTS = 8
 ENGINE = "customers"
 
 
-class Publisher:
+class Publisher(Protocol):
     """What the service needs of an event publisher (`EventPublisher.publish_all`)."""
 
     def publish_all(self, events: Sequence[DomainEvent], *, correlation_id: str | None = None) -> Any: ...
@@ -97,7 +97,7 @@ class CustomerService:
         events: list[DomainEvent] = []
         if plan.action == "create":
             customer = Customer(customer_id=new_id("cus_"), status="active", created_at=now, updated_at=now)
-            changed, consent_changes = self._apply(customer, record, identities, observed_at, now)
+            created_changes, consent_changes = self._apply(customer, record, identities, observed_at, now)
             self.store.save(
                 customer,
                 new_identities=identities,
@@ -117,7 +117,7 @@ class CustomerService:
             )
             events += self._consent_events(customer.customer_id, consent_changes, now)
             return UpsertResult(
-                customer_id=customer.customer_id, created=True, matched_by=[], merged_ids=[], changed=changed
+                customer_id=customer.customer_id, created=True, matched_by=[], merged_ids=[], changed=created_changes
             ), events
 
         assert plan.survivor_id is not None
@@ -203,7 +203,7 @@ class CustomerService:
             Identity(type=i.type, value=i.value, namespace=i.namespace, source=record.source, first_seen=now)
             for i in identities
             if i.key not in known
-        ]  # type: ignore[arg-type]
+        ]
         if added:
             customer.identities = _union_identities(customer.identities, added)
             changed += [f"identities.{i.type}" for i in added]
@@ -225,7 +225,7 @@ class CustomerService:
                 channel=c.consent.channel,
                 purpose=c.consent.purpose,
                 state=c.consent.state,
-                previous_state=c.previous_state,  # type: ignore[arg-type]
+                previous_state=c.previous_state,
                 proof_source=c.consent.proof.source,
                 changed_at=now,
             )
@@ -291,7 +291,7 @@ class CustomerService:
                 customer.identities = _union_identities(
                     customer.identities,
                     [
-                        Identity(type=i.type, value=i.value, namespace=i.namespace, source=source, first_seen=now)  # type: ignore[arg-type]
+                        Identity(type=i.type, value=i.value, namespace=i.namespace, source=source, first_seen=now)
                         for i in new
                     ],
                 )
