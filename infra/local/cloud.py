@@ -15,7 +15,6 @@ import shutil
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,35 +27,8 @@ from infra.local.pollers import QueuePoller
 from infra.local.provision import Provisioned, Provisioner
 from infra.local.runtime import FunctionRuntime, InvocationError
 from infra.local.scheduler import LocalScheduler
+from infra.local.state import STACK_NAME, STATE_DIR, CloudState
 from infra.local.template import ACCOUNT_ID, REGION, Template
-from infra.settings import REPO_ROOT
-
-STATE_DIR = Path(os.environ.get("ECRM_LOCAL_STATE_DIR") or REPO_ROOT / ".local-cloud")
-STATE_FILE = STATE_DIR / "state.json"
-STACK_NAME = "EcrmPlatform"
-
-
-@dataclass(frozen=True)
-class CloudState:
-    """How to reach a running local cloud (written to `.local-cloud/state.json`)."""
-
-    api_url: str
-    endpoint_url: str
-    region: str
-    user_pool_id: str
-    staff_client_id: str
-    customer_client_id: str
-    event_bus_name: str
-
-    def save(self, path: Path | None = None) -> None:
-        path = path or STATE_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.__dict__, indent=2))
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> CloudState:
-        path = path or STATE_FILE
-        return cls(**json.loads(path.read_text()))
 
 
 def free_port() -> int:

@@ -14,6 +14,7 @@ common layer but no Lambda function imports it.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import IO
@@ -25,6 +26,8 @@ import click
 @click.version_option(package_name="ecrm")
 def main() -> None:
     """eCRM platform: local cloud, demo, schemas, operations."""
+    # The CDK's jsii runtime warns about Node 20 on every start; the CLI has nothing to do about it.
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
 @main.group()

@@ -65,7 +65,7 @@ def run_import(
 ) -> ImportOutcome:
     if api_url is None or token is None:
         from ecrm.local_ops import issue_token
-        from infra.local.cloud import CloudState
+        from infra.local.state import CloudState
 
         state = CloudState.load()
         api_url = api_url or state.api_url

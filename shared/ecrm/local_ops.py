@@ -75,7 +75,7 @@ def issue_token(
     *, group: str | None = None, customer_id: str | None = None, email: str | None = None, state: Any = None
 ) -> str:
     """An ID token from the local Cognito for a staff user of `group` or the customer `customer_id`."""
-    from infra.local.cloud import CloudState
+    from infra.local.state import CloudState
 
     state = state or CloudState.load()
     cognito = cognito_client(state.endpoint_url, state.region)
@@ -88,7 +88,12 @@ def issue_token(
             UserPoolId=state.user_pool_id, Username=email, UserAttributes=attributes, MessageAction="SUPPRESS"
         )
     except cognito.exceptions.UsernameExistsException:
-        cognito.admin_update_user_attributes(UserPoolId=state.user_pool_id, Username=email, UserAttributes=attributes)
+        if customer_id:  # the same user asked again for another customer id
+            cognito.admin_update_user_attributes(
+                UserPoolId=state.user_pool_id,
+                Username=email,
+                UserAttributes=[{"Name": "custom:customer_id", "Value": customer_id}],
+            )
     cognito.admin_set_user_password(
         UserPoolId=state.user_pool_id, Username=email, Password=STAFF_PASSWORD, Permanent=True
     )
@@ -118,7 +123,7 @@ def redrive_dead_letters(
     if sqs is None:
         if endpoint_url is None:
             try:
-                from infra.local.cloud import CloudState
+                from infra.local.state import CloudState
 
                 endpoint_url = CloudState.load().endpoint_url
             except (FileNotFoundError, ImportError):
@@ -168,7 +173,7 @@ def invoke_function(name_part: str, event: Any, state: Any = None) -> tuple[str,
     """Invoke the one function of the running local cloud whose name contains `name_part`."""
     import json
 
-    from infra.local.cloud import CloudState
+    from infra.local.state import CloudState
 
     state = state or CloudState.load()
     client = boto3.client(

@@ -38,7 +38,7 @@ from ecrm.customers.models import ImportCompleted, ImportRequest, ImportStatus, 
 from ecrm.customers.service import CustomerService
 from ecrm.customers.store import CustomerStore
 
-CHUNK_ROWS = 500
+CHUNK_ROWS = 250
 UPLOAD_EXPIRES = 3600
 
 
