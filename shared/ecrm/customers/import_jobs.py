@@ -6,6 +6,9 @@ Objects in the import bucket:
 - `work/<import_id>/errors-<n>.csv`         each chunk's bad rows
 - `reports/<import_id>/errors.csv`          the error report users download
 
+The upload and the chunks are deleted when the import finishes: afterwards the personal data lives
+only in customer profiles, where an erasure request reaches it.
+
 The pipeline (a Step Functions state machine started by the upload) is: `prepare` (duplicate file?
 split into chunks), `chunk` for each chunk in parallel (resolve and upsert every good row, report
 every bad one with its row number and reason; a chunk's counts are added exactly once even if it
@@ -206,6 +209,7 @@ class ImportPipeline:
         if parts:
             report_key = f"reports/{import_id}/errors.csv"
             self.s3.put_object(Bucket=self.bucket, Key=report_key, Body=merge_reports(parts), ContentType="text/csv")
+        self._delete_sources(import_id)
         now = self.service.clock.now()
         fields: dict[str, Any] = {"status": "completed", "updated_at": now}
         if report_key:
@@ -228,6 +232,15 @@ class ImportPipeline:
             ]
         )
         return {"import_id": import_id, "status": "completed", "error_rows": final.error_rows}
+
+    def _delete_sources(self, import_id: str) -> None:
+        """The uploaded file and its chunks hold personal data: once imported, only the customers keep it
+        (so an erasure reaches all of it). The error report, of rows that matched no one, expires by lifecycle."""
+        for prefix in (f"uploads/{import_id}/", f"work/{import_id}/"):
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+                if keys:
+                    self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
 
     def fail(self, import_id: str, cause: str) -> dict[str, Any]:
         self.store.update_import(import_id, status="failed", failure=cause[:1000], updated_at=self.service.clock.now())

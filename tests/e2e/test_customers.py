@@ -1,0 +1,174 @@
+"""The customer store on the local cloud: imports through the real upload path, erasure that leaves no PII."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ecrm.demo import TourContext, wait_for
+from ecrm.importer_cli import ImportFailed, run_import
+
+CSV = """Email,Mobile,First Name,Country,Newsletter
+grace@example.com,+33 1 42 68 53 00,Grace,FR,yes
+not-an-email,,Bad,FR,no
+linus@example.com,030 1234567,Linus,DE,no
+,,Nobody,DE,yes
+"Hopper, Grace",,Quoted,US,maybe
+margaret@example.com,,Margaret,Germany,yes
+"""
+MAPPING = {
+    "Email": "email",
+    "Mobile": "phone",
+    "First Name": "first_name",
+    "Country": "country",
+    "Newsletter": "consent.email.marketing",
+}
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    data = tmp_path / "people.csv"
+    data.write_text(CSV)
+    mapping = tmp_path / "people.mapping.json"
+    mapping.write_text(json.dumps({"mapping": MAPPING, "default_phone_region": "DE"}))
+    return data, mapping
+
+
+def lookup(tour: TourContext, token: str, email: str) -> Any:
+    return tour.call("GET", f"/customers?email={email}", token=token)
+
+
+def test_an_import_keeps_good_rows_reports_bad_ones_and_is_idempotent(
+    tour: TourContext, files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    admin = tour.token(group="admin")
+    data, mapping = files
+    # When the file is imported through the API and the presigned upload
+    first = run_import(
+        str(data), source="crm", mapping_file=str(mapping), api_url=tour.api, token=admin, progress=False
+    ).status
+    # Then good rows are customers and every bad row is in the report with its number and reason
+    assert (first["status"], first["total_rows"], first["error_rows"]) == ("completed", 6, 4)
+    assert first["created_customers"] == 2
+    assert lookup(tour, admin, "grace@example.com").body["profile"]["first_name"]["value"] == "Grace"
+    linus = lookup(tour, admin, "linus@example.com").body
+    assert any(i["type"] == "phone" and i["value"] == "+49301234567" for i in linus["identities"])
+    with urllib.request.urlopen(first["error_report_url"]) as response:
+        report = list(csv.DictReader(io.StringIO(response.read().decode())))
+    assert [int(r["row"]) for r in report] == [2, 4, 5, 6]
+    assert "email" in report[0]["reason"].lower()
+    assert "country" in report[3]["reason"].lower()
+    # And the same file again changes nothing
+    again = run_import(
+        str(data), source="crm", mapping_file=str(mapping), api_url=tour.api, token=admin, progress=False
+    ).status
+    assert (again["status"], again["duplicate_of"]) == ("duplicate", first["import_id"])
+    # And a copy with other bytes (a trailing blank line) yields only unchanged rows
+    copy = tmp_path / "people-copy.csv"
+    copy.write_text(CSV + "\n")
+    third = run_import(
+        str(copy), source="crm", mapping_file=str(mapping), api_url=tour.api, token=admin, progress=False
+    ).status
+    assert (third["imported_rows"], third["unchanged_rows"], third["created_customers"]) == (0, 2, 0)
+
+
+def test_a_bad_mapping_is_refused_before_any_upload(
+    tour: TourContext, files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = files
+    mapping = tmp_path / "bad.mapping.json"
+    mapping.write_text(json.dumps({"Email": "emial.address", "Country": "consent.fax.marketing"}))
+    with pytest.raises(ImportFailed) as refused:
+        run_import(
+            str(data),
+            source="crm",
+            mapping_file=str(mapping),
+            api_url=tour.api,
+            token=tour.token(group="admin"),
+            progress=False,
+        )
+    assert "400" in str(refused.value) or "422" in str(refused.value)
+    assert "consent.fax.marketing" in str(refused.value)
+
+
+def test_an_erased_customer_leaves_nothing_that_identifies_them(tour: TourContext) -> None:
+    admin = tour.token(group="admin")
+    email, phone, loyalty = "erase.everything@example.com", "+442079460958", "LC-ERASE-1"
+    # Given a customer known by three identities, with a timeline, a consent and a merge behind them
+    first = tour.call(
+        "POST",
+        "/customers",
+        token=admin,
+        body={
+            "source": "web",
+            "identities": [{"type": "email", "value": email}],
+            "attributes": {"first_name": "Quinn", "city": "Leeds"},
+        },
+    ).body["customer_id"]
+    second = tour.call(
+        "POST",
+        "/customers",
+        token=admin,
+        body={"source": "callcenter", "identities": [{"type": "phone", "value": phone}]},
+    ).body["customer_id"]
+    merged = tour.call(
+        "POST",
+        "/customers",
+        token=admin,
+        body={
+            "source": "erp",
+            "identities": [
+                {"type": "email", "value": email},
+                {"type": "phone", "value": phone},
+                {"type": "loyalty_card", "value": loyalty},
+            ],
+        },
+    ).body
+    assert merged["merged_ids"] == [second]
+    tour.call("PUT", f"/customers/{first}/consents/sms/marketing", token=admin, body={"state": "granted"})
+    tour.call(
+        "POST",
+        f"/customers/{second}/interactions",
+        token=admin,
+        body={
+            "type": "call",
+            "occurred_at": "2026-11-01T10:00:00Z",
+            "source": "callcenter",
+            "properties": {"note": "asked about Quinn's order in Leeds"},
+        },
+    )
+    # When erasure is requested and every engine acknowledges
+    request = tour.call("DELETE", f"/customers/{first}", token=admin).body["request_id"]
+    wait_for(
+        lambda: tour.call("GET", f"/erasures/{request}", token=admin).body["status"] == "completed",
+        timeout=30,
+        what="the erasure",
+    )
+    # Then neither id nor any identity resolves, and no item of the table holds any of it
+    for cid in (first, second):
+        assert tour.call("GET", f"/customers/{cid}", token=admin).status == 404
+    assert lookup(tour, admin, email).status == 404
+    table = tour.cloud.physical_id("AWS::DynamoDB::Table", "CustomersTable")
+    dump = json.dumps(tour.cloud.client("dynamodb").scan(TableName=table)["Items"])
+    for secret in (email, phone, loyalty, "Quinn", "Leeds"):
+        assert secret not in dump, secret
+
+
+def test_an_imported_file_does_not_outlive_its_import(tour: TourContext, files: tuple[Path, Path]) -> None:
+    data, mapping = files
+    status = run_import(
+        str(data),
+        source="archive",
+        mapping_file=str(mapping),
+        api_url=tour.api,
+        token=tour.token(group="admin"),
+        progress=False,
+    ).status
+    bucket = tour.cloud.physical_id("AWS::S3::Bucket", "CustomersImportBucket")
+    keys = [o["Key"] for o in tour.cloud.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert not [k for k in keys if status["import_id"] in k and not k.startswith("reports/")]
