@@ -2,9 +2,9 @@
 
 moto 5.2.5 deep-copies every table a transaction touches, once per item of the transaction,
 before it starts, so each transaction costs time proportional to the table's size: an import
-of a few thousand customers slows to a crawl. This version keeps DynamoDB's semantics (every
-condition checked against the state before the transaction, all or nothing, cancellation
-reasons per item) and snapshots only the items it touches.
+of a few thousand customers slows to a crawl. This version keeps DynamoDB's semantics (one
+operation per item, every condition checked before anything is written, all or nothing,
+cancellation reasons per item) and snapshots only the items it touches.
 """
 
 from __future__ import annotations
