@@ -248,7 +248,7 @@ def test_api_answers_the_public_health_request_from_its_bundle(
     (api,) = [
         lid
         for lid, fn in synthesized.resources("AWS::Lambda::Function").items()
-        if fn["Metadata"]["ecrm:module"] == "api"
+        if fn["Metadata"] == {"ecrm:source": "functions/platform", "ecrm:module": "api"}
     ]
     result = probes[api]
     assert "error" not in result, f"{result['error']}\n{result['stdout']}"
@@ -263,7 +263,7 @@ def test_functions_start_with_tracing_on(
     (logical_id, function), *_ = [
         (lid, fn)
         for lid, fn in synthesized.resources("AWS::Lambda::Function").items()
-        if fn["Metadata"]["ecrm:module"] == "api"
+        if fn["Metadata"] == {"ecrm:source": "functions/platform", "ecrm:module": "api"}
     ]
     result = probe(
         tmp_path,

@@ -55,8 +55,15 @@ def plan_resolution(
     customers = sorted(set(matched.values()))
     if not customers:
         shared = sorted({owners[i.key] for i in identities if i.type not in policy.unique_types and i.key in owners})
-        if shared and not unique:  # only a device id: the customer last seen on it
-            return ResolutionPlan("attach", shared[-1], (), tuple(i.key for i in identities if i.key in owners), ())
+        if shared and not unique:  # only device ids: the customer last seen on them
+            survivor = shared[-1]
+            return ResolutionPlan(
+                "attach",
+                survivor,
+                (),
+                tuple(i.key for i in identities if i.key in owners),
+                tuple(i for i in identities if owners.get(i.key) != survivor),
+            )
         return ResolutionPlan("create", None, (), (), tuple(identities))
     survivor, *others = customers
     unclaimed = tuple(i for i in identities if owners.get(i.key) != survivor)
@@ -88,8 +95,8 @@ def apply_attributes(
         incoming = AttributeValue(value=value, source=source, observed_at=observed_at)
         current = profile.get(name)
         if current is not None and current.value == value:
-            if outranks(current, incoming, name, policy) and current.source != source:
-                profile[name] = incoming  # same value, better provenance: not a change
+            if current != incoming and outranks(current, incoming, name, policy):
+                profile[name] = incoming  # same value, better or fresher provenance: not a change
             continue
         if outranks(current, incoming, name, policy):
             profile[name] = incoming
@@ -103,9 +110,10 @@ def merge_profiles(
     changed = []
     for name, value in sorted(other.items()):
         current = survivor.get(name)
-        if current is None or (current.value != value.value and outranks(current, value, name, policy)):
+        if current is None or outranks(current, value, name, policy):
+            if current is None or current.value != value.value:
+                changed.append(name)
             survivor[name] = value
-            changed.append(name)
     return changed
 
 

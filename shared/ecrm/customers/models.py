@@ -7,7 +7,7 @@ from datetime import datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from ecrm.core.events import DomainEvent
 
@@ -22,7 +22,8 @@ SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_\-]{0,39}$
 # marketing | transactional | profiling | topic:<name>
 Purpose = Annotated[str, StringConstraints(pattern=r"^(marketing|transactional|profiling|topic:[a-z0-9_\-]{1,40})$")]
 AttributeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-Scalar = str | int | float | bool | None
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Scalar = str | int | FiniteFloat | bool | None
 
 STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -69,7 +70,7 @@ class ConsentProof(BaseModel):
     model_config = STRICT
 
     source: SourceName
-    captured_at: datetime
+    captured_at: AwareDatetime
     notice_version: Annotated[str, StringConstraints(max_length=64)] | None = None
     text: Annotated[str, StringConstraints(max_length=2000)] | None = None
     ip: Annotated[str, StringConstraints(max_length=64)] | None = None
@@ -216,7 +217,9 @@ class CustomerUpsert(BaseModel):
     attributes: dict[str, Scalar] = Field(default_factory=dict)
     consents: list[ConsentIn] = Field(default_factory=list, max_length=50)
     preferences: Preferences | None = None
-    observed_at: datetime | None = Field(default=None, description="When the source saw this record (default: now)")
+    observed_at: AwareDatetime | None = Field(
+        default=None, description="When the source saw this record (default: now)"
+    )
 
     _attributes = field_validator("attributes")(_check_attributes)
 
@@ -258,7 +261,7 @@ class InteractionIn(BaseModel):
         description="web_visit, page_view, product_view, add_to_cart, purchase, call, email_open, email_click, "
         "ticket, ..."
     )
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     source: SourceName
     channel: Channel | Literal["web", "store", "app"] | None = None
     interaction_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-:.]{1,128}$")] | None = Field(
