@@ -1,4 +1,4 @@
-"""An upload landed in the import bucket: start its import state machine (once per import)."""
+"""A file landed in the import bucket (a presigned upload, or a drop under incoming/): start its import once."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from ecrm.core import aws
 from ecrm.core.config import load_config
 from ecrm.core.consumer import BusEvent, ServiceEventConsumer
 from ecrm.core.observability import Observability
-from ecrm.customers.import_jobs import import_id_from_key
-from ecrm.customers.wiring import CustomersConfig
+from ecrm.customers.import_jobs import ImportDesk, import_id_from_key, is_drop
+from ecrm.customers.wiring import CustomersConfig, service_for
 
 config = load_config(CustomersConfig)
 obs = Observability(config)
@@ -26,9 +26,18 @@ def stepfunctions() -> Any:
     return aws.client("stepfunctions")
 
 
-def start_import(event: BusEvent, sfn: Any) -> None:
+@cache
+def import_desk() -> ImportDesk:
+    service = service_for(config)
+    return ImportDesk(service.store, aws.client("s3"), config.import_bucket_name, service.clock)
+
+
+def start_import(event: BusEvent, sfn: Any, desk: ImportDesk) -> None:
     key = unquote_plus(event.detail["object"]["key"])  # S3 event keys are URL-encoded
-    import_id = import_id_from_key(key)
+    if is_drop(key):  # a file dropped in the bucket: its import is registered here
+        import_id = desk.register_drop(key, str(event.detail["object"].get("etag", "")))
+    else:
+        import_id = import_id_from_key(key)
     try:  # the execution name is the import id: a redelivered upload event starts nothing twice
         sfn.start_execution(
             stateMachineArn=config.import_state_machine_arn,
@@ -42,6 +51,8 @@ def start_import(event: BusEvent, sfn: Any) -> None:
 
 
 @obs.entrypoint()
-def handler(event: dict[str, Any], context: LambdaContext, injected: Any = None) -> dict[str, Any]:
-    sfn = injected or stepfunctions()
-    return consumer(event, context, lambda bus_event: start_import(bus_event, sfn))
+def handler(
+    event: dict[str, Any], context: LambdaContext, injected: tuple[Any, ImportDesk] | None = None
+) -> dict[str, Any]:
+    sfn, desk = injected or (stepfunctions(), import_desk())
+    return consumer(event, context, lambda bus_event: start_import(bus_event, sfn, desk))

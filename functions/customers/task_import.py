@@ -20,6 +20,7 @@ obs = Observability(config)
 class Prepare(BaseModel):
     step: Literal["prepare"]
     key: str
+    import_id: str | None = None
 
 
 class Chunk(BaseModel):
@@ -51,7 +52,7 @@ def handler(event: dict[str, Any], context: LambdaContext, injected: ImportPipel
     task = Step.model_validate({"task": event}).task
     obs.logger.append_keys(import_step=task.step)
     if isinstance(task, Prepare):
-        return pipeline.prepare(task.key)
+        return pipeline.prepare(task.key, task.import_id)
     if isinstance(task, Chunk):
         counts = pipeline.chunk(task.import_id, task.index, task.key)
         obs.metrics.add_metric(name="ImportRows", unit="Count", value=counts.get("processed_rows", 0))

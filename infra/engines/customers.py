@@ -155,6 +155,7 @@ class CustomersEngine(Construct):
             ],
             lifecycle_rules=[
                 s3.LifecycleRule(prefix="uploads/", expiration=Duration.days(30)),
+                s3.LifecycleRule(prefix="incoming/", expiration=Duration.days(30)),
                 s3.LifecycleRule(prefix="work/", expiration=Duration.days(7)),
                 s3.LifecycleRule(prefix="reports/", expiration=Duration.days(90)),
                 s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)),
@@ -201,7 +202,9 @@ class CustomersEngine(Construct):
             )
             return invoke
 
-        prepare = step("Prepare", {"step": "prepare", "key.$": "$.key"}, result_path="$.prepared")
+        prepare = step(
+            "Prepare", {"step": "prepare", "key.$": "$.key", "import_id.$": "$.import_id"}, result_path="$.prepared"
+        )
         chunk = step(
             "ImportChunk", {"step": "chunk", "import_id.$": "$.import_id", "index.$": "$.index", "key.$": "$.key"}
         )
@@ -253,6 +256,9 @@ class CustomersEngine(Construct):
         )
         starter.handler.function.add_environment("IMPORT_STATE_MACHINE_ARN", workflow.state_machine.state_machine_arn)
         workflow.state_machine.grant_start_execution(starter.handler.function)
+        self.table.grant_read_write_data(starter.handler.function)  # registers imports of dropped files
+        self.bucket.grant_read(starter.handler.function, "mappings/*")
+        self._acknowledge_bucket_grants(starter.handler, ["mappings/*"], ["s3:GetBucket*", "s3:GetObject*", "s3:List*"])
         rule = events.Rule(
             self,
             "ImportUploadedRule",
@@ -260,7 +266,10 @@ class CustomersEngine(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
                 detail_type=["Object Created"],
-                detail={"bucket": {"name": [self.bucket.bucket_name]}, "object": {"key": [{"prefix": "uploads/"}]}},
+                detail={
+                    "bucket": {"name": [self.bucket.bucket_name]},
+                    "object": {"key": [{"prefix": "uploads/"}, {"prefix": "incoming/"}]},
+                },
             ),
         )
         rule.add_target(

@@ -172,3 +172,40 @@ def test_an_imported_file_does_not_outlive_its_import(tour: TourContext, files: 
     bucket = tour.cloud.physical_id("AWS::S3::Bucket", "CustomersImportBucket")
     keys = [o["Key"] for o in tour.cloud.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert not [k for k in keys if status["import_id"] in k and not k.startswith("reports/")]
+
+
+def test_a_file_dropped_in_the_bucket_is_imported_with_its_mapping(tour: TourContext) -> None:
+    cloud = tour.cloud
+    s3 = cloud.client("s3")
+    bucket = cloud.physical_id("AWS::S3::Bucket", "CustomersImportBucket")
+    # Given a mapping for the ERP's nightly export, and the export dropped in incoming/erp-nightly/
+    s3.put_object(
+        Bucket=bucket,
+        Key="mappings/erp-nightly.json",
+        Body=json.dumps(
+            {"source": "erp", "format": "jsonl", "mapping": {"ERP_ID": "external_id", "MAIL": "email", "CITY": "city"}}
+        ),
+    )
+    rows = [
+        {"ERP_ID": "N-1", "MAIL": "nightly.one@example.com", "CITY": "Turin"},
+        {"ERP_ID": "N-2", "MAIL": "broken@", "CITY": "Milan"},
+    ]
+    s3.put_object(
+        Bucket=bucket,
+        Key="incoming/erp-nightly/2026-11-23.jsonl",
+        Body="\n".join(json.dumps(r) for r in rows).encode(),
+        ContentType="application/x-ndjson",
+    )
+    admin = tour.token(group="admin")
+    # Then the customer appears, and the dropped file is gone once imported
+    found = wait_for(
+        lambda: (r := lookup(tour, admin, "nightly.one@example.com")).status == 200 and r.body,
+        timeout=30,
+        what="the dropped file's customer",
+    )
+    assert found["profile"]["city"]["value"] == "Turin"
+    wait_for(
+        lambda: "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="incoming/erp-nightly/"),
+        timeout=30,
+        what="the dropped file to be removed after its import",
+    )

@@ -2,6 +2,8 @@
 
 Objects in the import bucket:
 - `uploads/<import_id>/source.<csv|jsonl>`  the file, uploaded with the presigned PUT URL
+- `incoming/<mapping>/<file>`               a file dropped straight into the bucket (by an ERP export, SFTP,
+                                            a partner), imported with the request in `mappings/<mapping>.json`
 - `work/<import_id>/part-<n>.jsonl`         the file split into chunks of rows (with row numbers)
 - `work/<import_id>/errors-<n>.csv`         each chunk's bad rows
 - `reports/<import_id>/errors.csv`          the error report users download
@@ -19,6 +21,7 @@ even a renamed copy only yields `unchanged` rows because upserts are idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import Counter
@@ -47,6 +50,17 @@ UPLOAD_EXPIRES = 3600
 
 def upload_key(import_id: str, fmt: str) -> str:
     return f"uploads/{import_id}/source.{fmt}"
+
+
+def is_drop(key: str) -> bool:
+    return key.startswith("incoming/") and key.count("/") >= 2 and not key.endswith("/")
+
+
+def drop_import_id(key: str, etag: str) -> str:
+    """A deterministic import id for a dropped object, so a redelivered S3 event is one import."""
+    digest = int.from_bytes(hashlib.sha256(f"{key}|{etag}".encode()).digest()[:17], "big") >> 6
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    return "imp_" + "".join(alphabet[(digest >> (5 * i)) & 31] for i in reversed(range(26)))
 
 
 def import_id_from_key(key: str) -> str:
@@ -93,6 +107,31 @@ class ImportDesk:
             status_url=f"/imports/{import_id}",
         )
 
+    def register_drop(self, key: str, etag: str) -> str:
+        """An import for a file dropped under `incoming/<mapping>/`, with `mappings/<mapping>.json`."""
+        if not is_drop(key):
+            raise InvalidInput(f"{key!r} is not under incoming/<mapping>/")
+        mapping_name = key.split("/")[1]
+        try:
+            raw = self.s3.get_object(Bucket=self.bucket, Key=f"mappings/{mapping_name}.json")["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            raise InvalidInput(f"no mappings/{mapping_name}.json for the file {key!r}") from None
+        request = ImportRequest.model_validate_json(raw)
+        validate_mapping(request.mapping)
+        import_id = drop_import_id(key, etag)
+        now = self.clock.now()
+        status = ImportStatus(
+            import_id=import_id,
+            source=request.source,
+            status="awaiting_upload",
+            file_key=key,
+            created_at=now,
+            updated_at=now,
+        )
+        with contextlib.suppress(self.store.client.exceptions.ConditionalCheckFailedException):
+            self.store.create_import(status, request.model_dump_json())  # fails for a redelivered drop
+        return import_id
+
     def status(self, import_id: str) -> ImportStatus:
         found = self.store.get_import(import_id)
         if found is None:
@@ -127,9 +166,11 @@ class ImportPipeline:
         status, request = found
         return status, ImportRequest.model_validate(request)
 
-    def prepare(self, key: str) -> dict[str, Any]:
-        import_id = import_id_from_key(key)
+    def prepare(self, key: str, import_id: str | None = None) -> dict[str, Any]:
+        import_id = import_id or import_id_from_key(key)
         status, request = self._request(import_id)
+        if status.file_key != key:
+            raise Conflict(f"import {import_id} expects {status.file_key}, not {key}")
         if status.status != "awaiting_upload":
             raise Conflict(f"import {import_id} is already {status.status}")
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -236,6 +277,9 @@ class ImportPipeline:
     def _delete_sources(self, import_id: str) -> None:
         """The uploaded file and its chunks hold personal data: once imported, only the customers keep it
         (so an erasure reaches all of it). The error report, of rows that matched no one, expires by lifecycle."""
+        status, _ = self._request(import_id)
+        if is_drop(status.file_key):
+            self.s3.delete_object(Bucket=self.bucket, Key=status.file_key)
         for prefix in (f"uploads/{import_id}/", f"work/{import_id}/"):
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]

@@ -706,7 +706,11 @@ def test_one_owner_never_merges(
 
 _sources = st.sampled_from(["crm", "shop", "callcenter", "webform"])
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False), st.sampled_from(["Berlin", "Acme", ""])
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["Berlin", "Acme", ""]),
 )
 _names = st.sampled_from(["city", "company", "last_name", "tier"])
 _profiles = st.dictionaries(
