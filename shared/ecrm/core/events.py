@@ -34,8 +34,10 @@ class DomainEvent(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        if "source" not in cls.__dict__ or "detail_type" not in cls.__dict__:
-            return  # an abstract intermediate class
+        declares = "detail_type" in cls.__dict__ or "source" in cls.__dict__
+        complete = isinstance(getattr(cls, "source", None), str) and isinstance(getattr(cls, "detail_type", None), str)
+        if not (declares and complete):
+            return  # an abstract intermediate class (e.g. a base fixing only the source)
         if not cls.source.startswith("ecrm."):
             raise TypeError(f"{cls.__name__}.source must start with 'ecrm.'")
         key = (cls.source, cls.detail_type)
