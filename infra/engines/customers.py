@@ -98,6 +98,26 @@ class CustomersEngine(Construct):
             description="Erasure requests to the customer store's own eraser",
             pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
         )
+        self.collected = QueueConsumer(
+            self,
+            "CollectedEventConsumer",
+            foundation=foundation,
+            engine="customers",
+            module="on_collected_event",
+            environment=env,
+            batch_size=10,
+            max_concurrency=20,
+        )
+        self.table.grant_read_write_data(self.collected.handler.function)
+        foundation.bus.grant_put_events_to(self.collected.handler.function)
+        EventRuleToQueue(
+            self,
+            "CollectedEventsRule",
+            foundation=foundation,
+            consumer=self.collected,
+            description="Tracked events to the customer store: identity stitching and the timeline",
+            pattern=events.EventPattern(source=["ecrm.collect"]),
+        )
         self.acks = QueueConsumer(
             self,
             "ErasureAckConsumer",

@@ -11,6 +11,7 @@ Access patterns and keys:
 - timeline: `CUST#<id>` / `TL#<occurred_at>#<interaction_id>`, newest first by sort key;
   idempotency marker `CUST#<id>` / `IX#<interaction_id>` written in the same transaction
 - merge record: `CUST#<survivor>` / `MERGE#<ts>#<merged_id>`
+- an unknown visitor's interactions, until an identify links them: `ANON#<anonymous_id>` / `TL#...` (TTL 90 days)
 - import: `IMPORT#<id>` / `IMPORT` (atomic counters), chunk markers `IMPORT#<id>` / `CHUNK#<n>`,
   file fingerprint `IMPORTFILE#<sha256>` / `IMPORTFILE`
 - erasure request: `ERASURE#<id>` / `ERASURE`
@@ -341,6 +342,38 @@ class CustomerStore:
         items = [Interaction.model_validate_json(i["doc"]) for i in page]
         next_cursor = base64.urlsafe_b64encode(page[-1]["sk"].encode()).decode() if more and page else None
         return items, next_cursor
+
+    # -- anonymous visitors ---------------------------------------------------------------------
+    def hold_anonymous(self, anonymous_id: str, interaction: Interaction, *, keep_days: int = 90) -> None:
+        """Keep what an unknown visitor did until an identify or alias says who they are."""
+        expires = int(interaction.recorded_at.timestamp()) + keep_days * 86400
+        self.client.put_item(
+            TableName=self.table,
+            Item=_item(
+                {
+                    "pk": f"ANON#{anonymous_id}",
+                    "sk": f"TL#{interaction.occurred_at.isoformat()}#{interaction.interaction_id}",
+                    "doc": interaction.model_dump_json(),
+                    "expires_at": expires,
+                }
+            ),
+        )
+
+    def held_anonymous(self, anonymous_id: str) -> list[tuple[str, Interaction]]:
+        return [
+            (i["sk"], Interaction.model_validate_json(i["doc"])) for i in self._query(f"ANON#{anonymous_id}", "TL#")
+        ]
+
+    def release_anonymous(self, anonymous_id: str, sort_keys: Sequence[str]) -> None:
+        for start in range(0, len(sort_keys), 25):
+            pending: dict[str, Any] = {
+                self.table: [
+                    {"DeleteRequest": {"Key": _item({"pk": f"ANON#{anonymous_id}", "sk": sk})}}
+                    for sk in sort_keys[start : start + 25]
+                ]
+            }
+            while pending:
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
     # -- imports --------------------------------------------------------------------------------
     def create_import(self, status: ImportStatus, request_json: str, file_fingerprint: str | None = None) -> None:
