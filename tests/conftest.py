@@ -20,6 +20,7 @@ for _name, _value in {
     "PLATFORM_TABLE_NAME": "ecrm-platform",
     "CUSTOMERS_TABLE_NAME": "ecrm-customers",
     "IMPORT_BUCKET_NAME": "ecrm-imports",
+    "COLLECT_TABLE_NAME": "ecrm-collect",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "platform",
     "AWS_ACCESS_KEY_ID": "testing",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -25,6 +26,10 @@ class ApiRoute:
     method: str
     path: str
     public: bool = False
+    # why a public route needs no Cognito token (e.g. "authenticated by the source's write key")
+    public_because: str = "public by design"
+    # browsers call it from other origins (CORS preflight answered by API Gateway)
+    cors: bool = False
 
 
 class ApiFunction(Construct):
@@ -56,6 +61,19 @@ class ApiFunction(Construct):
         integration = apigw.LambdaIntegration(self.handler.function, proxy=True, allow_test_invoke=False)
         for route in self.routes:
             resource = foundation.api.root.resource_for_path(route.path)
+            if (
+                route.cors
+                and resource.default_cors_preflight_options is None
+                and not any(m.http_method == "OPTIONS" for m in resource.node.children if isinstance(m, apigw.Method))
+            ):
+                preflight = resource.add_cors_preflight(
+                    allow_origins=apigw.Cors.ALL_ORIGINS,
+                    allow_methods=[route.method, "OPTIONS"],
+                    allow_headers=["Authorization", "Content-Type"],
+                    max_age=Duration.hours(1),
+                )
+                acknowledge(preflight, "AwsSolutions-APIG4", f"OPTIONS {route.path}: the CORS preflight is anonymous.")
+                acknowledge(preflight, "AwsSolutions-COG4", f"OPTIONS {route.path}: the CORS preflight is anonymous.")
             if route.public:
                 method = resource.add_method(
                     route.method,
@@ -63,8 +81,9 @@ class ApiFunction(Construct):
                     authorization_type=apigw.AuthorizationType.NONE,
                     request_validator=foundation.validator,
                 )
-                acknowledge(method, "AwsSolutions-APIG4", f"{route.method} {route.path} is public by design.")
-                acknowledge(method, "AwsSolutions-COG4", f"{route.method} {route.path} is public by design.")
+                reason = f"{route.method} {route.path}: {route.public_because}."
+                acknowledge(method, "AwsSolutions-APIG4", reason)
+                acknowledge(method, "AwsSolutions-COG4", reason)
             else:
                 resource.add_method(
                     route.method,

@@ -30,9 +30,11 @@ from infra.local.template import Template, references
 class Route:
     method: str
     path: str  # "/pings/{ping_id}"
-    function_logical_id: str
+    function_logical_id: str  # "" for a MOCK integration (a CORS preflight)
     authorization: str  # NONE | COGNITO_USER_POOLS
     user_pool_logical_ids: tuple[str, ...] = ()
+    mock_status: int = 0
+    mock_headers: tuple[tuple[str, str], ...] = ()
 
     def match(self, path: str) -> dict[str, str] | None:
         pattern = (
@@ -68,7 +70,23 @@ def read_routes(template: Template) -> list[Route]:
     routes = []
     for method in template.of_type("AWS::ApiGateway::Method"):
         props = method.properties
-        if props["HttpMethod"] == "OPTIONS" and props.get("Integration", {}).get("Type") == "MOCK":
+        if props.get("Integration", {}).get("Type") == "MOCK":  # what API Gateway answers itself (CORS preflight)
+            answer = (props["Integration"].get("IntegrationResponses") or [{}])[0]
+            headers = tuple(
+                (name.rsplit(".", 1)[-1], str(value).strip("'"))
+                for name, value in (answer.get("ResponseParameters") or {}).items()
+            )
+            routes.append(
+                Route(
+                    props["HttpMethod"],
+                    path_of(props["ResourceId"]) or "/",
+                    "",
+                    "NONE",
+                    (),
+                    int(answer.get("StatusCode", 200)),
+                    headers,
+                )
+            )
             continue
         function_ids = [
             lid
@@ -194,6 +212,8 @@ class LocalGateway:
                 claims = claims_as_api_gateway_passes_them(self.verifier.verify(token, pool_id))
             except (jwt.PyJWTError, KeyError, IndexError):
                 return self.gateway_response("UNAUTHORIZED", 401, "Unauthorized")
+        if not route.function_logical_id:
+            return route.mock_status, dict(route.mock_headers), b""
         event = self._proxy_event(route, path, split.query, method, headers, body, params or {}, claims, source_ip)
         function = self.runtime.by_logical_id(route.function_logical_id)
         try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra.local import firehose
 from infra.local.runtime import FunctionRuntime, LocalFunction
 from infra.local.template import Resolver, Resource, Template
 from infra.settings import REPO_ROOT
@@ -34,6 +35,9 @@ EMULATED = {
     "AWS::Lambda::EventSourceMapping": "pollers: SQS queues drained into the handler",
     "AWS::Lambda::Permission": "runtime: every local caller may invoke",
     "AWS::Events::Rule(schedule)": "scheduler: a local clock fires the targets",
+    "AWS::KinesisFirehose::DeliveryStream(format conversion)": (
+        "firehose: JSON records written to S3 as Parquet with the Glue table's schema, on each put (no buffering)"
+    ),
 }
 
 NOT_EMULATED = {
@@ -170,6 +174,35 @@ class Provisioner:
         if p.get("RetentionInDays"):
             self.aws("logs").put_retention_policy(logGroupName=name, retentionInDays=int(p["RetentionInDays"]))
         arn = f"arn:aws:logs:{self.runtime.region}:{self.resolver.pseudo['AWS::AccountId']}:log-group:{name}:*"
+        self.resolver.record(r.logical_id, name, Arn=arn)
+
+    def _aws_logs_logstream(self, r: Resource, p: dict[str, Any]) -> None:
+        name = p.get("LogStreamName") or self.name(r.logical_id, 512)
+        self.aws("logs").create_log_stream(logGroupName=p["LogGroupName"], logStreamName=name)
+        self.resolver.record(r.logical_id, name)
+
+    # -- lake -----------------------------------------------------------------------------------
+    def _aws_glue_database(self, r: Resource, p: dict[str, Any]) -> None:
+        database = dict(p["DatabaseInput"])
+        database.setdefault("Name", self.name(r.logical_id, 255).lower().replace("-", "_"))
+        self.aws("glue").create_database(CatalogId=p["CatalogId"], DatabaseInput=database)
+        self.resolver.record(r.logical_id, database["Name"])
+
+    def _aws_glue_table(self, r: Resource, p: dict[str, Any]) -> None:
+        table = dict(p["TableInput"])
+        table.setdefault("Name", self.name(r.logical_id, 255).lower().replace("-", "_"))
+        args: dict[str, Any] = {"CatalogId": p["CatalogId"], "DatabaseName": p["DatabaseName"], "TableInput": table}
+        if "OpenTableFormatInput" in p:
+            args["OpenTableFormatInput"] = p["OpenTableFormatInput"]
+        self.aws("glue").create_table(**args)
+        self.resolver.record(r.logical_id, table["Name"])
+
+    def _aws_kinesisfirehose_deliverystream(self, r: Resource, p: dict[str, Any]) -> None:
+        """moto keeps the whole destination; `infra.local.firehose` delivers format conversion from it."""
+        name = p.get("DeliveryStreamName") or self.name(r.logical_id)
+        client = self.aws("firehose")
+        arguments = firehose.delivery_stream_arguments(name, p, client.meta.service_model)
+        arn = client.create_delivery_stream(**arguments)["DeliveryStreamARN"]
         self.resolver.record(r.logical_id, name, Arn=arn)
 
     # -- storage --------------------------------------------------------------------------------

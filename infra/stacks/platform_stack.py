@@ -8,6 +8,8 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.constructs.foundation import Foundation
+from infra.constructs.lake import Lake
+from infra.engines.collect import CollectEngine
 from infra.engines.customers import CustomersEngine
 from infra.engines.platform import PlatformEngine
 from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
@@ -29,9 +31,11 @@ class PlatformStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.foundation = Foundation(self, "Foundation", settings=settings, layer_python_version=layer_python_version)
         self.platform = PlatformEngine(self, "Platform", foundation=self.foundation)
+        self.lake = Lake(self, "Lake", settings=settings)
         self.customers = CustomersEngine(
             self, "Customers", foundation=self.foundation, erasure_participants=ERASURE_PARTICIPANTS
         )
+        self.collect = CollectEngine(self, "Collect", foundation=self.foundation, lake=self.lake)
 
         f = self.foundation
         CfnOutput(self, "ApiUrl", value=f.api.url, description="Base URL of the REST API")
@@ -39,3 +43,5 @@ class PlatformStack(Stack):
         CfnOutput(self, "UserPoolId", value=f.user_pool.user_pool_id)
         CfnOutput(self, "StaffClientId", value=f.staff_client.user_pool_client_id)
         CfnOutput(self, "CustomerClientId", value=f.customer_client.user_pool_client_id)
+        CfnOutput(self, "LakeBucketName", value=self.lake.bucket.bucket_name)
+        CfnOutput(self, "LakeDatabaseName", value=self.lake.database_name)

@@ -341,6 +341,67 @@ def _gdpr(ctx: TourContext) -> str:
     )
 
 
+# -- event collection -----------------------------------------------------------------------------
+DEMO_VISITORS = int(os.environ.get("ECRM_DEMO_VISITORS", "150"))
+
+
+@tour_step("a web shop's tracking: anonymous browsing, sign-in, stitching, the lake")
+def _collection(ctx: TourContext) -> str:
+    import base64
+    from collections import Counter
+
+    from ecrm.collect.demo_sessions import generate as sessions
+    from ecrm.lake import LocalLake
+
+    admin = ctx.token(group="admin")
+    source = expect(
+        ctx.call(
+            "POST", "/sources", token=admin, body={"name": "shopweb", "kind": "web", "description": "the demo shop"}
+        ),
+        201,
+        "POST /sources",
+    )
+    basic = "Basic " + base64.b64encode(f"{source.body['write_key']}:".encode()).decode()
+    stream = sessions(DEMO_VISITORS)
+    messages = stream.messages
+    accepted = 0
+    for start in range(0, len(messages), 100):
+        result = http("POST", f"{ctx.api}/v1/batch", token=basic, body={"batch": messages[start : start + 100]})
+        if result.status != 200:
+            raise AssertionError(f"POST /v1/batch -> {result.status}: {result.body}")
+        accepted += result.body["accepted"]
+    identified = [v for v in stream.visitors if v.identified]
+    expected = {v.user_id: len([m for m in v.messages if m["type"] != "identify"]) for v in identified}
+
+    def stitched() -> int:
+        total = 0
+        for user_id, count in expected.items():
+            found = ctx.call("GET", f"/customers?external_id=shopweb:{user_id}", token=admin)
+            if found.status != 200:
+                return 0
+            page = ctx.call("GET", f"/customers/{found.body['customer_id']}/timeline?limit=200", token=admin).body
+            if len(page["items"]) < count:
+                return 0
+            total += len(page["items"])
+        return total
+
+    on_known = wait_for(stitched, timeout=120, interval=2, what="every signed-in visitor's journey on their timeline")
+    trackable = len([m for m in messages if m["type"] != "identify"])
+    cloud = ctx.cloud
+    bucket = cloud.physical_id("AWS::S3::Bucket", "LakeBucket")
+    lake = LocalLake(cloud.client("s3"), bucket)
+    rows = lake.query("select type, count(*) as n from {collected_events} group by type order by type")
+    per_type = Counter({r["type"]: r["n"] for r in rows})
+    if sum(per_type.values()) < accepted:
+        raise AssertionError(f"the lake holds {sum(per_type.values())} events, {accepted} were accepted")
+    return (
+        f"{accepted} events from {len(stream.visitors)} visitors; in the lake by type: "
+        f"{', '.join(f'{k} {v}' for k, v in sorted(per_type.items()))}; {len(identified)} visitors signed in and "
+        f"{on_known} of {trackable} page/track events ({on_known / trackable:.0%}) are stitched to known "
+        "customers, including everything browsed before sign-in"
+    )
+
+
 def run_tour(ctx: TourContext, echo: Callable[[str], None] = print) -> int:
     failures = 0
     for number, (title, step) in enumerate(TOUR, start=1):

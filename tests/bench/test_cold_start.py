@@ -22,6 +22,9 @@ HANDLERS = sorted(p for p in FUNCTIONS.glob("*/*.py") if p.name != "__init__.py"
 ENV = {
     "EVENT_BUS_NAME": "ecrm",
     "PLATFORM_TABLE_NAME": "ecrm-platform",
+    "CUSTOMERS_TABLE_NAME": "ecrm-customers",
+    "IMPORT_BUCKET_NAME": "ecrm-imports",
+    "COLLECT_TABLE_NAME": "ecrm-collect",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "bench",

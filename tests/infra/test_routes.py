@@ -14,13 +14,17 @@ from types import ModuleType
 import pytest
 
 from infra.constructs.api_function import ApiRoute
-from infra.engines import customers, platform
+from infra.engines import collect, customers, platform
 from tests.infra.conftest import Synthesized, references
 
 pytestmark = pytest.mark.xdist_group("infra")
 
 # engine -> the routes its construct declares (one API function per engine)
-ENGINES: dict[str, tuple[ApiRoute, ...]] = {"platform": platform.ROUTES, "customers": customers.ROUTES}
+ENGINES: dict[str, tuple[ApiRoute, ...]] = {
+    "platform": platform.ROUTES,
+    "customers": customers.ROUTES,
+    "collect": collect.ROUTES,
+}
 
 
 def engine_api(engine: str) -> ModuleType:

@@ -72,6 +72,8 @@ class Batch(BaseModel):
 
 
 class Rejection(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True)
+
     index: int
     message_id: str | None = Field(default=None, serialization_alias="messageId")
     reason: str
@@ -116,7 +118,8 @@ class SourceIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_\-]{0,39}$")] = Field(
-        description="Also the namespace of this source's userIds in the customer store (external_id)")
+        description="Also the namespace of this source's userIds in the customer store (external_id)"
+    )
     description: Annotated[str, StringConstraints(max_length=500)] = ""
     kind: Literal["web", "ios", "android", "server", "other"] = "web"
 
@@ -190,6 +193,10 @@ class UserAliased(_Collected):
 
 
 EVENT_FOR_TYPE: dict[str, type[_Collected]] = {
-    "identify": UserIdentified, "track": TrackEventReceived, "page": PageViewed, "screen": ScreenViewed,
-    "group": GroupIdentified, "alias": UserAliased,
+    "identify": UserIdentified,
+    "track": TrackEventReceived,
+    "page": PageViewed,
+    "screen": ScreenViewed,
+    "group": GroupIdentified,
+    "alias": UserAliased,
 }
