@@ -27,6 +27,7 @@ class QueuePoller:
         runtime: FunctionRuntime,
         region: str,
         retry_delay: int = 1,
+        concurrency: int = 3,
         on_error: Callable[[str, Exception], None] | None = None,
     ) -> None:
         self.mapping = mapping
@@ -41,14 +42,23 @@ class QueuePoller:
         self.function = mapping["function"]
         self.batches = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"poll-{queue_name}")
+        # Lambda polls a queue with several pollers and runs batches concurrently; so do we.
+        self._threads = [
+            threading.Thread(target=self._loop, daemon=True, name=f"poll-{queue_name}-{n}") for n in range(concurrency)
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return all(t.is_alive() for t in self._threads)
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

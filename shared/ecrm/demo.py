@@ -385,7 +385,7 @@ def _collection(ctx: TourContext) -> str:
             total += len(page["items"])
         return total
 
-    on_known = wait_for(stitched, timeout=120, interval=2, what="every signed-in visitor's journey on their timeline")
+    on_known = wait_for(stitched, timeout=180, interval=3, what="every signed-in visitor's journey on their timeline")
     trackable = len([m for m in messages if m["type"] != "identify"])
     cloud = ctx.cloud
     bucket = cloud.physical_id("AWS::S3::Bucket", "LakeBucket")

@@ -95,7 +95,8 @@ def test_one_bad_record_is_retried_alone_then_dead_lettered_and_can_be_redriven(
     )["maxReceiveCount"]
     consumer = next(p.function for p in cloud.pollers if p.queue_url == queue)
     calls = cloud.runtime.invocations[consumer] - invocations_before.get(consumer, 0)
-    assert calls == max_receives, "the bad record alone was retried until the redrive limit"
+    # one batch per receive of the bad record (plus one if a poller took the good record on its own)
+    assert calls in {max_receives, max_receives + 1}, "the bad record alone was retried until the redrive limit"
     log = (cloud.state_dir / "logs").glob("*PingConsumer*.log")
     assert not any("already recorded" in p.read_text() and good_id in p.read_text() for p in log)
 

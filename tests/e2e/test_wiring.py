@@ -80,7 +80,7 @@ def test_every_event_source_mapping_is_polled_into_its_function(cloud: LocalClou
         props = resolved(cloud, resource.logical_id)
         assert (props["EventSourceArn"], props["FunctionName"], props.get("BatchSize", 10)) in live
         assert "ReportBatchItemFailures" in props["FunctionResponseTypes"]
-    assert all(p._thread.is_alive() for p in cloud.pollers)
+    assert all(p.alive for p in cloud.pollers)
 
 
 def test_every_state_machine_has_the_template_definition(cloud: LocalCloud) -> None:
