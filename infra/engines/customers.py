@@ -17,6 +17,7 @@ from infra.constructs.engine_function import EngineFunction
 from infra.constructs.engine_table import EngineTable
 from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
 from infra.constructs.foundation import Foundation
+from infra.constructs.lake import Lake
 from infra.constructs.nag import acknowledge
 from infra.constructs.workflow import Workflow
 
@@ -50,6 +51,7 @@ class CustomersEngine(Construct):
         construct_id: str,
         *,
         foundation: Foundation,
+        lake: Lake,
         erasure_participants: tuple[str, ...] = ("customers",),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -117,6 +119,41 @@ class CustomersEngine(Construct):
             consumer=self.collected,
             description="Tracked events to the customer store: identity stitching and the timeline",
             pattern=events.EventPattern(source=["ecrm.collect"]),
+        )
+        from ecrm.lake import CUSTOMER_CHANGE_COLUMNS
+
+        self.changes = lake.add_table(
+            "CustomerChanges",
+            table="customer_changes",
+            columns=CUSTOMER_CHANGE_COLUMNS,
+            description="Customer store changes: ids and field names, no personal values",
+        )
+        self.lake_writer = QueueConsumer(
+            self,
+            "LakeChangesConsumer",
+            foundation=foundation,
+            engine="customers",
+            module="on_customer_changed",
+            environment={**env, "LAKE_CUSTOMER_CHANGES_STREAM_NAME": self.changes.stream_name},
+            batch_size=10,
+        )
+        self.changes.grant_put(self.lake_writer.handler.function)
+        EventRuleToQueue(
+            self,
+            "CustomerChangesRule",
+            foundation=foundation,
+            consumer=self.lake_writer,
+            description="Customer store changes into the lake",
+            pattern=events.EventPattern(
+                source=["ecrm.customers"],
+                detail_type=[
+                    "CustomerCreated",
+                    "CustomerUpdated",
+                    "CustomersMerged",
+                    "ConsentChanged",
+                    "CustomerErased",
+                ],
+            ),
         )
         self.acks = QueueConsumer(
             self,

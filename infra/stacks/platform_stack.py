@@ -33,7 +33,7 @@ class PlatformStack(Stack):
         self.platform = PlatformEngine(self, "Platform", foundation=self.foundation)
         self.lake = Lake(self, "Lake", settings=settings)
         self.customers = CustomersEngine(
-            self, "Customers", foundation=self.foundation, erasure_participants=ERASURE_PARTICIPANTS
+            self, "Customers", foundation=self.foundation, lake=self.lake, erasure_participants=ERASURE_PARTICIPANTS
         )
         self.collect = CollectEngine(self, "Collect", foundation=self.foundation, lake=self.lake)
 

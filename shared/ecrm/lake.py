@@ -45,8 +45,26 @@ COLLECTED_EVENT_COLUMNS: list[tuple[str, str]] = [
     ("received_at", "timestamp"),
 ]
 
+CUSTOMER_CHANGES = "customer_changes"
+
+# What changed on which customer, when and from which source: ids and field names, never values,
+# so the lake holds no personal data of the customer store (an erasure has nothing to chase here).
+CUSTOMER_CHANGE_COLUMNS: list[tuple[str, str]] = [
+    ("event_id", "string"),
+    ("change", "string"),
+    ("customer_id", "string"),
+    ("related_ids", "string"),
+    ("changed", "string"),
+    ("record_source", "string"),
+    ("correlation_id", "string"),
+    ("occurred_at", "timestamp"),
+]
+
 # Every lake table and its columns: what the CDK app declares and what `LocalLake` knows.
-LAKE_TABLES: dict[str, list[tuple[str, str]]] = {COLLECTED_EVENTS: COLLECTED_EVENT_COLUMNS}
+LAKE_TABLES: dict[str, list[tuple[str, str]]] = {
+    COLLECTED_EVENTS: COLLECTED_EVENT_COLUMNS,
+    CUSTOMER_CHANGES: CUSTOMER_CHANGE_COLUMNS,
+}
 
 PARTITION_KEY = "dt"
 
@@ -83,6 +101,55 @@ def collected_event_record(event: CollectedEvent) -> dict[str, Any]:
         "sent_at": lake_timestamp(event.sent_at),
         "received_at": lake_timestamp(event.received_at),
     }
+
+
+def customer_change_record(
+    *,
+    event_id: str,
+    change: str,
+    customer_id: str,
+    occurred_at: datetime,
+    related_ids: Sequence[str] = (),
+    changed: Sequence[str] = (),
+    record_source: str | None = None,
+    correlation_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "change": change,
+        "customer_id": customer_id,
+        "related_ids": compact_json(list(related_ids)),
+        "changed": compact_json(list(changed)),
+        "record_source": record_source,
+        "correlation_id": correlation_id,
+        "occurred_at": lake_timestamp(occurred_at),
+    }
+
+
+def put_records(client: Any, stream_name: str, records: Sequence[Mapping[str, Any]], *, attempts: int = 3) -> int:
+    """`PutRecordBatch` in chunks of 500 records / 4 MiB, retrying failed records; returns how many still failed."""
+    pending = [firehose_data(r) for r in records]
+    for _ in range(attempts):
+        failed: list[bytes] = []
+        chunk: list[bytes] = []
+        size = 0
+        for data in [*pending, None]:
+            if data is None or len(chunk) == 500 or size + len(data) > 4 * 1024 * 1024:
+                if chunk:
+                    response = client.put_record_batch(
+                        DeliveryStreamName=stream_name, Records=[{"Data": d} for d in chunk]
+                    )
+                    failed += [
+                        d for d, r in zip(chunk, response["RequestResponses"], strict=True) if r.get("ErrorCode")
+                    ]
+                chunk, size = [], 0
+            if data is not None:
+                chunk.append(data)
+                size += len(data)
+        pending = failed
+        if not pending:
+            return 0
+    return len(pending)
 
 
 def firehose_data(record: Mapping[str, Any]) -> bytes:

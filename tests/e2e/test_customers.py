@@ -209,3 +209,31 @@ def test_a_file_dropped_in_the_bucket_is_imported_with_its_mapping(tour: TourCon
         timeout=30,
         what="the dropped file to be removed after its import",
     )
+
+
+def test_customer_changes_reach_the_lake_without_personal_values(tour: TourContext) -> None:
+    from ecrm.lake import LocalLake
+
+    admin = tour.token(group="admin")
+    email = "lake.watcher@example.com"
+    created = tour.call(
+        "POST",
+        "/customers",
+        token=admin,
+        body={"source": "web", "identities": [{"type": "email", "value": email}], "attributes": {"city": "Graz"}},
+    ).body
+    tour.call("PATCH", f"/customers/{created['customer_id']}", token=admin, body={"attributes": {"city": "Linz"}})
+    lake = LocalLake(tour.cloud.client("s3"), tour.cloud.physical_id("AWS::S3::Bucket", "LakeBucket"))
+
+    def rows() -> list[dict[str, Any]]:
+        return lake.query(
+            "select change, changed, record_source from {customer_changes} where customer_id = ? order by occurred_at",
+            [created["customer_id"]],
+        )
+
+    found = wait_for(lambda: len(r := rows()) >= 2 and r, timeout=30, what="the changes in the lake")
+    assert [r["change"] for r in found] == ["CustomerCreated", "CustomerUpdated"]
+    assert json.loads(found[1]["changed"]) == ["city"]
+    dump = json.dumps(found, default=str)
+    assert email not in dump
+    assert "Linz" not in dump

@@ -26,6 +26,7 @@ class CustomersConfig(PublishingConfig):
     customers_unique_identities: str = ",".join(sorted(DEFAULT_UNIQUE_TYPES))
     customers_default_phone_region: str | None = None
     erasure_participants: str = "customers"
+    lake_customer_changes_stream_name: str = ""
 
     def policy(self) -> MergePolicy:
         priority = {k: tuple(v) for k, v in json.loads(self.customers_source_priority).items()}
