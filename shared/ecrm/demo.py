@@ -342,7 +342,7 @@ def _gdpr(ctx: TourContext) -> str:
 
 
 # -- event collection -----------------------------------------------------------------------------
-DEMO_VISITORS = int(os.environ.get("ECRM_DEMO_VISITORS", "150"))
+DEMO_VISITORS = int(os.environ.get("ECRM_DEMO_VISITORS", "100"))
 
 
 @tour_step("a web shop's tracking: anonymous browsing, sign-in, stitching, the lake")
@@ -385,7 +385,17 @@ def _collection(ctx: TourContext) -> str:
             total += len(page["items"])
         return total
 
-    on_known = wait_for(stitched, timeout=180, interval=3, what="every signed-in visitor's journey on their timeline")
+    sqs = ctx.cloud.client("sqs")
+    queue = ctx.cloud.physical_id("AWS::SQS::Queue", "CustomersCollectedEventConsumerQueue")
+
+    def drained() -> bool:  # cheap to ask, unlike reading every timeline
+        counts = sqs.get_queue_attributes(
+            QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return all(v == "0" for v in counts.values())
+
+    wait_for(drained, timeout=600, interval=2, what="the customer store to process the collected events")
+    on_known = wait_for(stitched, timeout=60, interval=3, what="every signed-in visitor's journey on their timeline")
     trackable = len([m for m in messages if m["type"] != "identify"])
     cloud = ctx.cloud
     bucket = cloud.physical_id("AWS::S3::Bucket", "LakeBucket")
