@@ -1,0 +1,1 @@
+"""Engine 3, personalization: recommendations, offers and personalised content (in progress)."""
