@@ -18,7 +18,7 @@ from ecrm.customers.models import (
     CustomerUpdated,
 )
 from ecrm.customers.wiring import CustomersConfig
-from ecrm.lake import customer_change_record, put_records
+from ecrm.lake import FirehoseLakeWriter, customer_change_record
 
 config = load_config(CustomersConfig)
 obs = Observability(config)
@@ -74,16 +74,16 @@ def change_record(received: ReceivedEvent[Any]) -> dict[str, Any]:
 
 
 @cache
-def firehose() -> Any:
-    return aws.client("firehose")
+def lake_writer() -> FirehoseLakeWriter[dict[str, Any]]:
+    return FirehoseLakeWriter(aws.client("firehose"), config.lake_customer_changes_stream_name, lambda record: record)
 
 
 @obs.entrypoint()
 def handler(event: dict[str, Any], context: LambdaContext, injected: Any = None) -> dict[str, Any]:
-    client = injected or firehose()
+    writer = injected or lake_writer()
 
     def on_event(received: ReceivedEvent[Any]) -> None:
-        if put_records(client, config.lake_customer_changes_stream_name, [change_record(received)]):
+        if writer.write([change_record(received)]):
             raise LakeRefused(received.metadata.id)
 
     return consumer(event, context, on_event)

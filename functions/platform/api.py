@@ -2,45 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm import __version__
-from ecrm.core import aws
 from ecrm.core.api import EngineApi
-from ecrm.core.clock import Clock, SystemClock
-from ecrm.core.config import PublishingConfig, load_config
+from ecrm.core.config import load_config
 from ecrm.core.errors import NotFound
 from ecrm.core.observability import Observability
-from ecrm.core.publisher import EventPublisher
 from ecrm.platform import logic
 from ecrm.platform.models import Health, PingAccepted, PingRecord, PingRequest, WhoAmI
-from ecrm.platform.store import DynamoPingStore, PingStore
+from ecrm.platform.wiring import Deps, PlatformConfig, deps_for
 
-
-class ApiConfig(PublishingConfig):
-    platform_table_name: str
-
-
-config = load_config(ApiConfig)
+config = load_config(PlatformConfig)
 obs = Observability(config)
 app = EngineApi(obs.logger, title="eCRM platform API", version=__version__)
 
 
-@dataclass(frozen=True)
-class Deps:
-    publisher: EventPublisher
-    store: PingStore
-    clock: Clock
-
-
-@cache
 def default_deps() -> Deps:
-    table = aws.resource("dynamodb").Table(config.platform_table_name)
-    return Deps(EventPublisher(config.event_bus_name, aws.client("events")), DynamoPingStore(table), SystemClock())
+    return deps_for(config)
 
 
 def deps() -> Deps:

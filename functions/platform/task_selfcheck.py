@@ -6,20 +6,15 @@ retries that error with backoff and fails the execution if the ping never shows 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ecrm.core import aws
 from ecrm.core.auth import Principal
-from ecrm.core.clock import Clock, SystemClock
-from ecrm.core.config import PublishingConfig, load_config
+from ecrm.core.config import load_config
 from ecrm.core.observability import Observability
-from ecrm.core.publisher import EventPublisher
 from ecrm.platform import logic
 from ecrm.platform.models import PingRequest
-from ecrm.platform.store import DynamoPingStore, PingStore
+from ecrm.platform.wiring import Deps, PlatformConfig, deps_for
 from pydantic import BaseModel
 
 SELFCHECK_PRINCIPAL = Principal(subject="selfcheck", username="selfcheck")
@@ -34,25 +29,12 @@ class SelfCheckStep(BaseModel):
     ping_id: str | None = None
 
 
-class TaskConfig(PublishingConfig):
-    platform_table_name: str
-
-
-config = load_config(TaskConfig)
+config = load_config(PlatformConfig)
 obs = Observability(config)
 
 
-@dataclass(frozen=True)
-class Deps:
-    publisher: EventPublisher
-    store: PingStore
-    clock: Clock
-
-
-@cache
 def default_deps() -> Deps:
-    table = aws.resource("dynamodb").Table(config.platform_table_name)
-    return Deps(EventPublisher(config.event_bus_name, aws.client("events")), DynamoPingStore(table), SystemClock())
+    return deps_for(config)
 
 
 @obs.entrypoint()

@@ -13,16 +13,26 @@ SerDe reads into a `timestamp` column.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ecrm.collect.models import CollectedEvent
 
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
 COLLECTED_EVENTS = "collected_events"
+# What one PutRecordBatch call takes.
+LAKE_MAX_RECORDS = 500
+LAKE_MAX_BYTES = 4 * 1024 * 1024
 
 # Glue column types, in the order of the Parquet schema. `dt` (the day Firehose received the record,
 # UTC) is the partition key: it is in the object's path, not in the record.
@@ -124,32 +134,6 @@ def customer_change_record(
         "correlation_id": correlation_id,
         "occurred_at": lake_timestamp(occurred_at),
     }
-
-
-def put_records(client: Any, stream_name: str, records: Sequence[Mapping[str, Any]], *, attempts: int = 3) -> int:
-    """`PutRecordBatch` in chunks of 500 records / 4 MiB, retrying failed records; returns how many still failed."""
-    pending = [firehose_data(r) for r in records]
-    for _ in range(attempts):
-        failed: list[bytes] = []
-        chunk: list[bytes] = []
-        size = 0
-        for data in [*pending, None]:
-            if data is None or len(chunk) == 500 or size + len(data) > 4 * 1024 * 1024:
-                if chunk:
-                    response = client.put_record_batch(
-                        DeliveryStreamName=stream_name, Records=[{"Data": d} for d in chunk]
-                    )
-                    failed += [
-                        d for d, r in zip(chunk, response["RequestResponses"], strict=True) if r.get("ErrorCode")
-                    ]
-                chunk, size = [], 0
-            if data is not None:
-                chunk.append(data)
-                size += len(data)
-        pending = failed
-        if not pending:
-            return 0
-    return len(pending)
 
 
 def firehose_data(record: Mapping[str, Any]) -> bytes:
@@ -255,3 +239,84 @@ def _duckdb_type(glue_type: str) -> str:
 
 def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+# -- writing to a lake stream -------------------------------------------------------------------------------------
+class FirehoseLakeWriter(Generic[T]):
+    """Appends records to a lake stream as JSON lines (`PutRecordBatch`), from any item via `to_record`.
+
+    A call takes at most 500 records and 4 MiB, and can fail per record while succeeding as a
+    call; failed records are retried a few times with backoff. `write` returns the events that
+    could still not be written, so the caller decides what that means for the request.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        stream_name: str,
+        to_record: Callable[[T], Mapping[str, Any]],
+        *,
+        max_attempts: int = 3,
+        backoff_seconds: float = 0.1,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.stream_name = stream_name
+        self.to_record = to_record
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self.sleep = sleep
+
+    def write(self, events: Sequence[T]) -> list[T]:
+        """Write `events`; returns those that could still not be written."""
+        lines = [(event, self.line(event)) for event in events]
+        chunks = lake_chunks(lines)
+        failed: list[T] = []
+        for number, chunk in enumerate(chunks):
+            try:
+                failed.extend(self._put(chunk))
+            except (ClientError, BotoCoreError):
+                logger.exception("lake stream %s refused a batch", self.stream_name)
+                failed.extend(event for rest in chunks[number:] for event, _ in rest)
+                break
+        return failed
+
+    def line(self, event: T) -> bytes:
+        record = self.to_record(event)
+        return (json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=_json_default) + "\n").encode()
+
+    def _put(self, chunk: list[tuple[T, bytes]]) -> list[T]:
+        pending = chunk
+        for attempt in range(1, self.max_attempts + 1):
+            response = self.client.put_record_batch(
+                DeliveryStreamName=self.stream_name, Records=[{"Data": data} for _, data in pending]
+            )
+            if not response.get("FailedPutCount"):
+                return []
+            results = response["RequestResponses"]
+            pending = [entry for entry, result in zip(pending, results, strict=True) if result.get("ErrorCode")]
+            if attempt < self.max_attempts:
+                self.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        return [event for event, _ in pending]
+
+
+def lake_chunks(lines: Sequence[tuple[T, bytes]]) -> list[list[tuple[T, bytes]]]:
+    """Batches within a `PutRecordBatch` call's limits (500 records, 4 MiB)."""
+    chunks: list[list[tuple[T, bytes]]] = []
+    current: list[tuple[T, bytes]] = []
+    size = 0
+    for entry in lines:
+        if current and (len(current) == LAKE_MAX_RECORDS or size + len(entry[1]) > LAKE_MAX_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += len(entry[1])
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

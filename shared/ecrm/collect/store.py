@@ -20,10 +20,8 @@ Keys:
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,10 +29,11 @@ from enum import StrEnum
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from ecrm.collect.models import CollectedEvent, Source
+from ecrm.collect.models import Source
 from ecrm.core.errors import Conflict
+from ecrm.lake import LAKE_MAX_BYTES, LAKE_MAX_RECORDS, FirehoseLakeWriter, lake_chunks  # noqa: F401 - re-exported
 
 _SERIALIZE = TypeSerializer().serialize
 _DESERIALIZE = TypeDeserializer().deserialize
@@ -43,8 +42,6 @@ logger = logging.getLogger(__name__)
 MAX_CLAIM_THREADS = 16
 MAX_BATCH_WRITE = 25
 MAX_UNPROCESSED_ROUNDS = 8
-LAKE_MAX_RECORDS = 500
-LAKE_MAX_BYTES = 4 * 1024 * 1024
 
 
 def _item(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -376,82 +373,3 @@ def _cancelled_at(exc: ClientError) -> list[int]:
         return []
     reasons = exc.response.get("CancellationReasons") or []
     return [i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"]
-
-
-# -- the lake -------------------------------------------------------------------------------------
-class FirehoseLakeWriter:
-    """Appends collected events to the lake stream as JSON lines (`PutRecordBatch`).
-
-    A call takes at most 500 records and 4 MiB, and can fail per record while succeeding as a
-    call; failed records are retried a few times with backoff. `write` returns the events that
-    could still not be written, so the caller decides what that means for the request.
-    """
-
-    def __init__(
-        self,
-        client: Any,
-        stream_name: str,
-        to_record: Callable[[CollectedEvent], Mapping[str, Any]],
-        *,
-        max_attempts: int = 3,
-        backoff_seconds: float = 0.1,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.client = client
-        self.stream_name = stream_name
-        self.to_record = to_record
-        self.max_attempts = max_attempts
-        self.backoff_seconds = backoff_seconds
-        self.sleep = sleep
-
-    def write(self, events: Sequence[CollectedEvent]) -> list[CollectedEvent]:
-        lines = [(event, self.line(event)) for event in events]
-        chunks = lake_chunks(lines)
-        failed: list[CollectedEvent] = []
-        for number, chunk in enumerate(chunks):
-            try:
-                failed.extend(self._put(chunk))
-            except (ClientError, BotoCoreError):
-                logger.exception("lake stream %s refused a batch", self.stream_name)
-                failed.extend(event for rest in chunks[number:] for event, _ in rest)
-                break
-        return failed
-
-    def line(self, event: CollectedEvent) -> bytes:
-        record = self.to_record(event)
-        return (json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=_json_default) + "\n").encode()
-
-    def _put(self, chunk: list[tuple[CollectedEvent, bytes]]) -> list[CollectedEvent]:
-        pending = chunk
-        for attempt in range(1, self.max_attempts + 1):
-            response = self.client.put_record_batch(
-                DeliveryStreamName=self.stream_name, Records=[{"Data": data} for _, data in pending]
-            )
-            if not response.get("FailedPutCount"):
-                return []
-            results = response["RequestResponses"]
-            pending = [entry for entry, result in zip(pending, results, strict=True) if result.get("ErrorCode")]
-            if attempt < self.max_attempts:
-                self.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-        return [event for event, _ in pending]
-
-
-def lake_chunks(lines: Sequence[tuple[CollectedEvent, bytes]]) -> list[list[tuple[CollectedEvent, bytes]]]:
-    chunks: list[list[tuple[CollectedEvent, bytes]]] = []
-    current: list[tuple[CollectedEvent, bytes]] = []
-    size = 0
-    for entry in lines:
-        if current and (len(current) == LAKE_MAX_RECORDS or size + len(entry[1]) > LAKE_MAX_BYTES):
-            chunks.append(current)
-            current, size = [], 0
-        current.append(entry)
-        size += len(entry[1])
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

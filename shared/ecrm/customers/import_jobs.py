@@ -255,7 +255,7 @@ class ImportPipeline:
         if parts:
             report_key = f"reports/{import_id}/errors.csv"
             self.s3.put_object(Bucket=self.bucket, Key=report_key, Body=merge_reports(parts), ContentType="text/csv")
-        self._delete_sources(import_id)
+        self._delete_sources(import_id, status.file_key)
         now = self.service.clock.now()
         fields: dict[str, Any] = {"status": "completed", "updated_at": now}
         if report_key:
@@ -279,12 +279,11 @@ class ImportPipeline:
         )
         return {"import_id": import_id, "status": "completed", "error_rows": final.error_rows}
 
-    def _delete_sources(self, import_id: str) -> None:
+    def _delete_sources(self, import_id: str, file_key: str) -> None:
         """The uploaded file and its chunks hold personal data: once imported, only the customers keep it
         (so an erasure reaches all of it). The error report, of rows that matched no one, expires by lifecycle."""
-        status, _ = self._request(import_id)
-        if is_drop(status.file_key):
-            self.s3.delete_object(Bucket=self.bucket, Key=status.file_key)
+        if is_drop(file_key):
+            self.s3.delete_object(Bucket=self.bucket, Key=file_key)
         for prefix in (f"uploads/{import_id}/", f"work/{import_id}/"):
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
