@@ -7,6 +7,8 @@
     ecrm import FILE         bulk-import customer records through the API, with a progress bar
     ecrm schemas generate    write events/schemas from the event models (`check` verifies them)
     ecrm redrive QUEUE       move a dead-letter queue's records back to their source queue
+    ecrm analysis ...        CLV, RFM, clusters and churn from any CSV of transactions
+    ecrm personalization ... evaluate recommenders offline; train the recommender
 
 Operator tooling (click, rich, moto, the CDK app) is imported lazily: this module ships in the
 common layer but no Lambda function imports it.
@@ -191,6 +193,25 @@ def redrive(queue: str, endpoint_url: str | None, max_messages: int) -> None:
     )
     click.echo(f"\nmoved {moved} record(s) in {time.monotonic() - started:.1f}s")
 
+
+def _register_engine_commands() -> None:
+    """Engine command groups live with their engines; importing a module attaches its commands."""
+    import importlib
+
+    from ecrm.analysis.commands import analysis
+    from ecrm.personalization.commands import personalization
+
+    for module in ("ecrm.analysis.stats_commands", "ecrm.analysis.model_commands", "ecrm.personalization.eval_commands"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as missing:
+            if missing.name != module:
+                raise
+    main.add_command(analysis)
+    main.add_command(personalization)
+
+
+_register_engine_commands()
 
 if __name__ == "__main__":
     main()
