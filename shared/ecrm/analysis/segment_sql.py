@@ -1,0 +1,336 @@
+"""The batch path: a segment rule as SQL over the lake, the same text on Athena and DuckDB.
+
+Two lake tables feed it (written by the analysis engine as it keeps its projection):
+
+- `segment_profiles`: one row per version of a customer's projection, typed columns derived
+  from the `FieldCatalog` (`a_<attribute>`, `t_<trait>`, `c_<channel>_<purpose>` consent
+  states, `i_<kind>` identity flags), `version` and `deleted` (merged or erased customers);
+- `behaviour_events`: what customers did (`event_type`, `occurred_at`, `amount`, `category`,
+  `channel`, `product_id`, `segment_id`), possibly delivered twice (at-least-once streams).
+
+The compiled query takes each customer's latest profile version, collapses duplicate events by
+(customer, event id), computes one aggregate per behaviour condition in a single pass over the
+events (`count_if`, `sum(CASE ...)`), and filters with the rule's boolean expression. Every leaf
+is wrapped so it is never NULL, which gives SQL the two-valued logic of the Python predicate.
+Time windows are compiled to literal timestamps from `now`, so no date function differs
+between the engines. Only functions both Athena (Trino) and DuckDB implement are used:
+`count_if`, `sum`, `max`, `coalesce`, `strpos`, `starts_with`, `substr`, `length`,
+`row_number() over (...)`.
+
+A shard (`Shard(index, count)`) restricts the query to customers whose id ends with one of a
+set of characters: ids end with a random Crockford base32 character, so shards are even.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from ecrm.analysis.predicate import Subject, period_start
+from ecrm.analysis.rules import (
+    DEFAULT_CATALOG,
+    EVENT_PROPERTY_TYPES,
+    SEGMENT_ENTERED,
+    SEGMENT_EXITED,
+    AllOf,
+    AnyOf,
+    AttributeCondition,
+    Comparison,
+    ConsentCondition,
+    EventCondition,
+    FieldCatalog,
+    FieldType,
+    IdentityCondition,
+    NotOf,
+    Rule,
+    SegmentCondition,
+    TraitCondition,
+    coerce,
+)
+
+SEGMENT_PROFILES = "segment_profiles"
+BEHAVIOUR_EVENTS = "behaviour_events"
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+_GLUE_TYPES: dict[FieldType, str] = {"string": "string", "number": "double", "boolean": "boolean", "date": "date"}
+
+BEHAVIOUR_EVENT_COLUMNS: list[tuple[str, str]] = [
+    ("customer_id", "string"),
+    ("event_id", "string"),
+    ("event_type", "string"),
+    ("occurred_at", "timestamp"),
+    ("amount", "double"),
+    ("category", "string"),
+    ("channel", "string"),
+    ("product_id", "string"),
+    ("segment_id", "string"),
+    ("recorded_at", "timestamp"),
+]
+
+
+def profile_columns(catalog: FieldCatalog = DEFAULT_CATALOG) -> list[tuple[str, str]]:
+    """The `segment_profiles` table's columns (name, Glue type) for a catalogue."""
+    columns = [("customer_id", "string"), ("version", "bigint"), ("deleted", "boolean"), ("updated_at", "timestamp")]
+    columns += [(f"a_{name}", _GLUE_TYPES[kind]) for name, kind in catalog.attributes.items()]
+    columns += [(f"t_{name}", _GLUE_TYPES[kind]) for name, kind in catalog.traits.items()]
+    columns += [
+        (consent_column(channel, purpose), "string")
+        for channel in catalog.consent_channels
+        for purpose in catalog.consent_purposes
+    ]
+    columns += [(f"i_{kind}", "boolean") for kind in catalog.identity_kinds]
+    return columns
+
+
+def consent_column(channel: str, purpose: str) -> str:
+    return f"c_{channel}_{purpose}"
+
+
+def profile_record(
+    subject: Subject,
+    *,
+    version: int,
+    updated_at: datetime,
+    deleted: bool = False,
+    catalog: FieldCatalog = DEFAULT_CATALOG,
+) -> dict[str, Any]:
+    """A `segment_profiles` row (JSON for the lake stream: dates ISO, timestamps ISO UTC)."""
+    record: dict[str, Any] = {
+        "customer_id": subject.customer_id,
+        "version": version,
+        "deleted": deleted,
+        "updated_at": _timestamp_text(updated_at),
+    }
+    for name in catalog.attributes:
+        record[f"a_{name}"] = _json_value(subject.attributes.get(name))
+    for name in catalog.traits:
+        record[f"t_{name}"] = _json_value(subject.traits.get(name))
+    for channel in catalog.consent_channels:
+        for purpose in catalog.consent_purposes:
+            record[consent_column(channel, purpose)] = subject.consents.get(f"{channel}:{purpose}")
+    for kind in catalog.identity_kinds:
+        record[f"i_{kind}"] = kind in subject.identities
+    return record
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _timestamp_text(value: datetime) -> str:
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.count <= len(CROCKFORD) or not 0 <= self.index < self.count:
+            raise ValueError(f"a shard is 0 <= index < count <= {len(CROCKFORD)}")
+
+    @property
+    def endings(self) -> list[str]:
+        """The id endings this shard owns (lower and upper case: ids may be written either way)."""
+        size = math.ceil(len(CROCKFORD) / self.count)
+        mine = CROCKFORD[self.index * size : (self.index + 1) * size]
+        return sorted({*mine, *mine.lower()})
+
+
+@dataclass(frozen=True)
+class LakeTables:
+    """How the query names the two tables: `ecrm_lake.segment_profiles` on Athena and locally alike."""
+
+    profiles: str
+    events: str
+
+    @classmethod
+    def in_database(cls, database: str) -> LakeTables:
+        return cls(profiles=f'"{database}"."{SEGMENT_PROFILES}"', events=f'"{database}"."{BEHAVIOUR_EVENTS}"')
+
+
+class _Compiler:
+    def __init__(self, catalog: FieldCatalog, now: datetime) -> None:
+        self.catalog = catalog
+        self.now = now
+        self.aggregates: list[str] = []
+
+    def aggregate(self, expression: str) -> str:
+        self.aggregates.append(expression)
+        return f"b.x{len(self.aggregates) - 1}"
+
+    def rule(self, rule: Rule) -> str:
+        if isinstance(rule, AllOf):
+            return "(" + " AND ".join(self.rule(r) for r in rule.all) + ")"
+        if isinstance(rule, AnyOf):
+            return "(" + " OR ".join(self.rule(r) for r in rule.any) + ")"
+        if isinstance(rule, NotOf):
+            return f"(NOT {self.rule(rule.not_)})"
+        if isinstance(rule, AttributeCondition):
+            return value_sql(f"p.a_{rule.attribute}", self.catalog.attributes[rule.attribute], rule.op, rule.value)
+        if isinstance(rule, TraitCondition):
+            return value_sql(f"p.t_{rule.trait}", self.catalog.traits[rule.trait], rule.op, rule.value)
+        if isinstance(rule, ConsentCondition):
+            column = f"p.{consent_column(rule.consent, rule.purpose)}"
+            if rule.state == "unknown":
+                return f"({column} IS NULL)"
+            return f"COALESCE({column} = {literal('string', rule.state)}, FALSE)"
+        if isinstance(rule, IdentityCondition):
+            return f"COALESCE(p.i_{rule.has_identity}, FALSE)"
+        if isinstance(rule, SegmentCondition):
+            return self.membership(rule.in_segment)
+        return self.behaviour(rule)
+
+    def behaviour(self, rule: EventCondition) -> str:
+        match = [f"e.event_type = {literal('string', rule.event)}", *self.window(rule)]
+        match += [value_sql(f"e.{w.property}", EVENT_PROPERTY_TYPES[w.property], w.op, w.value) for w in rule.where]
+        condition = " AND ".join(match)
+        tests = []
+        count = rule.count if rule.count is not None or rule.sum is not None else Comparison(op="gte", value=1)
+        if count is not None:
+            tests.append(quantity_sql(f"COALESCE({self.aggregate(f'count_if({condition})')}, 0)", count))
+        if rule.sum is not None:
+            total = self.aggregate(f"sum(CASE WHEN {condition} THEN e.amount END)")
+            tests.append(quantity_sql(f"COALESCE({total}, 0)", rule.sum))
+        return "(" + " AND ".join(tests) + ")"
+
+    def window(self, rule: EventCondition) -> list[str]:
+        now = f"e.occurred_at <= {timestamp_literal(self.now)}"
+        window = rule.window
+        if window is None:
+            return [now]
+        if window.last_days is not None:
+            return [f"e.occurred_at > {timestamp_literal(self.now - timedelta(days=window.last_days))}", now]
+        if window.this is not None:
+            return [f"e.occurred_at >= {timestamp_literal(period_start(window.this, self.now))}", now]
+        assert window.since is not None
+        bounds = [f"e.occurred_at >= {timestamp_literal(window.since)}", now]
+        if window.until is not None:
+            bounds.append(f"e.occurred_at < {timestamp_literal(window.until)}")
+        return bounds
+
+    def membership(self, segment_id: str) -> str:
+        segment, now = literal("string", segment_id), timestamp_literal(self.now)
+
+        def latest(kind: str) -> str:
+            return self.aggregate(
+                f"max(CASE WHEN e.event_type = {literal('string', kind)} AND e.segment_id = {segment} "
+                f"AND e.occurred_at <= {now} THEN e.occurred_at END)"
+            )
+
+        entered, exited = latest(SEGMENT_ENTERED), latest(SEGMENT_EXITED)
+        return f"({entered} IS NOT NULL AND ({exited} IS NULL OR {entered} > {exited}))"
+
+
+def audience_sql(
+    rule: Rule,
+    *,
+    now: datetime,
+    tables: LakeTables,
+    catalog: FieldCatalog = DEFAULT_CATALOG,
+    shard: Shard | None = None,
+    count_only: bool = False,
+) -> str:
+    """The customer ids matching `rule` at `now` (or their count), optionally for one shard."""
+    compiler = _Compiler(catalog, now)
+    where = compiler.rule(rule)
+    shard_filter = ""
+    if shard is not None:
+        endings = ", ".join(literal("string", c) for c in shard.endings)
+        shard_filter = f" AND substr(customer_id, length(customer_id), 1) IN ({endings})"
+    profiles = (
+        "latest AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY version DESC) AS rn "
+        f"FROM {tables.profiles} WHERE customer_id IS NOT NULL{shard_filter}) ranked WHERE rn = 1 AND NOT deleted)"
+    )
+    select = "SELECT count(*) AS customers" if count_only else "SELECT p.customer_id"
+    order = "" if count_only else " ORDER BY p.customer_id"
+    if not compiler.aggregates:
+        return f"WITH {profiles} {select} FROM latest p WHERE {where}{order}"
+    aggregates = ", ".join(f"{expression} AS x{number}" for number, expression in enumerate(compiler.aggregates))
+    events = (
+        "events AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY customer_id, event_id "
+        f"ORDER BY recorded_at) AS rn FROM {tables.events} WHERE customer_id IS NOT NULL{shard_filter}) ranked "
+        "WHERE rn = 1)"
+    )
+    behaviour = f"behaviour AS (SELECT e.customer_id, {aggregates} FROM events e GROUP BY e.customer_id)"
+    return (
+        f"WITH {profiles}, {events}, {behaviour} {select} FROM latest p "
+        f"LEFT JOIN behaviour b ON b.customer_id = p.customer_id WHERE {where}{order}"
+    )
+
+
+def value_sql(column: str, kind: FieldType, op: str, value: Any) -> str:
+    """One comparison that is never NULL: a missing value only satisfies `not_exists`."""
+    if op == "exists":
+        return f"({column} IS NOT NULL)"
+    if op == "not_exists":
+        return f"({column} IS NULL)"
+    if op in {"in", "not_in"}:
+        options = ", ".join(literal(kind, v) for v in value)
+        negation = "NOT " if op == "not_in" else ""
+        return f"COALESCE({column} {negation}IN ({options}), FALSE)"
+    if op == "between":
+        return f"COALESCE({column} BETWEEN {literal(kind, value[0])} AND {literal(kind, value[1])}, FALSE)"
+    if op == "contains":
+        return f"COALESCE(strpos({column}, {literal('string', value)}) > 0, FALSE)"
+    if op == "starts_with":
+        return f"COALESCE(starts_with({column}, {literal('string', value)}), FALSE)"
+    symbol = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+    return f"COALESCE({column} {symbol} {literal(kind, value)}, FALSE)"
+
+
+def quantity_sql(expression: str, comparison: Comparison) -> str:
+    value = comparison.value
+    if comparison.op == "between":
+        assert isinstance(value, list)
+        return f"{expression} BETWEEN {_number(value[0])} AND {_number(value[1])}"
+    symbol = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[comparison.op]
+    return f"{expression} {symbol} {_number(value)}"
+
+
+def literal(kind: FieldType, value: Any) -> str:
+    """A SQL literal both engines read the same way (texts quoted, numbers as DOUBLE, dates typed)."""
+    if kind == "string":
+        return "'" + str(value).replace("'", "''") + "'"
+    if kind == "number":
+        return _number(value)
+    if kind == "boolean":
+        return "TRUE" if value else "FALSE"
+    return f"DATE '{coerce('date', value).isoformat()}'"
+
+
+def _number(value: Any) -> str:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("numbers in rules are finite")
+    return f"CAST({number!r} AS DOUBLE)"
+
+
+def timestamp_literal(value: datetime) -> str:
+    utc = value.astimezone(UTC)
+    return f"TIMESTAMP '{utc:%Y-%m-%d %H:%M:%S}.{utc.microsecond:06d}'"
+
+
+def behaviour_record(customer_id: str, event: Any, *, recorded_at: datetime) -> dict[str, Any]:
+    """A `behaviour_events` row (JSON for the lake stream)."""
+    return {
+        "customer_id": customer_id,
+        "event_id": event.event_id,
+        "event_type": event.type,
+        "occurred_at": _timestamp_text(event.occurred_at),
+        "amount": event.amount,
+        "category": event.category,
+        "channel": event.channel,
+        "product_id": event.product_id,
+        "segment_id": event.segment_id,
+        "recorded_at": _timestamp_text(recorded_at),
+    }
+
+
+def lake_table_columns(catalog: FieldCatalog = DEFAULT_CATALOG) -> Mapping[str, list[tuple[str, str]]]:
+    return {SEGMENT_PROFILES: profile_columns(catalog), BEHAVIOUR_EVENTS: BEHAVIOUR_EVENT_COLUMNS}
