@@ -196,17 +196,11 @@ def redrive(queue: str, endpoint_url: str | None, max_messages: int) -> None:
 
 def _register_engine_commands() -> None:
     """Engine command groups live with their engines; importing a module attaches its commands."""
-    import importlib
-
+    from ecrm.analysis import model_commands, stats_commands  # noqa: F401 - attach their commands
     from ecrm.analysis.commands import analysis
+    from ecrm.personalization import eval_commands  # noqa: F401 - attaches its commands
     from ecrm.personalization.commands import personalization
 
-    for module in ("ecrm.analysis.stats_commands", "ecrm.analysis.model_commands", "ecrm.personalization.eval_commands"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as missing:
-            if missing.name != module:
-                raise
     main.add_command(analysis)
     main.add_command(personalization)
 
