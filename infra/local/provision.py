@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from infra.local import firehose
+from infra.local import athena, firehose
 from infra.local.runtime import FunctionRuntime, LocalFunction
 from infra.local.template import Resolver, Resource, Template
 from infra.settings import REPO_ROOT
@@ -37,6 +37,9 @@ EMULATED = {
     "AWS::Events::Rule(schedule)": "scheduler: a local clock fires the targets",
     "AWS::KinesisFirehose::DeliveryStream(format conversion)": (
         "firehose: JSON records written to S3 as Parquet with the Glue table's schema, on each put (no buffering)"
+    ),
+    "AWS::Athena::WorkGroup": (
+        "athena: moto keeps the work group; its queries run on DuckDB over the lake's Parquet, results as Athena's CSV"
     ),
 }
 
@@ -204,6 +207,22 @@ class Provisioner:
         arguments = firehose.delivery_stream_arguments(name, p, client.meta.service_model)
         arn = client.create_delivery_stream(**arguments)["DeliveryStreamARN"]
         self.resolver.record(r.logical_id, name, Arn=arn)
+
+    def _aws_athena_workgroup(self, r: Resource, p: dict[str, Any]) -> None:
+        """moto keeps the work group and its configuration; `infra.local.athena` runs its queries."""
+        name = p.get("Name") or self.name(r.logical_id, 128)
+        client = self.aws("athena")
+        client.create_work_group(**athena.work_group_arguments(name, p, client.meta.service_model))
+        engine = client.get_work_group(WorkGroup=name)["WorkGroup"]["Configuration"].get("EngineVersion", {})
+        self.resolver.record(
+            r.logical_id,
+            name,
+            **{
+                "WorkGroupConfiguration.EngineVersion.EffectiveEngineVersion": engine.get(
+                    "EffectiveEngineVersion", "Athena engine version 3"
+                )
+            },
+        )
 
     # -- storage --------------------------------------------------------------------------------
     def _aws_s3_bucket(self, r: Resource, p: dict[str, Any]) -> None:
