@@ -12,8 +12,10 @@ from ecrm.core.observability import Observability
 from ecrm.customers.models import CustomerDataErased
 from ecrm.customers.service import CustomerService
 from ecrm.customers.wiring import CustomersConfig, service_for
+from ecrm.schemas import load_all_event_models
 
 config = load_config(CustomersConfig)
+load_all_event_models()  # every engine's acknowledgement model, whatever engines this deployment has
 obs = Observability(config)
 # Every engine acknowledges with its own CustomerDataErased (same shape, its own source).
 consumer = EventConsumer(

@@ -44,6 +44,7 @@ class ApiFunction(Construct):
         environment: dict[str, str] | None = None,
         module: str = "api",
         memory_size: int = 1024,
+        timeout: Duration = Duration.seconds(10),
     ) -> None:
         super().__init__(scope, construct_id)
         self.routes = tuple(routes)
@@ -56,6 +57,7 @@ class ApiFunction(Construct):
             layers=[foundation.common_layer],
             environment=environment,
             memory_size=memory_size,
+            timeout=timeout,
             description=f"eCRM {engine} REST API",
         )
         integration = apigw.LambdaIntegration(self.handler.function, proxy=True, allow_test_invoke=False)

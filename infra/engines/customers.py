@@ -11,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
+from ecrm.analysis.rules import DEFAULT_CATALOG
 
 from infra.constructs.api_function import ApiFunction, ApiRoute
 from infra.constructs.engine_function import EngineFunction
@@ -65,6 +66,7 @@ class CustomersEngine(Construct):
             "IMPORT_BUCKET_NAME": self.bucket.bucket_name,
             "CUSTOMERS_SOURCE_PRIORITY": json.dumps(priority, separators=(",", ":")),
             "ERASURE_PARTICIPANTS": ",".join(erasure_participants),
+            "CUSTOMERS_PUBLISHED_ATTRIBUTES": ",".join(sorted(DEFAULT_CATALOG.attributes)),
         }
         region = self.node.try_get_context("ecrm:defaultPhoneRegion")
         if region:
@@ -153,6 +155,26 @@ class CustomersEngine(Construct):
                     "ConsentChanged",
                     "CustomerErased",
                 ],
+            ),
+        )
+        self.analysis = QueueConsumer(
+            self,
+            "AnalysisConsumer",
+            foundation=foundation,
+            engine="customers",
+            module="on_analysis_event",
+            environment=env,
+            batch_size=10,
+        )
+        self.table.grant_read_write_data(self.analysis.handler.function)
+        EventRuleToQueue(
+            self,
+            "AnalysisEventsRule",
+            foundation=foundation,
+            consumer=self.analysis,
+            description="Segment memberships and computed traits, shown on the profile",
+            pattern=events.EventPattern(
+                source=["ecrm.analysis"], detail_type=["SegmentEntered", "SegmentExited", "TraitsComputed"]
             ),
         )
         self.acks = QueueConsumer(

@@ -9,13 +9,14 @@ from constructs import Construct
 
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
+from infra.engines.analysis import AnalysisEngine
 from infra.engines.collect import CollectEngine
 from infra.engines.customers import CustomersEngine
 from infra.engines.platform import PlatformEngine
 from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
 
 # Engines that hold customer data and must acknowledge every erasure request.
-ERASURE_PARTICIPANTS = ("customers",)
+ERASURE_PARTICIPANTS = ("customers", "analysis")
 
 
 class PlatformStack(Stack):
@@ -36,6 +37,7 @@ class PlatformStack(Stack):
             self, "Customers", foundation=self.foundation, lake=self.lake, erasure_participants=ERASURE_PARTICIPANTS
         )
         self.collect = CollectEngine(self, "Collect", foundation=self.foundation, lake=self.lake)
+        self.analysis = AnalysisEngine(self, "Analysis", foundation=self.foundation, lake=self.lake)
 
         f = self.foundation
         CfnOutput(self, "ApiUrl", value=f.api.url, description="Base URL of the REST API")
@@ -45,3 +47,4 @@ class PlatformStack(Stack):
         CfnOutput(self, "CustomerClientId", value=f.customer_client.user_pool_client_id)
         CfnOutput(self, "LakeBucketName", value=self.lake.bucket.bucket_name)
         CfnOutput(self, "LakeDatabaseName", value=self.lake.database_name)
+        CfnOutput(self, "AthenaWorkGroup", value=self.analysis.workgroup.name)

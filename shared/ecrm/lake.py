@@ -320,3 +320,98 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# -- querying the lake with Athena ----------------------------------------------------------------------------------
+class QueryFailed(Exception):
+    """Athena could not run the query (bad SQL, missing table...): the reason is Athena's."""
+
+
+class AthenaLake:
+    """SQL over the lake through Amazon Athena: the same client code runs in the cloud and locally.
+
+    In the cloud Athena runs the query; on the local cloud its emulation runs the same SQL with
+    DuckDB over the same Parquet objects (`infra/local/athena.py`). Results land as CSV at the
+    work group's output location (`output_location` of the result), which is what audience builds
+    hand on as manifest parts.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        workgroup: str,
+        database: str,
+        poll_seconds: float = 0.25,
+        timeout_seconds: float = 600.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.workgroup = workgroup
+        self.database = database
+        self.poll_seconds = poll_seconds
+        self.timeout_seconds = timeout_seconds
+        self.sleep = sleep
+
+    def run(self, sql: str) -> AthenaResult:
+        """Start `sql`, wait for it, and describe the result (rows are read on demand)."""
+        started = self.client.start_query_execution(
+            QueryString=sql, QueryExecutionContext={"Database": self.database}, WorkGroup=self.workgroup
+        )
+        execution_id = started["QueryExecutionId"]
+        deadline = time.monotonic() + self.timeout_seconds
+        delay = self.poll_seconds
+        while True:
+            execution = self.client.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
+            state = execution["Status"]["State"]
+            if state == "SUCCEEDED":
+                return AthenaResult(
+                    self.client,
+                    execution_id,
+                    output_location=execution.get("ResultConfiguration", {}).get("OutputLocation", ""),
+                    scanned_bytes=int(execution.get("Statistics", {}).get("DataScannedInBytes", 0)),
+                )
+            if state in {"FAILED", "CANCELLED"}:
+                raise QueryFailed(execution["Status"].get("StateChangeReason", state))
+            if time.monotonic() > deadline:
+                self.client.stop_query_execution(QueryExecutionId=execution_id)
+                raise QueryFailed(f"the query did not finish within {self.timeout_seconds:.0f} s")
+            self.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def rows(self, sql: str, limit: int | None = None) -> tuple[list[str], list[dict[str, str | None]]]:
+        result = self.run(sql)
+        return result.columns(), list(result.rows(limit))
+
+
+class AthenaResult:
+    def __init__(self, client: Any, execution_id: str, *, output_location: str, scanned_bytes: int) -> None:
+        self.client = client
+        self.execution_id = execution_id
+        self.output_location = output_location
+        self.scanned_bytes = scanned_bytes
+        self._columns: list[str] | None = None
+
+    def columns(self) -> list[str]:
+        if self._columns is None:
+            page = self.client.get_query_results(QueryExecutionId=self.execution_id, MaxResults=1)
+            self._columns = [c["Name"] for c in page["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]]
+        return self._columns
+
+    def rows(self, limit: int | None = None) -> Any:
+        """Rows as dicts of strings (None for NULL), the header row skipped, paged as Athena pages."""
+        paginator = self.client.get_paginator("get_query_results")
+        columns: list[str] | None = None
+        seen = 0
+        for page in paginator.paginate(QueryExecutionId=self.execution_id):
+            columns = columns or [c["Name"] for c in page["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]]
+            self._columns = columns
+            for row in page["ResultSet"]["Rows"]:
+                values = [cell.get("VarCharValue") for cell in row["Data"]]
+                if seen == 0 and values == columns:
+                    seen = -1  # the header row of a SELECT
+                    continue
+                if limit is not None and max(seen, 0) >= limit:
+                    return
+                seen = max(seen, 0) + 1
+                yield dict(zip(columns, values, strict=False))

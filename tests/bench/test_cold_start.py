@@ -25,6 +25,7 @@ ENV = {
     "CUSTOMERS_TABLE_NAME": "ecrm-customers",
     "IMPORT_BUCKET_NAME": "ecrm-imports",
     "COLLECT_TABLE_NAME": "ecrm-collect",
+    "ANALYSIS_TABLE_NAME": "ecrm-analysis",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "bench",

@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from infra.constructs.api_function import ApiRoute
-from infra.engines import collect, customers, platform
+from infra.engines import analysis, collect, customers, platform
 from tests.infra.conftest import Synthesized, references
 
 pytestmark = pytest.mark.xdist_group("infra")
@@ -24,6 +24,7 @@ ENGINES: dict[str, tuple[ApiRoute, ...]] = {
     "platform": platform.ROUTES,
     "customers": customers.ROUTES,
     "collect": collect.ROUTES,
+    "analysis": analysis.ROUTES,
 }
 
 

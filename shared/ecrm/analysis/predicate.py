@@ -55,6 +55,7 @@ class BehaviourEvent:
     channel: str | None = None
     product_id: str | None = None
     segment_id: str | None = None
+    source: str | None = None
 
 
 @dataclass

@@ -67,6 +67,7 @@ BEHAVIOUR_EVENT_COLUMNS: list[tuple[str, str]] = [
     ("channel", "string"),
     ("product_id", "string"),
     ("segment_id", "string"),
+    ("source", "string"),
     ("recorded_at", "timestamp"),
 ]
 
@@ -328,6 +329,7 @@ def behaviour_record(customer_id: str, event: Any, *, recorded_at: datetime) -> 
         "channel": event.channel,
         "product_id": event.product_id,
         "segment_id": event.segment_id,
+        "source": event.source,
         "recorded_at": _timestamp_text(recorded_at),
     }
 

@@ -376,6 +376,21 @@ class ErasureRequest(BaseModel):
 
 
 # -- events ---------------------------------------------------------------------------------------
+class ProfileSnapshot(BaseModel):
+    """What other engines may know of a profile without asking the store (event-carried state).
+
+    Only the attributes the deployment publishes (`CUSTOMERS_PUBLISHED_ATTRIBUTES`, by default
+    those segmentation reads: no names, addresses or identity values), the kinds of identity the
+    customer has, and consent states by `channel:purpose`. `version` orders snapshots: a consumer
+    keeps the highest it has seen, so late or repeated deliveries change nothing.
+    """
+
+    version: int
+    attributes: dict[str, Scalar] = Field(default_factory=dict)
+    identity_types: list[str] = Field(default_factory=list)
+    consents: dict[str, ConsentState] = Field(default_factory=dict)
+
+
 class CustomerCreated(DomainEvent):
     """A record matched no existing customer: a new profile exists."""
 
@@ -386,6 +401,7 @@ class CustomerCreated(DomainEvent):
     record_source: str
     identity_types: list[str]
     created_at: datetime
+    snapshot: ProfileSnapshot | None = None
 
 
 class CustomerUpdated(DomainEvent):
@@ -398,6 +414,7 @@ class CustomerUpdated(DomainEvent):
     record_source: str
     changed: list[str]
     updated_at: datetime
+    snapshot: ProfileSnapshot | None = None
 
 
 class CustomersMerged(DomainEvent):
@@ -411,6 +428,7 @@ class CustomersMerged(DomainEvent):
     matched_by: list[str]
     reason: str
     merged_at: datetime
+    snapshot: ProfileSnapshot | None = None
 
 
 class ConsentChanged(DomainEvent):

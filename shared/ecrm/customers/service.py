@@ -44,12 +44,15 @@ from ecrm.customers.models import (
     InteractionRecorded,
     MergeRecord,
     PreferencesPatch,
+    ProfileSnapshot,
     UpsertResult,
 )
 from ecrm.customers.store import ConcurrentUpdate, CustomerStore, IdentityTaken
 
 MAX_ATTEMPTS = 8
 ENGINE = "customers"
+# What profile events carry for other engines by default: what segmentation reads, no names or addresses.
+DEFAULT_PUBLISHED_ATTRIBUTES = frozenset({"country", "city", "postal_code", "language", "tier", "gender", "birth_date"})
 
 
 class Publisher(Protocol):
@@ -66,6 +69,19 @@ class CustomerService:
     policy: MergePolicy = field(default_factory=MergePolicy)
     default_region: str | None = None
     erasure_participants: tuple[str, ...] = (ENGINE,)
+    published_attributes: frozenset[str] = DEFAULT_PUBLISHED_ATTRIBUTES
+
+    def snapshot(self, customer: Customer) -> ProfileSnapshot:
+        """The event-carried view of a profile other engines project (see `ProfileSnapshot`)."""
+        attributes = {k: v.value for k, v in customer.profile.items() if k in self.published_attributes}
+        if "language" in self.published_attributes and "language" not in attributes and customer.preferences.language:
+            attributes["language"] = customer.preferences.language
+        return ProfileSnapshot(
+            version=customer.version,
+            attributes=attributes,
+            identity_types=sorted({i.type for i in customer.identities}),
+            consents={f"{c.channel}:{c.purpose}": c.state for c in customer.consents},
+        )
 
     # -- upsert ---------------------------------------------------------------------------------
     def upsert(
@@ -113,6 +129,7 @@ class CustomerService:
                     record_source=record.source,
                     identity_types=sorted({i.type for i in identities}),
                     created_at=now,
+                    snapshot=self.snapshot(customer),
                 )
             )
             events += self._consent_events(customer.customer_id, consent_changes, now)
@@ -179,6 +196,11 @@ class CustomerService:
                 )
             )
         events += self._consent_events(survivor.customer_id, consent_changes, now)
+        latest = self.snapshot(survivor)
+        events = [
+            e.model_copy(update={"snapshot": latest}) if isinstance(e, CustomersMerged | CustomerUpdated) else e
+            for e in events
+        ]
         return UpsertResult(
             customer_id=survivor.customer_id,
             created=False,
@@ -231,6 +253,39 @@ class CustomerService:
             )
             for c in changes
         ]
+
+    # -- what the analysis engine computes ------------------------------------------------------
+    def record_analysis(
+        self,
+        customer_id: str,
+        *,
+        entered: Sequence[str] = (),
+        exited: Sequence[str] = (),
+        traits: dict[str, Any] | None = None,
+    ) -> Customer | None:
+        """Show segment memberships and computed traits on the profile (no event: the analysis engine owns them)."""
+        for _ in range(MAX_ATTEMPTS):
+            customer = self.store.load(customer_id)
+            if customer is None or customer.status != "active":
+                return None
+            segments = [s for s in customer.segments if s not in set(exited)]
+            segments += [s for s in entered if s not in segments]
+            merged_traits = {**customer.traits, **(traits or {})}
+            if segments == customer.segments and merged_traits == customer.traits:
+                return customer
+            customer.segments, customer.traits = segments, merged_traits
+            try:
+                self.store.save(
+                    customer,
+                    new_identities=[],
+                    unique_types=self.policy.unique_types,
+                    source="analysis",
+                    now=self.clock.now(),
+                )
+            except (IdentityTaken, ConcurrentUpdate):
+                continue
+            return customer
+        raise ServiceUnavailable("the customer is being changed concurrently; retry")
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, customer_id: str) -> Customer:
@@ -317,6 +372,7 @@ class CustomerService:
                         record_source=source,
                         changed=sorted(set(changed)),
                         updated_at=now,
+                        snapshot=self.snapshot(customer),
                     )
                 ],
                 correlation_id=correlation_id,

@@ -13,7 +13,7 @@ from ecrm.core.clock import SystemClock
 from ecrm.core.config import PublishingConfig
 from ecrm.core.publisher import EventPublisher
 from ecrm.customers.logic import DEFAULT_UNIQUE_TYPES, MergePolicy
-from ecrm.customers.service import CustomerService
+from ecrm.customers.service import DEFAULT_PUBLISHED_ATTRIBUTES, CustomerService
 from ecrm.customers.store import CustomerStore
 
 
@@ -27,6 +27,8 @@ class CustomersConfig(PublishingConfig):
     customers_default_phone_region: str | None = None
     erasure_participants: str = "customers"
     lake_customer_changes_stream_name: str = ""
+    # Attributes profile events carry for other engines (comma-separated); empty: the default set.
+    customers_published_attributes: str = ""
 
     def policy(self) -> MergePolicy:
         priority = {k: tuple(v) for k, v in json.loads(self.customers_source_priority).items()}
@@ -43,4 +45,6 @@ def service_for(config: CustomersConfig) -> CustomerService:
         policy=config.policy(),
         default_region=config.customers_default_phone_region,
         erasure_participants=tuple(p.strip() for p in config.erasure_participants.split(",") if p.strip()),
+        published_attributes=frozenset(a.strip() for a in config.customers_published_attributes.split(",") if a.strip())
+        or DEFAULT_PUBLISHED_ATTRIBUTES,
     )

@@ -1,0 +1,325 @@
+"""Analysis and segmentation in the cloud: projection table, lake tables, Athena work group,
+the real-time membership consumer, audience builds (Step Functions, Distributed Map), the API."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_athena as athena
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.constructs.api_function import ApiFunction, ApiRoute
+from infra.constructs.engine_function import EngineFunction
+from infra.constructs.engine_table import EngineTable
+from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
+from infra.constructs.foundation import Foundation
+from infra.constructs.lake import Lake
+from infra.constructs.nag import acknowledge
+from infra.constructs.scheduled_job import ScheduledJob
+from infra.constructs.workflow import Workflow
+from infra.settings import DeploymentSettings
+
+ROUTES = (
+    ApiRoute("POST", "/segments"),
+    ApiRoute("GET", "/segments"),
+    ApiRoute("POST", "/segments/preview"),
+    ApiRoute("GET", "/segments/{segment_id}"),
+    ApiRoute("POST", "/segments/{segment_id}/build"),
+    ApiRoute("GET", "/audiences/{audience_id}"),
+    ApiRoute("POST", "/analysis/olap"),
+)
+QUERY_RESULTS = "query-results/"
+AUDIENCES = "audiences/"
+CUSTOMER_EVENTS = ["CustomerCreated", "CustomerUpdated", "CustomersMerged", "ConsentChanged", "InteractionRecorded"]
+
+
+class AnalysisEngine(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, foundation: Foundation, lake: Lake) -> None:
+        super().__init__(scope, construct_id)
+        from ecrm.analysis.segment_sql import lake_table_columns
+
+        settings = foundation.settings
+        self.foundation = foundation
+        self.lake = lake
+        self.table = EngineTable(self, "Table", key=foundation.key, settings=settings, global_indexes=("gsi1",)).table
+        columns = lake_table_columns()
+        self.profiles = lake.add_table(
+            "SegmentProfiles",
+            table="segment_profiles",
+            columns=columns["segment_profiles"],
+            description="Segmentation's projection of customers, one row per version (catalogued fields only)",
+        )
+        self.behaviour = lake.add_table(
+            "BehaviourEvents",
+            table="behaviour_events",
+            columns=columns["behaviour_events"],
+            description="Orders, interactions and segment moves as segmentation reads them",
+        )
+        lake.bucket.add_lifecycle_rule(id="query-results-30-days", prefix=QUERY_RESULTS, expiration=Duration.days(30))
+        lake.bucket.add_lifecycle_rule(id="audiences-30-days", prefix=AUDIENCES, expiration=Duration.days(30))
+        self.workgroup = athena.CfnWorkGroup(
+            self,
+            "Queries",
+            name=f"{settings.prefix}-analysis",
+            description="eCRM analysis: segment previews, audience builds, OLAP",
+            recursive_delete_option=True,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                enforce_work_group_configuration=True,
+                publish_cloud_watch_metrics_enabled=True,
+                engine_version=athena.CfnWorkGroup.EngineVersionProperty(
+                    selected_engine_version="Athena engine version 3"
+                ),
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=f"s3://{lake.bucket.bucket_name}/{QUERY_RESULTS}",
+                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                        encryption_option="SSE_S3"
+                    ),
+                ),
+            ),
+        )
+        env = {
+            "ANALYSIS_TABLE_NAME": self.table.table_name,
+            "EVENT_BUS_NAME": foundation.bus.event_bus_name,
+            "LAKE_BUCKET_NAME": lake.bucket.bucket_name,
+            "LAKE_DATABASE": lake.database_name,
+            "ATHENA_WORKGROUP": self.workgroup.name,
+            "LAKE_SEGMENT_PROFILES_STREAM_NAME": self.profiles.stream_name,
+            "LAKE_BEHAVIOUR_EVENTS_STREAM_NAME": self.behaviour.stream_name,
+        }
+
+        # Real-time membership: customer store events and computed traits.
+        self.membership = QueueConsumer(
+            self,
+            "MembershipConsumer",
+            foundation=foundation,
+            engine="analysis",
+            module="on_customer_event",
+            environment=env,
+            batch_size=10,
+            max_concurrency=20,
+            timeout=Duration.seconds(60),
+        )
+        self._grant_projection(self.membership.handler)
+        EventRuleToQueue(
+            self,
+            "CustomerEventsRule",
+            foundation=foundation,
+            consumer=self.membership,
+            description="Customer changes and computed traits to real-time segment membership",
+            pattern=events.EventPattern(
+                source=["ecrm.customers", "ecrm.analysis"], detail_type=[*CUSTOMER_EVENTS, "TraitsComputed"]
+            ),
+        )
+        self.erasure = QueueConsumer(
+            self,
+            "ErasureConsumer",
+            foundation=foundation,
+            engine="analysis",
+            module="on_erasure_requested",
+            environment=env,
+            batch_size=1,
+        )
+        self._grant_projection(self.erasure.handler)
+        EventRuleToQueue(
+            self,
+            "ErasureRequestedRule",
+            foundation=foundation,
+            consumer=self.erasure,
+            description="Erasure requests to segmentation",
+            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
+        )
+
+        # Audience builds: plan, shards on the lake (Distributed Map), finish.
+        task = EngineFunction(
+            self,
+            "AudienceTask",
+            engine="analysis",
+            module="task_audience",
+            settings=settings,
+            layers=[foundation.common_layer],
+            environment=env,
+            timeout=Duration.minutes(15),
+            memory_size=1769,
+            description="eCRM analysis: audience build steps",
+        )
+        self._grant_projection(task)
+        self._grant_queries(task)
+        lake.bucket.grant_put(task.function, f"{AUDIENCES}*")
+        bucket_id = Stack.of(self).get_logical_id(lake.bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            task.role,
+            "AwsSolutions-IAM5",
+            "A build writes its manifest under the audiences prefix of the lake bucket.",
+            applies_to=[f"Resource::<{bucket_id}.Arn>/{AUDIENCES}*"],
+        )
+        self.builds = self._audience_workflow(task, settings)
+        env["AUDIENCE_STATE_MACHINE_ARN"] = self.builds.state_machine.state_machine_arn
+
+        self.api = ApiFunction(
+            self,
+            "Api",
+            foundation=foundation,
+            engine="analysis",
+            routes=ROUTES,
+            environment=env,
+            memory_size=1024,
+            timeout=Duration.seconds(29),
+        )
+        self._grant_table(self.api.handler)
+        self._grant_queries(self.api.handler)
+        self.builds.state_machine.grant_start_execution(self.api.function)
+
+        refresh = EngineFunction(
+            self,
+            "RefreshTask",
+            engine="analysis",
+            module="job_refresh_segments",
+            settings=settings,
+            layers=[foundation.common_layer],
+            environment=env,
+            description="eCRM analysis: membership builds for time-relative segments",
+        )
+        self._grant_table(refresh)
+        self.builds.state_machine.grant_start_execution(refresh.function)
+        ScheduledJob(
+            self,
+            "RefreshSchedule",
+            schedule="rate(1 hour)",
+            description="Segments whose rules change with time passing alone are reconciled hourly",
+            function=refresh.function,
+        )
+
+    def _grant_table(self, function: EngineFunction) -> None:
+        self.table.grant_read_write_data(function.function)
+        table_id = Stack.of(self).get_logical_id(self.table.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            function.role,
+            "AwsSolutions-IAM5",
+            "The engine's own table and its indexes (a build shard lists members through gsi1).",
+            applies_to=[f"Resource::<{table_id}.Arn>/index/*"],
+        )
+
+    def _grant_projection(self, function: EngineFunction) -> None:
+        """The projection table, both lake streams, and the bus (memberships and builds publish)."""
+        self._grant_table(function)
+        self.profiles.grant_put(function.function)
+        self.behaviour.grant_put(function.function)
+        self.foundation.bus.grant_put_events_to(function.function)
+
+    def _grant_queries(self, function: EngineFunction) -> None:
+        """Athena in the work group, the Glue tables, lake objects to read, query results to write."""
+        stack = Stack.of(self)
+        bucket: s3.IBucket = self.lake.bucket
+        workgroup_arn = stack.format_arn(service="athena", resource="workgroup", resource_name=self.workgroup.name)
+        function.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "athena:StartQueryExecution",
+                    "athena:GetQueryExecution",
+                    "athena:GetQueryResults",
+                    "athena:StopQueryExecution",
+                ],
+                resources=[workgroup_arn],
+            )
+        )
+        database = self.lake.database_name
+        function.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartitions"],
+                resources=[
+                    stack.format_arn(service="glue", resource="catalog"),
+                    stack.format_arn(service="glue", resource="database", resource_name=database),
+                    stack.format_arn(service="glue", resource="table", resource_name=f"{database}/*"),
+                ],
+            )
+        )
+        bucket.grant_read(function.function)
+        bucket.grant_put(function.function, f"{QUERY_RESULTS}*")
+        bucket_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            function.role,
+            "AwsSolutions-IAM5",
+            "Athena reads any table of the lake database and writes query results under its prefix; "
+            "CDK's S3 grants use action families.",
+            applies_to=[
+                "Action::s3:GetBucket*",
+                "Action::s3:GetObject*",
+                "Action::s3:List*",
+                "Action::s3:Abort*",
+                f"Resource::<{bucket_id}.Arn>/*",
+                f"Resource::<{bucket_id}.Arn>/{QUERY_RESULTS}*",
+                f"Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{database}/*",
+            ],
+        )
+
+    def _audience_workflow(self, task: EngineFunction, settings: DeploymentSettings) -> Workflow:
+        def step(name: str, payload: dict[str, object], result_path: str | None) -> tasks.LambdaInvoke:
+            return tasks.LambdaInvoke(
+                self,
+                name,
+                lambda_function=task.function,
+                payload=sfn.TaskInput.from_object(payload),
+                payload_response_only=True,
+                retry_on_service_exceptions=True,
+                result_path=result_path,
+            )
+
+        plan = step("Plan", {"action": "plan", "audience_id.$": "$.audience_id"}, "$.plan")
+        shard = step(
+            "Shard",
+            {
+                "action": "shard",
+                "audience_id.$": "$.audience_id",
+                "index.$": "$.index",
+                "count.$": "$.count",
+            },
+            None,
+        )
+        shard.add_retry(errors=["States.TaskFailed"], interval=Duration.seconds(5), max_attempts=2, backoff_rate=2)
+        shards = sfn.DistributedMap(
+            self,
+            "Shards",
+            items_path="$.plan.shards",
+            max_concurrency=16,
+            result_path="$.results",
+            comment="One shard of the audience per worker: the segment's SQL on the lake for ids ending so",
+        )
+        shards.item_processor(shard)
+        finish = step(
+            "Finish", {"action": "finish", "audience_id.$": "$.audience_id", "results.$": "$.results"}, "$.finished"
+        )
+        fail = step(
+            "MarkFailed",
+            {"action": "fail", "audience_id.$": "$.audience_id", "error.$": "$.error"},
+            sfn.JsonPath.DISCARD,
+        )
+        fail.next(sfn.Fail(self, "BuildFailed", error="AudienceBuildFailed", cause="see the audience's status"))
+        for state in (plan, shards, finish):
+            state.add_catch(fail, errors=["States.ALL"], result_path="$.error")
+        workflow = Workflow(
+            self,
+            "AudienceBuild",
+            settings=settings,
+            definition=plan.next(shards).next(finish).next(sfn.Succeed(self, "Built")),
+            timeout=Duration.hours(2),
+            comment="Audience build: plan, shards on the lake in parallel, manifest",
+        )
+        workflow.acknowledge_invokes(task.function)
+        acknowledge(
+            workflow.state_machine,
+            "AwsSolutions-IAM5",
+            "A Distributed Map runs its items as child executions of this state machine (CDK's own policy).",
+            applies_to=[
+                "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+                + '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"'
+                + Stack.of(self).get_logical_id(workflow.state_machine.node.default_child)  # type: ignore[arg-type]
+                + '"}]}]}'
+                + suffix
+                for suffix in (":*", "/*:*")
+            ],
+        )
+        return workflow

@@ -1,0 +1,131 @@
+"""How each customer store event (and computed traits) changes the analysis engine's projection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from ecrm.analysis.membership import MembershipService
+from ecrm.analysis.models import TraitsComputed
+from ecrm.analysis.projection import (
+    Change,
+    Projection,
+    apply_consent,
+    apply_snapshot,
+    apply_traits,
+    behaviour_from_interaction,
+)
+from ecrm.core.events import DomainEvent
+from ecrm.customers.models import (
+    ConsentChanged,
+    CustomerCreated,
+    CustomersMerged,
+    CustomerUpdated,
+    InteractionRecorded,
+    ProfileSnapshot,
+)
+
+
+def apply_customer_event(
+    service: MembershipService, event: Any, *, correlation_id: str | None = None
+) -> list[DomainEvent]:
+    catalog = service.catalog
+    if isinstance(event, CustomerCreated | CustomerUpdated):
+        at = event.created_at if isinstance(event, CustomerCreated) else event.updated_at
+        return _snapshot(service, event.customer_id, event.snapshot, at, event.detail_type, correlation_id)
+    if isinstance(event, ConsentChanged):
+        key = f"{event.channel}:{event.purpose}"
+        return service.apply(
+            event.customer_id,
+            lambda p: apply_consent(p, key, event.state, event.changed_at),
+            trigger=event.detail_type,
+            correlation_id=correlation_id,
+        )
+    if isinstance(event, InteractionRecorded):
+        behaviour = behaviour_from_interaction(
+            event.interaction_id, event.type, event.occurred_at, event.channel, event.properties, event.record_source
+        )
+        return service.apply(
+            event.customer_id,
+            lambda p: Change(),
+            new_events=[behaviour],
+            trigger=event.type,
+            correlation_id=correlation_id,
+        )
+    if isinstance(event, CustomersMerged):
+        published: list[DomainEvent] = []
+        moved = []
+        for loser in event.merged_ids:
+            moved += service.events_of(loser)
+            published += service.remove(
+                loser, status="merged", merged_into=event.survivor_id, trigger=event.detail_type
+            )
+        if moved:
+            service.write_behaviour(event.survivor_id, moved)
+        published += service.apply(
+            event.survivor_id,
+            lambda p: _merge_change(p, event.snapshot, event.merged_at, catalog),
+            new_events=moved,
+            trigger=event.detail_type,
+            correlation_id=correlation_id,
+        )
+        return published
+    if isinstance(event, TraitsComputed):
+        published = []
+        for scored in event.customers:
+            published += service.apply(
+                scored.customer_id,
+                _traits_of(scored.traits, event.computed_at, catalog),
+                trigger=f"traits:{event.model}",
+                correlation_id=correlation_id,
+            )
+        return published
+    return []
+
+
+def _traits_of(traits: dict[str, Any], at: datetime, catalog: Any) -> Callable[[Projection], Change]:
+    def take(projection: Projection) -> Change:
+        return apply_traits(projection, traits, at, catalog)
+
+    return take
+
+
+def _snapshot(
+    service: MembershipService,
+    customer_id: str,
+    snapshot: ProfileSnapshot | None,
+    at: Any,
+    trigger: str,
+    correlation_id: str | None,
+) -> list[DomainEvent]:
+    if snapshot is None:
+        return []
+
+    def take(projection: Projection) -> Change:
+        return apply_snapshot(
+            projection,
+            version=snapshot.version,
+            attributes=snapshot.attributes,
+            identity_types=snapshot.identity_types,
+            consents=snapshot.consents,
+            at=at,
+            catalog=service.catalog,
+        )
+
+    return service.apply(customer_id, take, trigger=trigger, correlation_id=correlation_id)
+
+
+def _merge_change(projection: Projection, snapshot: ProfileSnapshot | None, at: Any, catalog: Any) -> Change:
+    change = Change(everything=True)
+    if snapshot is not None:
+        apply_snapshot(
+            projection,
+            version=snapshot.version,
+            attributes=snapshot.attributes,
+            identity_types=snapshot.identity_types,
+            consents=snapshot.consents,
+            at=at,
+            catalog=catalog,
+        )
+    return change

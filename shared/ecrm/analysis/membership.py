@@ -1,0 +1,278 @@
+"""Real-time segment membership: apply one customer change, re-evaluate only what it can affect.
+
+For each event from the customer store (a profile snapshot, a consent, an interaction, a merge,
+computed traits) the service reads the customer (one query), applies the change to the
+projection (idempotently), and evaluates the segments whose rules read what changed. Entering or
+leaving a segment is itself a behaviour event (`segment_entered` / `segment_exited`), so segments
+built on other segments follow in the same call, up to a bounded depth. Every change is written to
+the lake too (the profile row and behaviour rows), which is what the batch path reads.
+
+Time passing alone can also change a result ("no email opened in 30 days"): the membership build
+(`ecrm.analysis.audiences`) reconciles time-relative segments on a schedule, nominating
+candidates from the lake and confirming each with this same predicate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from ecrm.analysis.models import Segment, SegmentEntered, SegmentExited
+from ecrm.analysis.predicate import BehaviourEvent, Predicate, compile_predicate
+from ecrm.analysis.projection import Change, Projection, millisecond
+from ecrm.analysis.rules import (
+    DEFAULT_CATALOG,
+    SEGMENT_ENTERED,
+    SEGMENT_EXITED,
+    Dependencies,
+    FieldCatalog,
+    Rule,
+    dependencies,
+)
+from ecrm.analysis.segment_sql import behaviour_record, profile_record
+from ecrm.analysis.store import AnalysisStore, CustomerState, ProjectionConflict
+from ecrm.core.clock import Clock
+from ecrm.core.errors import ServiceUnavailable
+from ecrm.core.events import DomainEvent
+from ecrm.core.ids import new_id
+
+MAX_ATTEMPTS = 6
+MAX_CASCADE = 5
+SEGMENT_CACHE_SECONDS = 30.0
+
+
+class Publisher(Protocol):
+    def publish_all(self, events: Sequence[DomainEvent], *, correlation_id: str | None = None) -> Any: ...
+
+
+class LakeSink(Protocol):
+    """Appends rows to a lake table (`ecrm.lake.FirehoseLakeWriter`); returns the rows it could not write."""
+
+    def write(self, events: Sequence[Mapping[str, Any]]) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class CompiledSegment:
+    segment: Segment
+    predicate: Predicate
+    depends_on: Dependencies
+
+
+class SegmentCatalogue:
+    """Dynamic segments compiled once and cached briefly: a consumer reads them on every event."""
+
+    def __init__(self, load: Callable[[], list[Segment]], catalog: FieldCatalog, ttl: float = SEGMENT_CACHE_SECONDS):
+        self._load = load
+        self._catalog = catalog
+        self._ttl = ttl
+        self._loaded_at = -1e9
+        self._compiled: list[CompiledSegment] = []
+
+    def dynamic(self) -> list[CompiledSegment]:
+        if time.monotonic() - self._loaded_at > self._ttl:
+            from pydantic import TypeAdapter
+
+            adapter: TypeAdapter[Rule] = TypeAdapter(Rule)
+            compiled = []
+            for segment in self._load():
+                if segment.kind != "dynamic" or segment.rule is None:
+                    continue
+                rule = adapter.validate_python(segment.rule)
+                compiled.append(CompiledSegment(segment, compile_predicate(rule, self._catalog), dependencies(rule)))
+            self._compiled = compiled
+            self._loaded_at = time.monotonic()
+        return self._compiled
+
+
+class LakeFailed(Exception):
+    """The lake stream refused rows: the event is retried (then parked in the DLQ)."""
+
+
+@dataclass
+class MembershipService:
+    store: AnalysisStore
+    publisher: Publisher
+    clock: Clock
+    profiles_lake: LakeSink
+    behaviour_lake: LakeSink
+    catalog: FieldCatalog = DEFAULT_CATALOG
+    segments: SegmentCatalogue | None = None
+    _published: list[DomainEvent] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        if self.segments is None:
+            self.segments = SegmentCatalogue(self.store.list_segments, self.catalog)
+
+    # -- applying changes -------------------------------------------------------------------------------------------
+    def apply(
+        self,
+        customer_id: str,
+        mutate: Callable[[Projection], Change],
+        *,
+        new_events: Sequence[BehaviourEvent] = (),
+        trigger: str,
+        correlation_id: str | None = None,
+    ) -> list[DomainEvent]:
+        """Apply `mutate` (and behaviour `new_events`) to the customer, then re-evaluate affected segments."""
+        for _ in range(MAX_ATTEMPTS):
+            state = self.store.load_customer(customer_id)
+            if state.projection.status in {"erased", "merged"}:
+                return []
+            expected = state.projection.version if state.exists else None
+            change = mutate(state.projection)
+            known = {e.event_id for e in state.events}
+            fresh = [e for e in new_events if e.event_id not in known]
+            change.events |= {e.type for e in fresh}
+            try:
+                self.store.save_projection(state.projection, expected_version=expected)
+            except ProjectionConflict:
+                continue
+            if fresh:
+                self.store.put_events(customer_id, fresh)
+                state.events.extend(fresh)
+            self._to_lake(state, fresh)
+            published = self._evaluate(state, change, trigger) if change else []
+            if published:
+                self.publisher.publish_all(published, correlation_id=correlation_id)
+            return published
+        raise ServiceUnavailable(f"customer {customer_id} kept changing concurrently")
+
+    def reevaluate(self, customer_id: str, *, trigger: str, only: set[str] | None = None) -> list[DomainEvent]:
+        """Evaluate a customer against every dynamic segment (or `only` these ids): builds and merges use it."""
+        state = self.store.load_customer(customer_id)
+        if not state.exists or state.projection.status != "active":
+            return []
+        published = self._evaluate(state, Change(everything=True), trigger, only=only)
+        if published:
+            self.publisher.publish_all(published)
+        return published
+
+    def _evaluate(
+        self, state: CustomerState, change: Change, trigger: str, only: set[str] | None = None
+    ) -> list[DomainEvent]:
+        assert self.segments is not None
+        now = self.clock.now()
+        published: list[DomainEvent] = []
+        pending = change
+        for _ in range(MAX_CASCADE):
+            subject = state.projection.subject(state.events)
+            moves: list[BehaviourEvent] = []
+            for compiled in self.segments.dynamic():
+                segment = compiled.segment
+                if only is not None and segment.segment_id not in only:
+                    continue
+                if not pending.touches(compiled.depends_on):
+                    continue
+                member = compiled.predicate(subject, now)
+                was_member = segment.segment_id in state.memberships
+                if member == was_member:
+                    continue
+                event = self._move(state, segment, member, now, trigger)
+                if event is not None:
+                    published.append(event)
+                    moves.append(
+                        BehaviourEvent(
+                            event_id=new_id("mbr_"),
+                            type=SEGMENT_ENTERED if member else SEGMENT_EXITED,
+                            occurred_at=millisecond(now),
+                            segment_id=segment.segment_id,
+                        )
+                    )
+            if not moves:
+                break
+            self.store.put_events(state.projection.customer_id, moves)
+            state.events.extend(moves)
+            self._write_lake(self.behaviour_lake, [self._behaviour_row(state, e) for e in moves])
+            pending = Change(events={SEGMENT_ENTERED, SEGMENT_EXITED})
+        return published
+
+    def _move(
+        self, state: CustomerState, segment: Segment, member: bool, now: datetime, trigger: str
+    ) -> DomainEvent | None:
+        customer_id = state.projection.customer_id
+        if member:
+            if not self.store.enter(customer_id, segment.segment_id, now):
+                return None
+            state.memberships[segment.segment_id] = now.isoformat()
+            return SegmentEntered(
+                segment_id=segment.segment_id,
+                segment_name=segment.name,
+                customer_id=customer_id,
+                entered_at=now,
+                trigger=trigger,
+            )
+        if not self.store.exit(customer_id, segment.segment_id):
+            return None
+        state.memberships.pop(segment.segment_id, None)
+        return SegmentExited(
+            segment_id=segment.segment_id,
+            segment_name=segment.name,
+            customer_id=customer_id,
+            exited_at=now,
+            trigger=trigger,
+        )
+
+    # -- removing customers -----------------------------------------------------------------------------------------
+    def remove(
+        self, customer_id: str, *, status: str, merged_into: str | None = None, trigger: str
+    ) -> list[DomainEvent]:
+        """Forget a customer (erased, or merged into another): exit their segments, tombstone the lake row."""
+        state = self.store.load_customer(customer_id)
+        now = self.clock.now()
+        segments = {s.segment.segment_id: s.segment for s in (self.segments.dynamic() if self.segments else [])}
+        left = self.store.delete_customer(customer_id)
+        published: list[DomainEvent] = [
+            SegmentExited(
+                segment_id=segment_id,
+                segment_name=segments[segment_id].name if segment_id in segments else segment_id,
+                customer_id=customer_id,
+                exited_at=now,
+                trigger=trigger,
+            )
+            for segment_id in left
+        ]
+        tombstone = Projection(customer_id, status=status, merged_into=merged_into)
+        row = profile_record(
+            tombstone.subject([]),
+            version=state.projection.version + 1,
+            updated_at=now,
+            deleted=True,
+            catalog=self.catalog,
+        )
+        self._write_lake(self.profiles_lake, [row])
+        if published:
+            self.publisher.publish_all(published)
+        return published
+
+    def events_of(self, customer_id: str) -> list[BehaviourEvent]:
+        return [
+            e for e in self.store.load_customer(customer_id).events if e.type not in {SEGMENT_ENTERED, SEGMENT_EXITED}
+        ]
+
+    # -- the lake ---------------------------------------------------------------------------------------------------
+    def _to_lake(self, state: CustomerState, fresh: Sequence[BehaviourEvent]) -> None:
+        """The current profile row, always (a redelivered event rewrites what a failed attempt may have missed)."""
+        now = self.clock.now()
+        subject = state.projection.subject([])
+        self._write_lake(
+            self.profiles_lake,
+            [profile_record(subject, version=state.projection.version, updated_at=now, catalog=self.catalog)],
+        )
+        if fresh:
+            self._write_lake(self.behaviour_lake, [self._behaviour_row(state, e) for e in fresh])
+
+    def _behaviour_row(self, state: CustomerState, event: BehaviourEvent) -> dict[str, Any]:
+        return behaviour_record(state.projection.customer_id, event, recorded_at=self.clock.now())
+
+    def write_behaviour(self, customer_id: str, events: Sequence[BehaviourEvent]) -> None:
+        self._write_lake(
+            self.behaviour_lake, [behaviour_record(customer_id, e, recorded_at=self.clock.now()) for e in events]
+        )
+
+    @staticmethod
+    def _write_lake(sink: LakeSink, rows: list[dict[str, Any]]) -> None:
+        if rows and sink.write(rows):
+            raise LakeFailed("the lake stream refused rows")
