@@ -185,6 +185,35 @@ class AnalysisEngine(Construct):
         )
         self._grant_table(refresh)
         self.builds.state_machine.grant_start_execution(refresh.function)
+        models = EngineFunction(
+            self,
+            "ModelJob",
+            engine="analysis",
+            module="job_train_models",
+            settings=settings,
+            layers=[foundation.common_layer, foundation.ml_layer],
+            environment=env,
+            timeout=Duration.minutes(15),
+            memory_size=int(self.node.try_get_context("ecrm:modelJobMemory") or 4096),
+            description="eCRM analysis: RFM, clusters, churn and CLV trained on the lake, traits published",
+        )
+        self.model_job = models
+        self._grant_queries(models)
+        self.foundation.bus.grant_put_events_to(models.function)
+        lake.bucket.grant_read_write(models.function, "models/*")
+        acknowledge(
+            models.role,
+            "AwsSolutions-IAM5",
+            "Model artifacts are versioned JSON under the models prefix of the lake bucket.",
+            applies_to=["Action::s3:DeleteObject*", f"Resource::<{bucket_id}.Arn>/models/*"],
+        )
+        ScheduledJob(
+            self,
+            "ModelSchedule",
+            schedule="cron(0 3 * * ? *)",
+            description="Models retrained nightly on the lake; traits written back to profiles",
+            function=models.function,
+        )
         ScheduledJob(
             self,
             "RefreshSchedule",

@@ -412,6 +412,9 @@ def _collection(ctx: TourContext) -> str:
     )
 
 
+import ecrm.demo_analysis  # noqa: E402, F401 - registers the analysis steps after the ones above
+
+
 def run_tour(ctx: TourContext, echo: Callable[[str], None] = print) -> int:
     failures = 0
     for number, (title, step) in enumerate(TOUR, start=1):
