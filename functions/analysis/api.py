@@ -1,6 +1,6 @@
 """REST API of the analysis engine: segments, previews, audience builds, OLAP.
 
-Marketers and analysts define segments; analysts (and admins) query OLAP. Rules are validated in
+Marketers and analysts define segments and query OLAP; admins may do everything; agents read. Rules are validated in
 two steps: their shape by the request model (a 422 naming the field), then against the field
 catalogue and the saved segments (a 422 `invalid-rule` listing each problem with its path).
 """

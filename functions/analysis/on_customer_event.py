@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.analysis.customer_events import apply_customer_event
 from ecrm.analysis.membership import MembershipService
 from ecrm.analysis.models import TraitsComputed
-from ecrm.analysis.wiring import AnalysisConfig, membership_for
+from ecrm.analysis.wiring import AnalysisConfig, flush_lake, membership_for
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
 from ecrm.core.observability import Observability
@@ -29,4 +29,7 @@ def handler(event: dict[str, Any], context: LambdaContext, injected: MembershipS
     def on_event(received: ReceivedEvent[Any]) -> None:
         apply_customer_event(service, received.data, correlation_id=received.metadata.correlation_id)
 
-    return consumer(event, context, on_event)
+    try:
+        return consumer(event, context, on_event)
+    finally:
+        flush_lake(service)

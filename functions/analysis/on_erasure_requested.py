@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.analysis.membership import MembershipService
 from ecrm.analysis.models import AnalysisDataErased
-from ecrm.analysis.wiring import AnalysisConfig, membership_for
+from ecrm.analysis.wiring import AnalysisConfig, flush_lake, membership_for
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
 from ecrm.core.observability import Observability
@@ -34,4 +34,7 @@ def handler(event: dict[str, Any], context: LambdaContext, injected: MembershipS
         ack = AnalysisDataErased(request_id=request.request_id, engine=ENGINE, erased_at=service.clock.now())
         service.publisher.publish_all([ack], correlation_id=received.metadata.correlation_id)
 
-    return consumer(event, context, on_event)
+    try:
+        return consumer(event, context, on_event)
+    finally:
+        flush_lake(service)

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.analysis.audiences import AudienceSteps
-from ecrm.analysis.wiring import AnalysisConfig, audience_steps_for
+from ecrm.analysis.wiring import AnalysisConfig, audience_steps_for, flush_lake
 from ecrm.core.config import load_config
 from ecrm.core.observability import Observability
 
@@ -17,6 +17,13 @@ obs = Observability(config)
 @obs.entrypoint()
 def handler(event: dict[str, Any], context: LambdaContext, injected: AudienceSteps | None = None) -> dict[str, Any]:
     steps = injected or audience_steps_for(config)
+    try:
+        return _run(steps, event)
+    finally:
+        flush_lake(steps.membership)
+
+
+def _run(steps: AudienceSteps, event: dict[str, Any]) -> dict[str, Any]:
     action = event.get("action")
     if action == "plan":
         return steps.plan(event["audience_id"])

@@ -448,8 +448,30 @@ def parsed_select(connection: Any, sql: str) -> dict[str, Any]:
 
 
 # -- running --------------------------------------------------------------------------------------
+_QUERY_LOCK = threading.Lock()
+_OBJECT_CACHE: dict[tuple[str, str], Path] = {}
+_CACHE_DIR: Path | None = None
+
+
+def _cache_dir() -> Path:
+    """Copies of lake objects, kept between queries (an object is immutable once written; keyed by its ETag)."""
+    global _CACHE_DIR
+    if _CACHE_DIR is None:
+        _CACHE_DIR = Path(tempfile.mkdtemp(prefix="ecrm-athena-objects-"))
+    return _CACHE_DIR
+
+
 def run_query(sql: str, *, database: str, account: str, region: str) -> QueryRun:
-    """Run one SELECT over moto's Glue tables and S3 objects; Athena's columns and value text."""
+    """Run one SELECT over moto's Glue tables and S3 objects; Athena's columns and value text.
+
+    Queries run one at a time (the local cloud has a couple of cores; parallel DuckDB runs over the
+    same copies only thrash), and objects are copied out of moto's S3 once, then reused.
+    """
+    with _QUERY_LOCK:
+        return _run_query(sql, database=database, account=account, region=region)
+
+
+def _run_query(sql: str, *, database: str, account: str, region: str) -> QueryRun:
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="ecrm-athena-") as workdir:
@@ -464,7 +486,9 @@ def run_query(sql: str, *, database: str, account: str, region: str) -> QueryRun
             connection.execute(f"USE {CATALOG}.{quote_identifier(database)}")
             for name, (arguments, body) in TRINO_MACROS.items():
                 connection.execute(f"CREATE OR REPLACE TEMP MACRO {name}({arguments}) AS {body}")
-            connection.execute(f"SET allowed_directories = [{sql_string(workdir + '/')}]")
+            connection.execute(
+                f"SET allowed_directories = [{sql_string(workdir + '/')}, {sql_string(str(_cache_dir()) + '/')}]"
+            )
             connection.execute("SET enable_external_access = false")
             connection.execute("SET lock_configuration = true")
             started = time.monotonic()
@@ -603,29 +627,29 @@ class LakeTables:
         parameters = table.get("Parameters") or {}
         location = (table.get("StorageDescriptor") or {}).get("Location") or ""
         if not keys:
-            for _, size, body in self._listing(location):
-                yield self._copy(body, size, {})
+            for url, size, item in self._listing(location):
+                yield self._copy(url, item, size, {})
         elif str(parameters.get("projection.enabled", "")).lower() == "true":
             template = parameters.get("storage.location.template") or (
                 location.rstrip("/") + "/" + "/".join(f"{k}=${{{k}}}" for k in keys) + "/"
             )
             pattern = _template_pattern(template, keys)
             folder = template.split("${", 1)[0].rsplit("/", 1)[0] + "/"
-            for key, size, body in self._listing(folder):
+            for key, size, item in self._listing(folder):
                 match = pattern.match(key)
                 if match:
                     values = {k: _partition_value(match.group(f"p{i}")) for i, k in enumerate(keys)}
-                    yield self._copy(body, size, values)
+                    yield self._copy(key, item, size, values)
         else:  # only the partitions registered in Glue, as Athena reads them
             db, name = table["DatabaseName"], table["Name"]
             for partition in self.glue.get_table(db, name).partitions.values():
                 described = partition.as_dict()
                 values = dict(zip(keys, described.get("Values") or [], strict=False))
-                for _, size, body in self._listing((described.get("StorageDescriptor") or {}).get("Location", "")):
-                    yield self._copy(body, size, values)
+                for url, size, item in self._listing((described.get("StorageDescriptor") or {}).get("Location", "")):
+                    yield self._copy(url, item, size, values)
 
-    def _listing(self, location: str) -> Iterator[tuple[str, int, bytes]]:
-        """(s3:// url, size, body) of the objects under a location Athena would read."""
+    def _listing(self, location: str) -> Iterator[tuple[str, int, Any]]:
+        """(s3:// url, size, moto's object) of the objects under a location Athena would read."""
         from moto.s3.exceptions import MissingBucket
 
         bucket, _, prefix = location.removeprefix("s3://").partition("/")
@@ -641,12 +665,16 @@ class LakeTables:
                 continue
             if any(part.startswith(("_", ".")) for part in relative.split("/")):
                 continue
-            yield f"s3://{bucket}/{item.name}", int(item.size), bytes(item.value)
+            yield f"s3://{bucket}/{item.name}", int(item.size), item
 
-    def _copy(self, body: bytes, size: int, partition: dict[str, str | None]) -> LakeObject:
-        self._copies += 1
-        path = self.workdir / f"{self._copies}.parquet"
-        path.write_bytes(body)
+    def _copy(self, url: str, item: Any, size: int, partition: dict[str, str | None]) -> LakeObject:
+        cache_key = (url, str(getattr(item, "etag", "")) + f":{size}")
+        path = _OBJECT_CACHE.get(cache_key)
+        if path is None or not path.exists():
+            self._copies += 1
+            path = _cache_dir() / f"{len(_OBJECT_CACHE)}-{self._copies}.parquet"
+            path.write_bytes(bytes(item.value))
+            _OBJECT_CACHE[cache_key] = path
         return LakeObject(path, size, partition)
 
     def _view_sql(self, objects: list[LakeObject], columns: list[tuple[str, str]], keys: list[tuple[str, str]]) -> str:

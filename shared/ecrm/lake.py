@@ -415,3 +415,30 @@ class AthenaResult:
                     return
                 seen = max(seen, 0) + 1
                 yield dict(zip(columns, values, strict=False))
+
+
+class LakeWriteFailed(Exception):
+    """A lake stream kept refusing rows: the invocation fails so its whole batch is delivered again."""
+
+
+class BufferedLakeWriter:
+    """Collects rows during one invocation and writes them in as few `PutRecordBatch` calls as possible.
+
+    A consumer handling a batch of ten events writes once per stream instead of ten times. `flush`
+    raises `LakeWriteFailed` when rows could not be written: the handler then fails as a whole and
+    the queue delivers the batch again, which is safe because every consumer that buffers rewrites
+    the customer's current rows on each delivery.
+    """
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self.pending: list[Any] = []
+
+    def write(self, events: Sequence[Any]) -> list[Any]:
+        self.pending.extend(events)
+        return []
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        if pending and self.writer.write(pending):
+            raise LakeWriteFailed(f"{len(pending)} lake rows could not all be written")

@@ -15,13 +15,21 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ecrm.analysis.membership import MembershipService
 from ecrm.analysis.models import AudienceBuilt
-from ecrm.analysis.segment_sql import Shard, audience_sql
+from ecrm.analysis.segment_sql import LakeTables, Shard, audience_sql
 from ecrm.analysis.segments import RULE, SegmentService
+
+CUSTOMERS_PER_SHARD = 250_000
+
+
+def customers_sql(tables: LakeTables) -> str:
+    """How many customers the lake holds (latest profile rows, deleted ones included: an upper bound)."""
+    return f"SELECT count(DISTINCT customer_id) AS customers FROM {tables.profiles}"  # noqa: S608 - a table name
 
 
 @dataclass
@@ -32,10 +40,18 @@ class AudienceSteps:
     bucket: str
 
     def plan(self, audience_id: str) -> dict[str, Any]:
+        """As many shards as the lake's customers need (about 250,000 each), at most the configured number."""
         build = self.segments.audience(audience_id)
+        counted = self.segments.lake.run(customers_sql(self.segments.tables))
+        first: dict[str, str | None] = next(iter(counted.rows(1)), {})
+        customers = int(first.get("customers") or 0)
+        shards = max(1, min(build.shards, math.ceil(customers / CUSTOMERS_PER_SHARD)))
+        if shards != build.shards:
+            self.segments.store.put_build(build.model_copy(update={"shards": shards}))
         return {
             "audience_id": audience_id,
-            "shards": [{"audience_id": audience_id, "index": i, "count": build.shards} for i in range(build.shards)],
+            "customers": customers,
+            "shards": [{"audience_id": audience_id, "index": i, "count": shards} for i in range(shards)],
         }
 
     def shard(self, audience_id: str, index: int, count: int) -> dict[str, Any]:

@@ -116,7 +116,12 @@ class MembershipService:
         trigger: str,
         correlation_id: str | None = None,
     ) -> list[DomainEvent]:
-        """Apply `mutate` (and behaviour `new_events`) to the customer, then re-evaluate affected segments."""
+        """Apply `mutate` (and behaviour `new_events`) to the customer, then re-evaluate affected segments.
+
+        New behaviour is written before the projection's conditional save: whoever saves next reads it,
+        so of two consumers applying events to one customer at once, the last to save sees both.
+        """
+        written: set[str] = set()
         for _ in range(MAX_ATTEMPTS):
             state = self.store.load_customer(customer_id)
             if state.projection.status in {"erased", "merged"}:
@@ -124,15 +129,17 @@ class MembershipService:
             expected = state.projection.version if state.exists else None
             change = mutate(state.projection)
             known = {e.event_id for e in state.events}
-            fresh = [e for e in new_events if e.event_id not in known]
+            fresh = [e for e in new_events if e.event_id not in known or e.event_id in written]
             change.events |= {e.type for e in fresh}
+            unwritten = [e for e in fresh if e.event_id not in known]
+            if unwritten:
+                self.store.put_events(customer_id, unwritten)
+                state.events.extend(unwritten)
+                written |= {e.event_id for e in unwritten}
             try:
                 self.store.save_projection(state.projection, expected_version=expected)
             except ProjectionConflict:
                 continue
-            if fresh:
-                self.store.put_events(customer_id, fresh)
-                state.events.extend(fresh)
             self._to_lake(state, fresh)
             published = self._evaluate(state, change, trigger) if change else []
             if published:
@@ -187,6 +194,7 @@ class MembershipService:
             state.events.extend(moves)
             self._write_lake(self.behaviour_lake, [self._behaviour_row(state, e) for e in moves])
             pending = Change(events={SEGMENT_ENTERED, SEGMENT_EXITED})
+            only = None  # segments defined on those that moved follow, whichever segments were asked for
         return published
 
     def _move(
@@ -224,6 +232,10 @@ class MembershipService:
         now = self.clock.now()
         segments = {s.segment.segment_id: s.segment for s in (self.segments.dynamic() if self.segments else [])}
         left = self.store.delete_customer(customer_id)
+        # The projection stays as a tombstone (no attributes): events still in flight for them are ignored.
+        self.store.save_projection(
+            Projection(customer_id, status=status, merged_into=merged_into), expected_version=None
+        )
         published: list[DomainEvent] = [
             SegmentExited(
                 segment_id=segment_id,

@@ -71,7 +71,7 @@ def olap_sql(request: OlapRequest, tables: LakeTables) -> str:
         )
     ctes = [
         "latest AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY version DESC) AS rn "
-        f"FROM {tables.profiles}) ranked WHERE rn = 1 AND NOT deleted)",
+        f"FROM {tables.profiles}) ranked WHERE rn = 1)",
         "events AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY customer_id, event_id "
         f"ORDER BY recorded_at) AS rn FROM {tables.events} WHERE event_type NOT IN {membership_kinds}{time_filter}) "
         "ranked WHERE rn = 1)",
@@ -87,7 +87,8 @@ def olap_sql(request: OlapRequest, tables: LakeTables) -> str:
         joins += " JOIN memberships m ON m.customer_id = e.customer_id"
     selected = [f"{DIMENSIONS[d]} AS {d}" for d in request.dimensions]
     selected += [f"{MEASURES[m]} AS {m}" for m in request.measures]
-    where = [_filter(f.dimension, f.op, f.value) for f in request.filters]
+    # Erased and merged customers' activity is not counted (a merge moved the loser's behaviour to the survivor).
+    where = ["NOT COALESCE(p.deleted, FALSE)", *(_filter(f.dimension, f.op, f.value) for f in request.filters)]
     sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM events e{joins}"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -134,10 +134,11 @@ def apply_consent(projection: Projection, key: str, state: str, at: datetime) ->
 def _set_consent(projection: Projection, key: str, state: str, at: datetime) -> set[str]:
     stamp = _iso(at)
     current = projection.consents.get(key)
-    if current is not None and (current[1] > stamp or current[0] == state):
+    if current is not None and current[1] > stamp:
         return set()
+    # A newer statement of the same state moves the time on, so an older opposite one arriving later stays ignored.
     projection.consents[key] = [state, stamp]
-    return {key}
+    return set() if current is not None and current[0] == state else {key}
 
 
 def apply_traits(

@@ -74,7 +74,9 @@ class AnalysisStore:
         events: list[BehaviourEvent] = []
         memberships: dict[str, str] = {}
         for item in self._query(
-            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": _s(customer_pk(customer_id))}
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": _s(customer_pk(customer_id))},
+            ConsistentRead=True,  # what the last conditional save and the events written before it left
         ):
             sk = item["sk"]
             if sk == "PROFILE":

@@ -16,7 +16,7 @@ from ecrm.core import aws
 from ecrm.core.clock import SystemClock
 from ecrm.core.config import PublishingConfig
 from ecrm.core.publisher import EventPublisher
-from ecrm.lake import AthenaLake, FirehoseLakeWriter
+from ecrm.lake import AthenaLake, BufferedLakeWriter, FirehoseLakeWriter
 
 
 class AnalysisConfig(PublishingConfig):
@@ -41,9 +41,18 @@ def membership_for(config: AnalysisConfig) -> MembershipService:
         store=AnalysisStore(aws.client("dynamodb"), config.analysis_table_name),
         publisher=EventPublisher(config.event_bus_name, aws.client("events")),
         clock=SystemClock(),
-        profiles_lake=FirehoseLakeWriter(firehose, config.lake_segment_profiles_stream_name, _rows),
-        behaviour_lake=FirehoseLakeWriter(firehose, config.lake_behaviour_events_stream_name, _rows),
+        profiles_lake=BufferedLakeWriter(FirehoseLakeWriter(firehose, config.lake_segment_profiles_stream_name, _rows)),
+        behaviour_lake=BufferedLakeWriter(
+            FirehoseLakeWriter(firehose, config.lake_behaviour_events_stream_name, _rows)
+        ),
     )
+
+
+def flush_lake(service: MembershipService) -> None:
+    """Write what the invocation buffered for the lake (raises so the whole batch is retried)."""
+    for sink in (service.profiles_lake, service.behaviour_lake):
+        if isinstance(sink, BufferedLakeWriter):
+            sink.flush()
 
 
 @cache
