@@ -26,6 +26,7 @@ ENV = {
     "IMPORT_BUCKET_NAME": "ecrm-imports",
     "COLLECT_TABLE_NAME": "ecrm-collect",
     "ANALYSIS_TABLE_NAME": "ecrm-analysis",
+    "PERSONALIZATION_TABLE_NAME": "ecrm-personalization",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "bench",
