@@ -8,14 +8,14 @@ Two lake tables feed it (written by the analysis engine as it keeps its projecti
 - `behaviour_events`: what customers did (`event_type`, `occurred_at`, `amount`, `category`,
   `channel`, `product_id`, `segment_id`), possibly delivered twice (at-least-once streams).
 
-The compiled query takes each customer's latest profile version, collapses duplicate events by
-(customer, event id), computes one aggregate per behaviour condition in a single pass over the
-events (`count_if`, `sum(CASE ...)`), and filters with the rule's boolean expression. Every leaf
+The compiled query takes each customer's latest profile version (a join on `max(version)`), keeps
+only the events some condition reads, collapses duplicate events by grouping on (customer, event
+id), computes one aggregate per behaviour condition in a second grouping per customer, and filters
+with the rule's boolean expression (measured in `tests/bench/test_segment_batch.py`). Every leaf
 is wrapped so it is never NULL, which gives SQL the two-valued logic of the Python predicate.
 Time windows are compiled to literal timestamps from `now`, so no date function differs
 between the engines. Only functions both Athena (Trino) and DuckDB implement are used:
-`count_if`, `sum`, `max`, `coalesce`, `strpos`, `starts_with`, `substr`, `length`,
-`row_number() over (...)`.
+`sum`, `max`, `coalesce`, `strpos`, `starts_with`, `substr`, `length`.
 
 A shard (`Shard(index, count)`) restricts the query to customers whose id ends with one of a
 set of characters: ids end with a random Crockford base32 character, so shards are even.
@@ -159,10 +159,11 @@ class _Compiler:
     def __init__(self, catalog: FieldCatalog, now: datetime) -> None:
         self.catalog = catalog
         self.now = now
-        self.aggregates: list[str] = []
+        # (kind, condition): kind "count" (matching events), "sum" (their amount), "latest" (their time)
+        self.aggregates: list[tuple[str, str]] = []
 
-    def aggregate(self, expression: str) -> str:
-        self.aggregates.append(expression)
+    def aggregate(self, kind: str, condition: str) -> str:
+        self.aggregates.append((kind, condition))
         return f"b.x{len(self.aggregates) - 1}"
 
     def rule(self, rule: Rule) -> str:
@@ -194,9 +195,9 @@ class _Compiler:
         tests = []
         count = rule.count if rule.count is not None or rule.sum is not None else Comparison(op="gte", value=1)
         if count is not None:
-            tests.append(quantity_sql(f"COALESCE({self.aggregate(f'count_if({condition})')}, 0)", count))
+            tests.append(quantity_sql(f"COALESCE({self.aggregate('count', condition)}, 0)", count))
         if rule.sum is not None:
-            total = self.aggregate(f"sum(CASE WHEN {condition} THEN e.amount END)")
+            total = self.aggregate("sum", condition)
             tests.append(quantity_sql(f"COALESCE({total}, 0)", rule.sum))
         return "(" + " AND ".join(tests) + ")"
 
@@ -220,8 +221,8 @@ class _Compiler:
 
         def latest(kind: str) -> str:
             return self.aggregate(
-                f"max(CASE WHEN e.event_type = {literal('string', kind)} AND e.segment_id = {segment} "
-                f"AND e.occurred_at <= {now} THEN e.occurred_at END)"
+                "latest",
+                f"e.event_type = {literal('string', kind)} AND e.segment_id = {segment} AND e.occurred_at <= {now}",
             )
 
         entered, exited = latest(SEGMENT_ENTERED), latest(SEGMENT_EXITED)
@@ -245,24 +246,39 @@ def audience_sql(
         endings = ", ".join(literal("string", c) for c in shard.endings)
         shard_filter = f" AND substr(customer_id, length(customer_id), 1) IN ({endings})"
     profiles = (
-        "latest AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY version DESC) AS rn "
-        f"FROM {tables.profiles} WHERE customer_id IS NOT NULL{shard_filter}) ranked WHERE rn = 1 AND NOT deleted)"
+        "versions AS (SELECT customer_id, max(version) AS version FROM "
+        f"{tables.profiles} WHERE customer_id IS NOT NULL{shard_filter} GROUP BY customer_id), "
+        f"latest AS (SELECT q.* FROM {tables.profiles} q JOIN versions v "
+        "ON v.customer_id = q.customer_id AND v.version = q.version WHERE NOT q.deleted)"
     )
-    select = "SELECT count(*) AS customers" if count_only else "SELECT p.customer_id"
+    select = "SELECT count(DISTINCT p.customer_id) AS customers" if count_only else "SELECT DISTINCT p.customer_id"
     order = "" if count_only else " ORDER BY p.customer_id"
     if not compiler.aggregates:
         return f"WITH {profiles} {select} FROM latest p WHERE {where}{order}"
-    aggregates = ", ".join(f"{expression} AS x{number}" for number, expression in enumerate(compiler.aggregates))
-    events = (
-        "events AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY customer_id, event_id "
-        f"ORDER BY recorded_at) AS rn FROM {tables.events} WHERE customer_id IS NOT NULL{shard_filter}) ranked "
-        "WHERE rn = 1)"
+    # Events are narrowed to those some condition reads before anything else (the scan can skip row
+    # groups), then deduplicated by grouping on (customer, event id): a duplicate is an identical copy,
+    # so each event counts once; then one row per customer.
+    relevant = " OR ".join(f"({condition})" for _, condition in compiler.aggregates)
+    per_event = ", ".join(
+        f"max(CASE WHEN {condition} THEN {_PER_EVENT[kind]} END) AS y{n}"
+        for n, (kind, condition) in enumerate(compiler.aggregates)
     )
-    behaviour = f"behaviour AS (SELECT e.customer_id, {aggregates} FROM events e GROUP BY e.customer_id)"
+    per_customer = ", ".join(
+        f"{'max' if kind == 'latest' else 'sum'}(y{n}) AS x{n}" for n, (kind, _) in enumerate(compiler.aggregates)
+    )
+    events = (
+        f"per_event AS (SELECT e.customer_id, e.event_id, {per_event} FROM {tables.events} e "
+        f"WHERE e.customer_id IS NOT NULL{shard_filter.replace('customer_id', 'e.customer_id')} AND ({relevant}) "
+        "GROUP BY e.customer_id, e.event_id)"
+    )
+    behaviour = f"behaviour AS (SELECT customer_id, {per_customer} FROM per_event GROUP BY customer_id)"
     return (
         f"WITH {profiles}, {events}, {behaviour} {select} FROM latest p "
         f"LEFT JOIN behaviour b ON b.customer_id = p.customer_id WHERE {where}{order}"
     )
+
+
+_PER_EVENT = {"count": "1", "sum": "e.amount", "latest": "e.occurred_at"}
 
 
 def value_sql(column: str, kind: FieldType, op: str, value: Any) -> str:
