@@ -12,8 +12,8 @@ from infra.local.cloud import LocalCloud
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # The tour's multi-source import at a size that keeps the suite quick (`ecrm demo` uses 2000).
-os.environ.setdefault("ECRM_DEMO_PEOPLE", "300")
-os.environ.setdefault("ECRM_DEMO_VISITORS", "60")
+os.environ.setdefault("ECRM_DEMO_PEOPLE", "200")
+os.environ.setdefault("ECRM_DEMO_VISITORS", "40")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from ecrm.demo import TourContext, run_tour, wait_for
 
 from infra.local.cloud import LocalCloud
@@ -24,6 +25,7 @@ def test_the_schedule_starts_the_self_check_which_succeeds(cloud: LocalCloud) ->
     assert json.loads(described["output"])["ping_id"].startswith("png_")
 
 
+@pytest.mark.timeout(1200)  # the whole tour, every engine, on one local cloud
 def test_the_demo_tour_passes(tour: TourContext) -> None:
     lines: list[str] = []
     assert run_tour(tour, echo=lines.append) == 0, "\n".join(lines)
