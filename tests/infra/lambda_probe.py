@@ -3,7 +3,7 @@
 Run by test_bundling.py as `python -I -S -B lambda_probe.py <spec.json>`: `-I` ignores PYTHON*
 variables and the user site, `-S` skips site-packages (so neither the repository nor the venv's
 editable `ecrm` is importable). The spec puts exactly the runtime's search path in front of the
-standard library: the function's code (/var/task), the layer (/opt/python), then the runtime's
+standard library: the function's code (/var/task), its layers (/opt/python), then the runtime's
 own packages (boto3 and friends, /var/runtime). Only the standard library is imported here.
 """
 
@@ -33,7 +33,8 @@ class Context:
 
 def main(spec_file: str) -> None:
     spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
-    sys.path[:0] = [spec["task_root"], spec["layer"], spec["runtime"]]
+    # Lambda extracts every layer into /opt/python; here each layer is its own directory, in layer order.
+    sys.path[:0] = [spec["task_root"], *spec["layers"], spec["runtime"]]
     result: dict[str, Any] = {"sys_path": list(sys.path), "site_imported": "site" in sys.modules}
     try:
         module = importlib.import_module(spec["module"])

@@ -33,6 +33,9 @@ PROBE = Path(__file__).with_name("lambda_probe.py")
 HEALTH_EVENT = REPO_ROOT / "events" / "samples" / "apigateway" / "rest_get_health_public.json"
 # What the Lambda Python runtime provides next to the layer (/var/runtime).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+# The ml layer's import packages (layers/ml/requirements.txt and their dependencies), with their bundled
+# shared libraries.
+ML_PACKAGES = ("numpy", "numpy.libs", "scipy", "scipy.libs", "sklearn", "joblib", "threadpoolctl")
 ELF_MACHINE = {"aarch64": 183, "x86_64": 62}
 REGION = "us-east-1"
 
@@ -126,18 +129,39 @@ def host_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+def link_packages(target: Path, names: tuple[str, ...]) -> Path:
+    """A directory of links to this venv's installs of the named top-level packages, modules or library folders."""
+    site = Path(importlib.util.find_spec("pytest").origin).parent.parent  # type: ignore[union-attr,arg-type]
+    for name in names:
+        spec = importlib.util.find_spec(name) if "." not in name else None
+        if spec is not None:
+            assert spec.origin, f"{name} has no origin"
+            origin = Path(spec.origin)
+            source = origin.parent if spec.submodule_search_locations else origin
+        else:
+            source = site / name
+            if not source.exists():  # a wheel without bundled libraries
+                continue
+        (target / source.name).symlink_to(source, target_is_directory=source.is_dir())
+    return target
+
+
+@pytest.fixture(scope="module")
+def ml_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for the ml layer: links to this venv's numpy, scipy and scikit-learn, nothing else."""
+    return link_packages(tmp_path_factory.mktemp("ml-layer"), ML_PACKAGES)
+
+
 @pytest.fixture(scope="module")
 def lambda_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A stand-in for /var/runtime: links to this venv's boto3 and its dependencies, nothing else."""
-    runtime = tmp_path_factory.mktemp("var-runtime")
-    for name in RUNTIME_PACKAGES:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None, f"{name} is not installed"
-        assert spec.origin, f"{name} has no origin"
-        origin = Path(spec.origin)
-        source = origin.parent if spec.submodule_search_locations else origin
-        (runtime / source.name).symlink_to(source, target_is_directory=source.is_dir())
-    return runtime
+    return link_packages(tmp_path_factory.mktemp("var-runtime"), RUNTIME_PACKAGES)
+
+
+def function_layers(function: dict[str, Any], common: Path, ml: Path) -> list[Path]:
+    """The stand-ins of the layers the function declares, in its order (the common layer always)."""
+    declared = [ref(layer) or "" for layer in function["Properties"].get("Layers", [])]
+    return [common, *(ml for name in declared if "MlLayer" in name)]
 
 
 def function_environment(function: dict[str, Any], logical_id: str) -> dict[str, str]:
@@ -168,7 +192,7 @@ def probe(
     tmp_path: Path,
     *,
     task_root: Path,
-    layer: Path,
+    layers: list[Path],
     runtime: Path,
     module: str,
     environment: dict[str, str],
@@ -179,7 +203,7 @@ def probe(
         json.dumps(
             {
                 "task_root": str(task_root),
-                "layer": str(layer),
+                "layers": [str(layer) for layer in layers],
                 "runtime": str(runtime),
                 "module": module,
                 "event": str(event) if event else None,
@@ -207,7 +231,11 @@ def probe(
 
 @pytest.fixture(scope="module")
 def probes(
-    synthesized: Synthesized, host_layer: Path, lambda_runtime: Path, tmp_path_factory: pytest.TempPathFactory
+    synthesized: Synthesized,
+    host_layer: Path,
+    ml_layer: Path,
+    lambda_runtime: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, dict[str, Any]]:
     """Every function of the stack, imported from its staged code asset; the API also invoked."""
     results = {}
@@ -216,7 +244,7 @@ def probes(
         results[logical_id] = probe(
             tmp_path_factory.mktemp(module),
             task_root=synthesized.asset_dir(function["Properties"]["Code"]["S3Key"]),
-            layer=host_layer,
+            layers=function_layers(function, host_layer, ml_layer),
             runtime=lambda_runtime,
             module=module,
             environment=function_environment(function, logical_id),
@@ -268,7 +296,7 @@ def test_functions_start_with_tracing_on(
     result = probe(
         tmp_path,
         task_root=synthesized.asset_dir(function["Properties"]["Code"]["S3Key"]),
-        layer=host_layer,
+        layers=[host_layer],
         runtime=lambda_runtime,
         module="api",
         environment={**function_environment(function, logical_id), "ECRM_TRACING": "true"},
