@@ -12,11 +12,12 @@ from infra.constructs.lake import Lake
 from infra.engines.analysis import AnalysisEngine
 from infra.engines.collect import CollectEngine
 from infra.engines.customers import CustomersEngine
+from infra.engines.personalization import PersonalizationEngine
 from infra.engines.platform import PlatformEngine
 from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
 
 # Engines that hold customer data and must acknowledge every erasure request.
-ERASURE_PARTICIPANTS = ("customers", "analysis")
+ERASURE_PARTICIPANTS = ("customers", "analysis", "personalization")
 
 
 class PlatformStack(Stack):
@@ -38,6 +39,9 @@ class PlatformStack(Stack):
         )
         self.collect = CollectEngine(self, "Collect", foundation=self.foundation, lake=self.lake)
         self.analysis = AnalysisEngine(self, "Analysis", foundation=self.foundation, lake=self.lake)
+        self.personalization = PersonalizationEngine(
+            self, "Personalization", foundation=self.foundation, lake=self.lake, analysis=self.analysis
+        )
 
         f = self.foundation
         CfnOutput(self, "ApiUrl", value=f.api.url, description="Base URL of the REST API")
@@ -48,3 +52,9 @@ class PlatformStack(Stack):
         CfnOutput(self, "LakeBucketName", value=self.lake.bucket.bucket_name)
         CfnOutput(self, "LakeDatabaseName", value=self.lake.database_name)
         CfnOutput(self, "AthenaWorkGroup", value=self.analysis.workgroup.name)
+        CfnOutput(
+            self,
+            "RecommenderTrainingFunctionName",
+            value=self.personalization.training_job.function.function_name,
+            description="Invoke it to retrain the recommender now (it also runs daily)",
+        )

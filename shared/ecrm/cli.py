@@ -198,7 +198,7 @@ def _register_engine_commands() -> None:
     """Engine command groups live with their engines; importing a module attaches its commands."""
     from ecrm.analysis import model_commands, stats_commands  # noqa: F401 - attach their commands
     from ecrm.analysis.commands import analysis
-    from ecrm.personalization import eval_commands  # noqa: F401 - attaches its commands
+    from ecrm.personalization import eval_commands, train_commands  # noqa: F401 - attach their commands
     from ecrm.personalization.commands import personalization
 
     main.add_command(analysis)

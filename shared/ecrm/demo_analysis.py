@@ -7,6 +7,7 @@ the customers and the shop's tracked orders already exist.
 from __future__ import annotations
 
 import json
+import random
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +36,23 @@ SEGMENTS: list[dict[str, Any]] = [
     },
 ]
 HISTORY_CATEGORIES_SOURCE = "erp-history"
+HISTORY_PRODUCTS_PER_CATEGORY = 5
+HISTORY_TASTE_SHARE = 0.6  # orders at the customer's own shelf position in the category, the rest at bestsellers
+
+
+def history_product_id(category: str, shelf: int) -> str:
+    """The backfilled orders' products: `<category>-<shelf>`, shelf 1 to HISTORY_PRODUCTS_PER_CATEGORY."""
+    return f"{category}-{shelf}"
+
+
+def _history_product(category: str, customer_index: int, rng: random.Random) -> str:
+    """A customer favours one shelf position in every category (a taste a recommender can learn); other orders
+    go to the category's bestsellers, the first shelves most."""
+    if rng.random() < HISTORY_TASTE_SHARE:
+        shelf = customer_index % HISTORY_PRODUCTS_PER_CATEGORY
+    else:
+        shelf = min(int(rng.expovariate(0.8)), HISTORY_PRODUCTS_PER_CATEGORY - 1)
+    return history_product_id(category, shelf + 1)
 
 
 def _queue_drained(ctx: TourContext, logical_prefix: str) -> bool:
@@ -118,6 +136,7 @@ def _backfill_order_history(ctx: TourContext) -> tuple[int, int]:
     tx = data.transactions.until(data.cutoff_day)
     now = datetime.now(UTC)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    products = random.Random(11)  # noqa: S311 - demo data, reproducible by seed
     records = []
     for n in range(len(tx)):
         index = int(tx.customer_index[n])
@@ -135,6 +154,7 @@ def _backfill_order_history(ctx: TourContext) -> tuple[int, int]:
                 "occurred_at": f"{day.isoformat()}T12:00:00.000Z",
                 "amount": float(tx.amount[n]),
                 "category": category,
+                "product_id": _history_product(category, index, products) if category else None,
                 "channel": "store",
                 "source": HISTORY_CATEGORIES_SOURCE,
                 "recorded_at": stamp,
@@ -203,3 +223,6 @@ def _olap(ctx: TourContext) -> str:
             f"{(row['average_order_value'] or 0):>10,.2f} {row['customers']:>10}"
         )
     return "top countries by revenue over the last 12 months" + "\n".join(table)
+
+
+import ecrm.demo_personalization  # noqa: E402, F401 - registers the personalization step after the ones above
