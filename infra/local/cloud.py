@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from infra.local import athena, dynamodb_transactions, firehose, s3_notifications
+from infra.local import athena, dynamodb_transactions, firehose, moto_hot_paths, s3_notifications
 from infra.local.gateway import LocalGateway, TokenVerifier
 from infra.local.pollers import QueuePoller
 from infra.local.provision import Provisioned, Provisioner
@@ -193,6 +193,7 @@ class LocalCloud:
         dynamodb_transactions.install()
         firehose.install()
         athena.install()
+        moto_hot_paths.install()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._moto.start()
 
