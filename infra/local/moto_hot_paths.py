@@ -1,4 +1,4 @@
-"""Two hot paths of moto made proportional to the work, used only by the embedded local cloud.
+"""Hot paths of moto made proportional to the work, used only by the embedded local cloud.
 
 moto 5.2.5, under the local cloud's steady polling of a dozen queues:
 - SQS computes *every* queue attribute, the three approximate counts included (three passes over
@@ -8,6 +8,10 @@ moto 5.2.5, under the local cloud's steady polling of a dozen queues:
   thousand events (a customer import feeding three engines) stalls every queue of the server,
   whose GIL they share. Here the retention period is read from the queue itself, and the counts
   are taken in one pass with one reading of the clock.
+- DynamoDB `Query` on a table's own key collects the partition by sorting *every* item of the
+  table and keeping those with the hash key: each read of one customer costs O(N log N) in the
+  table's size. Here the query sees only its partition's items (moto then filters and sorts them
+  as before); queries on an index are unchanged.
 - EventBridge applies each target's input transformation (the default one when the target has
   none) by parsing its JSONPath expressions afresh for every event and target, rebuilding the
   parser's tables each time. Here parsed expressions are kept (they are immutable; `find` does
@@ -20,13 +24,18 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from typing import Any
 
 from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_millis
+from moto.dynamodb.models.table import Table
 from moto.sqs.models import Queue, SQSBackend
 
 _installed = False
 MOTO_QUEUE_ATTRIBUTES: property = Queue.__dict__["attributes"]  # moto's own, kept to compare against
+_moto_query = Table.query
+_moto_all_items = Table.all_items
+_querying = threading.local()  # the (table, hash key) a query of this thread reads; moto serves from threads
 
 
 def is_message_valid_based_on_retention_period(self: SQSBackend, queue_name: str, message: Any) -> bool:
@@ -63,6 +72,28 @@ def queue_attributes(self: Queue) -> dict[str, Any]:
     return {key: str(value).lower() if isinstance(value, bool) else value for key, value in result.items()}
 
 
+def query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+    """`Table.query`, reading only the queried partition when it is the table's own key."""
+    if kwargs.get("index_name") or (len(args) >= 7 and args[6]) or hash_key is None:
+        return _moto_query(self, hash_key, *args, **kwargs)
+    _querying.partition = (self, hash_key)
+    try:
+        return _moto_query(self, hash_key, *args, **kwargs)
+    finally:
+        _querying.partition = None
+
+
+def all_items(self: Table) -> list[Any]:
+    """Every item, as moto lists them; inside a key query of this table, the queried partition's items."""
+    partition = getattr(_querying, "partition", None)
+    if partition is None or partition[0] is not self:
+        return _moto_all_items(self)
+    found = self.items.get(partition[1])
+    if found is None:
+        return []
+    return list(found.values()) if self.range_key_attr else [found]
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -72,6 +103,8 @@ def install() -> None:
     SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
         is_message_valid_based_on_retention_period
     )
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
     Queue.attributes = property(queue_attributes)  # type: ignore[assignment,method-assign]
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
     _installed = True

@@ -80,3 +80,64 @@ def test_input_transformation_selects_the_same_values_from_cached_paths() -> Non
             "ingestion-time": "2026-12-01T00:00:00Z",
         }
         assert EventTemplateParser.parse(template, paths, event) == {"kind": "CustomerCreated", "who": customer}
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    moto_hot_paths.install()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        client.create_table(
+            TableName="t",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g")],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "gsi1",
+                    "KeySchema": [
+                        {"AttributeName": "g", "KeyType": "HASH"},
+                        {"AttributeName": "sk", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+        for pk in ("a", "b", "c"):
+            for n in range(7):
+                item = {"pk": {"S": pk}, "sk": {"S": f"{'X' if n % 2 else 'Y'}#{n}"}, "n": {"N": str(n)}}
+                client.put_item(TableName="t", Item=item | ({"g": {"S": "even"}} if n % 2 == 0 else {}))
+        yield client
+
+
+def _all_pages(client: Any, **kwargs: Any) -> list[tuple[str, str]]:
+    keys = []
+    for page in client.get_paginator("query").paginate(TableName="t", **kwargs):
+        keys += [(item["pk"]["S"], item["sk"]["S"]) for item in page["Items"]]
+    return keys
+
+
+def test_a_key_query_reads_its_partition_with_moto_s_semantics(dynamodb: Any) -> None:
+    b = {":p": {"S": "b"}}
+    assert _all_pages(dynamodb, KeyConditionExpression="pk = :p", ExpressionAttributeValues=b) == [
+        ("b", f"X#{n}") for n in (1, 3, 5)
+    ] + [("b", f"Y#{n}") for n in (0, 2, 4, 6)]
+    assert _all_pages(
+        dynamodb,
+        KeyConditionExpression="pk = :p AND begins_with(sk, :x)",
+        ExpressionAttributeValues=b | {":x": {"S": "Y#"}},
+        ScanIndexForward=False,
+        PaginationConfig={"PageSize": 2},
+    ) == [("b", f"Y#{n}") for n in (6, 4, 2, 0)]
+    assert _all_pages(
+        dynamodb,
+        KeyConditionExpression="pk = :p",
+        FilterExpression="n > :n",
+        ExpressionAttributeValues=b | {":n": {"N": "4"}},
+    ) == [("b", "X#5"), ("b", "Y#6")]
+    assert _all_pages(dynamodb, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "zz"}}) == []
+    on_index = _all_pages(
+        dynamodb, IndexName="gsi1", KeyConditionExpression="g = :g", ExpressionAttributeValues={":g": {"S": "even"}}
+    )
+    assert sorted(on_index) == sorted((pk, f"Y#{n}") for pk in "abc" for n in (0, 2, 4, 6))
+    assert len(dynamodb.scan(TableName="t")["Items"]) == 21
