@@ -39,7 +39,7 @@ _querying = threading.local()  # the (table, hash key) a query of this thread re
 
 
 def is_message_valid_based_on_retention_period(self: SQSBackend, queue_name: str, message: Any) -> bool:
-    retention_period = int(self.get_queue(queue_name).message_retention_period)
+    retention_period = int(self.get_queue(queue_name).message_retention_period)  # type: ignore[attr-defined]
     return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
 
 
@@ -106,5 +106,5 @@ def install() -> None:
     Table.query = query  # type: ignore[method-assign]
     Table.all_items = all_items  # type: ignore[method-assign]
     Queue.attributes = property(queue_attributes)  # type: ignore[assignment,method-assign]
-    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
     _installed = True
