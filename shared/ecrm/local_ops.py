@@ -50,7 +50,9 @@ def print_banner(cloud: Any) -> None:
 def run_until_interrupted(cloud: Any) -> None:
     print_banner(cloud)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Both stop it cleanly, also when started in the background (where SIGINT is inherited as ignored).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             pass
