@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecrm.analysis.models import SegmentEntered, SegmentExited, TraitsComputed
 from ecrm.core.clock import Clock
@@ -30,7 +30,6 @@ from ecrm.customers.models import (
     ProfileSnapshot,
 )
 from ecrm.personalization.models import PersonalizationDataErased
-from ecrm.personalization.offer_service import Publisher
 from ecrm.personalization.projection import (
     CustomerProjection,
     HistoryPolicy,
@@ -42,6 +41,9 @@ from ecrm.personalization.projection import (
     merge_history,
 )
 from ecrm.personalization.store import PersonalizationStore, ProjectionConflict
+
+if TYPE_CHECKING:
+    from ecrm.personalization.offer_service import Publisher
 
 ENGINE = "personalization"
 MAX_ATTEMPTS = 6

@@ -14,15 +14,15 @@ from ecrm.core import aws
 from ecrm.core.clock import SystemClock
 from ecrm.core.config import PublishingConfig
 from ecrm.core.publisher import EventPublisher
-from ecrm.personalization.customer_events import ProjectionService
-from ecrm.personalization.offer_service import OfferService
 from ecrm.personalization.projection import PURCHASE_TYPES, HistoryPolicy
-from ecrm.personalization.recommendation_service import RecommendationService
 from ecrm.personalization.selection import SelectionRules
 from ecrm.personalization.store import PersonalizationStore
-from ecrm.personalization.template_service import TemplateService
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # each factory imports what it builds: a function loads only the services it runs
+    from ecrm.personalization.customer_events import ProjectionService
+    from ecrm.personalization.offer_service import OfferService
+    from ecrm.personalization.recommendation_service import RecommendationService
+    from ecrm.personalization.template_service import TemplateService
     from ecrm.personalization.training import TrainingJob
 
 
@@ -73,6 +73,10 @@ def publisher_for(config: PersonalizationConfig) -> EventPublisher:
 
 @cache
 def services_for(config: PersonalizationConfig) -> Services:
+    from ecrm.personalization.offer_service import OfferService
+    from ecrm.personalization.recommendation_service import RecommendationService
+    from ecrm.personalization.template_service import TemplateService
+
     store, clock = store_for(config), SystemClock()
     recommendations = RecommendationService(
         store, clock, rules=config.selection_rules(), history=config.history_policy()
@@ -83,6 +87,8 @@ def services_for(config: PersonalizationConfig) -> Services:
 
 @cache
 def projection_for(config: PersonalizationConfig) -> ProjectionService:
+    from ecrm.personalization.customer_events import ProjectionService
+
     return ProjectionService(store_for(config), publisher_for(config), SystemClock(), config.history_policy())
 
 
