@@ -173,15 +173,23 @@ class RecommendationService:
         return version
 
     def item_lists(self, version: str, items: Sequence[str]) -> dict[str, ItemLists]:
-        found = {i: self._lists[(version, i)] for i in items if (version, i) in self._lists}
+        """The lists of `items` from the warm cache (least recently used out first), the rest in one read.
+
+        Hits are marked used before the read's lists go in, so what the read evicts are other items; the
+        lists returned are this request's whatever the cache keeps.
+        """
+        found: dict[str, ItemLists] = {}
+        for i in items:
+            key = (version, i)
+            if key in self._lists:
+                self._lists.move_to_end(key)
+                found[i] = self._lists[key]
         missing = [i for i in dict.fromkeys(items) if i not in found]
         if missing:
             read = self.store.item_lists(version, missing)
             for i in missing:
                 found[i] = read.get(i, _NO_LISTS)
                 _remember(self._lists, (version, i), found[i], self.cache_size)
-        for i in found:
-            self._lists.move_to_end((version, i))
         return found
 
     def _popular_lists(self, version: str | None) -> PopularLists:

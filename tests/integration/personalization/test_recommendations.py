@@ -197,3 +197,27 @@ def test_a_request_reads_a_bounded_number_of_items_whatever_the_history(
     # batch and the candidates' catalogue entries in one batch; the second only the customer and the catalogue
     assert first == ["query", "get_item", "get_item", "batch_get_item", "batch_get_item"]
     assert second == ["query", "batch_get_item"]
+
+
+def test_a_warm_cache_smaller_than_a_request_still_serves_every_list(
+    store: PersonalizationStore, projections: ProjectionService, clock: FixedClock, rules: SelectionRules
+) -> None:
+    # Given a service whose cache of item lists holds 2, warmed with the lists of s1 and h1
+    write_model(store)
+    service = RecommendationService(store, clock, rules=rules, pointer_ttl_seconds=60, cache_size=2)
+    first, second = customer_id(), customer_id()
+    for customer, items in ((first, ("s1", "h1")), (second, ("s1", "h1", "s2"))):
+        projections.apply(created(customer, country="FR"))
+        for n, item in enumerate(items):
+            projections.apply(interaction(customer, item, at=NOW - timedelta(hours=3 - n)))
+    service.recommend(first, k=4)
+
+    # When a customer's list needs both cached lists and s2's, which the cache cannot all keep (reading s2's once
+    # evicted a hit before it was marked used: KeyError)
+    served = [item.item_id for item in service.recommend(second, k=4).items]
+    again = [item.item_id for item in service.recommend(second, k=4).items]
+
+    # Then the list comes from the neighbours of all three, the same each time
+    assert served == again
+    assert set(served) <= {"s3", "s4", "h2", "h3"}, served
+    assert {"s3", "h2"} <= set(served)
