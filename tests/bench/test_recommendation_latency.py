@@ -106,7 +106,7 @@ def _seed(model: Any, categories: dict[str, str]) -> list[str]:
     from ecrm.personalization.service_models import CatalogueItem
     from ecrm.personalization.store import PersonalizationStore
 
-    from tests.integration.personalization.conftest import RecordingPublisher, created, interaction
+    from tests.integration.personalization.conftest import RecordingPublisher, created, interaction, write_model
 
     table = os.environ["PERSONALIZATION_TABLE_NAME"]
     client = boto3.client("dynamodb", region_name=REGION)
@@ -118,17 +118,7 @@ def _seed(model: Any, categories: dict[str, str]) -> list[str]:
     )
     now = datetime.now(UTC)
     store = PersonalizationStore(client, table)
-    version = now.strftime("%Y%m%dT%H%M%S000Z")
-    store.write_model_lists(
-        version,
-        neighbours=model.neighbours,
-        together=model.bought_together,
-        popular=model.popular,
-        trending=model.trending,
-        by_category=model.popular_by_category,
-        expires_at=int((now + timedelta(days=30)).timestamp()),
-    )
-    store.activate_model(version, at=now)
+    write_model(store, model, now.strftime("%Y%m%dT%H%M%S000Z"))  # as the training job writes a version
     catalogue = [
         CatalogueItem(item_id=item, name=f"Item {item}", category=category, price=10.0 + n % 90, currency="EUR")
         for n, (item, category) in enumerate(categories.items())
