@@ -3,6 +3,8 @@ the real-time membership consumer, audience builds (Step Functions, Distributed 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_events as events
@@ -147,7 +149,7 @@ class AnalysisEngine(Construct):
             description="eCRM analysis: audience build steps",
         )
         self._grant_projection(task)
-        self._grant_queries(task)
+        self.grant_queries(task)
         lake.bucket.grant_put(task.function, f"{AUDIENCES}*")
         bucket_id = Stack.of(self).get_logical_id(lake.bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(
@@ -170,7 +172,7 @@ class AnalysisEngine(Construct):
             timeout=Duration.seconds(29),
         )
         self._grant_table(self.api.handler)
-        self._grant_queries(self.api.handler)
+        self.grant_queries(self.api.handler)
         self.builds.state_machine.grant_start_execution(self.api.function)
 
         refresh = EngineFunction(
@@ -198,7 +200,7 @@ class AnalysisEngine(Construct):
             description="eCRM analysis: RFM, clusters, churn and CLV trained on the lake, traits published",
         )
         self.model_job = models
-        self._grant_queries(models)
+        self.grant_queries(models)
         self.foundation.bus.grant_put_events_to(models.function)
         lake.bucket.grant_read_write(models.function, "models/*")
         acknowledge(
@@ -239,8 +241,12 @@ class AnalysisEngine(Construct):
         self.behaviour.grant_put(function.function)
         self.foundation.bus.grant_put_events_to(function.function)
 
-    def _grant_queries(self, function: EngineFunction) -> None:
-        """Athena in the work group, the Glue tables, lake objects to read, query results to write."""
+    def grant_queries(self, function: EngineFunction, tables: Sequence[str] = ()) -> None:
+        """Athena in the work group, the Glue tables, lake objects to read, query results to write.
+
+        `tables` narrows the grant to those lake tables (their catalogue entries and objects); by default any
+        table of the lake database. Other engines' jobs that query the lake use this too.
+        """
         stack = Stack.of(self)
         bucket: s3.IBucket = self.lake.bucket
         workgroup_arn = stack.format_arn(service="athena", resource="workgroup", resource_name=self.workgroup.name)
@@ -256,32 +262,45 @@ class AnalysisEngine(Construct):
             )
         )
         database = self.lake.database_name
+        table_names = list(tables) or ["*"]
         function.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartitions"],
                 resources=[
                     stack.format_arn(service="glue", resource="catalog"),
                     stack.format_arn(service="glue", resource="database", resource_name=database),
-                    stack.format_arn(service="glue", resource="table", resource_name=f"{database}/*"),
+                    *(
+                        stack.format_arn(service="glue", resource="table", resource_name=f"{database}/{table}")
+                        for table in table_names
+                    ),
                 ],
             )
         )
-        bucket.grant_read(function.function)
+        prefixes = [f"{table}/" for table in tables] or [""]
+        for prefix in prefixes:
+            bucket.grant_read(function.function, f"{prefix}*")
+        if tables:
+            bucket.grant_read(function.function, f"{QUERY_RESULTS}*")
         bucket.grant_put(function.function, f"{QUERY_RESULTS}*")
         bucket_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             function.role,
             "AwsSolutions-IAM5",
-            "Athena reads any table of the lake database and writes query results under its prefix; "
-            "CDK's S3 grants use action families.",
+            "Athena reads the Parquet objects of the lake tables the function queries (every partition; any "
+            "table unless named) and writes query results under their prefix; CDK's S3 grants use action "
+            "families.",
             applies_to=[
                 "Action::s3:GetBucket*",
                 "Action::s3:GetObject*",
                 "Action::s3:List*",
                 "Action::s3:Abort*",
-                f"Resource::<{bucket_id}.Arn>/*",
+                *(f"Resource::<{bucket_id}.Arn>/{prefix}*" for prefix in prefixes),
                 f"Resource::<{bucket_id}.Arn>/{QUERY_RESULTS}*",
-                f"Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{database}/*",
+                *(
+                    []
+                    if tables
+                    else [f"Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{database}/*"]
+                ),
             ],
         )
 

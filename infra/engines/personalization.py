@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
-from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.constructs.api_function import ApiFunction, ApiRoute
@@ -21,7 +20,7 @@ from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
 from infra.constructs.nag import acknowledge
 from infra.constructs.scheduled_job import ScheduledJob
-from infra.engines.analysis import QUERY_RESULTS, AnalysisEngine
+from infra.engines.analysis import AnalysisEngine
 
 ROUTES = (
     ApiRoute("GET", "/customers/{customer_id}/recommendations"),
@@ -133,53 +132,15 @@ class PersonalizationEngine(Construct):
         self.foundation.bus.grant_put_events_to(function.function)
 
     def _grant_training_reads(self, function: EngineFunction) -> None:
-        """Athena in the analysis work group over the two lake tables the job reads; its results; the model."""
-        stack = Stack.of(self)
+        """Athena over the two lake tables the job reads (through the analysis work group); the model JSON."""
+        analysis = self.analysis
+        analysis.grant_queries(function, tables=[analysis.profiles.table_name, analysis.behaviour.table_name])
         bucket = self.lake.bucket
-        workgroup = self.analysis.workgroup.name
-        function.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "athena:StartQueryExecution",
-                    "athena:GetQueryExecution",
-                    "athena:GetQueryResults",
-                    "athena:StopQueryExecution",
-                ],
-                resources=[stack.format_arn(service="athena", resource="workgroup", resource_name=workgroup)],
-            )
-        )
-        database = self.lake.database_name
-        tables = [self.analysis.profiles.table_name, self.analysis.behaviour.table_name]
-        function.function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"],
-                resources=[
-                    stack.format_arn(service="glue", resource="catalog"),
-                    stack.format_arn(service="glue", resource="database", resource_name=database),
-                    *(
-                        stack.format_arn(service="glue", resource="table", resource_name=f"{database}/{table}")
-                        for table in tables
-                    ),
-                ],
-            )
-        )
-        prefixes = [f"{table}/" for table in tables]
-        for prefix in [*prefixes, QUERY_RESULTS]:
-            bucket.grant_read(function.function, f"{prefix}*")
-        bucket.grant_put(function.function, f"{QUERY_RESULTS}*")
         bucket.grant_put(function.function, f"{MODELS}*")
-        bucket_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+        bucket_id = Stack.of(self).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             function.role,
             "AwsSolutions-IAM5",
-            "Athena reads the Parquet objects of the two lake tables the job queries (every partition) and writes "
-            "query results under their prefix; the model JSON goes under models/recommender/ with a versioned "
-            "name; CDK's S3 grants use action families.",
-            applies_to=[
-                "Action::s3:GetBucket*",
-                "Action::s3:GetObject*",
-                "Action::s3:List*",
-                "Action::s3:Abort*",
-                *(f"Resource::<{bucket_id}.Arn>/{prefix}*" for prefix in [*prefixes, QUERY_RESULTS, MODELS]),
-            ],
+            "The model JSON goes under models/recommender/ with a versioned name.",
+            applies_to=["Action::s3:Abort*", f"Resource::<{bucket_id}.Arn>/{MODELS}*"],
         )

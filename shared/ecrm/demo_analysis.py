@@ -55,7 +55,8 @@ def _history_product(category: str, customer_index: int, rng: random.Random) -> 
     return history_product_id(category, shelf + 1)
 
 
-def _queue_drained(ctx: TourContext, logical_prefix: str) -> bool:
+def queue_drained(ctx: TourContext, logical_prefix: str) -> bool:
+    """Whether the queue whose logical id starts with `logical_prefix` holds nothing, visible or in flight."""
     sqs = ctx.cloud.client("sqs")
     queue = ctx.cloud.physical_id("AWS::SQS::Queue", logical_prefix)
     counts = sqs.get_queue_attributes(
@@ -66,7 +67,7 @@ def _queue_drained(ctx: TourContext, logical_prefix: str) -> bool:
 
 def _wait_for_membership(ctx: TourContext, timeout: float = 900) -> None:
     wait_for(
-        lambda: _queue_drained(ctx, "AnalysisMembershipConsumerQueue"),
+        lambda: queue_drained(ctx, "AnalysisMembershipConsumerQueue"),
         timeout=timeout,
         interval=2,
         what="segmentation to process the customer store's events",
@@ -182,8 +183,8 @@ def _models(ctx: TourContext) -> str:
     ids = ctx.facts.get("segment_ids", [])
     wait_for(
         lambda: (
-            _queue_drained(ctx, "AnalysisMembershipConsumerQueue")
-            and _queue_drained(ctx, "CustomersAnalysisConsumerQueue")
+            queue_drained(ctx, "AnalysisMembershipConsumerQueue")
+            and queue_drained(ctx, "CustomersAnalysisConsumerQueue")
         ),
         timeout=900,
         interval=3,

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from ecrm.demo import TourContext, expect, tour_step, wait_for
-from ecrm.demo_analysis import HISTORY_PRODUCTS_PER_CATEGORY, history_product_id
+from ecrm.demo_analysis import HISTORY_PRODUCTS_PER_CATEGORY, history_product_id, queue_drained
 
 # The backfill's products by category (ecrm.analysis.synthetic.CATEGORIES), best sellers first.
 HISTORY_PRODUCT_NAMES = {
@@ -93,14 +93,6 @@ def _offers(segment_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _drained(ctx: TourContext, logical_prefix: str) -> bool:
-    queue = ctx.cloud.physical_id("AWS::SQS::Queue", logical_prefix)
-    counts = ctx.cloud.client("sqs").get_queue_attributes(
-        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return all(v == "0" for v in counts.values())
-
-
 def _best_offer(ctx: TourContext, token: str, customer: str, *, present: bool) -> dict[str, Any]:
     path = f"/customers/{customer}/next-best-offer?channel=email" + ("" if present else "&present=false")
     return dict(expect(ctx.call("GET", path, token=token), 200, "GET next-best-offer").body)
@@ -163,8 +155,8 @@ def _personalization(ctx: TourContext) -> str:
     ]
     wait_for(
         lambda: (
-            _drained(ctx, "PersonalizationCustomerEventConsumerQueue")
-            and _drained(ctx, "AnalysisMembershipConsumerQueue")
+            queue_drained(ctx, "PersonalizationCustomerEventConsumerQueue")
+            and queue_drained(ctx, "AnalysisMembershipConsumerQueue")
         ),
         timeout=300,
         interval=2,
