@@ -18,6 +18,7 @@ import platform
 import re
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -130,18 +131,19 @@ def host_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def link_packages(target: Path, names: tuple[str, ...]) -> Path:
-    """A directory of links to this venv's installs of the named top-level packages, modules or library folders."""
-    site = Path(importlib.util.find_spec("pytest").origin).parent.parent  # type: ignore[union-attr,arg-type]
+    """A directory of links to this venv's installs of the named packages or modules, and of the named wheel
+    library folders (`numpy.libs`; a wheel that bundles none has none)."""
     for name in names:
-        spec = importlib.util.find_spec(name) if "." not in name else None
-        if spec is not None:
+        if name.endswith(".libs"):
+            source = Path(sysconfig.get_paths()["purelib"]) / name
+            if not source.exists():
+                continue
+        else:
+            spec = importlib.util.find_spec(name)
+            assert spec is not None, f"{name} is not installed"
             assert spec.origin, f"{name} has no origin"
             origin = Path(spec.origin)
             source = origin.parent if spec.submodule_search_locations else origin
-        else:
-            source = site / name
-            if not source.exists():  # a wheel without bundled libraries
-                continue
         (target / source.name).symlink_to(source, target_is_directory=source.is_dir())
     return target
 
