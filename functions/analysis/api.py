@@ -28,6 +28,7 @@ from ecrm.analysis.olap import run_olap
 from ecrm.analysis.segments import SegmentService
 from ecrm.analysis.wiring import AnalysisConfig, segments_for
 from ecrm.core.api import EngineApi
+from ecrm.core.auth import Access
 from ecrm.core.config import load_config
 from ecrm.core.errors import InvalidInput
 from ecrm.core.observability import Observability
@@ -57,48 +58,61 @@ def deps() -> Deps:
     return app.context["deps"]
 
 
-@app.post("/segments", summary="Save a segment; a dynamic one gets its members at once, then stays current (201)")
+@app.post(
+    "/segments",
+    access=Access.staff(*SEGMENT_EDITORS),
+    summary="Save a segment; a dynamic one gets its members at once, then stays current (201)",
+)
 def create_segment(body: SegmentIn) -> tuple[Segment, int]:
-    principal = app.staff(SEGMENT_EDITORS)
-    return deps().segments.create(body, actor=principal.subject), 201
+    return deps().segments.create(body, actor=app.principal().actor), 201
 
 
-@app.get("/segments", summary="Every segment with its live member count")
+@app.get("/segments", access=Access.staff(), summary="Every segment with its live member count")
 def list_segments() -> SegmentList:
-    app.staff()
     return SegmentList(items=deps().segments.all())
 
 
-@app.get("/segments/<segment_id>", summary="A segment: definition, rule in words, live member count")
+@app.get(
+    "/segments/<segment_id>", access=Access.staff(), summary="A segment: definition, rule in words, live member count"
+)
 def get_segment(segment_id: SegmentId) -> Segment:
-    app.staff()
     return deps().segments.get(segment_id)
 
 
-@app.post("/segments/preview", summary="Count and sample of a rule not yet saved, on the lake")
+@app.post(
+    "/segments/preview",
+    access=Access.staff(*SEGMENT_EDITORS),
+    summary="Count and sample of a rule not yet saved, on the lake",
+)
 def preview_segment(body: PreviewIn) -> Preview:
-    app.staff(SEGMENT_EDITORS)
     try:
         return deps().segments.preview(body)
     except QueryFailed as failed:
         raise InvalidInput(f"the lake could not evaluate the rule: {failed}") from failed
 
 
-@app.post("/segments/<segment_id>/build", summary="Build the segment's audience on the lake (202)")
+@app.post(
+    "/segments/<segment_id>/build",
+    access=Access.staff(*SEGMENT_EDITORS),
+    summary="Build the segment's audience on the lake (202)",
+)
 def build_segment(segment_id: SegmentId) -> tuple[AudienceBuild, int]:
-    app.staff(SEGMENT_EDITORS)
     return deps().segments.build(segment_id), 202
 
 
-@app.get("/audiences/<audience_id>", summary="An audience build: status, count, manifest location")
+@app.get(
+    "/audiences/<audience_id>", access=Access.staff(), summary="An audience build: status, count, manifest location"
+)
 def get_audience(audience_id: AudienceId) -> AudienceBuild:
-    app.staff()
     return deps().segments.audience(audience_id)
 
 
-@app.post("/analysis/olap", summary="Measures by dimensions over customers' activity, from the lake")
+@app.post(
+    "/analysis/olap",
+    access=Access.staff(*ANALYSTS),
+    summary="Measures by dimensions over customers' activity, from the lake",
+)
 def olap(body: OlapRequest) -> OlapResult:
-    app.staff(ANALYSTS)
     try:
         return run_olap(body, deps().segments.lake)
     except QueryFailed as failed:

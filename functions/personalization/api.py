@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm import __version__
 from ecrm.core.api import EngineApi
+from ecrm.core.auth import Access
 from ecrm.core.config import load_config
 from ecrm.core.observability import Observability
 from ecrm.personalization.content import RenderedMessage, Template
@@ -71,24 +72,22 @@ def deps() -> Deps:
     return app.context["deps"]
 
 
-def _actor() -> str:
-    principal = app.principal()
-    return principal.email or principal.subject
-
-
 # -- recommendations ----------------------------------------------------------------------------------------
-@app.get("/customers/<customer_id>/recommendations", summary="Recommended items for a customer, in a slot")
+@app.get(
+    "/customers/<customer_id>/recommendations",
+    access=Access.staff(),
+    summary="Recommended items for a customer, in a slot",
+)
 def get_recommendations(
     customer_id: CustomerId,
     slot: Annotated[Slot, Query(description="for_you, similar (to item) or bought_together (with item)")] = "for_you",
     item: AboutItem = None,
     k: ListLength = 10,
 ) -> Recommendations:
-    app.staff()
     return deps().recommendations.recommend(customer_id, slot=slot, item=item, k=k)
 
 
-@app.get("/me/recommendations", summary="My recommended items")
+@app.get("/me/recommendations", access=Access.customer(), summary="My recommended items")
 def get_my_recommendations(
     k: ListLength = 10,
     slot: Annotated[Slot, Query()] = "for_you",
@@ -97,80 +96,97 @@ def get_my_recommendations(
     return deps().recommendations.recommend(app.customer_id(), slot=slot, item=item, k=k)
 
 
-@app.put("/items", summary="Add or replace up to 100 items of the catalogue recommendations filter by")
+@app.put(
+    "/items",
+    access=Access.staff(*EDITORS),
+    summary="Add or replace up to 100 items of the catalogue recommendations filter by",
+)
 def put_items(body: CatalogueBatch) -> CatalogueUpserted:
-    app.staff(EDITORS)
     return CatalogueUpserted(upserted=deps().recommendations.upsert_items(body.items))
 
 
 # -- offers ---------------------------------------------------------------------------------------------------
-@app.post("/offers", summary="Create an offer (201)")
+@app.post("/offers", access=Access.staff(*EDITORS), summary="Create an offer (201)")
 def create_offer(body: OfferIn) -> tuple[Offer, int]:
-    app.staff(EDITORS)
     return deps().offers.create(body, correlation_id=app.correlation_id), 201
 
 
-@app.get("/offers", summary="Every offer with its counters")
+@app.get("/offers", access=Access.staff(), summary="Every offer with its counters")
 def list_offers() -> OfferList:
-    app.staff()
     return OfferList(items=deps().offers.all())
 
 
-@app.get("/offers/<offer_id>", summary="An offer with its counters")
+@app.get("/offers/<offer_id>", access=Access.staff(), summary="An offer with its counters")
 def get_offer(offer_id: OfferId) -> Offer:
-    app.staff()
     return deps().offers.get(offer_id)
 
 
-@app.post("/offers/<offer_id>/acceptances", summary="Record that a customer took the offer up (201; 200 if known)")
+@app.post(
+    "/offers/<offer_id>/acceptances",
+    access=Access.staff(*OFFER_DESK),
+    summary="Record that a customer took the offer up (201; 200 if known)",
+)
 def accept_offer(offer_id: OfferId, body: AcceptanceIn) -> tuple[Acceptance, int]:
-    app.staff(OFFER_DESK)
     acceptance = deps().offers.accept(offer_id, body, correlation_id=app.correlation_id)
     return acceptance, 201 if acceptance.counted else 200
 
 
 @app.get(
     "/customers/<customer_id>/next-best-offer",
-    summary="The offer to show on a channel now, the same across channels; counted as presented unless present=false",
+    access=Access.staff(),
+    summary="The offer to show on a channel now, the same across channels; a look, unless present=true",
 )
 def get_next_best_offer(
     customer_id: CustomerId,
     channel: Annotated[OfferChannel, Query(description="The channel about to show the offer")],
-    present: Annotated[bool, Query(description="false: look only (nothing counted, no decision kept)")] = True,
+    present: Annotated[
+        bool,
+        Query(
+            description=(
+                "true: the channel is showing it now: counted as presented and the decision kept for every channel "
+                f"(groups: {', '.join(OFFER_DESK)}). Default: a look, which changes nothing"
+            )
+        ),
+    ] = False,
 ) -> NextBestOffer:
-    app.staff()
+    if present:  # presenting changes counters and budgets: explicit, and only for the groups that present offers
+        app.require_groups(OFFER_DESK)
     return deps().offers.next_best(customer_id, channel, present=present, correlation_id=app.correlation_id)
 
 
-@app.get("/me/offers", summary="Offers I can take up now, best first")
+@app.get("/me/offers", access=Access.customer(), summary="Offers I can take up now, best first")
 def get_my_offers() -> CustomerOffers:
     return deps().offers.for_customer(app.customer_id())
 
 
 # -- templates ------------------------------------------------------------------------------------------------
-@app.post("/templates", summary="Save a new template, validated now: a problem list with lines if it cannot (201)")
+@app.post(
+    "/templates",
+    access=Access.staff(*EDITORS),
+    summary="Save a new template, validated now: a problem list with lines if it cannot (201)",
+)
 def create_template(body: Annotated[Template, Body()]) -> tuple[TemplateSaved, int]:
-    app.staff(EDITORS)
-    return deps().templates.create(body, actor=_actor()), 201
+    return deps().templates.create(body, actor=app.principal().actor), 201
 
 
-@app.put("/templates/<template_id>", summary="Save a new version of a template (201)")
+@app.put("/templates/<template_id>", access=Access.staff(*EDITORS), summary="Save a new version of a template (201)")
 def save_template_version(template_id: TemplateId, body: Annotated[Template, Body()]) -> tuple[TemplateSaved, int]:
-    app.staff(EDITORS)
-    return deps().templates.save_version(template_id, body, actor=_actor()), 201
+    return deps().templates.save_version(template_id, body, actor=app.principal().actor), 201
 
 
-@app.get("/templates/<template_id>", summary="A template: the latest version, or ?version=")
+@app.get("/templates/<template_id>", access=Access.staff(), summary="A template: the latest version, or ?version=")
 def get_template(
     template_id: TemplateId, version: Annotated[int | None, Query(ge=1, description="Default: the latest")] = None
 ) -> StoredTemplate:
-    app.staff()
     return deps().templates.get(template_id, version)
 
 
-@app.post("/templates/<template_id>/preview", summary="Render a template for a customer, with their data")
+@app.post(
+    "/templates/<template_id>/preview",
+    access=Access.staff(),
+    summary="Render a template for a customer, with their data",
+)
 def preview_template(template_id: TemplateId, body: PreviewRequest) -> RenderedMessage:
-    app.staff()
     return deps().templates.preview(template_id, body)
 
 

@@ -94,7 +94,7 @@ def _offers(segment_id: str) -> list[dict[str, Any]]:
 
 
 def _best_offer(ctx: TourContext, token: str, customer: str, *, present: bool) -> dict[str, Any]:
-    path = f"/customers/{customer}/next-best-offer?channel=email" + ("" if present else "&present=false")
+    path = f"/customers/{customer}/next-best-offer?channel=email&present={str(present).lower()}"
     return dict(expect(ctx.call("GET", path, token=token), 200, "GET next-best-offer").body)
 
 

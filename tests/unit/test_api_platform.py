@@ -218,7 +218,7 @@ def test_a_ping_is_accepted_and_published_with_the_request_correlation_id(call, 
     assert detail["data"] == {
         "ping_id": reply.body["ping_id"],
         "message": "hello from the sample",
-        "requested_by": "marketer@example.com",
+        "requested_by": event["requestContext"]["authorizer"]["claims"]["sub"],  # the audit actor: the subject
         "requested_at": SAMPLE_NOW.isoformat().replace("+00:00", "Z"),
     }
 

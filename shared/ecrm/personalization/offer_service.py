@@ -4,11 +4,12 @@
 and publishes the offer events. A request reads the catalogue (one query), the counters of the offers in
 play (one BatchGetItem per 100 offers) and the customer (one query: projection, usage, remembered decision).
 
-When is an offer *presented*? When `GET /customers/{id}/next-best-offer?channel=` returns it: the caller is the
-channel about to show it (a page, an app screen, a message being rendered). The presentation is counted once
-per (decision, channel, offer), so a retried or repeated request within the decision window counts once, and
-`OfferPresented` is published when it is counted. `present=false` is a look without side effects (an agent's
-screen, a template preview): nothing is counted and no decision is remembered. `GET /me/offers` is the
+When is an offer *presented*? When the channel about to show it (a page, an app screen, a message being
+rendered) says so: `GET /customers/{id}/next-best-offer?channel=&present=true`, which only the groups that
+present offers may ask. The presentation is counted once per (decision, channel, offer), so a retried or
+repeated request within the decision window counts once, and `OfferPresented` is published when it is counted.
+Without `present=true` the request is a look without side effects (an analyst's question, an agent's screen, a
+template preview): nothing is counted and no decision is remembered, as a GET should be. `GET /me/offers` is the
 customer's own list of what they may take up, not a presentation.
 
 Acceptances are counted once per business key (`acceptance_id`), in one transaction with the customer's cap and

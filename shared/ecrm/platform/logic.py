@@ -13,7 +13,7 @@ def request_ping(body: PingRequest, principal: Principal, now: datetime) -> Ping
     return PingRequested(
         ping_id=new_id("png_"),
         message=body.message,
-        requested_by=principal.email or principal.username or principal.subject,
+        requested_by=principal.actor,
         requested_at=now,
     )
 

@@ -126,9 +126,18 @@ def test_offers_create_list_next_best_and_accept(
     status, problem = call(api_request("GET", "/customers/{customer_id}/next-best-offer", path_parameters=path))
     assert status == 422
     assert problem["errors"][0]["field"] == "channel"
+    # a GET without present=true is a look: the offer, and nothing counted or kept
     status, best = call(
         api_request("GET", "/customers/{customer_id}/next-best-offer", path_parameters=path, query={"channel": "email"})
     )
+    assert (status, best["offer"]["offer_id"]) == (200, offer["offer_id"])
+    assert publisher.of("OfferPresented") == []
+    # presenting is explicit, and not for analysts
+    presenting = {"channel": "email", "present": "true"}
+    nbo = "/customers/{customer_id}/next-best-offer"
+    assert call(api_request("GET", nbo, path_parameters=path, query=presenting, groups="analyst"))[0] == 403
+    assert publisher.of("OfferPresented") == []
+    status, best = call(api_request("GET", nbo, path_parameters=path, query=presenting))
     assert status == 200
     assert best["offer"]["offer_id"] == offer["offer_id"]
     assert best["decided_now"]
