@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import secrets
 import zlib
@@ -30,8 +31,11 @@ from pydantic import ValidationError
 from ecrm.collect.models import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
+    SERVER_KINDS,
+    USER_HASH_FIELD,
     Batch,
     CollectedEvent,
+    IdentityTrust,
     Message,
     MessageType,
     Rejection,
@@ -42,6 +46,7 @@ from ecrm.core.errors import EcrmError, InvalidInput
 from ecrm.core.ids import new_id
 
 WRITE_KEY_PREFIX = "wk_"
+IDENTITY_SECRET_PREFIX = "is_"  # noqa: S105 - a prefix that names the kind of secret, not a secret
 KEY_PREFIX_LENGTH = 10
 MESSAGE_ID_PREFIX = "msg_"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -86,12 +91,49 @@ def key_prefix(write_key: str) -> str:
     return write_key[:KEY_PREFIX_LENGTH]
 
 
+def new_identity_secret() -> str:
+    return IDENTITY_SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def sign_user_id(identity_secret: str, user_id: str) -> str:
+    """What the site's backend puts in `context.userHash`: hex HMAC-SHA256 of the user id.
+
+    The same construction as Intercom's identity verification, so a backend that already signs for
+    it needs only another secret.
+    """
+    return hmac.new(identity_secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def identity_trust(message: Message, source: Source, identity_secret: str | None) -> IdentityTrust:
+    """How far the customer store may believe this message's ids and traits (ADR 9)."""
+    if source.trusted:
+        return "trusted"
+    signature = message.context.get(USER_HASH_FIELD)
+    if not (identity_secret and message.user_id and isinstance(signature, str)):
+        return "unverified"
+    expected = sign_user_id(identity_secret, message.user_id)
+    return "verified" if hmac.compare_digest(expected, signature.strip().lower()) else "unverified"
+
+
+def identify_traits(message: Message) -> dict[str, Any]:
+    """An identify call's traits: top-level `traits` over `context.traits`.
+
+    The Segment spec allows traits in either place, and several Segment-compatible SDKs send identify
+    traits only in `context.traits`; on a conflict the top level wins.
+    """
+    in_context = message.context.get("traits")
+    if message.type != "identify" or not isinstance(in_context, dict):
+        return dict(message.traits)
+    return {**in_context, **message.traits}
+
+
 def new_source(body: SourceIn, write_key: str, now: datetime) -> Source:
     return Source(
         source_id=new_id("src_"),
         name=body.name,
         description=body.description,
         kind=body.kind,
+        trusted=body.kind in SERVER_KINDS,
         enabled=True,
         key_prefix=key_prefix(write_key),
         created_at=now,
@@ -281,7 +323,10 @@ def collected_event(
     source: Source,
     received_at: datetime,
     new_message_id: Callable[[], str] = lambda: new_id(MESSAGE_ID_PREFIX),
+    *,
+    identity_secret: str | None = None,
 ) -> CollectedEvent:
+    """The message as kept: server times, its trust level, and no signature (it has done its job)."""
     timestamp = _utc(message.timestamp)
     sent_at = _utc(message.sent_at)
     received = received_at.astimezone(UTC)
@@ -298,8 +343,9 @@ def collected_event(
         group_id=message.group_id,
         previous_id=message.previous_id,
         properties=message.properties,
-        traits=message.traits,
-        context=message.context,
+        traits=identify_traits(message),
+        context={k: v for k, v in message.context.items() if k != USER_HASH_FIELD},
+        identity_trust=identity_trust(message, source, identity_secret),
         timestamp=corrected_timestamp(timestamp, sent_at, received),
         original_timestamp=timestamp,
         sent_at=sent_at,

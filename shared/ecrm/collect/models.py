@@ -18,6 +18,20 @@ MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 
 MessageType = Literal["identify", "track", "page", "screen", "group", "alias"]
+IdentityTrust = Literal["trusted", "verified", "unverified"]
+"""How far the customer store may believe the ids and traits of a collected message (ADR 9):
+
+- `trusted`: a server-side source (its write key is a secret): ids and traits are facts;
+- `verified`: a client source (web, mobile: its write key is public) whose call carried a valid
+  `context.userHash`, the HMAC of the `userId` computed by the site's backend: the user id is proof,
+  the traits are claims;
+- `unverified`: a client source without a valid signature: the anonymous id is the only thing it
+  may attach events to; the user id and traits are claims.
+"""
+SERVER_KINDS = frozenset({"server"})
+"""Source kinds whose write key stays on a server, so whoever holds it is the company itself."""
+USER_HASH_FIELD = "userHash"
+"""`context.userHash`: hex HMAC-SHA256 of the `userId` with the source's identity secret."""
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
@@ -107,6 +121,10 @@ class CollectedEvent(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
+    identity_trust: IdentityTrust = Field(
+        default="unverified",
+        description="How far its ids and traits may be believed (ADR 9); absent means the least: unverified",
+    )
     timestamp: datetime = Field(description="When it happened: the client's time, corrected for clock skew")
     original_timestamp: datetime | None = Field(default=None, description="The client's own timestamp")
     sent_at: datetime | None = None
@@ -136,6 +154,11 @@ class Source(BaseModel):
     name: str
     description: str = ""
     kind: str = "web"
+    trusted: bool = Field(
+        default=False,
+        description="A server-side source: the identities and traits it sends are facts. Client sources "
+        "(web, ios, android, other) are not: their identities are claims unless the call is signed (ADR 9)",
+    )
     enabled: bool = True
     key_prefix: str = Field(description="The first characters of the current write key, to recognise it")
     created_at: datetime
@@ -145,6 +168,11 @@ class Source(BaseModel):
 class SourceWithKey(Source):
     write_key: str = Field(description="Shown once: only its hash is stored")
     previous_key_valid_until: datetime | None = None
+    identity_secret: str | None = Field(
+        default=None,
+        description="Client sources only, shown once: the site's backend signs each signed-in user id with it "
+        "(`context.userHash` = hex HMAC-SHA256 of the userId); keep it on the server, never in the page",
+    )
 
 
 # -- events ---------------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ class Publisher(Protocol):
 class CollectRepository(Protocol):
     """What the service needs of the table (`ecrm.collect.store.CollectStore`)."""
 
-    def create_source(self, source: Source, key_hash: str) -> None: ...
+    def create_source(self, source: Source, key_hash: str, identity_secret: str | None = None) -> None: ...
     def get_source(self, source_id: str) -> StoredSource | None: ...
     def list_sources(self) -> list[Source]: ...
     def save_source(self, stored: StoredSource, updated: Source) -> StoredSource: ...
@@ -121,6 +121,14 @@ class IngestUnavailable(ServiceUnavailable):
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who sent a tracking request: an enabled source, and the secret its user ids are signed with."""
+
+    source: Source
+    identity_secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class _CachedKey:
     match: KeyMatch | None
     cached_at: datetime
@@ -165,10 +173,12 @@ class CollectService:
 
     # -- sources --------------------------------------------------------------------------------
     def create_source(self, body: SourceIn) -> SourceWithKey:
+        """A source and its write key; a client source also gets the secret its backend signs user ids with."""
         write_key = logic.new_write_key()
         source = logic.new_source(body, write_key, self.clock.now())
-        self.store.create_source(source, logic.hash_write_key(write_key))
-        return SourceWithKey(**source.model_dump(), write_key=write_key)
+        identity_secret = None if source.trusted else logic.new_identity_secret()
+        self.store.create_source(source, logic.hash_write_key(write_key), identity_secret)
+        return SourceWithKey(**source.model_dump(), write_key=write_key, identity_secret=identity_secret)
 
     def list_sources(self) -> list[Source]:
         return self.store.list_sources()
@@ -204,7 +214,7 @@ class CollectService:
         return stored
 
     # -- ingestion ------------------------------------------------------------------------------
-    def authenticate(self, write_key: str | None) -> Source:
+    def authenticate(self, write_key: str | None) -> Caller:
         """The enabled source a write key belongs to; 401 for none or an unknown key, 403 if disabled."""
         if not write_key:
             raise WriteKeyRejected("a write key is required: send it as the username of HTTP Basic auth")
@@ -220,11 +230,11 @@ class CollectService:
             raise WriteKeyRejected("the write key is not valid")
         if not match.source.enabled:
             raise Forbidden(f"source {match.source.name} is disabled")
-        return match.source
+        return Caller(match.source, match.identity_secret)
 
     def ingest(
         self,
-        source: Source,
+        caller: Caller,
         messages: Sequence[IncomingMessage],
         rejections: Sequence[Rejection] = (),
         *,
@@ -232,7 +242,10 @@ class CollectService:
     ) -> IngestResult:
         """Accept the valid messages of one request, once each; see the module docstring."""
         now = self.clock.now()
-        events, repeated = logic.first_occurrences(logic.collected_event(m.message, source, now) for m in messages)
+        source = caller.source
+        events, repeated = logic.first_occurrences(
+            logic.collected_event(m.message, source, now, identity_secret=caller.identity_secret) for m in messages
+        )
         token = new_id("clm_")
         expires_at = now + DEDUPE_WINDOW
         outcomes = self._claim(source, events, token, now, expires_at)

@@ -3,7 +3,10 @@
 
 Keys:
 - source: `SOURCE#<id>` / `SOURCE` -> `doc` (the `Source` JSON), `key_hash`, `previous_key_hash`,
-  `previous_key_valid_until`, optimistic `version`. A copy of `doc` sits at `SOURCES` / `SOURCE#<id>`,
+  `previous_key_valid_until`, `identity_secret` (client sources: the key of `context.userHash`;
+  kept, unlike the write key, because verifying an HMAC needs it; the table is KMS-encrypted and
+  the secret is never in `doc`, so no listing or API answer carries it), optimistic `version`.
+  A copy of `doc` sits at `SOURCES` / `SOURCE#<id>`,
   written in the same transaction, so listing the (few) sources is one query, not a scan of a
   table that mostly holds message markers.
 - unique source name: `SOURCENAME#<name>` / `SOURCENAME` -> `source_id` (the name is the namespace
@@ -77,6 +80,7 @@ class StoredSource:
     version: int = 1
     previous_key_hash: str | None = None
     previous_key_valid_until: datetime | None = None
+    identity_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class KeyMatch:
 
     source: Source
     valid_until: datetime | None = None
+    identity_secret: str | None = None
 
     def valid_at(self, now: datetime) -> bool:
         return self.valid_until is None or now < self.valid_until
@@ -102,8 +107,8 @@ class CollectStore:
         self.table = table_name
 
     # -- sources --------------------------------------------------------------------------------
-    def create_source(self, source: Source, key_hash: str) -> None:
-        stored = StoredSource(source, key_hash)
+    def create_source(self, source: Source, key_hash: str, identity_secret: str | None = None) -> None:
+        stored = StoredSource(source, key_hash, identity_secret=identity_secret)
         actions = [
             self._put_source(stored, condition="attribute_not_exists(pk)"),
             self._put_listing(source),
@@ -148,7 +153,12 @@ class CollectStore:
     def save_source(self, stored: StoredSource, updated: Source) -> StoredSource:
         """Write a changed source if nobody changed it since `stored` was read; else `Conflict`."""
         saved = StoredSource(
-            updated, stored.key_hash, stored.version + 1, stored.previous_key_hash, stored.previous_key_valid_until
+            updated,
+            stored.key_hash,
+            stored.version + 1,
+            stored.previous_key_hash,
+            stored.previous_key_valid_until,
+            stored.identity_secret,
         )
         self._transact_versioned([self._put_source(saved, expected=stored.version), self._put_listing(updated)])
         return saved
@@ -157,7 +167,9 @@ class CollectStore:
         self, stored: StoredSource, updated: Source, new_key_hash: str, previous_valid_until: datetime
     ) -> StoredSource:
         """Make `new_key_hash` the key; the current one stays valid until `previous_valid_until`."""
-        rotated = StoredSource(updated, new_key_hash, stored.version + 1, stored.key_hash, previous_valid_until)
+        rotated = StoredSource(
+            updated, new_key_hash, stored.version + 1, stored.key_hash, previous_valid_until, stored.identity_secret
+        )
         actions = [
             self._put_source(rotated, expected=stored.version),
             self._put_listing(updated),
@@ -201,7 +213,7 @@ class CollectStore:
         if stored is None:
             return None
         valid_until = datetime.fromisoformat(key["valid_until"]) if key.get("valid_until") else None
-        return KeyMatch(stored.source, valid_until)
+        return KeyMatch(stored.source, valid_until, stored.identity_secret)
 
     def _put_source(
         self, stored: StoredSource, *, expected: int | None = None, condition: str | None = None
@@ -219,6 +231,7 @@ class CollectStore:
                     "previous_key_valid_until": (
                         stored.previous_key_valid_until.isoformat() if stored.previous_key_valid_until else None
                     ),
+                    "identity_secret": stored.identity_secret,
                 }
             ),
         }
@@ -364,6 +377,7 @@ def _stored_source(item: Mapping[str, Any]) -> StoredSource:
         version=int(item["version"]),
         previous_key_hash=item.get("previous_key_hash"),
         previous_key_valid_until=datetime.fromisoformat(until) if until else None,
+        identity_secret=item.get("identity_secret"),
     )
 
 

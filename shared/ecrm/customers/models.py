@@ -249,8 +249,31 @@ class MergeRecord(BaseModel):
     merged_id: str
     matched_by: list[str]
     reason: str
-    merged_by: str
+    merged_by: str = Field(
+        description="Who caused it: a staff member, `import:<id>`, or `collect:<source>/<messageId>` (trusted "
+        "sources only)"
+    )
     merged_at: datetime
+
+
+MAX_CLAIMS = 50
+
+
+class Claim(BaseModel):
+    """Something a client said about the customer without proof (ADR 9).
+
+    A browser or app holds a public write key, so what it says about who the visitor is (an email,
+    a phone, a user id without its signature, a name) is kept here as a claim: visible to staff,
+    never an identity, never a merge key, never a profile attribute.
+    """
+
+    field: Annotated[str, StringConstraints(max_length=64)] = Field(
+        description="email, phone, user_id or a profile attribute name"
+    )
+    value: Annotated[str, StringConstraints(max_length=320)]
+    source: str
+    first_claimed_at: datetime
+    last_claimed_at: datetime
 
 
 # -- interactions and the timeline --------------------------------------------------------------
@@ -310,6 +333,10 @@ class Customer(BaseModel):
     merged_ids: list[str] = Field(default_factory=list, description="Customers merged into this one")
     merged_into: str | None = None
     sources: list[str] = Field(default_factory=list)
+    claims: list[Claim] = Field(
+        default_factory=list,
+        description=f"Unverified statements from client sources (ADR 9), the latest {MAX_CLAIMS}; never identities",
+    )
     version: int = 0
 
 
@@ -427,6 +454,7 @@ class CustomersMerged(DomainEvent):
     merged_ids: list[str]
     matched_by: list[str]
     reason: str
+    merged_by: str = Field(default="", description="Who caused the merge (see `MergeRecord.merged_by`)")
     merged_at: datetime
     snapshot: ProfileSnapshot | None = None
 

@@ -21,6 +21,8 @@ from ecrm.customers import logic
 from ecrm.customers.identity import NormalizedIdentity, normalize_all, normalize_identity
 from ecrm.customers.logic import ConsentChange, MergePolicy
 from ecrm.customers.models import (
+    MAX_CLAIMS,
+    Claim,
     Consent,
     ConsentChanged,
     ConsentIn,
@@ -149,6 +151,7 @@ class CustomerService:
                 raise ConcurrentUpdate(loser_id)
             merge_changed, consent_changes = logic.merge_into(survivor, loser, self.policy)
             survivor.identities = _union_identities(survivor.identities, loser.identities)
+            survivor.claims = _union_claims(survivor.claims, loser.claims)
             survivor.updated_at = now
             merge = MergeRecord(
                 survivor_id=survivor.customer_id,
@@ -167,6 +170,7 @@ class CustomerService:
                     merged_ids=[loser_id, *loser.merged_ids],
                     matched_by=list(plan.matched_by),
                     reason=merge.reason,
+                    merged_by=actor,
                     merged_at=now,
                 )
             )
@@ -253,6 +257,33 @@ class CustomerService:
             )
             for c in changes
         ]
+
+    # -- what clients claim -----------------------------------------------------------------------
+    def record_claims(self, customer_id: str, claims: dict[str, str], *, source: str, at: datetime) -> Customer | None:
+        """Keep a client's unverified statements on the customer (ADR 9): no identity, no attribute, no event.
+
+        A claim already held is refreshed, not repeated; the latest `MAX_CLAIMS` are kept.
+        """
+        if not claims:
+            return None
+        for _ in range(MAX_ATTEMPTS):
+            customer = self.store.load(customer_id)
+            if customer is None or customer.status != "active":
+                return None
+            incoming = [
+                Claim(field=name, value=value, source=source, first_claimed_at=at, last_claimed_at=at)
+                for name, value in sorted(claims.items())
+            ]
+            updated = _union_claims(customer.claims, incoming)
+            if updated == customer.claims:
+                return customer
+            customer.claims = updated
+            try:
+                self.store.save(customer, source=source, now=self.clock.now())
+            except (IdentityTaken, ConcurrentUpdate):
+                continue
+            return customer
+        raise ServiceUnavailable("the customer is being changed concurrently; retry")
 
     # -- what the analysis engine computes ------------------------------------------------------
     def record_analysis(
@@ -557,6 +588,26 @@ class CustomerService:
             )
             return completed
         return updated
+
+
+def _union_claims(current: list[Claim], more: list[Claim]) -> list[Claim]:
+    """One claim per (field, value, source), first and last seen kept; the latest `MAX_CLAIMS`."""
+    by_key = {(c.field, c.value, c.source): c for c in current}
+    for claim in more:
+        key = (claim.field, claim.value, claim.source)
+        held = by_key.get(key)
+        by_key[key] = (
+            claim
+            if held is None
+            else held.model_copy(
+                update={
+                    "first_claimed_at": min(held.first_claimed_at, claim.first_claimed_at),
+                    "last_claimed_at": max(held.last_claimed_at, claim.last_claimed_at),
+                }
+            )
+        )
+    latest = sorted(by_key.values(), key=lambda c: (c.last_claimed_at, c.field, c.value), reverse=True)[:MAX_CLAIMS]
+    return sorted(latest, key=lambda c: (c.field, c.value, c.source))
 
 
 def _union_identities(current: list[Identity], more: list[Identity]) -> list[Identity]:

@@ -70,8 +70,8 @@ def test_a_rotated_key_keeps_working_for_24_hours_then_stops(
         Key={"pk": {"S": f"WRITEKEY#{logic.hash_write_key(created.write_key)}"}, "sk": {"S": "WRITEKEY"}},
     )["Item"]
     assert int(old_item["expires_at"]["N"]) == int((NOW + timedelta(hours=24)).timestamp())
-    assert service.authenticate(rotated.write_key).key_prefix == rotated.write_key[:10]
-    assert service.authenticate(created.write_key).source_id == created.source_id
+    assert service.authenticate(rotated.write_key).source.key_prefix == rotated.write_key[:10]
+    assert service.authenticate(created.write_key).source.source_id == created.source_id
     # When a day has passed (and the cached lookup has expired), Then the old key is refused
     clock.advance(hours=24)
     with pytest.raises(WriteKeyRejected):

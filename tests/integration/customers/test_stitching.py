@@ -1,4 +1,8 @@
-"""Anonymous browsing, then sign-in: the pre-sign-in events end up on the known customer."""
+"""Anonymous browsing, then sign-in: the pre-sign-in events end up on the known customer.
+
+These events come from a trusted (server-side) source; what client sources may do is in
+`test_identity_trust.py`.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ def collected(n: int, type_: str, **fields: Any) -> CollectedEvent:
             "type": type_,
             "source_id": "src_1",
             "source_name": "shopweb",
+            "identity_trust": "trusted",
             "timestamp": T0 + timedelta(minutes=n),
             "received_at": T0 + timedelta(minutes=n, seconds=1),
             **fields,

@@ -29,10 +29,10 @@ class FakeCollectStore:
     key_lookups: int = 0
     confirm_fails: bool = False
 
-    def create_source(self, source: Source, key_hash: str) -> None:
+    def create_source(self, source: Source, key_hash: str, identity_secret: str | None = None) -> None:
         if any(s.source.name == source.name for s in self.sources.values()):
             raise Conflict(f"a source named {source.name!r} exists")
-        self.sources[source.source_id] = StoredSource(source, key_hash)
+        self.sources[source.source_id] = StoredSource(source, key_hash, identity_secret=identity_secret)
         self.keys[key_hash] = (source.source_id, None)
 
     def get_source(self, source_id: str) -> StoredSource | None:
@@ -43,7 +43,12 @@ class FakeCollectStore:
 
     def save_source(self, stored: StoredSource, updated: Source) -> StoredSource:
         saved = StoredSource(
-            updated, stored.key_hash, stored.version + 1, stored.previous_key_hash, stored.previous_key_valid_until
+            updated,
+            stored.key_hash,
+            stored.version + 1,
+            stored.previous_key_hash,
+            stored.previous_key_valid_until,
+            stored.identity_secret,
         )
         self.sources[updated.source_id] = saved
         return saved
@@ -55,7 +60,9 @@ class FakeCollectStore:
             self.keys.pop(stored.previous_key_hash, None)
         self.keys[stored.key_hash] = (updated.source_id, previous_valid_until)
         self.keys[new_key_hash] = (updated.source_id, None)
-        rotated = StoredSource(updated, new_key_hash, stored.version + 1, stored.key_hash, previous_valid_until)
+        rotated = StoredSource(
+            updated, new_key_hash, stored.version + 1, stored.key_hash, previous_valid_until, stored.identity_secret
+        )
         self.sources[updated.source_id] = rotated
         return rotated
 
@@ -64,7 +71,8 @@ class FakeCollectStore:
         found = self.keys.get(key_hash)
         if found is None:
             return None
-        return KeyMatch(self.sources[found[0]].source, found[1])
+        stored = self.sources[found[0]]
+        return KeyMatch(stored.source, found[1], stored.identity_secret)
 
     def claim_messages(
         self,

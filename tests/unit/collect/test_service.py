@@ -33,7 +33,8 @@ class Harness:
 
     def ingest(self, *messages: dict[str, Any], rejections: list[Rejection] | None = None) -> Any:
         incoming = [IncomingMessage(i, Message.model_validate(m)) for i, m in enumerate(messages)]
-        return self.service.ingest(self.source, incoming, rejections or [], correlation_id="cor-test")
+        caller = self.service.authenticate(self.source.write_key)
+        return self.service.ingest(caller, incoming, rejections or [], correlation_id="cor-test")
 
     def published_ids(self) -> list[str]:
         return [d["data"]["message"]["message_id"] for d in self.bus.accepted_details()]
@@ -53,7 +54,7 @@ def test_a_new_source_shows_its_key_once_and_the_key_authenticates(h: Harness) -
     assert isinstance(h.source, SourceWithKey)
     assert h.source.key_prefix == h.source.write_key[:10]
     assert h.source.write_key not in str(h.store.sources)  # only the hash is kept
-    assert h.service.authenticate(h.source.write_key).source_id == h.source.source_id
+    assert h.service.authenticate(h.source.write_key).source.source_id == h.source.source_id
 
 
 @pytest.mark.parametrize("key", [None, "", "wk_unknown", "not-even-a-write-key"])
@@ -69,7 +70,7 @@ def test_a_disabled_source_is_403_and_enabled_again_it_works(h: Harness) -> None
     with pytest.raises(Forbidden):
         h.service.authenticate(h.source.write_key)
     h.service.update_source(h.source.source_id, SourcePatch(enabled=True))
-    assert h.service.authenticate(h.source.write_key).enabled
+    assert h.service.authenticate(h.source.write_key).source.enabled
 
 
 def test_key_lookups_are_cached_for_60_seconds_known_or_not(h: Harness) -> None:
@@ -183,7 +184,8 @@ def test_the_dedupe_window_is_seven_days(h: Harness) -> None:
 def test_the_same_message_id_from_another_source_is_not_a_duplicate(h: Harness) -> None:
     h.ingest(track("m1"))
     other = h.service.create_source(SourceIn(name="shop-ios", kind="ios"))
-    result = h.service.ingest(other, [IncomingMessage(0, Message.model_validate(track("m1")))])
+    caller = h.service.authenticate(other.write_key)
+    result = h.service.ingest(caller, [IncomingMessage(0, Message.model_validate(track("m1")))])
     assert result.accepted == 1
 
 
