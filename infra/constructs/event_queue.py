@@ -38,6 +38,7 @@ class QueueConsumer(Construct):
         timeout: Duration = Duration.seconds(30),
         max_batching_window: Duration = Duration.seconds(1),
         max_concurrency: int | None = None,
+        delivery_delay: Duration | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(
@@ -55,6 +56,7 @@ class QueueConsumer(Construct):
             enforce_ssl=True,
             visibility_timeout=Duration.seconds(timeout.to_seconds() * 6),
             retention_period=Duration.days(4),
+            delivery_delay=delivery_delay,
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
         )
         self.handler = EngineFunction(

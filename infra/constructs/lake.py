@@ -60,6 +60,12 @@ BUFFER_SIZE_MB = 128  # Firehose's maximum; format conversion needs at least 64
 # Firehose's own bounds are 0-900 s; a lake table is read in minutes, not seconds.
 MIN_BUFFER_INTERVAL = Duration.seconds(60)
 MAX_BUFFER_INTERVAL = Duration.seconds(300)
+# Format conversion and the S3 put after a buffer closes: seconds, with room for a slow minute.
+DELIVERY_MARGIN = Duration.seconds(60)
+# A queue whose delivery delay waits out Firehose buffering carries this tag: the local cloud's
+# Firehose emulation delivers at once, so it provisions such a queue without the delay.
+WAITS_FOR_LAKE_DELIVERY_TAG = "ecrm:delay-waits-for"
+WAITS_FOR_LAKE_DELIVERY = "firehose-buffering"
 
 
 def data_prefix(table: str) -> str:
@@ -98,6 +104,7 @@ class LakeStream(Construct):
         settings = lake.settings
         bucket = lake.bucket
         self.table_name = table
+        self.buffer_interval = buffer_interval
 
         self.table = glue.CfnTable(
             self,
@@ -250,6 +257,11 @@ class LakeStream(Construct):
         self.stream.node.add_dependency(policy)
         self.stream_name: str = self.stream.ref
         self.stream_arn: str = self.stream.attr_arn
+
+    @property
+    def settled_after(self) -> Duration:
+        """How long after a put its record is surely in S3: the buffering interval and a margin for delivery."""
+        return Duration.seconds(self.buffer_interval.to_seconds() + DELIVERY_MARGIN.to_seconds())
 
     def grant_put(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let `grantee` put records (PutRecord, PutRecordBatch) into this table's stream."""

@@ -30,6 +30,14 @@ process), run every `SELECT` / `WITH` / `VALUES` statement as Athena does:
   message as `StateChangeReason`. `Statistics.DataScannedInBytes` is the size of the Parquet
   objects of the tables read (Athena reads only the columns it needs: an upper bound).
 
+- `"$path"`, Athena's hidden column, is the `s3://` URL of the object a row was read from. Here a
+  query that names `"$path"` sees it in `SELECT *` too (Athena hides it there): name columns.
+- `UNLOAD (<query>) TO 's3://bucket/prefix/' WITH (format = 'PARQUET'[, compression = 'SNAPPY'])`
+  runs the query and writes its rows as one Parquet object `<prefix><QueryExecutionId>_0` (none
+  when there is no row; Athena may write several, in parallel), after checking, as Athena does,
+  that nothing is under the prefix yet. Other formats and `partitioned_by` fail the query. Athena
+  writes timestamps as Parquet timestamps, and so does this.
+
 One deliberate difference: queries run synchronously inside `StartQueryExecution`, so the first
 `GetQueryExecution` already says SUCCEEDED or FAILED (AWS: QUEUED, RUNNING, then a final
 state). Anything else (DDL such as `CREATE DATABASE`, `SHOW`, `MSCK`, CTAS, `INSERT`) keeps
@@ -94,6 +102,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import io
 import json
 import logging
 import math
@@ -192,6 +201,9 @@ class QueryRun:
     engine_ms: int = 0
     total_ms: int = 0
     error: QueryError | None = None
+    substatement_type: str = "SELECT"
+    # UNLOAD: the rows as Arrow, written as Parquet instead of as CSV text
+    arrow: Any = None
 
 
 def _start_query_execution(
@@ -205,11 +217,13 @@ def _start_query_execution(
     import duckdb
     from moto.athena.models import Execution
 
-    if not is_query(query) or backend.query_results_queue:
+    unload = parse_unload(query)
+    select = unload.select if unload else query
+    if not is_query(select) or backend.query_results_queue:
         return str(_original["start_query_execution"](backend, query, context, config, workgroup, execution_parameters))
     with bare_connection() as parser:
         try:
-            statements = parser.extract_statements(query)
+            statements = parser.extract_statements(select)
         except duckdb.ParserException as exc:
             raise _invalid_request(str(exc)) from None
     if len(statements) != 1:
@@ -233,14 +247,20 @@ def _start_query_execution(
         catalog = ((context or {}).get("Catalog") or CATALOG).lower()
         if catalog != CATALOG:
             raise QueryError(f"the local cloud queries the {CATALOG} catalog only, not {catalog}")
-        sql = bind_parameters(query, execution_parameters or [])
-        run = run_query(sql, database=database, account=backend.account_id, region=backend.region_name)
-        write_result(backend.account_id, backend.region_name, execution.config["OutputLocation"], run)
+        sql = bind_parameters(select, execution_parameters or [])
+        if unload is not None:
+            run = run_unload(
+                unload, sql, execution.id, database=database, account=backend.account_id, region=backend.region_name
+            )
+        else:
+            run = run_query(sql, database=database, account=backend.account_id, region=backend.region_name)
+            write_result(backend.account_id, backend.region_name, execution.config["OutputLocation"], run)
     except QueryError as exc:
         run = QueryRun(error=exc)
     except Exception as exc:  # a bug of the emulation: Athena would say INTERNAL_ERROR
         logger.exception("Athena query %s", execution.id)
         run = QueryRun(error=QueryError(f"local cloud: {exc}", category=SYSTEM_ERROR, error_type=SYSTEM_ERROR_TYPE))
+    run.substatement_type = "UNLOAD" if unload is not None else "SELECT"
     run.total_ms = int((time.monotonic() - started) * 1000)
     execution.local_run = run
     execution.status = "FAILED" if run.error else "SUCCEEDED"
@@ -268,7 +288,7 @@ def _get_query_execution(response: Any) -> str:
     if run is None:
         return json.dumps(body)
     described = body["QueryExecution"]
-    described["SubstatementType"] = "SELECT"
+    described["SubstatementType"] = run.substatement_type
     described["QueryExecutionContext"] = described.get("QueryExecutionContext") or {}
     described["EngineVersion"] = {
         "SelectedEngineVersion": "AUTO",
@@ -347,6 +367,90 @@ def is_query(sql: str) -> bool:
     """Whether Athena would run `sql` as a query (the rest is DDL or DML moto keeps)."""
     start = _LEADING_NOISE.match(sql)
     return bool(_QUERY_KEYWORD.match(sql, start.end() if start else 0))
+
+
+PATH_COLUMN = "$path"
+_UNLOAD_KEYWORD = re.compile(r"(?is)\s*unload\s*\(")
+_UNLOAD_TAIL = re.compile(r"(?is)\s*to\s*'(?P<to>(?:[^']|'')*)'\s*with\s*\((?P<properties>.*)\)\s*;?\s*")
+_UNLOAD_PROPERTY = re.compile(r"(?is)\s*(?P<name>[a-z_]+)\s*=\s*'(?P<value>(?:[^']|'')*)'\s*")
+UNLOAD_COMPRESSIONS = {"SNAPPY": "snappy", "GZIP": "gzip", "ZSTD": "zstd", "NONE": "none"}
+
+
+def names_path_column(sql: str) -> bool:
+    """Whether `sql` reads Athena's hidden `"$path"` column (a quoted identifier, in any case)."""
+    return any(kind == "quoted" and text.lower() == f'"{PATH_COLUMN}"' for kind, text in sql_tokens(sql))
+
+
+@dataclass(frozen=True)
+class Unload:
+    """`UNLOAD (<select>) TO '<to>' WITH (<properties>)`, split into its parts."""
+
+    select: str
+    to: str
+    properties: dict[str, str]
+
+
+def parse_unload(sql: str) -> Unload | None:
+    """The parts of an UNLOAD statement; None when `sql` is not one (a syntax error fails at start, as on Athena)."""
+    start = _UNLOAD_KEYWORD.match(sql)
+    if not start:
+        return None
+    depth, position = 1, start.end()
+    for kind, text in sql_tokens(sql[start.end() :]):
+        if kind == "code":
+            for offset, char in enumerate(text):
+                depth += {"(": 1, ")": -1}.get(char, 0)
+                if depth == 0:
+                    select, rest = sql[start.end() : position + offset], sql[position + offset + 1 :]
+                    tail = _UNLOAD_TAIL.fullmatch(rest)
+                    if not tail:
+                        raise _invalid_request("UNLOAD needs TO 's3://...' WITH (format = '...')")
+                    properties = {}
+                    for part in _split_top_level(tail.group("properties")):
+                        found = _UNLOAD_PROPERTY.fullmatch(part)
+                        if not found:
+                            raise _invalid_request(f"UNLOAD property {part.strip()!r}: write name = 'text'")
+                        properties[found.group("name").lower()] = found.group("value").replace("''", "'")
+                    return Unload(select, tail.group("to").replace("''", "'"), properties)
+        position += len(text)
+    raise _invalid_request("UNLOAD: the query in parentheses is not closed")
+
+
+def run_unload(unload: Unload, sql: str, execution_id: str, *, database: str, account: str, region: str) -> QueryRun:
+    """Run the UNLOAD's query and write its rows as Parquet under its TO prefix, as Athena does."""
+    import pyarrow.parquet as pq
+    from moto.s3.exceptions import MissingBucket
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    file_format = unload.properties.get("format", "").upper()
+    if file_format != "PARQUET":
+        raise QueryError(f"the local cloud unloads PARQUET only, not {file_format or 'no format'}")
+    unknown = set(unload.properties) - {"format", "compression"}
+    if unknown:
+        raise QueryError(f"the local cloud does not unload with {', '.join(sorted(unknown))}")
+    compression = UNLOAD_COMPRESSIONS.get(unload.properties.get("compression", "SNAPPY").upper())
+    if compression is None:
+        raise QueryError(f"UNLOAD compression {unload.properties['compression']!r} is not one Parquet takes")
+    if not unload.to.startswith("s3://"):
+        raise QueryError(f"UNLOAD TO {unload.to!r}: an s3:// location")
+    bucket_name, _, prefix = unload.to.removeprefix("s3://").partition("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    s3 = s3_backends[account][get_partition(region)]
+    try:
+        bucket = s3.get_bucket(bucket_name)
+    except MissingBucket:
+        raise QueryError(f"UNLOAD TO {unload.to}: the bucket {bucket_name} does not exist") from None
+    if s3.list_objects(bucket, prefix or None, None, None, None)[0]:
+        raise QueryError(f"HIVE_PATH_ALREADY_EXISTS: Target directory for table already exists: {unload.to}")
+    run = run_query(sql, database=database, account=account, region=region, keep_arrow=True)
+    if run.arrow is not None and run.arrow.num_rows:
+        buffer = io.BytesIO()
+        pq.write_table(run.arrow, buffer, compression=compression)
+        s3.put_object(bucket_name, f"{prefix}{execution_id}_0", buffer.getvalue())
+    run.arrow = None
+    return run
 
 
 def sql_tokens(sql: str) -> Iterator[tuple[str, str]]:
@@ -461,17 +565,17 @@ def _cache_dir() -> Path:
     return _CACHE_DIR
 
 
-def run_query(sql: str, *, database: str, account: str, region: str) -> QueryRun:
+def run_query(sql: str, *, database: str, account: str, region: str, keep_arrow: bool = False) -> QueryRun:
     """Run one SELECT over moto's Glue tables and S3 objects; Athena's columns and value text.
 
     Queries run one at a time (the local cloud has a couple of cores; parallel DuckDB runs over the
     same copies only thrash), and objects are copied out of moto's S3 once, then reused.
     """
     with _QUERY_LOCK:
-        return _run_query(sql, database=database, account=account, region=region)
+        return _run_query(sql, database=database, account=account, region=region, keep_arrow=keep_arrow)
 
 
-def _run_query(sql: str, *, database: str, account: str, region: str) -> QueryRun:
+def _run_query(sql: str, *, database: str, account: str, region: str, keep_arrow: bool = False) -> QueryRun:
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="ecrm-athena-") as workdir:
@@ -479,7 +583,9 @@ def _run_query(sql: str, *, database: str, account: str, region: str) -> QueryRu
         try:
             connection.execute("SET TimeZone = 'UTC'")
             connection.execute(f"ATTACH ':memory:' AS {CATALOG}")
-            lake = LakeTables(connection, Path(workdir), account=account, region=region)
+            lake = LakeTables(
+                connection, Path(workdir), account=account, region=region, with_path=names_path_column(sql)
+            )
             lake.create_schema(database)
             for schema, table in referenced_tables(connection, sql, database):
                 lake.create_view(schema, table)
@@ -499,6 +605,8 @@ def _run_query(sql: str, *, database: str, account: str, region: str) -> QueryRu
             except duckdb.Error as exc:
                 raise QueryError(str(exc)) from None
             engine_ms = int((time.monotonic() - started) * 1000)
+            if keep_arrow:
+                return QueryRun(arrow=table, scanned_bytes=lake.scanned_bytes, engine_ms=engine_ms)
             columns = [
                 ResultColumn.of(name, kind)
                 for name, kind in zip(output_names(connection, sql, names), types, strict=True)
@@ -569,12 +677,13 @@ class LakeObject:
     path: Path
     size: int
     partition: dict[str, str | None]
+    url: str = ""
 
 
 class LakeTables:
     """Glue databases as DuckDB schemas and Glue tables as views over their objects' copies."""
 
-    def __init__(self, connection: Any, workdir: Path, *, account: str, region: str) -> None:
+    def __init__(self, connection: Any, workdir: Path, *, account: str, region: str, with_path: bool = False) -> None:
         from moto.glue.models import glue_backends
         from moto.s3.models import s3_backends
         from moto.utilities.utils import get_partition
@@ -584,6 +693,7 @@ class LakeTables:
         self.glue = glue_backends[account][region]
         self.s3 = s3_backends[account][get_partition(region)]
         self.schemas: set[str] = set()
+        self.with_path = with_path
         self.scanned_bytes = 0
         self._copies = 0
 
@@ -675,7 +785,7 @@ class LakeTables:
             path = _cache_dir() / f"{len(_OBJECT_CACHE)}-{self._copies}.parquet"
             path.write_bytes(bytes(item.value))
             _OBJECT_CACHE[cache_key] = path
-        return LakeObject(path, size, partition)
+        return LakeObject(path, size, partition, url)
 
     def _view_sql(self, objects: list[LakeObject], columns: list[tuple[str, str]], keys: list[tuple[str, str]]) -> str:
         """The view's SELECT: the Glue columns by name (NULL where no file has one), then the partition keys.
@@ -687,21 +797,30 @@ class LakeTables:
             value = "NULL" if source is None else f"{source}.{quote_identifier(name)}"
             return f"CAST({value} AS {duckdb_type(kind)}) AS {quote_identifier(name)}"
 
+        hidden = [(PATH_COLUMN, "string")] if self.with_path else []
         if not objects:  # Athena answers an empty table with no rows, and its columns
-            return "SELECT " + ", ".join(cast(None, n, kind) for n, kind in [*columns, *keys]) + " WHERE false"
+            return "SELECT " + ", ".join(cast(None, n, kind) for n, kind in [*columns, *keys, *hidden]) + " WHERE false"
         files = ", ".join(sql_string(str(o.path)) for o in objects)
         source = f"read_parquet([{files}], union_by_name = true, hive_partitioning = false, filename = '__ecrm_file')"
         described = self.connection.sql("DESCRIBE SELECT * FROM " + source).fetchall()  # noqa: S608
         present = {str(row[0]).lower() for row in described}
         selected = [cast("data" if n.lower() in present else None, n, kind) for n, kind in columns]
-        selected += [cast("part", n, kind) for n, kind in keys]
+        selected += [cast("part", n, kind) for n, kind in [*keys, *hidden]]
         sql = "SELECT " + ", ".join(selected) + " FROM " + source + " AS data"  # noqa: S608
-        if keys:
+        if keys or hidden:
             rows = ", ".join(
-                "(" + ", ".join([sql_string(str(o.path)), *(_sql_value(o.partition.get(n)) for n, _ in keys)]) + ")"
+                "("
+                + ", ".join(
+                    [
+                        sql_string(str(o.path)),
+                        *(_sql_value(o.partition.get(n)) for n, _ in keys),
+                        *([sql_string(o.url)] if hidden else []),
+                    ]
+                )
+                + ")"
                 for o in objects
             )
-            names = ", ".join(["__ecrm_file", *(quote_identifier(n) for n, _ in keys)])
+            names = ", ".join(["__ecrm_file", *(quote_identifier(n) for n, _ in [*keys, *hidden])])
             sql += f" JOIN (VALUES {rows}) AS part({names}) ON part.__ecrm_file = data.__ecrm_file"
         return sql
 

@@ -57,6 +57,17 @@ NOT_EMULATED = {
 }
 
 
+def waits_for_lake_delivery(queue_properties: dict[str, Any]) -> bool:
+    """A queue whose delivery delay only waits out Firehose buffering, which the local Firehose does not do.
+
+    Its `DelaySeconds` is left out locally (`infra.constructs.lake.WAITS_FOR_LAKE_DELIVERY_TAG`).
+    """
+    from infra.constructs.lake import WAITS_FOR_LAKE_DELIVERY, WAITS_FOR_LAKE_DELIVERY_TAG
+
+    tags = {t.get("Key"): t.get("Value") for t in queue_properties.get("Tags") or []}
+    return tags.get(WAITS_FOR_LAKE_DELIVERY_TAG) == WAITS_FOR_LAKE_DELIVERY
+
+
 @dataclass
 class Provisioned:
     """What was created, by logical id, for the rest of the local cloud and its tests."""
@@ -165,6 +176,8 @@ class Provisioner:
         ):
             if key in p:
                 attributes[key] = str(p[key]).lower() if isinstance(p[key], bool) else str(p[key])
+        if waits_for_lake_delivery(p):
+            attributes.pop("DelaySeconds", None)  # the local Firehose delivers at once: nothing to wait for
         if "RedrivePolicy" in p:
             attributes["RedrivePolicy"] = json.dumps(p["RedrivePolicy"])
         url = self.aws("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]

@@ -17,7 +17,7 @@ from infra.engines.platform import PlatformEngine
 from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
 
 # Engines that hold customer data and must acknowledge every erasure request.
-ERASURE_PARTICIPANTS = ("customers", "analysis", "personalization")
+ERASURE_PARTICIPANTS = ("customers", "analysis", "personalization", "collect")
 
 
 class PlatformStack(Stack):
@@ -37,8 +37,9 @@ class PlatformStack(Stack):
         self.customers = CustomersEngine(
             self, "Customers", foundation=self.foundation, lake=self.lake, erasure_participants=ERASURE_PARTICIPANTS
         )
-        self.collect = CollectEngine(self, "Collect", foundation=self.foundation, lake=self.lake)
         self.analysis = AnalysisEngine(self, "Analysis", foundation=self.foundation, lake=self.lake)
+        # The collection engine's lake eraser rewrites through the analysis work group.
+        self.collect = CollectEngine(self, "Collect", foundation=self.foundation, lake=self.lake, queries=self.analysis)
         self.personalization = PersonalizationEngine(
             self, "Personalization", foundation=self.foundation, lake=self.lake, analysis=self.analysis
         )

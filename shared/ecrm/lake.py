@@ -12,6 +12,7 @@ SerDe reads into a `timestamp` column.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -91,8 +92,54 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+# What of a tracking call's `context` the lake keeps (Segment's context fields): the device class,
+# the page without its query string, the campaign, the library. Never the IP address, the user agent,
+# context traits, location, or device and advertising ids: personal data the lake has no use for.
+LAKE_CONTEXT_FIELDS: dict[str, frozenset[str] | None] = {
+    "app": frozenset({"name", "version", "build", "namespace"}),
+    "campaign": None,
+    "channel": None,
+    "device": frozenset({"type", "manufacturer", "model"}),
+    "library": None,
+    "locale": None,
+    "os": frozenset({"name", "version"}),
+    "page": frozenset({"path", "referrer", "title", "url"}),
+    "screen": frozenset({"width", "height", "density"}),
+    "timezone": None,
+}
+
+
+def lake_context(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The members of `context` the lake keeps (`LAKE_CONTEXT_FIELDS`); URLs lose their query and fragment."""
+    kept: dict[str, Any] = {}
+    for name, members in LAKE_CONTEXT_FIELDS.items():
+        value = context.get(name)
+        if value is None:
+            continue
+        if members is None:
+            kept[name] = value
+        elif isinstance(value, Mapping):
+            chosen = {k: v for k, v in value.items() if k in members}
+            if name == "page":
+                chosen = {k: _without_query(v) if k in {"url", "referrer"} else v for k, v in chosen.items()}
+            if chosen:
+                kept[name] = chosen
+    return kept
+
+
+def _without_query(url: Any) -> Any:
+    """A URL without `?query` and `#fragment` (where forms and links put emails and tokens)."""
+    return url.split("#", 1)[0].split("?", 1)[0] if isinstance(url, str) else url
+
+
 def collected_event_record(event: CollectedEvent) -> dict[str, Any]:
-    """The flat lake record of a collected event, as its Firehose stream receives it (JSON)."""
+    """The flat lake record of a collected event, as its Firehose stream receives it (JSON).
+
+    Personal values stay out: `traits` holds the names of the traits the call carried (their values
+    are the customer store's, which erasure reaches), `context` only `LAKE_CONTEXT_FIELDS`. What
+    remains of a customer is keyed by their tracked ids, and erasure deletes those rows
+    (`ecrm.collect.erasure`).
+    """
     return {
         "message_id": event.message_id,
         "type": event.type,
@@ -104,8 +151,8 @@ def collected_event_record(event: CollectedEvent) -> dict[str, Any]:
         "name": event.name,
         "category": event.category,
         "properties": compact_json(event.properties),
-        "traits": compact_json(event.traits),
-        "context": compact_json(event.context),
+        "traits": compact_json(sorted(event.traits)),
+        "context": compact_json(lake_context(event.context)),
         "timestamp": lake_timestamp(event.timestamp),
         "original_timestamp": lake_timestamp(event.original_timestamp),
         "sent_at": lake_timestamp(event.sent_at),
@@ -442,3 +489,161 @@ class BufferedLakeWriter:
         pending, self.pending = self.pending, []
         if pending and self.writer.write(pending):
             raise LakeWriteFailed(f"{len(pending)} lake rows could not all be written")
+
+
+# -- erasing rows from the lake ---------------------------------------------------------------------------------------
+ERASURE_STAGING = "erasure-staging/"
+
+
+class LakeObjectBusy(Exception):
+    """Another eraser is rewriting the object: this one must try again later (its record is retried)."""
+
+
+class ObjectLeases:
+    """One rewriter per lake object at a time: a lease item per object in an engine's table.
+
+    Two erasures rewriting one Parquet object at once would each write back the other's rows (the
+    last copy wins), so a rewrite holds a conditional lease keyed by the object. A lease outlives a
+    crashed holder by at most `lease_seconds`, then the next attempt takes it over.
+    """
+
+    def __init__(self, client: Any, table_name: str, *, owner: str, lease_seconds: int = 900) -> None:
+        self.client = client
+        self.table_name = table_name
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+
+    def acquire(self, object_key: str, now: datetime) -> None:
+        epoch = int(now.timestamp())
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": {"S": f"LAKEOBJECT#{object_key}"},
+                    "sk": {"S": "LEASE"},
+                    "owner": {"S": self.owner},
+                    "expires_at": {"N": str(epoch + self.lease_seconds)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR #owner = :me",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":now": {"N": str(epoch)}, ":me": {"S": self.owner}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise LakeObjectBusy(f"{object_key} is being rewritten by another eraser") from None
+            raise
+
+    def release(self, object_key: str) -> None:
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"LAKEOBJECT#{object_key}"}, "sk": {"S": "LEASE"}},
+                ConditionExpression="#owner = :me",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":me": {"S": self.owner}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+
+class LakeRowEraser:
+    """Deletes the rows of a lake table that match a predicate, by rewriting the objects that hold them.
+
+    The lake's tables are plain Parquet under Hive partitions, which no engine can delete a row from,
+    so erasure is copy-on-write through Athena (the Lambda layer carries no Parquet library, and
+    Athena reads and writes the lake at any size):
+
+    1. `SELECT "$path", count(*) ... WHERE <predicate> GROUP BY 1` names the objects holding rows;
+    2. per object, under a lease: `UNLOAD (SELECT <columns> ... WHERE "$path" = <object> AND NOT
+       coalesce(<predicate>, false))` to an empty staging prefix (a row the predicate cannot
+       decide, NULL, is kept: another customer's row is never lost);
+    3. the parts beyond the first are copied beside the object under names derived from the
+       object and the job, then the first part is copied over the object itself (one atomic S3
+       replace, so readers see the old object or the new one); no part (every row erased): the
+       object is deleted; then the staging prefix is emptied.
+
+    Every step is idempotent: a redelivered job finds only objects that still hold matching rows,
+    overwrites its own part names and drops parts a crashed attempt left behind. Firehose only ever
+    adds objects with names of its own, so it never races a rewrite; rows still in Firehose's buffer
+    when the job runs are the caller's concern (wait out the buffering first).
+    """
+
+    def __init__(
+        self,
+        athena: AthenaLake,
+        s3_client: Any,
+        *,
+        bucket: str,
+        leases: ObjectLeases,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.athena = athena
+        self.s3 = s3_client
+        self.bucket = bucket
+        self.leases = leases
+        self.now = now
+
+    def erase(self, table: str, columns: Sequence[tuple[str, str]], predicate: str, *, job_id: str) -> int:
+        """Rewrite every object of `table` with rows matching `predicate`; returns the rows erased."""
+        qualified = f'"{self.athena.database}"."{table}"'
+        found = self.athena.run(
+            f'SELECT "$path" AS object, count(*) AS matched FROM {qualified} WHERE {predicate} GROUP BY "$path"'  # noqa: S608
+        )
+        erased = 0
+        for row in found.rows():
+            self.rewrite(qualified, columns, predicate, str(row["object"]), job_id=job_id)
+            erased += int(row["matched"] or 0)
+        return erased
+
+    def rewrite(
+        self, qualified: str, columns: Sequence[tuple[str, str]], predicate: str, object_url: str, *, job_id: str
+    ) -> None:
+        bucket, _, key = object_url.removeprefix("s3://").partition("/")
+        if bucket != self.bucket:
+            raise ValueError(f"{object_url} is not in the lake bucket {self.bucket}")
+        self.leases.acquire(key, self.now())
+        try:
+            staging = f"{ERASURE_STAGING}{job_id}/{hashlib.sha256(key.encode()).hexdigest()[:20]}/"
+            self._delete_under(staging)  # UNLOAD writes only to an empty prefix
+            selected = ", ".join(f'"{name}"' for name, _ in columns)
+            self.athena.run(
+                f'UNLOAD (SELECT {selected} FROM {qualified} WHERE "$path" = {_sql_string(object_url)} '  # noqa: S608
+                f"AND NOT coalesce(({predicate}), false)) "
+                f"TO {_sql_string(f's3://{self.bucket}/{staging}')} WITH (format = 'PARQUET', compression = 'SNAPPY')"
+            )
+            parts = sorted(self._keys_under(staging))
+            stem = key.removesuffix(".parquet")
+            extra_prefix = f"{stem}.{job_id}-"
+            extras = {f"{extra_prefix}{index}.parquet": part for index, part in enumerate(parts[1:], start=1)}
+            for target, part in extras.items():
+                self.s3.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": part})
+            for left_behind in set(self._keys_under(extra_prefix)) - set(extras):
+                self.s3.delete_object(Bucket=self.bucket, Key=left_behind)
+            if parts:
+                self.s3.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": parts[0]})
+            else:
+                self.s3.delete_object(Bucket=self.bucket, Key=key)
+            self._delete_under(staging)
+        finally:
+            self.leases.release(key)
+
+    def _keys_under(self, prefix: str) -> list[str]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        return [
+            item["Key"]
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+        ]
+
+    def _delete_under(self, prefix: str) -> None:
+        keys = self._keys_under(prefix)
+        for start in range(0, len(keys), 1000):
+            self.s3.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True}
+            )
+
+
+def sql_in_list(values: Sequence[str]) -> str:
+    """`('a', 'b')`: string literals for an `IN` list (quotes doubled)."""
+    return "(" + ", ".join(_sql_string(value) for value in values) + ")"

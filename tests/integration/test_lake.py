@@ -173,12 +173,55 @@ def test_a_collected_event_becomes_a_flat_json_record() -> None:
 
     assert list(record) == [name for name, _ in COLLECTED_EVENT_COLUMNS]
     assert record["properties"] == '{"sku":"SKU-1","price":12.5}'
-    assert record["traits"] == '{"plan":"gold","tags":["a","b"]}'
+    assert record["traits"] == '["plan","tags"]'  # names only: values are the customer store's
     assert record["timestamp"] == "2026-11-23T10:15:31.123Z"
     assert record["received_at"] == "2026-11-23T10:15:31.163Z"
     assert record["name"] is None
     assert json.loads(firehose_data(record)) == record
     assert firehose_data(record).endswith(b"}\n")
+
+
+def test_no_personal_value_of_a_call_reaches_the_lake() -> None:
+    # Given an identify call with contact traits and a browser's full context
+    event = collected(
+        1,
+        "identify",
+        anonymous_id="anon-1",
+        traits={"email": "ada@example.com", "phone": "+14155552671", "first_name": "Ada"},
+        context={
+            "ip": "203.0.113.9",
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
+            "traits": {"email": "ada@example.com"},
+            "location": {"city": "London", "latitude": 51.5},
+            "device": {"id": "dev-1", "advertisingId": "ad-1", "type": "ios", "model": "iPhone16,1"},
+            "page": {"url": "https://shop.example/welcome?email=ada%40example.com#x", "path": "/welcome"},
+            "library": {"name": "analytics.js", "version": "5.0"},
+            "locale": "en-GB",
+        },
+    )
+    # When it becomes a lake record
+    record = firehose_data(collected_event_record(event)).decode()
+    # Then none of the person's values are in it, and what analysis reads is
+    for personal in (
+        "ada@example.com",
+        "ada%40example.com",
+        "+14155552671",
+        "Ada",
+        "203.0.113.9",
+        "Mozilla",
+        "London",
+        "dev-1",
+        "ad-1",
+    ):
+        assert personal not in record, personal
+    context = json.loads(json.loads(record)["context"])
+    assert context == {
+        "device": {"type": "ios", "model": "iPhone16,1"},
+        "library": {"name": "analytics.js", "version": "5.0"},
+        "locale": "en-GB",
+        "page": {"path": "/welcome", "url": "https://shop.example/welcome"},
+    }
+    assert json.loads(json.loads(record)["traits"]) == ["email", "first_name", "phone"]
 
 
 def test_naive_and_offset_timestamps_are_written_in_utc() -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ecrm.core.events import DomainEvent
+from ecrm.customers.models import CustomerDataErased
 
 SOURCE = "ecrm.collect"
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -228,3 +229,10 @@ EVENT_FOR_TYPE: dict[str, type[_Collected]] = {
     "group": GroupIdentified,
     "alias": UserAliased,
 }
+
+
+class CollectDataErased(CustomerDataErased):
+    """The collection engine's acknowledgement of an erasure request: the lake holds no row of the customer."""
+
+    source = SOURCE
+    detail_type = "CustomerDataErased"

@@ -489,6 +489,28 @@ class InteractionRecorded(DomainEvent):
     properties: dict[str, Any]
 
 
+# The namespace of the `device_id` identities that are tracking's anonymous ids (the Segment `anonymousId`).
+TRACKING_ANONYMOUS_NAMESPACE = "anon"
+
+
+class TrackedIds(BaseModel):
+    """The ids tracking calls knew the customer by: what the lake's collected events are keyed by.
+
+    Snapshotted from the customer's identities when the erasure is requested, because the customer
+    store erases those identities in its own part, concurrently with the other participants: the
+    event, not the store, is where a participant finds them, on every redelivery. Not kept in the
+    erasure request's record, so nothing outlives the erasure but the event itself.
+    """
+
+    anonymous_ids: list[str] = Field(default_factory=list, description="device ids in the `anon` namespace")
+    user_ids: dict[str, list[str]] = Field(
+        default_factory=dict, description="source name -> the external ids in that source's namespace"
+    )
+
+    def __bool__(self) -> bool:
+        return bool(self.anonymous_ids or any(self.user_ids.values()))
+
+
 class CustomerErasureRequested(DomainEvent):
     """Art. 17 erasure: every engine deletes or anonymises what it holds on these ids and acknowledges."""
 
@@ -499,6 +521,7 @@ class CustomerErasureRequested(DomainEvent):
     customer_id: str
     customer_ids: list[str]
     requested_at: datetime
+    tracked_ids: TrackedIds = Field(default_factory=TrackedIds)
 
 
 class CustomerDataErased(DomainEvent):

@@ -22,6 +22,7 @@ from ecrm.customers.identity import NormalizedIdentity, normalize_all, normalize
 from ecrm.customers.logic import ConsentChange, MergePolicy
 from ecrm.customers.models import (
     MAX_CLAIMS,
+    TRACKING_ANONYMOUS_NAMESPACE,
     Claim,
     Consent,
     ConsentChanged,
@@ -47,6 +48,7 @@ from ecrm.customers.models import (
     MergeRecord,
     PreferencesPatch,
     ProfileSnapshot,
+    TrackedIds,
     UpsertResult,
 )
 from ecrm.customers.store import ConcurrentUpdate, CustomerStore, IdentityTaken
@@ -543,6 +545,7 @@ class CustomerService:
                     customer_id=request.customer_id,
                     customer_ids=request.customer_ids,
                     requested_at=request.requested_at,
+                    tracked_ids=tracked_ids(customer.identities),
                 )
             ],
             correlation_id=correlation_id,
@@ -608,6 +611,20 @@ def _union_claims(current: list[Claim], more: list[Claim]) -> list[Claim]:
         )
     latest = sorted(by_key.values(), key=lambda c: (c.last_claimed_at, c.field, c.value), reverse=True)[:MAX_CLAIMS]
     return sorted(latest, key=lambda c: (c.field, c.value, c.source))
+
+
+def tracked_ids(identities: Sequence[Identity]) -> TrackedIds:
+    """The anonymous ids (`device_id` in the `anon` namespace) and the user ids (`external_id` per source)."""
+    anonymous: set[str] = set()
+    users: dict[str, set[str]] = {}
+    for identity in identities:
+        if identity.type == "device_id" and identity.namespace == TRACKING_ANONYMOUS_NAMESPACE:
+            anonymous.add(identity.value)
+        elif identity.type == "external_id" and identity.namespace:
+            users.setdefault(identity.namespace, set()).add(identity.value)
+    return TrackedIds(
+        anonymous_ids=sorted(anonymous), user_ids={source: sorted(ids) for source, ids in sorted(users.items())}
+    )
 
 
 def _union_identities(current: list[Identity], more: list[Identity]) -> list[Identity]:
