@@ -9,6 +9,8 @@
  * page calls them. Messages are batched (POST /v1/batch, HTTP Basic auth with the write key) and
  * flushed every 2 s, at 20 messages, and when the page is hidden (fetch keepalive), so nothing is
  * lost when the visitor leaves. The anonymous id lives in localStorage; identify() adds the user id.
+ * The write key is public: pass identify() the userHash your backend computed (hex HMAC-SHA256 of
+ * the user id with the source's identity secret), or the sign-in is kept only as a claim (ADR 9).
  * Any analytics.js-compatible library works too: point its apiHost at the platform's /v1.
  */
 (function (window, document) {
@@ -38,13 +40,14 @@
       locale: window.navigator.language
     };
   }
-  function enqueue(message) {
+  function enqueue(message, userHash) {
     message.messageId = uuid();
     message.anonymousId = anonymousId();
     var userId = storage.getItem("ecrm_user_id");
     if (userId && !message.userId) { message.userId = userId; }
     message.timestamp = new Date().toISOString();
     message.context = context();
+    if (userHash) { message.context.userHash = userHash; }
     queue.push(message);
     if (queue.length >= 20) { flush(false); } else if (!timer) { timer = setTimeout(function () { flush(false); }, 2000); }
   }
@@ -62,9 +65,9 @@
   var ecrm = {
     page: function (name, properties) { enqueue({type: "page", name: name || document.title, properties: properties || {}}); },
     track: function (event, properties) { enqueue({type: "track", event: event, properties: properties || {}}); },
-    identify: function (userId, traits) {
+    identify: function (userId, traits, userHash) {
       storage.setItem("ecrm_user_id", userId);
-      enqueue({type: "identify", userId: userId, traits: traits || {}});
+      enqueue({type: "identify", userId: userId, traits: traits || {}}, userHash);
     },
     productViewed: function (product) { ecrm.track("Product Viewed", product); },
     addToCart: function (product) { ecrm.track("Product Added", product); },
