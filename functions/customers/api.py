@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm import __version__
 from ecrm.core import aws
 from ecrm.core.api import EngineApi
+from ecrm.core.auth import Access
 from ecrm.core.config import load_config
 from ecrm.core.errors import InvalidInput
 from ecrm.core.observability import Observability
@@ -20,6 +21,7 @@ from ecrm.customers.models import (
     Consent,
     ConsentUpdate,
     Customer,
+    CustomerConsentUpdate,
     CustomerPatch,
     CustomerUpsert,
     CustomerView,
@@ -75,20 +77,24 @@ def _user_agent() -> str | None:
 
 
 # -- staff: customers --------------------------------------------------------------------------
-@app.post("/customers", summary="Upsert a customer record, resolved by its identities (201 new, 200 matched)")
+@app.post(
+    "/customers",
+    access=Access.staff(*WRITERS),
+    summary="Upsert a customer record, resolved by its identities (201 new, 200 matched)",
+)
 def upsert_customer(body: CustomerUpsert) -> tuple[UpsertResult, int]:
-    principal = app.staff(WRITERS)
-    result = deps().service.upsert(body, actor=principal.email or principal.subject, correlation_id=app.correlation_id)
+    result = deps().service.upsert(body, actor=app.principal().actor, correlation_id=app.correlation_id)
     return result, 201 if result.created else 200
 
 
-@app.get("/customers", summary="Find a customer by email, phone or external id (namespace:value)")
+@app.get(
+    "/customers", access=Access.staff(), summary="Find a customer by email, phone or external id (namespace:value)"
+)
 def find_customer(
     email: Annotated[str | None, Query(max_length=320)] = None,
     phone: Annotated[str | None, Query(max_length=40)] = None,
     external_id: Annotated[str | None, Query(max_length=170, pattern=r"^[a-z0-9_\-]{1,40}:.+$")] = None,
 ) -> Customer:
-    app.staff()
     given = [(t, v) for t, v in (("email", email), ("phone", phone), ("external_id", external_id)) if v]
     if len(given) != 1:
         raise InvalidInput("give exactly one of email, phone or external_id")
@@ -99,28 +105,31 @@ def find_customer(
     return deps().service.lookup(IdentityIn(type=kind, value=value, namespace=namespace))
 
 
-@app.get("/customers/<customer_id>", summary="The 360-degree view of a customer")
+@app.get("/customers/<customer_id>", access=Access.staff(), summary="The 360-degree view of a customer")
 def get_customer(customer_id: CustomerId) -> CustomerView:
-    app.staff()
     return deps().service.view(customer_id)
 
 
-@app.patch("/customers/<customer_id>", summary="Edit attributes (null removes), add identities, preferences")
+@app.patch(
+    "/customers/<customer_id>",
+    access=Access.staff(*WRITERS),
+    summary="Edit attributes (null removes), add identities, preferences",
+)
 def patch_customer(customer_id: CustomerId, body: CustomerPatch) -> Customer:
-    principal = app.staff(WRITERS)
-    return deps().service.patch(
-        customer_id, body, actor=principal.email or principal.subject, correlation_id=app.correlation_id
-    )
+    return deps().service.patch(customer_id, body, actor=app.principal().actor, correlation_id=app.correlation_id)
 
 
-@app.put("/customers/<customer_id>/consents/<channel>/<purpose>", summary="Grant or withdraw a consent, with proof")
+@app.put(
+    "/customers/<customer_id>/consents/<channel>/<purpose>",
+    access=Access.staff(*WRITERS),
+    summary="Grant or withdraw a consent, with proof",
+)
 def put_consent(
     customer_id: CustomerId,
     channel: Annotated[Channel, Path()],
     purpose: Annotated[str, Path(pattern=r"^(marketing|transactional|profiling|topic:[a-z0-9_\-]{1,40})$")],
     body: ConsentUpdate,
 ) -> Consent:
-    app.staff(WRITERS)
     return deps().service.set_consent(
         customer_id,
         channel,
@@ -133,28 +142,33 @@ def put_consent(
     )
 
 
-@app.get("/customers/<customer_id>/timeline", summary="Interactions, newest first, paged")
+@app.get("/customers/<customer_id>/timeline", access=Access.staff(), summary="Interactions, newest first, paged")
 def get_timeline(
     customer_id: CustomerId,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> TimelinePage:
-    app.staff()
     items, next_cursor = deps().service.timeline(customer_id, limit=limit, cursor=cursor)
     return TimelinePage(items=items, next_cursor=next_cursor)
 
 
-@app.post("/customers/<customer_id>/interactions", summary="Record an interaction (201; 200 if already recorded)")
+@app.post(
+    "/customers/<customer_id>/interactions",
+    access=Access.staff(*WRITERS),
+    summary="Record an interaction (201; 200 if already recorded)",
+)
 def post_interaction(customer_id: CustomerId, body: InteractionIn) -> tuple[Interaction, int]:
-    app.staff(WRITERS)
     interaction, created = deps().service.record_interaction(customer_id, body, correlation_id=app.correlation_id)
     return interaction, 201 if created else 200
 
 
 # -- staff: GDPR -------------------------------------------------------------------------------
-@app.get("/customers/<customer_id>/export", summary="Everything held on the customer (Art. 15/20)")
+@app.get(
+    "/customers/<customer_id>/export",
+    access=Access.staff(*GDPR_OFFICERS),
+    summary="Everything held on the customer (Art. 15/20)",
+)
 def export_customer(customer_id: CustomerId) -> dict[str, Any]:
-    app.staff(GDPR_OFFICERS)
     return deps().service.export(customer_id)
 
 
@@ -164,58 +178,66 @@ class ErasureAccepted(BaseModel):
     status_url: str
 
 
-@app.delete("/customers/<customer_id>", summary="Erase the customer in every engine (Art. 17); 202 with a request id")
+@app.delete(
+    "/customers/<customer_id>",
+    access=Access.staff(*GDPR_OFFICERS),
+    summary="Erase the customer in every engine (Art. 17); 202 with a request id",
+)
 def erase_customer(customer_id: CustomerId) -> tuple[ErasureAccepted, int]:
-    principal = app.staff(GDPR_OFFICERS)
     request = deps().service.request_erasure(
-        customer_id, requested_by=principal.email or principal.subject, correlation_id=app.correlation_id
+        customer_id, requested_by=app.principal().actor, correlation_id=app.correlation_id
     )
     return ErasureAccepted(
         request_id=request.request_id, status=request.status, status_url=f"/erasures/{request.request_id}"
     ), 202
 
 
-@app.get("/erasures/<request_id>", summary="Progress of an erasure request, per engine")
+@app.get(
+    "/erasures/<request_id>", access=Access.staff(*GDPR_OFFICERS), summary="Progress of an erasure request, per engine"
+)
 def get_erasure(request_id: Annotated[str, Path(pattern=r"^era_[0-9A-Z]{26}$")]) -> ErasureRequest:
-    app.staff(GDPR_OFFICERS)
     return deps().service.get_erasure(request_id)
 
 
 # -- staff: imports ----------------------------------------------------------------------------
-@app.post("/imports", summary="Start a bulk import: returns a presigned upload URL and the import id")
+@app.post(
+    "/imports",
+    access=Access.staff(*IMPORTERS),
+    summary="Start a bulk import: returns a presigned upload URL and the import id",
+)
 def create_import(body: ImportRequest) -> tuple[ImportTicket, int]:
-    app.staff(IMPORTERS)
     return deps().imports.open(body), 201
 
 
-@app.get("/imports/<import_id>", summary="Import progress, counts and the error report")
+@app.get(
+    "/imports/<import_id>", access=Access.staff(*IMPORTERS), summary="Import progress, counts and the error report"
+)
 def get_import(import_id: Annotated[str, Path(pattern=r"^imp_[0-9A-Z]{26}$")]) -> ImportStatus:
-    app.staff(IMPORTERS)
     return deps().imports.status(import_id)
 
 
 # -- customers: /me ----------------------------------------------------------------------------
-@app.get("/me", summary="The signed-in customer's own profile")
+@app.get("/me", access=Access.customer(), summary="The signed-in customer's own profile")
 def get_me() -> CustomerView:
     return deps().service.view(app.customer_id())
 
 
-@app.patch("/me/preferences", summary="Change my preferences")
+@app.patch("/me/preferences", access=Access.customer(), summary="Change my preferences")
 def patch_my_preferences(body: PreferencesPatch) -> Customer:
     return deps().service.update_preferences(app.customer_id(), body, correlation_id=app.correlation_id)
 
 
-@app.put("/me/consents/<channel>/<purpose>", summary="Grant or withdraw one of my consents")
+@app.put("/me/consents/<channel>/<purpose>", access=Access.customer(), summary="Grant or withdraw one of my consents")
 def put_my_consent(
     channel: Annotated[Channel, Path()],
     purpose: Annotated[str, Path(pattern=r"^(marketing|transactional|profiling|topic:[a-z0-9_\-]{1,40})$")],
-    body: ConsentUpdate,
+    body: CustomerConsentUpdate,
 ) -> Consent:
     return deps().service.set_consent(
         app.customer_id(),
         channel,
         purpose,
-        body,
+        ConsentUpdate.model_validate(body.model_dump()),  # no source: the proof's source is the customer
         source="customer",
         ip=_client_ip(),
         user_agent=_user_agent(),
@@ -223,7 +245,7 @@ def put_my_consent(
     )
 
 
-@app.get("/me/export", summary="Everything held on me (Art. 15/20)")
+@app.get("/me/export", access=Access.customer(), summary="Everything held on me (Art. 15/20)")
 def export_me() -> dict[str, Any]:
     return deps().service.export(app.customer_id())
 

@@ -7,11 +7,15 @@
   E.164; numbers that are not valid for their region are rejected.
 - external ids, loyalty cards and device ids: trimmed; external ids are namespaced by the system
   that issued them, so `erp:42` and `shop:42` are different identities.
+- every type: no control or format characters (a NUL, a zero-width space, a lone surrogate). They
+  are invisible, so two keys that print alike would be different people, and a NUL cuts the value
+  short in half the systems a key reaches (C strings, some CSV readers, SMS gateways).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
@@ -24,6 +28,8 @@ _EMAIL = re.compile(
     r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)+$"
 )
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-:.@/+=]{1,128}$")
+# Unicode control (Cc), format (Cf), surrogate (Cs) and private-use (Co) characters.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
 
 
 class InvalidIdentity(InvalidInput):
@@ -74,7 +80,18 @@ def normalize_token(raw: str, what: str) -> str:
     return token
 
 
+def refuse_invisible_characters(raw: str, what: str) -> None:
+    """`InvalidIdentity` naming the first control, format or surrogate code point in `raw` (never echoing it)."""
+    for position, char in enumerate(raw):
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+            raise InvalidIdentity(
+                f"{what}: holds an invisible character (U+{ord(char):04X}) at position {position}; "
+                "identities are printable text"
+            )
+
+
 def normalize_identity(identity: IdentityIn, *, default_region: str | None = None) -> NormalizedIdentity:
+    refuse_invisible_characters(identity.value.strip(), identity.type.replace("_", " "))
     if identity.type == "email":
         return NormalizedIdentity("email", "", normalize_email(identity.value))
     if identity.type == "phone":

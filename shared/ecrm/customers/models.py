@@ -86,14 +86,23 @@ class ConsentIn(BaseModel):
     proof: ConsentProof
 
 
-class ConsentUpdate(BaseModel):
-    """`PUT /customers/{id}/consents/{channel}/{purpose}` and `/me/consents/...`."""
+class CustomerConsentUpdate(BaseModel):
+    """`PUT /me/consents/{channel}/{purpose}`: what a customer states about their own consent.
+
+    No `source`: the proof of a consent is evidence, and on `/me` its source is the customer, always;
+    a body that names one is refused (422) rather than ignored.
+    """
 
     model_config = STRICT
 
     state: ConsentState
     notice_version: Annotated[str, StringConstraints(max_length=64)] | None = None
     text: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class ConsentUpdate(CustomerConsentUpdate):
+    """`PUT /customers/{id}/consents/{channel}/{purpose}`: staff recording a consent, and where it was given."""
+
     source: SourceName | None = None
 
 

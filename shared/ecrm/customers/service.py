@@ -336,7 +336,8 @@ class CustomerService:
         key = normalize_identity(identity, default_region=self.default_region).key
         owner = self.store.owners_of([key]).get(key)
         if owner is None:
-            raise NotFound(f"no customer has {identity.type} {identity.value!r}")
+            # The value is not repeated: the caller sent it, and a detail may travel further than the answer.
+            raise NotFound(f"no customer has this {identity.type.replace('_', ' ')}")
         return self.get(owner)
 
     def timeline(self, customer_id: str, *, limit: int, cursor: str | None) -> tuple[list[Interaction], str | None]:

@@ -318,9 +318,7 @@ class CustomerStore:
         self, customer_ids: Sequence[str], *, limit: int, cursor: str | None = None
     ) -> tuple[list[Interaction], str | None]:
         """Newest first across the customer and everyone merged into it; `cursor` continues a page."""
-        before = base64.urlsafe_b64decode(cursor.encode()).decode() if cursor else None
-        if before is not None and not before.startswith("TL#"):
-            raise InvalidInput("cursor is not a timeline cursor")
+        before = _timeline_position(cursor) if cursor else None
         streams = []
         for customer_id in customer_ids:
             condition = "pk = :pk AND sk BETWEEN :lo AND :hi"
@@ -570,3 +568,14 @@ class CustomerStore:
             if "LastEvaluatedKey" not in response:
                 return items
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _timeline_position(cursor: str) -> str:
+    """The sort key a cursor continues after; anything a client made up is a 400, not a decoding crash."""
+    try:
+        before = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("utf-8")
+    except (UnicodeError, ValueError):  # not ASCII, not base64 (binascii.Error), not UTF-8 inside
+        before = ""
+    if not before.startswith("TL#"):
+        raise InvalidInput("cursor is not a timeline cursor: pass back a next_cursor as it was given", field="cursor")
+    return before
