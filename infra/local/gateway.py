@@ -218,8 +218,15 @@ class LocalGateway:
         function = self.runtime.by_logical_id(route.function_logical_id)
         try:
             result = self.runtime.invoke(function.name, event)
-        except InvocationError:
+        except InvocationError:  # the runtime logged the error and its traceback in the function's log
             return self.gateway_response("DEFAULT_5XX", 502, "Internal server error")
+        if not isinstance(result, dict) or "statusCode" not in result:
+            # API Gateway's "Malformed Lambda proxy response": logged where the function's own lines are.
+            self.runtime.write_log(
+                function,
+                f"[ERROR] {method} {path}: malformed Lambda proxy response (502): a {type(result).__name__} "
+                "without a statusCode\n",
+            )
         return self._http_response(result)
 
     def gateway_response(self, response_type: str, status: int, message: str) -> tuple[int, dict[str, str], bytes]:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -69,6 +69,7 @@ class FunctionRuntime:
         self._idle: dict[str, list[_Worker]] = {}
         self._start_lock = threading.Lock()
         self._idle_changed = threading.Condition()
+        self._log_lock = threading.Lock()
         self.invocations: dict[str, int] = {}
 
     def register(self, function: LocalFunction) -> None:
@@ -106,7 +107,8 @@ class FunctionRuntime:
         """
         function = self.functions[name]
         worker = self._acquire(function)
-        request = json.dumps({"event": event, "request_id": str(uuid.uuid4())}, default=str)
+        request_id = str(uuid.uuid4())
+        request = json.dumps({"event": event, "request_id": request_id}, default=str)
         line: str | None = ""
         try:
             with self._start_lock:
@@ -122,20 +124,42 @@ class FunctionRuntime:
         finally:
             healthy = bool(line) and worker.process.poll() is None
             self._release(function, worker, retire=not healthy)
+        error: dict[str, Any] | None = None
         if line is None:
             worker.process.kill()
-            raise InvocationError(
-                name,
-                {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {function.timeout_s} seconds"},
-            )
-        if not line:
-            raise InvocationError(
-                name, {"errorType": "Runtime.ExitError", "errorMessage": "the function's sandbox exited"}
-            )
-        reply = json.loads(line)
-        if "error" in reply:
-            raise InvocationError(name, reply["error"])
+            error = {
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"Task timed out after {function.timeout_s} seconds",
+            }
+        elif not line:
+            error = {"errorType": "Runtime.ExitError", "errorMessage": "the function's sandbox exited"}
+        else:
+            reply = json.loads(line)
+            error = reply.get("error")
+        if error is not None:
+            self.log_failure(function, request_id, error)
+            raise InvocationError(name, error)
         return reply["result"]
+
+    def log_failure(self, function: LocalFunction, request_id: str, error: Mapping[str, Any]) -> None:
+        """What Lambda's runtime writes to the function's log when an invocation fails: the error and its traceback.
+
+        Without it a failed invocation (an API answered 502) leaves no trace in the function's log.
+        """
+        lines = [f"[ERROR] {error.get('errorType')}: {error.get('errorMessage')} RequestId: {request_id}"]
+        trace = "".join(error.get("stackTrace") or [])
+        if trace:
+            lines.append(trace.rstrip("\n"))
+        self.write_log(function, "\n".join(lines) + "\n")
+
+    def write_log(self, function: LocalFunction, text: str) -> None:
+        """Append to the function's log file (`<log dir>/<logical id>.log`) and echo it, line by line."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self._log_lock, (self.log_dir / f"{function.logical_id}.log").open("a") as sink:
+            sink.write(text)
+        if self.echo:
+            for line in text.splitlines():
+                self.echo(function.logical_id, line)
 
     def _acquire(self, function: LocalFunction) -> _Worker:
         with self._idle_changed:
@@ -184,14 +208,9 @@ class FunctionRuntime:
         return worker
 
     def _drain_logs(self, function: LocalFunction, process: subprocess.Popen[str]) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         assert process.stdout is not None
-        with (self.log_dir / f"{function.logical_id}.log").open("a") as sink:
-            for line in process.stdout:
-                sink.write(line)
-                sink.flush()
-                if self.echo:
-                    self.echo(function.logical_id, line.rstrip("\n"))
+        for line in process.stdout:
+            self.write_log(function, line)
 
     def stop(self) -> None:
         with self._idle_changed:
