@@ -53,7 +53,14 @@ def test_an_unsigned_identify_naming_a_victims_email_changes_nothing_on_the_vict
             "source": "erp",
             "identities": [{"type": "email", "value": victim_email}],
             "attributes": {"first_name": "Vera", "city": "Berlin"},
-            "consents": [{"channel": "email", "purpose": "marketing", "state": "granted", "proof": {"source": "erp"}}],
+            "consents": [
+                {
+                    "channel": "email",
+                    "purpose": "marketing",
+                    "state": "granted",
+                    "proof": {"source": "erp", "captured_at": "2026-11-01T10:00:00Z"},
+                }
+            ],
         },
     )
     assert victim.status == 201, victim.body
