@@ -206,7 +206,7 @@ def get_erasure(request_id: Annotated[str, Path(pattern=r"^era_[0-9A-Z]{26}$")])
     summary="Start a bulk import: returns a presigned upload URL and the import id",
 )
 def create_import(body: ImportRequest) -> tuple[ImportTicket, int]:
-    return deps().imports.open(body), 201
+    return deps().imports.open(body, requested_by=app.principal().actor), 201
 
 
 @app.get(

@@ -83,7 +83,7 @@ class ImportDesk:
     bucket: str
     clock: Clock
 
-    def open(self, request: ImportRequest) -> ImportTicket:
+    def open(self, request: ImportRequest, *, requested_by: str | None = None) -> ImportTicket:
         validate_mapping(request.mapping)
         now = self.clock.now()
         import_id = new_id("imp_")
@@ -93,6 +93,7 @@ class ImportDesk:
             source=request.source,
             status="awaiting_upload",
             file_key=key,
+            requested_by=requested_by,
             created_at=now,
             updated_at=now,
         )
@@ -129,6 +130,7 @@ class ImportDesk:
             source=request.source,
             status="awaiting_upload",
             file_key=key,
+            requested_by=f"drop:{key}",
             created_at=now,
             updated_at=now,
         )

@@ -384,6 +384,11 @@ class ImportStatus(BaseModel):
     error_report_key: str | None = None
     error_report_url: str | None = Field(default=None, description="Presigned download of the error report")
     failure: str | None = None
+    requested_by: str | None = Field(
+        default=None,
+        description="Who started it: the staff member's subject, or `drop:<object key>` for a dropped file; "
+        "merges it causes name `import:<import_id>`",
+    )
     created_at: datetime
     updated_at: datetime
     duplicate_of: str | None = None

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from ecrm.customers import import_jobs
 from ecrm.customers.import_jobs import ImportDesk, ImportPipeline
-from ecrm.customers.models import ImportRequest
+from ecrm.customers.models import CustomerUpsert, IdentityIn, ImportRequest
 from ecrm.customers.service import CustomerService
 
 from tests.integration.customers.conftest import RecordingPublisher
@@ -93,3 +93,31 @@ def test_the_same_file_twice_is_a_duplicate(service: CustomerService, s3: Any, p
     assert prepared["duplicate"] is True
     status = ImportDesk(service.store, s3, BUCKET, service.clock).status(second)
     assert (status.status, status.duplicate_of) == ("duplicate", first)
+
+
+def test_a_merge_caused_by_an_import_is_traceable_to_the_staff_member_who_started_it(
+    service: CustomerService, s3: Any, publisher: RecordingPublisher
+) -> None:
+    # Given two customers the store believes are different people
+    first = service.upsert(
+        CustomerUpsert(source="erp", identities=[IdentityIn(type="email", value="one@example.com")]), actor="t"
+    ).customer_id
+    second = service.upsert(
+        CustomerUpsert(source="erp", identities=[IdentityIn(type="external_id", namespace="crm", value="42")]),
+        actor="t",
+    ).customer_id
+    # When a staff member imports a file whose row links them
+    desk = ImportDesk(service.store, s3, BUCKET, service.clock)
+    ticket = desk.open(
+        ImportRequest.model_validate({"source": "crm", "mapping": {"mail": "email", "id": "external_id"}}),
+        requested_by="staff-subject-1",
+    )
+    s3.put_object(
+        Bucket=BUCKET, Key=import_jobs.upload_key(ticket.import_id, "csv"), Body=b"mail,id\none@example.com,42\n"
+    )
+    run(ImportPipeline(service, s3, BUCKET, publisher, chunk_rows=10), ticket.import_id)
+    # Then the merge names the import, and the import names who started it
+    [merge] = service.store.merges(min(first, second))
+    assert merge.merged_by == f"import:{ticket.import_id}"
+    assert desk.status(ticket.import_id).requested_by == "staff-subject-1"
+    assert [e.merged_by for e in publisher.of("CustomersMerged")] == [f"import:{ticket.import_id}"]
