@@ -68,8 +68,6 @@ class EngineApi(APIGatewayRestResolver):
         self.api_version = version
         # (METHOD, rule as registered, e.g. "/customers/<customer_id>") -> who may call it
         self.access_rules: dict[tuple[str, str], Access] = {}
-        # Media types a route takes besides JSON (the tracking routes: analytics.js posts text/plain).
-        self.extra_media_types: dict[tuple[str, str], frozenset[str]] = {}
         self.exception_handler(EcrmError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(RequestUnsupportedContentType)(self._unsupported_content_type)
@@ -100,9 +98,6 @@ class EngineApi(APIGatewayRestResolver):
         if (method, rule) in self.access_rules:
             raise ValueError(f"{method} {rule} is registered twice")
         self.access_rules[(method, rule)] = access
-        also = frozenset(options.pop("also_accepts", ()))
-        if also:
-            self.extra_media_types[(method, rule)] = also
         options["openapi_extensions"] = {
             **(options.get("openapi_extensions") or {}),
             ACCESS_EXTENSION: access.describe(),
@@ -163,7 +158,7 @@ class EngineApi(APIGatewayRestResolver):
         try:
             self.append_context(principal=self._admit(route))
             if route.dependant.body_params:
-                self._read_json_body(route)
+                self._read_json_body()
         except Exception as exc:
             handled = self._call_exception_handler(exc, route)
             if handled is None:
@@ -179,12 +174,14 @@ class EngineApi(APIGatewayRestResolver):
             raise ConfigurationError(f"{route.method} {route.path} declares no access")
         return None  # Powertools' own route for a path nothing serves: it answers 404
 
-    def _read_json_body(self, route: Route) -> None:
-        """Decode the body once, here, so what Powertools validates is a document known to be sane."""
+    def _read_json_body(self) -> None:
+        """Decode the body once, here, so what Powertools validates is a document known to be sane.
+
+        Only routes with a body model come here; the tracking routes read theirs themselves, and take
+        `text/plain` too (analytics.js posts JSON that way to avoid a CORS preflight).
+        """
         event = self.current_event
-        request_body.require_json_media_type(
-            event.headers.get("content-type"), also=self.extra_media_types.get((route.method, route.path), frozenset())
-        )
+        request_body.require_json_media_type(event.headers.get("content-type"))
         raw = self.body_bytes()
         try:
             document = request_body.decode_json(raw) if raw else None
