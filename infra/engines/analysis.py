@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -19,7 +19,7 @@ from infra.constructs.engine_function import EngineFunction
 from infra.constructs.engine_table import EngineTable
 from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
 from infra.constructs.foundation import Foundation
-from infra.constructs.lake import Lake
+from infra.constructs.lake import WAITS_FOR_LAKE_DELIVERY, WAITS_FOR_LAKE_DELIVERY_TAG, Lake
 from infra.constructs.nag import acknowledge
 from infra.constructs.scheduled_job import ScheduledJob
 from infra.constructs.workflow import Workflow
@@ -134,6 +134,7 @@ class AnalysisEngine(Construct):
             description="Erasure requests to segmentation",
             pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
         )
+        self.lake_eraser = self._lake_eraser(foundation, env)
 
         # Audience builds: plan, shards on the lake (Distributed Map), finish.
         task = EngineFunction(
@@ -223,6 +224,63 @@ class AnalysisEngine(Construct):
             description="Segments whose rules change with time passing alone are reconciled hourly",
             function=refresh.function,
         )
+
+    def _lake_eraser(self, foundation: Foundation, env: dict[str, str]) -> QueueConsumer:
+        """Erasure requests, delayed past both streams' buffering, rewrite the objects holding the customers' rows."""
+        from ecrm.analysis.segment_sql import BEHAVIOUR_EVENTS, SEGMENT_PROFILES
+        from ecrm.lake import ERASURE_STAGING
+
+        settled = max(self.profiles.settled_after.to_seconds(), self.behaviour.settled_after.to_seconds())
+        eraser = QueueConsumer(
+            self,
+            "LakeEraser",
+            foundation=foundation,
+            engine="analysis",
+            module="on_erasure_settled",
+            environment=env,
+            batch_size=1,
+            max_concurrency=2,
+            timeout=Duration.minutes(5),
+            delivery_delay=Duration.seconds(settled),
+        )
+        Tags.of(eraser.queue).add(WAITS_FOR_LAKE_DELIVERY_TAG, WAITS_FOR_LAKE_DELIVERY)
+        EventRuleToQueue(
+            self,
+            "ErasureSettledRule",
+            foundation=foundation,
+            consumer=eraser,
+            description="Erasure requests to segmentation's lake eraser (delayed past the lake's buffering)",
+            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
+        )
+        function = eraser.handler.function
+        tables = [SEGMENT_PROFILES, BEHAVIOUR_EVENTS]
+        self.grant_queries(eraser.handler, tables=tables)
+        for table in tables:
+            self.lake.bucket.grant_put(function, f"{table}/*")
+            self.lake.bucket.grant_delete(function, f"{table}/*")
+        self.lake.bucket.grant_read_write(function, f"{ERASURE_STAGING}*")
+        self.lake.bucket.grant_delete(function, f"{ERASURE_STAGING}*")
+        self.table.grant(function, "dynamodb:PutItem", "dynamodb:DeleteItem")  # object leases
+        self.foundation.bus.grant_put_events_to(function)
+        bucket_id = Stack.of(self).get_logical_id(self.lake.bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            eraser.handler.role,
+            "AwsSolutions-IAM5",
+            "The lake eraser rewrites objects of segmentation's lake tables (any day, named by Firehose) and "
+            "stages Athena's UNLOAD output under the erasure staging prefix; CDK's S3 grants use action families.",
+            applies_to=[
+                "Action::s3:DeleteObject*",
+                "Action::s3:GetBucket*",
+                "Action::s3:GetObject*",
+                "Action::s3:List*",
+                "Action::s3:Abort*",
+                *(f"Resource::<{bucket_id}.Arn>/{table}/*" for table in tables),
+                f"Resource::<{bucket_id}.Arn>/{ERASURE_STAGING}*",
+                # Table.grant names the table's indexes too; the leases are items of the table itself
+                f"Resource::<{Stack.of(self).get_logical_id(self.table.node.default_child)}.Arn>/index/*",  # type: ignore[arg-type]
+            ],
+        )
+        return eraser
 
     def _grant_table(self, function: EngineFunction) -> None:
         self.table.grant_read_write_data(function.function)

@@ -9,14 +9,16 @@ from functools import cache
 from typing import Any
 
 from ecrm.analysis.audiences import AudienceSteps
+from ecrm.analysis.erasure import AnalysisLakeErasure
 from ecrm.analysis.membership import MembershipService
 from ecrm.analysis.segments import DEFAULT_SHARDS, SegmentService, StepFunctionsStarter
 from ecrm.analysis.store import AnalysisStore
 from ecrm.core import aws
 from ecrm.core.clock import SystemClock
 from ecrm.core.config import PublishingConfig
+from ecrm.core.ids import new_id
 from ecrm.core.publisher import EventPublisher
-from ecrm.lake import AthenaLake, BufferedLakeWriter, FirehoseLakeWriter
+from ecrm.lake import AthenaLake, BufferedLakeWriter, FirehoseLakeWriter, LakeRowEraser, ObjectLeases
 
 
 class AnalysisConfig(PublishingConfig):
@@ -74,3 +76,17 @@ def audience_steps_for(config: AnalysisConfig) -> AudienceSteps:
         s3=aws.client("s3"),
         bucket=config.lake_bucket_name,
     )
+
+
+@cache
+def lake_erasure_for(config: AnalysisConfig) -> AnalysisLakeErasure:
+    clock = SystemClock()
+    eraser = LakeRowEraser(
+        AthenaLake(aws.client("athena"), workgroup=config.athena_workgroup, database=config.lake_database),
+        aws.client("s3"),
+        bucket=config.lake_bucket_name,
+        leases=ObjectLeases(aws.client("dynamodb"), config.analysis_table_name, owner=new_id("eraser_")),
+        now=clock.now,
+    )
+    publisher = EventPublisher(config.event_bus_name, aws.client("events"))
+    return AnalysisLakeErasure(eraser=eraser, publisher=publisher, clock=clock)
