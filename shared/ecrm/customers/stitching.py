@@ -30,10 +30,16 @@ from typing import Any
 
 from ecrm.collect.models import CollectedEvent
 from ecrm.customers.identity import InvalidIdentity, normalize_identity
-from ecrm.customers.models import CustomerUpsert, IdentityIn, Interaction, InteractionIn
+from ecrm.customers.models import (
+    TRACKING_ANONYMOUS_NAMESPACE,
+    CustomerUpsert,
+    IdentityIn,
+    Interaction,
+    InteractionIn,
+)
 from ecrm.customers.service import CustomerService
 
-ANONYMOUS_NAMESPACE = "anon"
+ANONYMOUS_NAMESPACE = TRACKING_ANONYMOUS_NAMESPACE
 CLAIMED_INTERACTION = "identity_claimed"
 CLAIMED_TRAITS = ("email", "phone")
 TRAIT_ATTRIBUTES = {
