@@ -81,3 +81,56 @@ def bus_event_from_entry(entry: Mapping[str, Any], event_id: str) -> dict[str, A
         }
     )
     return event
+
+
+class FakeStreamTable:
+    """A DynamoDB client holding items in memory and recording a stream of their changes.
+
+    `transact_write_items` and `put_item` write whole items, as the outbox does; each write is a
+    stream record shaped as Lambda delivers it (NEW_AND_OLD_IMAGES, increasing sequence numbers).
+    `fail_next` makes the next transaction fail as a crash would: nothing written, nothing streamed.
+    """
+
+    def __init__(self, stream_arn: str = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/1") -> None:
+        self.stream_arn = stream_arn
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.records: list[dict[str, Any]] = []
+        self.fail_next: Exception | None = None
+        self._sequence = itertools.count(1000)
+
+    def transact_write_items(self, *, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.fail_next is not None:
+            failure, self.fail_next = self.fail_next, None
+            raise failure
+        for action in TransactItems:
+            self.put_item(**action["Put"])
+        return {}
+
+    def put_item(self, *, TableName: str, Item: dict[str, Any], **_: Any) -> dict[str, Any]:
+        key = (Item["pk"]["S"], Item["sk"]["S"])
+        old = self.items.get(key)
+        self.items[key] = Item
+        stream: dict[str, Any] = {
+            "Keys": {"pk": Item["pk"], "sk": Item["sk"]},
+            "NewImage": Item,
+            "SequenceNumber": str(next(self._sequence)),
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
+        if old is not None:
+            stream["OldImage"] = old
+        self.records.append(
+            {
+                "eventID": f"ev-{len(self.records)}",
+                "eventName": "MODIFY" if old is not None else "INSERT",
+                "eventSource": "aws:dynamodb",
+                "eventVersion": "1.1",
+                "awsRegion": "us-east-1",
+                "dynamodb": stream,
+                "eventSourceARN": self.stream_arn,
+            }
+        )
+        return {}
+
+    def stream_event(self, start: int = 0, end: int | None = None) -> dict[str, Any]:
+        """A Lambda event of the stream records from `start` (index) to `end`."""
+        return {"Records": self.records[start:end]}
