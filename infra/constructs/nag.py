@@ -17,3 +17,15 @@ def acknowledge(construct: IConstruct, rule: str, reason: str, *, applies_to: Se
     pack = rule.split("-", 1)[0]
     ids = [f"{pack}::{rule}[{finding}]" for finding in applies_to] or [f"{pack}::{rule}"]
     cdk.Validations.of(construct).acknowledge(*(cdk.Acknowledgment(id=i, reason=reason) for i in ids))
+
+
+def finding_reference(scope: IConstruct, element: cdk.CfnElement, attribute: str = "Arn") -> str:
+    """How cdk-nag writes a reference to `element`'s attribute in a finding of a resource under `scope`.
+
+    In `element`'s own stack it is `<LogicalId.Arn>`; in a nested stack under it, CDK passes the value in as a
+    parameter, `reference-to-<unique id><attribute>`, and the finding names that parameter: `<referencetoIdArn>`.
+    """
+    stack = cdk.Stack.of(element)
+    if cdk.Stack.of(scope).node.path == stack.node.path:
+        return f"<{stack.get_logical_id(element)}.{attribute}>"
+    return f"<referenceto{cdk.Names.node_unique_id(element.node)}{attribute}>"

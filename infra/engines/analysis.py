@@ -20,7 +20,7 @@ from infra.constructs.engine_table import EngineTable
 from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import WAITS_FOR_LAKE_DELIVERY, WAITS_FOR_LAKE_DELIVERY_TAG, Lake
-from infra.constructs.nag import acknowledge
+from infra.constructs.nag import acknowledge, finding_reference
 from infra.constructs.scheduled_job import ScheduledJob
 from infra.constructs.workflow import Workflow
 from infra.settings import DeploymentSettings
@@ -152,12 +152,12 @@ class AnalysisEngine(Construct):
         self._grant_projection(task)
         self.grant_queries(task)
         lake.bucket.grant_put(task.function, f"{AUDIENCES}*")
-        bucket_id = Stack.of(self).get_logical_id(lake.bucket.node.default_child)  # type: ignore[arg-type]
+        bucket_arn = finding_reference(self, lake.bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             task.role,
             "AwsSolutions-IAM5",
             "A build writes its manifest under the audiences prefix of the lake bucket.",
-            applies_to=[f"Resource::<{bucket_id}.Arn>/{AUDIENCES}*"],
+            applies_to=[f"Resource::{bucket_arn}/{AUDIENCES}*"],
         )
         self.builds = self._audience_workflow(task, settings)
         env["AUDIENCE_STATE_MACHINE_ARN"] = self.builds.state_machine.state_machine_arn
@@ -208,7 +208,7 @@ class AnalysisEngine(Construct):
             models.role,
             "AwsSolutions-IAM5",
             "Model artifacts are versioned JSON under the models prefix of the lake bucket.",
-            applies_to=["Action::s3:DeleteObject*", f"Resource::<{bucket_id}.Arn>/models/*"],
+            applies_to=["Action::s3:DeleteObject*", f"Resource::{bucket_arn}/models/*"],
         )
         ScheduledJob(
             self,
@@ -262,7 +262,7 @@ class AnalysisEngine(Construct):
         self.lake.bucket.grant_delete(function, f"{ERASURE_STAGING}*")
         self.table.grant(function, "dynamodb:PutItem", "dynamodb:DeleteItem")  # object leases
         self.foundation.bus.grant_put_events_to(function)
-        bucket_id = Stack.of(self).get_logical_id(self.lake.bucket.node.default_child)  # type: ignore[arg-type]
+        bucket_arn = finding_reference(self, self.lake.bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             eraser.handler.role,
             "AwsSolutions-IAM5",
@@ -274,8 +274,8 @@ class AnalysisEngine(Construct):
                 "Action::s3:GetObject*",
                 "Action::s3:List*",
                 "Action::s3:Abort*",
-                *(f"Resource::<{bucket_id}.Arn>/{table}/*" for table in tables),
-                f"Resource::<{bucket_id}.Arn>/{ERASURE_STAGING}*",
+                *(f"Resource::{bucket_arn}/{table}/*" for table in tables),
+                f"Resource::{bucket_arn}/{ERASURE_STAGING}*",
                 # Table.grant names the table's indexes too; the leases are items of the table itself
                 f"Resource::<{Stack.of(self).get_logical_id(self.table.node.default_child)}.Arn>/index/*",  # type: ignore[arg-type]
             ],
@@ -340,7 +340,7 @@ class AnalysisEngine(Construct):
         if tables:
             bucket.grant_read(function.function, f"{QUERY_RESULTS}*")
         bucket.grant_put(function.function, f"{QUERY_RESULTS}*")
-        bucket_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+        bucket_arn = finding_reference(function, bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             function.role,
             "AwsSolutions-IAM5",
@@ -352,8 +352,8 @@ class AnalysisEngine(Construct):
                 "Action::s3:GetObject*",
                 "Action::s3:List*",
                 "Action::s3:Abort*",
-                *(f"Resource::<{bucket_id}.Arn>/{prefix}*" for prefix in prefixes),
-                f"Resource::<{bucket_id}.Arn>/{QUERY_RESULTS}*",
+                *(f"Resource::{bucket_arn}/{prefix}*" for prefix in prefixes),
+                f"Resource::{bucket_arn}/{QUERY_RESULTS}*",
                 *(
                     []
                     if tables

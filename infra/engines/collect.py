@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import Duration, Stack, Tags
+from aws_cdk import Duration, Tags
 from aws_cdk import aws_events as events
 from constructs import Construct
 
@@ -14,7 +14,7 @@ from infra.constructs.engine_table import EngineTable
 from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import WAITS_FOR_LAKE_DELIVERY, WAITS_FOR_LAKE_DELIVERY_TAG, Lake
-from infra.constructs.nag import acknowledge
+from infra.constructs.nag import acknowledge, finding_reference
 
 if TYPE_CHECKING:
     from infra.engines.analysis import AnalysisEngine
@@ -105,7 +105,7 @@ class CollectEngine(Construct):
         lake.bucket.add_lifecycle_rule(id="erasure-staging-1-day", prefix=ERASURE_STAGING, expiration=Duration.days(1))
         self.table.grant(function, "dynamodb:PutItem", "dynamodb:DeleteItem")  # object leases
         foundation.bus.grant_put_events_to(function)
-        bucket_id = Stack.of(self).get_logical_id(lake.bucket.node.default_child)  # type: ignore[arg-type]
+        bucket_arn = finding_reference(self, lake.bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             eraser.handler.role,
             "AwsSolutions-IAM5",
@@ -117,8 +117,8 @@ class CollectEngine(Construct):
                 "Action::s3:GetObject*",
                 "Action::s3:List*",
                 "Action::s3:Abort*",
-                f"Resource::<{bucket_id}.Arn>/{COLLECTED_EVENTS}/*",
-                f"Resource::<{bucket_id}.Arn>/{ERASURE_STAGING}*",
+                f"Resource::{bucket_arn}/{COLLECTED_EVENTS}/*",
+                f"Resource::{bucket_arn}/{ERASURE_STAGING}*",
             ],
         )
         return eraser

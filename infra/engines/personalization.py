@@ -8,7 +8,7 @@ requests read to the table and the full model to the lake bucket under `models/r
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from constructs import Construct
 
@@ -18,7 +18,7 @@ from infra.constructs.engine_table import EngineTable
 from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
-from infra.constructs.nag import acknowledge
+from infra.constructs.nag import acknowledge, finding_reference
 from infra.constructs.scheduled_job import ScheduledJob
 from infra.engines.analysis import AnalysisEngine
 
@@ -137,10 +137,10 @@ class PersonalizationEngine(Construct):
         analysis.grant_queries(function, tables=[analysis.profiles.table_name, analysis.behaviour.table_name])
         bucket = self.lake.bucket
         bucket.grant_put(function.function, f"{MODELS}*")
-        bucket_id = Stack.of(self).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+        bucket_arn = finding_reference(self, bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             function.role,
             "AwsSolutions-IAM5",
             "The model JSON goes under models/recommender/ with a versioned name.",
-            applies_to=["Action::s3:Abort*", f"Resource::<{bucket_id}.Arn>/{MODELS}*"],
+            applies_to=["Action::s3:Abort*", f"Resource::{bucket_arn}/{MODELS}*"],
         )

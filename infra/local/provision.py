@@ -25,6 +25,7 @@ from infra.local.template import Resolver, Resource, Template
 from infra.settings import REPO_ROOT
 
 EMULATED = {
+    "AWS::CloudFormation::Stack": "template: a nested stack's resources are provisioned in its place (Template.load)",
     "AWS::ApiGateway::RestApi": "gateway: the REST API served on 127.0.0.1",
     "AWS::ApiGateway::Resource": "gateway: routes",
     "AWS::ApiGateway::Method": "gateway: routes and their authorization",

@@ -3,6 +3,14 @@
 `Resolver` evaluates `Ref`, `Fn::GetAtt`, `Fn::Join`, `Fn::Sub`, `Fn::Select`, `Fn::Split` and the
 pseudo parameters against the physical ids of what `provision` created, which is how a function's
 environment, a rule's target and a state machine's definition get their local names.
+
+A stack of a cloud assembly comes with its nested stacks (one per engine): `manifest.json` names the
+stack's metadata file, whose `aws:cdk:templateFile` entries name each nested stack's template, and
+the `aws:cdk:logicalId` entries the `AWS::CloudFormation::Stack` resource that deploys it. The local
+cloud provisions one stack, so `Template.load` inlines each nested template into its parent, as
+CloudFormation would wire them: a `Ref` to a nested Parameter becomes the value the parent passes
+(`Properties.Parameters`), a `Fn::GetAtt [Stack, Outputs.<name>]` in the parent becomes the nested
+Output's value, and the stack resource depends on every resource of its template.
 """
 
 from __future__ import annotations
@@ -31,11 +39,19 @@ class Template:
     stack_name: str
     body: dict[str, Any]
     resources: dict[str, Resource] = field(default_factory=dict)
+    # template file -> logical ids of its resources (the stack's own file and every nested one)
+    sources: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path, stack_name: str | None = None) -> Template:
+        """The template at `path`; in a cloud assembly (`manifest.json` beside it), with its nested stacks inlined."""
         body = json.loads(path.read_text())
-        template = cls(stack_name or path.name.removesuffix(".template.json"), body)
+        sources = {path.name: list(body.get("Resources", {}))}
+        for stack_id, nested_file in nested_templates(path).items():
+            nested_body = _load_nested(path.parent, nested_file, nested_templates(path.parent / nested_file))
+            sources[nested_file] = list(nested_body.get("Resources", {}))
+            body = inline_nested_stack(body, stack_id, nested_body)
+        template = cls(stack_name or path.name.removesuffix(".template.json"), body, sources=sources)
         for logical_id, raw in body.get("Resources", {}).items():
             depends = raw.get("DependsOn", [])
             template.resources[logical_id] = Resource(
@@ -71,6 +87,107 @@ class Template:
         for logical_id in self.resources:
             visit(logical_id)
         return order
+
+
+def nested_templates(path: Path) -> dict[str, str]:
+    """The nested stacks a template of a cloud assembly deploys: stack resource's logical id -> template file.
+
+    From `manifest.json` -> the stack's metadata (its `additionalMetadataFile`, or inline) -> the
+    `aws:cdk:templateFile` of each nested stack construct `<parent>/<id>`, whose resource is
+    `<parent>/<id>.NestedStack/<id>.NestedStackResource`. Only the nested stacks whose resource is in the
+    template at `path` are returned (a nested stack's own nested stacks belong to its template).
+    """
+    manifest_path = path.parent / "manifest.json"
+    if not manifest_path.is_file():
+        return {}
+    manifest = json.loads(manifest_path.read_text())
+    metadata: dict[str, list[dict[str, Any]]] = {}
+    for artifact in manifest.get("artifacts", {}).values():
+        if artifact.get("type") != "aws:cloudformation:stack":
+            continue
+        metadata.update(artifact.get("metadata", {}))
+        if artifact.get("additionalMetadataFile"):
+            metadata.update(json.loads((path.parent / artifact["additionalMetadataFile"]).read_text()))
+    logical_ids = {p: e["data"] for p, entries in metadata.items() for e in entries if e["type"] == "aws:cdk:logicalId"}
+    resources = set(json.loads(path.read_text()).get("Resources", {}))
+    found: dict[str, str] = {}
+    for construct_path, entries in metadata.items():
+        for entry in entries:
+            if entry["type"] != "aws:cdk:templateFile":
+                continue
+            parent, _, stack_id = construct_path.rpartition("/")
+            logical_id = logical_ids.get(f"{parent}/{stack_id}.NestedStack/{stack_id}.NestedStackResource")
+            if logical_id is not None and logical_id in resources:
+                found[logical_id] = str(entry["data"])
+    return found
+
+
+def _load_nested(outdir: Path, file: str, nested: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((outdir / file).read_text())
+    for stack_id, nested_file in nested.items():
+        inner = _load_nested(outdir, nested_file, nested_templates(outdir / nested_file))
+        body = inline_nested_stack(body, stack_id, inner)
+    return body
+
+
+def inline_nested_stack(parent: dict[str, Any], stack_id: str, nested: dict[str, Any]) -> dict[str, Any]:
+    """`parent` with the resources of the template its nested stack `stack_id` deploys, wired as CloudFormation does."""
+    stack = parent["Resources"][stack_id]
+    passed = stack.get("Properties", {}).get("Parameters", {})
+    parameters = {
+        name: passed[name] if name in passed else declared["Default"]
+        for name, declared in nested.get("Parameters", {}).items()
+        if name in passed or "Default" in declared
+    }
+    clashes = set(nested["Resources"]) & set(parent["Resources"])
+    if clashes:
+        raise ValueError(f"nested stack {stack_id} repeats the logical ids {sorted(clashes)} of its parent")
+    resources = _substitute(nested["Resources"], parameters, _ref_name)
+    outputs = {name: _substitute(o["Value"], parameters, _ref_name) for name, o in nested.get("Outputs", {}).items()}
+    merged = {**parent["Resources"], **resources}
+    merged[stack_id] = {**stack, "DependsOn": sorted({*_depends_on(stack), *resources})}
+    out_of_stack = {f"{stack_id}.Outputs.{name}": value for name, value in outputs.items()}
+    inlined = {**parent, "Resources": _substitute(merged, out_of_stack, _get_att_name)}
+    if "Outputs" in parent:
+        inlined["Outputs"] = _substitute(parent["Outputs"], out_of_stack, _get_att_name)
+    return inlined
+
+
+def _depends_on(resource: dict[str, Any]) -> list[str]:
+    depends = resource.get("DependsOn", [])
+    return [depends] if isinstance(depends, str) else list(depends)
+
+
+def _ref_name(value: dict[str, Any]) -> str | None:
+    return value["Ref"] if len(value) == 1 and isinstance(value.get("Ref"), str) else None
+
+
+def _get_att_name(value: dict[str, Any]) -> str | None:
+    if len(value) != 1 or "Fn::GetAtt" not in value:
+        return None
+    target = value["Fn::GetAtt"]
+    return ".".join(target) if isinstance(target, list) and all(isinstance(t, str) for t in target) else str(target)
+
+
+def _substitute(value: Any, replacements: dict[str, Any], name_of: Any) -> Any:
+    """`value` with each intrinsic that `name_of` names in `replacements` replaced, `Fn::Sub` strings included."""
+    if not replacements:
+        return value
+    if isinstance(value, list):
+        return [_substitute(v, replacements, name_of) for v in value]
+    if not isinstance(value, dict):
+        return value
+    name = name_of(value)
+    if name is not None and name in replacements:
+        return replacements[name]
+    if len(value) == 1 and "Fn::Sub" in value:
+        arg = value["Fn::Sub"]
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], dict(arg[1]))
+        used = {m for m in re.findall(r"\$\{([^}!]+)\}", text) if m in replacements and m not in variables}
+        variables = {k: _substitute(v, replacements, name_of) for k, v in variables.items()}
+        variables.update({m: replacements[m] for m in used})
+        return {"Fn::Sub": [text, variables] if variables else text}
+    return {k: _substitute(v, replacements, name_of) for k, v in value.items()}
 
 
 def references(value: Any) -> set[str]:

@@ -1,4 +1,7 @@
-"""The eCRM platform stack: the foundation, then one construct per engine."""
+"""The eCRM platform stack: the foundation in the root, then one nested stack per engine.
+
+Adding an engine is its construct under `infra/engines/` and one `EngineStack.host(...)` line here.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from infra.engines.customers import CustomersEngine
 from infra.engines.personalization import PersonalizationEngine
 from infra.engines.platform import PlatformEngine
 from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
+from infra.stacks.engine_stack import EngineStack
 
 # Engines that hold customer data and must acknowledge every erasure request.
 ERASURE_PARTICIPANTS = ("customers", "analysis", "personalization", "collect")
@@ -32,19 +36,21 @@ class PlatformStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.foundation = Foundation(self, "Foundation", settings=settings, layer_python_version=layer_python_version)
-        self.platform = PlatformEngine(self, "Platform", foundation=self.foundation)
+        f = self.foundation
         self.lake = Lake(self, "Lake", settings=settings)
-        self.customers = CustomersEngine(
-            self, "Customers", foundation=self.foundation, lake=self.lake, erasure_participants=ERASURE_PARTICIPANTS
+        self.platform = EngineStack.host(self, "Platform", PlatformEngine, foundation=f)
+        self.customers = EngineStack.host(
+            self, "Customers", CustomersEngine, foundation=f, lake=self.lake, erasure_participants=ERASURE_PARTICIPANTS
         )
-        self.analysis = AnalysisEngine(self, "Analysis", foundation=self.foundation, lake=self.lake)
+        self.analysis = EngineStack.host(self, "Analysis", AnalysisEngine, foundation=f, lake=self.lake)
         # The collection engine's lake eraser rewrites through the analysis work group.
-        self.collect = CollectEngine(self, "Collect", foundation=self.foundation, lake=self.lake, queries=self.analysis)
-        self.personalization = PersonalizationEngine(
-            self, "Personalization", foundation=self.foundation, lake=self.lake, analysis=self.analysis
+        self.collect = EngineStack.host(
+            self, "Collect", CollectEngine, foundation=f, lake=self.lake, queries=self.analysis
+        )
+        self.personalization = EngineStack.host(
+            self, "Personalization", PersonalizationEngine, foundation=f, lake=self.lake, analysis=self.analysis
         )
 
-        f = self.foundation
         CfnOutput(self, "ApiUrl", value=f.api.url, description="Base URL of the REST API")
         CfnOutput(self, "EventBusName", value=f.bus.event_bus_name)
         CfnOutput(self, "UserPoolId", value=f.user_pool.user_pool_id)

@@ -5,6 +5,11 @@ The app is synthesized once per session (per xdist worker; every infra test modu
 assembly, with the context of `cdk.json` (what `cdk synth` and `cdk deploy` use) and bundling
 skipped (`aws:cdk:bundling-stacks = []`). Synthesizing runs cdk-nag: an unacknowledged finding
 fails the synth, and with it every test that reads the template. `test_bundling.py` bundles for real.
+
+The root stack deploys one nested stack per engine. `Synthesized.template` is the whole app: the
+root template with every nested template inlined the way the local cloud reads them (a nested
+Parameter replaced by what the root passes, so a `Ref` still names the resource it points at);
+`Synthesized.templates` holds each template file as synthesized, for what is checked per template.
 """
 
 from __future__ import annotations
@@ -84,8 +89,14 @@ class Synthesized:
     """The synthesized stack: its cloud assembly directory, template and construct-path map."""
 
     outdir: Path
-    template: dict[str, Any]
+    template: dict[str, Any]  # the root with its nested templates inlined
     logical_ids: Mapping[str, str]  # construct path ("EcrmPlatform/Foundation/Key/Resource") -> logical id
+    templates: Mapping[str, dict[str, Any]]  # template file -> template as synthesized (root and nested)
+    nested: Mapping[str, str]  # logical id of an AWS::CloudFormation::Stack in the root -> its template file
+
+    @property
+    def root(self) -> dict[str, Any]:
+        return self.templates[f"{STACK_NAME}.template.json"]
 
     def resources(self, resource_type: str) -> dict[str, Resource]:
         return {lid: res for lid, res in self.template["Resources"].items() if res["Type"] == resource_type}
@@ -137,7 +148,11 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         except (NagFindings, RuntimeError) as exc:
             findings = "\n".join(unacknowledged_findings(read_validation_report(outdir)))
             pytest.fail(f"cdk synth failed: {exc}\n{findings}", pytrace=False)
-    template = json.loads((outdir / f"{STACK_NAME}.template.json").read_text(encoding="utf-8"))
+    from infra.local.template import Template, nested_templates
+
+    root = outdir / f"{STACK_NAME}.template.json"
+    whole = Template.load(root, STACK_NAME)
+    templates = {name: json.loads((outdir / name).read_text(encoding="utf-8")) for name in whole.sources}
     metadata = json.loads((outdir / f"{STACK_NAME}.metadata.json").read_text(encoding="utf-8"))
     logical_ids = {
         path.lstrip("/"): entry["data"]
@@ -145,7 +160,13 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         for entry in entries
         if entry.get("type") == "aws:cdk:logicalId"
     }
-    return Synthesized(outdir=outdir, template=template, logical_ids=logical_ids)
+    return Synthesized(
+        outdir=outdir,
+        template=whole.body,
+        logical_ids=logical_ids,
+        templates=templates,
+        nested=nested_templates(root),
+    )
 
 
 @pytest.fixture(scope="session")

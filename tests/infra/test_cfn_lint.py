@@ -1,4 +1,4 @@
-"""cfn-lint finds nothing in the synthesized template, with the repository's .cfnlintrc.yaml."""
+"""cfn-lint finds nothing in the synthesized templates (root and nested), with the repository's .cfnlintrc.yaml."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ CONFIG = REPO_ROOT / ".cfnlintrc.yaml"
 
 def test_cfn_lint_is_clean(synthesized: Synthesized) -> None:
     assert CFN_LINT.exists(), f"cfn-lint is not installed next to {sys.executable}"
-    template = synthesized.outdir / f"{STACK_NAME}.template.json"
+    # the root and every nested template
+    templates = [str(synthesized.outdir / name) for name in synthesized.templates]
+    assert f"{STACK_NAME}.template.json" in synthesized.templates
+    assert len(templates) > 1
     result = subprocess.run(
-        [str(CFN_LINT), "--config-file", str(CONFIG), "--format", "parseable", "--", str(template)],
+        [str(CFN_LINT), "--config-file", str(CONFIG), "--format", "parseable", "--", *templates],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
