@@ -39,6 +39,7 @@ from ecrm.personalization.service_models import (
 )
 from ecrm.personalization.template_service import TemplateService
 from ecrm.personalization.wiring import PersonalizationConfig, services_for
+from pydantic import BaseModel, ConfigDict, Field
 
 config = load_config(PersonalizationConfig)
 obs = Observability(config)
@@ -134,24 +135,30 @@ def accept_offer(offer_id: OfferId, body: AcceptanceIn) -> tuple[Acceptance, int
 @app.get(
     "/customers/<customer_id>/next-best-offer",
     access=Access.staff(),
-    summary="The offer to show on a channel now, the same across channels; a look, unless present=true",
+    summary="The offer a channel would show now: a look, which counts nothing and keeps no decision",
 )
 def get_next_best_offer(
     customer_id: CustomerId,
     channel: Annotated[OfferChannel, Query(description="The channel about to show the offer")],
-    present: Annotated[
-        bool,
-        Query(
-            description=(
-                "true: the channel is showing it now: counted as presented and the decision kept for every channel "
-                f"(groups: {', '.join(OFFER_DESK)}). Default: a look, which changes nothing"
-            )
-        ),
-    ] = False,
 ) -> NextBestOffer:
-    if present:  # presenting changes counters and budgets: explicit, and only for the groups that present offers
-        app.require_groups(OFFER_DESK)
-    return deps().offers.next_best(customer_id, channel, present=present, correlation_id=app.correlation_id)
+    return deps().offers.next_best(customer_id, channel, present=False, correlation_id=app.correlation_id)
+
+
+class Presentation(BaseModel):
+    """`POST /customers/{id}/next-best-offer`: a channel is showing the customer their next best offer now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: OfferChannel = Field(description="The channel showing it")
+
+
+@app.post(
+    "/customers/<customer_id>/next-best-offer",
+    access=Access.staff(*OFFER_DESK),
+    summary="Present the next best offer on a channel: counted as presented, the decision kept 24 h for every channel",
+)
+def present_next_best_offer(customer_id: CustomerId, body: Presentation) -> NextBestOffer:
+    return deps().offers.next_best(customer_id, body.channel, present=True, correlation_id=app.correlation_id)
 
 
 @app.get("/me/offers", access=Access.customer(), summary="Offers I can take up now, best first")

@@ -31,6 +31,7 @@ ROUTES = (
     ApiRoute("GET", "/offers/{offer_id}"),
     ApiRoute("POST", "/offers/{offer_id}/acceptances"),
     ApiRoute("GET", "/customers/{customer_id}/next-best-offer"),
+    ApiRoute("POST", "/customers/{customer_id}/next-best-offer"),
     ApiRoute("GET", "/me/offers"),
     ApiRoute("POST", "/templates"),
     ApiRoute("PUT", "/templates/{template_id}"),

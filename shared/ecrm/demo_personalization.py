@@ -94,8 +94,10 @@ def _offers(segment_id: str) -> list[dict[str, Any]]:
 
 
 def _best_offer(ctx: TourContext, token: str, customer: str, *, present: bool) -> dict[str, Any]:
-    path = f"/customers/{customer}/next-best-offer?channel=email&present={str(present).lower()}"
-    return dict(expect(ctx.call("GET", path, token=token), 200, "GET next-best-offer").body)
+    path = f"/customers/{customer}/next-best-offer"
+    if present:
+        return dict(expect(ctx.call("POST", path, token=token, body={"channel": "email"}), 200, "POST nbo").body)
+    return dict(expect(ctx.call("GET", f"{path}?channel=email", token=token), 200, "GET next-best-offer").body)
 
 
 def _offered(ctx: TourContext, token: str, customer: str, expected: str | None) -> bool:

@@ -208,8 +208,13 @@ def test_an_offer_eligible_by_trait_is_the_next_best_offer_on_two_channels(tour:
     ).body
 
     def best(channel: str, present: bool) -> dict[str, Any]:
-        path = f"/customers/{customer}/next-best-offer?channel={channel}&present={str(present).lower()}"
-        return dict(expect(tour.call("GET", path, token=marketer), 200, f"next best offer on {channel}").body)
+        path = f"/customers/{customer}/next-best-offer"
+        answer = (
+            tour.call("POST", path, token=marketer, body={"channel": channel})
+            if present
+            else tour.call("GET", f"{path}?channel={channel}", token=marketer)
+        )
+        return dict(expect(answer, 200, f"next best offer on {channel}").body)
 
     wait_for(
         lambda: (best("email", False)["offer"] or {}).get("offer_id") == offer["offer_id"],

@@ -132,12 +132,16 @@ def test_offers_create_list_next_best_and_accept(
     )
     assert (status, best["offer"]["offer_id"]) == (200, offer["offer_id"])
     assert publisher.of("OfferPresented") == []
-    # presenting is explicit, and not for analysts
-    presenting = {"channel": "email", "present": "true"}
+    # a GET never presents, whatever it is asked
     nbo = "/customers/{customer_id}/next-best-offer"
-    assert call(api_request("GET", nbo, path_parameters=path, query=presenting, groups="analyst"))[0] == 403
+    looked = call(api_request("GET", nbo, path_parameters=path, query={"channel": "email", "present": "true"}))
+    assert looked[0] == 200
     assert publisher.of("OfferPresented") == []
-    status, best = call(api_request("GET", nbo, path_parameters=path, query=presenting))
+    # presenting is a POST, and not for analysts
+    presenting = {"channel": "email"}
+    assert call(api_request("POST", nbo, path_parameters=path, body=presenting, groups="analyst"))[0] == 403
+    assert publisher.of("OfferPresented") == []
+    status, best = call(api_request("POST", nbo, path_parameters=path, body=presenting))
     assert status == 200
     assert best["offer"]["offer_id"] == offer["offer_id"]
     assert best["decided_now"]
