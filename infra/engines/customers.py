@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_s3 as s3
@@ -20,6 +21,7 @@ from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
 from infra.constructs.nag import acknowledge
+from infra.constructs.outbox_relay import OutboxRelay
 from infra.constructs.workflow import Workflow
 
 ROUTES = (
@@ -57,7 +59,11 @@ class CustomersEngine(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         settings = foundation.settings
-        self.table = EngineTable(self, "Table", key=foundation.key, settings=settings).table
+        self.table = EngineTable(
+            self, "Table", key=foundation.key, settings=settings, stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES
+        ).table
+        # Consent, profile, merge and erasure events leave through the table's outbox (ADR 11).
+        self.outbox = OutboxRelay(self, "OutboxRelay", foundation=foundation, engine="customers", table=self.table)
         self.bucket = self._import_bucket(foundation)
         priority = self.node.try_get_context("ecrm:customersSourcePriority") or DEFAULT_SOURCE_PRIORITY
         env = {

@@ -23,7 +23,7 @@ from botocore.config import Config
 
 from infra.local import athena, dynamodb_transactions, firehose, moto_hot_paths, s3_notifications
 from infra.local.gateway import LocalGateway, TokenVerifier
-from infra.local.pollers import QueuePoller
+from infra.local.pollers import QueuePoller, StreamPoller, poller_for
 from infra.local.provision import Provisioned, Provisioner
 from infra.local.runtime import FunctionRuntime, InvocationError
 from infra.local.scheduler import LocalScheduler
@@ -65,7 +65,7 @@ class LocalCloud:
         self.echo = echo
         self.errors: list[str] = []
         self._lock = threading.Lock()
-        self.pollers: list[QueuePoller] = []
+        self.pollers: list[QueuePoller | StreamPoller] = []
 
     @property
     def endpoint_url(self) -> str:
@@ -91,13 +91,14 @@ class LocalCloud:
         self.provisioned: Provisioned = provisioner.run()
         self.resolver = provisioner.resolver
         _route_lambda_invokes(self.runtime)
-        sqs = self.client("sqs")
+        sqs, streams = self.client("sqs"), self.client("dynamodbstreams")
         for mapping in self.provisioned.event_source_mappings:
             if mapping["enabled"]:
                 self.pollers.append(
-                    QueuePoller(
+                    poller_for(
                         mapping,
                         sqs=sqs,
+                        streams=streams,
                         runtime=self.runtime,
                         region=REGION,
                         retry_delay=self.retry_delay,

@@ -1,4 +1,7 @@
-"""SQS event source mappings, run locally: receive a batch, invoke the handler, settle the batch.
+"""Event source mappings, run locally: receive a batch, invoke the handler, settle the batch.
+
+SQS queues (`QueuePoller`) and DynamoDB streams (`StreamPoller`, below) are polled; `poller_for`
+picks the one a mapping's source needs.
 
 As the Lambda service does: a batch that fails as a whole stays in the queue; with
 `ReportBatchItemFailures` only the records named in `batchItemFailures` stay, the rest are deleted.
@@ -10,9 +13,13 @@ retries and dead-lettering take seconds locally, not minutes.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import threading
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.local.runtime import FunctionRuntime, InvocationError
@@ -36,7 +43,7 @@ class QueuePoller:
         self.region = region
         self.retry_delay = retry_delay
         self.on_error = on_error
-        self.queue_arn = mapping["source_arn"]
+        self.queue_arn = self.source_arn = mapping["source_arn"]
         queue_name = self.queue_arn.rsplit(":", 1)[1]
         self.queue_url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
         self.function = mapping["function"]
@@ -127,3 +134,270 @@ class QueuePoller:
             "eventSourceARN": self.queue_arn,
             "awsRegion": self.region,
         }
+
+
+class StreamPoller:
+    """A DynamoDB stream's event source mapping, run locally as Lambda runs it.
+
+    One shard (moto keeps one per table), read in order from the mapping's starting position;
+    records that match none of the mapping's filters are skipped, as Lambda drops them. A batch is
+    settled as Lambda settles a stream batch:
+    - success (or an empty `batchItemFailures`): the checkpoint moves past the batch;
+    - a partial batch response: the checkpoint moves to the lowest sequence number reported, and
+      the records from there are retried (an identifier not in the batch fails the whole batch);
+    - a function error: with `BisectBatchOnFunctionError` the batch is split in two and retried
+      (not counted as a retry), otherwise retried whole;
+    - after `MaximumRetryAttempts` retries of a batch, its position goes to the on-failure
+      destination (an SQS queue, in Lambda's `DDBStreamBatchInfo` shape) and the checkpoint moves
+      past it.
+    As with queues, a retry waits `retry_delay` seconds. `MaximumRecordAgeInSeconds` is not
+    applied: locally, retries exhaust long before a record would age out.
+    """
+
+    def __init__(
+        self,
+        mapping: dict[str, Any],
+        *,
+        streams: Any,
+        sqs: Any,
+        runtime: FunctionRuntime,
+        region: str,
+        retry_delay: int = 1,
+        poll_interval: float = 0.2,
+        on_error: Callable[[str, Exception], None] | None = None,
+    ) -> None:
+        self.mapping = mapping
+        self.streams = streams
+        self.sqs = sqs
+        self.runtime = runtime
+        self.region = region
+        self.retry_delay = retry_delay
+        self.poll_interval = poll_interval
+        self.on_error = on_error
+        self.source_arn = mapping["source_arn"]
+        self.function = mapping["function"]
+        self.filters = [_checked_filter(f) for f in mapping.get("filters") or []]
+        self.batch_size = int(mapping["batch_size"])
+        self.max_retries = int(mapping.get("maximum_retry_attempts", -1))
+        self.batches = 0
+        self.given_up: list[dict[str, Any]] = []  # the batch infos sent to the on-failure destination
+        self._buffer: list[dict[str, Any]] = []  # fetched, not yet checkpointed, in stream order
+        self._iterator: str | None = None
+        self._shard_id = ""
+        self._limit = self.batch_size
+        self._retries = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"stream-{self.function}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.poll_once() == 0:
+                    self._stop.wait(self.poll_interval)
+            except Exception as exc:  # keep polling: the local cloud must survive a bad batch
+                if self.on_error:
+                    self.on_error(self.function, exc)
+                self._stop.wait(1)
+
+    def poll_once(self) -> int:
+        """Read what is new, run one batch and settle it; the number of records invoked with."""
+        if len(self._buffer) < self.batch_size:
+            self._fetch()
+        if not self._buffer:
+            return 0
+        batch = self._buffer[: self._limit]
+        self.batches += 1
+        try:
+            response = self.runtime.invoke(self.function, {"Records": batch})
+        except InvocationError as exc:
+            if self.on_error:
+                self.on_error(self.function, exc)
+            if self.mapping.get("bisect_on_error") and len(batch) > 1:
+                self._limit = max(1, len(batch) // 2)
+            else:
+                self._retry(batch, 0)
+            return len(batch)
+        retry_at = self._retry_position(response, batch)
+        if retry_at is None:
+            del self._buffer[: len(batch)]
+            self._limit, self._retries = self.batch_size, 0
+        else:
+            del self._buffer[:retry_at]  # the checkpoint: everything before the first failure is done
+            self._retry(batch, retry_at)
+        return len(batch)
+
+    def _retry_position(self, response: Any, batch: list[dict[str, Any]]) -> int | None:
+        """Where in `batch` processing resumes, or None when the whole batch is done."""
+        if not self.mapping["report_batch_item_failures"]:
+            return None
+        failures = (response or {}).get("batchItemFailures", []) if isinstance(response, dict) else []
+        if not failures:
+            return None
+        positions = {r["dynamodb"]["SequenceNumber"]: n for n, r in enumerate(batch)}
+        identifiers = [f.get("itemIdentifier") for f in failures]
+        if any(i not in positions for i in identifiers):  # Lambda: an unknown identifier fails the whole batch
+            return 0
+        return min(positions[i] for i in identifiers)
+
+    def _retry(self, batch: list[dict[str, Any]], start: int) -> None:
+        self._retries += 1
+        if 0 <= self.max_retries < self._retries:
+            failed = batch[start:]
+            del self._buffer[: len(failed)]
+            self._give_up(failed)
+            self._limit, self._retries = self.batch_size, 0
+            return
+        self._stop.wait(self.retry_delay)
+
+    def _give_up(self, records: list[dict[str, Any]]) -> None:
+        info = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": self.runtime.functions[self.function].arn,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": self._retries,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "DDBStreamBatchInfo": {
+                "shardId": self._shard_id,
+                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": _arrival(records[0]),
+                "approximateArrivalOfLastRecord": _arrival(records[-1]),
+                "batchSize": len(records),
+                "streamArn": self.source_arn,
+            },
+        }
+        self.given_up.append(info)
+        destination = self.mapping.get("on_failure")
+        if destination:
+            queue_url = self.sqs.get_queue_url(QueueName=destination.rsplit(":", 1)[1])["QueueUrl"]
+            self.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(info))
+
+    def _fetch(self) -> None:
+        if self._iterator is None:
+            description = self.streams.describe_stream(StreamArn=self.source_arn)["StreamDescription"]
+            self._shard_id = description["Shards"][0]["ShardId"]
+            self._iterator = self.streams.get_shard_iterator(
+                StreamArn=self.source_arn,
+                ShardId=self._shard_id,
+                ShardIteratorType=self.mapping.get("starting_position") or "TRIM_HORIZON",
+            )["ShardIterator"]
+        response = self.streams.get_records(ShardIterator=self._iterator, Limit=1000)
+        self._iterator = response.get("NextShardIterator") or self._iterator
+        for record in response.get("Records", []):
+            shaped = self._lambda_record(record)
+            if not self.filters or any(_matches(f, shaped) for f in self.filters):
+                self._buffer.append(shaped)
+
+    def _lambda_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        stream = dict(record["dynamodb"])
+        created = stream.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            stream["ApproximateCreationDateTime"] = int(created.timestamp())
+        return {
+            "eventID": record["eventID"],
+            "eventName": record["eventName"],
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": self.region,
+            "dynamodb": _json_ready(stream),
+            "eventSourceARN": self.source_arn,
+        }
+
+
+def poller_for(
+    mapping: dict[str, Any],
+    *,
+    sqs: Any,
+    streams: Any,
+    runtime: FunctionRuntime,
+    region: str,
+    retry_delay: int = 1,
+    on_error: Callable[[str, Exception], None] | None = None,
+) -> QueuePoller | StreamPoller:
+    """The poller of an event source mapping: a queue's or a DynamoDB stream's."""
+    if ":dynamodb:" in mapping["source_arn"] and "/stream/" in mapping["source_arn"]:
+        return StreamPoller(
+            mapping,
+            streams=streams,
+            sqs=sqs,
+            runtime=runtime,
+            region=region,
+            retry_delay=retry_delay,
+            on_error=on_error,
+        )
+    return QueuePoller(mapping, sqs=sqs, runtime=runtime, region=region, retry_delay=retry_delay, on_error=on_error)
+
+
+_MISSING = object()
+_OPERATORS = {"prefix", "exists"}
+
+
+def _checked_filter(pattern: Any) -> Any:
+    """A filter pattern, refused at start-up if it uses a rule the local matcher does not run."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for rule in node:
+                if isinstance(rule, dict) and not set(rule) <= _OPERATORS:
+                    raise NotImplementedError(f"filter rule {rule} is not run locally (only values, prefix, exists)")
+        else:
+            raise NotImplementedError(f"filter pattern leaf {node!r} must be a list of rules")
+
+    walk(pattern)
+    return pattern
+
+
+def _matches(pattern: dict[str, Any], record: Any) -> bool:
+    """Lambda's event filtering: every field of the pattern matches; a list matches if any of its rules does."""
+    if not isinstance(record, dict):
+        return False
+    for key, expected in pattern.items():
+        value = record.get(key, _MISSING)
+        if isinstance(expected, dict):
+            if not _matches(expected, value):
+                return False
+        elif not any(_matches_rule(rule, value) for rule in expected):
+            return False
+    return True
+
+
+def _matches_rule(rule: Any, value: Any) -> bool:
+    if isinstance(rule, dict):
+        if "exists" in rule:
+            return (value is not _MISSING) == bool(rule["exists"])
+        return isinstance(value, str) and value.startswith(rule["prefix"])
+    return value is not _MISSING and value == rule
+
+
+def _arrival(record: dict[str, Any]) -> str:
+    created = record["dynamodb"].get("ApproximateCreationDateTime")
+    return datetime.fromtimestamp(created, UTC).isoformat() if isinstance(created, int | float) else ""
+
+
+def _json_ready(value: Any) -> Any:
+    """Binary attribute values as base64, as they travel in Lambda's JSON event."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_json_ready(v) for v in value]
+    return value

@@ -33,7 +33,7 @@ EMULATED = {
     "AWS::ApiGateway::GatewayResponse": "gateway: the same problem+json bodies",
     "AWS::ApiGateway::Stage": "gateway: the stage name appears in requestContext",
     "AWS::ApiGateway::RequestValidator": "gateway: bodies are validated by the function itself",
-    "AWS::Lambda::EventSourceMapping": "pollers: SQS queues drained into the handler",
+    "AWS::Lambda::EventSourceMapping": "pollers: SQS queues and DynamoDB streams drained into the handler",
     "AWS::Lambda::Permission": "runtime: every local caller may invoke",
     "AWS::Events::Rule(schedule)": "scheduler: a local clock fires the targets",
     "AWS::KinesisFirehose::DeliveryStream(format conversion)": (
@@ -420,6 +420,12 @@ class Provisioner:
                 "batch_size": int(p.get("BatchSize", 10)),
                 "report_batch_item_failures": "ReportBatchItemFailures" in p.get("FunctionResponseTypes", []),
                 "enabled": p.get("Enabled", True),
+                # stream sources (DynamoDB): where to start, which records, how failures end
+                "starting_position": p.get("StartingPosition"),
+                "filters": [json.loads(f["Pattern"]) for f in (p.get("FilterCriteria") or {}).get("Filters", [])],
+                "bisect_on_error": bool(p.get("BisectBatchOnFunctionError", False)),
+                "maximum_retry_attempts": int(p.get("MaximumRetryAttempts", -1)),
+                "on_failure": ((p.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"),
             }
         )
         self.resolver.record(r.logical_id, f"local-esm-{r.logical_id}")

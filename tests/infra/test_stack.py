@@ -63,11 +63,18 @@ def test_tables_are_on_demand_recoverable_kms_encrypted_and_expire(
 
 # -- queues ------------------------------------------------------------------------------------
 def dead_letter_queue_ids(synthesized: Synthesized) -> set[str]:
-    return {
-        ref(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])  # type: ignore[misc]
+    """Queues that receive what failed: redrive targets, and the on-failure destinations of stream mappings."""
+    redrive_targets = {
+        ref(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
         for q in synthesized.resources("AWS::SQS::Queue").values()
         if "RedrivePolicy" in q["Properties"]
     }
+    on_failure = {
+        ref(m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
+        for m in synthesized.resources("AWS::Lambda::EventSourceMapping").values()
+        if "DestinationConfig" in m["Properties"]
+    }
+    return {q for q in redrive_targets | on_failure if q is not None}
 
 
 def test_every_queue_is_encrypted(synthesized: Synthesized) -> None:

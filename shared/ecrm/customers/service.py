@@ -1,6 +1,11 @@
 """The customer store's use cases: upsert with identity resolution, edits, consents, timeline, GDPR.
 
-Every use case is: read, decide with `logic`, write with one conditional transaction, publish.
+Every use case is: read, decide with `logic`, write with one conditional transaction. A change
+other engines must hear of (a profile created or updated, a consent, a merge, an erasure) writes its
+events into the customer's outbox in that same transaction, and the outbox relay publishes them from
+the table's stream (ADR 11): the state and its events never diverge, and a failing bus delays the
+events instead of failing the request. Only an interaction is published after its write (a retry
+with the same interaction id finds it recorded).
 A write that lost a race (`IdentityTaken`, `ConcurrentUpdate`) is resolved again from fresh
 state, a bounded number of times; the loser of a race therefore attaches to, or merges with, the
 customer the winner created instead of creating a second one.
@@ -75,13 +80,16 @@ class CustomerService:
     erasure_participants: tuple[str, ...] = (ENGINE,)
     published_attributes: frozenset[str] = DEFAULT_PUBLISHED_ATTRIBUTES
 
-    def snapshot(self, customer: Customer) -> ProfileSnapshot:
-        """The event-carried view of a profile other engines project (see `ProfileSnapshot`)."""
+    def snapshot(self, customer: Customer, *, saved: bool = True) -> ProfileSnapshot:
+        """The event-carried view of a profile other engines project (see `ProfileSnapshot`).
+
+        `saved=False`: the view as the write about to happen stores it (its version one higher).
+        """
         attributes = {k: v.value for k, v in customer.profile.items() if k in self.published_attributes}
         if "language" in self.published_attributes and "language" not in attributes and customer.preferences.language:
             attributes["language"] = customer.preferences.language
         return ProfileSnapshot(
-            version=customer.version,
+            version=customer.version if saved else customer.version + 1,
             attributes=attributes,
             identity_types=sorted({i.type for i in customer.identities}),
             consents={f"{c.channel}:{c.purpose}": c.state for c in customer.consents},
@@ -99,25 +107,29 @@ class CustomerService:
         identities = normalize_all(record.identities, default_region=default_region or self.default_region)
         for _ in range(MAX_ATTEMPTS):
             try:
-                result, events = self._upsert_once(record, identities, actor)
+                return self._upsert_once(record, identities, actor, correlation_id)
             except (IdentityTaken, ConcurrentUpdate):
                 continue
-            if events:
-                self.publisher.publish_all(events, correlation_id=correlation_id)
-            return result
         raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
 
     def _upsert_once(
-        self, record: CustomerUpsert, identities: list[NormalizedIdentity], actor: str
-    ) -> tuple[UpsertResult, list[DomainEvent]]:
+        self, record: CustomerUpsert, identities: list[NormalizedIdentity], actor: str, correlation_id: str | None
+    ) -> UpsertResult:
+        """One resolution from fresh state; each write carries its own events (a merge is committed with its event)."""
         now = self.clock.now()
         observed_at = record.observed_at or now
         owners = self.store.owners_of(i.key for i in identities)
         plan = logic.plan_resolution(identities, owners, self.policy)
-        events: list[DomainEvent] = []
         if plan.action == "create":
             customer = Customer(customer_id=new_id("cus_"), status="active", created_at=now, updated_at=now)
             created_changes, consent_changes = self._apply(customer, record, identities, observed_at, now)
+            created = CustomerCreated(
+                customer_id=customer.customer_id,
+                record_source=record.source,
+                identity_types=sorted({i.type for i in identities}),
+                created_at=now,
+                snapshot=self.snapshot(customer, saved=False),
+            )
             self.store.save(
                 customer,
                 new_identities=identities,
@@ -126,20 +138,12 @@ class CustomerService:
                 create=True,
                 source=record.source,
                 now=now,
+                events=[created, *self._consent_events(customer.customer_id, consent_changes, now)],
+                correlation_id=correlation_id,
             )
-            events.append(
-                CustomerCreated(
-                    customer_id=customer.customer_id,
-                    record_source=record.source,
-                    identity_types=sorted({i.type for i in identities}),
-                    created_at=now,
-                    snapshot=self.snapshot(customer),
-                )
-            )
-            events += self._consent_events(customer.customer_id, consent_changes, now)
             return UpsertResult(
                 customer_id=customer.customer_id, created=True, matched_by=[], merged_ids=[], changed=created_changes
-            ), events
+            )
 
         assert plan.survivor_id is not None
         survivor = self.store.load(plan.survivor_id)
@@ -163,20 +167,26 @@ class CustomerService:
                 merged_by=actor,
                 merged_at=now,
             )
-            self.store.merge(survivor, loser, merge, loser.identities, now)
+            merged = CustomersMerged(
+                survivor_id=survivor.customer_id,
+                merged_ids=[loser_id, *loser.merged_ids],
+                matched_by=list(plan.matched_by),
+                reason=merge.reason,
+                merged_by=actor,
+                merged_at=now,
+                snapshot=self.snapshot(survivor, saved=False),
+            )
+            self.store.merge(
+                survivor,
+                loser,
+                merge,
+                loser.identities,
+                now,
+                events=[merged, *self._consent_events(survivor.customer_id, consent_changes, now)],
+                correlation_id=correlation_id,
+            )
             merged_ids.append(loser_id)
             changed += merge_changed
-            events.append(
-                CustomersMerged(
-                    survivor_id=survivor.customer_id,
-                    merged_ids=[loser_id, *loser.merged_ids],
-                    matched_by=list(plan.matched_by),
-                    reason=merge.reason,
-                    merged_by=actor,
-                    merged_at=now,
-                )
-            )
-            events += self._consent_events(survivor.customer_id, consent_changes, now)
         record_changed, consent_changes = self._apply(survivor, record, identities, observed_at, now)
         changed += record_changed
         new_identities = [
@@ -184,6 +194,18 @@ class CustomerService:
         ]
         if record_changed or consent_changes or new_identities:
             survivor.updated_at = now
+            events: list[DomainEvent] = []
+            if record_changed:
+                events.append(
+                    CustomerUpdated(
+                        customer_id=survivor.customer_id,
+                        record_source=record.source,
+                        changed=sorted(set(record_changed)),
+                        updated_at=now,
+                        snapshot=self.snapshot(survivor, saved=False),
+                    )
+                )
+            events += self._consent_events(survivor.customer_id, consent_changes, now)
             self.store.save(
                 survivor,
                 new_identities=new_identities,
@@ -191,29 +213,16 @@ class CustomerService:
                 extra=[self.store.consent_log_item(survivor.customer_id, c.consent) for c in consent_changes],
                 source=record.source,
                 now=now,
+                events=events,
+                correlation_id=correlation_id,
             )
-        if record_changed:
-            events.append(
-                CustomerUpdated(
-                    customer_id=survivor.customer_id,
-                    record_source=record.source,
-                    changed=sorted(set(record_changed)),
-                    updated_at=now,
-                )
-            )
-        events += self._consent_events(survivor.customer_id, consent_changes, now)
-        latest = self.snapshot(survivor)
-        events = [
-            e.model_copy(update={"snapshot": latest}) if isinstance(e, CustomersMerged | CustomerUpdated) else e
-            for e in events
-        ]
         return UpsertResult(
             customer_id=survivor.customer_id,
             created=False,
             matched_by=list(plan.matched_by),
             merged_ids=merged_ids,
             changed=sorted(set(changed)),
-        ), events
+        )
 
     def _apply(
         self,
@@ -393,24 +402,25 @@ class CustomerService:
             if not changed:
                 return customer
             customer.updated_at = now
+            updated = CustomerUpdated(
+                customer_id=customer.customer_id,
+                record_source=source,
+                changed=sorted(set(changed)),
+                updated_at=now,
+                snapshot=self.snapshot(customer, saved=False),
+            )
             try:
                 self.store.save(
-                    customer, new_identities=new, unique_types=self.policy.unique_types, source=source, now=now
+                    customer,
+                    new_identities=new,
+                    unique_types=self.policy.unique_types,
+                    source=source,
+                    now=now,
+                    events=[updated],
+                    correlation_id=correlation_id,
                 )
             except (IdentityTaken, ConcurrentUpdate):
                 continue
-            self.publisher.publish_all(
-                [
-                    CustomerUpdated(
-                        customer_id=customer.customer_id,
-                        record_source=source,
-                        changed=sorted(set(changed)),
-                        updated_at=now,
-                        snapshot=self.snapshot(customer),
-                    )
-                ],
-                correlation_id=correlation_id,
-            )
             return customer
         raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
 
@@ -461,13 +471,15 @@ class CustomerService:
             customer.updated_at = now
             held = consents[logic.consent_key(channel, purpose)]
             try:
-                self.store.save(customer, extra=[self.store.consent_log_item(customer.customer_id, held)], now=now)
+                self.store.save(
+                    customer,
+                    extra=[self.store.consent_log_item(customer.customer_id, held)],
+                    now=now,
+                    events=self._consent_events(customer.customer_id, [change], now) if change else (),
+                    correlation_id=correlation_id,
+                )
             except ConcurrentUpdate:
                 continue
-            if change:
-                self.publisher.publish_all(
-                    self._consent_events(customer.customer_id, [change], now), correlation_id=correlation_id
-                )
             return held
         raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
 
@@ -529,28 +541,24 @@ class CustomerService:
         self, customer_id: str, *, requested_by: str, correlation_id: str | None = None
     ) -> ErasureRequest:
         customer = self.get(customer_id)
+        now = self.clock.now()
         request = ErasureRequest(
             request_id=new_id("era_"),
             customer_id=customer.customer_id,
             customer_ids=[customer.customer_id, *customer.merged_ids],
             requested_by=requested_by,
-            requested_at=self.clock.now(),
+            requested_at=now,
             status="pending",
             participants=sorted(self.erasure_participants),
         )
-        self.store.put_erasure(request)
-        self.publisher.publish_all(
-            [
-                CustomerErasureRequested(
-                    request_id=request.request_id,
-                    customer_id=request.customer_id,
-                    customer_ids=request.customer_ids,
-                    requested_at=request.requested_at,
-                    tracked_ids=tracked_ids(customer.identities),
-                )
-            ],
-            correlation_id=correlation_id,
+        requested = CustomerErasureRequested(
+            request_id=request.request_id,
+            customer_id=request.customer_id,
+            customer_ids=request.customer_ids,
+            requested_at=request.requested_at,
+            tracked_ids=tracked_ids(customer.identities),
         )
+        self.store.put_erasure(request, events=[requested], now=now, correlation_id=correlation_id)
         return request
 
     def get_erasure(self, request_id: str) -> ErasureRequest:
@@ -585,12 +593,14 @@ class CustomerService:
         if set(updated.participants) <= set(updated.acknowledged):
             now = self.clock.now()
             completed = updated.model_copy(update={"status": "completed", "completed_at": now})
-            self.store.put_erasure(completed)
-            self.publisher.publish_all(
-                [CustomerErased(request_id=completed.request_id, customer_id=completed.customer_id, completed_at=now)],
-                correlation_id=correlation_id,
+            erased = CustomerErased(
+                request_id=completed.request_id, customer_id=completed.customer_id, completed_at=now
             )
-            return completed
+            if self.store.put_erasure(
+                completed, events=[erased], now=now, correlation_id=correlation_id, replacing=updated
+            ):
+                return completed
+            return self.store.get_erasure(ack.request_id)  # another acknowledgement completed it first
         return updated
 
 

@@ -15,6 +15,10 @@ Access patterns and keys:
 - import: `IMPORT#<id>` / `IMPORT` (atomic counters), chunk markers `IMPORT#<id>` / `CHUNK#<n>`,
   file fingerprint `IMPORTFILE#<sha256>` / `IMPORTFILE`
 - erasure request: `ERASURE#<id>` / `ERASURE`
+- outbox (`ecrm.core.outbox`, ADR 11): `CUST#<id>` / `OUTBOX`, the events of the customer's latest
+  change, written in the same transaction as the change and relayed to the bus from the table's
+  stream; the next change of the customer overwrites it (each write is its own stream record), and
+  it expires after two days. Consent, profile, merge and erasure events travel this way.
 
 A merged customer's profile stays as a pointer (`status=merged`, `merged_into`), so old ids keep
 resolving; its timeline stays under its own partition and is read together with the survivor's.
@@ -33,6 +37,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from ecrm.core.errors import Conflict, InvalidInput
+from ecrm.core.events import DomainEvent
+from ecrm.core.outbox import Outbox
 from ecrm.customers.identity import NormalizedIdentity
 from ecrm.customers.models import (
     Consent,
@@ -48,6 +54,7 @@ _SERIALIZE = TypeSerializer().serialize
 _DESERIALIZE = TypeDeserializer().deserialize
 MAX_FOLLOW = 8
 MAX_TRANSACTION_ITEMS = 100
+MAX_CONFLICT_RETRIES = 5
 
 
 class IdentityTaken(Exception):
@@ -78,6 +85,7 @@ class CustomerStore:
     def __init__(self, client: Any, table_name: str) -> None:
         self.client = client
         self.table = table_name
+        self.outbox = Outbox(table_name)
 
     # -- identities -----------------------------------------------------------------------------
     def owners_of(self, keys: Iterable[str]) -> dict[str, str]:
@@ -122,8 +130,10 @@ class CustomerStore:
         create: bool = False,
         source: str = "",
         now: datetime,
+        events: Sequence[DomainEvent] = (),
+        correlation_id: str | None = None,
     ) -> None:
-        """Write the profile (version-checked) and claim `new_identities`, all or nothing."""
+        """Write the profile (version-checked), claim `new_identities`, put `events` in the outbox: all or nothing."""
         expected = customer.version
         customer.version = expected + 1
         profile = {
@@ -170,15 +180,28 @@ class CustomerStore:
                 claim["ExpressionAttributeValues"] = {":me": _SERIALIZE(customer.customer_id)}
             actions.append({"Put": claim})
         actions.extend({"Put": {"TableName": self.table, "Item": _item(e)}} for e in extra)
+        if events:
+            actions.append(
+                self.outbox.put(customer_pk(customer.customer_id), events, correlation_id=correlation_id, now=now)
+            )
         if len(actions) > MAX_TRANSACTION_ITEMS:
             customer.version = expected
-            raise InvalidInput(f"a record may add at most {MAX_TRANSACTION_ITEMS - 1} identities and consents at once")
+            room = MAX_TRANSACTION_ITEMS - 1 - (1 if events else 0)
+            raise InvalidInput(f"a record may add at most {room} identities and consents at once")
         self._transact(actions, customer, expected)
 
     def merge(
-        self, survivor: Customer, loser: Customer, record: MergeRecord, claims: Sequence[Identity], now: datetime
+        self,
+        survivor: Customer,
+        loser: Customer,
+        record: MergeRecord,
+        claims: Sequence[Identity],
+        now: datetime,
+        *,
+        events: Sequence[DomainEvent] = (),
+        correlation_id: str | None = None,
     ) -> None:
-        """Point the loser and its identity claims at the survivor, and save the survivor."""
+        """Point the loser and its identity claims at the survivor, save the survivor, put `events` in its outbox."""
         survivor_expected, loser_expected = survivor.version, loser.version
         loser.status, loser.merged_into = "merged", survivor.customer_id
         actions: list[dict[str, Any]] = [
@@ -251,6 +274,10 @@ class CustomerStore:
                 }
             }
         )
+        if events:
+            actions.append(
+                self.outbox.put(customer_pk(survivor.customer_id), events, correlation_id=correlation_id, now=now)
+            )
         if len(actions) > MAX_TRANSACTION_ITEMS:
             survivor.version = survivor_expected
             raise Conflict(f"customer {loser.customer_id} has too many identities to merge in one step")
@@ -494,11 +521,40 @@ class CustomerStore:
         return None if earlier == import_id else earlier
 
     # -- GDPR -----------------------------------------------------------------------------------
-    def put_erasure(self, request: ErasureRequest) -> None:
-        self.client.put_item(
-            TableName=self.table,
-            Item=_item({"pk": f"ERASURE#{request.request_id}", "sk": "ERASURE", "doc": request.model_dump_json()}),
-        )
+    def put_erasure(
+        self,
+        request: ErasureRequest,
+        *,
+        events: Sequence[DomainEvent],
+        now: datetime,
+        correlation_id: str | None = None,
+        replacing: ErasureRequest | None = None,
+    ) -> bool:
+        """Save the request and put `events` in the customer's outbox, in one transaction.
+
+        With `replacing`, only if the stored request is still that one; False if it is not.
+        """
+        put: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": _item({"pk": f"ERASURE#{request.request_id}", "sk": "ERASURE", "doc": request.model_dump_json()}),
+        }
+        if replacing is not None:
+            put["ConditionExpression"] = "#doc = :old"
+            put["ExpressionAttributeNames"] = {"#doc": "doc"}
+            put["ExpressionAttributeValues"] = {":old": _SERIALIZE(replacing.model_dump_json())}
+        outbox = self.outbox.put(customer_pk(request.customer_id), events, correlation_id=correlation_id, now=now)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                self.client.transact_write_items(TransactItems=[{"Put": put}, outbox])
+                return True
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    return False
+                # a parallel transaction on the customer's outbox: try again
+        raise Conflict(f"erasure {request.request_id} is being updated concurrently")
 
     def get_erasure(self, request_id: str) -> ErasureRequest | None:
         raw = self.client.get_item(

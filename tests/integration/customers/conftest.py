@@ -14,18 +14,36 @@ from ecrm.customers.service import CustomerService
 from ecrm.customers.store import CustomerStore
 from moto import mock_aws
 
+from tests.integration.outbox import OutboxDrain, StreamTail
+
 TABLE = "customers"
+# botocore sends stream calls with an ARN to <account>.streams-ddb.<region>, which moto's in-process mock does
+# not route (its server routes by the X-Amz-Target header); the regional endpoint is routed.
+STREAMS_ENDPOINT = "https://streams.dynamodb.us-east-1.amazonaws.com"
 
 
 class RecordingPublisher:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
+    """What the customer store put on the bus: published directly, or relayed from its outbox (ADR 11)."""
+
+    def __init__(self, outbox: OutboxDrain | None = None) -> None:
+        self.outbox = outbox
+        self._events: list[Any] = []
 
     def publish_all(self, events: Any, *, correlation_id: str | None = None) -> None:
-        self.events.extend(events)
+        self._drain()
+        self._events.extend(events)
+
+    @property
+    def events(self) -> list[Any]:
+        self._drain()
+        return list(self._events)
 
     def of(self, detail_type: str) -> list[Any]:
         return [e for e in self.events if e.detail_type == detail_type]
+
+    def _drain(self) -> None:
+        if self.outbox is not None:
+            self._events.extend(self.outbox.drain())
 
 
 @pytest.fixture
@@ -40,6 +58,7 @@ def dynamodb() -> Iterator[Any]:
                 {"AttributeName": "pk", "AttributeType": "S"},
                 {"AttributeName": "sk", "AttributeType": "S"},
             ],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
         yield client
 
@@ -50,8 +69,9 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def publisher() -> RecordingPublisher:
-    return RecordingPublisher()
+def publisher(dynamodb: Any) -> RecordingPublisher:
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1", endpoint_url=STREAMS_ENDPOINT)
+    return RecordingPublisher(OutboxDrain(StreamTail(dynamodb, streams, TABLE)))
 
 
 @pytest.fixture

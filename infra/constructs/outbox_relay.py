@@ -1,0 +1,117 @@
+"""The outbox relay of an engine table: its stream drained by a function that publishes to the bus (ADR 11).
+
+The table must stream NEW_AND_OLD_IMAGES. The event source mapping:
+- only delivers writes of outbox items (`sk = OUTBOX`, inserts and modifications), so the function
+  is not invoked for every other change of the table;
+- starts at the trim horizon, so nothing written before the mapping existed is skipped;
+- takes partial batch responses (the relay names the first record it could not publish) and bisects
+  a batch whose invocation failed, so one bad record cannot hold its batch-mates back for long;
+- retries a failing batch for up to `max_record_age` and then sends its position (shard, sequence
+  numbers) to the on-failure queue, which alarms; the outbox items stay in the table for their
+  retention, longer than the stream keeps records.
+An alarm on the function's iterator age tells that the relay is falling behind before anything is lost.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from ecrm.core.outbox import OUTBOX_SORT_KEY
+
+from infra.constructs.engine_function import EngineFunction
+from infra.constructs.foundation import Foundation
+from infra.constructs.nag import acknowledge
+
+# What the mapping delivers: writes of outbox items (DynamoDB JSON of the stream record's keys).
+OUTBOX_FILTER = {
+    "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+    "dynamodb": {"Keys": {"sk": {"S": lambda_.FilterRule.is_equal(OUTBOX_SORT_KEY)}}},
+}
+
+
+class OutboxRelay(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        foundation: Foundation,
+        engine: str,
+        table: dynamodb.ITable,
+        module: str = "relay_outbox",
+        batch_size: int = 100,
+        max_record_age: Duration = Duration.hours(12),
+        retry_attempts: int = 10_000,
+        iterator_age_alarm: Duration = Duration.minutes(5),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.failures = sqs.Queue(
+            self,
+            "FailedBatches",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.failures,
+            "AwsSolutions-SQS3",
+            "This queue is itself a dead-letter queue: the relay's on-failure destination for stream batches.",
+        )
+        self.handler = EngineFunction(
+            self,
+            "Handler",
+            engine=engine,
+            module=module,
+            settings=foundation.settings,
+            layers=[foundation.common_layer],
+            environment={"EVENT_BUS_NAME": foundation.bus.event_bus_name},
+            timeout=Duration.seconds(30),
+            description=f"eCRM {engine}: outbox relay from the table stream to the bus",
+        )
+        foundation.bus.grant_put_events_to(self.handler.function)
+        self.handler.function.add_event_source(
+            sources.DynamoEventSource(
+                table,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=batch_size,
+                bisect_batch_on_error=True,
+                report_batch_item_failures=True,
+                retry_attempts=retry_attempts,
+                max_record_age=max_record_age,
+                on_failure=sources.SqsDlq(self.failures),
+                filters=[lambda_.FilterCriteria.filter(OUTBOX_FILTER)],
+            )
+        )
+        acknowledge(
+            self.handler.role,
+            "AwsSolutions-IAM5",
+            "Reading a DynamoDB stream needs dynamodb:ListStreams, which has no resource to scope to.",
+            applies_to=["Resource::*"],
+        )
+        self.failed_batches_alarm = cloudwatch.Alarm(
+            self,
+            "FailedBatchesAlarm",
+            metric=self.failures.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"The {engine} outbox relay gave up on a batch: replay it from the stream or the table",
+        )
+        self.iterator_age_alarm = cloudwatch.Alarm(
+            self,
+            "IteratorAgeAlarm",
+            metric=self.handler.function.metric("IteratorAge", period=Duration.minutes(1), statistic="Maximum"),
+            threshold=iterator_age_alarm.to_milliseconds(),
+            evaluation_periods=3,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"The {engine} outbox relay is behind: events wait to be published",
+        )
