@@ -75,7 +75,7 @@ def test_every_rule_has_the_same_pattern_and_targets(cloud: LocalCloud) -> None:
 def test_every_event_source_mapping_is_polled_into_its_function(cloud: LocalCloud) -> None:
     mappings = cloud.template.of_type("AWS::Lambda::EventSourceMapping")
     assert mappings
-    live = {(p.queue_arn, p.function, p.mapping["batch_size"]) for p in cloud.pollers}
+    live = {(p.source_arn, p.function, p.mapping["batch_size"]) for p in cloud.pollers}
     for resource in mappings:
         props = resolved(cloud, resource.logical_id)
         assert (props["EventSourceArn"], props["FunctionName"], props.get("BatchSize", 10)) in live
