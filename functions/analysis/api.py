@@ -62,6 +62,7 @@ def deps() -> Deps:
     "/segments",
     access=Access.staff(*SEGMENT_EDITORS),
     summary="Save a segment; a dynamic one gets its members at once, then stays current (201)",
+    status_code=201,
 )
 def create_segment(body: SegmentIn) -> tuple[Segment, int]:
     return deps().segments.create(body, actor=app.principal().actor), 201
@@ -95,6 +96,7 @@ def preview_segment(body: PreviewIn) -> Preview:
     "/segments/<segment_id>/build",
     access=Access.staff(*SEGMENT_EDITORS),
     summary="Build the segment's audience on the lake (202)",
+    status_code=202,
 )
 def build_segment(segment_id: SegmentId) -> tuple[AudienceBuild, int]:
     return deps().segments.build(segment_id), 202

@@ -42,6 +42,13 @@ ADMINS = ("admin",)
 # API Gateway lets these through without a token; the handler authenticates the write key.
 TRACKING = Access.public("authenticated by the source's write key, in the handler")
 TRACKING_PREFIX = "/v1/"
+# What a tracking call answers when a message is accepted (a rejected request is a problem, like any other).
+TRACKED = {
+    200: {
+        "description": "Accepted messages (`messageId` per message) and the rejected ones with their reason",
+        "content": {"application/json": {"model": IngestResult}},
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -116,9 +123,12 @@ def _register_call(path: str, call_type: MessageType) -> None:
         return _ingest(parse)
 
     ingest_call.__name__ = f"ingest_{path}"
-    app.post(f"{TRACKING_PREFIX}{path}", access=TRACKING, summary=f"Track: one {call_type} call (write key)")(
-        ingest_call
-    )
+    app.post(
+        f"{TRACKING_PREFIX}{path}",
+        access=TRACKING,
+        summary=f"Track: one {call_type} call (write key)",
+        responses=TRACKED,
+    )(ingest_call)
 
 
 def ingest_batch() -> Response[str]:
@@ -128,9 +138,12 @@ def ingest_batch() -> Response[str]:
 for _path, _type in (logic.CALL_PATHS | logic.SHORT_CALL_PATHS).items():
     _register_call(_path, _type)
 for _path in logic.BATCH_PATHS:
-    app.post(f"{TRACKING_PREFIX}{_path}", access=TRACKING, summary="Track: a batch of calls of any type (write key)")(
-        ingest_batch
-    )
+    app.post(
+        f"{TRACKING_PREFIX}{_path}",
+        access=TRACKING,
+        summary="Track: a batch of calls of any type (write key)",
+        responses=TRACKED,
+    )(ingest_batch)
 
 
 @app.exception_handler(WriteKeyRejected)
@@ -155,7 +168,10 @@ class SourceList(BaseModel):
 
 
 @app.post(
-    "/sources", access=Access.staff(*ADMINS), summary="Create a source; its write key is in this answer only (201)"
+    "/sources",
+    access=Access.staff(*ADMINS),
+    summary="Create a source; its write key is in this answer only (201)",
+    status_code=201,
 )
 def create_source(body: SourceIn) -> tuple[SourceWithKey, int]:
     return deps().service.create_source(body), 201

@@ -81,6 +81,7 @@ def _user_agent() -> str | None:
     "/customers",
     access=Access.staff(*WRITERS),
     summary="Upsert a customer record, resolved by its identities (201 new, 200 matched)",
+    responses={201: {"description": "A new customer"}, 200: {"description": "An existing customer, matched"}},
 )
 def upsert_customer(body: CustomerUpsert) -> tuple[UpsertResult, int]:
     result = deps().service.upsert(body, actor=app.principal().actor, correlation_id=app.correlation_id)
@@ -156,6 +157,7 @@ def get_timeline(
     "/customers/<customer_id>/interactions",
     access=Access.staff(*WRITERS),
     summary="Record an interaction (201; 200 if already recorded)",
+    responses={201: {"description": "Recorded"}, 200: {"description": "Already recorded"}},
 )
 def post_interaction(customer_id: CustomerId, body: InteractionIn) -> tuple[Interaction, int]:
     interaction, created = deps().service.record_interaction(customer_id, body, correlation_id=app.correlation_id)
@@ -182,6 +184,7 @@ class ErasureAccepted(BaseModel):
     "/customers/<customer_id>",
     access=Access.staff(*GDPR_OFFICERS),
     summary="Erase the customer in every engine (Art. 17); 202 with a request id",
+    status_code=202,
 )
 def erase_customer(customer_id: CustomerId) -> tuple[ErasureAccepted, int]:
     request = deps().service.request_erasure(
@@ -204,6 +207,7 @@ def get_erasure(request_id: Annotated[str, Path(pattern=r"^era_[0-9A-Z]{26}$")])
     "/imports",
     access=Access.staff(*IMPORTERS),
     summary="Start a bulk import: returns a presigned upload URL and the import id",
+    status_code=201,
 )
 def create_import(body: ImportRequest) -> tuple[ImportTicket, int]:
     return deps().imports.open(body, requested_by=app.principal().actor), 201

@@ -107,7 +107,7 @@ def put_items(body: CatalogueBatch) -> CatalogueUpserted:
 
 
 # -- offers ---------------------------------------------------------------------------------------------------
-@app.post("/offers", access=Access.staff(*EDITORS), summary="Create an offer (201)")
+@app.post("/offers", access=Access.staff(*EDITORS), summary="Create an offer (201)", status_code=201)
 def create_offer(body: OfferIn) -> tuple[Offer, int]:
     return deps().offers.create(body, correlation_id=app.correlation_id), 201
 
@@ -126,6 +126,7 @@ def get_offer(offer_id: OfferId) -> Offer:
     "/offers/<offer_id>/acceptances",
     access=Access.staff(*OFFER_DESK),
     summary="Record that a customer took the offer up (201; 200 if known)",
+    responses={201: {"description": "Counted"}, 200: {"description": "Already known"}},
 )
 def accept_offer(offer_id: OfferId, body: AcceptanceIn) -> tuple[Acceptance, int]:
     acceptance = deps().offers.accept(offer_id, body, correlation_id=app.correlation_id)
@@ -171,12 +172,18 @@ def get_my_offers() -> CustomerOffers:
     "/templates",
     access=Access.staff(*EDITORS),
     summary="Save a new template, validated now: a problem list with lines if it cannot (201)",
+    status_code=201,
 )
 def create_template(body: Annotated[Template, Body()]) -> tuple[TemplateSaved, int]:
     return deps().templates.create(body, actor=app.principal().actor), 201
 
 
-@app.put("/templates/<template_id>", access=Access.staff(*EDITORS), summary="Save a new version of a template (201)")
+@app.put(
+    "/templates/<template_id>",
+    access=Access.staff(*EDITORS),
+    summary="Save a new version of a template (201)",
+    status_code=201,
+)
 def save_template_version(template_id: TemplateId, body: Annotated[Template, Body()]) -> tuple[TemplateSaved, int]:
     return deps().templates.save_version(template_id, body, actor=app.principal().actor), 201
 

@@ -19,6 +19,7 @@ from infra.constructs.workflow import Workflow
 ROUTES = (
     ApiRoute("GET", "/health", public=True),
     ApiRoute("GET", "/openapi.json", public=True),
+    ApiRoute("GET", "/docs", public=True),
     ApiRoute("GET", "/whoami"),
     ApiRoute("POST", "/pings"),
     ApiRoute("GET", "/pings/{ping_id}"),

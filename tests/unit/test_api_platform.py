@@ -85,19 +85,24 @@ def test_health_is_public(call):
     assert reply.body["service"] == "platform"
 
 
-def test_openapi_document_lists_the_routes(call):
+def test_openapi_document_lists_the_routes_of_every_engine(call):
     # Given the public request, pointed at the document
     event = _sample("rest_get_health_public.json")
     event["path"] = event["resource"] = event["requestContext"]["resourcePath"] = "/openapi.json"
+    stage = event["requestContext"]["stage"]
+    event["requestContext"]["path"] = f"/{stage}/openapi.json"
 
     # When
     reply = call(event)
 
-    # Then
+    # Then it is the whole API's document, with the stage as its server
     assert reply.status == 200
-    assert reply.body["info"]["title"] == "eCRM platform API"
-    assert {"/pings", "/pings/{ping_id}", "/whoami", "/health"} <= set(reply.body["paths"])
+    assert reply.body["info"]["title"] == "eCRM API"
+    assert {"/pings", "/pings/{ping_id}", "/whoami", "/health", "/me", "/segments", "/v1/batch"} <= set(
+        reply.body["paths"]
+    )
     assert "post" in reply.body["paths"]["/pings"]
+    assert reply.body["servers"] == [{"url": f"/{stage}"}]
 
 
 def test_an_unknown_route_is_a_404_problem(call):
