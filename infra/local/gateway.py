@@ -10,6 +10,7 @@ of API Gateway's own 401/403/404/5xx answers. Requests become REST proxy events.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import threading
@@ -317,20 +318,43 @@ class LocalGateway:
             protocol_version = "HTTP/1.1"
 
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    self._answer(*gateway.gateway_response("DEFAULT_4XX", 400, "Invalid Content-Length"))
+                    return
                 body = self.rfile.read(length) if length else b""
-                status, headers, payload = gateway.handle(
-                    self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
+                self._answer(
+                    *gateway.handle(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
                 )
+
+            def _answer(self, status: int, headers: dict[str, str], payload: bytes) -> None:
                 self.send_response(status)
                 for key, value in headers.items():
                     if key.lower() not in {"content-length", "connection"}:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method, TRACE, CONNECT and verbs nobody registered included, reaches the routes:
+                # API Gateway answers a method no route has with its gateway response, never a 501 page.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
+
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                """A request too malformed to route (bad request line, headers): a gateway problem, not HTML."""
+                self.close_connection = True
+                kind = "DEFAULT_5XX" if code >= 500 else "DEFAULT_4XX"
+                status, headers, payload = gateway.gateway_response(kind, code, message or "Bad request")
+                headers["Connection"] = "close"
+                with contextlib.suppress(OSError):  # the client is gone
+                    self._answer(status, headers, payload)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

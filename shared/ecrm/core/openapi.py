@@ -46,7 +46,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "instance": {"type": "string"},
         "code": {"type": "string"},
     },
-    "required": ["type", "title", "status"],
+    "required": ["type", "title"],
     "additionalProperties": True,
 }
 VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
