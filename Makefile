@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install test lint format typecheck unit integration infra e2e synth demo demo-once bench schemas pr clean
+.PHONY: help install test lint format typecheck unit integration infra e2e synth demo demo-once bench schemas openapi pr clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ infra: install  ## CDK assertions, cdk-nag, cfn-lint, real bundling
 e2e: install  ## End-to-end tests against the embedded local cloud
 	$(PY) -m pytest tests/e2e
 
-synth: install  ## Synthesize CloudFormation into cdk.out (layers bundled locally, cdk-nag and cfn-lint enforced)
+synth: install  ## Synthesize CloudFormation into cdk.out (root and nested templates with their resource counts; layers bundled locally, cdk-nag and cfn-lint enforced)
 	rm -rf cdk.out
 	$(PY) -m infra.app
 	$(VENV)/bin/cfn-lint
@@ -63,6 +63,9 @@ bench: install  ## Benchmarks (tests/bench), each printed beside its reference
 
 schemas: install  ## Regenerate events/schemas from the pydantic event models
 	$(VENV)/bin/ecrm schemas generate
+
+openapi: install  ## Regenerate the whole API's OpenAPI document (functions/platform/openapi.json) from the engines' code
+	$(PY) -m functions.api_document
 
 pr: test synth  ## What a pull request must pass
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
+from infra.settings import LAMBDA_PYTHON_VERSION, TEMPLATE_RESOURCE_LIMIT, DeploymentSettings
 from infra.stacks.platform_stack import PlatformStack
 
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
@@ -71,8 +71,21 @@ def synth(
     return assembly
 
 
+def template_sizes(assembly: cdk.cx_api.CloudAssembly) -> dict[str, int]:
+    """Resources per template: each stack's own and its nested stacks' (their `aws:cdk:templateFile`)."""
+    files: list[str] = []
+    for stack in assembly.stacks_recursively:
+        files.append(stack.template_file)
+        files += [str(e.data) for e in stack.find_metadata_by_type("aws:cdk:templateFile") if e.data not in files]
+    outdir = Path(assembly.directory)
+    return {name: len(json.loads((outdir / name).read_text())["Resources"]) for name in files}
+
+
 if __name__ == "__main__":
     try:
-        synth(os.environ.get("CDK_OUTDIR", "cdk.out"))
+        built = synth(os.environ.get("CDK_OUTDIR", "cdk.out"))
     except NagFindings as exc:
         raise SystemExit(str(exc)) from None
+    print(f"resources per template (CloudFormation allows 500; ours stay under {TEMPLATE_RESOURCE_LIMIT}):")
+    for name, count in template_sizes(built).items():
+        print(f"  {count:4d}  {name}{'  <- over the limit' if count > TEMPLATE_RESOURCE_LIMIT else ''}")

@@ -27,6 +27,10 @@ PIP_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 
 STAFF_GROUPS = ("admin", "marketer", "analyst", "agent")
 
+# CloudFormation allows 500 resources per template; each of ours (the root and one per engine) stays
+# under this, so an engine can grow without a scramble (`make synth` prints the counts, a test enforces it).
+TEMPLATE_RESOURCE_LIMIT = 400
+
 
 @dataclass(frozen=True)
 class DeploymentSettings:

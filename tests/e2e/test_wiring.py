@@ -15,7 +15,16 @@ def resolved(cloud: LocalCloud, logical_id: str) -> dict[str, Any]:
 
 
 def test_every_resource_was_created_or_has_a_stated_reason(cloud: LocalCloud) -> None:
-    # Then each resource of the template is either provisioned, emulated or knowingly left out
+    # Given the root template and each nested stack's (one per engine), read from the cloud assembly
+    nested_stacks = cloud.template.of_type("AWS::CloudFormation::Stack")
+    assert nested_stacks, "the root deploys no nested stack"
+    assert len(cloud.template.sources) == 1 + len(nested_stacks), sorted(cloud.template.sources)
+    # Then every resource of every template is live locally
+    for source, logical_ids in cloud.template.sources.items():
+        assert logical_ids, f"{source} has no resource"
+        missing = [logical_id for logical_id in logical_ids if logical_id not in cloud.provisioned.physical]
+        assert not missing, f"{source}: {missing}"
+    # ... each either provisioned, emulated or knowingly left out
     for logical_id, resource in cloud.template.resources.items():
         assert logical_id in cloud.provisioned.physical, logical_id
         assert resource.type in cloud.provisioned.types.values()
