@@ -7,12 +7,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
-from ecrm.core.events import registered_events
+from ecrm.core.events import load_all_event_models, registered_events
 from ecrm.core.observability import Observability
 from ecrm.customers.models import CustomerDataErased
 from ecrm.customers.service import CustomerService
 from ecrm.customers.wiring import CustomersConfig, service_for
-from ecrm.schemas import load_all_event_models
 
 config = load_config(CustomersConfig)
 load_all_event_models()  # every engine's acknowledgement model, whatever engines this deployment has

@@ -1,6 +1,6 @@
 """The customer benchmarks' shared workload: the demo data set, its records, and the plain reference.
 
-The data set is `ecrm.customers.demo_data.generate(people=ECRM_BENCH_PEOPLE, seed=7)` (default
+The data set is `ecrm_ops.customers.demo_data.generate(people=ECRM_BENCH_PEOPLE, seed=7)` (default
 1000 people, about 2200 rows in four source files). Its rows become `CustomerUpsert` records the
 way an import chunk makes them (`read_rows` + `row_to_upsert`, bad rows skipped), in import order
 (web, callcenter, shop, erp), each with its file's default phone region.
@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ecrm.core.errors import InvalidInput
-from ecrm.customers.demo_data import SOURCES, DemoDataSet, generate
 from ecrm.customers.imports import read_rows, row_to_upsert
 from ecrm.customers.logic import MergePolicy
 from ecrm.customers.models import CustomerUpsert, ImportRequest
+from ecrm_ops.customers.demo_data import SOURCES, DemoDataSet, generate
 
 from tests.bench.harness import Measurement
 

@@ -34,7 +34,7 @@ import numpy as np
 from ecrm.analysis.churn import score_churn, train_churn
 from ecrm.analysis.clusters import assign_clusters, train_clusters
 from ecrm.analysis.features import customer_features
-from ecrm.analysis.synthetic import synthetic_transactions
+from ecrm_ops.analysis.synthetic import synthetic_transactions
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 

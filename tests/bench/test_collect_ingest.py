@@ -1,6 +1,6 @@
 """Accepted events per second per core through the collection API handler, beside the bare publish.
 
-Workload: the demo web sessions (`ecrm.collect.demo_sessions.generate(visitors=250)`: 1975 Segment
+Workload: the demo web sessions (`ecrm_ops.collect.demo_sessions.generate(visitors=250)`: 1975 Segment
 messages, each with its own `messageId`), cut into `/v1/batch` requests of 100 messages, built as
 API Gateway REST proxy events (HTTP Basic auth with the source's write key) before anything is
 timed. Each run has a fresh collection table, and so a fresh source and write key, so the dedupe
@@ -81,7 +81,6 @@ from typing import Any
 import boto3
 import pytest
 from ecrm.collect import logic
-from ecrm.collect.demo_sessions import generate
 from ecrm.collect.models import EVENT_FOR_TYPE, CollectedEvent, Source, SourceIn
 from ecrm.collect.service import CollectService
 from ecrm.collect.store import CollectStore, FirehoseLakeWriter
@@ -89,6 +88,7 @@ from ecrm.core.clock import SystemClock
 from ecrm.core.events import DomainEvent
 from ecrm.core.publisher import MAX_ENTRIES_PER_CALL, EventPublisher
 from ecrm.lake import collected_event_record
+from ecrm_ops.collect.demo_sessions import generate
 from moto import mock_aws
 
 from functions.collect import api

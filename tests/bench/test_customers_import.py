@@ -31,9 +31,9 @@ from typing import Any
 
 import boto3
 import pytest
-from ecrm.customers.demo_data import write
-from ecrm.importer_cli import ImportOutcome, run_import
-from ecrm.local_ops import issue_token
+from ecrm_ops.customers.demo_data import write
+from ecrm_ops.customers.importer import ImportOutcome, run_import
+from ecrm_ops.local_cloud import issue_token
 
 from infra.local.cloud import LocalCloud
 from tests.bench.customers_workload import (

@@ -196,8 +196,8 @@ def latency(directory: Path) -> None:
 
 
 def test_quality_on_movielens_100k_beside_popularity_and_published(tmp_path: Path) -> None:
-    from ecrm.cli import main
-    from ecrm.personalization.published import fetch_movielens_100k
+    from ecrm_ops.cli import main
+    from ecrm_ops.personalization.published import fetch_movielens_100k
 
     try:
         data = fetch_movielens_100k(tmp_path)

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from ecrm.demo import TourContext
+from ecrm_ops.tour.context import TourContext
 
 from infra.local.cloud import LocalCloud
 

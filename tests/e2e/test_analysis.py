@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ecrm.core.ids import new_id
-from ecrm.demo import TourContext, expect, wait_for
+from ecrm_ops.tour.context import TourContext, expect, wait_for
 
 FRENCH_BUYERS = {
     "all": [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from ecrm.demo import TourContext, http
+from ecrm_ops.tour.context import TourContext, http
 
 
 def test_public_route_needs_no_token(tour: TourContext) -> None:

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ecrm.demo import http
+from ecrm_ops.tour.context import http
 
 REPO = Path(__file__).resolve().parents[2]
-ECRM = [sys.executable, "-m", "ecrm.cli"]
+ECRM = [sys.executable, "-m", "ecrm_ops.cli"]
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ecrm.demo import TourContext, wait_for
 from ecrm.lake import LocalLake
+from ecrm_ops.tour.context import TourContext, wait_for
 from segment.analytics import Client
 from segment.analytics.request import APIError
 

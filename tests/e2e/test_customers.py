@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ecrm.demo import TourContext, wait_for
-from ecrm.importer_cli import ImportFailed, run_import
+from ecrm_ops.customers.importer import ImportFailed, run_import
+from ecrm_ops.tour.context import TourContext, wait_for
 
 CSV = """Email,Mobile,First Name,Country,Newsletter
 grace@example.com,+33 1 42 68 53 00,Grace,FR,yes

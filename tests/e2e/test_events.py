@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from ecrm.core.events import envelope_for
-from ecrm.demo import TourContext, wait_for
-from ecrm.local_ops import redrive_dead_letters
 from ecrm.platform.models import PingRequested
+from ecrm_ops.local_cloud import redrive_dead_letters
+from ecrm_ops.tour.context import TourContext, wait_for
 
 from infra.local.cloud import LocalCloud
 

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 import pytest
-from ecrm.demo import TourContext, expect
+from ecrm_ops.tour.context import TourContext, expect
 
 DEEP = b"[" * 1000 + b"]" * 1000
 NOT_UTF8 = b'{"source": "web\xff\xfe", "identities": []}'

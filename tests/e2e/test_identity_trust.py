@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from ecrm.collect.logic import sign_user_id
-from ecrm.demo import TourContext, wait_for
+from ecrm_ops.tour.context import TourContext, wait_for
 from segment.analytics import Client
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 from ecrm.analysis.segment_sql import lake_table_columns
-from ecrm.demo import TourContext, wait_for
 from ecrm.lake import LAKE_TABLES, LocalLake
+from ecrm_ops.tour.context import TourContext, wait_for
 from segment.analytics import Client
 
 SOURCE = "e2eerase"

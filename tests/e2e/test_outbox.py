@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from ecrm.core.ids import new_id
-from ecrm.demo import TourContext, expect, wait_for
+from ecrm_ops.tour.context import TourContext, expect, wait_for
 from moto.events.models import EventsBackend
 
 from infra.local.cloud import LocalCloud

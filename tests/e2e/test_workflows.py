@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from ecrm.demo import TourContext, run_tour, wait_for
+from ecrm_ops.tour.context import TourContext, wait_for
+from ecrm_ops.tour.run import run_tour
 
 from infra.local.cloud import LocalCloud
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from ecrm.demo import TourContext
+from ecrm_ops.tour.context import TourContext
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 E164 = re.compile(r"\+[1-9]\d{7,14}\b")

@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.xdist_group("infra"), pytest.mark.slow]
 
 COMMON_LAYER = REPO_ROOT / "layers" / "common"
 PACKAGE = REPO_ROOT / "shared" / "ecrm"
+OPERATOR_PACKAGE = REPO_ROOT / "shared" / "ecrm_ops"
 PROBE = Path(__file__).with_name("lambda_probe.py")
 HEALTH_EVENT = REPO_ROOT / "events" / "samples" / "apigateway" / "rest_get_health_public.json"
 # What the Lambda Python runtime provides next to the layer (/var/runtime).
@@ -106,6 +107,34 @@ def test_target_layer_ships_the_ecrm_package_without_bytecode(target_layer: Path
     assert python_files(target_layer / "ecrm") == python_files(PACKAGE)
     assert not [p for p in target_layer.rglob("__pycache__")], "bytecode caches in the layer"
     assert not [p for p in target_layer.rglob("*.pyc")], "bytecode in the layer"
+
+
+def operator_modules_in(layer: Path) -> list[str]:
+    """The layer's files that belong to the operator package: its own folder, or any of its modules under `ecrm`
+    (package markers aside: both packages have an `analysis/__init__.py`)."""
+    operator = {name for name in python_files(OPERATOR_PACKAGE) if not name.endswith("__init__.py")}
+    return sorted(
+        [p.relative_to(layer).as_posix() for p in layer.glob("ecrm_ops*")]
+        + [f"ecrm/{name}" for name in python_files(layer / "ecrm") & operator]
+    )
+
+
+def test_target_layer_holds_no_module_of_the_operator_package(target_layer: Path) -> None:
+    assert operator_modules_in(target_layer) == []
+
+
+def test_the_package_copied_into_the_layer_holds_no_module_of_the_operator_package(tmp_path: Path) -> None:
+    from infra.bundling import copy_package
+
+    # Given the package step of the layer's bundling, on its own
+    copy_package(tmp_path)
+    # Then the layer gets the runtime package and nothing of the operator package
+    assert (tmp_path / "ecrm" / "__init__.py").is_file()
+    assert operator_modules_in(tmp_path) == []
+    # ... which the check would see if it were there
+    (tmp_path / "ecrm" / "tour").mkdir()
+    (tmp_path / "ecrm" / "tour" / "context.py").write_text("")
+    assert operator_modules_in(tmp_path) == ["ecrm/tour/context.py"]
 
 
 # -- functions running on a layer built for this machine ---------------------------------------

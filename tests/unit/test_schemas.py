@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import jsonschema
-from ecrm.schemas import SCHEMA_DIR, rendered_schemas, stale_schemas, write_schemas
+from ecrm_ops.schemas import SCHEMA_DIR, rendered_schemas, stale_schemas, write_schemas
 
 from tests.samples import load_sample
 

@@ -8,6 +8,8 @@ pydantic model subclassing `DomainEvent`; defining the class registers it, which
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -50,6 +52,23 @@ class DomainEvent(BaseModel):
 def registered_events() -> dict[tuple[str, str], type[DomainEvent]]:
     """Every event class defined so far, keyed by (source, detail-type)."""
     return dict(DomainEvent._registry)
+
+
+def load_all_event_models() -> None:
+    """Import every engine's `models` module, so each of its events is registered.
+
+    For a consumer that accepts an event from whatever engines the deployment has (the erasure
+    acknowledgements), and for the schema generator of `events/schemas/`.
+    """
+    import ecrm
+
+    for module in pkgutil.iter_modules(ecrm.__path__):
+        if module.ispkg:
+            try:
+                importlib.import_module(f"ecrm.{module.name}.models")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"ecrm.{module.name}.models":
+                    raise
 
 
 class EventMetadata(BaseModel):

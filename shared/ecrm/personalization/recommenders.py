@@ -13,7 +13,7 @@ implicit feedback (one user-item pair counts once), into a `RecommenderModel` of
   - `cosine` (item-kNN with shrinkage) and `jaccard` (SAR's default similarity), for comparison.
   `auto`, the default, is `ease` when the catalogue fits and `rp3beta` otherwise: on MovieLens 100K (NDCG@10,
   the published per-user 75/25 protocol) they beat popularity by 86% and 71%, and the published SAR figures
-  by 22% and 12% (`ecrm personalization evaluate`, `published.py`).
+  by 22% and 12% (`ecrm personalization evaluate`, `ecrm_ops.personalization.published`).
 - `bought_together`: cosine over co-occurrence within the same basket (order/session) when baskets are
   given, else within the same customer, with a minimum support so one shared basket is not a signal.
 - `popular` (distinct customers), `trending` (recency-weighted interactions, a half-life in timestamp

@@ -20,8 +20,8 @@ from ecrm.analysis.churn import (
     train_churn,
 )
 from ecrm.analysis.features import SHARE_PREFIX, customer_features
-from ecrm.analysis.synthetic import SyntheticData, synthetic_transactions
 from ecrm.analysis.transactions import Transactions
+from ecrm_ops.analysis.synthetic import SyntheticData, synthetic_transactions
 
 TRAINED_AT = datetime(2026, 1, 5, 3, 0, tzinfo=UTC)
 
@@ -111,7 +111,7 @@ def test_scoring_imports_no_scikit_learn(training: ChurnTraining) -> None:
         "from ecrm.analysis.artifacts import ModelArtifact\n"
         "from ecrm.analysis.churn import churn_model_from_artifact, score_churn\n"
         "from ecrm.analysis.features import customer_features\n"
-        "from ecrm.analysis.synthetic import synthetic_transactions\n"
+        "from ecrm_ops.analysis.synthetic import synthetic_transactions\n"
         "data = synthetic_transactions(300, seed=1)\n"
         "model = churn_model_from_artifact(ModelArtifact.from_json(sys.stdin.read()))\n"
         "score_churn(model, customer_features(data.transactions, data.cutoff_day))\n"

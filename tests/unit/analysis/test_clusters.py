@@ -16,7 +16,7 @@ from ecrm.analysis.clusters import (
     train_clusters,
 )
 from ecrm.analysis.features import FeatureMatrix, customer_features
-from ecrm.analysis.synthetic import SyntheticData, synthetic_transactions
+from ecrm_ops.analysis.synthetic import SyntheticData, synthetic_transactions
 from sklearn.metrics import adjusted_rand_score
 
 

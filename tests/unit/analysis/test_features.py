@@ -17,8 +17,8 @@ from ecrm.analysis.features import (
     signed_log1p,
     standardisation,
 )
-from ecrm.analysis.synthetic import synthetic_transactions
 from ecrm.analysis.transactions import Transactions, to_day
+from ecrm_ops.analysis.synthetic import synthetic_transactions
 
 AS_OF = to_day(date(2025, 3, 31))
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from ecrm.analysis.artifacts import ModelArtifact
-from ecrm.analysis.synthetic import synthetic_transactions
 from ecrm.analysis.transactions import from_day
-from ecrm.cli import main
+from ecrm_ops.analysis.synthetic import synthetic_transactions
+from ecrm_ops.cli import main
 
 CUTOFF = "2025-12-31"  # the generator's default cutoff; its data runs 90 days past it
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from ecrm.cli import main
+from ecrm_ops.cli import main
 
 CDNOW = Path(__file__).parents[2] / "data" / "cdnow" / "cdnow_sample.csv"
 COLUMNS = ["--customer-col", "customer_id", "--date-col", "date", "--amount-col", "amount"]

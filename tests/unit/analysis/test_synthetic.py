@@ -6,8 +6,8 @@ from datetime import date
 
 import numpy as np
 import pytest
-from ecrm.analysis.synthetic import CATEGORIES, GROUPS, SyntheticData, synthetic_transactions
 from ecrm.analysis.transactions import to_day
+from ecrm_ops.analysis.synthetic import CATEGORIES, GROUPS, SyntheticData, synthetic_transactions
 
 CUSTOMERS = 20_000
 

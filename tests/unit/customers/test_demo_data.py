@@ -10,9 +10,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from ecrm.customers.demo_data import COLUMNS, TARGETS, DemoDataSet, generate, write
 from ecrm.customers.identity import InvalidIdentity, NormalizedIdentity, normalize_all
 from ecrm.customers.models import IdentityIn, ImportRequest
+from ecrm_ops.customers.demo_data import COLUMNS, TARGETS, DemoDataSet, generate, write
 from pydantic import ValidationError
 
 PEOPLE = 3000

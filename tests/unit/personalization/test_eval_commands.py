@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ecrm.cli import main
 from ecrm.personalization.evaluation import Split, evaluate, popularity
-from ecrm.personalization.published import PUBLISHED, published_map, recognise, stratified_holdout
+from ecrm_ops.cli import main
+from ecrm_ops.personalization.published import PUBLISHED, published_map, recognise, stratified_holdout
 
 METRICS = {"precision", "recall", "ndcg", "map", "hit_rate", "coverage"}
 

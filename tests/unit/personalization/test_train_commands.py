@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from ecrm.cli import main
+from ecrm_ops.cli import main
 
 COLUMNS = ("--user-col", "customer", "--item-col", "product")
 
@@ -113,7 +113,7 @@ def test_local_invokes_the_training_job_of_the_local_cloud(monkeypatch: pytest.M
         calls.append((name, event))
         return f"EcrmPlatform-{name}Function0A1B2C3D", False, report
 
-    monkeypatch.setattr("ecrm.local_ops.invoke_function", invoke)
+    monkeypatch.setattr("ecrm_ops.local_cloud.invoke_function", invoke)
     # When
     code, output = run("--local", "--days", "90")
     # Then the job ran with the window, and its report is shown
@@ -131,7 +131,7 @@ def test_a_failed_or_skipped_local_job_says_so(monkeypatch: pytest.MonkeyPatch) 
             ("job", True, {"errorMessage": "boom"}),
         ]
     )
-    monkeypatch.setattr("ecrm.local_ops.invoke_function", lambda name, event, state=None: next(answers))
+    monkeypatch.setattr("ecrm_ops.local_cloud.invoke_function", lambda name, event, state=None: next(answers))
     code, output = run("--local")
     assert (code, output.strip()) == (0, "nothing trained: no interactions with an item since 2025-11-23")
     code, output = run("--local")

@@ -11,78 +11,13 @@ import json
 import os
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecrm.local_ops import issue_token, print_banner, run_until_interrupted, start_cloud
-
-
-@dataclass
-class HttpResult:
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class TourContext:
-    cloud: Any
-    tokens: dict[str, str] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def api(self) -> str:
-        return str(self.cloud.state.api_url)
-
-    def token(self, *, group: str | None = None, customer_id: str | None = None) -> str:
-        key = f"group:{group}" if group else f"customer:{customer_id}"
-        if key not in self.tokens:
-            self.tokens[key] = issue_token(group=group, customer_id=customer_id, state=self.cloud.state)
-        return self.tokens[key]
-
-    def call(self, method: str, path: str, *, token: str | None = None, body: Any = None) -> HttpResult:
-        return http(method, self.api + path, token=token, body=body)
-
-
-def http(method: str, url: str, *, token: str | None = None, body: Any = None, timeout: float = 30) -> HttpResult:
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - 127.0.0.1 only
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", token)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            status, headers, raw = response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        status, headers, raw = error.code, dict(error.headers), error.read()
-    try:
-        parsed = json.loads(raw) if raw else None
-    except ValueError:
-        parsed = raw.decode(errors="replace")
-    return HttpResult(status, headers, parsed)
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float = 20, interval: float = 0.25, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or condition.__name__}")
-        time.sleep(interval)
-
-
-def expect(result: HttpResult, status: int, what: str) -> HttpResult:
-    if result.status != status:
-        raise AssertionError(f"{what}: expected HTTP {status}, got {result.status}: {result.body}")
-    return result
-
+from ecrm_ops.local_cloud import print_banner, run_until_interrupted, start_cloud
+from ecrm_ops.tour.context import TourContext, expect, http, wait_for
 
 Step = Callable[[TourContext], str]
 TOUR: list[tuple[str, Step]] = []
@@ -201,8 +136,8 @@ DEMO_PEOPLE = int(os.environ.get("ECRM_DEMO_PEOPLE", "2000"))
 
 @tour_step("customers from four sources resolve to one profile per person")
 def _multi_source_import(ctx: TourContext) -> str:
-    from ecrm.customers.demo_data import generate, write
-    from ecrm.importer_cli import run_import
+    from ecrm_ops.customers.demo_data import generate, write
+    from ecrm_ops.customers.importer import run_import
 
     dataset = generate(people=DEMO_PEOPLE, seed=7)
     folder = Path(tempfile.mkdtemp(prefix="ecrm-demo-"))
@@ -350,9 +285,10 @@ def _collection(ctx: TourContext) -> str:
     import base64
     from collections import Counter
 
-    from ecrm.collect.demo_sessions import generate as sessions
     from ecrm.collect.logic import sign_user_id
     from ecrm.lake import LocalLake
+
+    from ecrm_ops.collect.demo_sessions import generate as sessions
 
     admin = ctx.token(group="admin")
     source = expect(
@@ -453,7 +389,7 @@ def _collection(ctx: TourContext) -> str:
     )
 
 
-import ecrm.demo_analysis  # noqa: E402, F401 - registers the analysis steps after the ones above
+import ecrm_ops.tour.analysis  # noqa: E402, F401 - registers the analysis steps after the ones above
 
 
 def run_tour(ctx: TourContext, echo: Callable[[str], None] = print) -> int:

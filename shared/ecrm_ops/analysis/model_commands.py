@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ecrm.analysis.commands import analysis
+from ecrm_ops.analysis.commands import analysis
 
 if TYPE_CHECKING:
     from ecrm.analysis.artifacts import ModelArtifact

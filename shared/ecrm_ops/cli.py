@@ -10,8 +10,8 @@
     ecrm analysis ...        CLV, RFM, clusters and churn from any CSV of transactions
     ecrm personalization ... evaluate recommenders offline; train the recommender
 
-Operator tooling (click, rich, moto, the CDK app) is imported lazily: this module ships in the
-common layer but no Lambda function imports it.
+Part of the operator package (`ecrm_ops`), installed with the project and never shipped to Lambda.
+Operator tooling (rich, moto, the CDK app) is imported inside the commands, so `ecrm --help` stays fast.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def local() -> None:
 @click.option("--verbose", is_flag=True, help="Echo every function's log lines.")
 def local_up(port: int, verbose: bool) -> None:
     """Run the platform locally and serve until stopped."""
-    from ecrm.local_ops import run_until_interrupted, start_cloud
+    from ecrm_ops.local_cloud import run_until_interrupted, start_cloud
 
     cloud = start_cloud(api_port=port, verbose=verbose)
     run_until_interrupted(cloud)
@@ -56,7 +56,7 @@ def local_up(port: int, verbose: bool) -> None:
 @click.option("--email", help="The user's email (default derived from the group or customer).")
 def local_token(group: str | None, customer_id: str | None, email: str | None) -> None:
     """Print an ID token for the running local cloud's API."""
-    from ecrm.local_ops import issue_token
+    from ecrm_ops.local_cloud import issue_token
 
     if bool(group) == bool(customer_id):
         raise click.UsageError("give exactly one of --group or --customer")
@@ -80,7 +80,7 @@ def local_invoke(function: str, event_file: IO[str]) -> None:
     """Invoke one function of the running local cloud (FUNCTION: any part of its name)."""
     import json
 
-    from ecrm.local_ops import invoke_function
+    from ecrm_ops.local_cloud import invoke_function
 
     try:
         name, failed, payload = invoke_function(function, json.load(event_file))
@@ -98,7 +98,7 @@ def local_invoke(function: str, event_file: IO[str]) -> None:
 @click.option("--port", type=int, help="Port of the local REST API (default 4510; with --once any free port).")
 def demo(once: bool, port: int | None) -> None:
     """Bring the platform up locally, print how to call it, run the tour."""
-    from ecrm.demo import run_demo
+    from ecrm_ops.tour.run import run_demo
 
     sys.exit(run_demo(once=once, api_port=port if port is not None else (0 if once else 4510)))
 
@@ -129,7 +129,7 @@ def import_file(
     timeout: int,
 ) -> None:
     """Import customer records from FILE (CSV or JSON Lines), with a progress bar."""
-    from ecrm.importer_cli import ImportFailed, run_import
+    from ecrm_ops.customers.importer import ImportFailed, run_import
 
     try:
         status = run_import(
@@ -159,7 +159,7 @@ def schemas() -> None:
 @schemas.command("generate")
 def schemas_generate() -> None:
     """Write events/schemas from the pydantic event models."""
-    from ecrm.schemas import write_schemas
+    from ecrm_ops.schemas import write_schemas
 
     for path in write_schemas():
         click.echo(f"wrote {path}")
@@ -168,7 +168,7 @@ def schemas_generate() -> None:
 @schemas.command("check")
 def schemas_check() -> None:
     """Fail if events/schemas is stale."""
-    from ecrm.schemas import stale_schemas
+    from ecrm_ops.schemas import stale_schemas
 
     stale = stale_schemas()
     if stale:
@@ -182,7 +182,7 @@ def schemas_check() -> None:
 @click.option("--max-messages", default=0, help="Stop after this many (0: all).")
 def redrive(queue: str, endpoint_url: str | None, max_messages: int) -> None:
     """Move QUEUE's dead letters back to the queue that feeds it (QUEUE may be the DLQ or its source)."""
-    from ecrm.local_ops import redrive_dead_letters
+    from ecrm_ops.local_cloud import redrive_dead_letters
 
     started = time.monotonic()
     moved = redrive_dead_letters(
@@ -196,10 +196,10 @@ def redrive(queue: str, endpoint_url: str | None, max_messages: int) -> None:
 
 def _register_engine_commands() -> None:
     """Engine command groups live with their engines; importing a module attaches its commands."""
-    from ecrm.analysis import model_commands, stats_commands  # noqa: F401 - attach their commands
-    from ecrm.analysis.commands import analysis
-    from ecrm.personalization import eval_commands, train_commands  # noqa: F401 - attach their commands
-    from ecrm.personalization.commands import personalization
+    from ecrm_ops.analysis import model_commands, stats_commands  # noqa: F401 - attach their commands
+    from ecrm_ops.analysis.commands import analysis
+    from ecrm_ops.personalization import eval_commands, train_commands  # noqa: F401 - attach their commands
+    from ecrm_ops.personalization.commands import personalization
 
     main.add_command(analysis)
     main.add_command(personalization)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
-
 from ecrm.analysis.transactions import Transactions, to_day
 
 # Sorted, as `Transactions` keeps its unique values.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecrm.demo import http
+from ecrm_ops.http import http
 
 
 class ImportFailed(Exception):
@@ -64,7 +64,7 @@ def run_import(
     progress: bool = True,
 ) -> ImportOutcome:
     if api_url is None or token is None:
-        from ecrm.local_ops import issue_token
+        from ecrm_ops.local_cloud import issue_token
         from infra.local.state import CloudState
 
         state = CloudState.load()

@@ -1,31 +1,19 @@
 """`events/schemas/`: the JSON Schema of every domain event, generated from the pydantic models.
 
-Every engine's `models` module is imported so each `DomainEvent` subclass registers itself; the
-schema of an event is its envelope (`metadata` + `data`). `stale_schemas` is what the test and
-`ecrm schemas check` use to fail when a model changed without regenerating.
+Every engine's `models` module is imported (`ecrm.core.events.load_all_event_models`, which the
+runtime uses too) so each `DomainEvent` subclass registers itself; the schema of an event is its
+envelope (`metadata` + `data`). `stale_schemas` is what the test and `ecrm schemas check` use to
+fail when a model changed without regenerating.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
 from pathlib import Path
 
-import ecrm
-from ecrm.core.events import envelope_schema, registered_events
+from ecrm.core.events import envelope_schema, load_all_event_models, registered_events
 
-SCHEMA_DIR = Path(ecrm.__file__).resolve().parents[2] / "events" / "schemas"
-
-
-def load_all_event_models() -> None:
-    for module in pkgutil.iter_modules(ecrm.__path__):
-        if module.ispkg:
-            try:
-                importlib.import_module(f"ecrm.{module.name}.models")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"ecrm.{module.name}.models":
-                    raise
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "events" / "schemas"
 
 
 def rendered_schemas() -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The tour's personalization step: the item catalogue, the recommender trained on the lake, offers, and what three
 customers get.
 
-Registered after the analysis steps (`ecrm.demo_analysis` imports this module), so the customers, their
+Registered after the analysis steps (`ecrm_ops.tour.analysis` imports this module), so the customers, their
 backfilled orders in the lake (each with a product of its category), the segments and the computed traits exist.
 """
 
@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from ecrm.demo import TourContext, expect, tour_step, wait_for
-from ecrm.demo_analysis import HISTORY_PRODUCTS_PER_CATEGORY, history_product_id, queue_drained
+from ecrm_ops.tour.analysis import HISTORY_PRODUCTS_PER_CATEGORY, history_product_id
+from ecrm_ops.tour.context import TourContext, expect, queue_drained, wait_for
+from ecrm_ops.tour.run import tour_step
 
-# The backfill's products by category (ecrm.analysis.synthetic.CATEGORIES), best sellers first.
+# The backfill's products by category (ecrm_ops.analysis.synthetic.CATEGORIES), best sellers first.
 HISTORY_PRODUCT_NAMES = {
     "beauty": ("Face serum", "Lip balm", "Hand cream", "Sun lotion", "Eau de toilette"),
     "books": ("Travel guide", "Cookbook", "Crime novel", "Field guide", "Road atlas"),
@@ -43,8 +44,8 @@ TRAINING_DAYS = 365  # the job's default window (PERSONALIZATION_TRAINING_DAYS)
 
 def catalogue() -> list[dict[str, Any]]:
     """The backfill's products and the demo web shop's, as `PUT /items` takes them."""
-    from ecrm.analysis.synthetic import CATEGORIES
-    from ecrm.collect.demo_sessions import PRODUCTS
+    from ecrm_ops.analysis.synthetic import CATEGORIES
+    from ecrm_ops.collect.demo_sessions import PRODUCTS
 
     if set(HISTORY_PRODUCT_NAMES) != set(CATEGORIES):
         raise AssertionError(f"the catalogue's categories {sorted(HISTORY_PRODUCT_NAMES)} are not {CATEGORIES}")
@@ -132,8 +133,9 @@ def _three_customers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @tour_step("personalization: the recommender trained on the lake, offers by segment and trait, three customers")
 def _personalization(ctx: TourContext) -> str:
     from ecrm.lake import LocalLake
-    from ecrm.local_ops import invoke_function
-    from ecrm.personalization.train_commands import TRAINING_FUNCTION, report_lines
+
+    from ecrm_ops.local_cloud import invoke_function
+    from ecrm_ops.personalization.train_commands import TRAINING_FUNCTION, report_lines
 
     marketer = ctx.token(group="marketer")
     segment_ids = ctx.facts.get("segment_ids") or []

@@ -52,7 +52,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import phonenumbers
-
 from ecrm.customers.identity import normalize_email
 from ecrm.customers.models import ImportRequest
 

@@ -1,6 +1,6 @@
 """`ecrm personalization ...`: train the recommender and evaluate algorithms offline.
 
-Command modules attach their commands to the `personalization` group; `ecrm.cli` imports them.
+Command modules attach their commands to the `personalization` group; `ecrm_ops.cli` imports them.
 numpy/scipy are imported inside the commands so `ecrm --help` stays fast.
 """
 

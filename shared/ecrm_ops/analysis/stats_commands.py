@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ecrm.analysis.commands import analysis
+from ecrm_ops.analysis.commands import analysis
 
 if TYPE_CHECKING:
     from ecrm.analysis.transactions import Transactions
@@ -86,7 +86,6 @@ def clv_command(
 ) -> None:
     """Fit BG/NBD (purchases) and Gamma-Gamma (spend) models, and value customers over a horizon."""
     import numpy as np
-
     from ecrm.analysis import lifetime
 
     transactions = _read(transactions_path, customer_col, date_col, amount_col)

@@ -1,6 +1,6 @@
 """The tour's analysis steps: segments in real time and on the lake, the model job, OLAP.
 
-Registered after the customer store and collection steps (`ecrm.demo` imports this module), so
+Registered after the customer store and collection steps (`ecrm_ops.tour.run` imports this module), so
 the customers and the shop's tracked orders already exist.
 """
 
@@ -12,7 +12,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ecrm.demo import TourContext, expect, tour_step, wait_for
+from ecrm_ops.tour.context import TourContext, expect, queue_drained, wait_for
+from ecrm_ops.tour.run import tour_step
 
 SEGMENTS: list[dict[str, Any]] = [
     {
@@ -53,16 +54,6 @@ def _history_product(category: str, customer_index: int, rng: random.Random) -> 
     else:
         shelf = min(int(rng.expovariate(0.8)), HISTORY_PRODUCTS_PER_CATEGORY - 1)
     return history_product_id(category, shelf + 1)
-
-
-def queue_drained(ctx: TourContext, logical_prefix: str) -> bool:
-    """Whether the queue whose logical id starts with `logical_prefix` holds nothing, visible or in flight."""
-    sqs = ctx.cloud.client("sqs")
-    queue = ctx.cloud.physical_id("AWS::SQS::Queue", logical_prefix)
-    counts = sqs.get_queue_attributes(
-        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return all(v == "0" for v in counts.values())
 
 
 def _wait_for_membership(ctx: TourContext, timeout: float = 900) -> None:
@@ -121,9 +112,10 @@ def _segments(ctx: TourContext) -> str:
 
 def _backfill_order_history(ctx: TourContext) -> tuple[int, int]:
     """Two years of orders for the imported customers, as an ERP backfill writes them to the lake's stream."""
-    from ecrm.analysis.synthetic import synthetic_transactions
     from ecrm.analysis.transactions import from_day
     from ecrm.lake import LocalLake, lake_chunks
+
+    from ecrm_ops.analysis.synthetic import synthetic_transactions
 
     cloud = ctx.cloud
     lake = LocalLake(cloud.client("s3"), cloud.physical_id("AWS::S3::Bucket", "LakeBucket"))
@@ -171,7 +163,7 @@ def _backfill_order_history(ctx: TourContext) -> tuple[int, int]:
 
 @tour_step("models trained on the lake (RFM, clusters, churn, CLV) write traits back to profiles")
 def _models(ctx: TourContext) -> str:
-    from ecrm.local_ops import invoke_function
+    from ecrm_ops.local_cloud import invoke_function
 
     orders, customers = _backfill_order_history(ctx)
     started = time.monotonic()
@@ -226,4 +218,4 @@ def _olap(ctx: TourContext) -> str:
     return "top countries by revenue over the last 12 months" + "\n".join(table)
 
 
-import ecrm.demo_personalization  # noqa: E402, F401 - registers the personalization step after the ones above
+import ecrm_ops.tour.personalization  # noqa: E402, F401 - registers the personalization step after the ones above

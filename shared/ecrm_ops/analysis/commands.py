@@ -1,6 +1,6 @@
 """`ecrm analysis ...`: the analyst's commands, reading any CSV of transactions.
 
-Each command module attaches its commands to the `analysis` group; `ecrm.cli` imports them.
+Each command module attaches its commands to the `analysis` group; `ecrm_ops.cli` imports them.
 numpy/scipy/scikit-learn are imported inside the commands so `ecrm --help` stays fast.
 """
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from ecrm.personalization.commands import personalization
+from ecrm_ops.personalization.commands import personalization
 
 TRAINING_FUNCTION = "PersonalizationTrainingJob"  # part of the job's function name (its logical id)
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
@@ -118,7 +118,7 @@ def _dry_run(
 def _run_local_job(days: int | None) -> dict[str, Any]:
     from botocore.exceptions import EndpointConnectionError
 
-    from ecrm.local_ops import invoke_function
+    from ecrm_ops.local_cloud import invoke_function
 
     try:
         name, failed, payload = invoke_function(TRAINING_FUNCTION, {"days": days} if days else {})

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from ecrm.personalization.commands import personalization
-from ecrm.personalization.published import PUBLISHED
+from ecrm_ops.personalization.commands import personalization
+from ecrm_ops.personalization.published import PUBLISHED
 
 if TYPE_CHECKING:
     from ecrm.personalization.evaluation import Interaction, Recommender, Split
-    from ecrm.personalization.published import PublishedBenchmark
+
+    from ecrm_ops.personalization.published import PublishedBenchmark
 
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
 ITEM_BASED = ("rp3beta", "ease", "cosine", "jaccard")
@@ -106,8 +107,10 @@ def evaluate_command(
 
     On MovieLens 100K, --split stratified --test-fraction 0.25 follows the published figures' protocol.
     """
-    from ecrm.personalization import evaluation, published
+    from ecrm.personalization import evaluation
     from ecrm.personalization import recommenders as rec
+
+    from ecrm_ops.personalization import published
 
     if min_rating is not None and rating_col is None:
         raise click.UsageError("--min-rating needs --rating-col")
@@ -240,7 +243,7 @@ def _ranking(ranked: list[tuple[str, float]]) -> Recommender:
 
 
 def _benchmark(choice: str, loaded: LoadedInteractions) -> PublishedBenchmark | None:
-    from ecrm.personalization import published
+    from ecrm_ops.personalization import published
 
     if choice == "none":
         return None

@@ -1,0 +1,1 @@
+"""Analysis tooling: the analyst's `ecrm analysis` commands and synthetic transactions."""

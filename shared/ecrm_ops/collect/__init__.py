@@ -1,0 +1,1 @@
+"""Event collection tooling: the demo shop's generated browsing sessions."""

@@ -1,0 +1,1 @@
+"""Personalization tooling: the `ecrm personalization` commands and published benchmark figures."""
