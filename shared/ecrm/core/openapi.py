@@ -12,6 +12,9 @@ engines give the same bytes, so the committed copy can be checked for staleness)
 - security: the Cognito authorizer as the `cognito` scheme (the raw ID token in `Authorization`, as API
   Gateway's Cognito authorizer reads it); an operation whose `x-ecrm-access` is not public requires it,
   a public one says so with an empty requirement;
+- pydantic's JSON Schema said as pydantic validates: a dict whose keys must match a pattern
+  (`patternProperties` alone) takes no other key (`additionalProperties: false`), where JSON Schema
+  alone would let any other key through; clients and fuzzers then build bodies the API accepts;
 - errors as the API answers them, RFC 9457 problem+json: Powertools' FastAPI-style `422` model is
   replaced by the validation problem `ecrm.core.api` sends, protected operations document their
   401 and 403, and `default` is a problem for every other status.
@@ -111,6 +114,7 @@ def merge_documents(
     operation_ids: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for engine in engines:
         document = _rename_refs(copy.deepcopy(dict(documents[engine])), renames.get(engine, {}))
+        _close_pattern_keyed_objects(document)
         for name, schema in (document.get("components", {}).get("schemas") or {}).items():
             if name not in POWERTOOLS_ERROR_SCHEMAS:
                 schemas[renames.get(engine, {}).get(name, name)] = schema
@@ -192,6 +196,17 @@ def _rename_refs(node: Any, renames: Mapping[str, str]) -> Any:
         for value in node:
             _rename_refs(value, renames)
     return node
+
+
+def _close_pattern_keyed_objects(node: Any) -> None:
+    if isinstance(node, dict):
+        if "patternProperties" in node and "properties" not in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _close_pattern_keyed_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_pattern_keyed_objects(value)
 
 
 def _operation(engine: str, operation: dict[str, Any]) -> dict[str, Any]:
