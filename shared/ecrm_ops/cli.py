@@ -194,18 +194,16 @@ def redrive(queue: str, endpoint_url: str | None, max_messages: int) -> None:
     click.echo(f"\nmoved {moved} record(s) in {time.monotonic() - started:.1f}s")
 
 
-def _register_engine_commands() -> None:
-    """Engine command groups live with their engines; importing a module attaches its commands."""
-    from ecrm_ops.analysis import model_commands, stats_commands  # noqa: F401 - attach their commands
+def _add_engine_commands() -> None:
+    """The engines' command groups (`ecrm analysis`, `ecrm personalization`), each listing its own commands."""
     from ecrm_ops.analysis.commands import analysis
-    from ecrm_ops.personalization import eval_commands, train_commands  # noqa: F401 - attach their commands
     from ecrm_ops.personalization.commands import personalization
 
     main.add_command(analysis)
     main.add_command(personalization)
 
 
-_register_engine_commands()
+_add_engine_commands()
 
 if __name__ == "__main__":
     main()

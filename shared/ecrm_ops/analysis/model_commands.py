@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ecrm_ops.analysis.commands import analysis
-
 if TYPE_CHECKING:
     from ecrm.analysis.artifacts import ModelArtifact
     from ecrm.analysis.transactions import Transactions
@@ -88,7 +86,7 @@ def _source(transactions_file: str, **columns: str | None) -> dict[str, Any]:
     return {"source": Path(transactions_file).name, **{k: v for k, v in columns.items() if v is not None}}
 
 
-@analysis.command("clusters")
+@click.command("clusters")
 @transaction_options
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="Use rows up to this day (default: the last).")
 @click.option("--k-min", default=2, show_default=True, type=click.IntRange(min=2), help="Fewest clusters to try.")
@@ -145,7 +143,7 @@ def clusters_command(
         click.echo(f"\nmodel written to {result['saved_model']}")
 
 
-@analysis.command("churn")
+@click.command("churn")
 @transaction_options
 @click.option(
     "--cutoff",

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ecrm_ops.analysis.commands import analysis
-
 if TYPE_CHECKING:
     from ecrm.analysis.transactions import Transactions
 
@@ -60,7 +58,7 @@ def _as_date(value: datetime | None) -> date | None:
     return None if value is None else value.date()
 
 
-@analysis.command("clv")
+@click.command("clv")
 @transaction_options
 @click.option("--calibration-end", type=DATE, help="Last day the models learn from (default: the last transaction).")
 @click.option(
@@ -155,7 +153,7 @@ def _write_clv(output: Path, summary: Any, bgnbd: Any, gamma_gamma: Any, value: 
             writer.writerow([row[0], int(row[1]), *(f"{v:.6g}" for v in row[2:])])
 
 
-@analysis.command("rfm")
+@click.command("rfm")
 @transaction_options
 @click.option("--as-of", type=DATE, help="Day recency is measured from (default: the last transaction).")
 @click.option(

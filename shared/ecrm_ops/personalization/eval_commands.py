@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from ecrm_ops.personalization.commands import personalization
 from ecrm_ops.personalization.published import PUBLISHED
 
 if TYPE_CHECKING:
@@ -57,7 +56,7 @@ class RecordingRecommender:
         return ranked
 
 
-@personalization.command("evaluate")
+@click.command("evaluate")
 @click.option("--interactions", "path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--user-col", required=True, help="Column of the customer (user) id.")
 @click.option("--item-col", required=True, help="Column of the item (product) id.")

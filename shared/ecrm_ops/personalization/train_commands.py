@@ -19,13 +19,11 @@ from typing import Any
 
 import click
 
-from ecrm_ops.personalization.commands import personalization
-
 TRAINING_FUNCTION = "PersonalizationTrainingJob"  # part of the job's function name (its logical id)
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
 
 
-@personalization.command("train")
+@click.command("train")
 @click.option(
     "--interactions",
     "path",

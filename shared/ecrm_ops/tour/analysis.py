@@ -1,19 +1,17 @@
 """The tour's analysis steps: segments in real time and on the lake, the model job, OLAP.
 
-Registered after the customer store and collection steps (`ecrm_ops.tour.run` imports this module), so
-the customers and the shop's tracked orders already exist.
+They run after the customer store and collection steps (`ecrm_ops.tour.run`), so the customers
+and the shop's tracked orders already exist.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ecrm_ops.tour.context import TourContext, expect, queue_drained, wait_for
-from ecrm_ops.tour.run import tour_step
+from ecrm_ops.tour.context import Step, TourContext, expect, queue_drained, wait_for
+from ecrm_ops.tour.order_history import backfill_order_history
 
 SEGMENTS: list[dict[str, Any]] = [
     {
@@ -36,24 +34,6 @@ SEGMENTS: list[dict[str, Any]] = [
         },
     },
 ]
-HISTORY_CATEGORIES_SOURCE = "erp-history"
-HISTORY_PRODUCTS_PER_CATEGORY = 5
-HISTORY_TASTE_SHARE = 0.6  # orders at the customer's own shelf position in the category, the rest at bestsellers
-
-
-def history_product_id(category: str, shelf: int) -> str:
-    """The backfilled orders' products: `<category>-<shelf>`, shelf 1 to HISTORY_PRODUCTS_PER_CATEGORY."""
-    return f"{category}-{shelf}"
-
-
-def _history_product(category: str, customer_index: int, rng: random.Random) -> str:
-    """A customer favours one shelf position in every category (a taste a recommender can learn); other orders
-    go to the category's bestsellers, the first shelves most."""
-    if rng.random() < HISTORY_TASTE_SHARE:
-        shelf = customer_index % HISTORY_PRODUCTS_PER_CATEGORY
-    else:
-        shelf = min(int(rng.expovariate(0.8)), HISTORY_PRODUCTS_PER_CATEGORY - 1)
-    return history_product_id(category, shelf + 1)
 
 
 def _wait_for_membership(ctx: TourContext, timeout: float = 900) -> None:
@@ -72,7 +52,6 @@ def _counts(ctx: TourContext, token: str, ids: list[str]) -> list[tuple[str, int
     ]
 
 
-@tour_step("segments: rules a marketer reads, members kept current in real time and built on the lake")
 def _segments(ctx: TourContext) -> str:
     marketer = ctx.token(group="marketer")
     _wait_for_membership(ctx)
@@ -110,62 +89,10 @@ def _segments(ctx: TourContext) -> str:
     )
 
 
-def _backfill_order_history(ctx: TourContext) -> tuple[int, int]:
-    """Two years of orders for the imported customers, as an ERP backfill writes them to the lake's stream."""
-    from ecrm.analysis.transactions import from_day
-    from ecrm.lake import LocalLake, lake_chunks
-
-    from ecrm_ops.analysis.synthetic import synthetic_transactions
-
-    cloud = ctx.cloud
-    lake = LocalLake(cloud.client("s3"), cloud.physical_id("AWS::S3::Bucket", "LakeBucket"))
-    rows = lake.query(
-        "select customer_id from (select customer_id, deleted, row_number() over "
-        "(partition by customer_id order by version desc) rn from {segment_profiles}) where rn = 1 and not deleted"
-    )
-    customers = sorted(r["customer_id"] for r in rows)
-    today = datetime.now(UTC).date()
-    data = synthetic_transactions(max(len(customers), 8), mean_orders=6, seed=11, cutoff=today, days_after_cutoff=1)
-    tx = data.transactions.until(data.cutoff_day)
-    now = datetime.now(UTC)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    products = random.Random(11)  # noqa: S311 - demo data, reproducible by seed
-    records = []
-    for n in range(len(tx)):
-        index = int(tx.customer_index[n])
-        if index >= len(customers):
-            continue
-        day = from_day(int(tx.day[n]))
-        category = None
-        if tx.categories is not None and tx.category_index is not None:
-            category = str(tx.categories[int(tx.category_index[n])])
-        records.append(
-            {
-                "customer_id": customers[index],
-                "event_id": f"erp-{index}-{n}",
-                "event_type": "order_completed",
-                "occurred_at": f"{day.isoformat()}T12:00:00.000Z",
-                "amount": float(tx.amount[n]),
-                "category": category,
-                "product_id": _history_product(category, index, products) if category else None,
-                "channel": "store",
-                "source": HISTORY_CATEGORIES_SOURCE,
-                "recorded_at": stamp,
-            }
-        )
-    firehose = cloud.client("firehose")
-    stream = cloud.physical_id("AWS::KinesisFirehose::DeliveryStream", "LakeBehaviourEvents")
-    lines = [(r, (json.dumps(r) + "\n").encode()) for r in records]
-    for chunk in lake_chunks(lines):
-        firehose.put_record_batch(DeliveryStreamName=stream, Records=[{"Data": data} for _, data in chunk])
-    return len(records), len(customers)
-
-
-@tour_step("models trained on the lake (RFM, clusters, churn, CLV) write traits back to profiles")
 def _models(ctx: TourContext) -> str:
     from ecrm_ops.local_cloud import invoke_function
 
-    orders, customers = _backfill_order_history(ctx)
+    orders, customers = backfill_order_history(ctx)
     started = time.monotonic()
     _, failed, result = invoke_function("ModelJob", {"as_of": datetime.now(UTC).date().isoformat()}, ctx.cloud.state)
     if failed:
@@ -194,7 +121,6 @@ def _models(ctx: TourContext) -> str:
     )
 
 
-@tour_step("OLAP: orders, revenue and customers by country and by month, from the lake")
 def _olap(ctx: TourContext) -> str:
     analyst = ctx.token(group="analyst")
     since = (datetime.now(UTC) - timedelta(days=365)).replace(microsecond=0)
@@ -218,4 +144,8 @@ def _olap(ctx: TourContext) -> str:
     return "top countries by revenue over the last 12 months" + "\n".join(table)
 
 
-import ecrm_ops.tour.personalization  # noqa: E402, F401 - registers the personalization step after the ones above
+STEPS: list[Step] = [
+    Step("segments: rules a marketer reads, members kept current in real time and built on the lake", _segments),
+    Step("models trained on the lake (RFM, clusters, churn, CLV) write traits back to profiles", _models),
+    Step("OLAP: orders, revenue and customers by country and by month, from the lake", _olap),
+]

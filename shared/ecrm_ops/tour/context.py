@@ -1,7 +1,8 @@
 """What every step of the tour (and every e2e test) works with: the running cloud and its API.
 
-A step is a function that gets the running cloud's `TourContext` and returns one line saying what
-it showed, or raises `AssertionError` with a readable reason when something is wrong.
+A step's function gets the running cloud's `TourContext` and returns one line saying what it
+showed, or raises `AssertionError` with a readable reason when something is wrong. Each engine's
+module of this package lists its steps in `STEPS`; `ecrm_ops.tour.run` assembles them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from ecrm_ops.http import HttpResult, http
 from ecrm_ops.local_cloud import issue_token
 
-__all__ = ["HttpResult", "TourContext", "expect", "http", "queue_drained", "wait_for"]
+__all__ = ["HttpResult", "Step", "TourContext", "expect", "http", "queue_drained", "wait_for"]
 
 
 @dataclass
@@ -35,6 +36,14 @@ class TourContext:
 
     def call(self, method: str, path: str, *, token: str | None = None, body: Any = None) -> HttpResult:
         return http(method, self.api + path, token=token, body=body)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the tour: its title, and the function that runs it (it returns what it showed)."""
+
+    title: str
+    run: Callable[[TourContext], str]
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float = 20, interval: float = 0.25, what: str = "") -> Any:

@@ -1,8 +1,8 @@
 """The tour's personalization step: the item catalogue, the recommender trained on the lake, offers, and what three
 customers get.
 
-Registered after the analysis steps (`ecrm_ops.tour.analysis` imports this module), so the customers, their
-backfilled orders in the lake (each with a product of its category), the segments and the computed traits exist.
+It runs after the analysis steps (`ecrm_ops.tour.run`), so the customers, their backfilled orders in the lake
+(each with a product of its category, `order_history`), the segments and the computed traits exist.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from ecrm_ops.tour.analysis import HISTORY_PRODUCTS_PER_CATEGORY, history_product_id
-from ecrm_ops.tour.context import TourContext, expect, queue_drained, wait_for
-from ecrm_ops.tour.run import tour_step
+from ecrm_ops.tour.context import Step, TourContext, expect, queue_drained, wait_for
+from ecrm_ops.tour.order_history import HISTORY_PRODUCTS_PER_CATEGORY, history_product_id
 
 # The backfill's products by category (ecrm_ops.analysis.synthetic.CATEGORIES), best sellers first.
 HISTORY_PRODUCT_NAMES = {
@@ -130,7 +129,6 @@ def _three_customers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return chosen
 
 
-@tour_step("personalization: the recommender trained on the lake, offers by segment and trait, three customers")
 def _personalization(ctx: TourContext) -> str:
     from ecrm.lake import LocalLake
 
@@ -220,3 +218,11 @@ def _personalization(ctx: TourContext) -> str:
 def _why_none(best: dict[str, Any]) -> str:
     reasons = sorted({exclusion["reason"] for exclusion in best.get("excluded", [])})
     return ", ".join(reasons) or "no offer"
+
+
+STEPS: list[Step] = [
+    Step(
+        "personalization: the recommender trained on the lake, offers by segment and trait, three customers",
+        _personalization,
+    ),
+]

@@ -1,0 +1,122 @@
+"""The tour's event collection step: a web shop's tracking, stitched to customers and counted in the lake."""
+
+from __future__ import annotations
+
+import os
+
+from ecrm_ops.tour.context import Step, TourContext, expect, http, wait_for
+
+DEMO_VISITORS = int(os.environ.get("ECRM_DEMO_VISITORS", "100"))
+
+
+def _collection(ctx: TourContext) -> str:
+    import base64
+    from collections import Counter
+
+    from ecrm.collect.logic import sign_user_id
+    from ecrm.lake import LocalLake
+
+    from ecrm_ops.collect.demo_sessions import generate as sessions
+
+    admin = ctx.token(group="admin")
+    source = expect(
+        ctx.call(
+            "POST", "/sources", token=admin, body={"name": "shopweb", "kind": "web", "description": "the demo shop"}
+        ),
+        201,
+        "POST /sources",
+    )
+    basic = "Basic " + base64.b64encode(f"{source.body['write_key']}:".encode()).decode()
+    stream = sessions(DEMO_VISITORS)
+    # The shop's backend signs each signed-in user id (ADR 9): a web source's write key is public, so
+    # only a signed identify may link the browser's anonymous journey to the shop's user.
+    for message in stream.messages:
+        if message["type"] == "identify":
+            message["context"]["userHash"] = sign_user_id(source.body["identity_secret"], message["userId"])
+    # Someone holding the public key claims another customer's email from their own, signed-in browser.
+    victim = expect(
+        ctx.call(
+            "POST",
+            "/customers",
+            token=ctx.token(group="marketer"),
+            body={"source": "erp", "identities": [{"type": "email", "value": "tour.victim@example.com"}]},
+        ),
+        201,
+        "POST /customers (the customer whose email is claimed)",
+    ).body["customer_id"]
+    claimant = next(v for v in stream.visitors if v.identified)
+    claim = {
+        "type": "identify",
+        "messageId": "tour-unsigned-claim",
+        "anonymousId": claimant.anonymous_id,
+        "timestamp": "2026-11-23T23:59:00Z",
+        "traits": {"email": "tour.victim@example.com"},
+    }
+    messages = [*stream.messages, claim]
+    accepted = 0
+    for start in range(0, len(messages), 100):
+        result = http("POST", f"{ctx.api}/v1/batch", token=basic, body={"batch": messages[start : start + 100]})
+        if result.status != 200:
+            raise AssertionError(f"POST /v1/batch -> {result.status}: {result.body}")
+        accepted += result.body["accepted"]
+    identified = [v for v in stream.visitors if v.identified]
+    expected = {v.user_id: len([m for m in v.messages if m["type"] != "identify"]) for v in identified}
+
+    def stitched() -> int:
+        total = 0
+        for user_id, count in expected.items():
+            found = ctx.call("GET", f"/customers?external_id=shopweb:{user_id}", token=admin)
+            if found.status != 200:
+                return 0
+            page = ctx.call("GET", f"/customers/{found.body['customer_id']}/timeline?limit=200", token=admin).body
+            if len(page["items"]) < count:
+                return 0
+            total += len(page["items"])
+        return total
+
+    sqs = ctx.cloud.client("sqs")
+    queue = ctx.cloud.physical_id("AWS::SQS::Queue", "CustomersCollectedEventConsumerQueue")
+
+    def drained() -> bool:  # cheap to ask, unlike reading every timeline
+        counts = sqs.get_queue_attributes(
+            QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return all(v == "0" for v in counts.values())
+
+    wait_for(drained, timeout=600, interval=2, what="the customer store to process the collected events")
+    on_known = wait_for(stitched, timeout=60, interval=3, what="every signed-in visitor's journey on their timeline")
+    trackable = len([m for m in messages if m["type"] != "identify"])
+    owner = expect(
+        ctx.call("GET", "/customers?email=tour.victim@example.com", token=admin), 200, "GET /customers?email="
+    ).body
+    claimant_customer = expect(
+        ctx.call("GET", f"/customers?external_id=shopweb:{claimant.user_id}", token=admin), 200, "claimant"
+    ).body
+    claimed = [c for c in claimant_customer.get("claims", []) if c["field"] == "email"]
+    if (
+        owner["customer_id"] != victim
+        or owner["merged_ids"]
+        or owner["customer_id"] == claimant_customer["customer_id"]
+    ):
+        raise AssertionError(f"an unsigned identify claiming another customer's email changed them: {owner}")
+    if not any(c["value"] == "tour.victim@example.com" for c in claimed):
+        raise AssertionError(f"the unsigned claim is not kept on the claimant: {claimant_customer.get('claims')}")
+    cloud = ctx.cloud
+    bucket = cloud.physical_id("AWS::S3::Bucket", "LakeBucket")
+    lake = LocalLake(cloud.client("s3"), bucket)
+    rows = lake.query("select type, count(*) as n from {collected_events} group by type order by type")
+    per_type = Counter({r["type"]: r["n"] for r in rows})
+    if sum(per_type.values()) < accepted:
+        raise AssertionError(f"the lake holds {sum(per_type.values())} events, {accepted} were accepted")
+    return (
+        f"{accepted} events from {len(stream.visitors)} visitors; in the lake by type: "
+        f"{', '.join(f'{k} {v}' for k, v in sorted(per_type.items()))}; {len(identified)} visitors signed in and "
+        f"{on_known} of {trackable} page/track events ({on_known / trackable:.0%}) are stitched to known "
+        "customers, including everything browsed before sign-in; an unsigned identify claiming another "
+        "customer's email merged nothing and is kept as a claim"
+    )
+
+
+STEPS: list[Step] = [
+    Step("a web shop's tracking: anonymous browsing, sign-in, stitching, the lake", _collection),
+]
