@@ -64,12 +64,17 @@ VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
                     "type": "array",
                     "items": {
                         "type": "object",
+                        "description": (
+                            "One problem: where (`in` and `field` for a request's shape; `path` inside a "
+                            "segment rule) and what (`message`)"
+                        ),
                         "properties": {
                             "in": {"type": "string", "description": "body, path, query or header"},
                             "field": {"type": "string"},
+                            "path": {"type": "string", "description": "Where in a segment rule"},
                             "message": {"type": "string"},
                         },
-                        "required": ["in", "field", "message"],
+                        "required": ["message"],
                     },
                 }
             },
