@@ -137,6 +137,7 @@ def put_consent(
         purpose,
         body,
         source="staff",
+        recorded_by=app.principal().actor,
         ip=_client_ip(),
         user_agent=_user_agent(),
         correlation_id=app.correlation_id,
@@ -243,6 +244,7 @@ def put_my_consent(
         purpose,
         ConsentUpdate.model_validate(body.model_dump()),  # no source: the proof's source is the customer
         source="customer",
+        recorded_by=app.customer_id(),
         ip=_client_ip(),
         user_agent=_user_agent(),
         correlation_id=app.correlation_id,

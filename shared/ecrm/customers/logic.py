@@ -21,7 +21,15 @@ from datetime import datetime
 from typing import Literal
 
 from ecrm.customers.identity import NormalizedIdentity
-from ecrm.customers.models import AttributeValue, Consent, ConsentIn, Customer, Preferences, Scalar
+from ecrm.customers.models import (
+    AttributeValue,
+    Consent,
+    ConsentIn,
+    Customer,
+    Preferences,
+    RecordedConsentProof,
+    Scalar,
+)
 
 DEFAULT_UNIQUE_TYPES = frozenset({"email", "phone", "external_id", "loyalty_card"})
 
@@ -127,19 +135,22 @@ class ConsentChange:
     previous_state: str | None
 
 
-def apply_consent(consents: dict[str, Consent], statement: ConsentIn, *, now: datetime) -> ConsentChange | None:
+def apply_consent(
+    consents: dict[str, Consent], statement: ConsentIn, *, now: datetime, recorded_by: str | None = None
+) -> ConsentChange | None:
     """Record a statement if it is newer than what is held; returns the change, if the state changed."""
     key = consent_key(statement.channel, statement.purpose)
     current = consents.get(key)
     if current is not None and statement.proof.captured_at < current.proof.captured_at:
         return None  # stale: a later statement is already held
-    if current is not None and current.state == statement.state and current.proof == statement.proof:
+    proof = RecordedConsentProof(**statement.proof.model_dump(), recorded_by=recorded_by)
+    if current is not None and current.state == statement.state and current.proof == proof:
         return None
     consents[key] = Consent(
         channel=statement.channel,
         purpose=statement.purpose,
         state=statement.state,
-        proof=statement.proof,
+        proof=proof,
         updated_at=now,
     )
     if current is not None and current.state == statement.state:

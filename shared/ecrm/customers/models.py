@@ -77,6 +77,17 @@ class ConsentProof(BaseModel):
     user_agent: Annotated[str, StringConstraints(max_length=512)] | None = None
 
 
+class RecordedConsentProof(ConsentProof):
+    """The proof as the store keeps it: the statement's evidence, and who recorded it.
+
+    `recorded_by` is set by the store from the caller, never read from a body: the staff member's
+    subject on staff routes and in `POST /customers`, `import:<id>` for an import, the customer's id
+    on `/me`.
+    """
+
+    recorded_by: str | None = None
+
+
 class ConsentIn(BaseModel):
     model_config = STRICT
 
@@ -110,8 +121,14 @@ class Consent(BaseModel):
     channel: Channel
     purpose: str
     state: ConsentState
-    proof: ConsentProof
+    proof: RecordedConsentProof
     updated_at: datetime
+
+    @field_validator("proof", mode="before")
+    @classmethod
+    def _held_proof(cls, value: Any) -> Any:
+        """A statement's proof becomes the held proof (with no recorder until the store sets one)."""
+        return value.model_dump() if isinstance(value, ConsentProof) else value
 
 
 LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]

@@ -122,7 +122,7 @@ class CustomerService:
         plan = logic.plan_resolution(identities, owners, self.policy)
         if plan.action == "create":
             customer = Customer(customer_id=new_id("cus_"), status="active", created_at=now, updated_at=now)
-            created_changes, consent_changes = self._apply(customer, record, identities, observed_at, now)
+            created_changes, consent_changes = self._apply(customer, record, identities, observed_at, now, actor)
             created = CustomerCreated(
                 customer_id=customer.customer_id,
                 record_source=record.source,
@@ -187,7 +187,7 @@ class CustomerService:
             )
             merged_ids.append(loser_id)
             changed += merge_changed
-        record_changed, consent_changes = self._apply(survivor, record, identities, observed_at, now)
+        record_changed, consent_changes = self._apply(survivor, record, identities, observed_at, now, actor)
         changed += record_changed
         new_identities = [
             i for i in plan.unclaimed if i.type in self.policy.unique_types or owners.get(i.key) != survivor.customer_id
@@ -231,6 +231,7 @@ class CustomerService:
         identities: list[NormalizedIdentity],
         observed_at: datetime,
         now: datetime,
+        actor: str,
     ) -> tuple[list[str], list[ConsentChange]]:
         changed = logic.apply_attributes(
             customer.profile, record.attributes, source=record.source, observed_at=observed_at, policy=self.policy
@@ -247,7 +248,9 @@ class CustomerService:
         if record.source not in customer.sources:
             customer.sources = sorted({*customer.sources, record.source})
         consents = {logic.consent_key(c.channel, c.purpose): c for c in customer.consents}
-        consent_changes = [c for s in record.consents if (c := logic.apply_consent(consents, s, now=now))]
+        consent_changes = [
+            c for s in record.consents if (c := logic.apply_consent(consents, s, now=now, recorded_by=actor))
+        ]
         customer.consents = sorted(consents.values(), key=lambda c: (c.channel, c.purpose))
         if record.preferences is not None:
             patch = record.preferences.model_dump(exclude_unset=True)
@@ -443,10 +446,12 @@ class CustomerService:
         update: ConsentUpdate,
         *,
         source: str,
+        recorded_by: str,
         ip: str | None = None,
         user_agent: str | None = None,
         correlation_id: str | None = None,
     ) -> Consent:
+        """One consent statement; `recorded_by` is the caller (staff subject, or the customer's own id on `/me`)."""
         for _ in range(MAX_ATTEMPTS):
             now = self.clock.now()
             customer = self.get(customer_id)
@@ -466,7 +471,7 @@ class CustomerService:
                 }
             )
             consents = {logic.consent_key(c.channel, c.purpose): c for c in customer.consents}
-            change = logic.apply_consent(consents, statement, now=now)
+            change = logic.apply_consent(consents, statement, now=now, recorded_by=recorded_by)
             customer.consents = sorted(consents.values(), key=lambda c: (c.channel, c.purpose))
             customer.updated_at = now
             held = consents[logic.consent_key(channel, purpose)]

@@ -80,6 +80,8 @@ def test_the_360_view_lookup_patch_consent_and_timeline(call: Any) -> None:
     )
     assert status == 200
     assert consent["proof"]["ip"] == "203.0.113.10"
+    assert consent["proof"]["recorded_by"]  # the staff member's token subject, never from the body
+    assert consent["proof"]["recorded_by"] != cid
     for n in range(3):
         status, _ = call(
             api_request(
@@ -201,6 +203,7 @@ def test_a_customer_manages_preferences_and_consents_and_exports(call: Any) -> N
         )
     )
     assert (status, consent["state"], consent["proof"]["source"]) == (200, "denied", "customer")
+    assert consent["proof"]["recorded_by"] == cid
     status, export = call(api_request("GET", "/me/export", groups=None, customer_id=cid))
     assert status == 200
     assert export["customer"]["customer_id"] == cid
@@ -228,3 +231,22 @@ def test_erasure_is_202_and_admin_or_agent_only(call: Any) -> None:
         )
     )
     assert (status, erasure["status"], erasure["participants"]) == (200, "pending", ["customers"])
+
+
+def test_who_recorded_a_consent_is_never_taken_from_the_body(call: Any) -> None:
+    consent = {"channel": "email", "purpose": "marketing", "state": "granted"}
+    proof = {"source": "erp", "captured_at": "2026-11-01T10:00:00Z"}
+    body = {"source": "erp", "identities": [{"type": "email", "value": "rec@example.com"}]}
+    status, problem = call(
+        api_request(
+            "POST", "/customers", body={**body, "consents": [{**consent, "proof": {**proof, "recorded_by": "someone"}}]}
+        )
+    )
+    assert status == 422
+    assert problem["errors"][0]["field"].endswith("recorded_by")
+    status, created = call(api_request("POST", "/customers", body={**body, "consents": [{**consent, "proof": proof}]}))
+    assert status == 201
+    status, view = call(
+        api_request("GET", "/customers/{customer_id}", path_parameters={"customer_id": created["customer_id"]})
+    )
+    assert view["consents"][0]["proof"]["recorded_by"] not in (None, "someone")

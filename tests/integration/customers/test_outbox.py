@@ -42,7 +42,9 @@ def new_customer(service: CustomerService, email: str) -> str:
 
 
 def set_email_marketing(service: CustomerService, customer_id: str, state: str) -> None:
-    service.set_consent(customer_id, "email", "marketing", ConsentUpdate(state=state), source="staff")
+    service.set_consent(
+        customer_id, "email", "marketing", ConsentUpdate(state=state), source="staff", recorded_by="staff-1"
+    )
 
 
 def run_like_lambda(relay: OutboxRelay, records: list[dict[str, Any]], max_invocations: int = 10) -> int:
