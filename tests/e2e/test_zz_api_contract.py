@@ -23,6 +23,7 @@ import schemathesis
 from ecrm.core.auth import ACCESS_EXTENSION
 from ecrm.core.openapi import operations
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -141,7 +142,7 @@ def test_a_second_customer_never_reads_or_changes_the_first_customers_data(tour:
     # Then nothing of A was in B's answers, and A's data is what it was
     assert not leaks, "\n".join(leaks)
     after = tour.call("GET", f"/customers/{customer_a}/export", token=admin)
-    assert after.body == before.body
+    assert {**after.body, "exported_at": None} == {**before.body, "exported_at": None}
 
 
 def _fuzz(strategy: Any, examples: int, base_url: str, headers: dict[str, str], checks: list[Any]) -> None:
@@ -181,6 +182,8 @@ def test_a_bounded_schemathesis_run_finds_no_5xx_and_no_answer_outside_the_docum
         for mode, examples in EXAMPLES.items():
             try:
                 _fuzz(schema[path][method].as_strategy(generation_mode=mode), examples, tour.api, headers, checks)
+            except Unsatisfiable:
+                continue  # an operation without parameters or a body has no invalid request to make
             except Exception as failure:
                 failures.append(f"{method} {path} ({mode.value}): {failure}"[:2000])
     elapsed = time.monotonic() - started
