@@ -23,9 +23,7 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from jinja2 import Template as JinjaTemplate
+from typing import TYPE_CHECKING, Any
 
 from ecrm.personalization.content_models import (
     LOCALE_PATTERN,
@@ -45,10 +43,16 @@ from ecrm.personalization.content_models import (
     normalize_locale,
     parse_template,
 )
-from ecrm.personalization.html_text import derive_text_source, tidy_text
 from ecrm.personalization.sms import sms_stats
 from ecrm.personalization.template_catalogue import build_context, empty_context, sample_context
-from ecrm.personalization.template_sandbox import ENVIRONMENTS, EnvironmentKind, SecurityError, check_source
+
+if TYPE_CHECKING:
+    from jinja2 import Template as JinjaTemplate
+
+    from ecrm.personalization.template_sandbox import EnvironmentKind
+
+# jinja2 and the sandbox are imported where templates are compiled or rendered: the routes that only
+# read offers and recommendations (and the API's cold start) never pay for them.
 
 __all__ = [
     "ChannelName",
@@ -178,6 +182,8 @@ def _compile(template: Template) -> CompiledTemplate:
 def _compile_part(
     channel: str, locale: str, name: str, source: str, problems: list[TemplateProblem]
 ) -> CompiledPart | None:
+    from ecrm.personalization.template_sandbox import ENVIRONMENTS, check_source
+
     kind = _environment_kind(channel, name)
     environment = ENVIRONMENTS[kind]
     found = check_source(environment, source, structured_output=kind == "json")
@@ -192,6 +198,9 @@ def _compile_part(
 
 def _derive_text(locale: str, html: str, problems: list[TemplateProblem]) -> tuple[CompiledPart, str] | None:
     """The text part from the HTML, underlined headings first, plain headings if those cannot nest."""
+    from ecrm.personalization.html_text import derive_text_source
+    from ecrm.personalization.template_sandbox import ENVIRONMENTS, check_source
+
     environment = ENVIRONMENTS["text"]
     found: list[tuple[int | None, str]] = []
     for underline in (True, False):
@@ -263,6 +272,8 @@ def _line_of(error: BaseException) -> int | None:
 
 # -- rendering -----------------------------------------------------------------------------------
 def _render_part(part: CompiledPart, context: Mapping[str, Any], locale: str) -> str:
+    from ecrm.personalization.html_text import tidy_text
+
     text = part.template.render(context, locale=locale)
     return tidy_text(text) if part.derived else text
 
@@ -274,6 +285,8 @@ def render(compiled: CompiledTemplate, context: Mapping[str, Any], locale: str |
     something (a template that was never validated) and `TemplateRenderFailed` if this
     customer's data breaks a validated template.
     """
+    from jinja2.sandbox import SecurityError
+
     if locale is None:
         customer = context.get("customer")
         locale = customer.get("language") if isinstance(customer, dict) else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ecrm.personalization import content
+from ecrm.personalization import template_sandbox
 from ecrm.personalization.content import TemplateRejected, compile_template, parse_template, render
 from ecrm.personalization.template_catalogue import sample_context
 from ecrm.personalization.template_sandbox import ENVIRONMENTS, SecurityError
@@ -113,7 +113,7 @@ def test_the_environment_refuses_an_escape_that_skipped_the_check(attempt: str, 
 
 def test_an_escape_hidden_behind_data_is_refused_at_render_time(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a check with a hole, and an escape that only runs for one customer (so the sample render passes)
-    monkeypatch.setattr(content, "check_source", lambda *args, **kwargs: [])
+    monkeypatch.setattr(template_sandbox, "check_source", lambda *args, **kwargs: [])
     attempt = "{% if customer.first_name == 'Mallory' %}{{ customer.first_name.__class__.__mro__ }}{% endif %}ok"
     compiled = compile_template(sms(attempt))
     ctx = sample_context()
@@ -129,7 +129,7 @@ def test_an_escape_hidden_behind_data_is_refused_at_render_time(monkeypatch: pyt
 def test_without_the_check_the_compiler_still_refuses_calls_includes_and_autoescape_changes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(content, "check_source", lambda *args, **kwargs: [])
+    monkeypatch.setattr(template_sandbox, "check_source", lambda *args, **kwargs: [])
     for attempt in (
         "{{ customer.items() }}",
         "{% include 'x' %}",
