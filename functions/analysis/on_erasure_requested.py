@@ -30,6 +30,8 @@ def handler(event: dict[str, Any], context: LambdaContext, injected: MembershipS
         request = received.data
         for customer_id in dict.fromkeys([request.customer_id, *request.customer_ids]):
             service.remove(customer_id, status="erased", trigger="erasure")
+        flush_lake(service)  # the tombstones are in the lake before the lake eraser may look for rows
+        service.store.mark_erasure_prepared(request.request_id, now=service.clock.now())
 
     try:
         return consumer(event, context, on_event)

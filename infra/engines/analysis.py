@@ -228,7 +228,7 @@ class AnalysisEngine(Construct):
     def _lake_eraser(self, foundation: Foundation, env: dict[str, str]) -> QueueConsumer:
         """Erasure requests, delayed past both streams' buffering, rewrite the objects holding the customers' rows."""
         from ecrm.analysis.segment_sql import BEHAVIOUR_EVENTS, SEGMENT_PROFILES
-        from ecrm.lake import ERASURE_STAGING
+        from ecrm.core.lake import ERASURE_STAGING
 
         settled = max(self.profiles.settled_after.to_seconds(), self.behaviour.settled_after.to_seconds())
         eraser = QueueConsumer(
@@ -260,7 +260,7 @@ class AnalysisEngine(Construct):
             self.lake.bucket.grant_delete(function, f"{table}/*")
         self.lake.bucket.grant_read_write(function, f"{ERASURE_STAGING}*")
         self.lake.bucket.grant_delete(function, f"{ERASURE_STAGING}*")
-        self.table.grant(function, "dynamodb:PutItem", "dynamodb:DeleteItem")  # object leases
+        self.table.grant(function, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem")  # leases, marker
         self.foundation.bus.grant_put_events_to(function)
         bucket_arn = finding_reference(self, self.lake.bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(

@@ -11,6 +11,9 @@ Keys:
 - segment: `SEGMENTS` / `SEG#<id>` -> `doc` (the `Segment` JSON without its count), `member_count`
   (kept by ADD on every enter and exit), `version`.
 - audience build: `AUDIENCE#<id>` / `AUDIENCE` -> `doc` (the `AudienceBuild` JSON).
+- erasure: `ERASURE#<request id>` / `PREPARED`, `expires_at` a week later: the projection consumer
+  forgot the request's customers and its lake tombstones are written, so the lake eraser may run
+  (it would otherwise miss a tombstone written after its rewrite).
 
 Reading one customer for the real-time path is one query on `CUST#<id>` (projection, behaviour
 and memberships together).
@@ -62,11 +65,29 @@ class CustomerState:
         self.exists = exists
 
 
+ERASURE_MARKER_RETENTION = timedelta(days=7)
+
+
 class AnalysisStore:
     def __init__(self, client: Any, table_name: str, catalog: FieldCatalog = DEFAULT_CATALOG) -> None:
         self.client = client
         self.table = table_name
         self.catalog = catalog
+
+    # -- erasures -----------------------------------------------------------------------------------------------
+    def mark_erasure_prepared(self, request_id: str, *, now: datetime) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"ERASURE#{request_id}"},
+                "sk": {"S": "PREPARED"},
+                "expires_at": {"N": str(int((now + ERASURE_MARKER_RETENTION).timestamp()))},
+            },
+        )
+
+    def erasure_prepared(self, request_id: str) -> bool:
+        key = {"pk": {"S": f"ERASURE#{request_id}"}, "sk": {"S": "PREPARED"}}
+        return "Item" in self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True)
 
     # -- customers ----------------------------------------------------------------------------------------------
     def load_customer(self, customer_id: str) -> CustomerState:

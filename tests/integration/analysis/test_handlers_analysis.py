@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from ecrm.analysis.audiences import AudienceSteps
 from ecrm.analysis.customer_events import apply_customer_event
 from ecrm.analysis.membership import MembershipService
@@ -17,7 +18,14 @@ from ecrm.core.publisher import EventPublisher
 from ecrm.customers.models import CustomerErasureRequested, InteractionRecorded
 from ecrm.platform.models import PingRequested
 
-from functions.analysis import api, job_refresh_segments, on_customer_event, on_erasure_requested, task_audience
+from functions.analysis import (
+    api,
+    job_refresh_segments,
+    on_customer_event,
+    on_erasure_requested,
+    on_erasure_settled,
+    task_audience,
+)
 from tests.integration.analysis.conftest import (
     LAKE_BUCKET,
     NOW,
@@ -244,6 +252,47 @@ def test_an_erasure_request_forgets_the_customers_and_is_acknowledged(
     assert store.get_segment(french.segment_id).member_count == 0
     assert {r["customer_id"] for r in streams.profiles.rows if r["deleted"]} == {FRENCH_LOYAL, FRENCH_ONCE}
     assert publisher.of("CustomerDataErased") == []
+    # And the lake eraser may now run: the tombstones it must delete are written
+    assert store.erasure_prepared("era_1")
+    assert not store.erasure_prepared("era_2")
+
+
+class RecordingLakeErasure:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def erase(self, request: CustomerErasureRequested) -> int:
+        self.calls.append(f"erase {request.request_id}")
+        return 0
+
+    def acknowledge(self, request: CustomerErasureRequested, *, correlation_id: str | None = None) -> None:
+        self.calls.append(f"acknowledge {request.request_id}")
+
+
+def test_the_lake_eraser_waits_for_the_projection_consumers_tombstones(lambda_context: Any) -> None:
+    # Given an erasure whose projection part finishes only on the third look
+    request = CustomerErasureRequested(
+        request_id="era_1", customer_id=FRENCH_LOYAL, customer_ids=[FRENCH_LOYAL], requested_at=NOW
+    )
+    answers, slept = iter([False, False, True]), []
+    erasure = RecordingLakeErasure()
+    deps = on_erasure_settled.Deps(erasure, lambda _: next(answers), slept.append)  # type: ignore[arg-type]
+    # When the lake eraser receives it
+    response = on_erasure_settled.handler(sqs_event_of([request]), lambda_context, deps)
+    # Then it waited, then erased and acknowledged
+    assert response == {"batchItemFailures": []}
+    assert (len(slept), erasure.calls) == (2, ["erase era_1", "acknowledge era_1"])
+
+
+def test_a_lake_eraser_that_waited_too_long_erases_nothing_and_is_retried(lambda_context: Any) -> None:
+    request = CustomerErasureRequested(
+        request_id="era_1", customer_id=FRENCH_LOYAL, customer_ids=[FRENCH_LOYAL], requested_at=NOW
+    )
+    erasure = RecordingLakeErasure()
+    deps = on_erasure_settled.Deps(erasure, lambda _: False, lambda _: None)  # type: ignore[arg-type]
+    with pytest.raises(BatchProcessingError):  # the whole batch failed: the message comes back later
+        on_erasure_settled.handler(sqs_event_of([request]), lambda_context, deps)
+    assert erasure.calls == []
 
 
 # -- the audience build steps ---------------------------------------------------------------------------------------
