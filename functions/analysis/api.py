@@ -31,8 +31,8 @@ from ecrm.core.api import EngineApi
 from ecrm.core.auth import Access
 from ecrm.core.config import load_config
 from ecrm.core.errors import InvalidInput
+from ecrm.core.lake import QueryFailed
 from ecrm.core.observability import Observability
-from ecrm.lake import QueryFailed
 
 config = load_config(AnalysisConfig)
 obs = Observability(config)

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.core import aws
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
+from ecrm.core.lake import FirehoseLakeWriter, customer_change_record
 from ecrm.core.observability import Observability
 from ecrm.customers.models import (
     ConsentChanged,
@@ -18,7 +19,6 @@ from ecrm.customers.models import (
     CustomerUpdated,
 )
 from ecrm.customers.wiring import CustomersConfig
-from ecrm.lake import FirehoseLakeWriter, customer_change_record
 
 config = load_config(CustomersConfig)
 obs = Observability(config)

@@ -4,10 +4,10 @@ One bucket holds every table under `<table>/dt=yyyy-MM-dd/` (Hive-style partitio
 database describes them, and each table has its own Firehose delivery stream that turns the JSON
 records producers put into Parquet with the table's own schema. Athena reads the tables with
 partition projection on `dt`, so no crawler and no `MSCK REPAIR` is ever needed; locally the same
-files are read by DuckDB with the same SQL (`ecrm.lake.LocalLake`).
+files are read by DuckDB with the same SQL (`infra.local.lake.LocalLake`).
 
 The first table, `collected_events`, holds one flat record per collected event (see
-`ecrm.lake.collected_event_record`):
+`ecrm.collect.lake_records.collected_event_record`):
 
 | column             | type      |                                                  |
 |--------------------|-----------|--------------------------------------------------|

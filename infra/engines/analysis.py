@@ -228,7 +228,7 @@ class AnalysisEngine(Construct):
     def _lake_eraser(self, foundation: Foundation, env: dict[str, str]) -> QueueConsumer:
         """Erasure requests, delayed past both streams' buffering, rewrite the objects holding the customers' rows."""
         from ecrm.analysis.segment_sql import BEHAVIOUR_EVENTS, SEGMENT_PROFILES
-        from ecrm.lake import ERASURE_STAGING
+        from ecrm.core.lake import ERASURE_STAGING
 
         settled = max(self.profiles.settled_after.to_seconds(), self.behaviour.settled_after.to_seconds())
         eraser = QueueConsumer(

@@ -40,7 +40,7 @@ class CollectEngine(Construct):
         self, scope: Construct, construct_id: str, *, foundation: Foundation, lake: Lake, queries: AnalysisEngine
     ) -> None:
         super().__init__(scope, construct_id)
-        from ecrm.lake import COLLECTED_EVENT_COLUMNS
+        from ecrm.core.lake import COLLECTED_EVENT_COLUMNS
 
         self.table = EngineTable(self, "Table", key=foundation.key, settings=foundation.settings).table
         self.events = lake.add_table(
@@ -65,7 +65,7 @@ class CollectEngine(Construct):
 
     def _lake_eraser(self, foundation: Foundation, lake: Lake, queries: AnalysisEngine) -> QueueConsumer:
         """Erasure requests, delayed past the lake stream's buffering, rewrite the objects holding the rows."""
-        from ecrm.lake import COLLECTED_EVENTS, ERASURE_STAGING
+        from ecrm.core.lake import COLLECTED_EVENTS, ERASURE_STAGING
 
         eraser = QueueConsumer(
             self,

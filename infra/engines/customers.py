@@ -12,7 +12,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
-from ecrm.analysis.rules import DEFAULT_CATALOG
+from ecrm.customers.models import PUBLISHED_ATTRIBUTES
 
 from infra.constructs.api_function import ApiFunction, ApiRoute
 from infra.constructs.engine_function import EngineFunction
@@ -72,7 +72,7 @@ class CustomersEngine(Construct):
             "IMPORT_BUCKET_NAME": self.bucket.bucket_name,
             "CUSTOMERS_SOURCE_PRIORITY": json.dumps(priority, separators=(",", ":")),
             "ERASURE_PARTICIPANTS": ",".join(erasure_participants),
-            "CUSTOMERS_PUBLISHED_ATTRIBUTES": ",".join(sorted(DEFAULT_CATALOG.attributes)),
+            "CUSTOMERS_PUBLISHED_ATTRIBUTES": ",".join(sorted(PUBLISHED_ATTRIBUTES)),
         }
         region = self.node.try_get_context("ecrm:defaultPhoneRegion")
         if region:
@@ -128,7 +128,7 @@ class CustomersEngine(Construct):
             description="Tracked events to the customer store: identity stitching and the timeline",
             pattern=events.EventPattern(source=["ecrm.collect"]),
         )
-        from ecrm.lake import CUSTOMER_CHANGE_COLUMNS
+        from ecrm.core.lake import CUSTOMER_CHANGE_COLUMNS
 
         self.changes = lake.add_table(
             "CustomerChanges",

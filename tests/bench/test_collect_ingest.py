@@ -81,13 +81,13 @@ from typing import Any
 import boto3
 import pytest
 from ecrm.collect import logic
+from ecrm.collect.lake_records import collected_event_record
 from ecrm.collect.models import EVENT_FOR_TYPE, CollectedEvent, Source, SourceIn
 from ecrm.collect.service import CollectService
 from ecrm.collect.store import CollectStore, FirehoseLakeWriter
 from ecrm.core.clock import SystemClock
 from ecrm.core.events import DomainEvent
 from ecrm.core.publisher import MAX_ENTRIES_PER_CALL, EventPublisher
-from ecrm.lake import collected_event_record
 from ecrm_ops.collect.demo_sessions import generate
 from moto import mock_aws
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ecrm.lake import LocalLake
 from ecrm_ops.tour.context import TourContext, wait_for
 from segment.analytics import Client
 from segment.analytics.request import APIError
 
 from infra.local.cloud import LocalCloud
+from infra.local.lake import LocalLake
 
 
 @pytest.fixture(scope="module")

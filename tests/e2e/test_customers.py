@@ -212,7 +212,7 @@ def test_a_file_dropped_in_the_bucket_is_imported_with_its_mapping(tour: TourCon
 
 
 def test_customer_changes_reach_the_lake_without_personal_values(tour: TourContext) -> None:
-    from ecrm.lake import LocalLake
+    from infra.local.lake import LocalLake
 
     admin = tour.token(group="admin")
     email = "lake.watcher@example.com"

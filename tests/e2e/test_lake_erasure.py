@@ -14,9 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 from ecrm.analysis.segment_sql import lake_table_columns
-from ecrm.lake import LAKE_TABLES, LocalLake
+from ecrm.core.lake import LAKE_TABLES
 from ecrm_ops.tour.context import TourContext, wait_for
 from segment.analytics import Client
+
+from infra.local.lake import LocalLake
 
 SOURCE = "e2eerase"
 LAKE_TABLE_PREFIXES = ("collected_events", "customer_changes", "segment_profiles", "behaviour_events")

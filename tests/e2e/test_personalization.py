@@ -9,10 +9,11 @@ import pytest
 from ecrm.analysis.models import CustomerTraits, TraitsComputed
 from ecrm.core.ids import new_id
 from ecrm.core.publisher import EventPublisher
-from ecrm.lake import LocalLake
 from ecrm_ops.local_cloud import invoke_function
 from ecrm_ops.personalization.train_commands import TRAINING_FUNCTION
 from ecrm_ops.tour.context import TourContext, expect, wait_for
+
+from infra.local.lake import LocalLake
 
 RUN = new_id().lower()[-10:]  # item ids and trait values of this run only: other tests share the cloud
 ITEMS = {f"e2e-{RUN}-{name}": category for name, category in [("a", "tents"), ("b", "tents"), ("c", "stoves")]}

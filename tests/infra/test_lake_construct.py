@@ -18,7 +18,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
-from ecrm.lake import COLLECTED_EVENT_COLUMNS
+from ecrm.core.lake import COLLECTED_EVENT_COLUMNS
 
 from infra.app import cdk_json_context
 from infra.constructs.lake import PARQUET_SERDE, Lake, LakeStream

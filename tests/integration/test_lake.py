@@ -24,17 +24,13 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from ecrm.collect.lake_records import collected_event_record
 from ecrm.collect.models import CollectedEvent
-from ecrm.lake import (
-    COLLECTED_EVENT_COLUMNS,
-    COLLECTED_EVENTS,
-    LocalLake,
-    collected_event_record,
-    firehose_data,
-)
+from ecrm.core.lake import COLLECTED_EVENT_COLUMNS, COLLECTED_EVENTS, firehose_data
 
 from infra.local import firehose
 from infra.local.cloud import free_port
+from infra.local.lake import LocalLake
 from infra.local.provision import Provisioned, Provisioner
 from infra.local.runtime import FunctionRuntime
 from infra.local.template import REGION, Template

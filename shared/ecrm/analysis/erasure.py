@@ -3,7 +3,7 @@
 Those rows are keyed by customer id and hold quasi-identifiers (birth date, postal code, city,
 gender) and the customer's orders and interactions: personal data for as long as they exist, tombstone
 or not. Once the lake streams' buffering has passed (the queue's delivery delay), the rows of every
-id of the request are deleted by copy-on-write through Athena (`ecrm.lake.LakeRowEraser`), the
+id of the request are deleted by copy-on-write through Athena (`ecrm.core.lake.LakeRowEraser`), the
 tombstone row the projection wrote included, and only then does segmentation acknowledge.
 """
 
@@ -16,8 +16,8 @@ from typing import Any, Protocol
 from ecrm.analysis.models import AnalysisDataErased
 from ecrm.analysis.segment_sql import BEHAVIOUR_EVENTS, SEGMENT_PROFILES, lake_table_columns
 from ecrm.core.clock import Clock
+from ecrm.core.lake import sql_in_list
 from ecrm.customers.models import CustomerErasureRequested
-from ecrm.lake import sql_in_list
 
 ENGINE = "analysis"
 

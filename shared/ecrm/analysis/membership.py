@@ -49,7 +49,7 @@ class Publisher(Protocol):
 
 
 class LakeSink(Protocol):
-    """Appends rows to a lake table (`ecrm.lake.FirehoseLakeWriter`); returns the rows it could not write."""
+    """Appends rows to a lake table (`ecrm.core.lake.FirehoseLakeWriter`); returns the rows it could not write."""
 
     def write(self, events: Sequence[Mapping[str, Any]]) -> list[Any]: ...
 

@@ -14,7 +14,7 @@ from typing import Any
 from ecrm.analysis.models import OlapRequest, OlapResult
 from ecrm.analysis.rules import SEGMENT_ENTERED, SEGMENT_EXITED
 from ecrm.analysis.segment_sql import LakeTables, literal, timestamp_literal, value_sql
-from ecrm.lake import AthenaLake
+from ecrm.core.lake import AthenaLake
 
 ORDER = "order_completed"
 DELIVERED, OPENED, CLICKED = "message_delivered", "message_opened", "message_clicked"

@@ -46,13 +46,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from ecrm.core.vocabulary import CHANNELS, Channel
+from ecrm.customers.models import PUBLISHED_ATTRIBUTES
+
 FieldType = Literal["string", "number", "boolean", "date"]
 Operator = Literal[
     "eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "between", "contains", "starts_with", "exists", "not_exists"
 ]
 CountOperator = Literal["eq", "ne", "gt", "gte", "lt", "lte", "between"]
 EventProperty = Literal["category", "channel", "product_id", "amount", "segment_id"]
-ConsentChannel = Literal["email", "sms", "push", "in_app", "webhook", "phone"]
+ConsentChannel = Channel
 IdentityKind = Literal["email", "phone", "external_id", "loyalty_card", "device_id"]
 
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -86,7 +89,7 @@ class FieldCatalog:
     attributes: Mapping[str, FieldType] = field(default_factory=dict)
     traits: Mapping[str, FieldType] = field(default_factory=dict)
     consent_purposes: tuple[str, ...] = ("marketing", "profiling", "transactional")
-    consent_channels: tuple[str, ...] = ("email", "sms", "push", "in_app", "webhook", "phone")
+    consent_channels: tuple[str, ...] = CHANNELS
     identity_kinds: tuple[str, ...] = ("email", "phone", "external_id", "loyalty_card", "device_id")
 
     def __post_init__(self) -> None:
@@ -96,15 +99,7 @@ class FieldCatalog:
 
 
 DEFAULT_CATALOG = FieldCatalog(
-    attributes={
-        "country": "string",
-        "city": "string",
-        "postal_code": "string",
-        "language": "string",
-        "tier": "string",
-        "gender": "string",
-        "birth_date": "date",
-    },
+    attributes=dict(PUBLISHED_ATTRIBUTES),  # what the customer store publishes by default
     traits={
         "rfm_segment": "string",
         "rfm_recency": "number",

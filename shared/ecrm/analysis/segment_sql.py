@@ -50,26 +50,17 @@ from ecrm.analysis.rules import (
     TraitCondition,
     coerce,
 )
+from ecrm.core.lake import (  # the lake's catalogue; personalization trains on these tables too
+    BEHAVIOUR_EVENT_COLUMNS,
+    BEHAVIOUR_EVENTS,
+    SEGMENT_PROFILES,
+    LakeTables,
+    timestamp_literal,
+)
 
-SEGMENT_PROFILES = "segment_profiles"
-BEHAVIOUR_EVENTS = "behaviour_events"
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 _GLUE_TYPES: dict[FieldType, str] = {"string": "string", "number": "double", "boolean": "boolean", "date": "date"}
-
-BEHAVIOUR_EVENT_COLUMNS: list[tuple[str, str]] = [
-    ("customer_id", "string"),
-    ("event_id", "string"),
-    ("event_type", "string"),
-    ("occurred_at", "timestamp"),
-    ("amount", "double"),
-    ("category", "string"),
-    ("channel", "string"),
-    ("product_id", "string"),
-    ("segment_id", "string"),
-    ("source", "string"),
-    ("recorded_at", "timestamp"),
-]
 
 
 def profile_columns(catalog: FieldCatalog = DEFAULT_CATALOG) -> list[tuple[str, str]]:
@@ -141,18 +132,6 @@ class Shard:
         size = math.ceil(len(CROCKFORD) / self.count)
         mine = CROCKFORD[self.index * size : (self.index + 1) * size]
         return sorted({*mine, *mine.lower()})
-
-
-@dataclass(frozen=True)
-class LakeTables:
-    """How the query names the two tables: `ecrm_lake.segment_profiles` on Athena and locally alike."""
-
-    profiles: str
-    events: str
-
-    @classmethod
-    def in_database(cls, database: str) -> LakeTables:
-        return cls(profiles=f'"{database}"."{SEGMENT_PROFILES}"', events=f'"{database}"."{BEHAVIOUR_EVENTS}"')
 
 
 class _Compiler:
@@ -326,11 +305,6 @@ def _number(value: Any) -> str:
     if not math.isfinite(number):
         raise ValueError("numbers in rules are finite")
     return f"CAST({number!r} AS DOUBLE)"
-
-
-def timestamp_literal(value: datetime) -> str:
-    utc = value.astimezone(UTC)
-    return f"TIMESTAMP '{utc:%Y-%m-%d %H:%M:%S}.{utc.microsecond:06d}'"
 
 
 def behaviour_record(customer_id: str, event: Any, *, recorded_at: datetime) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from ecrm.analysis.store import AnalysisStore
 from ecrm.core.clock import Clock
 from ecrm.core.errors import EcrmError, NotFound
 from ecrm.core.ids import new_id
-from ecrm.lake import AthenaLake
+from ecrm.core.lake import AthenaLake
 
 RULE: TypeAdapter[Rule] = TypeAdapter(Rule)
 DEFAULT_SHARDS = 16

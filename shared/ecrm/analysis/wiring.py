@@ -17,8 +17,8 @@ from ecrm.core import aws
 from ecrm.core.clock import SystemClock
 from ecrm.core.config import PublishingConfig
 from ecrm.core.ids import new_id
+from ecrm.core.lake import AthenaLake, BufferedLakeWriter, FirehoseLakeWriter, LakeRowEraser, ObjectLeases
 from ecrm.core.publisher import EventPublisher
-from ecrm.lake import AthenaLake, BufferedLakeWriter, FirehoseLakeWriter, LakeRowEraser, ObjectLeases
 
 
 class AnalysisConfig(PublishingConfig):

@@ -1,10 +1,10 @@
 """The collection engine's part of an erasure: every lake row of the customer's tracked ids.
 
-`collected_events` keeps no personal values (`ecrm.lake.collected_event_record`), but each row is
+`collected_events` keeps no personal values (`ecrm.collect.lake_records.collected_event_record`), but each row is
 keyed by the ids tracking knew the customer by: their user id in each source's namespace and the
 anonymous ids linked to them. The erasure request carries those ids (the customer store erases
 its identities concurrently), and this service deletes the rows that carry any of them from the
-lake, by copy-on-write through Athena (`ecrm.lake.LakeRowEraser`), then acknowledges.
+lake, by copy-on-write through Athena (`ecrm.core.lake.LakeRowEraser`), then acknowledges.
 
 Order and redelivery: the request reaches this engine's queue after the lake stream's buffering
 interval and a margin (the queue's delivery delay), so every call accepted before the request is
@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 from ecrm.collect.models import CollectDataErased
 from ecrm.core.clock import Clock
-from ecrm.customers.models import CustomerErasureRequested, TrackedIds
-from ecrm.lake import COLLECTED_EVENT_COLUMNS, COLLECTED_EVENTS, sql_in_list
+from ecrm.core.erasure import CustomerErasureRequested, TrackedIds
+from ecrm.core.lake import COLLECTED_EVENT_COLUMNS, COLLECTED_EVENTS, sql_in_list
 
 ENGINE = "collect"
 

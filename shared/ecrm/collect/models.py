@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from ecrm.core.erasure import CustomerDataErased
 from ecrm.core.events import DomainEvent
-from ecrm.customers.models import CustomerDataErased
 
 SOURCE = "ecrm.collect"
 MAX_MESSAGE_BYTES = 32 * 1024

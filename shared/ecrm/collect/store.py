@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 
 from ecrm.collect.models import Source
 from ecrm.core.errors import Conflict
-from ecrm.lake import LAKE_MAX_BYTES, LAKE_MAX_RECORDS, FirehoseLakeWriter, lake_chunks  # noqa: F401 - re-exported
+from ecrm.core.lake import LAKE_MAX_BYTES, LAKE_MAX_RECORDS, FirehoseLakeWriter, lake_chunks  # noqa: F401 - re-exported
 
 _SERIALIZE = TypeSerializer().serialize
 _DESERIALIZE = TypeDeserializer().deserialize

@@ -8,14 +8,15 @@ from __future__ import annotations
 from functools import cache
 
 from ecrm.collect.erasure import CollectErasure
+from ecrm.collect.lake_records import collected_event_record
 from ecrm.collect.service import CollectService, LakeWriter, NoLake
 from ecrm.collect.store import CollectStore, FirehoseLakeWriter
 from ecrm.core import aws
 from ecrm.core.clock import SystemClock
 from ecrm.core.config import PublishingConfig
 from ecrm.core.ids import new_id
+from ecrm.core.lake import AthenaLake, LakeRowEraser, ObjectLeases
 from ecrm.core.publisher import EventPublisher
-from ecrm.lake import AthenaLake, LakeRowEraser, ObjectLeases, collected_event_record
 
 
 class CollectConfig(PublishingConfig):

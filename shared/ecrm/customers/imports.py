@@ -34,10 +34,10 @@ from typing import IO, Any, Literal, NoReturn, get_args
 from pydantic import TypeAdapter, ValidationError
 
 from ecrm.core.errors import InvalidInput
+from ecrm.core.vocabulary import CHANNELS
 from ecrm.customers.identity import InvalidIdentity, NormalizedIdentity, normalize_identity
 from ecrm.customers.models import (
     AttributeName,
-    Channel,
     ConsentIn,
     ConsentProof,
     CustomerUpsert,
@@ -53,7 +53,6 @@ Format = Literal["csv", "jsonl"]
 IGNORE = "-"
 OBSERVED_AT = "observed_at"
 IDENTITY_TARGETS: tuple[str, ...] = get_args(IdentityType)
-CHANNELS: tuple[str, ...] = get_args(Channel)
 PREFERENCE_TARGETS = ("language", "time_zone", "preferred_channels")
 CONSENT_ANSWERS = {
     **dict.fromkeys(("yes", "y", "true", "1", "granted"), "granted"),

@@ -9,12 +9,28 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+# The erasure protocol every engine takes part in: part of this contract, declared in core (see there).
+from ecrm.core.erasure import CustomerDataErased as CustomerDataErased
+from ecrm.core.erasure import CustomerErasureRequested as CustomerErasureRequested
+from ecrm.core.erasure import TrackedIds as TrackedIds
 from ecrm.core.events import DomainEvent
+from ecrm.core.vocabulary import Channel as Channel
 
 SOURCE = "ecrm.customers"
 
+# What profile events carry for other engines by default (`CUSTOMERS_PUBLISHED_ATTRIBUTES` overrides it), with
+# the type segmentation reads them as: what segmentation reads, no names, addresses or identity values.
+PUBLISHED_ATTRIBUTES: dict[str, Literal["string", "number", "boolean", "date"]] = {
+    "country": "string",
+    "city": "string",
+    "postal_code": "string",
+    "language": "string",
+    "tier": "string",
+    "gender": "string",
+    "birth_date": "date",
+}
+
 IdentityType = Literal["email", "phone", "external_id", "loyalty_card", "device_id"]
-Channel = Literal["email", "sms", "push", "in_app", "webhook", "phone"]
 ConsentState = Literal["granted", "denied"]
 CustomerStatus = Literal["active", "merged", "erased"]
 
@@ -522,48 +538,6 @@ class InteractionRecorded(DomainEvent):
 
 # The namespace of the `device_id` identities that are tracking's anonymous ids (the Segment `anonymousId`).
 TRACKING_ANONYMOUS_NAMESPACE = "anon"
-
-
-class TrackedIds(BaseModel):
-    """The ids tracking calls knew the customer by: what the lake's collected events are keyed by.
-
-    Snapshotted from the customer's identities when the erasure is requested, because the customer
-    store erases those identities in its own part, concurrently with the other participants: the
-    event, not the store, is where a participant finds them, on every redelivery. Not kept in the
-    erasure request's record, so nothing outlives the erasure but the event itself.
-    """
-
-    anonymous_ids: list[str] = Field(default_factory=list, description="device ids in the `anon` namespace")
-    user_ids: dict[str, list[str]] = Field(
-        default_factory=dict, description="source name -> the external ids in that source's namespace"
-    )
-
-    def __bool__(self) -> bool:
-        return bool(self.anonymous_ids or any(self.user_ids.values()))
-
-
-class CustomerErasureRequested(DomainEvent):
-    """Art. 17 erasure: every engine deletes or anonymises what it holds on these ids and acknowledges."""
-
-    source = SOURCE
-    detail_type = "CustomerErasureRequested"
-
-    request_id: str
-    customer_id: str
-    customer_ids: list[str]
-    requested_at: datetime
-    tracked_ids: TrackedIds = Field(default_factory=TrackedIds)
-
-
-class CustomerDataErased(DomainEvent):
-    """One engine's acknowledgement of an erasure request (each engine publishes it from its own source)."""
-
-    source = SOURCE
-    detail_type = "CustomerDataErased"
-
-    request_id: str
-    engine: str
-    erased_at: datetime
 
 
 class CustomerErased(DomainEvent):

@@ -27,6 +27,7 @@ from ecrm.customers.identity import NormalizedIdentity, normalize_all, normalize
 from ecrm.customers.logic import ConsentChange, MergePolicy
 from ecrm.customers.models import (
     MAX_CLAIMS,
+    PUBLISHED_ATTRIBUTES,
     TRACKING_ANONYMOUS_NAMESPACE,
     Claim,
     Consent,
@@ -60,8 +61,8 @@ from ecrm.customers.store import ConcurrentUpdate, CustomerStore, IdentityTaken
 
 MAX_ATTEMPTS = 8
 ENGINE = "customers"
-# What profile events carry for other engines by default: what segmentation reads, no names or addresses.
-DEFAULT_PUBLISHED_ATTRIBUTES = frozenset({"country", "city", "postal_code", "language", "tier", "gender", "birth_date"})
+# What profile events carry for other engines by default (declared in the contract: `PUBLISHED_ATTRIBUTES`).
+DEFAULT_PUBLISHED_ATTRIBUTES = frozenset(PUBLISHED_ATTRIBUTES)
 
 
 class Publisher(Protocol):

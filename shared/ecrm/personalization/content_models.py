@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator, model_validator
 
 from ecrm.core.errors import EcrmError, InvalidInput
+from ecrm.core.vocabulary import MessageChannel
 from ecrm.personalization.sms import SmsStats
 
-ChannelName = Literal["email", "sms", "push", "in_app", "webhook"]
+ChannelName = Literal[MessageChannel, "webhook"]
 LocaleTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$")]
 LOCALE_PATTERN = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$")
 

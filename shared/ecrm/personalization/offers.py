@@ -27,11 +27,12 @@ from typing import Annotated, Any, Literal, cast, get_args
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from ecrm.core.events import DomainEvent
+from ecrm.core.vocabulary import MessageChannel
 from ecrm.customers.models import AttributeName, Customer, FiniteFloat, Scalar
 
 SOURCE = "ecrm.personalization"
 
-OfferChannel = Literal["email", "sms", "push", "in_app", "web", "phone"]
+OfferChannel = Literal[MessageChannel, "web", "phone"]  # `web`: shown on the site, not sent
 OFFER_CHANNELS: frozenset[str] = frozenset(get_args(OfferChannel))
 # Shown on a page the customer is already looking at: nothing is sent, so no per-channel marketing consent is
 # needed (profiling consent still governs targeting, like everywhere else).

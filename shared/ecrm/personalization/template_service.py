@@ -9,11 +9,12 @@ without side effects (a preview presents nothing and fixes no decision). A webho
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from ecrm.core.clock import Clock
 from ecrm.core.errors import NotFound
 from ecrm.core.ids import new_id
+from ecrm.core.vocabulary import MessageChannel
 from ecrm.personalization.content import RenderedMessage, Template, compile_template, parse_template, preview
 from ecrm.personalization.offer_service import OfferService
 from ecrm.personalization.offers import Offer, OfferChannel
@@ -22,7 +23,7 @@ from ecrm.personalization.recommendation_service import RecommendationService
 from ecrm.personalization.service_models import PreviewRequest, StoredTemplate, TemplateSaved
 from ecrm.personalization.store import PersonalizationStore
 
-OFFER_CHANNEL_OF: dict[str, OfferChannel] = {"email": "email", "sms": "sms", "push": "push", "in_app": "in_app"}
+OFFER_CHANNEL_OF: dict[str, OfferChannel] = {channel: channel for channel in get_args(MessageChannel)}
 
 
 @dataclass

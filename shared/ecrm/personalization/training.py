@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from ecrm.analysis.segment_sql import LakeTables, timestamp_literal
 from ecrm.core.clock import Clock
+from ecrm.core.lake import LakeTables, timestamp_literal
 from ecrm.personalization import evaluation, recommenders
 from ecrm.personalization.models import ModelTrained
 from ecrm.personalization.offer_service import Publisher
@@ -103,7 +103,7 @@ def interactions_sql(tables: LakeTables, *, since: datetime) -> str:
 
 
 def interactions_from_lake(lake: Any, s3: Any, *, since: datetime) -> Interactions:
-    """Run the query (an `ecrm.lake.AthenaLake`) and read its CSV result straight from S3, not paged by the API."""
+    """Run the query (an `ecrm.core.lake.AthenaLake`) and read its CSV result straight from S3, not paged by the API."""
     result = lake.run(interactions_sql(LakeTables.in_database(lake.database), since=since))
     bucket, key = result.output_location.removeprefix("s3://").split("/", 1)
     with tempfile.TemporaryDirectory(prefix="ecrm-interactions-") as workdir:
@@ -402,7 +402,7 @@ def model_trained(report: TrainingReport, settings: TrainingSettings, trained: T
 class TrainingJob:
     """The scheduled job: the lake's interactions of the last `days` days, trained and published."""
 
-    lake: Any  # ecrm.lake.AthenaLake
+    lake: Any  # ecrm.core.lake.AthenaLake
     s3: Any
     bucket: str
     store: PersonalizationStore

@@ -94,7 +94,7 @@ def projection_for(config: PersonalizationConfig) -> ProjectionService:
 
 def training_job_for(config: PersonalizationConfig) -> TrainingJob:
     """The scheduled training job's collaborators (imported here only: the API never builds one)."""
-    from ecrm.lake import AthenaLake
+    from ecrm.core.lake import AthenaLake
     from ecrm.personalization.training import TrainingJob, TrainingSettings
 
     settings = TrainingSettings(

@@ -14,9 +14,9 @@ def _collection(ctx: TourContext) -> str:
     from collections import Counter
 
     from ecrm.collect.logic import sign_user_id
-    from ecrm.lake import LocalLake
 
     from ecrm_ops.collect.demo_sessions import generate as sessions
+    from infra.local.lake import LocalLake
 
     admin = ctx.token(group="admin")
     source = expect(

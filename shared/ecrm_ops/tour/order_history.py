@@ -35,9 +35,10 @@ def _history_product(category: str, customer_index: int, rng: random.Random) -> 
 def backfill_order_history(ctx: TourContext) -> tuple[int, int]:
     """Two years of orders for the imported customers, as an ERP backfill writes them to the lake's stream."""
     from ecrm.analysis.transactions import from_day
-    from ecrm.lake import LocalLake, lake_chunks
+    from ecrm.core.lake import lake_chunks
 
     from ecrm_ops.analysis.synthetic import synthetic_transactions
+    from infra.local.lake import LocalLake
 
     cloud = ctx.cloud
     lake = LocalLake(cloud.client("s3"), cloud.physical_id("AWS::S3::Bucket", "LakeBucket"))

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from ecrm.core.vocabulary import CHANNELS
+
 from ecrm_ops.tour.context import Step, TourContext, expect, queue_drained, wait_for
 from ecrm_ops.tour.order_history import HISTORY_PRODUCTS_PER_CATEGORY, history_product_id
 
@@ -26,10 +28,7 @@ HISTORY_PRODUCT_NAMES = {
     "sports": ("Yoga mat", "Water bottle", "Resistance bands", "Tennis balls", "Cycling gloves"),
     "toys": ("Jigsaw puzzle", "Building blocks", "Plush bear", "Kite", "Board game"),
 }
-PROFILING_DENIED = " or ".join(
-    f"coalesce(c_{channel}_profiling, '') = 'denied'"
-    for channel in ("email", "sms", "push", "in_app", "webhook", "phone")
-)
+PROFILING_DENIED = " or ".join(f"coalesce(c_{channel}_profiling, '') = 'denied'" for channel in CHANNELS)
 LATEST_PROFILES = (
     "select customer_id, t_rfm_segment, t_churn_risk from (select *, row_number() over "  # noqa: S608 - constants
     "(partition by customer_id order by version desc) rn from {segment_profiles}) "
@@ -130,10 +129,9 @@ def _three_customers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _personalization(ctx: TourContext) -> str:
-    from ecrm.lake import LocalLake
-
     from ecrm_ops.local_cloud import invoke_function
     from ecrm_ops.personalization.train_commands import TRAINING_FUNCTION, report_lines
+    from infra.local.lake import LocalLake
 
     marketer = ctx.token(group="marketer")
     segment_ids = ctx.facts.get("segment_ids") or []

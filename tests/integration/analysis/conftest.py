@@ -30,8 +30,8 @@ from ecrm.analysis.segments import RULE, SegmentService
 from ecrm.analysis.store import AnalysisStore
 from ecrm.core.clock import FixedClock
 from ecrm.core.ids import new_id
+from ecrm.core.lake import AthenaLake
 from ecrm.customers.models import CustomerCreated, CustomerUpdated, InteractionRecorded, ProfileSnapshot
-from ecrm.lake import AthenaLake
 
 from infra.local import athena
 

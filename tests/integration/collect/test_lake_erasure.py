@@ -13,21 +13,14 @@ from typing import Any
 
 import pytest
 from ecrm.collect.erasure import CollectErasure, tracked_rows_predicate
+from ecrm.collect.lake_records import collected_event_record
 from ecrm.collect.models import CollectDataErased, CollectedEvent
 from ecrm.core.clock import FixedClock
+from ecrm.core.lake import ERASURE_STAGING, AthenaLake, LakeObjectBusy, LakeRowEraser, ObjectLeases, firehose_data
 from ecrm.customers.models import CustomerErasureRequested, TrackedIds
-from ecrm.lake import (
-    ERASURE_STAGING,
-    AthenaLake,
-    LakeObjectBusy,
-    LakeRowEraser,
-    LocalLake,
-    ObjectLeases,
-    collected_event_record,
-    firehose_data,
-)
 
 from infra.local import athena
+from infra.local.lake import LocalLake
 from tests.integration.test_lake import LocalLakeCloud, lake, lake_template, moto_endpoint  # noqa: F401
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

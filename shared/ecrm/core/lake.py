@@ -1,13 +1,18 @@
-"""The data lake's records, and SQL over the lake on a laptop.
+"""The data lake's record plumbing, shared by every engine that writes or reads the lake.
 
 Tables live in the lake bucket as Parquet under `<table>/dt=yyyy-MM-dd/` (Hive-style partitions),
 written by one Firehose delivery stream per table that converts the JSON records producers put
 into Parquet with the Glue table's schema (`infra/constructs/lake.py`). In the cloud, Athena
-queries the Glue tables; locally, `LocalLake` runs the same SQL with DuckDB on the same files.
+queries the Glue tables; locally, the local cloud's Athena runs the same SQL with DuckDB on the
+same files (`infra/local/athena.py`; `infra.local.lake.LocalLake` for tests and the tour).
 
 Records are flat: nested members are compact JSON strings (Athena: `json_extract_scalar`, DuckDB:
 `json_extract_string`), timestamps are ISO 8601 in UTC with `Z`, the form Firehose's OpenX JSON
 SerDe reads into a `timestamp` column.
+
+Here: the table catalogue (names and Glue columns), the record formats that need no engine's model,
+the stream writers, SQL through Athena and the row eraser. An engine's own record of its models
+lives with the engine (`ecrm.collect.lake_records` for collected events).
 """
 
 from __future__ import annotations
@@ -15,17 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-
-from ecrm.collect.models import CollectedEvent
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,7 +72,26 @@ CUSTOMER_CHANGE_COLUMNS: list[tuple[str, str]] = [
     ("occurred_at", "timestamp"),
 ]
 
-# Every lake table and its columns: what the CDK app declares and what `LocalLake` knows.
+# The analysis engine's tables: its segment profiles (columns derived from its field catalogue,
+# `ecrm.analysis.segment_sql.profile_columns`) and what customers did; personalization trains on them.
+SEGMENT_PROFILES = "segment_profiles"
+BEHAVIOUR_EVENTS = "behaviour_events"
+
+BEHAVIOUR_EVENT_COLUMNS: list[tuple[str, str]] = [
+    ("customer_id", "string"),
+    ("event_id", "string"),
+    ("event_type", "string"),
+    ("occurred_at", "timestamp"),
+    ("amount", "double"),
+    ("category", "string"),
+    ("channel", "string"),
+    ("product_id", "string"),
+    ("segment_id", "string"),
+    ("source", "string"),
+    ("recorded_at", "timestamp"),
+]
+
+# Every lake table with fixed columns: what the CDK app declares and what the local lake knows.
 LAKE_TABLES: dict[str, list[tuple[str, str]]] = {
     COLLECTED_EVENTS: COLLECTED_EVENT_COLUMNS,
     CUSTOMER_CHANGES: CUSTOMER_CHANGE_COLUMNS,
@@ -90,74 +110,6 @@ def lake_timestamp(value: datetime | None) -> str | None:
 
 def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-# What of a tracking call's `context` the lake keeps (Segment's context fields): the device class,
-# the page without its query string, the campaign, the library. Never the IP address, the user agent,
-# context traits, location, or device and advertising ids: personal data the lake has no use for.
-LAKE_CONTEXT_FIELDS: dict[str, frozenset[str] | None] = {
-    "app": frozenset({"name", "version", "build", "namespace"}),
-    "campaign": None,
-    "channel": None,
-    "device": frozenset({"type", "manufacturer", "model"}),
-    "library": None,
-    "locale": None,
-    "os": frozenset({"name", "version"}),
-    "page": frozenset({"path", "referrer", "title", "url"}),
-    "screen": frozenset({"width", "height", "density"}),
-    "timezone": None,
-}
-
-
-def lake_context(context: Mapping[str, Any]) -> dict[str, Any]:
-    """The members of `context` the lake keeps (`LAKE_CONTEXT_FIELDS`); URLs lose their query and fragment."""
-    kept: dict[str, Any] = {}
-    for name, members in LAKE_CONTEXT_FIELDS.items():
-        value = context.get(name)
-        if value is None:
-            continue
-        if members is None:
-            kept[name] = value
-        elif isinstance(value, Mapping):
-            chosen = {k: v for k, v in value.items() if k in members}
-            if name == "page":
-                chosen = {k: _without_query(v) if k in {"url", "referrer"} else v for k, v in chosen.items()}
-            if chosen:
-                kept[name] = chosen
-    return kept
-
-
-def _without_query(url: Any) -> Any:
-    """A URL without `?query` and `#fragment` (where forms and links put emails and tokens)."""
-    return url.split("#", 1)[0].split("?", 1)[0] if isinstance(url, str) else url
-
-
-def collected_event_record(event: CollectedEvent) -> dict[str, Any]:
-    """The flat lake record of a collected event, as its Firehose stream receives it (JSON).
-
-    Personal values stay out: `traits` holds the names of the traits the call carried (their values
-    are the customer store's, which erasure reaches), `context` only `LAKE_CONTEXT_FIELDS`. What
-    remains of a customer is keyed by their tracked ids, and erasure deletes those rows
-    (`ecrm.collect.erasure`).
-    """
-    return {
-        "message_id": event.message_id,
-        "type": event.type,
-        "source_id": event.source_id,
-        "source_name": event.source_name,
-        "user_id": event.user_id,
-        "anonymous_id": event.anonymous_id,
-        "event": event.event,
-        "name": event.name,
-        "category": event.category,
-        "properties": compact_json(event.properties),
-        "traits": compact_json(sorted(event.traits)),
-        "context": compact_json(lake_context(event.context)),
-        "timestamp": lake_timestamp(event.timestamp),
-        "original_timestamp": lake_timestamp(event.original_timestamp),
-        "sent_at": lake_timestamp(event.sent_at),
-        "received_at": lake_timestamp(event.received_at),
-    }
 
 
 def customer_change_record(
@@ -188,103 +140,26 @@ def firehose_data(record: Mapping[str, Any]) -> bytes:
     return (compact_json(record) + "\n").encode()
 
 
-# -- local querying -------------------------------------------------------------------------------
-_TABLE_REFERENCE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+@dataclass(frozen=True)
+class LakeTables:
+    """How a query names the analysis tables: `ecrm_lake.segment_profiles` on Athena and locally alike."""
 
-# Glue type -> DuckDB type, for a table that has no object yet.
-_DUCKDB_TYPES = {
-    "string": "VARCHAR",
-    "boolean": "BOOLEAN",
-    "tinyint": "TINYINT",
-    "smallint": "SMALLINT",
-    "int": "INTEGER",
-    "integer": "INTEGER",
-    "bigint": "BIGINT",
-    "float": "FLOAT",
-    "double": "DOUBLE",
-    "date": "DATE",
-    "timestamp": "TIMESTAMPTZ",
-}
+    profiles: str
+    events: str
+
+    @classmethod
+    def in_database(cls, database: str) -> LakeTables:
+        return cls(profiles=f'"{database}"."{SEGMENT_PROFILES}"', events=f'"{database}"."{BEHAVIOUR_EVENTS}"')
 
 
-class LocalLake:
-    """SQL over the lake bucket with DuckDB, for the local cloud, tests and notebooks.
-
-    `query("select type, count(*) n from {collected_events} group by type")`: each `{table}` is
-    replaced by the table's Parquet objects (`<table>/**/*.parquet`, downloaded with their
-    `dt=...` folders, `dt` read from the path as a string, as Glue declares it). In the cloud the
-    same SQL runs on Athena over the Glue table (write `ecrm_lake.collected_events` there): keep
-    to SQL both engines share. No DuckDB extension is needed. Timestamps are `TIMESTAMPTZ` in UTC.
-    """
-
-    def __init__(
-        self, s3_client: Any, bucket: str, *, tables: Mapping[str, Sequence[tuple[str, str]]] | None = None
-    ) -> None:
-        self.s3 = s3_client
-        self.bucket = bucket
-        self.tables = dict(LAKE_TABLES if tables is None else tables)
-
-    def query(self, sql: str, parameters: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        """Run `sql` (tables written `{table}`; `?` placeholders bound to `parameters`); rows as dicts."""
-        import duckdb
-
-        with tempfile.TemporaryDirectory(prefix="ecrm-lake-") as workdir:
-            sources = {table: self._source(table, Path(workdir)) for table in set(_TABLE_REFERENCE.findall(sql))}
-            resolved = _TABLE_REFERENCE.sub(lambda m: sources[m.group(1)], sql)
-            connection = duckdb.connect(":memory:")
-            try:
-                connection.execute("SET TimeZone = 'UTC'")
-                relation = connection.sql(resolved, params=list(parameters or []))
-                # Through Arrow: timestamps with time zone come back as aware datetimes (zoneinfo, no pytz).
-                return [] if relation is None else relation.to_arrow_table().to_pylist()
-            finally:
-                connection.close()
-
-    def download(self, table: str, directory: Path) -> int:
-        """Copy the table's Parquet objects under `directory/<table>/`, keeping `dt=...`; returns how many."""
-        root = (directory / table).resolve()
-        count = 0
-        paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{table}/"):
-            for item in page.get("Contents", []):
-                key = item["Key"]
-                if not key.endswith(".parquet"):
-                    continue
-                target = (directory / key).resolve()
-                if not target.is_relative_to(root):
-                    raise ValueError(f"s3://{self.bucket}/{key} is not a lake object name")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self.s3.download_file(self.bucket, key, str(target))
-                count += 1
-        return count
-
-    def _source(self, table: str, workdir: Path) -> str:
-        if self.download(table, workdir):
-            pattern = _sql_string(f"{(workdir / table).as_posix()}/**/*.parquet")
-            return f"read_parquet({pattern}, hive_partitioning = true, hive_types_autocast = false)"
-        columns = self.tables.get(table)
-        if columns is None:
-            raise LookupError(f"lake table {table!r} has no objects in s3://{self.bucket}/{table}/ and is not known")
-        # Athena answers an empty table with no rows: an empty relation with the table's columns.
-        selected = ", ".join(
-            f'CAST(NULL AS {_duckdb_type(kind)}) AS "{name}"' for name, kind in [*columns, (PARTITION_KEY, "string")]
-        )
-        return f"(SELECT {selected} WHERE false)"
+def timestamp_literal(value: datetime) -> str:
+    """A `TIMESTAMP '...'` literal in UTC with microseconds: the same text on Athena and DuckDB."""
+    utc = value.astimezone(UTC)
+    return f"TIMESTAMP '{utc:%Y-%m-%d %H:%M:%S}.{utc.microsecond:06d}'"
 
 
-def _duckdb_type(glue_type: str) -> str:
-    kind = glue_type.strip().lower()
-    if kind.startswith(("varchar", "char")):
-        return "VARCHAR"
-    if kind.startswith("decimal"):
-        return kind.upper()
-    try:
-        return _DUCKDB_TYPES[kind]
-    except KeyError:
-        raise ValueError(f"the local lake does not read Glue type {glue_type!r}") from None
-
-
-def _sql_string(text: str) -> str:
+def sql_string(text: str) -> str:
+    """A SQL string literal (quotes doubled)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -608,9 +483,9 @@ class LakeRowEraser:
             self._delete_under(staging)  # UNLOAD writes only to an empty prefix
             selected = ", ".join(f'"{name}"' for name, _ in columns)
             self.athena.run(
-                f'UNLOAD (SELECT {selected} FROM {qualified} WHERE "$path" = {_sql_string(object_url)} '  # noqa: S608
+                f'UNLOAD (SELECT {selected} FROM {qualified} WHERE "$path" = {sql_string(object_url)} '  # noqa: S608
                 f"AND NOT coalesce(({predicate}), false)) "
-                f"TO {_sql_string(f's3://{self.bucket}/{staging}')} WITH (format = 'PARQUET', compression = 'SNAPPY')"
+                f"TO {sql_string(f's3://{self.bucket}/{staging}')} WITH (format = 'PARQUET', compression = 'SNAPPY')"
             )
             parts = sorted(self._keys_under(staging))
             stem = key.removesuffix(".parquet")
@@ -646,4 +521,4 @@ class LakeRowEraser:
 
 def sql_in_list(values: Sequence[str]) -> str:
     """`('a', 'b')`: string literals for an `IN` list (quotes doubled)."""
-    return "(" + ", ".join(_sql_string(value) for value in values) + ")"
+    return "(" + ", ".join(sql_string(value) for value in values) + ")"
