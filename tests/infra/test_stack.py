@@ -15,7 +15,9 @@ pytestmark = pytest.mark.xdist_group("infra")
 
 STAFF_GROUPS = {"admin", "marketer", "analyst", "agent"}
 # Public at API Gateway: health and the OpenAPI document, and the tracking API (write key checked in the function)
-PUBLIC_METHODS = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs")} | {(r.method, r.path) for r in collect.TRACKING}
+PUBLIC_METHODS = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs")} | {
+    (r.method, r.path) for r in collect.TRACKING
+}
 
 
 @pytest.fixture(scope="module")
