@@ -138,7 +138,8 @@ def _gdpr(ctx: TourContext) -> str:
             (e := ctx.call("GET", f"/erasures/{accepted['request_id']}", token=admin)).body["status"] == "completed"
             and e.body
         ),
-        timeout=30,
+        # Every engine acknowledges; after the import the lake holds thousands of objects its erasers rewrite.
+        timeout=180,
         what="the erasure to complete",
     )
     expect(ctx.call("GET", f"/customers/{created}", token=admin), 404, "the erased customer")
