@@ -11,7 +11,7 @@ from ecrm_ops.tour.context import TourContext
 from infra.local.cloud import LocalCloud
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-# The tour's multi-source import at a size that keeps the suite quick (`ecrm demo` uses 2000).
+# The tour's multi-source import at a size that keeps the suite quick (`ecrm demo` uses 600).
 os.environ.setdefault("ECRM_DEMO_PEOPLE", "200")
 os.environ.setdefault("ECRM_DEMO_VISITORS", "40")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ecrm_ops.tour.context import Step, TourContext, expect, wait_for
 
-DEMO_PEOPLE = int(os.environ.get("ECRM_DEMO_PEOPLE", "2000"))
+DEMO_PEOPLE = int(os.environ.get("ECRM_DEMO_PEOPLE", "600"))
 
 
 def _multi_source_import(ctx: TourContext) -> str:
