@@ -78,18 +78,26 @@ class QueueConsumer(Construct):
                 max_concurrency=max_concurrency,
             )
         )
-        self.dead_letters_alarm = cloudwatch.Alarm(
+        self.dead_letters_alarm = queue_not_empty_alarm(
             self,
             "DeadLettersAlarm",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"Records of {engine}/{module} failed {max_receive_count} times and wait in the DLQ",
+            self.dead_letter_queue,
+            f"Records of {engine}/{module} failed {max_receive_count} times and wait in the DLQ",
         )
+
+
+def queue_not_empty_alarm(scope: Construct, construct_id: str, queue: sqs.IQueue, description: str) -> cloudwatch.Alarm:
+    """An alarm as soon as a queue that should stay empty (a DLQ, an on-failure destination) holds a message."""
+    return cloudwatch.Alarm(
+        scope,
+        construct_id,
+        metric=queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(1), statistic="Maximum"),
+        threshold=1,
+        evaluation_periods=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarm_description=description,
+    )
 
 
 class EventRuleToQueue(Construct):

@@ -24,6 +24,7 @@ from constructs import Construct
 from ecrm.core.outbox import OUTBOX_SORT_KEY
 
 from infra.constructs.engine_function import EngineFunction
+from infra.constructs.event_queue import queue_not_empty_alarm
 from infra.constructs.foundation import Foundation
 from infra.constructs.nag import acknowledge
 
@@ -93,17 +94,11 @@ class OutboxRelay(Construct):
             "Reading a DynamoDB stream needs dynamodb:ListStreams, which has no resource to scope to.",
             applies_to=["Resource::*"],
         )
-        self.failed_batches_alarm = cloudwatch.Alarm(
+        self.failed_batches_alarm = queue_not_empty_alarm(
             self,
             "FailedBatchesAlarm",
-            metric=self.failures.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"The {engine} outbox relay gave up on a batch: replay it from the stream or the table",
+            self.failures,
+            f"The {engine} outbox relay gave up on a batch: replay it from the stream or the table",
         )
         self.iterator_age_alarm = cloudwatch.Alarm(
             self,
