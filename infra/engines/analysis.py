@@ -20,7 +20,7 @@ from infra.constructs.engine_table import EngineTable
 from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import WAITS_FOR_LAKE_DELIVERY, WAITS_FOR_LAKE_DELIVERY_TAG, Lake
-from infra.constructs.nag import acknowledge, finding_reference
+from infra.constructs.nag import acknowledge, finding_reference, finding_text
 from infra.constructs.scheduled_job import ScheduledJob
 from infra.constructs.workflow import Workflow
 from infra.settings import DeploymentSettings
@@ -321,6 +321,7 @@ class AnalysisEngine(Construct):
         )
         database = self.lake.database_name
         table_names = list(tables) or ["*"]
+        any_table_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{database}/*")
         function.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartitions"],
@@ -354,11 +355,7 @@ class AnalysisEngine(Construct):
                 "Action::s3:Abort*",
                 *(f"Resource::{bucket_arn}/{prefix}*" for prefix in prefixes),
                 f"Resource::{bucket_arn}/{QUERY_RESULTS}*",
-                *(
-                    []
-                    if tables
-                    else [f"Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{database}/*"]
-                ),
+                *([] if tables else [f"Resource::{finding_text(function, any_table_arn)}"]),
             ],
         )
 
@@ -415,14 +412,16 @@ class AnalysisEngine(Construct):
             comment="Audience build: plan, shards on the lake in parallel, manifest",
         )
         workflow.acknowledge_invokes(task.function)
+        stack = Stack.of(self)
+        executions = finding_text(self, f"arn:{stack.partition}:states:{stack.region}:{stack.account}:execution:")
         acknowledge(
             workflow.state_machine,
             "AwsSolutions-IAM5",
             "A Distributed Map runs its items as child executions of this state machine (CDK's own policy).",
             applies_to=[
-                "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+                f"Resource::{executions}"
                 + '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"'
-                + Stack.of(self).get_logical_id(workflow.state_machine.node.default_child)  # type: ignore[arg-type]
+                + stack.get_logical_id(workflow.state_machine.node.default_child)  # type: ignore[arg-type]
                 + '"}]}]}'
                 + suffix
                 for suffix in (":*", "/*:*")

@@ -48,3 +48,31 @@ def test_nag_fails_the_synth_of_a_queue_without_dlq_or_tls(tmp_path: Path) -> No
     findings = "\n".join(unacknowledged_findings(read_validation_report(tmp_path)))
     assert "AwsSolutions-SQS3" in findings  # no dead-letter queue
     assert "AwsSolutions-SQS4" in findings  # no aws:SecureTransport condition
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (None, "arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/lake/*"),
+        (
+            {"account": "123456789012", "region": "eu-west-1"},
+            "arn:<AWS::Partition>:glue:eu-west-1:123456789012:table/lake/*",
+        ),
+    ],
+)
+def test_a_finding_names_the_region_and_account_as_the_stack_knows_them(
+    env: dict[str, str] | None, expected: str
+) -> None:
+    import aws_cdk as cdk
+
+    from infra.constructs.nag import finding_text
+
+    # Given a stack without an environment, and one deployed by `cdk deploy` with the caller's account and region
+    stack = cdk.Stack(cdk.App(), "Stack", env=cdk.Environment(**env) if env else None)
+    arn = stack.format_arn(service="glue", resource="table", resource_name="lake/*")
+    # Then the finding is written as cdk-nag writes it, so its acknowledgement holds in both
+    assert finding_text(stack, arn) == expected
+    reference = {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": "Machine"}]}]}
+    assert finding_text(stack, cdk.Fn.join("", ["x:", cdk.Token.as_string(reference), ":*"])) == (
+        'x:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"Machine"}]}]}:*'
+    )
