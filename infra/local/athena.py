@@ -3,7 +3,9 @@
 moto 5.2.5 stores a query execution, answers SUCCEEDED and returns no rows (or rows queued in
 advance through its own API). The analysis engine's SQL would then never run locally.
 `install()` makes moto's Athena, in this process (the local cloud runs its moto server in
-process), run every `SELECT` / `WITH` / `VALUES` statement as Athena does:
+process), run every `SELECT` / `WITH` / `VALUES` statement as Athena does. The same engine
+(`run_query`) serves tests and the tour through `infra.local.lake.LocalLake`, so the lake has
+one local reader:
 
 - tables are the Glue tables of moto's Glue, written as Athena writes them (`db.table`,
   `"db"."table"`, `awsdatacatalog.db.table`, or `table` in `QueryExecutionContext.Database`,
@@ -565,17 +567,29 @@ def _cache_dir() -> Path:
     return _CACHE_DIR
 
 
-def run_query(sql: str, *, database: str, account: str, region: str, keep_arrow: bool = False) -> QueryRun:
+def run_query(
+    sql: str,
+    *,
+    database: str,
+    account: str,
+    region: str,
+    keep_arrow: bool = False,
+    parameters: Sequence[Any] | None = None,
+) -> QueryRun:
     """Run one SELECT over moto's Glue tables and S3 objects; Athena's columns and value text.
+
+    `keep_arrow`: the rows as Arrow instead (UNLOAD writes them; `infra.local.lake` reads them as
+    Python values). `parameters`: Python values bound to `?` by DuckDB (the local lake's; Athena's
+    ExecutionParameters are SQL text, bound before, by `bind_parameters`).
 
     Queries run one at a time (the local cloud has a couple of cores; parallel DuckDB runs over the
     same copies only thrash), and objects are copied out of moto's S3 once, then reused.
     """
     with _QUERY_LOCK:
-        return _run_query(sql, database=database, account=account, region=region, keep_arrow=keep_arrow)
+        return _run_query(sql, database, account, region, keep_arrow, list(parameters or []))
 
 
-def _run_query(sql: str, *, database: str, account: str, region: str, keep_arrow: bool = False) -> QueryRun:
+def _run_query(sql: str, database: str, account: str, region: str, keep_arrow: bool, parameters: list[Any]) -> QueryRun:
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="ecrm-athena-") as workdir:
@@ -599,7 +613,7 @@ def _run_query(sql: str, *, database: str, account: str, region: str, keep_arrow
             connection.execute("SET lock_configuration = true")
             started = time.monotonic()
             try:
-                relation = connection.sql(sql)
+                relation = connection.sql(sql, params=parameters or None)
                 names, types = list(relation.columns), [str(t) for t in relation.types]
                 table = relation.to_arrow_table()
             except duckdb.Error as exc:

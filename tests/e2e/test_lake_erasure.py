@@ -72,11 +72,7 @@ def test_after_an_erasure_the_lake_holds_nothing_of_the_customer_identified_or_a
         what="the customer and her timeline",
     )
     customer_id = found["customer_id"]
-    lake = LocalLake(
-        tour.cloud.client("s3"),
-        tour.cloud.physical_id("AWS::S3::Bucket", "LakeBucket"),
-        tables={**LAKE_TABLES, **lake_table_columns()},
-    )
+    lake = LocalLake(tour.cloud.client("s3"), tour.cloud.physical_id("AWS::S3::Bucket", "LakeBucket"))
     wait_for(
         lambda: lake.query("select count(*) n from {behaviour_events} where customer_id = ?", [customer_id])[0]["n"],
         timeout=30,
@@ -116,3 +112,20 @@ def test_after_an_erasure_the_lake_holds_nothing_of_the_customer_identified_or_a
         "select type from {collected_events} where source_name = ? and user_id = ? order by type", [SOURCE, other_user]
     )
     assert [r["type"] for r in kept] == ["identify", "track"]
+
+
+def test_the_lake_tables_the_runtime_declares_are_the_glue_tables_the_local_cloud_reads(tour: TourContext) -> None:
+    # Given the lake's tables as the runtime declares them (the same SQL runs over them in both clouds)
+    declared = {**LAKE_TABLES, **lake_table_columns()}
+    # When the local cloud's catalog is read, as its Athena and LocalLake read it
+    lake = LocalLake(tour.cloud.client("s3"), tour.cloud.physical_id("AWS::S3::Bucket", "LakeBucket"))
+    glue = tour.cloud.client("glue")
+    found = {
+        table: [
+            (c["Name"], c["Type"])
+            for c in glue.get_table(DatabaseName=database, Name=table)["Table"]["StorageDescriptor"]["Columns"]
+        ]
+        for table, database in lake.databases().items()
+    }
+    # Then every table is there with the declared columns, and there is no other
+    assert found == declared
