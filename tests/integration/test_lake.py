@@ -1,4 +1,4 @@
-"""The lake on the local cloud: Firehose writes Parquet by day, DuckDB reads it with the lake's SQL.
+"""The lake on the local cloud: Firehose writes Parquet by day, the local Athena's DuckDB reads it.
 
 A moto server on 127.0.0.1 (as the local cloud runs it, with `infra.local.firehose` installed)
 and the template the `Lake` construct synthesizes with one `collected_events` table: bucket,
@@ -28,7 +28,7 @@ from ecrm.collect.lake_records import collected_event_record
 from ecrm.collect.models import CollectedEvent
 from ecrm.core.lake import COLLECTED_EVENT_COLUMNS, COLLECTED_EVENTS, firehose_data
 
-from infra.local import firehose
+from infra.local import athena, firehose
 from infra.local.cloud import free_port
 from infra.local.lake import LocalLake
 from infra.local.provision import Provisioned, Provisioner
@@ -366,6 +366,42 @@ def test_an_empty_table_answers_no_rows(lake: LocalLakeCloud) -> None:
     assert local.query("select count(*) n from {collected_events}") == [{"n": 0}]
     with pytest.raises(LookupError, match="not_a_table"):
         local.query("select * from {not_a_table}")
+
+
+def test_the_local_lake_and_the_local_athena_are_one_engine(lake: LocalLakeCloud) -> None:
+    athena.install()
+    put(
+        lake,
+        *(
+            firehose_data(collected_event_record(collected(i, kind)))
+            for i, kind in enumerate(["track", "track", "page"])
+        ),
+    )
+    sql = (
+        "select dt, type, count(*) n, max(timestamp) latest from {collected_events}"
+        " where timestamp >= ? group by dt, type order by type"
+    )
+    since = datetime(2026, 11, 23, 10, 15, 31, tzinfo=UTC)
+
+    # When the lake's SQL runs through LocalLake (a Python value bound) and through Athena's API (a literal)
+    local = LocalLake(lake.client("s3"), lake.bucket).query(sql, [since])
+    client = lake.client("athena")
+    execution = client.start_query_execution(
+        QueryString=sql.replace("{collected_events}", COLLECTED_EVENTS),
+        QueryExecutionContext={"Database": lake.database},
+        ResultConfiguration={"OutputLocation": f"s3://{lake.bucket}/query-results/"},
+        ExecutionParameters=["TIMESTAMP '2026-11-23 10:15:31'"],
+    )["QueryExecutionId"]
+    header, *answered = client.get_query_results(QueryExecutionId=execution)["ResultSet"]["Rows"]
+
+    # Then both read the same partition, rows and types; LocalLake's timestamps are aware, in UTC
+    assert [c["VarCharValue"] for c in header["Data"]] == ["dt", "type", "n", "latest"]
+    assert [[c.get("VarCharValue") for c in row["Data"]] for row in answered] == [
+        [r["dt"], r["type"], str(r["n"]), r["latest"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]] for r in local
+    ]
+    assert [(r["type"], r["n"]) for r in local] == [("page", 1), ("track", 1)]
+    assert local[0]["latest"] == datetime(2026, 11, 23, 10, 15, 32, 123000, tzinfo=UTC)
+    assert local[0]["dt"] in today_range()
 
 
 # -- prefixes and timestamps ----------------------------------------------------------------------
