@@ -37,12 +37,12 @@ class LocalLake:
         """Run `sql` (tables written `{table}`; `?` placeholders bound to `parameters`); rows as dicts."""
         import pyarrow as pa
 
-        databases = self.databases()
-        unknown = sorted(set(_TABLE_REFERENCE.findall(sql)) - set(databases))
+        catalog = self.tables()
+        unknown = sorted(set(_TABLE_REFERENCE.findall(sql)) - set(catalog))
         if unknown:
-            raise LookupError(f"lake tables {unknown} are not Glue tables over s3://{self.bucket}/")
+            raise LookupError(f"{unknown}: no Glue table over s3://{self.bucket}/ in this process's local cloud")
         resolved = _TABLE_REFERENCE.sub(
-            lambda m: f"{quote_identifier(databases[m.group(1)])}.{quote_identifier(m.group(1))}", sql
+            lambda m: f"{quote_identifier(catalog[m.group(1)])}.{quote_identifier(m.group(1))}", sql
         )
         table = run_query(
             resolved, database="default", account=ACCOUNT_ID, region=self.region, keep_arrow=True, parameters=parameters
@@ -54,8 +54,8 @@ class LocalLake:
         rows: list[dict[str, Any]] = table.to_pylist()
         return rows
 
-    def databases(self) -> dict[str, str]:
-        """{table: Glue database} of the Glue tables located in the lake bucket."""
+    def tables(self) -> dict[str, str]:
+        """{table: its Glue database} of the Glue tables located in the lake bucket."""
         from moto.glue.models import glue_backends
 
         found = {}

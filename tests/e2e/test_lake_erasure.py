@@ -125,7 +125,7 @@ def test_the_lake_tables_the_runtime_declares_are_the_glue_tables_the_local_clou
             (c["Name"], c["Type"])
             for c in glue.get_table(DatabaseName=database, Name=table)["Table"]["StorageDescriptor"]["Columns"]
         ]
-        for table, database in lake.databases().items()
+        for table, database in lake.tables().items()
     }
     # Then every table is there with the declared columns, and there is no other
     assert found == declared
