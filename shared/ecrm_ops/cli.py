@@ -10,6 +10,9 @@
     ecrm analysis ...        CLV, RFM, clusters and churn from any CSV of transactions
     ecrm personalization ... evaluate recommenders offline; train the recommender
 
+A mistake is answered in one line on stderr with a non-zero exit (2 for a wrong option, 1 for the
+rest), never a traceback: see `ecrm_ops.user_errors`. `-h` is `--help` everywhere.
+
 Part of the operator package (`ecrm_ops`), installed with the project and never shipped to Lambda.
 Operator tooling (rich, moto, the CDK app) is imported inside the commands, so `ecrm --help` stays fast.
 """
@@ -19,14 +22,31 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 import click
 
+from ecrm_ops.user_errors import DEBUG_ENV, OperatorError, guarded
 
-@click.group()
+NO_LOCAL_CLOUD = "no local cloud is running here: start one with `ecrm local up`"
+
+
+class GuardedGroup(click.Group):
+    """The `ecrm` group: every command runs inside `user_errors.guarded`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with guarded(bool(ctx.params.get("debug"))):
+            return super().invoke(ctx)
+
+
+@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ecrm")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help=f"Show the traceback of an internal error (or set {DEBUG_ENV}=1).",
+)
+def main(debug: bool) -> None:
     """eCRM platform: local cloud, demo, schemas, operations."""
     # The CDK's jsii runtime warns about Node 20 on every start; the CLI has nothing to do about it.
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -37,13 +57,17 @@ def local() -> None:
     """The embedded local cloud (moto on 127.0.0.1, no AWS account, no Docker)."""
 
 
+PORT = click.IntRange(0, 65535)
+
+
 @local.command("up")
-@click.option("--port", default=4510, show_default=True, help="Port of the local REST API (0 for any free port).")
+@click.option("--port", default=4510, show_default=True, type=PORT, help="Port of the local REST API (0: any free).")
 @click.option("--verbose", is_flag=True, help="Echo every function's log lines.")
 def local_up(port: int, verbose: bool) -> None:
     """Run the platform locally and serve until stopped."""
-    from ecrm_ops.local_cloud import run_until_interrupted, start_cloud
+    from ecrm_ops.local_cloud import ensure_port_free, run_until_interrupted, start_cloud
 
+    ensure_port_free(port)
     cloud = start_cloud(api_port=port, verbose=verbose)
     run_until_interrupted(cloud)
 
@@ -63,7 +87,7 @@ def local_token(group: str | None, customer_id: str | None, email: str | None) -
     try:
         click.echo(issue_token(group=group, customer_id=customer_id, email=email))
     except FileNotFoundError:
-        raise click.ClickException("no local cloud is running here: start one with `ecrm local up`") from None
+        raise OperatorError(NO_LOCAL_CLOUD) from None
 
 
 @local.command("invoke")
@@ -71,7 +95,7 @@ def local_token(group: str | None, customer_id: str | None, email: str | None) -
 @click.option(
     "--event",
     "event_file",
-    type=click.File("r"),
+    type=click.File("r", encoding="utf-8-sig"),
     default="-",
     show_default=True,
     help="JSON event file (for example one of events/samples), or - for stdin.",
@@ -82,25 +106,41 @@ def local_invoke(function: str, event_file: IO[str]) -> None:
 
     from ecrm_ops.local_cloud import invoke_function
 
+    name = getattr(event_file, "name", "-")
+    where = "stdin" if not isinstance(name, str) or name in ("-", "<stdin>") else name
+    if where == "stdin" and event_file.isatty():
+        raise click.UsageError("give the event: --event FILE, or pipe it in (echo '{}' | ecrm local invoke ...)")
+    text = event_file.read()
+    if not text.strip():
+        raise OperatorError(f"the event from {where} is empty: give a JSON event (`{{}}` for an empty one)")
     try:
-        name, failed, payload = invoke_function(function, json.load(event_file))
+        event = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise OperatorError(
+            f"the event from {where} is not JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        ) from None
+    try:
+        name, failed, payload = invoke_function(function, event)
     except FileNotFoundError:
-        raise click.ClickException("no local cloud is running here: start one with `ecrm local up`") from None
+        raise OperatorError(NO_LOCAL_CLOUD) from None
     except LookupError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise OperatorError(str(exc)) from None
     click.echo(json.dumps(payload, indent=2))
     if failed:
-        raise click.ClickException(f"{name} failed")
+        raise OperatorError(f"{name} failed (its log: .local-cloud/logs/)")
 
 
 @main.command()
 @click.option("--once", is_flag=True, help="Run the scripted tour and exit (non-zero if any step fails).")
-@click.option("--port", type=int, help="Port of the local REST API (default 4510; with --once any free port).")
+@click.option("--port", type=PORT, help="Port of the local REST API (default 4510; with --once any free port).")
 def demo(once: bool, port: int | None) -> None:
     """Bring the platform up locally, print how to call it, run the tour."""
+    from ecrm_ops.local_cloud import ensure_port_free
     from ecrm_ops.tour.run import run_demo
 
-    sys.exit(run_demo(once=once, api_port=port if port is not None else (0 if once else 4510)))
+    api_port = port if port is not None else (0 if once else 4510)
+    ensure_port_free(api_port)
+    sys.exit(run_demo(once=once, api_port=api_port))
 
 
 @main.command("import")
@@ -143,11 +183,9 @@ def import_file(
             timeout=timeout,
         )
     except ImportFailed as exc:
-        raise click.ClickException(str(exc)) from None
+        raise OperatorError(str(exc)) from None
     except FileNotFoundError:
-        raise click.ClickException(
-            "no local cloud is running here: start one with `ecrm local up`, or give --api-url and --token"
-        ) from None
+        raise OperatorError(f"{NO_LOCAL_CLOUD}, or give --api-url and --token") from None
     click.echo(status.summary())
 
 
@@ -178,20 +216,43 @@ def schemas_check() -> None:
 
 @main.command()
 @click.argument("queue")
-@click.option("--endpoint-url", help="AWS endpoint (default: the running local cloud, else AWS).")
-@click.option("--max-messages", default=0, help="Stop after this many (0: all).")
-def redrive(queue: str, endpoint_url: str | None, max_messages: int) -> None:
-    """Move QUEUE's dead letters back to the queue that feeds it (QUEUE may be the DLQ or its source)."""
-    from ecrm_ops.local_cloud import redrive_dead_letters
+@click.option(
+    "--aws",
+    "on_aws",
+    is_flag=True,
+    help="Redrive in your AWS account (your credentials, profile and region) instead of the local cloud.",
+)
+@click.option("--endpoint-url", help="Redrive through this SQS endpoint instead of the local cloud.")
+@click.option("--region", help="With --aws or --endpoint-url: the region (default: your AWS configuration's).")
+@click.option("--max-messages", default=0, type=click.IntRange(min=0), help="Stop after this many (0: all).")
+def redrive(queue: str, on_aws: bool, endpoint_url: str | None, region: str | None, max_messages: int) -> None:
+    """Move QUEUE's dead letters back to the queue that feeds it (QUEUE may be the DLQ or its source).
 
+    On the running local cloud unless --aws or --endpoint-url says otherwise: it never falls back to AWS.
+    """
+    from ecrm_ops.local_cloud import RedriveRefused, redrive_dead_letters, sqs_client
+
+    if on_aws and endpoint_url:
+        raise click.UsageError("give --aws or --endpoint-url, not both")
+    if region and not (on_aws or endpoint_url):
+        raise click.UsageError("--region applies to --aws or --endpoint-url; the local cloud has its own")
+    try:
+        sqs, where = sqs_client(on_aws=on_aws, endpoint_url=endpoint_url, region=region)
+    except FileNotFoundError:
+        raise OperatorError(
+            f"{NO_LOCAL_CLOUD}; to redrive a deployed stack, say so with --aws (or --endpoint-url URL)"
+        ) from None
     started = time.monotonic()
-    moved = redrive_dead_letters(
-        queue,
-        endpoint_url=endpoint_url,
-        max_messages=max_messages,
-        progress=lambda n: click.echo(f"\rmoved {n}", nl=False),
-    )
-    click.echo(f"\nmoved {moved} record(s) in {time.monotonic() - started:.1f}s")
+    try:
+        moved = redrive_dead_letters(
+            queue,
+            sqs=sqs,
+            max_messages=max_messages,
+            progress=lambda n: click.echo(f"\rmoved {n}", nl=False),
+        )
+    except RedriveRefused as refused:
+        raise OperatorError(f"{refused} ({where})") from None
+    click.echo(f"\nmoved {moved} record(s) in {time.monotonic() - started:.1f}s ({where})")
 
 
 def _add_engine_commands() -> None:

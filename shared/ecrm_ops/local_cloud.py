@@ -2,14 +2,55 @@
 
 from __future__ import annotations
 
+import errno
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 
+from ecrm_ops.user_errors import OperatorError
+
 STAFF_PASSWORD = "Local-Only-Passw0rd!"  # noqa: S105 - users of the local cloud only
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+NO_SUCH_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+class RedriveRefused(Exception):
+    """The queue named cannot be redriven (unknown, or neither a dead-letter queue nor fed by one)."""
+
+
+def ensure_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """Fail at once, naming the port, when the API could not listen on it (instead of after synthesis)."""
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the API's server does
+        try:
+            probe.bind((host, port))
+        except PermissionError:
+            raise OperatorError(f"port {port} needs privileges: choose one above 1023 with --port") from None
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise OperatorError(
+                f"port {port} on {host} is already in use{_running_cloud_hint(port)}: stop what uses it, or choose "
+                "another port with --port N (--port 0 picks a free one)"
+            ) from None
+
+
+def _running_cloud_hint(port: int) -> str:
+    try:
+        from infra.local.state import STATE_FILE, CloudState
+
+        state = CloudState.load()
+    except (OSError, ImportError, ValueError, TypeError):
+        return ""
+    if state.api_url.endswith(f":{port}"):
+        return f" (by a local cloud, as {STATE_FILE.name} says: `ecrm local up` already running?)"
+    return ""
 
 
 def start_cloud(*, api_port: int = 0, verbose: bool = False) -> Any:
@@ -111,37 +152,84 @@ def issue_token(
     return str(auth["AuthenticationResult"]["IdToken"])
 
 
+def sqs_client(*, on_aws: bool = False, endpoint_url: str | None = None, region: str | None = None) -> tuple[Any, str]:
+    """(SQS client, where it points). The running local cloud unless AWS or an endpoint is asked for explicitly:
+    without a local cloud this raises FileNotFoundError, never falls back to the caller's AWS account."""
+    local_keys = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    if on_aws:
+        client = boto3.client("sqs", region_name=region)
+        return client, f"AWS, {client.meta.region_name}"
+    if endpoint_url:
+        is_local = any(f"//{host}" in endpoint_url for host in LOCAL_HOSTS)
+        keys = local_keys if is_local else {}
+        client = boto3.client("sqs", endpoint_url=endpoint_url, region_name=region or "us-east-1", **keys)  # type: ignore[call-overload]
+        return client, endpoint_url
+    try:
+        from infra.local.state import CloudState
+    except ImportError:
+        raise FileNotFoundError("the local cloud is not installed here") from None
+    state = CloudState.load()
+    client = boto3.client("sqs", endpoint_url=state.endpoint_url, region_name=state.region, **local_keys)  # type: ignore[call-overload]
+    return client, f"the local cloud at {state.endpoint_url}"
+
+
+def _queue_url(sqs: Any, name: str) -> str:
+    from botocore.exceptions import ClientError
+
+    try:
+        return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in NO_SUCH_QUEUE:
+            raise
+    raise RedriveRefused(f"no queue named {name!r}{_queue_suggestions(sqs, name)}")
+
+
+def _queue_suggestions(sqs: Any, name: str) -> str:
+    """The dead-letter queues there are (when few enough to ask each), else names that look like `name`."""
+    import difflib
+    import json
+
+    urls = sqs.list_queues().get("QueueUrls", [])
+    names = [url.rsplit("/", 1)[1] for url in urls]
+    if not names:
+        return "; there are no queues"
+    if len(names) <= 100:
+        dead_letter = set()
+        for url in urls:
+            policy = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+            if "RedrivePolicy" in policy.get("Attributes", {}):
+                dead_letter.add(
+                    json.loads(policy["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"].rsplit(":")[-1]
+                )
+        close = difflib.get_close_matches(name, sorted(dead_letter), n=3, cutoff=0.3)
+        listed = close or sorted(dead_letter)[:12]
+        return f"; dead-letter queues: {', '.join(listed)}" + (" ..." if len(listed) < len(dead_letter) else "")
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.3)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
 def redrive_dead_letters(
     queue: str,
     *,
-    endpoint_url: str | None = None,
+    sqs: Any,
     max_messages: int = 0,
     progress: Callable[[int], None] | None = None,
-    sqs: Any = None,
 ) -> int:
     """Move every record of a dead-letter queue back to its source queue; returns how many moved."""
     import json
 
-    if sqs is None:
-        if endpoint_url is None:
-            try:
-                from infra.local.state import CloudState
-
-                endpoint_url = CloudState.load().endpoint_url
-            except (FileNotFoundError, ImportError):
-                endpoint_url = None
-        local = {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}
-        sqs = boto3.client("sqs", endpoint_url=endpoint_url, **(local if endpoint_url else {}))  # type: ignore[call-overload]
-    url = queue if queue.startswith("http") else sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    url = queue if queue.startswith("http") else _queue_url(sqs, queue)
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     if "RedrivePolicy" in attributes:  # a source queue: redrive its DLQ into it
         dlq_arn = json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]
-        dlq_url = sqs.get_queue_url(QueueName=dlq_arn.rsplit(":", 1)[1])["QueueUrl"]
+        dlq_url = _queue_url(sqs, dlq_arn.rsplit(":", 1)[1])
         source_url = url
     else:
         sources = sqs.list_dead_letter_source_queues(QueueUrl=url).get("queueUrls", [])
-        if len(sources) != 1:
-            raise ValueError(f"{queue} is the dead-letter queue of {len(sources)} queues: name the source queue")
+        if not sources:
+            raise RedriveRefused(f"{queue} is neither a dead-letter queue nor a queue with one")
+        if len(sources) > 1:
+            raise RedriveRefused(f"{queue} is the dead-letter queue of {len(sources)} queues: name the source queue")
         dlq_url, source_url = url, sources[0]
     moved = 0
     while not max_messages or moved < max_messages:
@@ -167,7 +255,7 @@ def redrive_dead_letters(
         if progress:
             progress(moved)
         if len(done) < len(batch):
-            raise RuntimeError(f"{len(batch) - len(done)} record(s) could not be sent back; they stay in the DLQ")
+            raise RedriveRefused(f"{len(batch) - len(done)} record(s) could not be sent back; they stay in the DLQ")
     return moved
 
 

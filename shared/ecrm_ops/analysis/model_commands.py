@@ -1,18 +1,24 @@
 """`ecrm analysis clusters` and `ecrm analysis churn`: train the behaviour models on a CSV and report.
 
-numpy and scikit-learn are imported inside the commands so that `ecrm --help` stays fast. A bad
-file or option ends with a usage error (exit code 2) that says what is wrong.
+numpy and scikit-learn are imported inside the commands so that `ecrm --help` stays fast. A wrong
+option or column is a usage error (exit 2); a file with bad rows lists every one (exit 1).
+
+Both take the reference date as `--as-of`, like `ecrm analysis rfm` and the model job: the day the
+customers are described as of. Churn learns from what happened in the window after it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from ecrm_ops.analysis.transactions_file import load_transactions, transaction_options
+from ecrm_ops.csv_input import option_date
 
 if TYPE_CHECKING:
     from ecrm.analysis.artifacts import ModelArtifact
@@ -21,20 +27,10 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def transaction_options(command: F) -> F:
-    """The options that say which CSV to read and which of its columns hold what."""
+def model_options(command: F) -> F:
+    """The file and its columns (with the optional category), the output, and where to save the model."""
     for option in reversed(
         [
-            click.option(
-                "--transactions",
-                "transactions_file",
-                required=True,
-                type=click.Path(exists=True, dir_okay=False),
-                help="CSV of transactions, one row per order or order line, with a header row.",
-            ),
-            click.option("--customer-col", required=True, help="Column with the customer id."),
-            click.option("--date-col", required=True, help="Column with the date (YYYY-MM-DD or an ISO datetime)."),
-            click.option("--amount-col", required=True, help="Column with the amount."),
             click.option("--category-col", help="Column with the product category (optional)."),
             click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
             click.option(
@@ -45,33 +41,35 @@ def transaction_options(command: F) -> F:
         ]
     ):
         command = option(command)
-    return command
+    return transaction_options(command)
 
 
 def _read(
-    transactions_file: str, customer_col: str, date_col: str, amount_col: str, category_col: str | None
+    path: Path,
+    customer_col: str,
+    date_col: str,
+    amount_col: str,
+    category_col: str | None,
+    encoding: str,
+    date_format: str | None,
+    bad_rows_path: Path | None,
 ) -> Transactions:
-    from ecrm.analysis.transactions import read_transactions_csv
-
-    try:
-        tx = read_transactions_csv(
-            transactions_file,
-            customer_col=customer_col,
-            date_col=date_col,
-            amount_col=amount_col,
-            category_col=category_col,
-        )
-    except (ValueError, OSError) as error:
-        raise click.BadParameter(str(error), param_hint="'--transactions'") from None
-    if len(tx) == 0:
-        raise click.BadParameter("the file has no transaction rows", param_hint="'--transactions'")
-    return tx
+    return load_transactions(
+        path,
+        customer_col=customer_col,
+        date_col=date_col,
+        amount_col=amount_col,
+        category_col=category_col,
+        encoding=encoding,
+        date_format=date_format,
+        bad_rows_path=bad_rows_path,
+    )
 
 
-def _day(value: datetime | None, tx: Transactions) -> int:
+def _day(value: date | None, tx: Transactions) -> int:
     from ecrm.analysis.transactions import to_day
 
-    return int(tx.day.max()) if value is None else to_day(value.date())
+    return int(tx.day.max()) if value is None else to_day(value)
 
 
 def _save(artifact: ModelArtifact, directory: str) -> Path:
@@ -81,25 +79,32 @@ def _save(artifact: ModelArtifact, directory: str) -> Path:
     return path
 
 
-def _source(transactions_file: str, **columns: str | None) -> dict[str, Any]:
+def _source(transactions_file: Path, **columns: str | None) -> dict[str, Any]:
     """What the model was trained on: the file's name (not its location) and the columns read."""
     return {"source": Path(transactions_file).name, **{k: v for k, v in columns.items() if v is not None}}
 
 
 @click.command("clusters")
-@transaction_options
-@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="Use rows up to this day (default: the last).")
+@model_options
+@click.option(
+    "--as-of",
+    help="The reference date: customers as of this day, later rows ignored "
+    "(YYYY-MM-DD or --date-format; default: the last transaction).",
+)
 @click.option("--k-min", default=2, show_default=True, type=click.IntRange(min=2), help="Fewest clusters to try.")
 @click.option("--k-max", default=8, show_default=True, type=click.IntRange(min=2), help="Most clusters to try.")
 def clusters_command(
-    transactions_file: str,
+    transactions_path: Path,
     customer_col: str,
     date_col: str,
     amount_col: str,
+    encoding: str,
+    date_format: str | None,
+    bad_rows_path: Path | None,
     category_col: str | None,
     as_json: bool,
     save_model: str | None,
-    as_of: datetime | None,
+    as_of: str | None,
     k_min: int,
     k_max: int,
 ) -> None:
@@ -110,8 +115,11 @@ def clusters_command(
 
     if k_max < k_min:
         raise click.BadParameter(f"--k-max ({k_max}) is below --k-min ({k_min})", param_hint="'--k-max'")
-    tx = _read(transactions_file, customer_col, date_col, amount_col, category_col)
-    as_of_day = _day(as_of, tx)
+    reference = option_date(as_of, "--as-of", date_format)
+    tx = _read(
+        transactions_path, customer_col, date_col, amount_col, category_col, encoding, date_format, bad_rows_path
+    )
+    as_of_day = _day(reference, tx)
     try:
         features = customer_features(tx, as_of_day)
         training = train_clusters(features, k_min=k_min, k_max=k_max)
@@ -120,7 +128,7 @@ def clusters_command(
     result = {"as_of": from_day(as_of_day).isoformat(), **training.to_dict()}
     if save_model:
         data = _source(
-            transactions_file,
+            transactions_path,
             customer_col=customer_col,
             date_col=date_col,
             amount_col=amount_col,
@@ -144,31 +152,39 @@ def clusters_command(
 
 
 @click.command("churn")
-@transaction_options
+@model_options
 @click.option(
-    "--cutoff",
-    required=True,
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Learn from rows up to this day; churned = no purchase in the window after it.",
+    "--as-of",
+    help="The reference date: customers are described from rows up to this day, and churned = no purchase in "
+    "the window after it (YYYY-MM-DD or --date-format; default: the last transaction minus the window).",
 )
+@click.option("--cutoff", hidden=True, help="The former name of --as-of.")
 @click.option("--window-days", default=90, show_default=True, type=click.IntRange(min=1), help="Length of the window.")
 def churn_command(
-    transactions_file: str,
+    transactions_path: Path,
     customer_col: str,
     date_col: str,
     amount_col: str,
+    encoding: str,
+    date_format: str | None,
+    bad_rows_path: Path | None,
     category_col: str | None,
     as_json: bool,
     save_model: str | None,
-    cutoff: datetime,
+    as_of: str | None,
+    cutoff: str | None,
     window_days: int,
 ) -> None:
     """Train a churn propensity model and report how well it does on held-out customers."""
     from ecrm.analysis.churn import churn_artifact, train_churn
-    from ecrm.analysis.transactions import to_day
 
-    tx = _read(transactions_file, customer_col, date_col, amount_col, category_col)
-    cutoff_day = to_day(cutoff.date())
+    if as_of is not None and cutoff is not None:
+        raise click.UsageError("--cutoff is the former name of --as-of: give one of them")
+    reference = option_date(as_of or cutoff, "--as-of" if cutoff is None else "--cutoff", date_format)
+    tx = _read(
+        transactions_path, customer_col, date_col, amount_col, category_col, encoding, date_format, bad_rows_path
+    )
+    cutoff_day = _day(reference, tx) if reference is not None else int(tx.day.max()) - window_days
     try:
         training = train_churn(tx, cutoff_day=cutoff_day, window_days=window_days)
     except ValueError as error:
@@ -177,7 +193,7 @@ def churn_command(
     result = report.to_dict()
     if save_model:
         data = _source(
-            transactions_file,
+            transactions_path,
             customer_col=customer_col,
             date_col=date_col,
             amount_col=amount_col,

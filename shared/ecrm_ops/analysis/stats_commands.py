@@ -1,8 +1,8 @@
 """`ecrm analysis clv` and `ecrm analysis rfm`: lifetime value and RFM segments from a CSV of transactions.
 
 The statistics live in `ecrm.analysis.lifetime` and `ecrm.analysis.rfm`; this module only reads the
-file, reports and writes. Bad input (a missing column, an unreadable date or amount) is a usage
-error (exit code 2) naming the row and column, never a traceback.
+file, reports and writes. A wrong option or column is a usage error (exit 2); a file with bad rows
+lists every one of them (row, column, value, reason) and exits 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,57 +10,29 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-from datetime import date, datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import click
 
-if TYPE_CHECKING:
-    from ecrm.analysis.transactions import Transactions
+from ecrm_ops.analysis.transactions_file import load_transactions, transaction_options
+from ecrm_ops.csv_input import option_date
 
-DATE = click.DateTime(formats=["%Y-%m-%d"])
-
-
-def transaction_options(command: Any) -> Any:
-    """The options every command reading a transactions CSV shares."""
-    for option in reversed(
-        [
-            click.option(
-                "--transactions",
-                "transactions_path",
-                required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                help="CSV of transactions (comma, semicolon or tab separated, with a header row).",
-            ),
-            click.option("--customer-col", required=True, help="Column holding the customer id."),
-            click.option("--date-col", required=True, help="Column holding the date (YYYY-MM-DD, ISO or YYYYMMDD)."),
-            click.option("--amount-col", required=True, help="Column holding the amount (a decimal number)."),
-        ]
-    ):
-        command = option(command)
-    return command
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _read(path: Path, customer_col: str, date_col: str, amount_col: str) -> Transactions:
-    from ecrm.analysis.transactions import read_transactions_csv
-
-    try:
-        transactions = read_transactions_csv(path, customer_col=customer_col, date_col=date_col, amount_col=amount_col)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise click.UsageError(f"{path.name}: {error}") from None
-    if len(transactions) == 0:
-        raise click.UsageError(f"{path.name}: the file has no transaction rows")
-    return transactions
-
-
-def _as_date(value: datetime | None) -> date | None:
-    return None if value is None else value.date()
+def _as_of_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--as-of", help=f"{help_text} (YYYY-MM-DD or --date-format; default: the last transaction).")
 
 
 @click.command("clv")
 @transaction_options
-@click.option("--calibration-end", type=DATE, help="Last day the models learn from (default: the last transaction).")
+@click.option(
+    "--calibration-end",
+    help="End of the calibration period: the models learn from rows up to this day and ignore later ones "
+    "(YYYY-MM-DD or --date-format; default: the last transaction).",
+)
 @click.option(
     "--period", type=click.Choice(["W", "D"]), default="W", show_default=True, help="Time unit: weeks or days."
 )
@@ -75,7 +47,10 @@ def clv_command(
     customer_col: str,
     date_col: str,
     amount_col: str,
-    calibration_end: datetime | None,
+    encoding: str,
+    date_format: str | None,
+    bad_rows_path: Path | None,
+    calibration_end: str | None,
     period: str,
     months: int,
     monthly_discount_rate: float,
@@ -86,11 +61,18 @@ def clv_command(
     import numpy as np
     from ecrm.analysis import lifetime
 
-    transactions = _read(transactions_path, customer_col, date_col, amount_col)
+    end = option_date(calibration_end, "--calibration-end", date_format)
+    transactions = load_transactions(
+        transactions_path,
+        customer_col=customer_col,
+        date_col=date_col,
+        amount_col=amount_col,
+        encoding=encoding,
+        date_format=date_format,
+        bad_rows_path=bad_rows_path,
+    )
     try:
-        summary = lifetime.summarize(
-            transactions, calibration_end=_as_date(calibration_end), period="W" if period == "W" else "D"
-        )
+        summary = lifetime.summarize(transactions, calibration_end=end, period="W" if period == "W" else "D")
         bgnbd = lifetime.fit_bgnbd(summary.frequency, summary.recency, summary.T)
         gamma_gamma = lifetime.fit_gamma_gamma(summary.frequency, summary.monetary)
     except (ValueError, ArithmeticError) as error:
@@ -155,7 +137,7 @@ def _write_clv(output: Path, summary: Any, bgnbd: Any, gamma_gamma: Any, value: 
 
 @click.command("rfm")
 @transaction_options
-@click.option("--as-of", type=DATE, help="Day recency is measured from (default: the last transaction).")
+@_as_of_option("The reference date: recency is measured from it and later rows are ignored")
 @click.option(
     "--monetary",
     type=click.Choice(["total", "mean"]),
@@ -170,7 +152,10 @@ def rfm_command(
     customer_col: str,
     date_col: str,
     amount_col: str,
-    as_of: datetime | None,
+    encoding: str,
+    date_format: str | None,
+    bad_rows_path: Path | None,
+    as_of: str | None,
     monetary: str,
     output: Path | None,
     as_json: bool,
@@ -178,9 +163,18 @@ def rfm_command(
     """Score customers 1-5 on recency, frequency and monetary value, and name their R x F segment."""
     from ecrm.analysis.rfm import rfm
 
-    transactions = _read(transactions_path, customer_col, date_col, amount_col)
+    reference = option_date(as_of, "--as-of", date_format)
+    transactions = load_transactions(
+        transactions_path,
+        customer_col=customer_col,
+        date_col=date_col,
+        amount_col=amount_col,
+        encoding=encoding,
+        date_format=date_format,
+        bad_rows_path=bad_rows_path,
+    )
     try:
-        scores = rfm(transactions, as_of=_as_date(as_of), monetary="mean" if monetary == "mean" else "total")
+        scores = rfm(transactions, as_of=reference, monetary="mean" if monetary == "mean" else "total")
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     counts = scores.segment_counts()

@@ -42,7 +42,15 @@ class ImportOutcome:
 
 
 def load_request(mapping_file: str, *, source: str, fmt: str | None, file: str, region: str | None) -> dict[str, Any]:
-    raw = json.loads(Path(mapping_file).read_text())
+    name = Path(mapping_file).name
+    try:
+        raw = json.loads(Path(mapping_file).read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as error:
+        raise ImportFailed(f"{name}: not JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
+    except UnicodeDecodeError:
+        raise ImportFailed(f"{name}: not UTF-8 text (a mapping is a JSON file)") from None
+    if not isinstance(raw, dict) or not raw:
+        raise ImportFailed(f'{name}: expected a JSON object, {{"column": "target", ...}} or an import request')
     request = raw if "mapping" in raw else {"mapping": raw}
     request["source"] = source
     request["format"] = fmt or request.get("format") or ("jsonl" if file.endswith((".jsonl", ".ndjson")) else "csv")
@@ -63,6 +71,7 @@ def run_import(
     timeout: int = 1800,
     progress: bool = True,
 ) -> ImportOutcome:
+    request = load_request(mapping_file, source=source, fmt=fmt, file=file, region=default_phone_region)
     if api_url is None or token is None:
         from ecrm_ops.local_cloud import issue_token
         from infra.local.state import CloudState
@@ -71,11 +80,9 @@ def run_import(
         api_url = api_url or state.api_url
         token = token or issue_token(group="admin", state=state)
     started = time.monotonic()
-    request = load_request(mapping_file, source=source, fmt=fmt, file=file, region=default_phone_region)
     opened = http("POST", f"{api_url}/imports", token=token, body=request)
     if opened.status != 201:
-        detail = opened.body.get("detail") if isinstance(opened.body, dict) else opened.body
-        raise ImportFailed(f"POST /imports -> {opened.status}: {detail}")
+        raise ImportFailed(f"POST /imports -> {opened.status}: {_problem(opened.body)}")
     ticket = opened.body
     if not ticket["upload_url"].startswith(("https://", "http://127.0.0.1")):
         raise ImportFailed(f"refusing to upload to {ticket['upload_url'][:60]}")
@@ -92,6 +99,13 @@ def run_import(
     if status["status"] == "failed":
         raise ImportFailed(f"import {ticket['import_id']} failed: {status.get('failure')}")
     return ImportOutcome(status, time.monotonic() - started)
+
+
+def _problem(body: Any) -> str:
+    """A problem+json answer in one line: its detail (which names each field in a validation problem)."""
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("title") or body)
+    return str(body)
 
 
 def _follow(api_url: str, token: str, import_id: str, timeout: int, progress: bool) -> dict[str, Any]:

@@ -11,18 +11,18 @@ when published figures are compared, one more key, "published", holds them (it i
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
+from ecrm_ops.csv_input import BadRows, MissingColumns, input_options, open_csv, report_bad_rows
+from ecrm_ops.personalization.interactions_file import TIMES, InteractionReader
 from ecrm_ops.personalization.published import PUBLISHED
+from ecrm_ops.user_errors import OperatorError
 
 if TYPE_CHECKING:
     from ecrm.personalization.evaluation import Interaction, Recommender, Split
@@ -62,7 +62,9 @@ class RecordingRecommender:
 @click.option("--item-col", required=True, help="Column of the item (product) id.")
 @click.option("--rating-col", default=None, help="Column of an explicit rating, to keep only --min-rating and up.")
 @click.option("--min-rating", type=float, default=None, help="Keep interactions rated at least this (implicit).")
-@click.option("--timestamp-col", default=None, help="Epoch seconds or ISO 8601; without it, file order is time.")
+@click.option(
+    "--timestamp-col", default=None, help=f"Column of the time ({TIMES}, or --date-format); without it, file order."
+)
 @click.option(
     "--split",
     type=click.Choice(["random", "time", "stratified"]),
@@ -87,6 +89,7 @@ class RecordingRecommender:
     help="Published figures to print beside ours; auto: when the data set is recognised.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@input_options
 def evaluate_command(
     path: Path,
     user_col: str,
@@ -101,6 +104,9 @@ def evaluate_command(
     algorithms: str | None,
     compare_published: str,
     as_json: bool,
+    encoding: str,
+    date_format: str | None,
+    bad_rows_path: Path | None,
 ) -> None:
     """Evaluate every recommender against the popularity baseline on held-out interactions.
 
@@ -114,7 +120,8 @@ def evaluate_command(
     if min_rating is not None and rating_col is None:
         raise click.UsageError("--min-rating needs --rating-col")
     chosen = _chosen_algorithms(algorithms)
-    loaded = _load(path, user_col, item_col, rating_col, min_rating, timestamp_col)
+    columns = {"user": user_col, "item": item_col, "rating": rating_col, "time": timestamp_col}
+    loaded = _load(path, columns, min_rating, encoding, date_format, bad_rows_path)
     if split == "stratified":
         held = published.stratified_holdout(loaded.interactions, test_fraction=test_fraction, seed=seed)
     else:
@@ -166,63 +173,36 @@ def _chosen_algorithms(raw: str | None) -> list[str]:
 
 def _load(
     path: Path,
-    user_col: str,
-    item_col: str,
-    rating_col: str | None,
+    columns: dict[str, str | None],
     min_rating: float | None,
-    timestamp_col: str | None,
+    encoding: str,
+    date_format: str | None,
+    bad_rows_path: Path | None,
 ) -> LoadedInteractions:
-    """Rows to (user, item, time) with the raw counts that recognise a public data set; errors say where."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        for option, column in (("--user-col", user_col), ("--item-col", item_col), ("--rating-col", rating_col)):
-            if column is not None and column not in header:
-                raise click.BadParameter(f"no column {column!r} in {path.name} (columns: {header})", param_hint=option)
-        if timestamp_col is not None and timestamp_col not in header:
-            raise click.BadParameter(f"no column {timestamp_col!r} in {path.name}", param_hint="--timestamp-col")
-        interactions: list[Interaction] = []
-        users: set[str] = set()
-        items: set[str] = set()
-        rows = skipped = 0
-        for line, row in enumerate(reader, start=2):
-            rows += 1
-            user, item = (row.get(user_col) or "").strip(), (row.get(item_col) or "").strip()
-            users.add(user)
-            items.add(item)
-            if not user or not item:
-                skipped += 1
-                continue
-            if rating_col and min_rating is not None and _number(row.get(rating_col), line, rating_col) < min_rating:
-                continue
-            at = _time(row.get(timestamp_col), line, timestamp_col) if timestamp_col else float(line)
-            interactions.append((user, item, at))
+    """Rows to (user, item, time) with the raw counts that recognise a public data set; every bad row listed."""
+    interactions: list[Interaction] = []
+    users: set[str] = set()
+    items: set[str] = set()
+    skipped = 0
+    try:
+        with open_csv(path, encoding=encoding) as table:
+            reader = InteractionReader(table, columns, date_format=date_format, numbers=("rating",))
+            for row in reader:
+                users.add(row.user)
+                items.add(row.item)
+                if not row.user or not row.item:
+                    skipped += 1
+                elif min_rating is None or float(row.values["rating"]) >= min_rating:
+                    interactions.append((row.user, row.item, row.at))
+    except MissingColumns as error:
+        raise click.BadParameter(str(error), param_hint="'--interactions'") from None
+    if reader.problems:
+        raise report_bad_rows(BadRows(path.name, reader.rows_read, reader.problems), bad_rows_path)
     if not interactions:
-        raise click.UsageError(f"{path.name}: no interactions to evaluate ({rows} rows read)")
-    return LoadedInteractions(interactions, rows, len(users), len(items), skipped, timestamp_col is not None)
-
-
-def _number(raw: str | None, line: int, column: str) -> float:
-    try:
-        value = float(raw or "")
-    except ValueError:
-        raise click.UsageError(f"line {line}: {column} {raw!r} is not a number") from None
-    if not math.isfinite(value):
-        raise click.UsageError(f"line {line}: {column} {raw!r} is not a finite number")
-    return value
-
-
-def _time(raw: str | None, line: int, column: str) -> float:
-    text = (raw or "").strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.UsageError(f"line {line}: {column} {raw!r} is neither epoch seconds nor ISO 8601") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+        raise OperatorError(f"{path.name}: no interactions to evaluate ({reader.rows_read} rows read)")
+    return LoadedInteractions(
+        interactions, reader.rows_read, len(users), len(items), skipped, columns.get("time") is not None
+    )
 
 
 def _for_you(recommend: Callable[..., list[str]], model: Any, history: dict[str, set[str]]) -> Recommender:

@@ -15,9 +15,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from ecrm_ops.csv_input import BadRows, MissingColumns, input_options, open_csv, report_bad_rows
+from ecrm_ops.personalization.interactions_file import TIMES, InteractionReader
+from ecrm_ops.user_errors import OperatorError
+
+if TYPE_CHECKING:
+    from ecrm.personalization.training import Interactions
 
 TRAINING_FUNCTION = "PersonalizationTrainingJob"  # part of the job's function name (its logical id)
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
@@ -32,7 +39,9 @@ METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
 )
 @click.option("--user-col", help="Column of the customer (user) id.")
 @click.option("--item-col", help="Column of the item (product) id.")
-@click.option("--timestamp-col", default=None, help="Epoch seconds or ISO 8601; without it, file order is time.")
+@click.option(
+    "--timestamp-col", default=None, help=f"Column of the time ({TIMES}, or --date-format); without it, file order."
+)
 @click.option("--type-col", default=None, help="Column of the interaction type (purchases make baskets).")
 @click.option("--category-col", default=None, help="Column of the item's category.")
 @click.option("--k", type=click.IntRange(min=1, max=50), default=10, show_default=True, help="List length measured.")
@@ -46,6 +55,7 @@ METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "coverage")
 @click.option("--local", "on_local_cloud", is_flag=True, help="Run the deployed job on the running local cloud.")
 @click.option("--days", type=click.IntRange(min=1), default=None, help="With --local: how far back the job reads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@input_options
 def train_command(
     path: Path | None,
     user_col: str | None,
@@ -58,6 +68,9 @@ def train_command(
     on_local_cloud: bool,
     days: int | None,
     as_json: bool,
+    encoding: str,
+    date_format: str | None,
+    bad_rows_path: Path | None,
 ) -> None:
     """Train the recommender and measure it against popularity on the latest interactions held out.
 
@@ -72,7 +85,15 @@ def train_command(
             raise click.UsageError("give --interactions, --user-col and --item-col (or --local)")
         if days is not None:
             raise click.UsageError("--days applies to --local; a CSV is read whole")
-        report = _dry_run(path, user_col, item_col, timestamp_col, type_col, category_col, k, test_fraction)
+        columns = {
+            "user": user_col,
+            "item": item_col,
+            "time": timestamp_col,
+            "type": type_col,
+            "category": category_col,
+        }
+        data = _read(path, columns, encoding, date_format, bad_rows_path)
+        report = _dry_run(path, data, timestamp_col is not None, k, test_fraction)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -80,35 +101,38 @@ def train_command(
         click.echo(line)
 
 
-def _dry_run(
-    path: Path,
-    user_col: str,
-    item_col: str,
-    timestamp_col: str | None,
-    type_col: str | None,
-    category_col: str | None,
-    k: int,
-    test_fraction: float,
-) -> dict[str, Any]:
-    from ecrm.core.clock import SystemClock
-    from ecrm.personalization.training import TrainingSettings, read_interactions_csv, run_training
+def _read(
+    path: Path, columns: dict[str, str | None], encoding: str, date_format: str | None, bad_rows_path: Path | None
+) -> Interactions:
+    """The interactions the job would train on: rows without a user or an item skipped (and counted), as the job
+    does; a time that cannot be read is a bad row, all of them listed."""
+    from ecrm.personalization.training import Interactions
 
+    data = Interactions()
     try:
-        data = read_interactions_csv(
-            path,
-            customer_col=user_col,
-            item_col=item_col,
-            time_col=timestamp_col,
-            type_col=type_col,
-            category_col=category_col,
-        )
-    except ValueError as error:
+        with open_csv(path, encoding=encoding) as table:
+            reader = InteractionReader(table, columns, date_format=date_format)
+            for row in reader:
+                if not row.user or not row.item:
+                    data.skipped += 1
+                elif not reader.problems:
+                    data.add(row.user, row.item, row.at, row.values.get("type", ""), row.values.get("category") or None)
+    except MissingColumns as error:
         raise click.BadParameter(str(error), param_hint="'--interactions'") from None
+    if reader.problems:
+        raise report_bad_rows(BadRows(path.name, reader.rows_read, reader.problems), bad_rows_path)
     if not data:
-        raise click.UsageError(f"{path.name}: no interactions to train on ({data.skipped} rows skipped)")
+        raise OperatorError(f"{path.name}: no interactions to train on ({data.skipped} rows skipped)")
+    return data
+
+
+def _dry_run(path: Path, data: Interactions, timed: bool, k: int, test_fraction: float) -> dict[str, Any]:
+    from ecrm.core.clock import SystemClock
+    from ecrm.personalization.training import TrainingSettings, run_training
+
     settings = TrainingSettings(k=k, test_fraction=test_fraction)
     report = run_training(data, settings=settings, clock=SystemClock()).to_dict()
-    if timestamp_col is None:  # times were line numbers: no dates to show
+    if not timed:  # times were line numbers: no dates to show
         report["data"] = {k: v for k, v in report["data"].items() if k not in ("from", "to")} | {"time": "file order"}
     return {"source": path.name, **report}
 
@@ -121,11 +145,11 @@ def _run_local_job(days: int | None) -> dict[str, Any]:
     try:
         name, failed, payload = invoke_function(TRAINING_FUNCTION, {"days": days} if days else {})
     except (FileNotFoundError, EndpointConnectionError):
-        raise click.ClickException("no local cloud is running here: start one with `ecrm local up`") from None
+        raise OperatorError("no local cloud is running here: start one with `ecrm local up`") from None
     except LookupError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise OperatorError(str(exc)) from None
     if failed or not isinstance(payload, dict):
-        raise click.ClickException(f"{name} failed: {payload}")
+        raise OperatorError(f"{name} failed: {payload}")
     return payload
 
 

@@ -73,7 +73,7 @@ def test_clusters_text_and_saved_model(orders_csv: Path, tmp_path: Path) -> None
 
 
 def test_churn_json_and_saved_model(orders_csv: Path, tmp_path: Path) -> None:
-    result = _run("churn", *_columns(orders_csv), "--cutoff", CUTOFF, "--json", "--save-model", str(tmp_path))
+    result = _run("churn", *_columns(orders_csv), "--as-of", CUTOFF, "--json", "--save-model", str(tmp_path))
 
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -89,7 +89,7 @@ def test_churn_json_and_saved_model(orders_csv: Path, tmp_path: Path) -> None:
 
 
 def test_churn_text_without_categories(orders_csv: Path) -> None:
-    result = _run("churn", *_columns(orders_csv, category=False), "--cutoff", "2025-11-30", "--window-days", "60")
+    result = _run("churn", *_columns(orders_csv, category=False), "--as-of", "2025-11-30", "--window-days", "60")
 
     assert result.exit_code == 0, result.output
     assert "churn = no purchase in the 60 days after 2025-11-30" in result.output
@@ -101,8 +101,9 @@ def test_churn_text_without_categories(orders_csv: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["churn", "--cutoff", "2026-03-01"], "before the churn window closes"),
-        (["churn", "--cutoff", "31/12/2025"], "'31/12/2025' does not match the format"),
+        (["churn", "--as-of", "2026-03-01"], "before the churn window closes"),
+        (["churn", "--as-of", "31/12/2025"], "'31/12/2025' is not a date (YYYY-MM-DD)"),
+        (["churn", "--as-of", "2025-12-31", "--cutoff", "2025-12-31"], "--cutoff is the former name of --as-of"),
         (["clusters", "--k-min", "5", "--k-max", "3"], "--k-max (3) is below --k-min (5)"),
         (["clusters", "--k-min", "1"], "--k-min"),
     ],
@@ -121,11 +122,23 @@ def test_bad_files_are_usage_errors(orders_csv: Path, tmp_path: Path) -> None:
     bad_row = _run("clusters", *_columns(bad_value, category=False))
     empty = tmp_path / "empty.csv"
     empty.write_text("customer,order_date,total\n", encoding="utf-8")
-    no_rows = _run("churn", *_columns(empty, category=False), "--cutoff", CUTOFF)
+    no_rows = _run("churn", *_columns(empty, category=False), "--as-of", CUTOFF)
     missing = _run("clusters", *_columns(tmp_path / "nowhere.csv", category=False))
 
-    assert wrong_column.exit_code == bad_row.exit_code == no_rows.exit_code == missing.exit_code == 2
+    assert wrong_column.exit_code == missing.exit_code == 2  # the options are wrong
+    assert bad_row.exit_code == no_rows.exit_code == 1  # the file is
     assert "amount column 'price' not found" in wrong_column.output
-    assert "row 3, column 'order_date'" in bad_row.output
+    assert "row 3, column 'order_date': 'yesterday' is not a date" in bad_row.output
     assert "no transaction rows" in no_rows.output
     assert "does not exist" in missing.output
+
+
+def test_churn_defaults_its_reference_date_to_a_window_before_the_last_day(orders_csv: Path) -> None:
+    # Given the generator's data, which runs 90 days past its cutoff
+    # When churn is asked without --as-of, and with the former name of the option
+    default = _run("churn", *_columns(orders_csv), "--json")
+    former = _run("churn", *_columns(orders_csv), "--cutoff", CUTOFF, "--json")
+
+    # Then the window ends on the last day of the data, and --cutoff still works
+    assert default.exit_code == former.exit_code == 0, default.output + former.output
+    assert json.loads(default.output)["cutoff"] == json.loads(former.output)["cutoff"] == CUTOFF

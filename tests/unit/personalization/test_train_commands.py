@@ -72,7 +72,7 @@ def test_without_a_time_column_file_order_is_time(orders_csv: Path) -> None:
     ("args", "message"),
     [
         (["--user-col", "customer", "--item-col", "product"], "give --interactions"),
-        (["--user-col", "nobody", "--item-col", "product", "--interactions"], "no column 'nobody'"),
+        (["--user-col", "nobody", "--item-col", "product", "--interactions"], "user column 'nobody' not found"),
         (["--local", "--interactions"], "give no --interactions"),
         ([*COLUMNS, "--days", "30", "--interactions"], "--days applies to --local"),
         ([*COLUMNS, "--test-fraction", "1.5", "--interactions"], "--test-fraction"),
@@ -85,11 +85,11 @@ def test_bad_input_is_a_usage_error(orders_csv: Path, args: list[str], message: 
     assert message in output
 
 
-def test_a_file_without_rows_is_a_usage_error(tmp_path: Path) -> None:
+def test_a_file_without_rows_is_an_error(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("customer,product\n,p1\n")
     code, output = run("--interactions", empty, *COLUMNS)
-    assert code == 2
+    assert code == 1
     assert "no interactions to train on (1 rows skipped)" in output
 
 

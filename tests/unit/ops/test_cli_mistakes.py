@@ -1,0 +1,233 @@
+"""Every `ecrm` command answers a user's mistake with one line on stderr and a non-zero exit, never a traceback.
+
+Usage errors (a wrong option) exit 2, other mistakes 1, internal errors (bugs) 70 with one line that
+says how to see the traceback (`ecrm --debug` or ECRM_DEBUG=1). Nothing here reaches a network: with
+no local cloud the commands must refuse before connecting anywhere.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+from ecrm_ops import cli
+from ecrm_ops.cli import main
+
+import infra.local.state
+
+
+@pytest.fixture(autouse=True)
+def no_local_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No local cloud here, whatever runs in the checkout; no AWS configuration either."""
+    monkeypatch.setattr(infra.local.state, "STATE_FILE", tmp_path / "no-cloud" / "state.json")
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.delenv("ECRM_DEBUG", raising=False)
+
+
+def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), input=stdin, env=env, prog_name="ecrm")
+
+
+def assert_one_line(result: Result, code: int, *fragments: str) -> None:
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in error_lines[0], error_lines[0]
+
+
+def command_paths(group: click.Group = main, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield prefix
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from command_paths(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+@pytest.mark.parametrize("path", list(command_paths()), ids=lambda p: " ".join(p) or "ecrm")
+def test_dash_h_is_help_on_every_command(path: tuple[str, ...]) -> None:
+    short, long = run(*path, "-h"), run(*path, "--help")
+
+    assert short.exit_code == long.exit_code == 0, short.output
+    assert short.output == long.output
+    assert short.output.startswith("Usage: ecrm")
+
+
+# -- redrive --------------------------------------------------------------------------------------------------
+def test_redrive_without_a_local_cloud_refuses_instead_of_reaching_aws() -> None:
+    result = run("redrive", "ecrm-platform-pings-dlq")
+
+    assert_one_line(result, 1, "no local cloud is running here", "--aws")
+
+
+def test_redrive_on_aws_without_a_region_says_so() -> None:
+    result = run("redrive", "ecrm-platform-pings-dlq", "--aws")
+
+    assert_one_line(result, 1, "no AWS region", "--region")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--aws", "--endpoint-url", "http://127.0.0.1:1"], "give --aws or --endpoint-url, not both"),
+        (["--region", "eu-west-1"], "--region applies to --aws or --endpoint-url"),
+        (["--max-messages", "-1"], "Invalid value for '--max-messages'"),
+    ],
+)
+def test_redrive_option_mistakes_are_usage_errors(args: list[str], message: str) -> None:
+    assert_one_line(run("redrive", "q", *args), 2, message)
+
+
+def test_redrive_to_an_endpoint_that_does_not_answer_names_it(unused_port: int) -> None:
+    result = run("redrive", "q", "--endpoint-url", f"http://127.0.0.1:{unused_port}")
+
+    assert_one_line(result, 1, f"cannot reach http://127.0.0.1:{unused_port}")
+
+
+# -- local ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        ("", "the event from stdin is empty"),
+        ("  \n", "the event from stdin is empty"),
+        ("{bad", "the event from stdin is not JSON: Expecting property name"),
+    ],
+)
+def test_local_invoke_with_no_or_bad_input_says_what_is_wrong(stdin: str, message: str) -> None:
+    assert_one_line(run("local", "invoke", "SelfCheckTask", stdin=stdin), 1, message)
+
+
+def test_local_invoke_reads_a_bad_event_file_and_names_it(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text('{"step": ', encoding="utf-8")
+
+    assert_one_line(run("local", "invoke", "X", "--event", str(event)), 1, f"the event from {event} is not JSON")
+    assert_one_line(run("local", "invoke", "X", "--event", str(tmp_path / "absent.json")), 2, "absent.json")
+
+
+def test_local_invoke_and_token_without_a_local_cloud() -> None:
+    assert_one_line(run("local", "invoke", "X", stdin="{}"), 1, "no local cloud is running here")
+    assert_one_line(run("local", "token", "--group", "admin"), 1, "no local cloud is running here")
+    assert_one_line(run("local", "token"), 2, "exactly one of --group or --customer")
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield int(listener.getsockname()[1])
+
+
+@pytest.fixture
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", [["local", "up"], ["demo"]])
+def test_a_busy_port_fails_at_once_naming_it_and_how_to_choose_another(busy_port: int, command: list[str]) -> None:
+    # (`ensure_port_free` runs before anything is synthesized: the command returns without starting a cloud)
+    result = run(*command, "--port", str(busy_port))
+
+    assert_one_line(result, 1, f"port {busy_port} on 127.0.0.1 is already in use", "--port")
+
+
+def test_a_port_out_of_range_is_a_usage_error() -> None:
+    assert_one_line(run("local", "up", "--port", "70000"), 2, "Invalid value for '--port'")
+
+
+# -- import -----------------------------------------------------------------------------------------------------
+@pytest.fixture
+def people(tmp_path: Path) -> Path:
+    path = tmp_path / "people.csv"
+    path.write_text("email,first_name\nada@example.com,Ada\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ('{"email": "email",', "people.mapping.json: not JSON (Expecting property name"),
+        ('["email"]', "people.mapping.json: expected a JSON object"),
+        ("{}", "people.mapping.json: expected a JSON object"),
+    ],
+)
+def test_import_with_a_bad_mapping_names_the_file(people: Path, mapping: str, message: str) -> None:
+    mapping_file = people.with_name("people.mapping.json")
+    mapping_file.write_text(mapping, encoding="utf-8")
+
+    result = run("import", str(people), "--source", "erp", "--mapping", str(mapping_file))
+
+    assert_one_line(result, 1, message)
+
+
+def test_import_without_a_local_cloud_or_with_an_api_that_does_not_answer(people: Path, unused_port: int) -> None:
+    mapping_file = people.with_name("people.mapping.json")
+    mapping_file.write_text('{"email": "email", "first_name": "first_name"}', encoding="utf-8")
+    args = ["import", str(people), "--source", "erp", "--mapping", str(mapping_file)]
+
+    assert_one_line(run(*args), 1, "no local cloud is running here", "--api-url")
+    remote = ["--api-url", f"http://127.0.0.1:{unused_port}", "--token", "t"]
+    assert_one_line(run(*args, *remote), 1, "cannot reach the API")
+    assert_one_line(run("import", str(people.with_name("absent.csv")), "--source", "erp", "--mapping", "x"), 2)
+
+
+def test_personalization_train_local_without_a_local_cloud() -> None:
+    assert_one_line(run("personalization", "train", "--local"), 1, "no local cloud is running here")
+
+
+# -- bugs -------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def buggy_command() -> Iterator[str]:
+    @click.command("buggy")
+    def buggy() -> None:
+        raise KeyError("a bug")
+
+    main.add_command(buggy)
+    yield "buggy"
+    main.commands.pop("buggy")
+
+
+def test_a_bug_is_one_line_that_says_how_to_see_its_traceback(buggy_command: str) -> None:
+    result = run(buggy_command)
+
+    assert_one_line(result, 70, "internal error, a bug (KeyError: 'a bug')", "--debug", "ECRM_DEBUG=1")
+
+
+@pytest.mark.parametrize(("args", "env"), [(["--debug"], {}), ([], {"ECRM_DEBUG": "1"})])
+def test_debug_shows_the_bug_itself(buggy_command: str, args: list[str], env: dict[str, str]) -> None:
+    result = run(*args, buggy_command, env=env)
+
+    assert isinstance(result.exception, KeyError)  # raised through: click prints its traceback
+
+
+def test_errors_a_user_can_fix_are_explained_not_called_bugs() -> None:
+    from ecrm_ops.user_errors import explain
+
+    assert explain(FileNotFoundError(2, "No such file or directory", "orders.csv")) == (
+        "orders.csv: no such file or directory"
+    )
+    assert explain(PermissionError(13, "Permission denied", "orders.csv")) == "orders.csv: permission denied"
+    assert "the input is not utf-8" in (explain(_decode_error()) or "")
+    assert explain(KeyError("x")) is None
+    assert cli.NO_LOCAL_CLOUD.startswith("no local cloud")
+
+
+def _decode_error() -> UnicodeDecodeError:
+    try:
+        b"caf\xe9".decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error
+    raise AssertionError("decoded")
