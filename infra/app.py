@@ -12,10 +12,14 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from infra.bundling import unzipped_size
 from infra.settings import LAMBDA_PYTHON_VERSION, TEMPLATE_RESOURCE_LIMIT, DeploymentSettings
 from infra.stacks.platform_stack import PlatformStack
 
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+MIB = 1024 * 1024
+# Lambda's bound on a function's code and all its layers, unzipped.
+LAMBDA_UNZIPPED_LIMIT_MIB = 250
 
 
 class NagFindings(Exception):
@@ -37,7 +41,7 @@ def build_app(
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     PlatformStack(
         app,
-        f"{settings.prefix.title()}Platform",
+        settings.stack_name,
         settings=settings,
         env=env,
         layer_python_version=layer_python_version,
@@ -81,11 +85,36 @@ def template_sizes(assembly: cdk.cx_api.CloudAssembly) -> dict[str, int]:
     return {name: len(json.loads((outdir / name).read_text())["Resources"]) for name in files}
 
 
+def layer_sizes(assembly: cdk.cx_api.CloudAssembly) -> dict[str, int | None]:
+    """Unzipped bytes of each layer (by construct path) as staged in the assembly; None where bundling was skipped."""
+    outdir = Path(assembly.directory)
+    sizes: dict[str, int | None] = {}
+    for name in template_sizes(assembly):
+        for logical_id, resource in json.loads((outdir / name).read_text())["Resources"].items():
+            if resource["Type"] != "AWS::Lambda::LayerVersion":
+                continue
+            staged = outdir / f"asset.{str(resource['Properties']['Content']['S3Key']).removesuffix('.zip')}"
+            path = resource.get("Metadata", {}).get("aws:cdk:path", logical_id)
+            # A bundled layer is its `python/` folder; with bundling skipped CDK stages the source folder.
+            sizes[path] = unzipped_size(staged) if (staged / "python").is_dir() else None
+    return sizes
+
+
+def print_sizes(assembly: cdk.cx_api.CloudAssembly) -> None:
+    print(f"resources per template (CloudFormation allows 500; ours stay under {TEMPLATE_RESOURCE_LIMIT}):")
+    for name, count in template_sizes(assembly).items():
+        print(f"  {count:4d}  {name}{'  <- over the limit' if count > TEMPLATE_RESOURCE_LIMIT else ''}")
+    sizes = layer_sizes(assembly)
+    print(f"layers unzipped (Lambda allows {LAMBDA_UNZIPPED_LIMIT_MIB} MiB for a function's code and its layers):")
+    for path, size in sizes.items():
+        print(f"  {'not bundled' if size is None else f'{size / MIB:7.1f} MiB'}  {path}")
+    if all(size is not None for size in sizes.values()):
+        print(f"  {sum(s or 0 for s in sizes.values()) / MIB:7.1f} MiB  both layers together")
+
+
 if __name__ == "__main__":
     try:
         built = synth(os.environ.get("CDK_OUTDIR", "cdk.out"))
-    except NagFindings as exc:
+    except (NagFindings, ValueError) as exc:  # ValueError: a context setting the app cannot use
         raise SystemExit(str(exc)) from None
-    print(f"resources per template (CloudFormation allows 500; ours stay under {TEMPLATE_RESOURCE_LIMIT}):")
-    for name, count in template_sizes(built).items():
-        print(f"  {count:4d}  {name}{'  <- over the limit' if count > TEMPLATE_RESOURCE_LIMIT else ''}")
+    print_sizes(built)

@@ -21,11 +21,18 @@ from aws_cdk import aws_lambda as lambda_
 from infra.settings import LAMBDA_PYTHON_VERSION, PACKAGE_DIR, PIP_PLATFORMS, REPO_ROOT
 
 CACHE_DIR = REPO_ROOT / ".build" / "pip"
+# What a layer does not need at run time: bytecode caches, test suites, build inputs (Cython sources and
+# templates, C headers, static libraries, meson files) and numpy's Fortran wrapper generator. Each layer's
+# unzipped size is printed at synth and bounded by a test (Lambda allows 250 MiB with the function's code).
 TRIM_DIRS = {"__pycache__", "tests", "test"}
+TRIM_PATHS = ("numpy/f2py", "numpy/_core/include", "numpy/_core/lib", "numpy/_pyinstaller", "numpy/random/_examples")
 # The Lambda Python runtime ships boto3 and its dependencies; a second copy in a layer only
 # costs cold start and size (and would pin an older botocore than the runtime's).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "urllib3", "six")
-TRIM_SUFFIXES = {".pyc", ".pyx", ".pxd", ".pyi", ".c", ".cpp", ".h"}
+TRIM_SUFFIXES = {".pyc", ".pyx", ".pxd", ".pxi", ".pyi", ".c", ".cpp", ".h", ".hpp", ".tp", ".a", ".f", ".f90"}
+TRIM_NAMES = {"meson.build"}
+# Part of the cache key: a cache entry built under other trimming rules is not reused.
+TRIM_RULES = repr((sorted(TRIM_DIRS), TRIM_PATHS, sorted(RUNTIME_PROVIDED), sorted(TRIM_SUFFIXES), sorted(TRIM_NAMES)))
 
 
 def pip_install(
@@ -36,9 +43,8 @@ def pip_install(
     platforms: tuple[str, ...] = PIP_PLATFORMS,
 ) -> None:
     """Install `requirements` for the Lambda runtime into `target`, through the cache."""
-    key = hashlib.sha256(requirements.read_bytes() + f"|{python_version}|{','.join(platforms)}".encode()).hexdigest()[
-        :16
-    ]
+    inputs = requirements.read_bytes() + f"|{python_version}|{','.join(platforms)}|{TRIM_RULES}".encode()
+    key = hashlib.sha256(inputs).hexdigest()[:16]
     cached = CACHE_DIR / f"{requirements.parent.name}-{key}"
     if not cached.exists():
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -66,7 +72,7 @@ def pip_install(
         for platform in platforms:
             command += ["--platform", platform]
         subprocess.run(command, check=True)
-        _trim(staging)
+        trim(staging)
         try:
             staging.rename(cached)
         except OSError:  # another process finished the same install first
@@ -74,16 +80,24 @@ def pip_install(
     shutil.copytree(cached, target, dirs_exist_ok=True)
 
 
-def _trim(root: Path) -> None:
+def trim(root: Path) -> None:
+    """Remove from an installed `root` what the Lambda runtime provides and what nothing imports at run time."""
     for path in list(root.iterdir()):
         stem = path.name.split("-")[0].removesuffix(".py")
         if stem in RUNTIME_PROVIDED:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for relative in TRIM_PATHS:
+        shutil.rmtree(root / relative, ignore_errors=True)
     for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if path.is_dir() and path.name in TRIM_DIRS:
             shutil.rmtree(path, ignore_errors=True)
-        elif path.is_file() and path.suffix in TRIM_SUFFIXES:
+        elif path.is_file() and (path.suffix in TRIM_SUFFIXES or path.name in TRIM_NAMES):
             path.unlink()
+
+
+def unzipped_size(root: Path) -> int:
+    """Bytes of every file under `root`: what Lambda counts against its 250 MiB (function and layers, unzipped)."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def copy_package(target: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_events as events
@@ -56,14 +56,14 @@ class Foundation(Construct):
             self,
             "Key",
             enable_key_rotation=True,
-            alias=f"alias/{settings.prefix}-data",
+            alias=f"alias/{settings.name('data')}",
             description="eCRM data at rest: tables and queues",
             removal_policy=settings.removal_policy,
         )
         self.bus = events.EventBus(self, "Bus", event_bus_name=settings.bus_name)
         self.bus.archive(
             "Archive",
-            archive_name=f"{settings.prefix}-all-events",
+            archive_name=settings.name("all-events"),
             description="Every eCRM domain event, for replay after an incident",
             event_pattern=events.EventPattern(account=[Stack.of(self).account]),
             retention=Duration.days(90),
@@ -92,7 +92,7 @@ class Foundation(Construct):
         self.user_pool = cognito.UserPool(
             self,
             "UserPool",
-            user_pool_name=f"{settings.prefix}-users",
+            user_pool_name=settings.name("users"),
             self_sign_up_enabled=True,
             sign_in_aliases=cognito.SignInAliases(email=True),
             auto_verify=cognito.AutoVerifiedAttrs(email=True),
@@ -148,7 +148,7 @@ class Foundation(Construct):
         )
         self.staff_client = self.user_pool.add_client(
             "StaffClient",
-            user_pool_client_name=f"{settings.prefix}-staff",
+            user_pool_client_name=settings.name("staff"),
             auth_flows=cognito.AuthFlow(user_srp=True, admin_user_password=True),
             prevent_user_existence_errors=True,
             disable_o_auth=True,
@@ -160,7 +160,7 @@ class Foundation(Construct):
         # Customers may never write custom:customer_id: it is what `/me` routes trust.
         self.customer_client = self.user_pool.add_client(
             "CustomerClient",
-            user_pool_client_name=f"{settings.prefix}-customers",
+            user_pool_client_name=settings.name("customers"),
             auth_flows=cognito.AuthFlow(user_srp=True),
             prevent_user_existence_errors=True,
             disable_o_auth=True,
@@ -178,7 +178,7 @@ class Foundation(Construct):
         self.api = apigw.RestApi(
             self,
             "Api",
-            rest_api_name=f"{settings.prefix}-api",
+            rest_api_name=settings.name("api"),
             description="eCRM platform REST API",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=True,
@@ -204,6 +204,10 @@ class Foundation(Construct):
                 throttling_burst_limit=settings.api_burst_limit,
             ),
         )
+        # RestApi adds an `Endpoint` output of its own; like every output, it says what it is.
+        endpoint = self.api.node.find_child("Endpoint")
+        assert isinstance(endpoint, CfnOutput)
+        endpoint.description = "Base URL of the REST API's deployed stage (the same as ApiUrl)"
         acknowledge(
             self.api,
             "AwsSolutions-IAM4",
@@ -266,7 +270,7 @@ class Foundation(Construct):
             "WebAcl",
             scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            visibility_config=_visibility(f"{settings.prefix}-api"),
+            visibility_config=_visibility(settings.name("api")),
             rules=[
                 rate_limit,
                 managed("AWSManagedRulesCommonRuleSet", 1),

@@ -246,7 +246,7 @@ class LakeStream(Construct):
         self.stream = firehose.CfnDeliveryStream(
             self,
             "Stream",
-            delivery_stream_name=f"{settings.prefix}-lake-{table.replace('_', '-')}",
+            delivery_stream_name=settings.name(f"lake-{table.replace('_', '-')}"),
             delivery_stream_type="DirectPut",
             delivery_stream_encryption_configuration_input=(
                 firehose.CfnDeliveryStream.DeliveryStreamEncryptionConfigurationInputProperty(key_type="AWS_OWNED_CMK")
@@ -314,7 +314,7 @@ class Lake(Construct):
             ],
             removal_policy=settings.removal_policy,
         )
-        self.database_name = f"{settings.prefix}_lake".replace("-", "_")
+        self.database_name = settings.name("lake").replace("-", "_")
         self.database = glue.CfnDatabase(
             self,
             "Database",

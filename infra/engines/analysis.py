@@ -66,7 +66,7 @@ class AnalysisEngine(Construct):
         self.workgroup = athena.CfnWorkGroup(
             self,
             "Queries",
-            name=f"{settings.prefix}-analysis",
+            name=settings.name("analysis"),
             description="eCRM analysis: segment previews, audience builds, OLAP",
             recursive_delete_option=True,
             work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Aspects, CfnOutput, Stack
 from constructs import Construct
 
+from infra.constructs.alarms import AlarmTopic, NotifyOnAlarms
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
 from infra.engines.analysis import AnalysisEngine
@@ -51,14 +52,51 @@ class PlatformStack(Stack):
             self, "Personalization", PersonalizationEngine, foundation=f, lake=self.lake, analysis=self.analysis
         )
 
-        CfnOutput(self, "ApiUrl", value=f.api.url, description="Base URL of the REST API")
-        CfnOutput(self, "EventBusName", value=f.bus.event_bus_name)
-        CfnOutput(self, "UserPoolId", value=f.user_pool.user_pool_id)
-        CfnOutput(self, "StaffClientId", value=f.staff_client.user_pool_client_id)
-        CfnOutput(self, "CustomerClientId", value=f.customer_client.user_pool_client_id)
-        CfnOutput(self, "LakeBucketName", value=self.lake.bucket.bucket_name)
-        CfnOutput(self, "LakeDatabaseName", value=self.lake.database_name)
-        CfnOutput(self, "AthenaWorkGroup", value=self.analysis.workgroup.name)
+        # Every alarm of the stack, in the root and in each engine's nested stack, notifies the topic.
+        self.alarms = AlarmTopic(self, "Alarms", settings=settings)
+        Aspects.of(self).add(NotifyOnAlarms(self.alarms.topic))
+
+        CfnOutput(self, "ApiUrl", value=f.api.url, description="Base URL of the REST API (its stage included)")
+        CfnOutput(self, "EventBusName", value=f.bus.event_bus_name, description="The EventBridge bus of domain events")
+        CfnOutput(
+            self, "UserPoolId", value=f.user_pool.user_pool_id, description="Cognito user pool of staff and customers"
+        )
+        CfnOutput(
+            self,
+            "StaffClientId",
+            value=f.staff_client.user_pool_client_id,
+            description="App client for staff sign-in (SRP; ADMIN_USER_PASSWORD_AUTH for operators with IAM rights)",
+        )
+        CfnOutput(
+            self,
+            "CustomerClientId",
+            value=f.customer_client.user_pool_client_id,
+            description="App client for customer sign-in and sign-up (SRP)",
+        )
+        CfnOutput(
+            self,
+            "LakeBucketName",
+            value=self.lake.bucket.bucket_name,
+            description="S3 bucket of the data lake (Parquet tables, Athena results, audiences, models)",
+        )
+        CfnOutput(
+            self,
+            "LakeDatabaseName",
+            value=self.lake.database_name,
+            description="Glue database of the lake's tables (query it in the Athena work group)",
+        )
+        CfnOutput(
+            self,
+            "AthenaWorkGroup",
+            value=self.analysis.workgroup.name,
+            description="Athena work group for the lake (results under query-results/ of the lake bucket)",
+        )
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=self.alarms.topic.topic_arn,
+            description="SNS topic every alarm notifies (subscribe more endpoints to it)",
+        )
         CfnOutput(
             self,
             "RecommenderTrainingFunctionName",
