@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,8 +131,12 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
+        # Every poller stops at once, then gets what is left of a few seconds to finish its batch.
         for poller in self.pollers:
-            poller.stop()
+            poller.signal_stop()
+        deadline = time.monotonic() + 5
+        for poller in self.pollers:
+            poller.stop(timeout=max(0.0, deadline - time.monotonic()))
         if hasattr(self, "scheduler"):
             self.scheduler.stop()
         if hasattr(self, "gateway"):

@@ -12,6 +12,14 @@ moto 5.2.5, under the local cloud's steady polling of a dozen queues:
   table and keeping those with the hash key: each read of one customer costs O(N log N) in the
   table's size. Here the query sees only its partition's items (moto then filters and sorts them
   as before); queries on an index are unchanged.
+- Every request is dispatched by listing moto's package directory (`os.listdir` and `isdir` on
+  some 180 entries), then matching its host against every service's URL patterns, under one lock
+  that all the server's threads share; and then finds its action among the handler's methods with
+  `inspect.getmembers`. Here the module list and each host's backend are computed once, and each
+  handler class's methods once (none of them changes while the server runs).
+- Step Functions' Lambda and SDK tasks build a new boto3 client for every task they run. Here
+  clients without state credentials are kept per region and service (boto3 clients are
+  thread-safe).
 - EventBridge applies each target's input transformation (the default one when the target has
   none) by parsing its JSONPath expressions afresh for every event and target, rebuilding the
   parser's tables each time. Here parsed expressions are kept (they are immutable; `find` does
@@ -29,7 +37,9 @@ from typing import Any
 
 from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_millis
 from moto.dynamodb.models.table import Table
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sqs.models import Queue, SQSBackend
+from moto.stepfunctions.parser.asl.utils import boto_client
 
 _installed = False
 MOTO_QUEUE_ATTRIBUTES: property = Queue.__dict__["attributes"]  # moto's own, kept to compare against
@@ -94,11 +104,58 @@ def all_items(self: Table) -> list[Any]:
     return list(found.values()) if self.range_key_attr else [found]
 
 
+_moto_backend_for_host = DomainDispatcherApplication.get_backend_for_host
+_backends_by_host: dict[str | None, Any] = {}
+
+
+def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+    """moto's backend for a request's host, remembered per host (moto calls it under its lock)."""
+    if host not in _backends_by_host:
+        _backends_by_host[host] = _moto_backend_for_host(self, host)
+    return _backends_by_host[host]
+
+
+_moto_boto_client_for = boto_client.boto_client_for
+_clients: dict[tuple[str, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+    """Step Functions' client for a task, kept per region and service unless the state brings credentials."""
+    if state_credentials is not None:
+        return _moto_boto_client_for(region, service, state_credentials)
+    with _clients_lock:
+        if (region, service) not in _clients:
+            _clients[(region, service)] = _moto_boto_client_for(region, service)
+        return _clients[(region, service)]
+
+
+def _install_dispatch() -> None:
+    import importlib
+    import pkgutil
+
+    import moto.backends
+    import moto.core.responses
+    from moto.stepfunctions.parser.asl.component.state import exec as state_exec
+
+    modules = list(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: modules
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+    moto.core.responses.method_names_from_class = functools.cache(moto.core.responses.method_names_from_class)
+    # Every task module imported the function by name: replace it where it was imported.
+    for info in pkgutil.walk_packages(state_exec.__path__, state_exec.__name__ + "."):
+        module = importlib.import_module(info.name)
+        if getattr(module, "boto_client_for", None) is _moto_boto_client_for:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
 def install() -> None:
     global _installed
     if _installed:
         return
     import jsonpath_ng.ext
+
+    _install_dispatch()
 
     SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
         is_message_valid_based_on_retention_period

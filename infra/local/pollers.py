@@ -9,6 +9,10 @@ A record left in the queue is received again until the queue's `maxReceiveCount`
 (moto) moves it to the dead-letter queue. One deliberate difference: a failed record becomes
 visible again after `retry_delay` seconds instead of the queue's visibility timeout, so that
 retries and dead-lettering take seconds locally, not minutes.
+
+Queues are long-polled for 20 seconds, as Lambda's pollers do: moto answers a waiting receive as
+soon as a message arrives, and an idle queue costs one request per poller every 20 seconds instead
+of one a second (each request costs the shared moto server some milliseconds of its GIL).
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import base64
 import hashlib
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from infra.local.runtime import FunctionRuntime, InvocationError
+
+LONG_POLL_SECONDS = 20
 
 
 class QueuePoller:
@@ -62,17 +69,23 @@ class QueuePoller:
     def alive(self) -> bool:
         return all(t.is_alive() for t in self._threads)
 
-    def stop(self) -> None:
+    def signal_stop(self) -> None:
+        """Stop polling: no new receive starts, and what a long poll still returns is given back."""
         self._stop.set()
+
+    def stop(self, timeout: float = 5) -> None:
+        """Stop polling; a thread still in a long poll ends when it returns (threads are daemons)."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.poll_once(wait_seconds=1)
+                self.poll_once(wait_seconds=LONG_POLL_SECONDS)
             except Exception as exc:  # keep polling: the local cloud must survive a bad batch
-                if self.on_error:
+                if self.on_error and not self._stop.is_set():
                     self.on_error(self.function, exc)
                 self._stop.wait(1)
 
@@ -85,6 +98,12 @@ class QueuePoller:
             MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
+            return 0
+        if self._stop.is_set():  # stopped during the long poll: leave the messages to the next consumer
+            for message in messages:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
             return 0
         self.batches += 1
         event = {"Records": [self._record(m) for m in messages]}
@@ -196,9 +215,12 @@ class StreamPoller:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def stop(self) -> None:
+    def signal_stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+
+    def stop(self, timeout: float = 5) -> None:
+        self._stop.set()
+        self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -185,6 +185,39 @@ class Provisioner:
         arn = self.aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.resolver.record(r.logical_id, url, Arn=arn, QueueName=name, QueueUrl=url)
 
+    # -- notification -------------------------------------------------------------------------
+    def _aws_sns_topic(self, r: Resource, p: dict[str, Any]) -> None:
+        name = p.get("TopicName") or self.name(r.logical_id, 256)
+        attributes = {
+            key: _attribute_text(p[key])
+            for key in ("DisplayName", "KmsMasterKeyId", "FifoTopic", "ContentBasedDeduplication", "SignatureVersion")
+            if key in p
+        }
+        arn = self.aws("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        for subscription in p.get("Subscription") or []:
+            self.aws("sns").subscribe(
+                TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"]
+            )
+        self.resolver.record(r.logical_id, arn, TopicArn=arn, TopicName=name)
+
+    def _aws_sns_subscription(self, r: Resource, p: dict[str, Any]) -> None:
+        attributes = {
+            key: json.dumps(p[key]) if isinstance(p[key], dict) else _attribute_text(p[key])
+            for key in ("FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "RedrivePolicy")
+            if key in p
+        }
+        arn = self.aws("sns").subscribe(
+            TopicArn=p["TopicArn"], Protocol=p["Protocol"], Endpoint=p["Endpoint"], Attributes=attributes
+        )["SubscriptionArn"]
+        self.resolver.record(r.logical_id, arn)
+
+    def _aws_sns_topicpolicy(self, r: Resource, p: dict[str, Any]) -> None:
+        for topic in p["Topics"]:
+            self.aws("sns").set_topic_attributes(
+                TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(p["PolicyDocument"])
+            )
+        self.resolver.record(r.logical_id, f"local-{r.logical_id}")
+
     def _aws_logs_loggroup(self, r: Resource, p: dict[str, Any]) -> None:
         name = p.get("LogGroupName") or f"/local/{self.name(r.logical_id, 200)}"
         self.aws("logs").create_log_group(logGroupName=name)
@@ -508,6 +541,11 @@ S3_BUCKET_PROPERTIES = {
     "LoggingConfiguration",
     "Tags",
 }
+
+
+def _attribute_text(value: Any) -> str:
+    """A CloudFormation property as an AWS attribute string: booleans as `true`/`false`."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _bucket_name(stack_name: str, logical_id: str) -> str:

@@ -5,7 +5,7 @@ default 1000: about 2200 rows in four CSV files, 2% of them bad on purpose), wri
 `demo_data.write` and imported file after file the way a user does it, with `ecrm import`
 (`run_import`): POST /imports, PUT the file to the presigned URL, follow GET /imports/{id} until
 it completes. On the local cloud that is the API front, the import Lambdas as local workers,
-Step Functions (moto, really executing the state machine, chunks of 250 rows in parallel) and
+Step Functions (moto, really executing the state machine, chunks of 100 rows in parallel) and
 the customers table in moto's DynamoDB server; the clock runs from the first POST to the last
 completed status (which is polled every 0.5 s, so each file's figure includes up to that much).
 Worker processes start on first use, as Lambda sandboxes do, so the first file also pays the

@@ -45,7 +45,7 @@ from ecrm.customers.models import ImportCompleted, ImportRequest, ImportStatus, 
 from ecrm.customers.service import CustomerService
 from ecrm.customers.store import CustomerStore
 
-CHUNK_ROWS = 250
+CHUNK_ROWS = 100
 # The chunk list travels in the state machine's state (256 KB): at ~100 bytes a chunk, stay under
 # 2,000 chunks by growing the chunks of very large files (5M rows -> chunks of 2,500 rows).
 MAX_CHUNKS = 2000
