@@ -184,6 +184,33 @@ def _queue_url(sqs: Any, name: str) -> str:
     raise RedriveRefused(f"no queue named {name!r}{_queue_suggestions(sqs, name)}")
 
 
+def resolve_queue(sqs: Any, queue: str) -> str:
+    """The URL of `queue`: a URL, an exact name, or a part of one (CDK names queues `<Stack>-<Id>-<hash>`).
+
+    A part that matches a queue and its dead-letter queue (`PingConsumer`) means the source queue.
+    """
+    if queue.startswith(("http://", "https://")):
+        return queue
+    urls = sqs.list_queues(QueueNamePrefix="").get("QueueUrls", []) if queue else []
+    by_name = {url.rsplit("/", 1)[1]: url for url in urls}
+    if queue in by_name:
+        return by_name[queue]
+    matches = [url for name, url in by_name.items() if queue.lower() in name.lower()]
+    if len(matches) > 1:  # a queue and its DLQ: the source queue
+        sources = [url for url in matches if "RedrivePolicy" in _attributes(sqs, url, "RedrivePolicy")]
+        matches = sources if len(sources) == 1 else matches
+    if len(matches) == 1:
+        return str(matches[0])
+    if matches:
+        names = ", ".join(sorted(url.rsplit("/", 1)[1] for url in matches))
+        raise RedriveRefused(f"{len(matches)} queues match {queue!r}: {names}")
+    return _queue_url(sqs, queue)
+
+
+def _attributes(sqs: Any, url: str, *names: str) -> dict[str, str]:
+    return dict(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(names)).get("Attributes", {}))
+
+
 def _queue_suggestions(sqs: Any, name: str) -> str:
     """The dead-letter queues there are (when few enough to ask each), else names that look like `name`."""
     import difflib
@@ -196,11 +223,9 @@ def _queue_suggestions(sqs: Any, name: str) -> str:
     if len(names) <= 100:
         dead_letter = set()
         for url in urls:
-            policy = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
-            if "RedrivePolicy" in policy.get("Attributes", {}):
-                dead_letter.add(
-                    json.loads(policy["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"].rsplit(":")[-1]
-                )
+            policy = _attributes(sqs, url, "RedrivePolicy").get("RedrivePolicy")
+            if policy:
+                dead_letter.add(json.loads(policy)["deadLetterTargetArn"].rsplit(":")[-1])
         close = difflib.get_close_matches(name, sorted(dead_letter), n=3, cutoff=0.3)
         listed = close or sorted(dead_letter)[:12]
         return f"; dead-letter queues: {', '.join(listed)}" + (" ..." if len(listed) < len(dead_letter) else "")
@@ -215,10 +240,12 @@ def redrive_dead_letters(
     max_messages: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Move every record of a dead-letter queue back to its source queue; returns how many moved."""
+    """Move every record of a dead-letter queue back to its source queue; returns how many moved.
+
+    `queue` is the dead-letter queue or its source, by URL, name or a part of the name (`resolve_queue`)."""
     import json
 
-    url = queue if queue.startswith("http") else _queue_url(sqs, queue)
+    url = resolve_queue(sqs, queue)
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     if "RedrivePolicy" in attributes:  # a source queue: redrive its DLQ into it
         dlq_arn = json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]
@@ -233,8 +260,9 @@ def redrive_dead_letters(
         dlq_url, source_url = url, sources[0]
     moved = 0
     while not max_messages or moved < max_messages:
+        wanted = min(10, max_messages - moved) if max_messages else 10
         batch = sqs.receive_message(
-            QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+            QueueUrl=dlq_url, MaxNumberOfMessages=wanted, WaitTimeSeconds=0, MessageAttributeNames=["All"]
         ).get("Messages", [])
         if not batch:
             break

@@ -37,6 +37,7 @@ def sqs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"})},
         )
         client.create_queue(QueueName="plain")
+        client.create_queue(QueueName="returns-dlq")
         for n in range(3):
             client.send_message(QueueUrl=dlq, MessageBody=json.dumps({"n": n}))
         yield client
@@ -55,6 +56,21 @@ def test_redrive_on_aws_moves_the_dead_letters_back_when_asked_explicitly(sqs: A
     source = sqs.get_queue_url(QueueName="orders")["QueueUrl"]
     bodies = {m["Body"] for m in sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10)["Messages"]}
     assert bodies == {json.dumps({"n": n}) for n in range(3)}
+
+
+def test_a_part_of_the_name_finds_the_queue_and_its_dead_letter_queue(sqs: Any) -> None:
+    # CDK names queues `<Stack>-<Id>-<hash>`: a part of the name is what an operator knows
+    result = run("ORDERS", "--aws", "--max-messages", "2")
+
+    assert result.exit_code == 0, result.output
+    assert "moved 2 record(s)" in result.output
+
+
+def test_a_part_that_matches_several_queues_names_them(sqs: Any) -> None:
+    result = run("dlq", "--aws")
+
+    assert result.exit_code == 1
+    assert "Error: 2 queues match 'dlq': orders-dlq, returns-dlq" in result.stderr
 
 
 def test_an_unknown_queue_is_named_with_the_dead_letter_queues_there_are(sqs: Any) -> None:

@@ -231,3 +231,17 @@ def _decode_error() -> UnicodeDecodeError:
     except UnicodeDecodeError as error:
         return error
     raise AssertionError("decoded")
+
+
+def test_a_local_cloud_that_was_killed_is_named_not_a_traceback(
+    unused_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the state file of a local cloud that no longer answers (killed, its state left behind)
+    dead = f"http://127.0.0.1:{unused_port}"
+    state = infra.local.state.CloudState(dead, dead, "us-east-1", "us-east-1_pool", "staff", "customers", "ecrm")
+    state.save(tmp_path / "stale" / "state.json")
+    monkeypatch.setattr(infra.local.state, "STATE_FILE", tmp_path / "stale" / "state.json")
+
+    # Then the commands that use it say it does not answer
+    for args in (["local", "token", "--group", "admin"], ["redrive", "PingConsumer"]):
+        assert_one_line(run(*args), 1, f"cannot reach {dead}", "ecrm local up")
