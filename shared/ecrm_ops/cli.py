@@ -65,9 +65,10 @@ PORT = click.IntRange(0, 65535)
 @click.option("--verbose", is_flag=True, help="Echo every function's log lines.")
 def local_up(port: int, verbose: bool) -> None:
     """Run the platform locally and serve until stopped."""
-    from ecrm_ops.local_cloud import ensure_port_free, run_until_interrupted, start_cloud
+    from ecrm_ops.local_cloud import ensure_no_running_cloud, ensure_port_free, run_until_interrupted, start_cloud
 
     ensure_port_free(port)
+    ensure_no_running_cloud()
     cloud = start_cloud(api_port=port, verbose=verbose)
     run_until_interrupted(cloud)
 
@@ -135,11 +136,12 @@ def local_invoke(function: str, event_file: IO[str]) -> None:
 @click.option("--port", type=PORT, help="Port of the local REST API (default 4510; with --once any free port).")
 def demo(once: bool, port: int | None) -> None:
     """Bring the platform up locally, print how to call it, run the tour."""
-    from ecrm_ops.local_cloud import ensure_port_free
+    from ecrm_ops.local_cloud import ensure_no_running_cloud, ensure_port_free
     from ecrm_ops.tour.run import run_demo
 
     api_port = port if port is not None else (0 if once else 4510)
     ensure_port_free(api_port)
+    ensure_no_running_cloud()
     sys.exit(run_demo(once=once, api_port=api_port))
 
 

@@ -41,6 +41,27 @@ def ensure_port_free(port: int, host: str = "127.0.0.1") -> None:
             ) from None
 
 
+def ensure_no_running_cloud() -> None:
+    """Refuse to start a second local cloud over the state of one that still answers (they would share the
+    state file, and stopping either would orphan the other's)."""
+    try:
+        from infra.local.state import STATE_FILE, CloudState
+
+        state = CloudState.load()
+    except (OSError, ImportError, ValueError, TypeError):
+        return
+    host, _, port = state.api_url.removeprefix("http://").partition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            pass
+    except (OSError, ValueError):
+        return  # a stale state file: the new cloud replaces it
+    raise OperatorError(
+        f"a local cloud is already running here ({state.api_url}, as {STATE_FILE} says): use it, stop it, or set "
+        "ECRM_LOCAL_STATE_DIR to another directory to run a second one"
+    )
+
+
 def _running_cloud_hint(port: int) -> str:
     try:
         from infra.local.state import STATE_FILE, CloudState

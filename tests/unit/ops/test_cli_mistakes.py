@@ -245,3 +245,19 @@ def test_a_local_cloud_that_was_killed_is_named_not_a_traceback(
     # Then the commands that use it say it does not answer
     for args in (["local", "token", "--group", "admin"], ["redrive", "PingConsumer"]):
         assert_one_line(run(*args), 1, f"cannot reach {dead}", "ecrm local up")
+
+
+@pytest.mark.parametrize("command", [["local", "up"], ["demo", "--once"]])
+def test_a_second_local_cloud_over_a_running_ones_state_is_refused(
+    busy_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # Given the state of a local cloud whose API answers
+    alive = f"http://127.0.0.1:{busy_port}"
+    state = infra.local.state.CloudState(alive, alive, "us-east-1", "us-east-1_pool", "staff", "customers", "ecrm")
+    state.save(tmp_path / "running" / "state.json")
+    monkeypatch.setattr(infra.local.state, "STATE_FILE", tmp_path / "running" / "state.json")
+
+    # When another is started here (on any free port), it refuses before synthesizing anything
+    result = run(*command, "--port", "0")
+
+    assert_one_line(result, 1, f"a local cloud is already running here ({alive}", "ECRM_LOCAL_STATE_DIR")
