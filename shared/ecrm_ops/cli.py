@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import click
 
+from ecrm_ops.csv_input import check_encoding
 from ecrm_ops.user_errors import DEBUG_ENV, OperatorError, guarded
 
 NO_LOCAL_CLOUD = "no local cloud is running here: start one with `ecrm local up`"
@@ -160,6 +161,11 @@ def demo(once: bool, port: int | None) -> None:
 @click.option("--api-url", envvar="ECRM_API_URL", help="Default: the running local cloud.")
 @click.option("--token", envvar="ECRM_TOKEN", help="A staff ID token (admin or marketer). Default: a local admin.")
 @click.option("--timeout", default=1800, show_default=True, help="Seconds to wait for the import to finish.")
+@click.option(
+    "--encoding",
+    callback=check_encoding,
+    help="The file's text encoding when it is not UTF-8 (cp1252, latin-1, ...): converted before the upload.",
+)
 def import_file(
     file: str,
     source: str,
@@ -169,6 +175,7 @@ def import_file(
     api_url: str | None,
     token: str | None,
     timeout: int,
+    encoding: str | None,
 ) -> None:
     """Import customer records from FILE (CSV or JSON Lines), with a progress bar."""
     from ecrm_ops.customers.importer import ImportFailed, run_import
@@ -183,6 +190,7 @@ def import_file(
             api_url=api_url,
             token=token,
             timeout=timeout,
+            encoding=encoding,
         )
     except ImportFailed as exc:
         raise OperatorError(str(exc)) from None

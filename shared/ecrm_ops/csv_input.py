@@ -39,7 +39,7 @@ def input_options(command: F) -> F:
                 "--encoding",
                 default=DEFAULT_ENCODING,
                 show_default=True,
-                callback=_check_encoding,
+                callback=check_encoding,
                 help="The file's text encoding (cp1252, latin-1, utf-16, ...).",
             ),
             click.option(
@@ -59,7 +59,9 @@ def input_options(command: F) -> F:
     return command
 
 
-def _check_encoding(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def check_encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
     try:
         codecs.lookup(value)
     except LookupError:
@@ -164,12 +166,12 @@ def open_csv(path: Path, *, encoding: str = DEFAULT_ENCODING) -> Iterator[CsvTab
             rows = ((reader.line_num, row) for row in reader)
             yield CsvTable(path.name, header, rows)
     except UnicodeDecodeError as error:
-        raise OperatorError(_decoding_problem(path, encoding, error)) from None
+        raise OperatorError(decoding_problem(path, encoding, error)) from None
     except csv.Error as error:
         raise OperatorError(f"{path.name}: not a readable CSV ({error})") from None
 
 
-def _decoding_problem(path: Path, encoding: str, error: UnicodeDecodeError) -> str:
+def decoding_problem(path: Path, encoding: str, error: UnicodeDecodeError) -> str:
     decoder = codecs.getincrementaldecoder(encoding)()
     line = 1
     with path.open("rb") as handle:

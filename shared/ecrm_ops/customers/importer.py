@@ -59,6 +59,19 @@ def load_request(mapping_file: str, *, source: str, fmt: str | None, file: str, 
     return request
 
 
+def utf8_body(path: Path, encoding: str | None) -> bytes:
+    """The file as the platform reads it, UTF-8: converted from `encoding`, or checked before it is uploaded (a
+    file in another encoding would otherwise come back as one error row per line with an accent)."""
+    from ecrm_ops.csv_input import decoding_problem
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode(encoding or "utf-8")
+    except UnicodeDecodeError as error:
+        raise ImportFailed(decoding_problem(path, encoding or "utf-8", error)) from None
+    return text.encode("utf-8") if encoding else raw
+
+
 def run_import(
     file: str,
     *,
@@ -70,8 +83,10 @@ def run_import(
     token: str | None = None,
     timeout: int = 1800,
     progress: bool = True,
+    encoding: str | None = None,
 ) -> ImportOutcome:
     request = load_request(mapping_file, source=source, fmt=fmt, file=file, region=default_phone_region)
+    body = utf8_body(Path(file), encoding)
     if api_url is None or token is None:
         from ecrm_ops.local_cloud import issue_token
         from infra.local.state import CloudState
@@ -88,7 +103,7 @@ def run_import(
         raise ImportFailed(f"refusing to upload to {ticket['upload_url'][:60]}")
     upload = urllib.request.Request(  # noqa: S310 - checked just above
         ticket["upload_url"],
-        data=Path(file).read_bytes(),
+        data=body,
         method="PUT",
         headers=ticket["upload_headers"],
     )

@@ -261,3 +261,18 @@ def test_a_second_local_cloud_over_a_running_ones_state_is_refused(
     result = run(*command, "--port", "0")
 
     assert_one_line(result, 1, f"a local cloud is already running here ({alive}", "ECRM_LOCAL_STATE_DIR")
+
+
+def test_import_checks_the_encoding_before_uploading_and_converts_a_given_one(people: Path) -> None:
+    from ecrm_ops.customers.importer import utf8_body
+
+    mapping_file = people.with_name("people.mapping.json")
+    mapping_file.write_text('{"email": "email", "first_name": "first_name"}', encoding="utf-8")
+    people.write_bytes("email,first_name\nada@example.com,Ada\nzoe@example.com,Zoé\n".encode("cp1252"))
+
+    result = run("import", str(people), "--source", "erp", "--mapping", str(mapping_file))
+
+    assert_one_line(result, 1, "people.csv: line 3 is not utf-8", "--encoding")
+    assert utf8_body(people, "cp1252").decode("utf-8").endswith("Zoé\n")
+    unknown = run("import", str(people), "--source", "erp", "--mapping", str(mapping_file), "--encoding", "klingon")
+    assert_one_line(unknown, 2, "unknown encoding 'klingon'")
