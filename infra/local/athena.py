@@ -40,9 +40,13 @@ one local reader:
   that nothing is under the prefix yet. Other formats and `partitioned_by` fail the query. Athena
   writes timestamps as Parquet timestamps, and so does this.
 
-One deliberate difference: queries run synchronously inside `StartQueryExecution`, so the first
-`GetQueryExecution` already says SUCCEEDED or FAILED (AWS: QUEUED, RUNNING, then a final
-state). Anything else (DDL such as `CREATE DATABASE`, `SHOW`, `MSCK`, CTAS, `INSERT`) keeps
+- as in AWS, `StartQueryExecution` answers at once and the query runs meanwhile (a thread of the
+  moto server): `GetQueryExecution` says RUNNING until it is SUCCEEDED or FAILED,
+  `GetQueryResults` before then is refused (`Query has not yet finished. Current state:
+  RUNNING`), and `StopQueryExecution` ends it CANCELLED (the engine's work is discarded).
+  Callers poll, as they must with Athena; a slow query never holds a client's request open.
+
+Anything else (DDL such as `CREATE DATABASE`, `SHOW`, `MSCK`, CTAS, `INSERT`) keeps
 moto's behaviour, and so do queries when results were queued through moto's API. DuckDB runs
 sandboxed: no file outside the query's own copy of the objects, no extension download.
 
@@ -243,20 +247,35 @@ def _start_query_execution(
         workgroup=work_group,
         execution_parameters=execution_parameters,
     )
+    execution.local_run = None
+    execution.local_running = True
     backend.executions[execution.id] = execution
     database = ((context or {}).get("Database") or DEFAULT_DATABASE).lower()
+    threading.Thread(
+        target=_execute,
+        args=(backend, execution, select, unload, database, started),
+        daemon=True,
+        name=f"athena-{execution.id}",
+    ).start()
+    return str(execution.id)
+
+
+def _execute(backend: Any, execution: Any, select: str, unload: Unload | None, database: str, started: float) -> None:
+    """Run one query execution to its final state (in its own thread, as Athena runs it apart from the API)."""
+    context = execution.context or {}
     try:
-        catalog = ((context or {}).get("Catalog") or CATALOG).lower()
+        catalog = (context.get("Catalog") or CATALOG).lower()
         if catalog != CATALOG:
             raise QueryError(f"the local cloud queries the {CATALOG} catalog only, not {catalog}")
-        sql = bind_parameters(select, execution_parameters or [])
+        sql = bind_parameters(select, execution.execution_parameters or [])
         if unload is not None:
             run = run_unload(
                 unload, sql, execution.id, database=database, account=backend.account_id, region=backend.region_name
             )
         else:
             run = run_query(sql, database=database, account=backend.account_id, region=backend.region_name)
-            write_result(backend.account_id, backend.region_name, execution.config["OutputLocation"], run)
+            if not _cancelled(execution):
+                write_result(backend.account_id, backend.region_name, execution.config["OutputLocation"], run)
     except QueryError as exc:
         run = QueryRun(error=exc)
     except Exception as exc:  # a bug of the emulation: Athena would say INTERNAL_ERROR
@@ -265,9 +284,25 @@ def _start_query_execution(
     run.substatement_type = "UNLOAD" if unload is not None else "SELECT"
     run.total_ms = int((time.monotonic() - started) * 1000)
     execution.local_run = run
-    execution.status = "FAILED" if run.error else "SUCCEEDED"
+    if not _cancelled(execution):
+        execution.status = "FAILED" if run.error else "SUCCEEDED"
     execution.end_time = time.time()
-    return str(execution.id)
+    execution.local_running = False
+
+
+def _cancelled(execution: Any) -> bool:
+    return bool(execution._status == "CANCELLED")  # moto's StopQueryExecution sets it
+
+
+def _local_state(execution: Any) -> str | None:
+    """The state of a query the local engine runs (None for moto's own executions)."""
+    if execution is None or not hasattr(execution, "local_running"):
+        return None
+    if _cancelled(execution):
+        return "CANCELLED"
+    if execution.local_running:
+        return "RUNNING"
+    return "FAILED" if execution.local_run.error else "SUCCEEDED"
 
 
 def effective_result_configuration(work_group: Any, requested: dict[str, Any] | None) -> dict[str, Any]:
@@ -286,10 +321,15 @@ def effective_result_configuration(work_group: Any, requested: dict[str, Any] | 
 def _get_query_execution(response: Any) -> str:
     body = json.loads(_original["get_query_execution"](response))
     execution = response.athena_backend.executions.get(response._get_param("QueryExecutionId"))
-    run: QueryRun | None = getattr(execution, "local_run", None)
-    if run is None:
+    state = _local_state(execution)
+    if state is None:
         return json.dumps(body)
     described = body["QueryExecution"]
+    described["Status"]["State"] = state
+    run: QueryRun | None = execution.local_run
+    if state in {"RUNNING", "CANCELLED"} or run is None:
+        described["Status"].pop("CompletionDateTime", None)
+        return json.dumps(body)
     described["SubstatementType"] = run.substatement_type
     described["QueryExecutionContext"] = described.get("QueryExecutionContext") or {}
     described["EngineVersion"] = {
@@ -319,9 +359,15 @@ def _get_query_execution(response: Any) -> str:
 def _get_query_results(response: Any) -> str:
     exec_id = response._get_param("QueryExecutionId")
     execution = response.athena_backend.executions.get(exec_id)
-    run: QueryRun | None = getattr(execution, "local_run", None)
-    if run is None:
+    state = _local_state(execution)
+    if state is None:
         return str(_original["get_query_results"](response))
+    run: QueryRun | None = execution.local_run
+    if state == "RUNNING":
+        raise _invalid_request("Query has not yet finished. Current state: RUNNING")
+    if state == "CANCELLED":
+        raise _invalid_request("Query did not finish successfully. Final query state: CANCELLED")
+    assert run is not None
     if run.error is not None:
         raise _invalid_request(f"Query did not finish successfully. Final query state: FAILED\n{run.error.message}")
     limit = response._get_param("MaxResults") or MAX_RESULTS

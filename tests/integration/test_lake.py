@@ -34,6 +34,7 @@ from infra.local.lake import LocalLake
 from infra.local.provision import Provisioned, Provisioner
 from infra.local.runtime import FunctionRuntime
 from infra.local.template import REGION, Template
+from tests.integration.test_local_athena import finished
 
 PREFIX = "lakeit"  # the deployment prefix of the synthesized template, made unique per test
 OBJECT_NAME = re.compile(r"^(?P<stream>.+)-1-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}$")
@@ -392,6 +393,7 @@ def test_the_local_lake_and_the_local_athena_are_one_engine(lake: LocalLakeCloud
         ResultConfiguration={"OutputLocation": f"s3://{lake.bucket}/query-results/"},
         ExecutionParameters=["TIMESTAMP '2026-11-23 10:15:31'"],
     )["QueryExecutionId"]
+    assert finished(client, execution) == "SUCCEEDED"
     header, *answered = client.get_query_results(QueryExecutionId=execution)["ResultSet"]["Rows"]
 
     # Then both read the same partition, rows and types; LocalLake's timestamps are aware, in UTC

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -50,6 +51,17 @@ ORDER_COLUMNS = [("order_id", "string"), ("customer_id", "string"), ("amount", "
 
 
 # -- the lake -------------------------------------------------------------------------------------
+def finished(athena: Any, query_id: str, timeout: float = 30) -> str:
+    """The query's final state, polled for as Athena's callers poll (queries run apart from the API)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state: str = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]["State"]
+        if state not in {"QUEUED", "RUNNING"}:
+            return state
+        assert time.monotonic() < deadline, f"query {query_id} still {state} after {timeout:.0f}s"
+        time.sleep(0.02)
+
+
 def parquet(columns: dict[str, pa.Array]) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(pa.table(columns), buffer)
@@ -81,6 +93,12 @@ class Lake:
         self.glue.create_table(DatabaseName=DATABASE, TableInput=table_input)
 
     def start(self, sql: str, **arguments: Any) -> str:
+        """Start a query and wait for its final state, polling as Athena's callers do."""
+        query_id = self.start_only(sql, **arguments)
+        finished(self.athena, query_id)
+        return query_id
+
+    def start_only(self, sql: str, **arguments: Any) -> str:
         arguments.setdefault("ResultConfiguration", {"OutputLocation": OUTPUT})
         arguments.setdefault("QueryExecutionContext", {"Database": DATABASE})
         query_id: str = self.athena.start_query_execution(QueryString=sql, **arguments)["QueryExecutionId"]
@@ -426,6 +444,39 @@ def test_an_enforcing_work_group_writes_where_it_says(lake: Lake) -> None:
     assert body == b'"one"\n"1"\n'
 
 
+def test_a_query_runs_apart_from_the_request_that_started_it(lake: Lake) -> None:
+    # Given the engine busy with another query (it runs one at a time)
+    with athena._QUERY_LOCK:
+        # When a query is started
+        query_id = lake.start_only("SELECT 1 AS one")
+
+        # Then Athena answered at once: the query is RUNNING and has no result yet
+        assert lake.execution(query_id)["Status"]["State"] == "RUNNING"
+        with pytest.raises(ClientError, match=r"Query has not yet finished\. Current state: RUNNING"):
+            lake.athena.get_query_results(QueryExecutionId=query_id)
+
+    # And it succeeds once the engine is free
+    assert finished(lake.athena, query_id) == "SUCCEEDED"
+    rows = lake.athena.get_query_results(QueryExecutionId=query_id)["ResultSet"]["Rows"]
+    assert [[d.get("VarCharValue") for d in row["Data"]] for row in rows] == [["one"], ["1"]]
+
+
+def test_a_stopped_query_stays_cancelled_and_writes_no_result(lake: Lake) -> None:
+    # Given a query waiting for the engine
+    with athena._QUERY_LOCK:
+        query_id = lake.start_only("SELECT 2 AS two")
+        # When it is stopped
+        lake.athena.stop_query_execution(QueryExecutionId=query_id)
+
+    # Then it ends CANCELLED, with no result to read and no result object
+    assert finished(lake.athena, query_id) == "CANCELLED"
+    with pytest.raises(ClientError, match="Final query state: CANCELLED"):
+        lake.athena.get_query_results(QueryExecutionId=query_id)
+    key = OUTPUT.removeprefix(f"s3://{RESULTS_BUCKET}/") + f"{query_id}.csv"
+    with pytest.raises(ClientError):
+        lake.s3.head_object(Bucket=RESULTS_BUCKET, Key=key)
+
+
 def test_ddl_keeps_motos_behaviour(lake: Lake) -> None:
     query_id = lake.start("CREATE DATABASE IF NOT EXISTS scratch")
 
@@ -491,6 +542,7 @@ def test_a_work_group_is_provisioned_from_the_template(aws: None, tmp_path: Path
     query_id = client.start_query_execution(QueryString="SELECT 42 AS answer", WorkGroup="ecrm-analysis")[
         "QueryExecutionId"
     ]
+    assert finished(client, query_id) == "SUCCEEDED"
     body = boto3.client("s3", region_name=REGION).get_object(Bucket=RESULTS_BUCKET, Key=f"athena/{query_id}.csv")
     assert body["Body"].read() == b'"answer"\n"42"\n'
 
