@@ -8,8 +8,10 @@ of rows reads at C speed while a bad one lists all its problems (`csv_input.BadR
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,56 +58,50 @@ def read_transactions(
     days: list[np.ndarray] = []
     amounts: list[np.ndarray] = []
     problems: list[RowProblem] = []
-    canonical: dict[str, str] = {}  # one string object per distinct id: ten million rows, a few thousand ids
-    day_of: dict[str, int | None] = {}
+    day_of: dict[str, int | None] = {}  # dates repeat across rows: each distinct string parsed once
     rows_read = 0
     with open_csv(path, encoding=encoding) as table:
         at = table.require(names)
         needed = max(at.values()) + 1
         while block := list(islice(table.rows, ROWS_PER_BLOCK)):
-            numbers, rows = [], []
-            for number, row in block:
-                if not row:  # a blank line
-                    continue
-                rows_read += 1
-                if len(row) < needed:
-                    problems.append(RowProblem(number, None, None, f"has {len(row)} fields, expected {needed}"))
-                else:
-                    numbers.append(number)
-                    rows.append(row)
+            numbers, rows = _complete_rows(block, needed, problems)
+            rows_read += len(rows) + sum(1 for _, row in block if row and len(row) < needed)
             if not rows:
                 continue
-            ids = [row[at["customer"]].strip() for row in rows]
-            dates = [row[at["date"]] for row in rows]
+            # ids interned: ten million rows of a few thousand customers hold a few thousand strings
+            ids = list(map(sys.intern, map(str.strip, map(itemgetter(at["customer"]), rows))))
+            dates = list(map(itemgetter(at["date"]), rows))
+            bad_dates = set()
             for text in dict.fromkeys(dates):
                 if text not in day_of:
                     try:
                         day_of[text] = to_day(parse_date(text, date_format))
                     except ValueError:
                         day_of[text] = None
-            texts = [row[at["amount"]] for row in rows]
+                if day_of[text] is None:
+                    bad_dates.add(text)
+            texts = list(map(itemgetter(at["amount"]), rows))
             try:
                 values = np.array(texts, dtype=np.float64)
             except ValueError:
                 values = np.array([_number(text) for text in texts])
             good = np.isfinite(values)
-            bad_days = [i for i, text in enumerate(dates) if day_of[text] is None]
-            empty_ids = [i for i, customer in enumerate(ids) if not customer]
-            if bad_days or empty_ids or not good.all():
-                for i in empty_ids:
-                    problems.append(RowProblem(numbers[i], customer_col, "", "is an empty customer id"))
-                for i in bad_days:
-                    problems.append(RowProblem(numbers[i], date_col, dates[i], date_problem(date_format)))
+            if bad_dates or "" in ids or not good.all():
+                for i, (customer, text) in enumerate(zip(ids, dates, strict=True)):
+                    if not customer:
+                        problems.append(RowProblem(numbers[i], customer_col, "", "is an empty customer id"))
+                    if text in bad_dates:
+                        problems.append(RowProblem(numbers[i], date_col, text, date_problem(date_format)))
                 for j in np.flatnonzero(~good).tolist():
                     problems.append(RowProblem(numbers[j], amount_col, texts[j], "is not a decimal number"))
             if problems:  # the rest is only read for its problems
                 if len(problems) >= MAX_PROBLEMS:
                     break
                 continue
-            customers.extend(canonical.setdefault(c, c) for c in ids)
+            customers.extend(ids)
             if category_col:
-                categories.extend(canonical.setdefault(c, c) for c in (row[at["category"]].strip() for row in rows))
-            days.append(np.fromiter((day_of[text] for text in dates), dtype=np.int64, count=len(dates)))
+                categories.extend(map(sys.intern, map(str.strip, map(itemgetter(at["category"]), rows))))
+            days.append(np.fromiter(map(day_of.__getitem__, dates), dtype=np.int64, count=len(dates)))
             amounts.append(values)
     if problems:
         problems.sort(key=lambda p: p.row)
@@ -116,6 +112,20 @@ def read_transactions(
         np.concatenate(amounts) if amounts else np.zeros(0, dtype=np.float64),
         categories if category_col else None,
     )
+
+
+def _complete_rows(
+    block: list[tuple[int, list[str]]], needed: int, problems: list[RowProblem]
+) -> tuple[Sequence[int], Sequence[list[str]]]:
+    """(row numbers, rows) of the block's rows with every column read; blank lines skipped, short rows reported."""
+    numbers, rows = zip(*block, strict=True)
+    if min(map(len, rows)) >= needed:
+        return numbers, rows
+    kept = [(number, row) for number, row in block if len(row) >= needed]
+    for number, row in block:
+        if row and len(row) < needed:
+            problems.append(RowProblem(number, None, None, f"has {len(row)} fields, expected {needed}"))
+    return [number for number, _ in kept], [row for _, row in kept]
 
 
 def _number(text: str) -> float:

@@ -198,3 +198,23 @@ def test_personalization_lists_every_bad_time_and_reads_a_date_format(tmp_path: 
     assert json.loads(good.output)["data"]["interactions"] == 120
     assert evaluated.exit_code == 0, evaluated.output
     assert "trending" in json.loads(evaluated.output)  # the times were read
+
+
+def test_a_clean_file_reads_as_the_runtimes_reader_reads_it(tmp_path: Path) -> None:
+    import numpy as np
+    from ecrm.analysis.transactions import read_transactions_csv
+    from ecrm_ops.analysis.transactions_file import read_transactions
+
+    rows = orders()
+    path = tmp_path / "orders.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["customer", "day", "amount", "shop"])
+        writer.writerows((c, d, a, f"shop-{len(c) % 3}") for c, d, a in rows)
+        handle.write("\n")  # a blank line is no row
+    columns = {"customer_col": "customer", "date_col": "day", "amount_col": "amount", "category_col": "shop"}
+
+    ours, runtime = read_transactions(path, **columns), read_transactions_csv(path, **columns)
+
+    for name in ("customers", "customer_index", "day", "amount", "categories", "category_index"):
+        assert np.array_equal(getattr(ours, name), getattr(runtime, name)), name
