@@ -35,6 +35,7 @@ import json
 import threading
 from typing import Any
 
+import moto.backends
 from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_millis
 from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -104,6 +105,7 @@ def all_items(self: Table) -> list[Any]:
     return list(found.values()) if self.range_key_attr else [found]
 
 
+_moto_list_of_moto_modules = moto.backends.list_of_moto_modules
 _moto_backend_for_host = DomainDispatcherApplication.get_backend_for_host
 _backends_by_host: dict[str | None, Any] = {}
 
@@ -134,11 +136,10 @@ def _install_dispatch() -> None:
     import importlib
     import pkgutil
 
-    import moto.backends
     import moto.core.responses
     from moto.stepfunctions.parser.asl.component.state import exec as state_exec
 
-    modules = list(moto.backends.list_of_moto_modules())
+    modules = list(_moto_list_of_moto_modules())
     moto.backends.list_of_moto_modules = lambda: modules
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
     moto.core.responses.method_names_from_class = functools.cache(moto.core.responses.method_names_from_class)

@@ -141,3 +141,49 @@ def test_a_key_query_reads_its_partition_with_moto_s_semantics(dynamodb: Any) ->
     )
     assert sorted(on_index) == sorted((pk, f"Y#{n}") for pk in "abc" for n in (0, 2, 4, 6))
     assert len(dynamodb.scan(TableName="t")["Items"]) == 21
+
+
+# -- request dispatch ---------------------------------------------------------------------------
+def test_dispatch_answers_as_moto_does_with_its_work_done_once() -> None:
+    import inspect
+
+    import moto.backends
+    import moto.core.responses
+    from moto.core.utils import method_names_from_class
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    # Given what moto itself answers (read before the patches go in)
+    modules = list(moto_hot_paths._moto_list_of_moto_modules())
+    hosts = [
+        "dynamodb.us-east-1.amazonaws.com",
+        "sqs.us-east-1.amazonaws.com",
+        "events.eu-west-1.amazonaws.com",
+        "states.us-east-1.amazonaws.com",
+        "s3.amazonaws.com",
+        "unknown.example.com",
+    ]
+    dispatcher = DomainDispatcherApplication(create_app=lambda backend: None)  # type: ignore[arg-type,return-value]
+    backends = {host: moto_hot_paths._moto_backend_for_host(dispatcher, host) for host in hosts}
+    # (the patched functions keep moto's signatures: a moto upgrade that changes them fails here)
+    assert list(inspect.signature(moto_hot_paths._moto_boto_client_for).parameters) == [
+        "region",
+        "service",
+        "state_credentials",
+    ]
+
+    # When the patches are installed
+    moto_hot_paths.install()
+
+    # Then every answer is moto's, and kept
+    assert list(moto.backends.list_of_moto_modules()) == modules
+    assert {host: dispatcher.get_backend_for_host(host) for host in hosts} == backends
+    assert moto.core.responses.method_names_from_class(DynamoHandler) == method_names_from_class(DynamoHandler)
+    assert lambda_eval_utils.boto_client_for is moto_hot_paths.boto_client_for  # type: ignore[attr-defined]
+    assert boto_client.boto_client_for is moto_hot_paths._moto_boto_client_for
+    first = moto_hot_paths.boto_client_for("us-east-1", "lambda")
+    assert moto_hot_paths.boto_client_for("us-east-1", "lambda") is first
+    assert moto_hot_paths.boto_client_for("eu-west-1", "lambda") is not first
+    assert moto_hot_paths.boto_client_for("us-east-1", "lambda", {"AccessKeyId": "x"}) is not first
