@@ -14,8 +14,8 @@ from ecrm.analysis.membership import MembershipService
 from ecrm.analysis.wiring import AnalysisConfig, flush_lake, membership_for
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
+from ecrm.core.erasure import CustomerErasureRequested
 from ecrm.core.observability import Observability
-from ecrm.customers.models import CustomerErasureRequested
 
 config = load_config(AnalysisConfig)
 obs = Observability(config)

@@ -21,9 +21,9 @@ from ecrm.analysis.wiring import AnalysisConfig, lake_erasure_for
 from ecrm.core import aws
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
+from ecrm.core.erasure import CustomerErasureRequested
 from ecrm.core.errors import ServiceUnavailable
 from ecrm.core.observability import Observability
-from ecrm.customers.models import CustomerErasureRequested
 
 config = load_config(AnalysisConfig)
 obs = Observability(config)

@@ -29,9 +29,9 @@ from ecrm.core import request_body
 from ecrm.core.api import EngineApi, problem_response
 from ecrm.core.auth import Access
 from ecrm.core.config import load_config
+from ecrm.core.contract import Contract
 from ecrm.core.errors import InvalidInput, problem
 from ecrm.core.observability import Observability
-from pydantic import BaseModel
 
 config = load_config(CollectConfig)
 obs = Observability(config)
@@ -163,7 +163,7 @@ def _ingest_unavailable(exc: IngestUnavailable) -> Response[str]:
 
 
 # -- staff: sources ----------------------------------------------------------------------------
-class SourceList(BaseModel):
+class SourceList(Contract):
     items: list[Source]
 
 

@@ -13,8 +13,8 @@ from ecrm.collect.erasure import CollectErasure
 from ecrm.collect.wiring import CollectErasureConfig, erasure_for
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
+from ecrm.core.erasure import CustomerErasureRequested
 from ecrm.core.observability import Observability
-from ecrm.customers.models import CustomerErasureRequested
 
 config = load_config(CollectErasureConfig)
 obs = Observability(config)

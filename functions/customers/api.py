@@ -13,6 +13,7 @@ from ecrm.core import aws
 from ecrm.core.api import EngineApi
 from ecrm.core.auth import Access
 from ecrm.core.config import load_config
+from ecrm.core.contract import Contract
 from ecrm.core.errors import InvalidInput
 from ecrm.core.observability import Observability
 from ecrm.customers.import_jobs import ImportDesk
@@ -38,7 +39,6 @@ from ecrm.customers.models import (
 )
 from ecrm.customers.service import CustomerService
 from ecrm.customers.wiring import CustomersConfig, service_for
-from pydantic import BaseModel
 
 config = load_config(CustomersConfig)
 obs = Observability(config)
@@ -175,7 +175,7 @@ def export_customer(customer_id: CustomerId) -> dict[str, Any]:
     return deps().service.export(customer_id)
 
 
-class ErasureAccepted(BaseModel):
+class ErasureAccepted(Contract):
     request_id: str
     status: str
     status_url: str

@@ -8,35 +8,36 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.core import aws
 from ecrm.core.config import load_config
+from ecrm.core.contract import Contract
 from ecrm.core.observability import Observability
 from ecrm.customers.import_jobs import ImportPipeline
 from ecrm.customers.wiring import CustomersConfig, service_for
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 config = load_config(CustomersConfig)
 obs = Observability(config)
 
 
-class Prepare(BaseModel):
+class Prepare(Contract):
     step: Literal["prepare"]
     key: str
     import_id: str | None = None
 
 
-class Chunk(BaseModel):
+class Chunk(Contract):
     step: Literal["chunk"]
     import_id: str
     index: int
     key: str
 
 
-class Finish(BaseModel):
+class Finish(Contract):
     step: Literal["finish", "fail"]
     import_id: str
     cause: str = ""
 
 
-class Step(BaseModel):
+class Step(Contract):
     task: Annotated[Prepare | Chunk | Finish, Field(discriminator="step")]
 
 

@@ -17,6 +17,7 @@ from ecrm import __version__
 from ecrm.core.api import EngineApi
 from ecrm.core.auth import Access
 from ecrm.core.config import load_config
+from ecrm.core.contract import Contract
 from ecrm.core.observability import Observability
 from ecrm.personalization.content import RenderedMessage, Template
 from ecrm.personalization.offer_service import OfferService
@@ -39,7 +40,7 @@ from ecrm.personalization.service_models import (
 )
 from ecrm.personalization.template_service import TemplateService
 from ecrm.personalization.wiring import PersonalizationConfig, services_for
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 config = load_config(PersonalizationConfig)
 obs = Observability(config)
@@ -145,7 +146,7 @@ def get_next_best_offer(
     return deps().offers.next_best(customer_id, channel, present=False, correlation_id=app.correlation_id)
 
 
-class Presentation(BaseModel):
+class Presentation(Contract):
     """`POST /customers/{id}/next-best-offer`: a channel is showing the customer their next best offer now."""
 
     model_config = ConfigDict(extra="forbid")

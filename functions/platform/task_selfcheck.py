@@ -11,11 +11,11 @@ from typing import Any, Literal
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.core.auth import Principal
 from ecrm.core.config import load_config
+from ecrm.core.contract import Contract
 from ecrm.core.observability import Observability
 from ecrm.platform import logic
 from ecrm.platform.models import PingRequest
 from ecrm.platform.wiring import Deps, PlatformConfig, deps_for
-from pydantic import BaseModel
 
 SELFCHECK_PRINCIPAL = Principal(subject="selfcheck", username="selfcheck")
 
@@ -24,7 +24,7 @@ class PingNotArrived(Exception):
     """The ping's event has not been consumed yet (retried by the state machine)."""
 
 
-class SelfCheckStep(BaseModel):
+class SelfCheckStep(Contract):
     step: Literal["send", "verify"]
     ping_id: str | None = None
 

@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from botocore.exceptions import ClientError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
+from pydantic import AwareDatetime, ConfigDict, Field, JsonValue, ValidationError, field_validator
+
+from ecrm.core.contract import Contract
 
 FORMAT_VERSION = 1
 ArtifactKind = Literal["churn", "clusters", "clv", "rfm"]
@@ -59,7 +61,7 @@ def _reject_non_finite(value: Any, where: str) -> None:
             _reject_non_finite(item, f"{where}[{position}]")
 
 
-class ModelArtifact(BaseModel):
+class ModelArtifact(Contract):
     """A trained model, what it was trained on and how well it did."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

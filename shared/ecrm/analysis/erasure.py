@@ -16,8 +16,8 @@ from typing import Any, Protocol
 from ecrm.analysis.models import AnalysisDataErased
 from ecrm.analysis.segment_sql import BEHAVIOUR_EVENTS, SEGMENT_PROFILES, lake_table_columns
 from ecrm.core.clock import Clock
+from ecrm.core.erasure import CustomerErasureRequested
 from ecrm.core.lake import sql_in_list
-from ecrm.customers.models import CustomerErasureRequested
 
 ENGINE = "analysis"
 

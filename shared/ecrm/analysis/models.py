@@ -5,18 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
 
 from ecrm.analysis.rules import Rule
+from ecrm.core.contract import Contract
+from ecrm.core.erasure import CustomerDataErased
 from ecrm.core.events import DomainEvent
-from ecrm.customers.models import CustomerDataErased
 
 SOURCE = "ecrm.analysis"
 SegmentName = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
 CustomerId = Annotated[str, StringConstraints(pattern=r"^cus_[A-Za-z0-9]{1,40}$")]
 
 
-class SegmentIn(BaseModel):
+class SegmentIn(Contract):
     """A segment to save: dynamic (a rule, kept current) or static (a snapshot of a rule, or a list)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -36,7 +37,7 @@ class SegmentIn(BaseModel):
         return self
 
 
-class Segment(BaseModel):
+class Segment(Contract):
     segment_id: str
     name: str
     description: str = ""
@@ -52,18 +53,18 @@ class Segment(BaseModel):
     last_audience_id: str | None = None
 
 
-class SegmentList(BaseModel):
+class SegmentList(Contract):
     items: list[Segment]
 
 
-class PreviewIn(BaseModel):
+class PreviewIn(Contract):
     model_config = ConfigDict(extra="forbid")
 
     rule: Rule
     sample: int = Field(default=10, ge=0, le=100)
 
 
-class Preview(BaseModel):
+class Preview(Contract):
     count: int
     sample: list[str]
     rule_text: str
@@ -71,7 +72,7 @@ class Preview(BaseModel):
     data_scanned_bytes: int | None = None
 
 
-class AudienceBuild(BaseModel):
+class AudienceBuild(Contract):
     audience_id: str
     segment_id: str
     segment_version: int
@@ -117,7 +118,7 @@ Dimension = Literal[
 ]
 
 
-class OlapFilter(BaseModel):
+class OlapFilter(Contract):
     model_config = ConfigDict(extra="forbid")
 
     dimension: Dimension
@@ -125,7 +126,7 @@ class OlapFilter(BaseModel):
     value: str | list[str]
 
 
-class TimeRange(BaseModel):
+class TimeRange(Contract):
     model_config = ConfigDict(extra="forbid")
 
     start: AwareDatetime = Field(alias="from")
@@ -138,7 +139,7 @@ class TimeRange(BaseModel):
         return self
 
 
-class OlapRequest(BaseModel):
+class OlapRequest(Contract):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     measures: list[Measure] = Field(min_length=1, max_length=9)
@@ -149,7 +150,7 @@ class OlapRequest(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-class OlapResult(BaseModel):
+class OlapResult(Contract):
     columns: list[str]
     rows: list[dict[str, Any]]
     data_scanned_bytes: int | None = None
@@ -182,7 +183,7 @@ class SegmentExited(DomainEvent):
     trigger: str
 
 
-class CustomerTraits(BaseModel):
+class CustomerTraits(Contract):
     customer_id: str
     traits: dict[str, str | float | int | None]
 

@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import AwareDatetime, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from ecrm.core.vocabulary import CHANNELS, Channel
-from ecrm.customers.models import PUBLISHED_ATTRIBUTES
+from ecrm.core.contract import Contract
+from ecrm.core.vocabulary import CHANNELS, PUBLISHED_ATTRIBUTES, Channel
 
 FieldType = Literal["string", "number", "boolean", "date"]
 Operator = Literal[
@@ -117,7 +117,7 @@ DEFAULT_CATALOG = FieldCatalog(
 
 
 # -- the rule models ---------------------------------------------------------------------------------------------
-class _Strict(BaseModel):
+class _Strict(Contract):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
@@ -238,9 +238,6 @@ Rule = Annotated[
         ),
     ),
 ]
-AllOf.model_rebuild()
-AnyOf.model_rebuild()
-NotOf.model_rebuild()
 
 Leaf = AttributeCondition | TraitCondition | ConsentCondition | IdentityCondition | EventCondition | SegmentCondition
 

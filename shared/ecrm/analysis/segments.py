@@ -31,11 +31,12 @@ from ecrm.analysis.rules import (
 from ecrm.analysis.segment_sql import LakeTables, audience_sql
 from ecrm.analysis.store import AnalysisStore
 from ecrm.core.clock import Clock
+from ecrm.core.contract import DEFERRED
 from ecrm.core.errors import EcrmError, NotFound
 from ecrm.core.ids import new_id
 from ecrm.core.lake import AthenaLake
 
-RULE: TypeAdapter[Rule] = TypeAdapter(Rule)
+RULE: TypeAdapter[Rule] = TypeAdapter(Rule, config=DEFERRED)
 DEFAULT_SHARDS = 16
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
 
+from ecrm.core.contract import Contract
 from ecrm.core.erasure import CustomerDataErased
 from ecrm.core.events import DomainEvent
 
@@ -36,7 +37,7 @@ USER_HASH_FIELD = "userHash"
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
-class Message(BaseModel):
+class Message(Contract):
     """One Segment message. Unknown top-level fields are kept (the spec allows integrations etc.)."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -75,7 +76,7 @@ class Message(BaseModel):
         return self
 
 
-class Batch(BaseModel):
+class Batch(Contract):
     """`POST /v1/batch`: `batch` holds messages; `context` and `integrations` apply to each."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
@@ -86,7 +87,7 @@ class Batch(BaseModel):
     sent_at: AwareDatetime | None = Field(default=None, alias="sentAt")
 
 
-class Rejection(BaseModel):
+class Rejection(Contract):
     model_config = ConfigDict(serialize_by_alias=True)
 
     index: int
@@ -94,7 +95,7 @@ class Rejection(BaseModel):
     reason: str
 
 
-class IngestResult(BaseModel):
+class IngestResult(Contract):
     """Segment answers `{"success": true}`; we add what was accepted, duplicated and rejected."""
 
     model_config = ConfigDict(serialize_by_alias=True)
@@ -105,7 +106,7 @@ class IngestResult(BaseModel):
     rejected: list[Rejection] = Field(default_factory=list)
 
 
-class CollectedEvent(BaseModel):
+class CollectedEvent(Contract):
     """A message as the platform keeps it: normalised, with server times and its source."""
 
     message_id: str
@@ -133,7 +134,7 @@ class CollectedEvent(BaseModel):
 
 
 # -- sources -------------------------------------------------------------------------------------
-class SourceIn(BaseModel):
+class SourceIn(Contract):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_\-]{0,39}$")] = Field(
@@ -143,14 +144,14 @@ class SourceIn(BaseModel):
     kind: Literal["web", "ios", "android", "server", "other"] = "web"
 
 
-class SourcePatch(BaseModel):
+class SourcePatch(Contract):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool | None = None
     description: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
-class Source(BaseModel):
+class Source(Contract):
     source_id: str
     name: str
     description: str = ""

@@ -15,15 +15,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from ecrm.core.contract import Contract
 from ecrm.core.errors import Forbidden, Unauthorized
 
 STAFF_GROUPS = frozenset({"admin", "marketer", "analyst", "agent"})
 CUSTOMER_ID_CLAIM = "custom:customer_id"
 
 
-class Principal(BaseModel):
+class Principal(Contract):
     model_config = ConfigDict(frozen=True)
 
     subject: str

@@ -13,10 +13,11 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ecrm.core.contract import Contract
 from ecrm.core.errors import ConfigurationError
 
 
-class FunctionConfig(BaseModel):
+class FunctionConfig(Contract):
     """What every eCRM function needs; engines subclass it to add their own settings."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")

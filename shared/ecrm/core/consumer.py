@@ -16,8 +16,9 @@ from typing import Any, Generic, TypeVar
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from ecrm.core.contract import Contract
 from ecrm.core.events import DomainEvent, EventEnvelope, EventMetadata
 
 E = TypeVar("E", bound=DomainEvent)
@@ -27,7 +28,7 @@ class UnexpectedEvent(Exception):
     """A record this consumer does not accept: a wiring bug, kept in the DLQ for inspection."""
 
 
-class BusEvent(BaseModel):
+class BusEvent(Contract):
     """The EventBridge event as it arrives in an SQS body."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
@@ -39,7 +40,7 @@ class BusEvent(BaseModel):
     detail: dict[str, Any]
 
 
-class ReceivedEvent(BaseModel, Generic[E]):
+class ReceivedEvent(Contract, Generic[E]):
     """A domain event as a consumer sees it."""
 
     bus_event_id: str

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ecrm.core.contract import Contract
 from ecrm.core.events import DomainEvent
 
 SOURCE = "ecrm.customers"
 
 
-class TrackedIds(BaseModel):
+class TrackedIds(Contract):
     """The ids tracking calls knew the customer by: what the lake's collected events are keyed by.
 
     Snapshotted from the customer's identities when the erasure is requested, because the customer

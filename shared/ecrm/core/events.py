@@ -16,10 +16,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ecrm.core.clock import utc_now
+from ecrm.core.contract import Contract
 from ecrm.core.ids import new_id
 
 
-class DomainEvent(BaseModel):
+class DomainEvent(Contract):
     """The `data` part of an event. Subclasses set `source`, `detail_type` and `version`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -71,7 +72,7 @@ def load_all_event_models() -> None:
                     raise
 
 
-class EventMetadata(BaseModel):
+class EventMetadata(Contract):
     model_config = ConfigDict(frozen=True)
 
     id: str = Field(default_factory=lambda: new_id("evt_"))
@@ -83,7 +84,7 @@ class EventMetadata(BaseModel):
 DataT = TypeVar("DataT", bound=BaseModel)
 
 
-class EventEnvelope(BaseModel, Generic[DataT]):
+class EventEnvelope(Contract, Generic[DataT]):
     """What travels in the EventBridge `detail` field."""
 
     metadata: EventMetadata

@@ -7,28 +7,27 @@ from datetime import datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from ecrm.core.contract import Contract
 
 # The erasure protocol every engine takes part in: part of this contract, declared in core (see there).
 from ecrm.core.erasure import CustomerDataErased as CustomerDataErased
 from ecrm.core.erasure import CustomerErasureRequested as CustomerErasureRequested
 from ecrm.core.erasure import TrackedIds as TrackedIds
 from ecrm.core.events import DomainEvent
+
+# Profile attribute names and values: part of this contract, declared in core (personalization reads them too).
+from ecrm.core.values import AttributeName as AttributeName
+from ecrm.core.values import FiniteFloat as FiniteFloat
+from ecrm.core.values import Scalar as Scalar
+
+# What profile events carry for other engines by default (`CUSTOMERS_PUBLISHED_ATTRIBUTES` overrides it): part of
+# this contract, declared in core's vocabulary so segmentation reads it without importing this module.
+from ecrm.core.vocabulary import PUBLISHED_ATTRIBUTES as PUBLISHED_ATTRIBUTES
 from ecrm.core.vocabulary import Channel as Channel
 
 SOURCE = "ecrm.customers"
-
-# What profile events carry for other engines by default (`CUSTOMERS_PUBLISHED_ATTRIBUTES` overrides it), with
-# the type segmentation reads them as: what segmentation reads, no names, addresses or identity values.
-PUBLISHED_ATTRIBUTES: dict[str, Literal["string", "number", "boolean", "date"]] = {
-    "country": "string",
-    "city": "string",
-    "postal_code": "string",
-    "language": "string",
-    "tier": "string",
-    "gender": "string",
-    "birth_date": "date",
-}
 
 IdentityType = Literal["email", "phone", "external_id", "loyalty_card", "device_id"]
 ConsentState = Literal["granted", "denied"]
@@ -37,15 +36,12 @@ CustomerStatus = Literal["active", "merged", "erased"]
 SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_\-]{0,39}$")]
 # marketing | transactional | profiling | topic:<name>
 Purpose = Annotated[str, StringConstraints(pattern=r"^(marketing|transactional|profiling|topic:[a-z0-9_\-]{1,40})$")]
-AttributeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-Scalar = str | int | FiniteFloat | bool | None
 
 STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 # -- identities ---------------------------------------------------------------------------------
-class IdentityIn(BaseModel):
+class IdentityIn(Contract):
     """An identifier as a source knows it; normalised before it is matched."""
 
     model_config = STRICT
@@ -63,7 +59,7 @@ class IdentityIn(BaseModel):
         return self
 
 
-class Identity(BaseModel):
+class Identity(Contract):
     type: IdentityType
     value: str
     namespace: str = ""
@@ -80,7 +76,7 @@ def identity_key(type_: str, namespace: str, value: str) -> str:
 
 
 # -- consents and preferences --------------------------------------------------------------------
-class ConsentProof(BaseModel):
+class ConsentProof(Contract):
     """What makes a consent (or its withdrawal) demonstrable."""
 
     model_config = STRICT
@@ -104,7 +100,7 @@ class RecordedConsentProof(ConsentProof):
     recorded_by: str | None = None
 
 
-class ConsentIn(BaseModel):
+class ConsentIn(Contract):
     model_config = STRICT
 
     channel: Channel
@@ -113,7 +109,7 @@ class ConsentIn(BaseModel):
     proof: ConsentProof
 
 
-class CustomerConsentUpdate(BaseModel):
+class CustomerConsentUpdate(Contract):
     """`PUT /me/consents/{channel}/{purpose}`: what a customer states about their own consent.
 
     No `source`: the proof of a consent is evidence, and on `/me` its source is the customer, always;
@@ -133,7 +129,7 @@ class ConsentUpdate(CustomerConsentUpdate):
     source: SourceName | None = None
 
 
-class Consent(BaseModel):
+class Consent(Contract):
     channel: Channel
     purpose: str
     state: ConsentState
@@ -160,21 +156,21 @@ def _iana_zone(zone: str | None) -> str | None:
     return zone
 
 
-class QuietHours(BaseModel):
+class QuietHours(Contract):
     model_config = STRICT
 
     start: time
     end: time
 
 
-class FrequencyLimit(BaseModel):
+class FrequencyLimit(Contract):
     model_config = STRICT
 
     max_messages: int = Field(ge=0, le=1000)
     per: Literal["day", "week", "month"]
 
 
-class Preferences(BaseModel):
+class Preferences(Contract):
     model_config = STRICT
 
     preferred_channels: list[Channel] = Field(default_factory=list, max_length=6)
@@ -193,7 +189,7 @@ class Preferences(BaseModel):
     _zone = field_validator("time_zone")(classmethod(lambda cls, zone: _iana_zone(zone)))
 
 
-class PreferencesPatch(BaseModel):
+class PreferencesPatch(Contract):
     """Only the fields present are changed (`PATCH /me/preferences`)."""
 
     model_config = STRICT
@@ -208,7 +204,7 @@ class PreferencesPatch(BaseModel):
 
 
 # -- profiles ------------------------------------------------------------------------------------
-class AttributeValue(BaseModel):
+class AttributeValue(Contract):
     """A profile attribute with its provenance: which source said it, and when."""
 
     value: Scalar
@@ -249,7 +245,7 @@ def _check_attributes(attributes: dict[str, Scalar]) -> dict[str, Scalar]:
     return attributes
 
 
-class CustomerUpsert(BaseModel):
+class CustomerUpsert(Contract):
     """`POST /customers`: a record from one source, matched to a customer by its identities."""
 
     model_config = STRICT
@@ -266,7 +262,7 @@ class CustomerUpsert(BaseModel):
     _attributes = field_validator("attributes")(_check_attributes)
 
 
-class CustomerPatch(BaseModel):
+class CustomerPatch(Contract):
     """`PATCH /customers/{id}`: staff edits; `null` removes an attribute."""
 
     model_config = STRICT
@@ -278,7 +274,7 @@ class CustomerPatch(BaseModel):
     _attributes = field_validator("attributes")(_check_attributes)
 
 
-class UpsertResult(BaseModel):
+class UpsertResult(Contract):
     customer_id: str
     created: bool
     matched_by: list[str] = Field(description="Identity keys that matched an existing customer")
@@ -286,7 +282,7 @@ class UpsertResult(BaseModel):
     changed: list[str] = Field(default_factory=list, description="What this record changed")
 
 
-class MergeRecord(BaseModel):
+class MergeRecord(Contract):
     survivor_id: str
     merged_id: str
     matched_by: list[str]
@@ -301,7 +297,7 @@ class MergeRecord(BaseModel):
 MAX_CLAIMS = 50
 
 
-class Claim(BaseModel):
+class Claim(Contract):
     """Something a client said about the customer without proof (ADR 9).
 
     A browser or app holds a public write key, so what it says about who the visitor is (an email,
@@ -319,7 +315,7 @@ class Claim(BaseModel):
 
 
 # -- interactions and the timeline --------------------------------------------------------------
-class InteractionIn(BaseModel):
+class InteractionIn(Contract):
     model_config = STRICT
 
     type: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")] = Field(
@@ -344,7 +340,7 @@ class InteractionIn(BaseModel):
         return properties
 
 
-class Interaction(BaseModel):
+class Interaction(Contract):
     interaction_id: str
     customer_id: str
     type: str
@@ -355,13 +351,13 @@ class Interaction(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
-class TimelinePage(BaseModel):
+class TimelinePage(Contract):
     items: list[Interaction]
     next_cursor: str | None = None
 
 
 # -- the 360-degree view --------------------------------------------------------------------------
-class Customer(BaseModel):
+class Customer(Contract):
     customer_id: str
     status: CustomerStatus
     created_at: datetime
@@ -387,7 +383,7 @@ class CustomerView(Customer):
 
 
 # -- imports --------------------------------------------------------------------------------------
-class ImportRequest(BaseModel):
+class ImportRequest(Contract):
     """`POST /imports`: where the file will come from and how its columns map."""
 
     model_config = STRICT
@@ -402,7 +398,7 @@ class ImportRequest(BaseModel):
     default_phone_region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
 
 
-class ImportStatus(BaseModel):
+class ImportStatus(Contract):
     import_id: str
     source: str
     status: Literal["awaiting_upload", "running", "completed", "failed", "duplicate"]
@@ -427,7 +423,7 @@ class ImportStatus(BaseModel):
     duplicate_of: str | None = None
 
 
-class ImportTicket(BaseModel):
+class ImportTicket(Contract):
     import_id: str
     upload_url: str
     upload_method: Literal["PUT"] = "PUT"
@@ -437,7 +433,7 @@ class ImportTicket(BaseModel):
 
 
 # -- GDPR -----------------------------------------------------------------------------------------
-class ErasureRequest(BaseModel):
+class ErasureRequest(Contract):
     request_id: str
     customer_id: str
     customer_ids: list[str]
@@ -450,7 +446,7 @@ class ErasureRequest(BaseModel):
 
 
 # -- events ---------------------------------------------------------------------------------------
-class ProfileSnapshot(BaseModel):
+class ProfileSnapshot(Contract):
     """What other engines may know of a profile without asking the store (event-carried state).
 
     Only the attributes the deployment publishes (`CUSTOMERS_PUBLISHED_ATTRIBUTES`, by default

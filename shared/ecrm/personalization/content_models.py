@@ -12,8 +12,9 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, field_validator, model_validator
 
+from ecrm.core.contract import DEFERRED, Contract
 from ecrm.core.errors import EcrmError, InvalidInput
 from ecrm.core.vocabulary import MessageChannel
 from ecrm.personalization.sms import SmsStats
@@ -29,7 +30,7 @@ LongSource = Annotated[str, StringConstraints(min_length=1, max_length=200_000)]
 HtmlSource = Annotated[str, StringConstraints(min_length=1, max_length=500_000)]
 
 
-class _Parts(BaseModel):
+class _Parts(Contract):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -60,7 +61,7 @@ class WebhookContent(_Parts):
     body: LongSource = Field(description="JSON; every {{ }} renders as a JSON value, so no quotes around it")
 
 
-class _TemplateBase(BaseModel):
+class _TemplateBase(Contract):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
@@ -119,7 +120,7 @@ class WebhookTemplate(_TemplateBase):
 Template = Annotated[
     EmailTemplate | SmsTemplate | PushTemplate | InAppTemplate | WebhookTemplate, Field(discriminator="channel")
 ]
-TEMPLATE_ADAPTER: TypeAdapter[Template] = TypeAdapter(Template)
+TEMPLATE_ADAPTER: TypeAdapter[Template] = TypeAdapter(Template, config=DEFERRED)
 
 
 def parse_template(body: Mapping[str, Any]) -> Template:
@@ -142,7 +143,7 @@ def normalize_locale(tag: str) -> str:
 
 
 # -- save-time results and errors ----------------------------------------------------------------
-class TemplateProblem(BaseModel):
+class TemplateProblem(Contract):
     locale: str
     part: str
     line: int | None = None
@@ -171,14 +172,14 @@ class TemplateRenderFailed(EcrmError):
     title = "Template could not be rendered"
 
 
-class VariantReport(BaseModel):
+class VariantReport(Contract):
     locale: str
     sample: dict[str, str] = Field(description="The parts rendered with the catalogue's sample data")
     derived_text: str | None = Field(default=None, description="The text template derived from the HTML")
     sms: SmsStats | None = Field(default=None, description="Length and segments of the sample SMS")
 
 
-class TemplateReport(BaseModel):
+class TemplateReport(Contract):
     """What `POST /templates` shows the author once the template is accepted."""
 
     channel: ChannelName
@@ -186,7 +187,7 @@ class TemplateReport(BaseModel):
     variants: list[VariantReport]
 
 
-class RenderedMessage(BaseModel):
+class RenderedMessage(Contract):
     channel: ChannelName
     locale: str = Field(description="The variant rendered")
     parts: dict[str, str]

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import Field
 
+from ecrm.core.erasure import CustomerDataErased
 from ecrm.core.events import DomainEvent
-from ecrm.customers.models import CustomerDataErased
 from ecrm.personalization.offers import SOURCE, OfferAccepted, OfferCreated, OfferExhausted, OfferPresented
 
 __all__ = [

@@ -22,13 +22,17 @@ import hashlib
 import operator
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from ecrm.core.contract import Contract
 from ecrm.core.events import DomainEvent
+from ecrm.core.values import AttributeName, FiniteFloat, Scalar
 from ecrm.core.vocabulary import MessageChannel
-from ecrm.customers.models import AttributeName, Customer, FiniteFloat, Scalar
+
+if TYPE_CHECKING:  # only a parameter's type: the offer API does not import the customer store's contract
+    from ecrm.customers.models import Customer
 
 SOURCE = "ecrm.personalization"
 
@@ -73,7 +77,7 @@ def _same_kind(a: Any, b: Any) -> bool:
 
 
 # -- the catalogue ----------------------------------------------------------------------------------
-class TraitCondition(BaseModel):
+class TraitCondition(Contract):
     """One test on the customer, e.g. `churn_risk >= 0.6` or `rfm_segment in [champions, loyal]`.
 
     `country` reads the customer's country; every other name reads the traits the analysis engine computed.
@@ -126,7 +130,7 @@ class TraitCondition(BaseModel):
         return f"{self.trait} {self.op} {self.value!r}" if self.op != "exists" else f"{self.trait} exists"
 
 
-class SegmentEligibility(BaseModel):
+class SegmentEligibility(Contract):
     """Segments from the segmentation engine: in at least one of `any_of` (if given) and in none of `none_of`."""
 
     model_config = STRICT
@@ -142,7 +146,7 @@ class SegmentEligibility(BaseModel):
         return self
 
 
-class OfferEligibility(BaseModel):
+class OfferEligibility(Contract):
     model_config = STRICT
 
     segments: SegmentEligibility = Field(default_factory=SegmentEligibility)
@@ -155,7 +159,7 @@ class OfferEligibility(BaseModel):
         return bool(segments) or any(c.trait != "country" for c in self.conditions)
 
 
-class PerCustomerCap(BaseModel):
+class PerCustomerCap(Contract):
     """How often one customer may see or take the offer, over all channels."""
 
     model_config = STRICT
@@ -170,7 +174,7 @@ class PerCustomerCap(BaseModel):
         return self
 
 
-class OfferBudget(BaseModel):
+class OfferBudget(Contract):
     """What the offer may cost in total; it stops being offered before an acceptance would overrun it."""
 
     model_config = STRICT
@@ -188,7 +192,7 @@ class OfferBudget(BaseModel):
         return self
 
 
-class OfferIn(BaseModel):
+class OfferIn(Contract):
     """`POST /offers`: an offer, who may get it, when, where, how often, and what it is worth."""
 
     model_config = STRICT
@@ -229,7 +233,7 @@ class OfferIn(BaseModel):
         return self
 
 
-class OutcomeCounts(BaseModel):
+class OutcomeCounts(Contract):
     """Presentations and acceptances: of an offer overall, in a trait bucket, or for one customer."""
 
     presented: int = Field(default=0, ge=0)
@@ -257,7 +261,7 @@ class OfferOutcomes(OutcomeCounts):
 
 
 # -- the customer as the offer engine sees them ----------------------------------------------------------
-class CustomerContext(BaseModel):
+class CustomerContext(Contract):
     model_config = ConfigDict(frozen=True)
 
     customer_id: str
@@ -313,13 +317,13 @@ def trait_buckets(customer: CustomerContext) -> list[str]:
 
 
 # -- eligibility --------------------------------------------------------------------------------------
-class Exclusion(BaseModel):
+class Exclusion(Contract):
     offer_id: str
     reason: ExclusionReason
     detail: str = ""
 
 
-class Eligibility(BaseModel):
+class Eligibility(Contract):
     eligible: list[Offer]
     excluded: list[Exclusion]
 
@@ -418,7 +422,7 @@ def eligible_offers(
 
 
 # -- ranking ----------------------------------------------------------------------------------------
-class RankedOffer(BaseModel):
+class RankedOffer(Contract):
     offer_id: str
     name: str
     priority: int
@@ -428,7 +432,7 @@ class RankedOffer(BaseModel):
     basis: str = Field(description="What the propensity comes from: prior, offer, or bucket:<trait>=<bucket>")
 
 
-class Ranking(BaseModel):
+class Ranking(Contract):
     ranked: list[RankedOffer]
     excluded: list[Exclusion] = Field(default_factory=list)
 
@@ -534,7 +538,7 @@ def customer_offers(
 
 
 # -- arbitration ----------------------------------------------------------------------------------------
-class OfferDecision(BaseModel):
+class OfferDecision(Contract):
     """A customer's offers in the order decided at `decided_at`: what keeps every channel in agreement."""
 
     customer_id: str
@@ -546,7 +550,7 @@ class OfferDecision(BaseModel):
         return self.decided_at <= now < self.expires_at
 
 
-class NextBestOffer(BaseModel):
+class NextBestOffer(Contract):
     customer_id: str
     channel: OfferChannel
     offer: RankedOffer | None

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ecrm.core.contract import Contract
 from ecrm.personalization.offers import OFFER_CHANNELS, CustomerContext
 
 PURCHASE_TYPES = frozenset({"order_completed", "order_placed", "purchase", "purchased", "product_purchased"})
@@ -37,14 +38,14 @@ class HistoryPolicy:
     viewed_weight: float = 0.5  # a view or a cart add counts half as much as a purchase
 
 
-class RecentItem(BaseModel):
+class RecentItem(Contract):
     item_id: str
     at: str = Field(description="When it happened, ISO 8601 UTC to the millisecond")
     bought: bool
     interaction_id: str
 
 
-class CustomerProjection(BaseModel):
+class CustomerProjection(Contract):
     customer_id: str
     status: Literal["active", "merged", "erased"] = "active"
     merged_into: str | None = None

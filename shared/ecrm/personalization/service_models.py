@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator
 
-from ecrm.customers.models import FiniteFloat
+from ecrm.core.contract import Contract
+from ecrm.core.values import FiniteFloat
 from ecrm.personalization.content_models import LocaleTag, TemplateReport
 from ecrm.personalization.offers import Offer, OfferChannel
 
@@ -28,7 +29,7 @@ Strategy = Literal["personal", "popular", "item", "none"]
 
 
 # -- the item catalogue ---------------------------------------------------------------------------------
-class CatalogueItem(BaseModel):
+class CatalogueItem(Contract):
     """An item as recommendations filter and show it: where it is sold, whether it is in stock, its category."""
 
     model_config = STRICT
@@ -57,7 +58,7 @@ class CatalogueItem(BaseModel):
         return not self.countries or country is None or country.upper() in self.countries
 
 
-class CatalogueBatch(BaseModel):
+class CatalogueBatch(Contract):
     """`PUT /items`: up to 100 items, each replacing what was known of it."""
 
     model_config = STRICT
@@ -74,12 +75,12 @@ class CatalogueBatch(BaseModel):
         return items
 
 
-class CatalogueUpserted(BaseModel):
+class CatalogueUpserted(Contract):
     upserted: int
 
 
 # -- recommendations ----------------------------------------------------------------------------------------
-class RecommendedItem(BaseModel):
+class RecommendedItem(Contract):
     item_id: str
     name: str | None = None
     category: str | None = None
@@ -94,7 +95,7 @@ class RecommendedItem(BaseModel):
         return {"id": self.item_id, **fields}
 
 
-class Recommendations(BaseModel):
+class Recommendations(Contract):
     customer_id: str
     slot: Slot
     item_id: str | None = Field(default=None, description="The item the list is about (similar, bought together)")
@@ -107,7 +108,7 @@ class Recommendations(BaseModel):
 
 
 # -- templates ----------------------------------------------------------------------------------------------
-class TemplateSaved(BaseModel):
+class TemplateSaved(Contract):
     """What `POST /templates` answers: the stored version and the save-time report (sample renders)."""
 
     template_id: str
@@ -119,7 +120,7 @@ class TemplateSaved(BaseModel):
     report: TemplateReport
 
 
-class StoredTemplate(BaseModel):
+class StoredTemplate(Contract):
     template_id: str
     version: int
     latest_version: int
@@ -130,7 +131,7 @@ class StoredTemplate(BaseModel):
     template: dict[str, Any] = Field(description="The template as it was saved")
 
 
-class PreviewRequest(BaseModel):
+class PreviewRequest(Contract):
     """`POST /templates/{id}/preview`: render for a real customer, with their recommendations and best offer."""
 
     model_config = STRICT
@@ -142,11 +143,11 @@ class PreviewRequest(BaseModel):
 
 
 # -- offers -----------------------------------------------------------------------------------------------------
-class OfferList(BaseModel):
+class OfferList(Contract):
     items: list[Offer]
 
 
-class CustomerOffer(BaseModel):
+class CustomerOffer(Contract):
     """An offer as its customer sees it: no targeting rules, counters or scores."""
 
     offer_id: str
@@ -157,11 +158,11 @@ class CustomerOffer(BaseModel):
     valid_until: datetime | None
 
 
-class CustomerOffers(BaseModel):
+class CustomerOffers(Contract):
     items: list[CustomerOffer]
 
 
-class AcceptanceIn(BaseModel):
+class AcceptanceIn(Contract):
     """A customer took an offer up: counted once per `acceptance_id` against the cap and the budget."""
 
     model_config = STRICT
@@ -175,7 +176,7 @@ class AcceptanceIn(BaseModel):
     accepted_at: AwareDatetime | None = Field(default=None, description="Default: now")
 
 
-class Acceptance(BaseModel):
+class Acceptance(Contract):
     offer_id: str
     customer_id: str
     acceptance_id: str

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from ecrm.core.contract import Contract
 
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -30,7 +30,7 @@ SINGLE_UCS2 = 70
 SEGMENT_UCS2 = 67
 
 
-class SmsStats(BaseModel):
+class SmsStats(Contract):
     """What a rendered SMS costs: shown at save time (with sample data) and on every render."""
 
     characters: int

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from ecrm.core.contract import Contract
 from ecrm.core.events import DomainEvent
 
 SOURCE = "ecrm.platform"
@@ -24,18 +25,18 @@ class PingRequested(DomainEvent):
     requested_at: datetime
 
 
-class PingRequest(BaseModel):
+class PingRequest(Contract):
     model_config = ConfigDict(extra="forbid")
 
     message: str = Field(min_length=1, max_length=200, description="Free text echoed back by the ping")
 
 
-class PingAccepted(BaseModel):
+class PingAccepted(Contract):
     ping_id: str
     status: Literal["requested"] = "requested"
 
 
-class PingRecord(BaseModel):
+class PingRecord(Contract):
     ping_id: str
     message: str
     requested_by: str
@@ -45,14 +46,14 @@ class PingRecord(BaseModel):
     status: Literal["received"] = "received"
 
 
-class Health(BaseModel):
+class Health(Contract):
     status: Literal["ok"] = "ok"
     service: str
     version: str
     stage: str
 
 
-class WhoAmI(BaseModel):
+class WhoAmI(Contract):
     subject: str
     username: str | None
     email: str | None
