@@ -1,39 +1,36 @@
-"""Schedules, fired by a local clock (moto stores EventBridge schedules but never fires them).
+"""EventBridge rules with a `ScheduleExpression`, fired from the local clock (moto stores them only).
 
-`rate(...)` fires every period from the start of the local cloud; `cron(...)` (AWS's six fields)
-fires at the matching minutes. A target is a function (invoked with a Scheduled Event) or a state
-machine (an execution started with the event as input); `fire` runs one rule's targets now.
+The rules come from the template (`Provisioned.schedules`). `rate(...)` fires every period from the
+start of the local cloud, `cron(...)` (AWS's six fields, UTC, `infra.local.schedule_expressions`)
+at its matching minutes. `LocalClock` drives `run_due`, serialized with every other firing, so each
+occurrence fires exactly once and in order, however far the clock is advanced. A target is a
+function (invoked with a Scheduled Event, or the target's `Input`), a state machine (an execution
+started with it) or a queue; `fire` runs one rule's targets now.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
-import re
-import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from croniter import croniter
-
+from infra.local import schedule_expressions
+from infra.local.clock import LocalClock
 from infra.local.runtime import FunctionRuntime
+from infra.local.schedule_expressions import Cron, Rate
 
-RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 
-
-def next_fire(expression: str, after: datetime) -> datetime:
-    rate = RATE.match(expression)
-    if rate:
-        amount, unit = int(rate.group(1)), rate.group(2).rstrip("s")
-        return after + timedelta(**{unit + "s": amount})
-    cron = re.match(r"^cron\((.+)\)$", expression)
-    if not cron:
-        raise ValueError(f"unsupported schedule expression {expression!r}")
-    minute, hour, day, month, weekday, *_year = cron.group(1).split()
-    day = "*" if day == "?" else day
-    weekday = "*" if weekday == "?" else weekday
-    return croniter(f"{minute} {hour} {day} {month} {weekday}", after).get_next(datetime)
+def next_fire(expression: str, after: datetime, anchor: datetime | None = None) -> datetime | None:
+    """A rule's first occurrence strictly after `after` (`rate` counts from `anchor`, default `after`)."""
+    parsed = schedule_expressions.parse(expression)
+    if isinstance(parsed, Rate):
+        return parsed.next_after(anchor or after, after)
+    if isinstance(parsed, Cron):
+        return parsed.next_after(after)
+    raise schedule_expressions.UnsupportedExpression(f"{expression}: EventBridge rules take rate() or cron()")
 
 
 class LocalScheduler:
@@ -45,51 +42,68 @@ class LocalScheduler:
         stepfunctions: Any,
         account: str,
         region: str,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: LocalClock,
+        sqs: Any = None,
         on_error: Callable[[str, Exception], None] | None = None,
     ) -> None:
         self.schedules = {s["name"]: s for s in schedules}
         self.runtime = runtime
         self.sfn = stepfunctions
+        self.sqs = sqs
         self.account = account
         self.region = region
-        self.now = now
+        self.clock = clock
         self.on_error = on_error
         self.fired: dict[str, int] = {}
-        start = now()
-        self.due = {name: next_fire(s["expression"], start) for name, s in self.schedules.items()}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="scheduler")
+        self.started = clock.now()
+        self.due: dict[str, datetime] = {}
+        for name, schedule in self.schedules.items():
+            try:
+                due = next_fire(schedule["expression"], self.started)
+            except ValueError as exc:
+                self._report(name, exc)
+                continue
+            if due is not None:
+                self.due[name] = due
 
-    def start(self) -> None:
-        self._thread.start()
+    # -- driven by the local clock ------------------------------------------------------------------
+    def next_due(self, now: datetime) -> datetime | None:
+        return min((d for n, d in self.due.items() if self._enabled(n)), default=None)
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    def run_due(self, now: datetime) -> list[str]:
+        started: list[str] = []
+        queue = [(due, name) for name, due in self.due.items() if due <= now and self._enabled(name)]
+        heapq.heapify(queue)
+        while queue:
+            due, name = heapq.heappop(queue)
+            following = next_fire(self.schedules[name]["expression"], due, anchor=self.started)
+            if following is None:
+                del self.due[name]
+            else:
+                self.due[name] = following
+                if following <= now:
+                    heapq.heappush(queue, (following, name))
+            try:
+                started.extend(self.fire(name, at=due))
+            except Exception as exc:
+                self._report(name, exc)
+        return [s for s in started if s.startswith("arn:aws:states:")]
 
-    def _loop(self) -> None:
-        while not self._stop.wait(1):
-            current = self.now()
-            for name, due in list(self.due.items()):
-                if current >= due and self.schedules[name]["state"] == "ENABLED":
-                    self.due[name] = next_fire(self.schedules[name]["expression"], current)
-                    try:
-                        self.fire(name)
-                    except Exception as exc:
-                        if self.on_error:
-                            self.on_error(name, exc)
+    def _enabled(self, name: str) -> bool:
+        return bool(self.schedules[name]["state"] == "ENABLED")
 
-    def fire(self, name: str) -> list[str]:
-        """Run the rule's targets now; returns what was started (function names, execution ARNs)."""
+    # -- firing ---------------------------------------------------------------------------------------
+    def fire(self, name: str, at: datetime | None = None) -> list[str]:
+        """Run the rule's targets now; returns what was started (function names, execution ARNs, queues)."""
         schedule = self.schedules[name]
+        when = at or self.clock.now()
         event = {
             "version": "0",
             "id": str(uuid.uuid4()),
             "detail-type": "Scheduled Event",
             "source": "aws.events",
             "account": self.account,
-            "time": self.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": self.region,
             "resources": [f"arn:aws:events:{self.region}:{self.account}:rule/{name}"],
             "detail": {},
@@ -108,6 +122,14 @@ class LocalScheduler:
                 function = arn.rsplit(":", 1)[1] if arn.count(":") == 6 else arn.split(":")[6]
                 self.runtime.invoke(function, payload)
                 started.append(function)
+            elif ":sqs:" in arn and self.sqs is not None:
+                url = self.sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
+                self.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(payload))
+                started.append(url)
             else:
                 raise NotImplementedError(f"schedule target {arn} is not supported locally")
         return started
+
+    def _report(self, name: str, exc: Exception) -> None:
+        if self.on_error:
+            self.on_error(f"schedule {name}", exc)
