@@ -1,7 +1,8 @@
 """Running our Lambda handlers locally: one worker process per function, started on first use.
 
 Each worker gets the function's environment from the template (intrinsics resolved), pointed at
-the local cloud's endpoint; nothing of this process's environment leaks in. Invocations of one
+the local cloud's endpoint; nothing of this process's environment leaks in. Each invocation
+carries how far the local clock runs ahead of real time, which the worker hands to `ecrm.core.clock`. Invocations of one
 function are serialized (one warm sandbox per function, like a reserved concurrency of one).
 """
 
@@ -16,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -58,6 +60,7 @@ class FunctionRuntime:
         log_dir: Path,
         echo: Callable[[str, str], None] | None = None,
         max_concurrency: int = 4,
+        skew: Callable[[], timedelta] = lambda: timedelta(0),
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
@@ -65,6 +68,7 @@ class FunctionRuntime:
         self.echo = echo
         self.functions: dict[str, LocalFunction] = {}
         self.max_concurrency = max_concurrency
+        self.skew = skew  # how far the local clock runs ahead: sent with each invocation
         self._workers: dict[str, list[_Worker]] = {}
         self._idle: dict[str, list[_Worker]] = {}
         self._start_lock = threading.Lock()
@@ -108,7 +112,11 @@ class FunctionRuntime:
         function = self.functions[name]
         worker = self._acquire(function)
         request_id = str(uuid.uuid4())
-        request = json.dumps({"event": event, "request_id": request_id}, default=str)
+        ahead = self.skew().total_seconds()
+        message: dict[str, Any] = {"event": event, "request_id": request_id}
+        if ahead:
+            message["clock_skew_s"] = ahead
+        request = json.dumps(message, default=str)
         line: str | None = ""
         try:
             with self._start_lock:

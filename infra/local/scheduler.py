@@ -42,7 +42,7 @@ class LocalScheduler:
         stepfunctions: Any,
         account: str,
         region: str,
-        clock: LocalClock,
+        clock: LocalClock | None = None,
         sqs: Any = None,
         on_error: Callable[[str, Exception], None] | None = None,
     ) -> None:
@@ -52,10 +52,14 @@ class LocalScheduler:
         self.sqs = sqs
         self.account = account
         self.region = region
-        self.clock = clock
+        # Without the cloud's clock, a clock of its own that `start` ticks (nobody advances it).
+        self._own_clock = clock is None
+        self.clock = clock or LocalClock(on_error=on_error)
+        if self._own_clock:
+            self.clock.add_source(self)
         self.on_error = on_error
         self.fired: dict[str, int] = {}
-        self.started = clock.now()
+        self.started = self.clock.now()
         self.due: dict[str, datetime] = {}
         for name, schedule in self.schedules.items():
             try:
@@ -65,6 +69,14 @@ class LocalScheduler:
                 continue
             if due is not None:
                 self.due[name] = due
+
+    def start(self) -> None:
+        if self._own_clock:
+            self.clock.start()
+
+    def stop(self) -> None:
+        if self._own_clock:
+            self.clock.stop()
 
     # -- driven by the local clock ------------------------------------------------------------------
     def next_due(self, now: datetime) -> datetime | None:

@@ -6,6 +6,9 @@ handler's own stdout/stderr (its logs) go to the parent, which files them per fu
 
 Run as a script (`python worker.py CODE_DIR LAYER_DIR MODULE`), not as `infra.local.worker`, so the
 environment holds only what a Lambda sandbox holds: the function's code, then the layer.
+
+A request may carry `clock_skew_s`, how far the local cloud's clock runs ahead of real time: it is
+set on `ecrm.core.clock` before the handler runs, so the function reads the local cloud's time.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 import time
 import traceback
 import uuid
+from datetime import timedelta
 from typing import Any
 
 
@@ -52,6 +56,10 @@ def main() -> None:
         if init_error is not None:
             responses.write(json.dumps({"error": init_error}) + "\n")
             continue
+        if "clock_skew_s" in request:  # the local clock was advanced: the runtime's clock seam follows it
+            from ecrm.core import clock
+
+            clock.set_skew(timedelta(seconds=request["clock_skew_s"]))
         context = LocalContext(request.get("request_id") or str(uuid.uuid4()), timeout_ms)
         try:
             result = handler(request["event"], context)
