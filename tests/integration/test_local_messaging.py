@@ -667,3 +667,46 @@ def test_the_moto_internals_patched_are_still_there_with_the_same_signatures() -
     assert isinstance(backend.sms_messages, dict)
     assert isinstance(backend.platform_endpoints, dict)
     assert "messages" in inspect.getsource(PlatformEndpoint.__init__)
+
+
+# -- ecrm local sms|push|whatsapp --------------------------------------------------------------------
+def test_the_cli_lists_texts_pushes_and_whatsapp_and_delivers_a_reply(
+    endpoint: str, sms: Any, local: LocalMessaging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+    from ecrm_ops import local_messaging
+    from ecrm_ops.cli import main
+
+    # Given the CLI pointed at this server (as the running cloud's state file would point it)
+    monkeypatch.setattr(local_messaging, "_messaging", lambda: local)
+    topic, queue = subscribed_queue(endpoint)
+    number = phone_number(sms)
+    sms.update_phone_number(PhoneNumberId=number["PhoneNumberId"], TwoWayEnabled=True, TwoWayChannelArn=topic)
+    customer = f"+3367{uuid.uuid4().int % 10**7:07d}"
+    sms.send_text_message(
+        DestinationPhoneNumber=customer, OriginationIdentity=number["PhoneNumberId"], MessageBody="Soldes"
+    )
+    runner = CliRunner()
+
+    # When the customer's texts are listed, then a STOP is delivered from their phone
+    listed = runner.invoke(main, ["local", "sms", "--number", customer])
+    replied = runner.invoke(main, ["local", "sms", "reply", "--from", customer, "--to", number["PhoneNumber"], "STOP"])
+
+    # Then the listing shows the text, and the reply reached the two-way topic and opted the customer out
+    assert listed.exit_code == 0, listed.output
+    assert f"sms   {number['PhoneNumber']} -> {customer}" in listed.output
+    assert "Soldes" in listed.output
+    assert replied.exit_code == 0, replied.output
+    assert f"{customer} is now on the opt-out list" in replied.output
+    assert [n["Message"]["messageBody"] for n in notifications(endpoint, queue)] == ["STOP"]
+    as_json = json.loads(runner.invoke(main, ["local", "sms", "--number", customer, "--json"]).output)
+    assert as_json["inbound"][0]["optedOut"] is True
+
+    # And a reply to a number that is not the account's is one line, exit 1
+    wrong = runner.invoke(main, ["local", "sms", "reply", "--from", customer, "--to", "+10000000000", "HELP"])
+    assert wrong.exit_code == 1
+    assert "is not a phone number of this account" in wrong.output
+
+    # And pushes and WhatsApp are listed
+    assert runner.invoke(main, ["local", "push"]).exit_code == 0
+    assert runner.invoke(main, ["local", "whatsapp", "--number", customer]).output.startswith("no WhatsApp message")
