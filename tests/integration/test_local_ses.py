@@ -499,3 +499,35 @@ def test_the_send_quota_is_honoured_when_configured(local: LocalSes, monkeypatch
         send_with(once, local)
     assert daily.value.response["Error"]["Code"] == "LimitExceededException"
     assert daily.value.response["Error"]["Message"] == "Daily message quota exceeded."
+
+
+# -- `ecrm local mail` and its control route -----------------------------------------------------
+def test_ecrm_local_mail_lists_shows_opens_and_clicks(local: LocalSes, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+    from ecrm_ops import local_mail
+
+    address = f"reader-{uuid.uuid4().hex[:6]}@example.com"
+    message_id = local.send([address])
+    local.events()
+    monkeypatch.setattr(local_mail, "_endpoint", lambda: local.endpoint)
+    runner = CliRunner()
+
+    listed = runner.invoke(local_mail.mail, ["--to", address])
+    assert listed.exit_code == 0, listed.output
+    assert message_id in listed.output
+    assert "Our winter collection is here" in listed.output
+    shown = runner.invoke(local_mail.mail, ["show", message_id])
+    assert email.message_from_string(shown.output, policy=email.policy.default)["To"] == address
+    opened = runner.invoke(local_mail.mail, ["open", message_id])
+    clicked = runner.invoke(local_mail.mail, ["click", message_id, "--link", "https://www.example.com/other"])
+    assert "Email Opened published to 1" in opened.output
+    assert "Email Clicked published to 1" in clicked.output
+    events = by_type(local.events())
+    assert events["Email Clicked"][0]["detail"]["click"]["link"] == "https://www.example.com/other"
+    assert len(events["Email Opened"]) == 1
+
+    unknown = runner.invoke(local_mail.mail, ["open", "no-such-id"])
+    assert unknown.exit_code != 0
+    assert "no message no-such-id" in unknown.output
+    runner.invoke(local_mail.mail, ["quota", "--max-24h", "500", "--rate", "5"])
+    assert local.client("sesv2").get_account()["SendQuota"]["MaxSendRate"] == 5
