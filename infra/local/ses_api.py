@@ -28,6 +28,8 @@ from infra.local.ses import (
 
 _installed = False
 _install_lock = threading.Lock()
+# Which of the replaced operations moto itself defined (a test checks it against moto's version).
+MOTO_HAD: dict[str, bool] = {}
 EVENT_BUS_ARN_PREFIX = "arn:aws:events:"
 _SET = "/v2/email/configuration-sets/(?P<ConfigurationSetName>[^/]+)"
 ROUTES = (
@@ -352,6 +354,7 @@ def install() -> None:
         from infra.local import ses_operations
 
         ses_operations.keep_moto_operations()
+        MOTO_HAD.update({name: name in SESV2Response.__dict__ for name in ses_operations.OPERATIONS})
         for name, operation in ses_operations.OPERATIONS.items():
             setattr(SESV2Response, name, operation)
         from moto.sesv2 import urls

@@ -531,3 +531,12 @@ def test_ecrm_local_mail_lists_shows_opens_and_clicks(local: LocalSes, monkeypat
     assert "no message no-such-id" in unknown.output
     runner.invoke(local_mail.mail, ["quota", "--max-24h", "500", "--rate", "5"])
     assert local.client("sesv2").get_account()["SendQuota"]["MaxSendRate"] == 5
+
+
+def test_the_patched_moto_handlers_are_the_ones_moto_5_2_5_has(moto_endpoint: str) -> None:
+    """A moto upgrade that implements (or renames) these operations must revisit `infra.local.ses`."""
+    from infra.local import ses_api
+
+    replaced = {name for name, had in ses_api.MOTO_HAD.items() if had}
+    assert replaced == {"send_email", "create_configuration_set"}
+    assert len(ses_api.MOTO_HAD) == 20
