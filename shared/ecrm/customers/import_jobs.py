@@ -14,9 +14,10 @@ only in customer profiles, where an erasure request reaches it.
 The pipeline (a Step Functions state machine started by the upload) is: `prepare` (duplicate file?
 split into chunks), `chunk` for each chunk in parallel (resolve and upsert every good row, report
 every bad one with its row number and reason; a chunk's counts are added exactly once even if it
-is retried), then `finish` (one error report, `ImportCompleted`). Re-importing a file changes
-nothing: the same file (content, source and mapping) is recognised and marked `duplicate`, and
-even a renamed copy only yields `unchanged` rows because upserts are idempotent.
+is retried, and a chunk retried after its worker died resumes after the last row applied, with the
+counts and bad rows so far: `ChunkProgress`), then `finish` (one error report, `ImportCompleted`).
+Re-importing a file changes nothing: the same file (content, source and mapping) is recognised and
+marked `duplicate`, and even a renamed copy only yields `unchanged` rows because upserts are idempotent.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from ecrm.customers.imports import (
     row_to_upsert,
     validate_mapping,
 )
-from ecrm.customers.models import ImportCompleted, ImportRequest, ImportStatus, ImportTicket
+from ecrm.customers.models import ImportCompleted, ImportRequest, ImportStatus, ImportTicket, UpsertResult
 from ecrm.customers.service import CustomerService
 from ecrm.customers.store import CustomerStore
 
@@ -50,6 +51,97 @@ CHUNK_ROWS = 100
 # 2,000 chunks by growing the chunks of very large files (5M rows -> chunks of 2,500 rows).
 MAX_CHUNKS = 2000
 UPLOAD_EXPIRES = 3600
+SPILL_BYTES = 200_000
+PROGRESS_DAYS = 14
+
+
+class ChunkProgress:
+    """How far a chunk's attempts got: `IMPORT#<id>` / `PROGRESS#<n>` in the customer table.
+
+    A row's change and the progress that counts it commit in one transaction (the progress rides
+    the upsert's writes as its `WriteCompanion`); a row that changes nothing or is rejected writes
+    the progress alone. So after a worker dies mid-chunk, the retry resumes after the last row
+    applied, with the counts so far, and a row the dead attempt wrote is not counted again as
+    unchanged. `position` is the number of rows done; `merges` the merges of the next row already
+    committed and counted (a row may merge, then die before its last write); `errors` the bad rows
+    not yet in a report part (the chunk's report is written from them at its end).
+    """
+
+    def __init__(self, store: CustomerStore, import_id: str, index: int, *, expires_at: int) -> None:
+        self.store, self.import_id, self.index, self.expires_at = store, import_id, index, expires_at
+        self.position = 0
+        self.merges = 0
+        self.counts: Counter[str] = Counter()
+        self.errors: list[tuple[int, str, Any]] = []
+        self._folded = 0  # the merges of the current upsert already in `counts`
+        self._pending: tuple[int, int, Counter[str], int] | None = None
+        self._row_done = False
+
+    @classmethod
+    def load(cls, store: CustomerStore, import_id: str, index: int, *, expires_at: int) -> ChunkProgress:
+        progress = cls(store, import_id, index, expires_at=expires_at)
+        found = store.chunk_progress(import_id, index)
+        if found is not None:
+            progress.position = int(found["position"])
+            progress.merges = int(found["merges"])
+            progress.counts = Counter(json.loads(found["counts"]))
+            progress.errors = [(int(n), str(r), d) for n, r, d in json.loads(found["errors"])]
+        return progress
+
+    def errors_size(self) -> int:
+        return len(json.dumps(self.errors, default=str))
+
+    def _after(self, result: UpsertResult, *, done: bool) -> tuple[int, int, Counter[str], int]:
+        """(position, merges, counts, folded) once a write giving `result` (this upsert's so far) commits."""
+        new_merges = len(result.merged_ids) - self._folded
+        counts = self.counts + Counter(merged_customers=new_merges)
+        merges = self.merges + new_merges
+        if not done:
+            return self.position, merges, counts, len(result.merged_ids)
+        counts["processed_rows"] += 1
+        counts["created_customers"] += int(result.created)
+        counts["imported_rows" if (result.created or result.changed or merges) else "unchanged_rows"] += 1
+        return self.position + 1, 0, counts, 0
+
+    def _item(self, position: int, merges: int, counts: Counter[str]) -> dict[str, Any]:
+        return self.store.chunk_progress_item(
+            self.import_id,
+            self.index,
+            position=position,
+            merges=merges,
+            counts=json.dumps({k: v for k, v in sorted(counts.items()) if v}),
+            errors=json.dumps(self.errors, default=str),
+            expires_at=self.expires_at,
+        )
+
+    # -- WriteCompanion: the progress rides the row's own writes ---------------------------------
+    def item(self, result: UpsertResult, *, done: bool) -> dict[str, Any]:
+        self._pending = self._after(result, done=done)
+        return self._item(*self._pending[:3])
+
+    def committed(self, *, done: bool) -> None:
+        assert self._pending is not None
+        self.position, self.merges, self.counts, self._folded = self._pending
+        self._pending = None
+        self._row_done = done
+
+    # -- rows that write no state ----------------------------------------------------------------
+    def finish_row(self, result: UpsertResult) -> None:
+        """The row is done: if its last write did not carry the progress (it changed nothing), write it now."""
+        if not self._row_done:
+            self.position, self.merges, self.counts, self._folded = self._after(result, done=True)
+            self.save()
+        self._row_done = False
+
+    def reject(self, number: int, reason: str, data: Any) -> None:
+        self.errors.append((number, reason, data))
+        self.counts["processed_rows"] += 1
+        self.counts["error_rows"] += 1
+        self.position, self.merges, self._folded, self._row_done = self.position + 1, 0, 0, False
+        self.save()
+
+    def save(self) -> None:
+        self.store.put_chunk_progress(self._item(self.position, self.merges, self.counts))
 
 
 def upload_key(import_id: str, fmt: str) -> str:
@@ -215,32 +307,54 @@ class ImportPipeline:
         return {"import_id": import_id, "duplicate": False, "chunks": chunks}
 
     def chunk(self, import_id: str, index: int, key: str) -> dict[str, int]:
+        """Apply a chunk's rows, resuming after the last row an earlier attempt applied (see `ChunkProgress`)."""
         _, request = self._request(import_id)
         lines = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode().splitlines()
-        counts: Counter[str] = Counter()
-        report = ErrorReport()
+        rows = [line for line in lines if line]
         imported_at = self.service.clock.now()
-        for line in filter(None, lines):
+        expires_at = int(imported_at.timestamp()) + PROGRESS_DAYS * 86400
+        progress = ChunkProgress.load(self.store, import_id, index, expires_at=expires_at)
+        for line in rows[progress.position :]:
             row = SourceRow(**json.loads(line))
-            counts["processed_rows"] += 1
             try:
                 if row.error:
                     raise RowError(row.number, row.error)
                 upsert = row_to_upsert(row, request, import_id=import_id, imported_at=imported_at)
                 result = self.service.upsert(
-                    upsert, actor=f"import:{import_id}", default_region=request.default_phone_region
+                    upsert,
+                    actor=f"import:{import_id}",
+                    default_region=request.default_phone_region,
+                    companion=progress,
                 )
             except InvalidInput as exc:  # a bad row is reported, never blocks the others
-                counts["error_rows"] += 1
-                report.add(row.number, exc.reason if isinstance(exc, RowError) else exc.detail, row.data)
+                progress.reject(row.number, exc.reason if isinstance(exc, RowError) else exc.detail, row.data)
+                self._spill_errors(import_id, index, progress)
                 continue
-            counts["created_customers"] += int(result.created)
-            counts["merged_customers"] += len(result.merged_ids)
-            counts["imported_rows" if (result.created or result.changed) else "unchanged_rows"] += 1
-        if len(report):
+            progress.finish_row(result)
+        if progress.errors:
+            report = ErrorReport()
+            for number, reason, data in progress.errors:
+                report.add(number, reason, data)
             self.s3.put_object(Bucket=self.bucket, Key=f"work/{import_id}/errors-{index:06d}.csv", Body=report.render())
-        self.store.record_chunk(import_id, index, dict(counts), self.service.clock.now())
-        return dict(counts)
+        counts = dict(progress.counts)
+        self.store.record_chunk(import_id, index, counts, self.service.clock.now())
+        return counts
+
+    def _spill_errors(self, import_id: str, index: int, progress: ChunkProgress) -> None:
+        """Bad rows travel in the progress item (400 KB at most): past `SPILL_BYTES`, they move to a report part.
+
+        The part is named by its first row, so an attempt that dies before the progress says so
+        writes the same part again."""
+        if progress.errors_size() <= SPILL_BYTES:
+            return
+        report = ErrorReport()
+        for number, reason, data in progress.errors:
+            report.add(number, reason, data)
+        first = progress.errors[0][0]
+        part_key = f"work/{import_id}/errors-{index:06d}-{first:012d}.csv"
+        self.s3.put_object(Bucket=self.bucket, Key=part_key, Body=report.render())
+        progress.errors.clear()
+        progress.save()
 
     def finish(self, import_id: str) -> dict[str, Any]:
         status, _ = self._request(import_id)

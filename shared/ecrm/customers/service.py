@@ -71,6 +71,20 @@ class Publisher(Protocol):
     def publish_all(self, events: Sequence[DomainEvent], *, correlation_id: str | None = None) -> Any: ...
 
 
+class WriteCompanion(Protocol):
+    """An item that commits in the same transaction as each write of an upsert, as the outbox does.
+
+    An import's progress rides this way (`ecrm.customers.import_jobs`), so a chunk retried after a
+    crash knows exactly which rows were applied. `item` is asked for the item to put with a write,
+    given what the upsert will have done once that write commits (`done`: the record's last write;
+    a merge before it is not); `committed` is told when that write has committed.
+    """
+
+    def item(self, result: UpsertResult, *, done: bool) -> dict[str, Any]: ...
+
+    def committed(self, *, done: bool) -> None: ...
+
+
 @dataclass
 class CustomerService:
     store: CustomerStore
@@ -104,17 +118,26 @@ class CustomerService:
         actor: str = "api",
         correlation_id: str | None = None,
         default_region: str | None = None,
+        companion: WriteCompanion | None = None,
     ) -> UpsertResult:
+        """Resolve and write the record; `merged_ids` names every merge committed, in any attempt."""
         identities = normalize_all(record.identities, default_region=default_region or self.default_region)
+        merged: list[str] = []  # merges committed by earlier attempts stay committed
         for _ in range(MAX_ATTEMPTS):
             try:
-                return self._upsert_once(record, identities, actor, correlation_id)
+                return self._upsert_once(record, identities, actor, correlation_id, companion, merged)
             except (IdentityTaken, ConcurrentUpdate):
                 continue
         raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
 
     def _upsert_once(
-        self, record: CustomerUpsert, identities: list[NormalizedIdentity], actor: str, correlation_id: str | None
+        self,
+        record: CustomerUpsert,
+        identities: list[NormalizedIdentity],
+        actor: str,
+        correlation_id: str | None,
+        companion: WriteCompanion | None,
+        merged_ids: list[str],
     ) -> UpsertResult:
         """One resolution from fresh state; each write carries its own events (a merge is committed with its event)."""
         now = self.clock.now()
@@ -131,26 +154,33 @@ class CustomerService:
                 created_at=now,
                 snapshot=self.snapshot(customer, saved=False),
             )
+            result = UpsertResult(
+                customer_id=customer.customer_id,
+                created=True,
+                matched_by=[],
+                merged_ids=list(merged_ids),
+                changed=created_changes,
+            )
+            extra = [self.store.consent_log_item(customer.customer_id, c.consent) for c in consent_changes]
             self.store.save(
                 customer,
                 new_identities=identities,
                 unique_types=self.policy.unique_types,
-                extra=[self.store.consent_log_item(customer.customer_id, c.consent) for c in consent_changes],
+                extra=[*extra, companion.item(result, done=True)] if companion else extra,
                 create=True,
                 source=record.source,
                 now=now,
                 events=[created, *self._consent_events(customer.customer_id, consent_changes, now)],
                 correlation_id=correlation_id,
             )
-            return UpsertResult(
-                customer_id=customer.customer_id, created=True, matched_by=[], merged_ids=[], changed=created_changes
-            )
+            if companion:
+                companion.committed(done=True)
+            return result
 
         assert plan.survivor_id is not None
         survivor = self.store.load(plan.survivor_id)
         if survivor is None or survivor.status != "active":
             raise ConcurrentUpdate(plan.survivor_id)  # merged or erased meanwhile: resolve again
-        merged_ids: list[str] = []
         changed: list[str] = []
         for loser_id in plan.merged_ids:
             loser = self.store.load(loser_id, follow=False)
@@ -177,6 +207,14 @@ class CustomerService:
                 merged_at=now,
                 snapshot=self.snapshot(survivor, saved=False),
             )
+            changed += merge_changed
+            so_far = UpsertResult(
+                customer_id=survivor.customer_id,
+                created=False,
+                matched_by=list(plan.matched_by),
+                merged_ids=[*merged_ids, loser_id],
+                changed=sorted(set(changed)),
+            )
             self.store.merge(
                 survivor,
                 loser,
@@ -185,11 +223,20 @@ class CustomerService:
                 now,
                 events=[merged, *self._consent_events(survivor.customer_id, consent_changes, now)],
                 correlation_id=correlation_id,
+                extra=[companion.item(so_far, done=False)] if companion else (),
             )
             merged_ids.append(loser_id)
-            changed += merge_changed
+            if companion:
+                companion.committed(done=False)
         record_changed, consent_changes = self._apply(survivor, record, identities, observed_at, now, actor)
         changed += record_changed
+        result = UpsertResult(
+            customer_id=survivor.customer_id,
+            created=False,
+            matched_by=list(plan.matched_by),
+            merged_ids=list(merged_ids),
+            changed=sorted(set(changed)),
+        )
         new_identities = [
             i for i in plan.unclaimed if i.type in self.policy.unique_types or owners.get(i.key) != survivor.customer_id
         ]
@@ -207,23 +254,20 @@ class CustomerService:
                     )
                 )
             events += self._consent_events(survivor.customer_id, consent_changes, now)
+            extra = [self.store.consent_log_item(survivor.customer_id, c.consent) for c in consent_changes]
             self.store.save(
                 survivor,
                 new_identities=new_identities,
                 unique_types=self.policy.unique_types,
-                extra=[self.store.consent_log_item(survivor.customer_id, c.consent) for c in consent_changes],
+                extra=[*extra, companion.item(result, done=True)] if companion else extra,
                 source=record.source,
                 now=now,
                 events=events,
                 correlation_id=correlation_id,
             )
-        return UpsertResult(
-            customer_id=survivor.customer_id,
-            created=False,
-            matched_by=list(plan.matched_by),
-            merged_ids=merged_ids,
-            changed=sorted(set(changed)),
-        )
+            if companion:
+                companion.committed(done=True)
+        return result
 
     def _apply(
         self,

@@ -13,6 +13,7 @@ Access patterns and keys:
 - merge record: `CUST#<survivor>` / `MERGE#<ts>#<merged_id>`
 - an unknown visitor's interactions, until an identify links them: `ANON#<anonymous_id>` / `TL#...` (TTL 90 days)
 - import: `IMPORT#<id>` / `IMPORT` (atomic counters), chunk markers `IMPORT#<id>` / `CHUNK#<n>`,
+  a chunk's progress `IMPORT#<id>` / `PROGRESS#<n>` (written with each row's change, TTL 14 days),
   file fingerprint `IMPORTFILE#<sha256>` / `IMPORTFILE`
 - erasure request: `ERASURE#<id>` / `ERASURE`
 - outbox (`ecrm.core.outbox`, ADR 11): `CUST#<id>` / `OUTBOX`, the events of the customer's latest
@@ -200,8 +201,11 @@ class CustomerStore:
         *,
         events: Sequence[DomainEvent] = (),
         correlation_id: str | None = None,
+        extra: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Point the loser and its identity claims at the survivor, save the survivor, put `events` in its outbox."""
+        """Point the loser and its identity claims at the survivor, save the survivor, put `events` in its outbox.
+
+        `extra` items are put in the same transaction (an import's progress)."""
         survivor_expected, loser_expected = survivor.version, loser.version
         loser.status, loser.merged_into = "merged", survivor.customer_id
         actions: list[dict[str, Any]] = [
@@ -274,6 +278,7 @@ class CustomerStore:
                 }
             }
         )
+        actions.extend({"Put": {"TableName": self.table, "Item": _item(e)}} for e in extra)
         if events:
             actions.append(
                 self.outbox.put(customer_pk(survivor.customer_id), events, correlation_id=correlation_id, now=now)
@@ -499,6 +504,32 @@ class CustomerStore:
                 return False
             raise
         return True
+
+    def chunk_progress(self, import_id: str, chunk: int) -> dict[str, Any] | None:
+        """A chunk's progress as its last attempt left it (`ecrm.customers.import_jobs.ChunkProgress`)."""
+        raw = self.client.get_item(
+            TableName=self.table,
+            Key=_item({"pk": f"IMPORT#{import_id}", "sk": f"PROGRESS#{chunk:06d}"}),
+            ConsistentRead=True,
+        ).get("Item")
+        return None if raw is None else _plain(raw)
+
+    def chunk_progress_item(
+        self, import_id: str, chunk: int, *, position: int, merges: int, counts: str, errors: str, expires_at: int
+    ) -> dict[str, Any]:
+        """The progress item, to put alone or with a row's own write (`save`/`merge` `extra`)."""
+        return {
+            "pk": f"IMPORT#{import_id}",
+            "sk": f"PROGRESS#{chunk:06d}",
+            "position": position,
+            "merges": merges,
+            "counts": counts,
+            "errors": errors,
+            "expires_at": expires_at,
+        }
+
+    def put_chunk_progress(self, item: dict[str, Any]) -> None:
+        self.client.put_item(TableName=self.table, Item=_item(item))
 
     def claim_file(self, fingerprint: str, import_id: str) -> str | None:
         """Remember a file's fingerprint; returns the earlier import's id if it was imported before."""
