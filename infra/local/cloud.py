@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
@@ -22,7 +21,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from infra.local import athena, dynamodb_transactions, firehose, moto_hot_paths, s3_notifications
+from infra.local import athena, dynamodb_transactions, firehose, moto_hot_paths, s3_notifications, synth_cache
 from infra.local.gateway import LocalGateway, TokenVerifier
 from infra.local.pollers import QueuePoller, StreamPoller, poller_for
 from infra.local.provision import Provisioned, Provisioner
@@ -30,6 +29,7 @@ from infra.local.runtime import FunctionRuntime, InvocationError
 from infra.local.scheduler import LocalScheduler
 from infra.local.state import STACK_NAME, STATE_DIR, CloudState
 from infra.local.template import ACCOUNT_ID, REGION, Template
+from infra.settings import REPO_ROOT
 
 
 def free_port() -> int:
@@ -38,13 +38,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def synthesize(outdir: Path) -> Path:
-    """The CDK app's template, without bundling (the local cloud runs the checkout's code)."""
+SYNTH_CACHE = REPO_ROOT / ".local-cloud" / "synth"
+
+
+def synthesize() -> Path:
+    """The CDK app's template, without bundling (the local cloud runs the checkout's code).
+
+    Synthesized once per fingerprint of what the templates are made from (`infra.local.synth_cache`).
+    """
     from infra.app import synth
 
-    shutil.rmtree(outdir, ignore_errors=True)
-    synth(str(outdir), {"aws:cdk:bundling-stacks": []})
-    return outdir / f"{STACK_NAME}.template.json"
+    context: dict[str, object] = {"aws:cdk:bundling-stacks": []}
+
+    def synthesize_into(folder: Path) -> None:
+        synth(str(folder), context)
+
+    key = synth_cache.fingerprint(REPO_ROOT, context, os.environ)
+    assembly = synth_cache.cached_assembly(SYNTH_CACHE, key, synthesize_into)
+    return assembly / f"{STACK_NAME}.template.json"
 
 
 class LocalCloud:
@@ -85,7 +96,7 @@ class LocalCloud:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
         self._start_moto()
-        template_path = self.template_path or synthesize(self.state_dir / "cdk.out")
+        template_path = self.template_path or synthesize()
         self.template = Template.load(template_path, STACK_NAME)
         self.runtime = FunctionRuntime(self.endpoint_url, REGION, self.state_dir / "logs", echo=self.echo)
         provisioner = Provisioner(self.template, self.client, self.runtime)
@@ -131,10 +142,10 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
-        # Every poller stops at once, then gets what is left of a few seconds to finish its batch.
+        # Every poller stops at once; one still in a 20 s long poll ends on its own (daemon threads).
         for poller in self.pollers:
             poller.signal_stop()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 1
         for poller in self.pollers:
             poller.stop(timeout=max(0.0, deadline - time.monotonic()))
         if hasattr(self, "scheduler"):
