@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from infra.local import athena, dynamodb_transactions, firehose, moto_hot_paths, s3_notifications, synth_cache
+from infra.local import athena, dynamodb_transactions, firehose, moto_hot_paths, s3_notifications, ses, synth_cache
 from infra.local.gateway import LocalGateway, TokenVerifier
 from infra.local.pollers import QueuePoller, StreamPoller, poller_for
 from infra.local.provision import Provisioned, Provisioner
@@ -210,6 +210,10 @@ class LocalCloud:
         dynamodb_transactions.install()
         firehose.install()
         athena.install()
+        ses.install()
+        from infra.local import messaging
+
+        messaging.install()
         moto_hot_paths.install()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._moto.start()

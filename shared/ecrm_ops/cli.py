@@ -27,6 +27,7 @@ from typing import IO, Any
 import click
 
 from ecrm_ops.csv_input import check_encoding
+from ecrm_ops.local_messaging import COMMANDS as LOCAL_MESSAGING_COMMANDS
 from ecrm_ops.user_errors import DEBUG_ENV, OperatorError, guarded
 
 NO_LOCAL_CLOUD = "no local cloud is running here: start one with `ecrm local up`"
@@ -275,6 +276,9 @@ def _add_engine_commands() -> None:
 
 
 _add_engine_commands()
+for _command in LOCAL_MESSAGING_COMMANDS:  # ecrm local sms|push|whatsapp
+    local.add_command(_command)
+local.add_command(__import__("ecrm_ops.local_mail", fromlist=["mail"]).mail)  # ecrm local mail
 
 if __name__ == "__main__":
     main()
