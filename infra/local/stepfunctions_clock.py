@@ -130,7 +130,18 @@ def _evaluate_with_timeout(self: ExecutionState, env: Environment) -> None:
         raise exception
     if not finished_on_time:
         raise EvalTimeoutError()
-    env.stack.append(outputs.pop())
+    output = outputs.pop()
+    env.stack.append(output)
+    if not self._is_language_query_jsonpath():
+        env.states.set_result(output)
+    if self.assign_decl:
+        self.assign_decl.eval(env=env)
+    if self.result_selector:
+        self.result_selector.eval(env=env)
+    if self.result_path:
+        self.result_path.eval(env)
+    else:
+        env.states.reset(input_value=env.stack.pop())
 
 
 def _wait_for_task_token_timeout(

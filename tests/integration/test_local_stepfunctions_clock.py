@@ -149,6 +149,27 @@ def test_a_task_token_wait_times_out_on_the_local_clock(sfn: Any, clock: LocalCl
     assert described["error"] == "States.Timeout"
 
 
+def test_a_task_s_result_selector_and_result_path_still_apply(sfn: Any, clock: LocalClock) -> None:
+    url = boto3.client("sqs", region_name=REGION).create_queue(QueueName="results")["QueueUrl"]
+    definition = {
+        "StartAt": "Send",
+        "States": {
+            "Send": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage",
+                "Parameters": {"QueueUrl": url, "MessageBody": "hi"},
+                "ResultSelector": {"id.$": "$.MessageId"},
+                "ResultPath": "$.sent",
+                "End": True,
+            }
+        },
+    }
+    arn = start(sfn, definition, {"keep": 1})
+    output = json.loads(finished(sfn, arn)["output"])
+    assert output["keep"] == 1
+    assert set(output["sent"]) == {"id"}
+
+
 def test_stopping_an_execution_ends_its_wait(sfn: Any, clock: LocalClock) -> None:
     arn = start(sfn, two_waits(Seconds=86400))
     assert clock.until_waiting(arn)
@@ -179,6 +200,17 @@ def test_the_patched_moto_functions_are_the_ones_that_wait_in_real_time() -> Non
     assert "terminated_event.wait(timeout_seconds)" in evaluate
     assert "self._eval_execution(frame)" in evaluate
     assert "TMP_THREADS.append(thread)" in evaluate
+    # what follows the wait is copied from moto: the output, Assign, ResultSelector and ResultPath
+    tail = evaluate.split("raise EvalTimeoutError()", 1)[1]
+    for step in (
+        "env.states.set_result(execution_output)",
+        "self.assign_decl.eval(env=env)",
+        "self.result_selector.eval(env=env)",
+        "self.result_path.eval(env)",
+        "env.states.reset(input_value=res)",
+    ):
+        assert step in tail
+    assert tail.count("\n        if ") == 4  # no further step was added after the wait
     assert "_evaluate_with_timeout" in vars(ExecutionState)
     assert "callback_endpoint.wait(" in inspect.getsource(moto["wait_for_task_token_timeout"])
     assert "_wait_for_task_token_timeout" in vars(state_task_service_callback.StateTaskServiceCallback)
