@@ -108,7 +108,7 @@ def test_every_schedule_fires_from_the_local_clock(cloud: LocalCloud) -> None:
     schedules = [r for r in cloud.template.of_type("AWS::Events::Rule") if "ScheduleExpression" in r.properties]
     assert schedules
     assert {cloud.provisioned.physical[r.logical_id] for r in schedules} == set(cloud.scheduler.schedules)
-    assert cloud.scheduler._thread.is_alive()
+    assert cloud.clock.ticking
 
 
 def test_every_route_of_the_template_is_served_with_its_authorization(cloud: LocalCloud) -> None:
