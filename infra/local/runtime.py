@@ -69,6 +69,7 @@ class FunctionRuntime:
         self.functions: dict[str, LocalFunction] = {}
         self.max_concurrency = max_concurrency
         self.skew = skew  # how far the local clock runs ahead: sent with each invocation
+        self.faults: Any = None  # a `infra.local.faults.FaultPlan` whose crash rules pick invocations
         self._workers: dict[str, list[_Worker]] = {}
         self._idle: dict[str, list[_Worker]] = {}
         self._start_lock = threading.Lock()
@@ -116,6 +117,9 @@ class FunctionRuntime:
         message: dict[str, Any] = {"event": event, "request_id": request_id}
         if ahead:
             message["clock_skew_s"] = ahead
+        crash_after = self.faults.crash_point(function.logical_id) if self.faults else None
+        if crash_after is not None:  # a fault: the sandbox exits after this many AWS calls (worker.py)
+            message["crash_after_calls"] = crash_after
         request = json.dumps(message, default=str)
         line: str | None = ""
         try:

@@ -61,8 +61,10 @@ def main() -> None:
 
             clock.set_skew(timedelta(seconds=request["clock_skew_s"]))
         context = LocalContext(request.get("request_id") or str(uuid.uuid4()), timeout_ms)
+        _arm_crash(request.get("crash_after_calls"))
         try:
             result = handler(request["event"], context)
+            _arm_crash(None, exit_now=_crash["armed"])  # fewer calls than the fault asked for: exit before answering
             reply: dict[str, Any] = {"result": result}
             json.dumps(reply)
         except Exception as exc:
@@ -70,6 +72,45 @@ def main() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         responses.write(json.dumps(reply, default=str) + "\n")
+
+
+_crash: dict[str, Any] = {"armed": False, "left": 0, "hooked": False}
+
+
+def _arm_crash(calls: int | None, *, exit_now: bool = False) -> None:
+    """A crash fault (infra/local/faults.py): exit the sandbox once `calls` more AWS calls have been answered.
+
+    The process dies as Lambda's would (no answer, exit status 1), so the runtime reports
+    `Runtime.ExitError`; calls are counted at botocore's HTTP send, retries included.
+    """
+    if exit_now:
+        _exit_sandbox()
+    _crash.update(armed=calls is not None, left=calls or 0)
+    if calls is None:
+        return
+    if calls == 0:
+        _exit_sandbox()
+    if not _crash["hooked"]:
+        from botocore.endpoint import Endpoint
+
+        send = getattr(Endpoint, "_send")  # noqa: B009 (botocore's private send: one call per HTTP request)
+
+        def counted_send(self: Any, request: Any) -> Any:
+            answer = send(self, request)
+            if _crash["armed"]:
+                _crash["left"] -= 1
+                if _crash["left"] <= 0:
+                    _exit_sandbox()
+            return answer
+
+        setattr(Endpoint, "_send", counted_send)  # noqa: B010
+        _crash["hooked"] = True
+
+
+def _exit_sandbox() -> None:
+    print("[fault] the sandbox exits (a crash fault of the local cloud)", flush=True)
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def _error(exc: BaseException) -> dict[str, Any]:

@@ -74,7 +74,20 @@ def _running_cloud_hint(port: int) -> str:
     return ""
 
 
-def start_cloud(*, api_port: int = 0, verbose: bool = False) -> Any:
+def check_fault_spec(ctx: Any, param: Any, spec: str) -> str:
+    """`--faults`: a spec the local cloud can read, or a one-line usage error (exit 2)."""
+    import click
+
+    from infra.local.faults import FaultSpecError, parse
+
+    try:
+        parse(spec)
+    except FaultSpecError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return spec
+
+
+def start_cloud(*, api_port: int = 0, verbose: bool = False, faults: str = "") -> Any:
     from rich.console import Console
 
     from infra.local.cloud import LocalCloud
@@ -86,7 +99,7 @@ def start_cloud(*, api_port: int = 0, verbose: bool = False) -> Any:
         else None
     )
     with console.status("synthesizing the CDK app and provisioning the local cloud..."):
-        cloud = LocalCloud(api_port=api_port, echo=echo).start()
+        cloud = LocalCloud(api_port=api_port, echo=echo, faults=faults).start()
     return cloud
 
 
