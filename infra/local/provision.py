@@ -444,6 +444,35 @@ class Provisioner:
         self.aws("sesv2").create_email_template(TemplateName=name, TemplateContent=content)
         self.resolver.record(r.logical_id, name, Id=name)
 
+    # -- EventBridge Scheduler: moto keeps the schedules, `infra.local.eventbridge_scheduler` fires them
+    def _aws_scheduler_schedulegroup(self, r: Resource, p: dict[str, Any]) -> None:
+        name = p.get("Name") or self.name(r.logical_id)
+        arn = self.aws("scheduler").create_schedule_group(Name=name)["ScheduleGroupArn"]
+        self.resolver.record(r.logical_id, name, Arn=arn)
+
+    def _aws_scheduler_schedule(self, r: Resource, p: dict[str, Any]) -> None:
+        name = p.get("Name") or self.name(r.logical_id)
+        args: dict[str, Any] = {
+            "Name": name,
+            "ScheduleExpression": p["ScheduleExpression"],
+            "FlexibleTimeWindow": p["FlexibleTimeWindow"],
+            "Target": p["Target"],
+        }
+        for key in (
+            "GroupName",
+            "Description",
+            "ScheduleExpressionTimezone",
+            "StartDate",
+            "EndDate",
+            "State",
+            "KmsKeyArn",
+            "ActionAfterCompletion",
+        ):
+            if key in p:
+                args[key] = p[key]
+        arn = self.aws("scheduler").create_schedule(**args)["ScheduleArn"]
+        self.resolver.record(r.logical_id, name, Arn=arn)
+
     # -- compute --------------------------------------------------------------------------------
     def _aws_lambda_function(self, r: Resource, p: dict[str, Any]) -> None:
         source = r.metadata.get("ecrm:source")
