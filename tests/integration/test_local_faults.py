@@ -288,3 +288,56 @@ def test_crash_rules_pick_invocations() -> None:
     chosen = [random_points.crash_point("ChunkFn") for _ in range(100)]
     assert sum(point is not None for point in chosen) == 50
     assert all(0 <= point < faults.RANDOM_CRASH_CALLS for point in chosen if point is not None)
+
+
+HANDLER = """
+import boto3
+
+
+def handler(event, context):
+    sqs = boto3.client("sqs")
+    for n in range(event["calls"]):
+        sqs.create_queue(QueueName=f"crash-{n}")
+    return {"made": event["calls"]}
+"""
+
+
+def test_a_crash_rule_kills_the_sandbox_after_n_aws_calls_and_the_next_invocation_runs(
+    server: tuple[ThreadedMotoServer, str], plan: FaultPlan, tmp_path: Path
+) -> None:
+    # Given a function in the local runtime whose first invocation crashes after its 2nd AWS call
+    from infra.local.runtime import FunctionRuntime, InvocationError, LocalFunction
+
+    _, endpoint = server
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "crashing.py").write_text(HANDLER)
+    runtime = FunctionRuntime(endpoint, "us-east-1", tmp_path / "logs")
+    runtime.register(
+        LocalFunction(
+            "CrashingFnA1B2",
+            "crashing",
+            "arn:aws:lambda:us-east-1:123456789012:function:crashing",
+            tmp_path / "code",
+            "crashing",
+            {},
+        )
+    )
+    runtime.faults = plan.load("lambda:CrashingFn=crash@after:2#1")
+    sqs = client(endpoint, "sqs")
+    try:
+        # When it is invoked to make 4 calls, twice
+        with pytest.raises(InvocationError) as raised:
+            runtime.invoke("crashing", {"calls": 4})
+        queues_after_crash = sorted(
+            url.rsplit("/", 1)[1] for url in sqs.list_queues(QueueNamePrefix="crash-").get("QueueUrls", [])
+        )
+        answer = runtime.invoke("crashing", {"calls": 4})
+    finally:
+        runtime.stop()
+    # Then the first died as Lambda reports a sandbox exit, after exactly two calls applied, and the retry ran whole
+    assert raised.value.error["errorType"] == "Runtime.ExitError"
+    assert queues_after_crash == ["crash-0", "crash-1"]
+    assert answer == {"made": 4}
+    assert [(r.service, r.operation, r.call, r.fault) for r in plan.records] == [
+        ("lambda", "CrashingFnA1B2", 1, "crash@after:2")
+    ]
