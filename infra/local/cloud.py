@@ -22,6 +22,7 @@ import boto3
 from botocore.config import Config
 
 from infra.local import athena, dynamodb_transactions, firehose, moto_hot_paths, s3_notifications, ses, synth_cache
+from infra.local.clock import LocalClock
 from infra.local.gateway import LocalGateway, TokenVerifier
 from infra.local.pollers import QueuePoller, StreamPoller, poller_for
 from infra.local.provision import Provisioned, Provisioner
@@ -29,6 +30,7 @@ from infra.local.runtime import FunctionRuntime, InvocationError
 from infra.local.scheduler import LocalScheduler
 from infra.local.state import STACK_NAME, STATE_DIR, CloudState
 from infra.local.template import ACCOUNT_ID, REGION, Template
+from infra.local.timekeeping import Timekeeping
 from infra.settings import REPO_ROOT
 
 
@@ -78,6 +80,7 @@ class LocalCloud:
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self.pollers: list[QueuePoller | StreamPoller] = []
+        self.clock = LocalClock(on_error=self._record_error)
 
     @property
     def endpoint_url(self) -> str:
@@ -98,7 +101,9 @@ class LocalCloud:
         self._start_moto()
         template_path = self.template_path or synthesize()
         self.template = Template.load(template_path, STACK_NAME)
-        self.runtime = FunctionRuntime(self.endpoint_url, REGION, self.state_dir / "logs", echo=self.echo)
+        self.runtime = FunctionRuntime(
+            self.endpoint_url, REGION, self.state_dir / "logs", echo=self.echo, skew=lambda: self.clock.offset
+        )
         provisioner = Provisioner(self.template, self.client, self.runtime)
         self.provisioned: Provisioned = provisioner.run()
         self.resolver = provisioner.resolver
@@ -123,6 +128,16 @@ class LocalCloud:
             stepfunctions=self.client("stepfunctions"),
             account=ACCOUNT_ID,
             region=REGION,
+            clock=self.clock,
+            sqs=sqs,
+            on_error=self._record_error,
+        )
+        self.timekeeping = Timekeeping(
+            clock=self.clock,
+            client=self.client,
+            rules=self.scheduler,
+            account=ACCOUNT_ID,
+            region=REGION,
             on_error=self._record_error,
         )
         self.gateway = LocalGateway(
@@ -135,7 +150,7 @@ class LocalCloud:
         )
         for poller in self.pollers:
             poller.start()
-        self.scheduler.start()
+        self.timekeeping.start(self.state_dir)
         self.gateway.start()
         self.state = self._state()
         self.state.save(self.state_dir / "state.json")
@@ -148,8 +163,8 @@ class LocalCloud:
         deadline = time.monotonic() + 1
         for poller in self.pollers:
             poller.stop(timeout=max(0.0, deadline - time.monotonic()))
-        if hasattr(self, "scheduler"):
-            self.scheduler.stop()
+        if hasattr(self, "timekeeping"):
+            self.timekeeping.stop(self.state_dir)
         if hasattr(self, "gateway"):
             self.gateway.stop()
         if hasattr(self, "runtime"):

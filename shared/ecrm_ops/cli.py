@@ -3,6 +3,7 @@
     ecrm local up            run the platform on the embedded local cloud until Ctrl-C
     ecrm local token         print an ID token for the local API (staff group or customer)
     ecrm local invoke FN     invoke one function of the running local cloud with an event
+    ecrm local clock         show the local cloud's clock; `advance 3d` moves it
     ecrm demo [--once]       bring everything up and run the scripted tour
     ecrm import FILE         bulk-import customer records through the API, with a progress bar
     ecrm schemas generate    write events/schemas from the event models (`check` verifies them)
@@ -273,6 +274,9 @@ def _add_engine_commands() -> None:
 
     main.add_command(analysis)
     main.add_command(personalization)
+    from ecrm_ops.local_clock import clock
+
+    local.add_command(clock)
 
 
 _add_engine_commands()
