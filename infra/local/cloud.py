@@ -23,6 +23,8 @@ from botocore.config import Config
 
 from infra.local import athena, dynamodb_transactions, firehose, moto_hot_paths, s3_notifications, ses, synth_cache
 from infra.local.clock import LocalClock
+from infra.local.faults import FaultPlan
+from infra.local.faults import install as install_faults
 from infra.local.gateway import LocalGateway, TokenVerifier
 from infra.local.pollers import QueuePoller, StreamPoller, poller_for
 from infra.local.provision import Provisioned, Provisioner
@@ -70,6 +72,7 @@ class LocalCloud:
         state_dir: Path = STATE_DIR,
         retry_delay: int = 1,
         echo: Callable[[str, str], None] | None = None,
+        faults: str = "",
     ) -> None:
         self.api_port = api_port
         self.moto_port = moto_port or free_port()
@@ -77,6 +80,8 @@ class LocalCloud:
         self.state_dir = state_dir
         self.retry_delay = retry_delay
         self.echo = echo
+        # Faults on demand (infra/local/faults.py): a bad spec fails here, before anything starts.
+        self.faults = FaultPlan(faults, log_path=state_dir / "faults.jsonl")
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self.pollers: list[QueuePoller | StreamPoller] = []
@@ -104,6 +109,7 @@ class LocalCloud:
         self.runtime = FunctionRuntime(
             self.endpoint_url, REGION, self.state_dir / "logs", echo=self.echo, skew=lambda: self.clock.offset
         )
+        self.runtime.faults = self.faults
         provisioner = Provisioner(self.template, self.client, self.runtime)
         self.provisioned: Provisioned = provisioner.run()
         self.resolver = provisioner.resolver
@@ -232,6 +238,7 @@ class LocalCloud:
         moto_hot_paths.install()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._moto.start()
+        install_faults(self._moto, self.faults)
 
 
 def _route_lambda_invokes(runtime: FunctionRuntime) -> None:

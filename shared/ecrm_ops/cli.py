@@ -63,16 +63,32 @@ def local() -> None:
 PORT = click.IntRange(0, 65535)
 
 
+def _check_fault_spec(ctx: click.Context, param: click.Parameter, spec: str) -> str:
+    from ecrm_ops.local_cloud import check_fault_spec
+
+    return check_fault_spec(ctx, param, spec)
+
+
 @local.command("up")
 @click.option("--port", default=4510, show_default=True, type=PORT, help="Port of the local REST API (0: any free).")
 @click.option("--verbose", is_flag=True, help="Echo every function's log lines.")
-def local_up(port: int, verbose: bool) -> None:
+@click.option(
+    "--faults",
+    default="",
+    metavar="SPEC",
+    callback=lambda ctx, param, spec: _check_fault_spec(ctx, param, spec),
+    help="Inject faults, comma-separated: SERVICE:OPERATION=FAULT[@RATE|#N] with FAULT throttle, error (500), "
+    "unavailable (503), timeout[:SECONDS] or drop; lambda:FUNCTION=crash[@after:CALLS][@RATE|#N]; seed=N. "
+    "Example: sesv2:SendEmail=throttle@0.33,sqs:DeleteMessageBatch=error#1,seed=7. "
+    "What they hit is logged in .local-cloud/faults.jsonl (README: Local cloud > Faults).",
+)
+def local_up(port: int, verbose: bool, faults: str) -> None:
     """Run the platform locally and serve until stopped."""
     from ecrm_ops.local_cloud import ensure_no_running_cloud, ensure_port_free, run_until_interrupted, start_cloud
 
     ensure_port_free(port)
     ensure_no_running_cloud()
-    cloud = start_cloud(api_port=port, verbose=verbose)
+    cloud = start_cloud(api_port=port, verbose=verbose, faults=faults)
     run_until_interrupted(cloud)
 
 
