@@ -6,7 +6,7 @@ Runs with the ml layer (numpy, scipy, scikit-learn). Artifacts go to the lake bu
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,6 +14,7 @@ from ecrm.analysis.artifacts import ArtifactStore
 from ecrm.analysis.training import compute_traits, traits_events, transactions_from_lake
 from ecrm.analysis.wiring import AnalysisConfig, membership_for, segments_for
 from ecrm.core import aws
+from ecrm.core.clock import utc_now
 from ecrm.core.config import load_config
 from ecrm.core.observability import Observability
 
@@ -23,7 +24,7 @@ obs = Observability(config)
 
 @obs.entrypoint()
 def handler(event: dict[str, Any], context: LambdaContext, injected: Any = None) -> dict[str, Any]:
-    as_of = date.fromisoformat(event["as_of"]) if event.get("as_of") else datetime.now(UTC).date()
+    as_of = date.fromisoformat(event["as_of"]) if event.get("as_of") else utc_now().date()
     lake = segments_for(config).lake
     s3 = aws.client("s3")
     tx = transactions_from_lake(lake, s3)

@@ -14,7 +14,7 @@ import csv
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from ecrm.analysis.models import CustomerTraits, TraitsComputed
 from ecrm.analysis.rules import DEFAULT_CATALOG
 from ecrm.analysis.segment_sql import LakeTables
 from ecrm.analysis.transactions import Transactions, read_transactions_csv, to_day
+from ecrm.core.clock import utc_now
 
 ORDER_EVENT = "order_completed"
 TRAITS_PER_EVENT = 200
@@ -82,7 +83,7 @@ def compute_traits(tx: Transactions, *, as_of: date, churn_window_days: int = 90
     )
     from ecrm.analysis.rfm import rfm
 
-    now = datetime.now(UTC)
+    now = utc_now()
     as_of_day = to_day(as_of)
     history = tx.until(as_of_day)
     traits: dict[str, dict[str, Any]] = {}
@@ -151,7 +152,7 @@ def compute_traits(tx: Transactions, *, as_of: date, churn_window_days: int = 90
 
 def traits_events(run: TraitsRun, *, model_version: str) -> Iterator[TraitsComputed]:
     """`TraitsComputed` in batches small enough for one EventBridge entry."""
-    computed_at = datetime.now(UTC)
+    computed_at = utc_now()
     items = sorted(run.traits.items())
     for start in range(0, len(items), TRAITS_PER_EVENT):
         yield TraitsComputed(
