@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import signal
 import socket
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -41,25 +43,66 @@ def ensure_port_free(port: int, host: str = "127.0.0.1") -> None:
             ) from None
 
 
-def ensure_no_running_cloud() -> None:
-    """Refuse to start a second local cloud over the state of one that still answers (they would share the
-    state file, and stopping either would orphan the other's)."""
-    try:
-        from infra.local.state import STATE_FILE, CloudState
+DEFAULT_API_PORT = 4510
 
-        state = CloudState.load()
+
+def choose_api_port(requested: int | None) -> tuple[int, str]:
+    """The API's port, and a note when it is not the default: a port asked for must be free (else a
+    one-line error); without one, 4510 when free, else any free port (a second cloud runs beside the first)."""
+    if requested is not None:
+        ensure_port_free(requested)
+        return requested, ""
+    try:
+        ensure_port_free(DEFAULT_API_PORT)
+    except OperatorError:
+        return 0, f"port {DEFAULT_API_PORT} is in use{_running_cloud_hint(DEFAULT_API_PORT)}: the API takes a free port"
+    return DEFAULT_API_PORT, ""
+
+
+def choose_state_dir() -> tuple[Path, str]:
+    """Where this cloud keeps its state, and a note when it is not the default.
+
+    The checkout's `.local-cloud/` unless a local cloud still answers there: then the next free
+    `.local-cloud/clouds/<n>/`, so each cloud has its own state file, logs and fault log and stopping
+    one never removes another's. An explicit `$ECRM_LOCAL_STATE_DIR` is used as it is, or refused
+    when a cloud answers there.
+    """
+    import os
+
+    from infra.local.state import STATE_DIR
+
+    if not _answering_cloud(STATE_DIR / "state.json"):
+        return STATE_DIR, ""
+    if os.environ.get("ECRM_LOCAL_STATE_DIR"):
+        alive = _answering_cloud(STATE_DIR / "state.json")
+        raise OperatorError(
+            f"a local cloud is already running here ({alive}, as {STATE_DIR / 'state.json'} says): use it, stop it, "
+            "or set ECRM_LOCAL_STATE_DIR to another directory to run a second one"
+        )
+    for number in itertools.count(2):
+        candidate = STATE_DIR / "clouds" / str(number)
+        if not _answering_cloud(candidate / "state.json"):
+            return candidate, (
+                f"another local cloud runs with {STATE_DIR}: this one keeps its state in {candidate} "
+                f"(point commands at it with ECRM_LOCAL_STATE_DIR={candidate})"
+            )
+    raise AssertionError("unreachable")
+
+
+def _answering_cloud(state_file: Path) -> str:
+    """The API address of the local cloud whose state `state_file` holds, if it still answers; else ""."""
+    try:
+        from infra.local.state import CloudState
+
+        state = CloudState.load(state_file)
     except (OSError, ImportError, ValueError, TypeError):
-        return
+        return ""
     host, _, port = state.api_url.removeprefix("http://").partition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=0.5):
-            pass
+            return state.api_url
     except (OSError, ValueError):
-        return  # a stale state file: the new cloud replaces it
-    raise OperatorError(
-        f"a local cloud is already running here ({state.api_url}, as {STATE_FILE} says): use it, stop it, or set "
-        "ECRM_LOCAL_STATE_DIR to another directory to run a second one"
-    )
+        return ""  # a stale state file: a new cloud replaces it
 
 
 def _running_cloud_hint(port: int) -> str:
@@ -87,7 +130,7 @@ def check_fault_spec(ctx: Any, param: Any, spec: str) -> str:
     return spec
 
 
-def start_cloud(*, api_port: int = 0, verbose: bool = False, faults: str = "") -> Any:
+def start_cloud(*, api_port: int = 0, verbose: bool = False, faults: str = "", state_dir: Path | None = None) -> Any:
     from rich.console import Console
 
     from infra.local.cloud import LocalCloud
@@ -99,7 +142,11 @@ def start_cloud(*, api_port: int = 0, verbose: bool = False, faults: str = "") -
         else None
     )
     with console.status("synthesizing the CDK app and provisioning the local cloud..."):
-        cloud = LocalCloud(api_port=api_port, echo=echo, faults=faults).start()
+        if state_dir is None:
+            cloud = LocalCloud(api_port=api_port, echo=echo, faults=faults)
+        else:
+            cloud = LocalCloud(api_port=api_port, echo=echo, faults=faults, state_dir=state_dir)
+        cloud.start()
     return cloud
 
 
@@ -113,13 +160,21 @@ def print_banner(cloud: Any) -> None:
         f"  user pool    {state.user_pool_id}\n"
         f"  functions    {len(cloud.runtime.functions)}, queues consumed {len(cloud.pollers)}, "
         f"routes {len(cloud.gateway.routes)}, schedules {len(cloud.scheduler.schedules)}\n"
-        f"  logs         .local-cloud/logs/<function>.log\n"
+        f"  logs         {_shown(cloud.state_dir / 'logs')}/<function>.log\n"
         f"Try:\n"
         f"  curl {state.api_url}/health\n"
         f"  TOKEN=$(.venv/bin/ecrm local token --group marketer)\n"
         f'  curl -H "Authorization: $TOKEN" {state.api_url}/whoami\n',
         flush=True,
     )
+
+
+def _shown(path: Path) -> str:
+    """A path as the operator would type it: relative to the working directory when under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run_until_interrupted(cloud: Any) -> None:
