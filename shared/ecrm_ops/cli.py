@@ -70,7 +70,11 @@ def _check_fault_spec(ctx: click.Context, param: click.Parameter, spec: str) -> 
 
 
 @local.command("up")
-@click.option("--port", default=4510, show_default=True, type=PORT, help="Port of the local REST API (0: any free).")
+@click.option(
+    "--port",
+    type=PORT,
+    help="Port of the local REST API (default 4510, or any free one when 4510 is taken; 0: any free).",
+)
 @click.option("--verbose", is_flag=True, help="Echo every function's log lines.")
 @click.option(
     "--faults",
@@ -82,13 +86,16 @@ def _check_fault_spec(ctx: click.Context, param: click.Parameter, spec: str) -> 
     "Example: sesv2:SendEmail=throttle@0.33,sqs:DeleteMessageBatch=error#1,seed=7. "
     "What they hit is logged in .local-cloud/faults.jsonl (README: Local cloud > Faults).",
 )
-def local_up(port: int, verbose: bool, faults: str) -> None:
-    """Run the platform locally and serve until stopped."""
-    from ecrm_ops.local_cloud import ensure_no_running_cloud, ensure_port_free, run_until_interrupted, start_cloud
+def local_up(port: int | None, verbose: bool, faults: str) -> None:
+    """Run the platform locally and serve until stopped (beside any other local cloud: its own port and state)."""
+    from ecrm_ops.local_cloud import choose_api_port, choose_state_dir, run_until_interrupted, start_cloud
 
-    ensure_port_free(port)
-    ensure_no_running_cloud()
-    cloud = start_cloud(api_port=port, verbose=verbose, faults=faults)
+    api_port, port_note = choose_api_port(port)
+    state_dir, state_note = choose_state_dir()
+    for note in (port_note, state_note):
+        if note:
+            click.echo(note, err=True)
+    cloud = start_cloud(api_port=api_port, verbose=verbose, faults=faults, state_dir=state_dir)
     run_until_interrupted(cloud)
 
 
@@ -155,13 +162,15 @@ def local_invoke(function: str, event_file: IO[str]) -> None:
 @click.option("--port", type=PORT, help="Port of the local REST API (default 4510; with --once any free port).")
 def demo(once: bool, port: int | None) -> None:
     """Bring the platform up locally, print how to call it, run the tour."""
-    from ecrm_ops.local_cloud import ensure_no_running_cloud, ensure_port_free
+    from ecrm_ops.local_cloud import choose_api_port, choose_state_dir
     from ecrm_ops.tour.run import run_demo
 
-    api_port = port if port is not None else (0 if once else 4510)
-    ensure_port_free(api_port)
-    ensure_no_running_cloud()
-    sys.exit(run_demo(once=once, api_port=api_port))
+    api_port, port_note = choose_api_port(0 if once and port is None else port)
+    state_dir, state_note = choose_state_dir()
+    for note in (port_note, state_note):
+        if note:
+            click.echo(note, err=True)
+    sys.exit(run_demo(once=once, api_port=api_port, state_dir=state_dir))
 
 
 @main.command("import")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from ecrm_ops.local_cloud import print_banner, run_until_interrupted, start_cloud
 from ecrm_ops.tour import analysis, collect, customers, personalization, platform
@@ -31,8 +32,8 @@ def run_tour(ctx: TourContext, echo: Callable[[str], None] = print) -> int:
     return failures
 
 
-def run_demo(*, once: bool, api_port: int = 0) -> int:
-    cloud = start_cloud(api_port=api_port)
+def run_demo(*, once: bool, api_port: int = 0, state_dir: Path | None = None) -> int:
+    cloud = start_cloud(api_port=api_port, state_dir=state_dir)
     ctx = TourContext(cloud)
     if not once:
         print(f"A marketer's token (valid 1 hour):\n{ctx.token(group='marketer')}\n", flush=True)

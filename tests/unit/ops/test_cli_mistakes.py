@@ -247,20 +247,71 @@ def test_a_local_cloud_that_was_killed_is_named_not_a_traceback(
         assert_one_line(run(*args), 1, f"cannot reach {dead}", "ecrm local up")
 
 
+def _running_cloud_state(state_dir: Path, port: int) -> str:
+    alive = f"http://127.0.0.1:{port}"
+    state = infra.local.state.CloudState(alive, alive, "us-east-1", "us-east-1_pool", "staff", "customers", "ecrm")
+    state.save(state_dir / "state.json")
+    return alive
+
+
+def test_a_second_local_cloud_keeps_its_state_apart_from_a_running_one(
+    busy_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ecrm_ops.local_cloud import choose_state_dir
+
+    # Given the checkout's state of a local cloud whose API answers (and no ECRM_LOCAL_STATE_DIR)
+    monkeypatch.delenv("ECRM_LOCAL_STATE_DIR", raising=False)
+    monkeypatch.setattr(infra.local.state, "STATE_DIR", tmp_path / ".local-cloud")
+    _running_cloud_state(tmp_path / ".local-cloud", busy_port)
+
+    # When a second one is started, it takes the next state directory of its own, and says how to reach it
+    state_dir, note = choose_state_dir()
+    assert state_dir == tmp_path / ".local-cloud" / "clouds" / "2"
+    assert f"ECRM_LOCAL_STATE_DIR={state_dir}" in note
+
+    # And a third, while both answer, the one after
+    _running_cloud_state(state_dir, busy_port)
+    assert choose_state_dir()[0] == tmp_path / ".local-cloud" / "clouds" / "3"
+
+
+def test_a_stale_state_file_is_replaced_not_avoided(
+    unused_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ecrm_ops.local_cloud import choose_state_dir
+
+    monkeypatch.delenv("ECRM_LOCAL_STATE_DIR", raising=False)
+    monkeypatch.setattr(infra.local.state, "STATE_DIR", tmp_path / ".local-cloud")
+    _running_cloud_state(tmp_path / ".local-cloud", unused_port)  # killed: nothing answers
+
+    assert choose_state_dir() == (tmp_path / ".local-cloud", "")
+
+
 @pytest.mark.parametrize("command", [["local", "up"], ["demo", "--once"]])
-def test_a_second_local_cloud_over_a_running_ones_state_is_refused(
+def test_a_cloud_over_a_running_ones_explicit_state_directory_is_refused(
     busy_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
-    # Given the state of a local cloud whose API answers
-    alive = f"http://127.0.0.1:{busy_port}"
-    state = infra.local.state.CloudState(alive, alive, "us-east-1", "us-east-1_pool", "staff", "customers", "ecrm")
-    state.save(tmp_path / "running" / "state.json")
-    monkeypatch.setattr(infra.local.state, "STATE_FILE", tmp_path / "running" / "state.json")
+    # Given ECRM_LOCAL_STATE_DIR naming the state of a local cloud whose API answers
+    monkeypatch.setenv("ECRM_LOCAL_STATE_DIR", str(tmp_path / "running"))
+    monkeypatch.setattr(infra.local.state, "STATE_DIR", tmp_path / "running")
+    alive = _running_cloud_state(tmp_path / "running", busy_port)
 
-    # When another is started here (on any free port), it refuses before synthesizing anything
+    # When another is started there (on any free port), it refuses before synthesizing anything
     result = run(*command, "--port", "0")
 
     assert_one_line(result, 1, f"a local cloud is already running here ({alive}", "ECRM_LOCAL_STATE_DIR")
+
+
+def test_without_a_port_the_api_takes_a_free_one_when_the_default_is_taken(
+    busy_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ecrm_ops import local_cloud
+
+    monkeypatch.setattr(local_cloud, "DEFAULT_API_PORT", busy_port)
+
+    port, note = local_cloud.choose_api_port(None)
+
+    assert port == 0
+    assert note.startswith(f"port {busy_port} is in use")
 
 
 def test_import_checks_the_encoding_before_uploading_and_converts_a_given_one(people: Path) -> None:
