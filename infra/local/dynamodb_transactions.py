@@ -5,23 +5,78 @@ before it starts, so each transaction costs time proportional to the table's siz
 of a few thousand customers slows to a crawl. This version keeps DynamoDB's semantics (one
 operation per item, every condition checked before anything is written, all or nothing,
 cancellation reasons per item) and snapshots only the items it touches.
+
+moto also ignores `ClientRequestToken`, which botocore fills in for every call and keeps across
+its retries: in DynamoDB a retry of a transaction that was applied but whose answer was lost
+(a dropped connection, a timeout) succeeds without applying it again, for 10 minutes after the
+first request; the same token with other parameters is an `IdempotentParameterMismatchException`.
+Locally the retry would fail its own conditions instead. Here the token is honoured as DynamoDB
+documents it.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import threading
+import time
 from typing import Any
 
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
+    ERROR_TYPE_PREFIX,
+    DynamodbException,
     MultipleTransactionsException,
     TooManyTransactionsException,
     TransactionCanceledException,
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 
 _installed = False
+_moto_transact_write_items = DynamoHandler.transact_write_items
+TOKEN_WINDOW_SECONDS = 600  # "valid for 10 minutes after the first request that uses it is completed"
+_tokens: dict[tuple[str, str, str], tuple[str, float]] = {}  # (account, region, token) -> (request, completed)
+_tokens_lock = threading.Lock()
+
+
+class IdempotentParameterMismatchException(DynamodbException):
+    def __init__(self) -> None:
+        super().__init__(
+            ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+            message="Request parameters do not match the ones of the first request with this client token.",
+        )
+
+
+def transact_write_items_request(self: DynamoHandler) -> Any:
+    """`TransactWriteItems` as DynamoDB answers it: idempotent for a `ClientRequestToken` seen in 10 minutes."""
+    token = self.body.get("ClientRequestToken")
+    if not token:
+        return _moto_transact_write_items(self)
+    request = {k: v for k, v in self.body.items() if k not in {"ClientRequestToken", "ReturnConsumedCapacity"}}
+    fingerprint = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    key = (self.current_account, self.region, token)
+    # One transaction per token at a time: a retry racing its first attempt waits for it.
+    with _tokens_lock:
+        now = time.monotonic()
+        for stale in [k for k, (_, done) in _tokens.items() if now - done > TOKEN_WINDOW_SECONDS]:
+            del _tokens[stale]
+        seen = _tokens.get(key)
+        if seen is not None:
+            if seen[0] != fingerprint:
+                raise IdempotentParameterMismatchException()
+            return _moto_transact_write_items_answer()
+        result = _moto_transact_write_items(self)
+        _tokens[key] = (fingerprint, time.monotonic())
+        return result
+
+
+def _moto_transact_write_items_answer() -> Any:
+    from moto.core.responses import ActionResult
+
+    return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
 
 
 def _key_of(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
@@ -111,4 +166,5 @@ def install() -> None:
     global _installed
     if not _installed:
         DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+        DynamoHandler.transact_write_items = transact_write_items_request  # type: ignore[method-assign]
         _installed = True

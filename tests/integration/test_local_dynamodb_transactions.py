@@ -82,3 +82,69 @@ def test_a_failure_half_way_restores_the_items_already_written(backend: Any) -> 
         transact_write_items(backend, [put("z"), bad_update])
     assert item(backend, "z") is None
     assert item(backend, "a").attrs["n"].value == "1"
+
+
+# -- ClientRequestToken -------------------------------------------------------------------------
+def test_a_retry_with_the_same_client_token_is_not_applied_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    from infra.local import dynamodb_transactions
+
+    dynamodb_transactions.install()
+    monkeypatch.setattr(dynamodb_transactions, "_tokens", {})
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        )
+        create = [
+            {
+                "Put": {
+                    "TableName": "t",
+                    "Item": {"pk": {"S": "cus_1"}},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": "t",
+                    "Key": {"pk": {"S": "count"}},
+                    "UpdateExpression": "ADD n :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            },
+        ]
+        # Given a transaction applied, whose answer the client never got (a dropped connection)
+        client.transact_write_items(TransactItems=create, ClientRequestToken="token-1")
+
+        # When botocore retries it with the same token, DynamoDB answers success and applies nothing
+        client.transact_write_items(TransactItems=create, ClientRequestToken="token-1")
+        assert client.get_item(TableName="t", Key={"pk": {"S": "count"}})["Item"]["n"] == {"N": "1"}
+
+        # The same token with other parameters is refused as DynamoDB refuses it
+        with pytest.raises(ClientError) as mismatch:
+            client.transact_write_items(TransactItems=create[:1], ClientRequestToken="token-1")
+        assert mismatch.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+
+        # And another token is another request: its condition fails on the customer that exists
+        with pytest.raises(ClientError) as cancelled:
+            client.transact_write_items(TransactItems=create, ClientRequestToken="token-2")
+        assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+
+
+def test_the_client_token_patch_keeps_motos_request_handler_shape() -> None:
+    import inspect
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    from infra.local import dynamodb_transactions
+
+    # (a moto upgrade that changes what the patch wraps fails here)
+    assert list(inspect.signature(dynamodb_transactions._moto_transact_write_items).parameters) == ["self"]
+    assert "self.dynamodb_backend.transact_write_items(transact_items)" in inspect.getsource(
+        dynamodb_transactions._moto_transact_write_items
+    )
+    assert hasattr(DynamoHandler, "transact_write_items")
