@@ -60,3 +60,28 @@ def test_a_schedule_created_at_run_time_fires_when_the_clock_passes_it(cloud: Lo
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     assert [json.loads(m["Body"]) for m in messages] == [{"reminder": 1}]
     assert "e2e-once" not in {s["Name"] for s in scheduler.list_schedules()["Schedules"]}
+
+
+def test_functions_read_the_local_clock(cloud: LocalCloud) -> None:
+    from datetime import UTC, datetime
+
+    from ecrm_ops.tour.context import TourContext, expect, wait_for
+
+    # Given the local clock a day ahead of real time
+    advance(cloud, "1d")
+    assert cloud.clock.offset >= timedelta(days=1)
+    tour = TourContext(cloud)
+    token = tour.token(group="marketer")
+
+    # When a ping travels API -> EventBridge -> SQS -> consumer
+    ping = expect(tour.call("POST", "/pings", token=token, body={"message": "what time is it"}), 202, "POST /pings")
+    record = wait_for(
+        lambda: (r := tour.call("GET", f"/pings/{ping.body['ping_id']}", token=token)).status == 200 and r.body,
+        timeout=60,
+        what="the ping to be recorded",
+    )
+
+    # Then both functions stamped it with the local time, not the host's
+    host_now = datetime.now(UTC)
+    for stamp in (record["requested_at"], record["received_at"]):
+        assert datetime.fromisoformat(stamp) - host_now > timedelta(hours=23)
