@@ -104,6 +104,12 @@ class LocalCloud:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
         self._start_moto()
+        # The emulated channels stamp their sends and events with the local clock, as functions do.
+        from infra.local import ses_events
+        from infra.local.messaging import timekeeping as messaging_time
+
+        ses_events.use_clock(self.clock.now)
+        messaging_time.use_clock(self.clock.now)
         template_path = self.template_path or synthesize()
         self.template = Template.load(template_path, STACK_NAME)
         self.runtime = FunctionRuntime(
@@ -163,6 +169,11 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
+        from infra.local import ses_events
+        from infra.local.messaging import timekeeping as messaging_time
+
+        ses_events.use_clock(None)
+        messaging_time.use_clock(None)
         # Every poller stops at once; one still in a 20 s long poll ends on its own (daemon threads).
         for poller in self.pollers:
             poller.signal_stop()

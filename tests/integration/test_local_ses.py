@@ -501,6 +501,41 @@ def test_the_send_quota_is_honoured_when_configured(local: LocalSes, monkeypatch
     assert daily.value.response["Error"]["Message"] == "Daily message quota exceeded."
 
 
+def test_the_daily_quota_follows_the_local_clock(local: LocalSes) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from infra.local.clock import LocalClock
+
+    # Given the local SES on the local cloud's clock, and one message a day allowed
+    clock = LocalClock()
+    ses_events.use_clock(clock.now)
+    try:
+        once = boto3.client(
+            "sesv2",
+            endpoint_url=local.endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+        ses_mail.configure_send_quota(ACCOUNT_ID, REGION, max_24_hour_send=1, max_send_rate=-1)
+        clock.advance(timedelta(days=1, minutes=1))  # the other tests' sends are yesterday's now
+        send_with(once, local)
+        with pytest.raises(ClientError) as daily:
+            send_with(once, local)
+        assert daily.value.response["Error"]["Code"] == "LimitExceededException"
+
+        # When the clock moves a day on, the day's quota is free again, and the send is stamped with local time
+        clock.advance(timedelta(days=1, minutes=1))
+        send_with(once, local)
+        latest = ses.sent_mail(ACCOUNT_ID, REGION)[-1]
+        assert abs(latest.sent_at - clock.now()) < timedelta(minutes=1)
+        assert latest.sent_at > datetime.now(UTC) + timedelta(hours=47)
+    finally:
+        ses_events.use_clock(None)
+        ses_mail.configure_send_quota(ACCOUNT_ID, REGION, max_24_hour_send=-1, max_send_rate=-1)
+
+
 # -- `ecrm local mail` and its control route -----------------------------------------------------
 def test_ecrm_local_mail_lists_shows_opens_and_clicks(local: LocalSes, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import time
 
+from ecrm.core.clock import skew
+
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def new_id(prefix: str = "", *, now_ms: int | None = None) -> str:
     """A new ULID, optionally with a short type prefix such as `png_`."""
-    millis = int(time.time() * 1000) if now_ms is None else now_ms
+    millis = int((time.time() + skew().total_seconds()) * 1000) if now_ms is None else now_ms
     value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
     chars = []
     for _ in range(26):
