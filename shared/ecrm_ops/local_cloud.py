@@ -60,25 +60,16 @@ def choose_api_port(requested: int | None) -> tuple[int, str]:
 
 
 def choose_state_dir() -> tuple[Path, str]:
-    """Where this cloud keeps its state, and a note when it is not the default.
+    """Where this cloud keeps its state, and a note when it is not the usual place.
 
-    The checkout's `.local-cloud/` unless a local cloud still answers there: then the next free
-    `.local-cloud/clouds/<n>/`, so each cloud has its own state file, logs and fault log and stopping
-    one never removes another's. An explicit `$ECRM_LOCAL_STATE_DIR` is used as it is, or refused
-    when a cloud answers there.
+    The checkout's `.local-cloud/` (or `$ECRM_LOCAL_STATE_DIR`) unless a local cloud still answers
+    there: then the next free `<that>/clouds/<n>/`, so each cloud has its own state file, logs and
+    fault log, and stopping one never removes another's.
     """
-    import os
-
     from infra.local.state import STATE_DIR
 
     if not _answering_cloud(STATE_DIR / "state.json"):
         return STATE_DIR, ""
-    if os.environ.get("ECRM_LOCAL_STATE_DIR"):
-        alive = _answering_cloud(STATE_DIR / "state.json")
-        raise OperatorError(
-            f"a local cloud is already running here ({alive}, as {STATE_DIR / 'state.json'} says): use it, stop it, "
-            "or set ECRM_LOCAL_STATE_DIR to another directory to run a second one"
-        )
     for number in itertools.count(2):
         candidate = STATE_DIR / "clouds" / str(number)
         if not _answering_cloud(candidate / "state.json"):

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,16 +20,11 @@ REPO = Path(__file__).resolve().parents[2]
 ECRM = [sys.executable, "-m", "ecrm_ops.cli"]
 
 
-@pytest.fixture(scope="module")
-def local_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    env = {**os.environ, "ECRM_LOCAL_STATE_DIR": str(tmp_path_factory.mktemp("cli-cloud"))}
+def start_local_up(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str, str]:
+    """`ecrm local up ARGS` in the background: the process, its API URL and what it said on stderr meanwhile."""
+    said = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - read after the start, closed with it
     process = subprocess.Popen(
-        [*ECRM, "local", "up", "--port", "0"],
-        cwd=REPO,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        [*ECRM, "local", "up", *args], cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=said
     )
     assert process.stdout is not None
     api_url = None
@@ -40,10 +36,63 @@ def local_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
         found = re.match(r"\s+API\s+(http://127\.0\.0\.1:\d+)", line)
         api_url = found.group(1) if found else None
     assert api_url, "ecrm local up did not print the API URL"
+    said.seek(0)
+    text = said.read()
+    said.close()
+    return process, api_url, text
+
+
+def interrupt(process: subprocess.Popen[str]) -> float:
+    """Ctrl-C: the process must stop cleanly; returns how long it took."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def local_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    env = {**os.environ, "ECRM_LOCAL_STATE_DIR": str(tmp_path_factory.mktemp("cli-cloud"))}
+    process, api_url, _ = start_local_up(env, "--port", "0")
     yield api_url, env
     # When it is interrupted (Ctrl-C), it stops cleanly
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=30) == 0
+    interrupt(process)
+
+
+def test_a_second_local_cloud_runs_beside_the_first_with_its_own_port_and_state(
+    local_up: tuple[str, dict[str, str]],
+) -> None:
+    import socket
+
+    first_url, env = local_up
+    state_dir = Path(env["ECRM_LOCAL_STATE_DIR"])
+    # Given the default API port taken (by whatever holds it) and a cloud running with this state directory
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 4510))
+        holder.listen()
+    except OSError:
+        pass  # already taken
+    try:
+        # When a second cloud is started here without a port
+        process, second_url, said = start_local_up(env)
+    finally:
+        holder.close()
+    # Then it serves on a free port and keeps its state apart, and says where
+    assert second_url != first_url
+    assert not second_url.endswith(":4510")
+    assert "port 4510 is in use" in said
+    second_state = state_dir / "clouds" / "2"
+    assert f"ECRM_LOCAL_STATE_DIR={second_state}" in said
+    assert json.loads((second_state / "state.json").read_text())["api_url"] == second_url
+    assert json.loads((state_dir / "state.json").read_text())["api_url"] == first_url
+    assert http("GET", f"{second_url}/health").status == 200
+    # And stopping it takes seconds and leaves the first cloud and its state alone
+    took = interrupt(process)
+    print(f"the second local cloud stopped in {took:.1f}s")
+    assert not (second_state / "state.json").exists()
+    assert (state_dir / "state.json").exists()
+    assert http("GET", f"{first_url}/health").status == 200
 
 
 def test_local_up_serves_the_api(local_up: tuple[str, dict[str, str]]) -> None:

@@ -286,19 +286,18 @@ def test_a_stale_state_file_is_replaced_not_avoided(
     assert choose_state_dir() == (tmp_path / ".local-cloud", "")
 
 
-@pytest.mark.parametrize("command", [["local", "up"], ["demo", "--once"]])
-def test_a_cloud_over_a_running_ones_explicit_state_directory_is_refused(
-    busy_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+def test_an_explicit_state_directory_in_use_gets_a_directory_of_its_own_beside_it(
+    busy_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from ecrm_ops.local_cloud import choose_state_dir
+
     # Given ECRM_LOCAL_STATE_DIR naming the state of a local cloud whose API answers
-    monkeypatch.setenv("ECRM_LOCAL_STATE_DIR", str(tmp_path / "running"))
-    monkeypatch.setattr(infra.local.state, "STATE_DIR", tmp_path / "running")
-    alive = _running_cloud_state(tmp_path / "running", busy_port)
+    monkeypatch.setenv("ECRM_LOCAL_STATE_DIR", str(tmp_path / "mine"))
+    monkeypatch.setattr(infra.local.state, "STATE_DIR", tmp_path / "mine")
+    _running_cloud_state(tmp_path / "mine", busy_port)
 
-    # When another is started there (on any free port), it refuses before synthesizing anything
-    result = run(*command, "--port", "0")
-
-    assert_one_line(result, 1, f"a local cloud is already running here ({alive}", "ECRM_LOCAL_STATE_DIR")
+    # Then another cloud keeps its state under it, apart
+    assert choose_state_dir()[0] == tmp_path / "mine" / "clouds" / "2"
 
 
 def test_without_a_port_the_api_takes_a_free_one_when_the_default_is_taken(
