@@ -16,6 +16,7 @@ documents it.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -56,7 +57,7 @@ def transact_write_items_request(self: DynamoHandler) -> Any:
     if not token:
         return _moto_transact_write_items(self)
     request = {k: v for k, v in self.body.items() if k not in {"ClientRequestToken", "ReturnConsumedCapacity"}}
-    fingerprint = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    fingerprint = hashlib.sha256(json.dumps(request, sort_keys=True, default=_json_value).encode()).hexdigest()
     key = (self.current_account, self.region, token)
     # One transaction per token at a time: a retry racing its first attempt waits for it.
     with _tokens_lock:
@@ -71,6 +72,11 @@ def transact_write_items_request(self: DynamoHandler) -> Any:
         result = _moto_transact_write_items(self)
         _tokens[key] = (fingerprint, time.monotonic())
         return result
+
+
+def _json_value(value: Any) -> str:
+    """Binary attribute values (moto hands them over decoded) and anything else JSON lacks, as text."""
+    return base64.b64encode(value).decode() if isinstance(value, bytes | bytearray) else repr(value)
 
 
 def _moto_transact_write_items_answer() -> Any:

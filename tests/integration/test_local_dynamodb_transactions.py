@@ -104,7 +104,7 @@ def test_a_retry_with_the_same_client_token_is_not_applied_twice(monkeypatch: py
             {
                 "Put": {
                     "TableName": "t",
-                    "Item": {"pk": {"S": "cus_1"}},
+                    "Item": {"pk": {"S": "cus_1"}, "secret": {"B": b"\x00\xff"}},
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
