@@ -176,6 +176,45 @@ def clicked(
     return body
 
 
+DELAY_STATUS = {  # delayType -> (status, diagnostic code) of a delayed recipient
+    "MailboxFull": ("4.2.2", "smtp; 452 4.2.2 Mailbox full"),
+    "TransientCommunicationFailure": ("4.4.1", "smtp; 421 4.4.1 Connection timed out"),
+    "RecipientServerError": ("4.3.0", "smtp; 451 4.3.0 Temporary server error"),
+    "SpamDetected": ("4.7.1", "smtp; 450 4.7.1 Message deferred as possible spam"),
+    "IPFailure": ("4.7.0", "smtp; 421 4.7.0 IP not authorized, try again later"),
+    "InternalFailure": ("4.0.0", "smtp; 451 4.0.0 Internal failure"),
+    "Undetermined": ("4.0.0", "smtp; 450 4.0.0 Delivery deferred"),
+    "SendingDeferral": ("4.0.0", "smtp; 450 4.0.0 Sending deferred by SES"),
+}
+
+
+def delivery_delay(recipients: list[str], *, delay_type: str, moment: datetime, expires: datetime) -> dict[str, Any]:
+    """SES's `deliveryDelay` object: SES keeps retrying until `expirationTime`."""
+    status, diagnostic = DELAY_STATUS[delay_type]
+    return {
+        "timestamp": iso_ms(moment),
+        "delayType": delay_type,
+        "expirationTime": iso_ms(expires),
+        "delayedRecipients": [{"emailAddress": r, "status": status, "diagnosticCode": diagnostic} for r in recipients],
+        "reportingMTA": REPORTING_MTA,
+    }
+
+
+def subscription(
+    contact_list: str, *, topic: str | None, unsubscribe_all: bool, moment: datetime, source: str
+) -> dict[str, Any]:
+    """SES's `subscription` object: a recipient's preferences changed through SES's subscription management."""
+    topics = [{"topicName": topic, "subscriptionStatus": "OptOut"}] if topic and not unsubscribe_all else []
+    before = [{"topicName": topic, "subscriptionStatus": "OptIn"}] if topic and not unsubscribe_all else []
+    return {
+        "contactList": contact_list,
+        "timestamp": iso_ms(moment),
+        "source": source,
+        "newTopicPreferences": {"unsubscribeAll": unsubscribe_all, "topicSubscriptionStatus": topics},
+        "oldTopicPreferences": {"unsubscribeAll": False, "topicSubscriptionStatus": before},
+    }
+
+
 def rendering_failure(template_name: str, error: str) -> dict[str, Any]:
     return {"templateName": template_name, "errorMessage": error}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,7 +30,9 @@ from infra.local import ses_events, ses_mime
 from infra.local.ses import SentMail, bare_address, is_simulator, mailbox, sent_mail
 
 ROUTE = "/moto-api/local/mail"
-_MESSAGE_ROUTE = re.compile(r"^/moto-api/local/mail/(?P<id>[^/]+)(?:/(?P<action>open|click|bounce|complaint))?$")
+_MESSAGE_ROUTE = re.compile(
+    r"^/moto-api/local/mail/(?P<id>[^/]+)(?:/(?P<action>open|click|bounce|complaint|delay|unsubscribe))?$"
+)
 
 
 class MailError(ValueError):
@@ -123,6 +126,53 @@ def simulate_complaint(account: str, region: str, message_id: str, *, recipient:
     return published
 
 
+def simulate_delivery_delay(
+    account: str,
+    region: str,
+    message_id: str,
+    *,
+    recipient: str | None = None,
+    delay_type: str = "MailboxFull",
+) -> int:
+    """The recipient's server defers the message (SES keeps trying until its expiration time)."""
+    if delay_type not in ses_events.DELAY_STATUS:
+        raise MailError(f"delay type {delay_type!r}: one of {', '.join(ses_events.DELAY_STATUS)}")
+    mail = _find(account, region, message_id)
+    address = _recipient(mail, recipient)
+    moment = ses_events.now()
+    body = ses_events.delivery_delay(
+        [bare_address(address)], delay_type=delay_type, moment=moment, expires=mail.sent_at + timedelta(hours=14)
+    )
+    return _publish(mail, "DELIVERY_DELAY", body)
+
+
+def simulate_subscription(
+    account: str,
+    region: str,
+    message_id: str,
+    *,
+    recipient: str | None = None,
+    unsubscribe_all: bool = False,
+) -> int:
+    """The recipient unsubscribes through the message's one-click `List-Unsubscribe` (sent with
+    `ListManagementOptions`): from its topic, or from the whole contact list with `unsubscribe_all`."""
+    mail = _find(account, region, message_id)
+    _recipient(mail, recipient)
+    header = ses_mime.parse(mail.mime).get("List-Unsubscribe", "")
+    found = re.search(r"[?&]list=([^&>]+)(?:&topic=([^&>]+))?", header)
+    if not found:
+        raise MailError(f"{message_id} was not sent with ListManagementOptions: it has no SES unsubscribe link")
+    contact_list, topic = found.group(1), found.group(2)
+    body = ses_events.subscription(
+        contact_list,
+        topic=topic,
+        unsubscribe_all=unsubscribe_all or topic is None,
+        moment=ses_events.now(),
+        source="UnsubscribeHeader",
+    )
+    return _publish(mail, "SUBSCRIPTION", body)
+
+
 def _suppress_if_in_force(mail: SentMail, address: str, reason: str) -> None:
     if is_simulator(address):
         return
@@ -203,6 +253,14 @@ def _route(request: Any, path: str, query: dict[str, str], account: str, region:
             recipient=recipient,
             bounce_type=body.get("bounce_type", "Permanent"),
             sub_type=body.get("sub_type", "General"),
+        )
+    elif action == "delay":
+        published = simulate_delivery_delay(
+            account, region, message_id, recipient=recipient, delay_type=body.get("delay_type", "MailboxFull")
+        )
+    elif action == "unsubscribe":
+        published = simulate_subscription(
+            account, region, message_id, recipient=recipient, unsubscribe_all=bool(body.get("unsubscribe_all"))
         )
     else:
         published = simulate_complaint(account, region, message_id, recipient=recipient)

@@ -94,6 +94,28 @@ def click_link(message_id: str, link: str | None, recipient: str | None) -> None
     click.echo(_published(result["Published"], "Email Clicked"))
 
 
+@mail.command("delay")
+@click.argument("message_id")
+@click.option("--type", "delay_type", default="MailboxFull", show_default=True, help="SES's delayType.")
+@click.option("--recipient", help="Whose server defers it (default: the first it was delivered to).")
+def delay(message_id: str, delay_type: str, recipient: str | None) -> None:
+    """The recipient's server defers MESSAGE_ID: `Email Delivery Delayed` if its configuration set tracks delays."""
+    body = {"delay_type": delay_type, **({"recipient": recipient} if recipient else {})}
+    result = call(f"/{quote(message_id)}/delay", body)
+    click.echo(_published(result["Published"], "Email Delivery Delayed"))
+
+
+@mail.command("unsubscribe")
+@click.argument("message_id")
+@click.option("--all", "unsubscribe_all", is_flag=True, help="From the whole contact list, not only the topic.")
+@click.option("--recipient", help="Who unsubscribes (default: the first it was delivered to).")
+def unsubscribe(message_id: str, unsubscribe_all: bool, recipient: str | None) -> None:
+    """The recipient uses MESSAGE_ID's one-click unsubscribe: `Email Subscribed` if its configuration set tracks it."""
+    body = {"unsubscribe_all": unsubscribe_all, **({"recipient": recipient} if recipient else {})}
+    result = call(f"/{quote(message_id)}/unsubscribe", body)
+    click.echo(_published(result["Published"], "Email Subscribed"))
+
+
 @mail.command("quota")
 @click.option("--max-24h", "max_24h", required=True, type=float, help="Max24HourSend (-1: unlimited).")
 @click.option("--rate", required=True, type=float, help="MaxSendRate, messages per second (-1: unlimited).")

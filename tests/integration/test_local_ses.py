@@ -34,7 +34,18 @@ from tests.integration.queues import drain
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "samples" / "ses"
 SENDER = "Example Shop <newsletter@example.com>"
 DEFAULT_BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
-ALL_EVENTS = ["send", "reject", "bounce", "complaint", "delivery", "open", "click", "renderingFailure"]
+ALL_EVENTS = [
+    "send",
+    "reject",
+    "bounce",
+    "complaint",
+    "delivery",
+    "open",
+    "click",
+    "renderingFailure",
+    "deliveryDelay",
+    "subscription",
+]
 
 
 def ses_template(matching: list[str]) -> dict[str, Any]:
@@ -575,3 +586,72 @@ def test_the_patched_moto_handlers_are_the_ones_moto_5_2_5_has(moto_endpoint: st
     replaced = {name for name, had in ses_api.MOTO_HAD.items() if had}
     assert replaced == {"send_email", "create_configuration_set"}
     assert len(ses_api.MOTO_HAD) == 20
+
+
+def test_a_delivery_delay_and_an_unsubscription_arrive_when_simulated(local: LocalSes) -> None:
+    # Given a marketing message sent to a contact list's topic (SES adds its one-click unsubscribe)
+    sesv2 = local.client("sesv2")
+    contact_list = f"newsletter-{uuid.uuid4().hex[:6]}"
+    sesv2.create_contact_list(
+        ContactListName=contact_list,
+        Topics=[{"TopicName": "offers", "DisplayName": "Offers", "DefaultSubscriptionStatus": "OPT_IN"}],
+    )
+    message_id = local.send(
+        ["customer@example.com"], ListManagementOptions={"ContactListName": contact_list, "TopicName": "offers"}
+    )
+    local.events()
+
+    # When the recipient's server defers it, and the recipient then unsubscribes from the topic
+    assert ses_mail.simulate_delivery_delay(ACCOUNT_ID, REGION, message_id, delay_type="MailboxFull") == 1
+    assert ses_mail.simulate_subscription(ACCOUNT_ID, REGION, message_id) == 1
+
+    # Then Email Delivery Delayed and Email Subscribed arrive in SES's shapes
+    events = by_type(local.events())
+    [delayed] = events["Email Delivery Delayed"]
+    [subscribed] = events["Email Subscribed"]
+    delay = delayed["detail"]["deliveryDelay"]
+    assert delayed["detail"]["eventType"] == "DeliveryDelay"
+    assert delay["delayType"] == "MailboxFull"
+    assert delay["delayedRecipients"] == [
+        {"emailAddress": "customer@example.com", "status": "4.2.2", "diagnosticCode": "smtp; 452 4.2.2 Mailbox full"}
+    ]
+    assert delay["expirationTime"] > delay["timestamp"]
+    change = subscribed["detail"]["subscription"]
+    assert subscribed["detail"]["eventType"] == "Subscription"
+    assert subscribed["detail"]["mail"]["messageId"] == message_id
+    assert change["contactList"] == contact_list
+    assert change["newTopicPreferences"] == {
+        "unsubscribeAll": False,
+        "topicSubscriptionStatus": [{"topicName": "offers", "subscriptionStatus": "OptOut"}],
+    }
+    # And a message sent without list management has no unsubscribe to simulate
+    plain = local.send(["customer@example.com"])
+    with pytest.raises(ses_mail.MailError, match="ListManagementOptions"):
+        ses_mail.simulate_subscription(ACCOUNT_ID, REGION, plain)
+
+
+def test_ecrm_local_mail_delays_and_unsubscribes(local: LocalSes, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+    from ecrm_ops import local_mail
+
+    contact_list = f"news-{uuid.uuid4().hex[:6]}"
+    local.client("sesv2").create_contact_list(ContactListName=contact_list)
+    message_id = local.send(["customer@example.com"], ListManagementOptions={"ContactListName": contact_list})
+    local.events()
+    monkeypatch.setattr(local_mail, "_endpoint", lambda: local.endpoint)
+    runner = CliRunner()
+
+    delayed = runner.invoke(local_mail.mail, ["delay", message_id, "--type", "TransientCommunicationFailure"])
+    unsubscribed = runner.invoke(local_mail.mail, ["unsubscribe", message_id])
+
+    assert delayed.exit_code == 0, delayed.output
+    assert "Email Delivery Delayed published to 1" in delayed.output
+    assert unsubscribed.exit_code == 0, unsubscribed.output
+    events = by_type(local.events())
+    assert (
+        events["Email Delivery Delayed"][0]["detail"]["deliveryDelay"]["delayType"] == "TransientCommunicationFailure"
+    )
+    assert events["Email Subscribed"][0]["detail"]["subscription"]["newTopicPreferences"]["unsubscribeAll"] is True
+    bad = runner.invoke(local_mail.mail, ["delay", message_id, "--type", "Tuesday"])
+    assert bad.exit_code != 0
+    assert "delay type 'Tuesday'" in bad.output
