@@ -105,10 +105,33 @@ def test_every_state_machine_has_the_template_definition(cloud: LocalCloud) -> N
 
 
 def test_every_schedule_fires_from_the_local_clock(cloud: LocalCloud) -> None:
+    import os
+    import subprocess
+    import sys
+
     schedules = [r for r in cloud.template.of_type("AWS::Events::Rule") if "ScheduleExpression" in r.properties]
     assert schedules
-    assert {cloud.provisioned.physical[r.logical_id] for r in schedules} == set(cloud.scheduler.schedules)
+    names = {cloud.provisioned.physical[r.logical_id] for r in schedules}
+    assert names == set(cloud.scheduler.schedules)
     assert cloud.clock.ticking
+    # Every schedule has its next occurrence ahead on the local clock
+    now = cloud.clock.now()
+    assert all(cloud.scheduler.due[name] > now for name in names), cloud.scheduler.due
+    # When the clock is moved past the soonest one with the operator's command
+    soonest = min(names, key=lambda name: cloud.scheduler.due[name])
+    before = cloud.scheduler.fired.get(soonest, 0)
+    minutes = int((cloud.scheduler.due[soonest] - now).total_seconds() // 60) + 1
+    moved = subprocess.run(
+        [sys.executable, "-m", "ecrm_ops.cli", "local", "clock", "advance", f"{minutes}m"],
+        env={**os.environ, "ECRM_LOCAL_STATE_DIR": str(cloud.state_dir)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    # Then the command says where the clock is, and that schedule fired (its targets ran) once more
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.startswith("local time ")
+    assert cloud.scheduler.fired.get(soonest, 0) == before + 1, (soonest, cloud.scheduler.fired)
 
 
 def test_every_route_of_the_template_is_served_with_its_authorization(cloud: LocalCloud) -> None:
