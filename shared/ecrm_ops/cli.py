@@ -69,14 +69,7 @@ def _check_fault_spec(ctx: click.Context, param: click.Parameter, spec: str) -> 
     return check_fault_spec(ctx, param, spec)
 
 
-@local.command("up")
-@click.option(
-    "--port",
-    type=PORT,
-    help="Port of the local REST API (default 4510, or any free one when 4510 is taken; 0: any free).",
-)
-@click.option("--verbose", is_flag=True, help="Echo every function's log lines.")
-@click.option(
+FAULTS_OPTION = click.option(
     "--faults",
     default="",
     metavar="SPEC",
@@ -86,6 +79,16 @@ def _check_fault_spec(ctx: click.Context, param: click.Parameter, spec: str) -> 
     "Example: sesv2:SendEmail=throttle@0.33,sqs:DeleteMessageBatch=error#1,seed=7. "
     "What they hit is logged in .local-cloud/faults.jsonl (README: Local cloud > Faults).",
 )
+
+
+@local.command("up")
+@click.option(
+    "--port",
+    type=PORT,
+    help="Port of the local REST API (default 4510, or any free one when 4510 is taken; 0: any free).",
+)
+@click.option("--verbose", is_flag=True, help="Echo every function's log lines.")
+@FAULTS_OPTION
 def local_up(port: int | None, verbose: bool, faults: str) -> None:
     """Run the platform locally and serve until stopped (beside any other local cloud: its own port and state)."""
     from ecrm_ops.local_cloud import choose_api_port, choose_state_dir, run_until_interrupted, start_cloud
@@ -160,8 +163,9 @@ def local_invoke(function: str, event_file: IO[str]) -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="Run the scripted tour and exit (non-zero if any step fails).")
 @click.option("--port", type=PORT, help="Port of the local REST API (default 4510; with --once any free port).")
-def demo(once: bool, port: int | None) -> None:
-    """Bring the platform up locally, print how to call it, run the tour."""
+@FAULTS_OPTION
+def demo(once: bool, port: int | None, faults: str) -> None:
+    """Bring the platform up locally, print how to call it, run the tour (under faults, if asked)."""
     from ecrm_ops.local_cloud import choose_api_port, choose_state_dir
     from ecrm_ops.tour.run import run_demo
 
@@ -170,7 +174,7 @@ def demo(once: bool, port: int | None) -> None:
     for note in (port_note, state_note):
         if note:
             click.echo(note, err=True)
-    sys.exit(run_demo(once=once, api_port=api_port, state_dir=state_dir))
+    sys.exit(run_demo(once=once, api_port=api_port, state_dir=state_dir, faults=faults))
 
 
 @main.command("import")

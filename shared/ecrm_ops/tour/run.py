@@ -32,8 +32,8 @@ def run_tour(ctx: TourContext, echo: Callable[[str], None] = print) -> int:
     return failures
 
 
-def run_demo(*, once: bool, api_port: int = 0, state_dir: Path | None = None) -> int:
-    cloud = start_cloud(api_port=api_port, state_dir=state_dir)
+def run_demo(*, once: bool, api_port: int = 0, state_dir: Path | None = None, faults: str = "") -> int:
+    cloud = start_cloud(api_port=api_port, state_dir=state_dir, faults=faults)
     ctx = TourContext(cloud)
     if not once:
         print(f"A marketer's token (valid 1 hour):\n{ctx.token(group='marketer')}\n", flush=True)

@@ -326,3 +326,27 @@ def test_import_checks_the_encoding_before_uploading_and_converts_a_given_one(pe
     assert utf8_body(people, "cp1252").decode("utf-8").endswith("Zoé\n")
     unknown = run("import", str(people), "--source", "erp", "--mapping", str(mapping_file), "--encoding", "klingon")
     assert_one_line(unknown, 2, "unknown encoding 'klingon'")
+
+
+@pytest.mark.parametrize("command", [["local", "up"], ["demo", "--once"]])
+def test_a_bad_fault_spec_is_a_usage_error_before_anything_starts(command: list[str]) -> None:
+    result = run(*command, "--port", "0", "--faults", "sesv2:SendEmail=sometimes")
+
+    assert_one_line(result, 2, "--faults", "sometimes")
+
+
+def test_demo_runs_the_tour_under_the_faults_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecrm_ops.tour import run as tour_run
+
+    asked: dict[str, object] = {}
+
+    def run_demo(**kwargs: object) -> int:
+        asked.update(kwargs)
+        return 0
+
+    monkeypatch.setattr(tour_run, "run_demo", run_demo)
+
+    result = run("demo", "--once", "--port", "0", "--faults", "sesv2:SendEmail=throttle@0.33,seed=7")
+
+    assert result.exit_code == 0, result.output
+    assert asked["faults"] == "sesv2:SendEmail=throttle@0.33,seed=7"
