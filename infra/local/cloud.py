@@ -21,7 +21,16 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from infra.local import athena, dynamodb_transactions, firehose, moto_hot_paths, s3_notifications, ses, synth_cache
+from infra.local import (
+    athena,
+    dynamodb_transactions,
+    emulated_time,
+    firehose,
+    moto_hot_paths,
+    s3_notifications,
+    ses,
+    synth_cache,
+)
 from infra.local.clock import LocalClock
 from infra.local.faults import FaultPlan
 from infra.local.faults import install as install_faults
@@ -105,11 +114,7 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         self._start_moto()
         # The emulated channels stamp their sends and events with the local clock, as functions do.
-        from infra.local import ses_events
-        from infra.local.messaging import timekeeping as messaging_time
-
-        ses_events.use_clock(self.clock.now)
-        messaging_time.use_clock(self.clock.now)
+        emulated_time.use_clock(self.clock.now)
         template_path = self.template_path or synthesize()
         self.template = Template.load(template_path, STACK_NAME)
         self.runtime = FunctionRuntime(
@@ -169,11 +174,7 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
-        from infra.local import ses_events
-        from infra.local.messaging import timekeeping as messaging_time
-
-        ses_events.use_clock(None)
-        messaging_time.use_clock(None)
+        emulated_time.use_clock(None)
         # Every poller stops at once; one still in a 20 s long poll ends on its own (daemon threads).
         for poller in self.pollers:
             poller.signal_stop()

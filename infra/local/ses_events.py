@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from infra.local import emulated_time
 
 logger = logging.getLogger(__name__)
 
@@ -41,18 +42,9 @@ CALLER_IDENTITY = "local"
 USER_AGENT = "Mozilla/5.0 (local cloud mailbox)"
 
 
-_clock: Callable[[], datetime] | None = None  # the local cloud's clock (`use_clock`), else real time
-
-
-def use_clock(clock: Callable[[], datetime] | None) -> None:
-    """Read time from the local cloud's clock (None: real time again)."""
-    global _clock
-    _clock = clock
-
-
 def now() -> datetime:
-    """The local SES's time (aware UTC)."""
-    return _clock() if _clock is not None else datetime.now(UTC)
+    """The local SES's time (aware UTC): the local cloud's clock (`infra.local.emulated_time`)."""
+    return emulated_time.now()
 
 
 def iso_ms(moment: datetime) -> str:

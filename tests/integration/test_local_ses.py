@@ -24,7 +24,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from infra.local import ses, ses_events, ses_mail
+from infra.local import emulated_time, ses, ses_events, ses_mail
 from infra.local.cloud import free_port
 from infra.local.provision import Provisioned, Provisioner
 from infra.local.runtime import FunctionRuntime
@@ -519,7 +519,7 @@ def test_the_daily_quota_follows_the_local_clock(local: LocalSes) -> None:
 
     # Given the local SES on the local cloud's clock, and one message a day allowed
     clock = LocalClock()
-    ses_events.use_clock(clock.now)
+    emulated_time.use_clock(clock.now)
     try:
         once = boto3.client(
             "sesv2",
@@ -543,7 +543,7 @@ def test_the_daily_quota_follows_the_local_clock(local: LocalSes) -> None:
         assert abs(latest.sent_at - clock.now()) < timedelta(minutes=1)
         assert latest.sent_at > datetime.now(UTC) + timedelta(hours=47)
     finally:
-        ses_events.use_clock(None)
+        emulated_time.use_clock(None)
         ses_mail.configure_send_quota(ACCOUNT_ID, REGION, max_24_hour_send=-1, max_send_rate=-1)
 
 
