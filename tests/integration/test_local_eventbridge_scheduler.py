@@ -295,3 +295,46 @@ def test_a_failing_target_is_retried_then_dead_lettered_in_scheduler_s_shape(loc
     assert attributes["ERROR_CODE"]
     assert attributes["EXECUTION_ID"]
     assert [i.outcome for i in local.scheduler.invocations] == ["dead-lettered"]
+
+
+def test_a_schedule_declared_in_the_template_fires_from_the_local_clock(local: Local, tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from infra.local.provision import Provisioner
+    from infra.local.runtime import FunctionRuntime
+    from infra.local.template import Template
+
+    # Given a template, as CDK writes it, with a queue and a schedule group holding a Paris cron on the queue
+    template = {
+        "Resources": {
+            "Reminders": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "Group": {"Type": "AWS::Scheduler::ScheduleGroup", "Properties": {"Name": "journeys"}},
+            "Morning": {
+                "Type": "AWS::Scheduler::Schedule",
+                "Properties": {
+                    "GroupName": {"Ref": "Group"},
+                    "ScheduleExpression": "cron(0 9 * * ? *)",
+                    "ScheduleExpressionTimezone": "Europe/Paris",
+                    "FlexibleTimeWindow": {"Mode": "OFF"},
+                    "Target": {
+                        "Arn": {"Fn::GetAtt": ["Reminders", "Arn"]},
+                        "RoleArn": ROLE,
+                        "Input": json.dumps({"at": "<aws.scheduler.scheduled-time>"}),
+                    },
+                },
+            },
+        }
+    }
+    path = Path(tmp_path) / "template.json"
+    path.write_text(json.dumps(template))
+    provisioned = Provisioner(
+        Template.load(path, "SchedulerTemplate"), local.client, FunctionRuntime(local.endpoint, REGION, Path(tmp_path))
+    ).run()
+    assert local.api.get_schedule(Name=provisioned.physical["Morning"], GroupName="journeys")["State"] == "ENABLED"
+
+    # When the clock is advanced three days across the change to summer time
+    local.clock.advance(timedelta(days=3))
+
+    # Then it fired at 09:00 Paris each day, into the template's queue
+    url = str(provisioned.physical["Reminders"])
+    assert local.times(url) == ["2026-03-28T08:00:00Z", "2026-03-29T07:00:00Z", "2026-03-30T07:00:00Z"]
