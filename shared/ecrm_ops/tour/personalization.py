@@ -193,7 +193,9 @@ def _personalization(ctx: TourContext) -> str:
         expected = _expected_offer(row, offers)
         wait_for(
             partial(_offered, ctx, marketer, customer, expected),
-            timeout=30,
+            # The traits just published reach the personalization projection through its queue, behind the
+            # scoring's whole batch: seconds on an idle machine, more under load.
+            timeout=120,
             interval=1,
             what=f"{customer}'s offers to follow their segment and traits (expected {expected})",
         )
