@@ -22,6 +22,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from moto.dynamodb.comparisons import get_filter_expression
@@ -39,7 +40,8 @@ from moto.dynamodb.responses import DynamoHandler
 _installed = False
 _moto_transact_write_items = DynamoHandler.transact_write_items
 TOKEN_WINDOW_SECONDS = 600  # "valid for 10 minutes after the first request that uses it is completed"
-_tokens: dict[tuple[str, str, str], tuple[str, float]] = {}  # (account, region, token) -> (request, completed)
+# (account, region, token) -> (request, completed), oldest completion first: stale tokens are popped from the front
+_tokens: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()
 _tokens_lock = threading.Lock()
 
 
@@ -62,8 +64,8 @@ def transact_write_items_request(self: DynamoHandler) -> Any:
     # One transaction per token at a time: a retry racing its first attempt waits for it.
     with _tokens_lock:
         now = time.monotonic()
-        for stale in [k for k, (_, done) in _tokens.items() if now - done > TOKEN_WINDOW_SECONDS]:
-            del _tokens[stale]
+        while _tokens and now - next(iter(_tokens.values()))[1] > TOKEN_WINDOW_SECONDS:
+            _tokens.popitem(last=False)
         seen = _tokens.get(key)
         if seen is not None:
             if seen[0] != fingerprint:

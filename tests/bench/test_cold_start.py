@@ -23,24 +23,14 @@ from pathlib import Path
 import pytest
 
 from tests.bench.harness import Measurement
+from tests.handler_environment import HANDLER_ENVIRONMENT
 
 REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS = REPO / "functions"
 HANDLERS = sorted(p for p in FUNCTIONS.glob("*/*.py") if p.name != "__init__.py")
 API_GOAL = 1.5  # an API handler imports within this multiple of a bare `import boto3`
 ENV = {
-    "EVENT_BUS_NAME": "ecrm",
-    "PLATFORM_TABLE_NAME": "ecrm-platform",
-    "CUSTOMERS_TABLE_NAME": "ecrm-customers",
-    "IMPORT_BUCKET_NAME": "ecrm-imports",
-    "COLLECT_TABLE_NAME": "ecrm-collect",
-    "ANALYSIS_TABLE_NAME": "ecrm-analysis",
-    "PERSONALIZATION_TABLE_NAME": "ecrm-personalization",
-    "LAKE_BUCKET_NAME": "ecrm-lake",
-    "LAKE_DATABASE": "ecrm_lake",
-    "ATHENA_WORKGROUP": "ecrm",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
+    **HANDLER_ENVIRONMENT,
     "POWERTOOLS_SERVICE_NAME": "bench",
     "PATH": os.environ.get("PATH", ""),
 }

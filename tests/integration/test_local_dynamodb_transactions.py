@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,7 +92,7 @@ def test_a_retry_with_the_same_client_token_is_not_applied_twice(monkeypatch: py
     from infra.local import dynamodb_transactions
 
     dynamodb_transactions.install()
-    monkeypatch.setattr(dynamodb_transactions, "_tokens", {})
+    monkeypatch.setattr(dynamodb_transactions, "_tokens", OrderedDict())
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(

@@ -19,24 +19,13 @@ from pathlib import Path
 import pytest
 from ecrm.core.contract import Contract
 
+from tests.handler_environment import HANDLER_ENVIRONMENT
+
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted([*(ROOT / "shared" / "ecrm").rglob("*.py"), *(ROOT / "functions").rglob("*.py")])
 API_HANDLERS = sorted((ROOT / "functions").glob("*/api.py"))
 NOT_ON_AN_API_IMPORT = ("phonenumbers", "jinja2", "numpy", "pandas", "sklearn", "scipy", "duckdb", "pyarrow")
-ENV = {
-    "EVENT_BUS_NAME": "ecrm",
-    "PLATFORM_TABLE_NAME": "ecrm-platform",
-    "CUSTOMERS_TABLE_NAME": "ecrm-customers",
-    "IMPORT_BUCKET_NAME": "ecrm-imports",
-    "COLLECT_TABLE_NAME": "ecrm-collect",
-    "ANALYSIS_TABLE_NAME": "ecrm-analysis",
-    "PERSONALIZATION_TABLE_NAME": "ecrm-personalization",
-    "LAKE_BUCKET_NAME": "ecrm-lake",
-    "LAKE_DATABASE": "ecrm_lake",
-    "ATHENA_WORKGROUP": "ecrm",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
+ENV = HANDLER_ENVIRONMENT
 # Imports a handler module as the Lambda runtime does (its directory and the layer's package first on the
 # path), then reports the models built and the top-level packages loaded.
 PROBE = """
