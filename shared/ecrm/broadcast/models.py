@@ -1,0 +1,335 @@
+"""The broadcast engine's contract: message requests and views, statuses, and its domain events (ADR 12).
+
+A message is addressed by its key `(source, customer, step)` and never by a random id, so a re-run of a
+request batch names the same messages. The events are what the customer store turns into timeline
+interactions and what insights count; `CustomerUnsubscribed` tells every engine a consent went away.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from ecrm.core.contract import Contract
+from ecrm.core.events import DomainEvent
+from ecrm.core.vocabulary import DeliveryChannel
+
+SOURCE = "ecrm.broadcast"
+
+MessagePurpose = Literal["marketing", "transactional"]
+MessageStatus = Literal[
+    "requested", "deferred", "suppressed", "queued", "sending", "sent", "delivered", "bounced", "complained", "failed"
+]
+# Where a status may go next: every transition is a conditional write naming the state it leaves.
+NEXT_STATUSES: dict[str, frozenset[str]] = {
+    "requested": frozenset({"deferred", "suppressed", "queued"}),
+    "deferred": frozenset({"deferred", "suppressed", "queued"}),
+    "queued": frozenset({"sending", "suppressed", "failed"}),
+    "sending": frozenset({"queued", "sent", "failed", "suppressed", "delivered", "bounced", "complained"}),
+    "sent": frozenset({"delivered", "bounced", "complained", "failed"}),
+    "delivered": frozenset({"complained", "bounced"}),
+    "bounced": frozenset(),
+    "complained": frozenset(),
+    "suppressed": frozenset(),
+    "failed": frozenset(),
+}
+FINAL_STATUSES = frozenset(s for s, nxt in NEXT_STATUSES.items() if not nxt)
+SENT_OR_LATER = frozenset({"sent", "delivered", "bounced", "complained"})
+
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+MESSAGE_ID_PATTERN = r"^msg_[0-9A-Z]{26}$"
+Topic = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,40}$")]
+SourceRef = Annotated[str, StringConstraints(pattern=r"^(campaign|journey|trigger|api):[A-Za-z0-9_.:\-]{1,128}$")]
+
+# The parts each channel's content needs (rendered with the customer's profile and the request's data).
+REQUIRED_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "email": (("subject",), ("html", "text")),  # a subject, and html or text
+    "sms": (("body",),),
+    "voice": (("text",),),
+    "push": (("body",),),
+    "whatsapp": (("template_name",), ("language",)),
+    "in_app": (("title",), ("body",)),
+    "webhook": (("payload",),),
+}
+
+
+class MessageRequest(Contract):
+    """`POST /messages`: one message to one customer, through the delivery policy."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    customer_id: Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+    purpose: MessagePurpose
+    topic: Topic | None = None
+    channel: DeliveryChannel | None = Field(
+        default=None, description="Forces the channel (no fallback); none: the customer's preferred reachable one"
+    )
+    content: dict[DeliveryChannel, dict[str, Any]] = Field(
+        description="Per channel, its parts as jinja2 templates rendered with the customer's profile and `data`"
+    )
+    data: dict[str, Any] = Field(default_factory=dict, description="Values the templates read as `data.<name>`")
+    source: SourceRef | None = Field(
+        default=None, description="campaign:<id>, journey:<id> or trigger:<name>; api sources use Idempotency-Key"
+    )
+    step: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")] = "0"
+    tracking: bool = Field(default=False, description="Email: open and click tracking for this message")
+
+    @field_validator("content")
+    @classmethod
+    def _parts_present(cls, content: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if not content:
+            raise ValueError("content for at least one channel is required")
+        for channel, parts in content.items():
+            for alternatives in REQUIRED_PARTS[channel]:
+                if not any(parts.get(name) for name in alternatives):
+                    raise ValueError(f"{channel} content needs {' or '.join(alternatives)}")
+        return content
+
+    @model_validator(mode="after")
+    def _forced_channel_has_content(self) -> MessageRequest:
+        if self.channel is not None and self.channel not in self.content:
+            raise ValueError(f"the forced channel {self.channel} has no content")
+        if self.source is not None and self.source.startswith("api:"):
+            raise ValueError("api sources are named by the Idempotency-Key header")
+        return self
+
+
+class HistoryEntry(Contract):
+    at: datetime
+    status: str
+    reason: str | None = None
+    detail: dict[str, str] = Field(default_factory=dict)
+
+
+class Message(Contract):
+    """A message as stored: its request, where the policy sent it, and every step it went through."""
+
+    message_id: str
+    customer_id: str
+    purpose: MessagePurpose
+    topic: str | None = None
+    source: str
+    step: str = "0"
+    requested_channel: str | None = None
+    channel: str | None = None
+    address: str | None = None
+    status: MessageStatus
+    reason: str | None = None
+    content: dict[str, dict[str, Any]]
+    data: dict[str, Any] = Field(default_factory=dict)
+    tracking: bool = False
+    fingerprint: str
+    requested_at: datetime
+    updated_at: datetime
+    deferred_until: datetime | None = None
+    attempts: int = 0
+    lease_until: datetime | None = None
+    provider_message_id: str | None = None
+    opened_at: datetime | None = None
+    clicked_at: datetime | None = None
+    version: int = 0
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+
+class MessageAccepted(Contract):
+    message_id: str
+    status: MessageStatus
+
+
+class MessageView(Contract):
+    """`GET /messages/{id}`: the status and its history (the content stays inside the engine)."""
+
+    message_id: str
+    customer_id: str
+    purpose: MessagePurpose
+    topic: str | None
+    source: str
+    step: str
+    channel: str | None
+    status: MessageStatus
+    reason: str | None
+    requested_at: datetime
+    updated_at: datetime
+    deferred_until: datetime | None = None
+    opened_at: datetime | None = None
+    clicked_at: datetime | None = None
+    history: list[HistoryEntry]
+
+    @classmethod
+    def of(cls, message: Message) -> MessageView:
+        return cls.model_validate(message.model_dump(include=set(cls.model_fields)))
+
+
+class MessagePage(Contract):
+    items: list[MessageView]
+    next: str | None = None
+
+
+# -- customer-facing ----------------------------------------------------------------------------
+class InboxItem(Contract):
+    item_id: str
+    message_id: str
+    title: str
+    body: str
+    image_url: str | None = None
+    cta_label: str | None = None
+    cta_url: str | None = None
+    created_at: datetime
+    read_at: datetime | None = None
+
+
+class Inbox(Contract):
+    items: list[InboxItem]
+    unread: int
+
+
+DevicePlatform = Literal["apns", "apns_sandbox", "fcm"]
+
+
+class DeviceIn(Contract):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    platform: DevicePlatform
+    token: Annotated[str, StringConstraints(min_length=8, max_length=4096, pattern=r"^[A-Za-z0-9_:\-.]+$")]
+
+
+class Device(Contract):
+    device_id: str
+    platform: DevicePlatform
+    endpoint_arn: str
+    enabled: bool = True
+    registered_at: datetime
+
+
+class Suppression(Contract):
+    address: str
+    channel: str
+    reason: str
+    customer_id: str | None = None
+    suppressed_at: datetime
+
+
+class SuppressionPage(Contract):
+    items: list[Suppression]
+    next: str | None = None
+
+
+class WebhookEndpointIn(Contract):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    url: Annotated[str, StringConstraints(pattern=r"^https://[^\s]{3,2000}$")]
+    customer_id: Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)] | None = Field(
+        default=None, description="The customer whose device it is; none: a partner system"
+    )
+
+
+class WebhookEndpointCreated(Contract):
+    endpoint_id: str
+    url: str
+    customer_id: str | None
+    secret: str = Field(description="Shown once: signs every delivery (X-Ecrm-Signature)")
+    enabled: bool = True
+
+
+# -- events ---------------------------------------------------------------------------------------
+class MessageEvent(DomainEvent):
+    """A message's transition, as the customer store's timeline and insights read it."""
+
+    source: ClassVar[str] = SOURCE
+
+    message_id: str
+    customer_id: str
+    channel: DeliveryChannel | None = Field(default=None, description="None before the policy chose")
+    purpose: MessagePurpose
+    topic: str | None = None
+    source_ref: str = Field(alias="source", description="campaign:<id> | journey:<id> | trigger:<name> | api:<key>")
+    step: str = "0"
+    status: MessageStatus
+    reason: str | None = None
+    occurred_at: datetime
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+
+class MessageRequested(MessageEvent):
+    """A message was accepted; the policy decides next what becomes of it."""
+
+    detail_type: ClassVar[str] = "MessageRequested"
+
+
+class MessageDeferred(MessageEvent):
+    """Quiet hours, the SMS sending window or a deliverability pause hold the message until `until`."""
+
+    detail_type: ClassVar[str] = "MessageDeferred"
+    until: datetime
+
+
+class MessageSuppressed(MessageEvent):
+    """Not sent, with the reason (no consent, suppressed address, unreachable, frequency cap...)."""
+
+    detail_type: ClassVar[str] = "MessageSuppressed"
+
+
+class MessageSent(MessageEvent):
+    """The provider took the message."""
+
+    detail_type: ClassVar[str] = "MessageSent"
+
+
+class MessageDelivered(MessageEvent):
+    detail_type: ClassVar[str] = "MessageDelivered"
+
+
+class MessageBounced(MessageEvent):
+    detail_type: ClassVar[str] = "MessageBounced"
+
+
+class MessageComplained(MessageEvent):
+    detail_type: ClassVar[str] = "MessageComplained"
+
+
+class MessageOpened(MessageEvent):
+    detail_type: ClassVar[str] = "MessageOpened"
+
+
+class MessageClicked(MessageEvent):
+    detail_type: ClassVar[str] = "MessageClicked"
+    link: str | None = None
+
+
+class MessageFailed(MessageEvent):
+    """The provider refused the message for good, or it could not be sent: the reason says which."""
+
+    detail_type: ClassVar[str] = "MessageFailed"
+
+
+UnsubscribeMethod = Literal["one_click", "preference_centre", "sms_stop", "whatsapp_stop", "complaint"]
+
+
+class CustomerUnsubscribed(DomainEvent):
+    """A customer withdrew a consent through broadcast (the customer store already holds the withdrawal)."""
+
+    source: ClassVar[str] = SOURCE
+    detail_type: ClassVar[str] = "CustomerUnsubscribed"
+
+    customer_id: str
+    channel: str
+    topic: str | None = None
+    purpose: str = Field(description='"marketing" or "topic:<name>"')
+    method: UnsubscribeMethod
+    address_hash: str | None = Field(default=None, description="SHA-256 of the address, never the address")
+    occurred_at: datetime
+
+
+EVENT_OF_STATUS: dict[str, type[MessageEvent]] = {
+    "requested": MessageRequested,
+    "deferred": MessageDeferred,
+    "suppressed": MessageSuppressed,
+    "sent": MessageSent,
+    "delivered": MessageDelivered,
+    "bounced": MessageBounced,
+    "complained": MessageComplained,
+    "failed": MessageFailed,
+}
