@@ -1,4 +1,6 @@
-"""The customer store in the cloud: table, import bucket and pipeline, API, erasure consumers."""
+"""The customer store in the cloud: table, import bucket and pipeline, API, erasure consumers, and what the
+broadcast engine needs of it: the contacts function it invokes at send time and the consumer that puts its
+message events on the timeline."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -41,6 +44,19 @@ ROUTES = (
     ApiRoute("PATCH", "/me/preferences"),
     ApiRoute("PUT", "/me/consents/{channel}/{purpose}"),
     ApiRoute("GET", "/me/export"),
+)
+
+# What `ecrm.customers.message_timeline` records on the timeline.
+BROADCAST_TIMELINE_EVENTS = (
+    "MessageSent",
+    "MessageDelivered",
+    "MessageBounced",
+    "MessageComplained",
+    "MessageOpened",
+    "MessageClicked",
+    "MessageSuppressed",
+    "MessageFailed",
+    "CustomerUnsubscribed",
 )
 
 # Attribute -> sources, best first. Deployers change it with the context key ecrm:customersSourcePriority.
@@ -201,6 +217,54 @@ class CustomersEngine(Construct):
             description="Every engine's erasure acknowledgement",
             pattern=events.EventPattern(source=events.Match.prefix("ecrm."), detail_type=["CustomerDataErased"]),
         )
+
+        self.contacts = self._contacts_function(foundation, env)
+        self.broadcast = QueueConsumer(
+            self,
+            "BroadcastEventConsumer",
+            foundation=foundation,
+            engine="customers",
+            module="on_broadcast_event",
+            environment=env,
+            batch_size=10,
+            max_concurrency=20,
+        )
+        self.table.grant_read_write_data(self.broadcast.handler.function)
+        foundation.bus.grant_put_events_to(self.broadcast.handler.function)  # InteractionRecorded
+        EventRuleToQueue(
+            self,
+            "BroadcastEventsRule",
+            foundation=foundation,
+            consumer=self.broadcast,
+            description="Message outcomes and engagement from the broadcast engine onto the customer's timeline",
+            pattern=events.EventPattern(source=["ecrm.broadcast"], detail_type=list(BROADCAST_TIMELINE_EVENTS)),
+        )
+
+    def _contacts_function(self, foundation: Foundation, env: dict[str, str]) -> EngineFunction:
+        """What the broadcast engine invokes at send time (`grant_invoke` on `contacts.function`).
+
+        It reads profiles and writes consents with their proof and outbox item in one transaction
+        (PutItem and ConditionCheckItem are what TransactWriteItems needs per item); nothing else.
+        """
+        contacts = EngineFunction(
+            self,
+            "Contacts",
+            engine="customers",
+            module="task_contacts",
+            settings=foundation.settings,
+            layers=[foundation.common_layer],
+            environment=env,
+            timeout=Duration.seconds(10),
+            description="eCRM customers: contact cards and consents for the broadcast engine",
+        )
+        contacts.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"],
+                resources=[self.table.table_arn],
+            )
+        )
+        foundation.key.grant_encrypt_decrypt(contacts.function)
+        return contacts
 
     def _acknowledge_bucket_grants(self, function: EngineFunction, prefixes: list[str], actions: list[str]) -> None:
         bucket_id = Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]

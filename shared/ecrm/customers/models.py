@@ -203,6 +203,88 @@ class PreferencesPatch(Contract):
     _zone = field_validator("time_zone")(classmethod(lambda cls, zone: _iana_zone(zone)))
 
 
+# -- contact cards: what the broadcast engine asks at send time (the contacts function) ---------------
+class ContactConsent(Contract):
+    channel: Channel
+    purpose: str
+    state: ConsentState
+    updated_at: datetime
+
+
+class ContactCard(Contract):
+    """Everything a send decision needs of one customer, as the store holds it at the moment of asking.
+
+    The broadcast engine asks for it just before deciding and again before the provider call (ADR 12),
+    so a consent withdrawn seconds before a send is honoured: it never keeps a copy.
+    `addresses`: `email` and `phone` (E.164; sms, voice and whatsapp reach the customer on it).
+    """
+
+    customer_id: str
+    status: CustomerStatus
+    addresses: dict[str, list[str]] = Field(default_factory=dict)
+    consents: list[ContactConsent] = Field(default_factory=list)
+    preferences: Preferences = Field(default_factory=Preferences)
+    profile: dict[str, Scalar] = Field(default_factory=dict, description="Attribute values for rendering")
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+    def consent_state(self, channel: str, purpose: str) -> ConsentState | None:
+        return next((c.state for c in self.consents if c.channel == channel and c.purpose == purpose), None)
+
+
+CONTACT_CARDS_PER_CALL = 100
+CustomerIdText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+
+
+class ContactCardsRequest(Contract):
+    """`{"operation": "cards", "customer_ids": [...]}`: the cards of up to 100 customers."""
+
+    model_config = STRICT
+
+    operation: Literal["cards"]
+    customer_ids: list[CustomerIdText] = Field(min_length=1, max_length=CONTACT_CARDS_PER_CALL)
+
+
+class ContactCards(Contract):
+    """Cards by the id asked for (a merged id answers with its survivor's card); erased or unknown ids are missing."""
+
+    cards: dict[str, ContactCard] = Field(default_factory=dict)
+    missing: list[str] = Field(default_factory=list)
+
+
+class ContactConsentStatement(Contract):
+    model_config = STRICT
+
+    channel: Channel
+    purpose: Purpose
+    state: ConsentState
+
+
+class RecordConsentsRequest(Contract):
+    """`{"operation": "record_consents", ...}`: what the customer said through a broadcast surface.
+
+    `recorded_by` names that surface (`one_click`, `preference_centre`, `sms_stop`, `complaint`, ...);
+    the store keeps it as `broadcast:<surface>` beside the proof.
+    """
+
+    model_config = STRICT
+
+    operation: Literal["record_consents"]
+    customer_id: CustomerIdText
+    consents: list[ContactConsentStatement] = Field(min_length=1, max_length=20)
+    proof: ConsentProof
+    recorded_by: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
+class RecordedConsents(Contract):
+    card: ContactCard
+
+
+class ContactsRequest(Contract):
+    """One payload of the contacts function, told apart by its `operation`."""
+
+    request: Annotated[ContactCardsRequest | RecordConsentsRequest, Field(discriminator="operation")]
+
+
 # -- profiles ------------------------------------------------------------------------------------
 class AttributeValue(Contract):
     """A profile attribute with its provenance: which source said it, and when."""

@@ -533,6 +533,47 @@ class CustomerService:
             return held
         raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
 
+    def set_consents(
+        self,
+        customer_id: str,
+        statements: Sequence[ConsentIn],
+        *,
+        recorded_by: str,
+        correlation_id: str | None = None,
+    ) -> Customer:
+        """Several consent statements of one customer in one write, their proof logged, their events in the outbox.
+
+        A statement that changes nothing held (a repeat, or one older than what is held) writes nothing,
+        so a redelivered unsubscribe leaves no trace.
+        """
+        for _ in range(MAX_ATTEMPTS):
+            now = self.clock.now()
+            customer = self.get(customer_id)
+            consents = {logic.consent_key(c.channel, c.purpose): c for c in customer.consents}
+            before = dict(consents)
+            changes = [
+                change
+                for statement in statements
+                if (change := logic.apply_consent(consents, statement, now=now, recorded_by=recorded_by))
+            ]
+            touched = [held for key, held in consents.items() if before.get(key) is not held]
+            if not touched:
+                return customer
+            customer.consents = sorted(consents.values(), key=lambda c: (c.channel, c.purpose))
+            customer.updated_at = now
+            try:
+                self.store.save(
+                    customer,
+                    extra=[self.store.consent_log_item(customer.customer_id, held) for held in touched],
+                    now=now,
+                    events=self._consent_events(customer.customer_id, changes, now),
+                    correlation_id=correlation_id,
+                )
+            except ConcurrentUpdate:
+                continue
+            return customer
+        raise ServiceUnavailable("the customer is being changed concurrently; retry the request")
+
     def record_interaction(
         self, customer_id: str, interaction: InteractionIn, *, correlation_id: str | None = None
     ) -> tuple[Interaction, bool]:

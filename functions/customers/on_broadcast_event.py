@@ -1,0 +1,27 @@
+"""The broadcast engine's message events onto the customer's timeline (one interaction each, once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from ecrm.core.config import load_config
+from ecrm.core.consumer import BusEvent, ServiceEventConsumer
+from ecrm.core.observability import Observability
+from ecrm.customers.message_timeline import BROADCAST_SOURCE, INTERACTION_TYPES, MessageTimeline
+from ecrm.customers.wiring import CustomersConfig, service_for
+
+config = load_config(CustomersConfig)
+obs = Observability(config)
+consumer = ServiceEventConsumer(obs.logger, source=BROADCAST_SOURCE, detail_types=INTERACTION_TYPES)
+
+
+@obs.entrypoint()
+def handler(event: dict[str, Any], context: LambdaContext, injected: MessageTimeline | None = None) -> dict[str, Any]:
+    timeline = injected or MessageTimeline(service_for(config))
+
+    def on_event(bus_event: BusEvent) -> None:
+        if timeline.record(bus_event.detail_type, bus_event.detail):
+            obs.metrics.add_metric(name="MessageInteractionsRecorded", unit="Count", value=1)
+
+    return consumer(event, context, on_event)
