@@ -137,3 +137,36 @@ def test_events_the_timeline_does_not_record_or_cannot_read_are_invalid() -> Non
         interaction_for("MessageRequested", detail())
     with pytest.raises(InvalidInput, match="unexpected shape"):
         interaction_for("MessageSent", {"metadata": {"id": "evt_1"}, "data": {}})
+
+
+def test_the_timeline_reads_every_event_the_broadcast_contract_publishes() -> None:
+    from ecrm.broadcast import models as broadcast
+    from ecrm.core.events import envelope_for
+
+    common = {
+        "message_id": "msg_1",
+        "customer_id": "cus_1",
+        "channel": "voice",
+        "purpose": "marketing",
+        "source": "campaign:cmp_1",
+        "reason": "no_consent",
+        "occurred_at": AT,
+    }
+    for detail_type, interaction_type in INTERACTION_TYPES.items():
+        event_class = getattr(broadcast, detail_type)
+        if detail_type == "CustomerUnsubscribed":
+            event = event_class(
+                customer_id="cus_1", channel="sms", purpose="marketing", method="sms_stop", occurred_at=AT
+            )
+        else:
+            status = detail_type.removeprefix("Message").lower()
+            event = event_class(**common, status="delivered" if status in ("opened", "clicked") else status)
+        customer_id, interaction = interaction_for(detail_type, envelope_for(event))
+        assert (customer_id, interaction.type) == ("cus_1", interaction_type)
+        assert interaction.occurred_at == AT
+        if detail_type != "CustomerUnsubscribed":
+            assert interaction.channel == "phone"
+            assert interaction.properties["source"] == "campaign:cmp_1"
+            assert interaction.properties["reason"] == "no_consent"
+        else:
+            assert interaction.properties["method"] == "sms_stop"
