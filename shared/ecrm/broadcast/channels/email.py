@@ -59,22 +59,34 @@ _PERMANENT = {
 
 
 class _TextOf(HTMLParser):
-    """The visible text of an HTML body, for a text part the template did not give."""
+    """The visible text of an HTML body, links as `text (url)`: for a text part the template did not give."""
+
+    _BLOCKS = frozenset({"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "table", "ul", "ol"})
+    _HIDDEN = frozenset({"script", "style", "head", "title"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self.links: list[str | None] = []
         self._skip = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in {"script", "style", "head"}:
+        if tag in self._HIDDEN:
             self._skip += 1
-        elif tag in {"br", "p", "div", "tr", "li", "h1", "h2", "h3"}:
+        elif tag in self._BLOCKS:
             self.parts.append("\n")
+        elif tag == "a":
+            self.links.append(dict(attrs).get("href"))
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in {"script", "style", "head"} and self._skip:
+        if tag in self._HIDDEN and self._skip:
             self._skip -= 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+        elif tag == "a" and self.links:
+            href = self.links.pop()
+            if href and href.startswith(("http://", "https://", "mailto:")):
+                self.parts.append(f" ({href})")
 
     def handle_data(self, data: str) -> None:
         if not self._skip:
@@ -156,9 +168,10 @@ def build_mime(
         mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     if html is not None and not message.tracking:
         html = untracked_links(html)
-    mime.set_content(text, subtype="plain", charset="utf-8")
+    # Quoted-printable keeps the message 7-bit clean (any relay, any line length) and readable.
+    mime.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     if html is not None:
-        mime.add_alternative(html, subtype="html", charset="utf-8")
+        mime.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     return mime
 
 
