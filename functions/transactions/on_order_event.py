@@ -1,0 +1,38 @@
+"""Order events into the loyalty ledger: an order placed earns, a return or a cancellation takes back.
+
+Each change is recorded with its cause, so a redelivered event changes nothing; a reversal that arrives
+before its earning fails its record, and the queue retries it later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from ecrm.core.config import load_config
+from ecrm.core.consumer import EventConsumer, ReceivedEvent
+from ecrm.core.observability import Observability
+from ecrm.transactions.loyalty_service import LoyaltyService
+from ecrm.transactions.models import OrderPlaced, OrderReturned, OrderStatusChanged
+from ecrm.transactions.wiring import TransactionsConfig, loyalty_service_for
+
+config = load_config(TransactionsConfig)
+obs = Observability(config)
+consumer = EventConsumer(obs.logger, accepts=[OrderPlaced, OrderReturned, OrderStatusChanged])
+
+
+@obs.entrypoint()
+def handler(event: dict[str, Any], context: LambdaContext, injected: LoyaltyService | None = None) -> dict[str, Any]:
+    service = injected or loyalty_service_for(config)
+
+    def on_event(received: ReceivedEvent[Any]) -> None:
+        correlation_id = received.metadata.correlation_id
+        data = received.data
+        if isinstance(data, OrderPlaced):
+            service.earn_for_order(data, correlation_id=correlation_id)
+        elif isinstance(data, OrderReturned):
+            service.reverse_for_return(data, correlation_id=correlation_id)
+        else:
+            service.reverse_for_cancellation(data, correlation_id=correlation_id)
+
+    return consumer(event, context, on_event)

@@ -1,0 +1,146 @@
+"""The loyalty ledger's rules, pure: what an order earns, what a return takes back, what expires, which tier.
+
+An account is its balance plus its lots: the points earned, net of reversals, grouped by the day they
+expire. Spending (redemptions, expiries) is kept as one running `consumed` total, taken from the oldest
+lots first (FIFO), so `balance == sum(lots) - consumed` always, and what expires on a day is what is left
+of the lots due by then: `max(0, due - consumed)`. The account stays one small item whatever the history,
+and a redemption changes only `balance` and `consumed`, which is what lets the store write it as an
+arithmetic update conditional on the balance (no read-modify-write race between parallel redemptions).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import ROUND_FLOOR, Decimal
+
+from ecrm.transactions.models import LoyaltyRulesIn, OrderLineIn
+
+# ISO 4217 minor-unit exponents that are not 2; a rule earns per major unit (a euro, a yen, a dinar).
+CURRENCY_EXPONENTS: Mapping[str, int] = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND"), 0),
+    **dict.fromkeys(("VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
+
+
+def major_units(minor: int, currency: str) -> Decimal:
+    return Decimal(minor).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
+
+
+def line_points(lines: Iterable[OrderLineIn], currency: str, rules: LoyaltyRulesIn, on: date) -> dict[str, int]:
+    """Points per sku: price x rate x the category's multiplier x the best campaign running `on`, floored."""
+    points: dict[str, int] = {}
+    for line in lines:
+        multiplier = rules.category_multipliers.get(line.category or "", Decimal(1))
+        campaigns = [
+            c.multiplier
+            for c in rules.campaigns
+            if c.starts_on <= on <= c.ends_on and (not c.categories or line.category in c.categories)
+        ]
+        if campaigns:
+            multiplier *= max(campaigns)
+        value = major_units(line.quantity * line.unit_price_minor, currency) * rules.points_per_unit * multiplier
+        points[line.sku] = int(value.to_integral_value(rounding=ROUND_FLOOR))
+    return points
+
+
+def returned_points(points: int, quantity: int, returned_before: int, returned_now: int) -> int:
+    """A line's points taken back for `returned_now` more units: cumulative floors, so the parts add up."""
+    before = points * returned_before // quantity
+    return points * (returned_before + returned_now) // quantity - before
+
+
+def add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def tier_for(rules: LoyaltyRulesIn, qualifying_points: int) -> str:
+    reached = [tier for tier in rules.tiers if tier.threshold <= max(qualifying_points, 0)]
+    return reached[-1].name
+
+
+@dataclass(frozen=True)
+class Account:
+    customer_id: str
+    balance: int = 0
+    consumed: int = 0
+    qualifying: int = 0
+    tier: str = ""
+    lots: dict[str, int] = field(default_factory=dict)  # ISO day of expiry -> points earned due then
+    version: int = 0  # 0: not saved yet
+
+    @property
+    def earliest_expiry(self) -> str | None:
+        return min(self.lots) if self.lots else None
+
+    def due_by(self, day: date) -> int:
+        """What expires by `day` unless spent before."""
+        due = sum(points for expiry, points in self.lots.items() if expiry <= day.isoformat())
+        return max(0, due - self.consumed)
+
+
+def earn(account: Account, points: int, expires_on: date, rules: LoyaltyRulesIn) -> Account:
+    lots = dict(account.lots)
+    if points:
+        lots[expires_on.isoformat()] = lots.get(expires_on.isoformat(), 0) + points
+    qualifying = account.qualifying + points
+    return replace(
+        account,
+        balance=account.balance + points,
+        qualifying=qualifying,
+        tier=tier_for(rules, qualifying),
+        lots=lots,
+        version=account.version + 1,
+    )
+
+
+def reverse(account: Account, points: int, expires_on: date, rules: LoyaltyRulesIn) -> tuple[Account, int]:
+    """Take back up to `points` of the lot they were earned in; never below a zero balance.
+
+    Points already spent stay spent (the customer keeps the discount; the shortfall is the programme's
+    cost), and points of a lot that already expired are gone anyway.
+    """
+    key = expires_on.isoformat()
+    taken = max(0, min(points, account.balance, account.lots.get(key, 0)))
+    lots = dict(account.lots)
+    if key in lots:
+        lots[key] -= taken
+        if lots[key] <= 0:
+            del lots[key]
+    qualifying = account.qualifying - taken
+    changed = replace(
+        account,
+        balance=account.balance - taken,
+        qualifying=qualifying,
+        tier=tier_for(rules, qualifying),
+        lots=lots,
+        version=account.version + 1,
+    )
+    return changed, taken
+
+
+def expire(account: Account, today: date) -> tuple[Account, int]:
+    """Lots due by `today` leave the account; what was left of them unspent is the points expired."""
+    due = {expiry: points for expiry, points in account.lots.items() if expiry <= today.isoformat()}
+    if not due:
+        return account, 0
+    total = sum(due.values())
+    expired = max(0, total - account.consumed)
+    lots = {expiry: points for expiry, points in account.lots.items() if expiry not in due}
+    changed = replace(
+        account,
+        balance=account.balance - expired,
+        consumed=max(0, account.consumed - total),
+        lots=lots,
+        version=account.version + 1,
+    )
+    return changed, expired
+
+
+def expiry_day(earned_at: datetime, rules: LoyaltyRulesIn) -> date:
+    return add_months(earned_at.date(), rules.expiry_months)

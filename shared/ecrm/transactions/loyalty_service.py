@@ -1,0 +1,311 @@
+"""Loyalty use cases: earn on an order, take points back on a return or a cancellation, redeem, expire, read.
+
+Points are earned when an order is placed (`OrderPlaced`), not when it is paid: the customer sees them at
+once, and an order that is never paid is cancelled, which takes them back like a return does. Each change
+names its cause; the store records the cause in the same transaction, so an event delivered twice or a
+retried request changes the account once. A read-modify-write that loses a race re-reads and re-applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from ecrm.core.clock import Clock
+from ecrm.core.errors import Conflict, EcrmError, ServiceUnavailable
+from ecrm.core.ids import new_id
+from ecrm.transactions import ledger
+from ecrm.transactions.ledger import Account
+from ecrm.transactions.loyalty_store import CauseTaken, InsufficientBalance, LedgerWrite, LoyaltyStore, StaleAccount
+from ecrm.transactions.models import (
+    LedgerKind,
+    LoyaltyAccount,
+    LoyaltyRules,
+    LoyaltyRulesIn,
+    OrderPlaced,
+    OrderReturned,
+    OrderStatusChanged,
+    PointsEarned,
+    PointsExpired,
+    PointsRedeemed,
+    PointsReversed,
+    Redemption,
+    RedemptionIn,
+    StatementLine,
+    TierChanged,
+)
+
+ATTEMPTS = 8
+STATEMENT_LINES = 50
+EXPIRING_WINDOW = timedelta(days=30)
+
+
+class CauseNotYetRecorded(Exception):
+    """A reversal arrived before the earning it reverses: the queue retries it later."""
+
+
+class BelowMinimum(EcrmError):
+    status = 422
+    code = "below-minimum-redemption"
+    title = "Below the minimum redemption"
+
+
+class LoyaltyService:
+    def __init__(self, store: LoyaltyStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    # -- rules ---------------------------------------------------------------------------------------------
+    def rules(self) -> LoyaltyRules:
+        return self.store.rules() or LoyaltyRules()
+
+    def set_rules(self, body: LoyaltyRulesIn, *, actor: str) -> LoyaltyRules:
+        current = self.store.rules()
+        rules = LoyaltyRules(
+            **body.model_dump(),
+            version=(current.version if current else 0) + 1,
+            updated_at=self.clock.now(),
+            updated_by=actor,
+        )
+        try:
+            self.store.save_rules(rules)
+        except StaleAccount:
+            raise Conflict("the rules were changed meanwhile; read them again") from None
+        return rules
+
+    # -- earning and reversals (from order events) ----------------------------------------------------------
+    def earn_for_order(self, placed: OrderPlaced, *, correlation_id: str | None = None) -> int:
+        """Points for the order, once; returns what it earned (0 when it was earned before)."""
+        rules = self.rules()
+        per_line = ledger.line_points(placed.lines, placed.currency, rules, placed.placed_at.date())
+        points = sum(per_line.values())
+        expires_on = ledger.expiry_day(placed.placed_at, rules)
+        cause = f"order:{placed.order_id}"
+        record = {
+            "points": points,
+            "expires_on": expires_on.isoformat(),
+            "lines": {line.sku: [per_line[line.sku], line.quantity, 0] for line in placed.lines},
+            "reversed": 0,
+        }
+
+        def change(account: Account, now: datetime) -> LedgerWrite:
+            changed = ledger.earn(account, points, expires_on, rules)
+            write = LedgerWrite(changed, account.version, new_causes={cause: record})
+            if points:
+                self._line(write, "earned", points, cause, now)
+                write.events.append(
+                    PointsEarned(
+                        customer_id=placed.customer_id,
+                        entry_id=write.entries[-1].entry_id,
+                        points=points,
+                        cause=cause,
+                        expires_on=expires_on,
+                        earned_at=now,
+                    )
+                )
+            return write
+
+        return points if self._apply(placed.customer_id, change, correlation_id) else 0
+
+    def reverse_for_return(self, returned: OrderReturned, *, correlation_id: str | None = None) -> int:
+        def reversal(record: dict[str, Any]) -> int:
+            taken = 0
+            for line in returned.lines:
+                points, quantity, before = record["lines"].get(line.sku, [0, 1, 0])
+                taken += ledger.returned_points(points, quantity, before, line.quantity)
+                record["lines"][line.sku] = [points, quantity, before + line.quantity]
+            return taken
+
+        return self._reverse(
+            returned.customer_id, returned.order_id, f"return:{returned.return_id}", reversal, correlation_id
+        )
+
+    def reverse_for_cancellation(self, changed: OrderStatusChanged, *, correlation_id: str | None = None) -> int:
+        if changed.status != "cancelled":
+            return 0
+
+        def reversal(record: dict[str, Any]) -> int:
+            return int(record["points"]) - int(record["reversed"])
+
+        return self._reverse(
+            changed.customer_id, changed.order_id, f"cancel:{changed.order_id}", reversal, correlation_id
+        )
+
+    def _reverse(self, customer_id: str, order_id: str, cause: str, reversal: Any, correlation_id: str | None) -> int:
+        order_cause = f"order:{order_id}"
+        taken_total = 0
+
+        def change(account: Account, now: datetime) -> LedgerWrite:
+            nonlocal taken_total
+            found = self.store.cause(customer_id, order_cause)
+            if found is None:
+                raise CauseNotYetRecorded(order_cause)
+            record, version = found
+            wanted = reversal(record)
+            rules = self.rules()
+            changed, taken = ledger.reverse(account, wanted, date.fromisoformat(record["expires_on"]), rules)
+            record["reversed"] = int(record["reversed"]) + wanted
+            write = LedgerWrite(
+                changed,
+                account.version,
+                new_causes={cause: {"points": taken}},
+                updated_causes={order_cause: (record, version)},
+            )
+            if taken:
+                self._line(write, "reversed", -taken, cause, now, note=f"order {order_id}")
+                write.events.append(
+                    PointsReversed(
+                        customer_id=customer_id,
+                        entry_id=write.entries[-1].entry_id,
+                        points=taken,
+                        cause=cause,
+                        reversed_at=now,
+                    )
+                )
+            taken_total = taken
+            return write
+
+        return taken_total if self._apply(customer_id, change, correlation_id) else 0
+
+    # -- redemption -----------------------------------------------------------------------------------------
+    def redeem(
+        self, customer_id: str, body: RedemptionIn, *, idempotency_key: str | None, correlation_id: str
+    ) -> tuple[Redemption, bool]:
+        """Points for a discount code; (the redemption, True) or, for a replayed key, (the first one, False)."""
+        rules = self.rules()
+        if body.points < rules.minimum_redemption:
+            raise BelowMinimum(f"redeem at least {rules.minimum_redemption} points")
+        key = hashlib.sha256((idempotency_key or new_id()).encode()).hexdigest()[:32]
+        cause = f"redemption:{key}"
+        now = self.clock.now()
+        redemption = Redemption(
+            redemption_id=new_id("rdm_"),
+            points=body.points,
+            discount_code="LOY-" + secrets.token_hex(5).upper(),
+            discount_minor=body.points * rules.minor_units_per_point,
+            reward=body.reward,
+            redeemed_at=now,
+        )
+        line = StatementLine(
+            entry_id=new_id("led_"), kind="redeemed", points=-body.points, cause=cause, at=now, note=body.reward
+        )
+        event = PointsRedeemed(
+            customer_id=customer_id,
+            entry_id=line.entry_id,
+            points=body.points,
+            redemption_id=redemption.redemption_id,
+            discount_minor=redemption.discount_minor,
+            reward=body.reward,
+            redeemed_at=now,
+        )
+        for _ in range(ATTEMPTS):
+            try:
+                self.store.redeem(
+                    customer_id,
+                    points=body.points,
+                    line=line,
+                    cause=cause,
+                    record=redemption.model_dump(mode="json"),
+                    event=event,
+                    correlation_id=correlation_id,
+                    now=now,
+                )
+                return redemption, True
+            except InsufficientBalance:
+                account = self.store.account(customer_id)
+                raise Conflict(
+                    f"the balance holds {account.balance if account else 0} points, fewer than {body.points}",
+                    balance=account.balance if account else 0,
+                ) from None
+            except CauseTaken:
+                found = self.store.cause(customer_id, cause)
+                if found is None:  # pragma: no cover - a cause is never deleted but by erasure
+                    raise ServiceUnavailable("the redemption is being recorded concurrently; retry") from None
+                return Redemption.model_validate(found[0]), False
+            except StaleAccount:
+                continue
+        raise ServiceUnavailable("the account is being changed concurrently; retry the request")
+
+    # -- expiry ---------------------------------------------------------------------------------------------
+    def expire_due(self) -> int:
+        """Expire what is due today on every account with a lot due; returns the points expired."""
+        today = self.clock.now().date()
+        expired = 0
+        for customer_id in self.store.accounts_due(today):
+            expired += self.expire_account(customer_id, today)
+        return expired
+
+    def expire_account(self, customer_id: str, today: date) -> int:
+        gone = 0
+
+        def change(account: Account, now: datetime) -> LedgerWrite:
+            nonlocal gone
+            changed, gone = ledger.expire(account, today)
+            write = LedgerWrite(changed, account.version)
+            if gone:
+                self._line(write, "expired", -gone, f"expiry:{today.isoformat()}", now)
+                write.events.append(
+                    PointsExpired(
+                        customer_id=customer_id, entry_id=write.entries[-1].entry_id, points=gone, expired_at=now
+                    )
+                )
+            return write
+
+        return gone if self._apply(customer_id, change, None, create=False) else 0
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    def account(self, customer_id: str) -> LoyaltyAccount:
+        rules = self.rules()
+        account = self.store.account(customer_id) or Account(customer_id, tier=ledger.tier_for(rules, 0))
+        by = (self.clock.now() + EXPIRING_WINDOW).date()
+        return LoyaltyAccount(
+            customer_id=customer_id,
+            balance=account.balance,
+            tier=account.tier,
+            qualifying_points=account.qualifying,
+            expiring_soon=account.due_by(by),
+            expiring_by=by,
+            statement=self.store.statement(customer_id, STATEMENT_LINES),
+        )
+
+    # -- the shared loop -------------------------------------------------------------------------------------
+    def _apply(self, customer_id: str, change: Any, correlation_id: str | None, *, create: bool = True) -> bool:
+        """Run `change` on the account read now, write it; True if written, False if its cause was done before."""
+        for _ in range(ATTEMPTS):
+            now = self.clock.now()
+            account = self.store.account(customer_id)
+            if account is None:
+                if not create:
+                    return False
+                account = Account(customer_id, tier=ledger.tier_for(self.rules(), 0))
+            write: LedgerWrite = change(account, now)
+            if write.account.tier != account.tier:
+                write.events.append(
+                    TierChanged(
+                        customer_id=customer_id,
+                        previous_tier=account.tier,
+                        tier=write.account.tier,
+                        qualifying_points=write.account.qualifying,
+                        changed_at=now,
+                    )
+                )
+            if write.account == account and not write.new_causes and not write.updated_causes:
+                return True  # nothing to change (an expiry with nothing due)
+            try:
+                self.store.write(write, correlation_id=correlation_id, now=now)
+                return True
+            except CauseTaken:
+                return False
+            except StaleAccount:
+                continue
+        raise ServiceUnavailable(f"the loyalty account of {customer_id} is being changed concurrently")
+
+    @staticmethod
+    def _line(
+        write: LedgerWrite, kind: LedgerKind, points: int, cause: str, now: datetime, note: str | None = None
+    ) -> None:
+        write.entries.append(
+            StatementLine(entry_id=new_id("led_"), kind=kind, points=points, cause=cause, at=now, note=note)
+        )

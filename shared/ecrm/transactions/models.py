@@ -1,0 +1,327 @@
+"""The transactions engine's contract: orders, returns, the loyalty ledger, and their events.
+
+Money is integer minor units of an ISO 4217 currency (`unit_price_minor = 1999` is 19.99 EUR), never a
+float. Loyalty shares the engine (ADR 13): its events come from the same source, `ecrm.transactions`.
+The catalogue, vendor offers and brokered purchases will add their models beside these.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+
+from ecrm.core.contract import Contract
+from ecrm.core.events import DomainEvent
+
+SOURCE = "ecrm.transactions"
+
+CUSTOMER_ID_PATTERN = r"^cus_[0-9A-Z]{26}$"
+ORDER_ID_PATTERN = r"^ord_[0-9A-Z]{26}$"
+CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+OrderId = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")]
+Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MinorUnits = Annotated[int, Field(ge=0, le=10**12)]
+
+SalesChannel = Literal["web", "app", "store", "callcenter", "marketplace", "partner"]
+OrderStatus = Literal["placed", "paid", "shipped", "delivered", "cancelled", "returned"]
+# What `POST /orders/{id}/status` may ask for; `returned` is reached through returns only.
+RequestedStatus = Literal["paid", "shipped", "delivered", "cancelled"]
+
+
+class _Strict(Contract):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- orders --------------------------------------------------------------------------------------------------
+class OrderLineIn(_Strict):
+    sku: Sku
+    name: ShortText
+    category: Category | None = None
+    quantity: int = Field(ge=1, le=10_000)
+    unit_price_minor: MinorUnits = Field(description="Price of one unit in minor units of the order's currency")
+
+
+class OrderIn(_Strict):
+    """`POST /orders`: an order placed on any channel (a staff console, a shop, an import)."""
+
+    customer_id: CustomerId
+    currency: Currency = Field(description="ISO 4217 code")
+    channel: SalesChannel
+    store: ShortText | None = Field(default=None, description="The store or site the order was placed in")
+    external_ref: ShortText | None = Field(default=None, description="The order's number in the system it came from")
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_line_per_sku(self) -> OrderIn:
+        skus = [line.sku for line in self.lines]
+        if len(skus) != len(set(skus)):
+            raise ValueError("each sku appears on one line only (add up the quantities)")
+        return self
+
+
+class OrderLine(OrderLineIn):
+    returned_quantity: int = 0
+
+
+class ReturnLineIn(_Strict):
+    sku: Sku
+    quantity: int = Field(ge=1, le=10_000)
+
+
+class ReturnIn(_Strict):
+    """`POST /orders/{id}/returns`: some units of some lines came back; they are refunded at their price."""
+
+    lines: list[ReturnLineIn] = Field(min_length=1, max_length=100)
+    reason: ShortText | None = None
+
+
+class OrderReturn(_Strict):
+    return_id: str
+    lines: list[ReturnLineIn]
+    refund_minor: int
+    reason: str | None = None
+    returned_at: datetime
+
+
+class StatusChangeIn(_Strict):
+    status: RequestedStatus
+    reason: ShortText | None = None
+
+
+class Order(_Strict):
+    order_id: str
+    customer_id: str
+    status: OrderStatus
+    currency: str
+    channel: SalesChannel
+    store: str | None = None
+    external_ref: str | None = None
+    lines: list[OrderLine]
+    total_minor: int
+    refunded_minor: int = 0
+    returns: list[OrderReturn] = Field(default_factory=list)
+    placed_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+
+class OrderList(_Strict):
+    items: list[Order]
+
+
+# -- order events ---------------------------------------------------------------------------------------------
+class OrderPlaced(DomainEvent):
+    """An order was placed; its lines carry what loyalty earns on and what the lake records as a purchase."""
+
+    source = SOURCE
+    detail_type = "OrderPlaced"
+
+    order_id: str
+    customer_id: str
+    currency: str
+    channel: str
+    store: str | None = None
+    lines: list[OrderLineIn]
+    total_minor: int
+    placed_at: datetime
+
+
+class OrderStatusChanged(DomainEvent):
+    """An order moved in its status machine; `refund_minor` is what a cancellation after payment gives back."""
+
+    source = SOURCE
+    detail_type = "OrderStatusChanged"
+
+    order_id: str
+    customer_id: str
+    previous_status: str
+    status: str
+    reason: str | None = None
+    refund_minor: int = 0
+    currency: str
+    changed_at: datetime
+
+
+class ReturnedLine(_Strict):
+    sku: str
+    category: str | None = None
+    quantity: int
+    unit_price_minor: int
+
+
+class OrderReturned(DomainEvent):
+    """Units of an order came back and were refunded: a refund, never a purchase, to every reader."""
+
+    source = SOURCE
+    detail_type = "OrderReturned"
+
+    order_id: str
+    customer_id: str
+    return_id: str
+    lines: list[ReturnedLine]
+    refund_minor: int
+    currency: str
+    fully_returned: bool
+    returned_at: datetime
+
+
+# -- loyalty --------------------------------------------------------------------------------------------------
+Multiplier = Annotated[Decimal, Field(ge=0, le=100, max_digits=6, decimal_places=2)]
+
+
+class BonusCampaign(_Strict):
+    """Between two days (inclusive, UTC), matching lines earn `multiplier` times their points."""
+
+    name: ShortText
+    starts_on: date
+    ends_on: date
+    multiplier: Multiplier
+    categories: list[Category] = Field(default_factory=list, description="Empty: every category")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BonusCampaign:
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on is before starts_on")
+        return self
+
+
+class Tier(_Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+    threshold: int = Field(ge=0, description="Qualifying points (earned, net of reversals) to reach the tier")
+    benefits: list[ShortText] = Field(default_factory=list)
+
+
+class LoyaltyRulesIn(_Strict):
+    """`POST /loyalty/rules`: the programme's rules, replacing the previous ones from now on."""
+
+    points_per_unit: Multiplier = Field(
+        default=Decimal(1), description="Points per major unit of any currency (per euro, per dollar)"
+    )
+    category_multipliers: dict[Category, Multiplier] = Field(default_factory=dict)
+    campaigns: list[BonusCampaign] = Field(default_factory=list, max_length=50)
+    signup_bonus: int = Field(default=0, ge=0, le=1_000_000)
+    birthday_bonus: int = Field(default=0, ge=0, le=1_000_000)
+    expiry_months: int = Field(default=12, ge=1, le=120, description="Points expire this long after they are earned")
+    minimum_redemption: int = Field(default=100, ge=1)
+    minor_units_per_point: int = Field(
+        default=1, ge=1, le=10_000, description="What one point is worth as a discount, in minor units"
+    )
+    tiers: list[Tier] = Field(default_factory=lambda: [Tier(name="member", threshold=0)], min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _tiers_start_at_zero(self) -> LoyaltyRulesIn:
+        thresholds = [t.threshold for t in self.tiers]
+        if thresholds != sorted(set(thresholds)) or thresholds[0] != 0:
+            raise ValueError("tiers have increasing thresholds, the first at 0")
+        return self
+
+
+class LoyaltyRules(LoyaltyRulesIn):
+    version: int = 0
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+LedgerKind = Literal["earned", "reversed", "redeemed", "expired", "bonus"]
+
+
+class StatementLine(_Strict):
+    """One ledger entry: what changed the balance, by how much, and the cause it is traceable to."""
+
+    entry_id: str
+    kind: LedgerKind
+    points: int = Field(description="Signed: earnings positive, reversals, redemptions and expiries negative")
+    cause: str = Field(description="order:<id>, return:<id>, redemption:<id>, expiry:<date>, signup, birthday:<year>")
+    at: datetime
+    note: str | None = None
+
+
+class LoyaltyAccount(_Strict):
+    customer_id: str
+    balance: int
+    tier: str
+    qualifying_points: int
+    expiring_soon: int = Field(description="Points that expire in the next 30 days unless spent")
+    expiring_by: date
+    statement: list[StatementLine]
+
+
+class RedemptionIn(_Strict):
+    """`POST /me/loyalty/redeem`: points for a discount code (`reward` names a catalogue reward instead)."""
+
+    points: int = Field(ge=1, le=10_000_000)
+    reward: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] | None = None
+
+
+class Redemption(_Strict):
+    redemption_id: str
+    points: int
+    discount_code: str
+    discount_minor: int
+    reward: str | None = None
+    redeemed_at: datetime
+
+
+class PointsEarned(DomainEvent):
+    source = SOURCE
+    detail_type = "PointsEarned"
+
+    customer_id: str
+    entry_id: str
+    points: int
+    cause: str
+    expires_on: date
+    earned_at: datetime
+
+
+class PointsReversed(DomainEvent):
+    """Points taken back because their cause was undone (a return, a cancellation)."""
+
+    source = SOURCE
+    detail_type = "PointsReversed"
+
+    customer_id: str
+    entry_id: str
+    points: int
+    cause: str
+    reversed_at: datetime
+
+
+class PointsRedeemed(DomainEvent):
+    source = SOURCE
+    detail_type = "PointsRedeemed"
+
+    customer_id: str
+    entry_id: str
+    points: int
+    redemption_id: str
+    discount_minor: int
+    reward: str | None = None
+    redeemed_at: datetime
+
+
+class PointsExpired(DomainEvent):
+    source = SOURCE
+    detail_type = "PointsExpired"
+
+    customer_id: str
+    entry_id: str
+    points: int
+    expired_at: datetime
+
+
+class TierChanged(DomainEvent):
+    source = SOURCE
+    detail_type = "TierChanged"
+
+    customer_id: str
+    previous_tier: str
+    tier: str
+    qualifying_points: int
+    changed_at: datetime

@@ -1,0 +1,110 @@
+"""Order use cases: place (once per Idempotency-Key), change status, take a return, read.
+
+Every change is the order's rule (`orders`) applied to what the store read, written with its event in one
+transaction, conditional on the version read; a concurrent change makes the loser re-read and re-apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ecrm.core.clock import Clock
+from ecrm.core.errors import InvalidInput, NotFound, ServiceUnavailable
+from ecrm.core.ids import new_id
+from ecrm.transactions import orders
+from ecrm.transactions.models import Order, OrderIn, ReturnIn, StatusChangeIn
+from ecrm.transactions.order_store import KeyAlreadyUsed, OrderStore, StaleOrder, idempotency_pk
+
+MAX_KEY_LENGTH = 255
+ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Placement:
+    order: Order
+    created: bool  # False: a replay of the key's first request, answered with the order it created
+
+
+class OrderService:
+    def __init__(self, store: OrderStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def place(self, body: OrderIn, *, idempotency_key: str | None, caller: str, correlation_id: str) -> Placement:
+        """The order, created once per (caller, key): a replay with the same body gets the same order."""
+        key = _checked_key(idempotency_key)
+        key_pk = idempotency_pk(caller, key)
+        fingerprint = orders.fingerprint(body)
+        known = self.store.key_record(key_pk)
+        if known is None:
+            now = self.clock.now()
+            order, event = orders.new_order(new_id("ord_"), body, now)
+            try:
+                self.store.place(
+                    order, event, key_pk=key_pk, fingerprint=fingerprint, correlation_id=correlation_id, now=now
+                )
+                return Placement(order, created=True)
+            except KeyAlreadyUsed:
+                known = self.store.key_record(key_pk)  # a concurrent twin won: answer as its replay
+                if known is None:
+                    raise ServiceUnavailable("the Idempotency-Key is being used concurrently; retry") from None
+        if known.fingerprint != fingerprint:
+            raise orders.IdempotencyKeyReused(
+                "this Idempotency-Key was used for an order with another body; use a new key for a new order"
+            )
+        return Placement(self.get(known.order_id), created=False)
+
+    def get(self, order_id: str) -> Order:
+        order = self.store.get(order_id)
+        if order is None:
+            raise NotFound(f"no order {order_id}")
+        return order
+
+    def for_customer(self, customer_id: str, limit: int = 50) -> list[Order]:
+        return self.store.for_customer(customer_id, limit)
+
+    def change_status(self, order_id: str, change: StatusChangeIn, *, correlation_id: str) -> Order:
+        for _ in range(ATTEMPTS):
+            order = self.get(order_id)
+            if order.status == change.status:
+                return order  # a retried request: already there, nothing to publish again
+            changed, event = orders.change_status(order, change, self.clock.now())
+            try:
+                self.store.save(
+                    changed,
+                    expected_version=order.version,
+                    event=event,
+                    correlation_id=correlation_id,
+                    now=changed.updated_at,
+                )
+                return changed
+            except StaleOrder:
+                continue
+        raise ServiceUnavailable("the order is being changed concurrently; retry the request")
+
+    def take_return(self, order_id: str, request: ReturnIn, *, correlation_id: str) -> Order:
+        return_id = new_id("ret_")
+        for _ in range(ATTEMPTS):
+            order = self.get(order_id)
+            changed, event = orders.apply_return(order, request, return_id, self.clock.now())
+            try:
+                self.store.save(
+                    changed,
+                    expected_version=order.version,
+                    event=event,
+                    correlation_id=correlation_id,
+                    now=changed.updated_at,
+                )
+                return changed
+            except StaleOrder:
+                continue
+        raise ServiceUnavailable("the order is being changed concurrently; retry the request")
+
+
+def _checked_key(key: str | None) -> str:
+    if key is None or not key.strip():
+        raise InvalidInput("placing an order takes an Idempotency-Key header (a unique value per new order)")
+    key = key.strip()
+    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(f"the Idempotency-Key is printable text of at most {MAX_KEY_LENGTH} characters")
+    return key

@@ -1,0 +1,27 @@
+"""What every transactions function builds from its environment: the config and the services over one table."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ecrm.core import aws
+from ecrm.core.clock import SystemClock
+from ecrm.core.config import FunctionConfig
+from ecrm.transactions.loyalty_service import LoyaltyService
+from ecrm.transactions.loyalty_store import LoyaltyStore
+from ecrm.transactions.order_service import OrderService
+from ecrm.transactions.order_store import OrderStore
+
+
+class TransactionsConfig(FunctionConfig):
+    transactions_table_name: str
+
+
+@cache
+def order_service_for(config: TransactionsConfig) -> OrderService:
+    return OrderService(OrderStore(aws.client("dynamodb"), config.transactions_table_name), SystemClock())
+
+
+@cache
+def loyalty_service_for(config: TransactionsConfig) -> LoyaltyService:
+    return LoyaltyService(LoyaltyStore(aws.client("dynamodb"), config.transactions_table_name), SystemClock())
