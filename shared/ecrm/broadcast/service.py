@@ -1,0 +1,173 @@
+"""Use cases of the API: request a message, read messages, the suppression list, inboxes, devices, webhooks.
+
+A request is idempotent by its key (ADR 12): the same key with the same body answers with the message
+already requested, the same key with another body is a 422 and changes nothing. The message and its
+`MessageRequested` are saved in one transaction (the outbox), so a request accepted is never lost.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from ecrm.broadcast.keys import fingerprint_of, message_id_for, normalise_address
+from ecrm.broadcast.models import (
+    Device,
+    DeviceIn,
+    HistoryEntry,
+    Inbox,
+    InboxItem,
+    Message,
+    MessageAccepted,
+    MessagePage,
+    MessageRequest,
+    MessageRequested,
+    MessageView,
+    SuppressionPage,
+    WebhookEndpointCreated,
+    WebhookEndpointIn,
+)
+from ecrm.broadcast.rendering import check_templates
+from ecrm.broadcast.store import BroadcastStore
+from ecrm.core.clock import Clock
+from ecrm.core.errors import EcrmError, NotFound
+from ecrm.core.ids import new_id
+
+# Registers a device token with the push provider and answers the endpoint's address (an SNS endpoint ARN).
+RegisterDevice = Callable[[str, str, str], str]  # (platform, token, customer id) -> endpoint ARN
+
+
+class KeyReused(EcrmError):
+    status = 422
+    code = "idempotency-key-reused"
+    title = "Idempotency key reused"
+
+
+class MessageService:
+    def __init__(self, store: BroadcastStore, clock: Clock, *, register_device: RegisterDevice | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.register_device = register_device
+
+    # -- messages --------------------------------------------------------------------------------------
+    def request(
+        self, body: MessageRequest, *, idempotency_key: str | None, correlation_id: str | None
+    ) -> MessageAccepted:
+        """Accept a message for the policy; a replay of the same key and body answers the same message."""
+        check_templates(body.content)
+        source = body.source or f"api:{idempotency_key or correlation_id or new_id('req_')}"
+        message_id = message_id_for(source, body.customer_id, body.step)
+        fingerprint = fingerprint_of(body.model_dump(mode="json", exclude={"source", "step"}))
+        existing = self.store.get_message(message_id)
+        if existing is None:
+            now = self.clock.now()
+            message = Message(
+                message_id=message_id,
+                customer_id=body.customer_id,
+                purpose=body.purpose,
+                topic=body.topic,
+                source=source,
+                step=body.step,
+                requested_channel=body.channel,
+                status="requested",
+                content={k: dict(v) for k, v in body.content.items()},
+                data=body.data,
+                tracking=body.tracking,
+                fingerprint=fingerprint,
+                requested_at=now,
+                updated_at=now,
+                history=[HistoryEntry(at=now, status="requested")],
+            )
+            if self.store.create_message(message, [requested_event(message)], correlation_id=correlation_id):
+                return MessageAccepted(message_id=message_id, status="requested")
+            existing = self.store.get_message(message_id)  # a concurrent request with the same key won
+            if existing is None:  # pragma: no cover - created then gone: only an erasure in between
+                raise NotFound(f"message {message_id} is gone")
+        if existing.fingerprint != fingerprint:
+            raise KeyReused(
+                f"message {message_id} was requested with this key and another body; use a new key",
+                message_id=message_id,
+            )
+        return MessageAccepted(message_id=message_id, status=existing.status)
+
+    def get(self, message_id: str) -> MessageView:
+        message = self.store.get_message(message_id)
+        if message is None:
+            raise NotFound(f"no message {message_id}")
+        return MessageView.of(message)
+
+    def of_customer(self, customer_id: str, *, limit: int, cursor: str | None) -> MessagePage:
+        ids, next_cursor = self.store.customer_messages(customer_id, limit=limit, cursor=cursor)
+        found = self.store.get_messages(ids)
+        return MessagePage(items=[MessageView.of(found[i]) for i in ids if i in found], next=next_cursor)
+
+    # -- suppression list -----------------------------------------------------------------------------
+    def suppressions(self, *, limit: int, cursor: str | None) -> SuppressionPage:
+        items, next_cursor = self.store.suppressions(limit=limit, cursor=cursor)
+        return SuppressionPage(items=items, next=next_cursor)
+
+    def unsuppress(self, address: str) -> None:
+        if not self.store.unsuppress(address):
+            raise NotFound(f"{normalise_address(address)} is not on the suppression list")
+
+    # -- inbox ----------------------------------------------------------------------------------------------
+    def inbox(self, customer_id: str) -> Inbox:
+        items = self.store.inbox(customer_id)
+        return Inbox(items=items, unread=sum(1 for i in items if i.read_at is None))
+
+    def mark_read(self, customer_id: str, item_id: str) -> InboxItem:
+        item = self.store.mark_read(customer_id, item_id, self.clock.now())
+        if item is None:
+            raise NotFound(f"no inbox item {item_id}")
+        return item
+
+    # -- devices --------------------------------------------------------------------------------------------
+    def add_device(self, customer_id: str, body: DeviceIn) -> Device:
+        if self.register_device is None:
+            raise NotFound("push is not configured in this deployment")
+        endpoint_arn = self.register_device(body.platform, body.token, customer_id)
+        existing = next((d for d in self.store.devices(customer_id) if d.endpoint_arn == endpoint_arn), None)
+        device = Device(
+            device_id=existing.device_id if existing else new_id("dev_"),
+            platform=body.platform,
+            endpoint_arn=endpoint_arn,
+            registered_at=self.clock.now(),
+        )
+        self.store.put_device(customer_id, device)
+        return device
+
+    def remove_device(self, customer_id: str, device_id: str) -> None:
+        if self.store.delete_device(customer_id, device_id) is None:
+            raise NotFound(f"no device {device_id}")
+
+    # -- webhook endpoints ---------------------------------------------------------------------------------
+    def add_endpoint(self, body: WebhookEndpointIn) -> WebhookEndpointCreated:
+        endpoint_id = new_id("whe_")
+        secret = secrets.token_urlsafe(32)
+        self.store.put_endpoint(endpoint_id, url=body.url, secret=secret, customer_id=body.customer_id)
+        return WebhookEndpointCreated(
+            endpoint_id=endpoint_id, url=body.url, customer_id=body.customer_id, secret=secret
+        )
+
+
+def requested_event(message: Message) -> MessageRequested:
+    return MessageRequested(**event_fields(message, message.requested_at))
+
+
+def event_fields(message: Message, at: datetime, **extra: Any) -> dict[str, Any]:
+    """The data every message event carries (ADR 12)."""
+    return {
+        "message_id": message.message_id,
+        "customer_id": message.customer_id,
+        "channel": message.channel,
+        "purpose": message.purpose,
+        "topic": message.topic,
+        "source": message.source,
+        "step": message.step,
+        "status": message.status,
+        "reason": message.reason,
+        "occurred_at": at,
+        **extra,
+    }
