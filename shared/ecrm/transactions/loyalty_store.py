@@ -82,14 +82,18 @@ class LoyaltyStore:
         return LoyaltyRules.model_validate_json(item["rules"]["S"]) if item else None
 
     def save_rules(self, rules: LoyaltyRules) -> None:
-        condition = "attribute_not_exists(pk)" if rules.version == 1 else "version = :previous"
+        condition = "attribute_not_exists(pk)" if rules.version == 1 else "#version = :previous"
         values = {} if rules.version == 1 else {":previous": {"N": str(rules.version - 1)}}
         try:
             self.client.put_item(
                 TableName=self.table,
                 Item={**RULES_KEY, "rules": {"S": rules.model_dump_json()}, "version": {"N": str(rules.version)}},
                 ConditionExpression=condition,
-                **({"ExpressionAttributeValues": values} if values else {}),
+                **(
+                    {"ExpressionAttributeValues": values, "ExpressionAttributeNames": {"#version": "version"}}
+                    if values
+                    else {}
+                ),
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -159,13 +163,14 @@ class LoyaltyStore:
         if change.expected_version == 0:
             account_put["ConditionExpression"] = "attribute_not_exists(pk)"
         else:
-            account_put["ConditionExpression"] = "version = :expected"
+            account_put["ConditionExpression"] = "#version = :expected"
+            account_put["ExpressionAttributeNames"] = {"#version": "version"}
             account_put["ExpressionAttributeValues"] = {":expected": {"N": str(change.expected_version)}}
         actions: list[dict[str, Any]] = [{"Put": account_put}]
         for cause, record in change.new_causes.items():
             actions.append({"Put": self._cause_put(pk, cause, record, 1, "attribute_not_exists(pk)", None)})
         for cause, (record, version) in change.updated_causes.items():
-            actions.append({"Put": self._cause_put(pk, cause, record, version + 1, "version = :v", version)})
+            actions.append({"Put": self._cause_put(pk, cause, record, version + 1, "#version = :v", version)})
         actions += [{"Put": self._entry_item(pk, line)} for line in change.entries]
         if change.events:
             actions.append(self.outbox.put(pk, change.events, correlation_id=correlation_id, now=now))
@@ -199,8 +204,9 @@ class LoyaltyStore:
                 "Update": {
                     "TableName": self.table,
                     "Key": {"pk": {"S": pk}, "sk": {"S": ACCOUNT_SK}},
-                    "UpdateExpression": "SET balance = balance - :p, consumed = consumed + :p ADD version :one",
-                    "ConditionExpression": "attribute_exists(pk) AND balance >= :p",
+                    "UpdateExpression": "SET #balance = #balance - :p, #consumed = #consumed + :p ADD #version :one",
+                    "ConditionExpression": "attribute_exists(pk) AND #balance >= :p",
+                    "ExpressionAttributeNames": {"#balance": "balance", "#consumed": "consumed", "#version": "version"},
                     "ExpressionAttributeValues": {":p": {"N": str(points)}, ":one": {"N": "1"}},
                 }
             },
@@ -250,6 +256,7 @@ class LoyaltyStore:
             "ConditionExpression": condition,
         }
         if expected is not None:
+            put["ExpressionAttributeNames"] = {"#version": "version"}
             put["ExpressionAttributeValues"] = {":v": {"N": str(expected)}}
         return put
 

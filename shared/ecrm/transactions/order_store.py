@@ -136,7 +136,8 @@ class OrderStore:
                 "Put": {
                     "TableName": self.table,
                     "Item": self._order_item(order),
-                    "ConditionExpression": "version = :expected",
+                    "ConditionExpression": "#version = :expected",
+                    "ExpressionAttributeNames": {"#version": "version"},
                     "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
                 }
             },

@@ -111,7 +111,8 @@ class Engine:
                 dynamodb, boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=STREAMS_ENDPOINT), TABLE
             )
         )
-        self.published: list[dict[str, Any]] = []
+        self.published: list[dict[str, Any]] = []  # order events relayed and not yet delivered to loyalty
+        self.events: list[DomainEvent] = []  # every event relayed so far
 
     def call(
         self,
@@ -132,13 +133,15 @@ class Engine:
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
     def relay(self) -> list[DomainEvent]:
-        """Relay the outbox; the order events go on to the loyalty consumer, each delivered `times` times."""
+        """Relay what the outbox got since the last call; returns its events."""
         before = len(self.drain.bus.accepted)
         events = self.drain.drain()
         self.published += self.drain.bus.accepted[before:]
+        self.events += events
         return events
 
     def deliver_order_events(self, *, times: int = 1) -> dict[str, Any]:
+        """The order events relayed so far to the loyalty consumer, in one batch, each `times` times."""
         entries = [e for e in self.published if e["DetailType"].startswith("Order")]
         self.published = [e for e in self.published if not e["DetailType"].startswith("Order")]
         bodies = [json.dumps(bus_event_from_entry(e, f"eb-{n}")) for n, e in enumerate(entries)] * times
