@@ -6,6 +6,7 @@
     ecrm local clock         show the local cloud's clock; `advance 3d` moves it
     ecrm demo [--once]       bring everything up and run the scripted tour
     ecrm import FILE         bulk-import customer records through the API, with a progress bar
+    ecrm import pinpoint     an Amazon Pinpoint endpoint export and its templates (`--dry-run`: report only)
     ecrm schemas generate    write events/schemas from the event models (`check` verifies them)
     ecrm redrive QUEUE       move a dead-letter queue's records back to their source queue
     ecrm analysis ...        CLV, RFM, clusters and churn from any CSV of transactions
@@ -177,7 +178,25 @@ def demo(once: bool, port: int | None, faults: str) -> None:
     sys.exit(run_demo(once=once, api_port=api_port, state_dir=state_dir, faults=faults))
 
 
-@main.command("import")
+class ImportGroup(click.Group):
+    """`ecrm import FILE ...` imports customer records; `ecrm import pinpoint ...` a Pinpoint project.
+
+    A first argument that names no subcommand is the FILE of the customer import, so `ecrm import FILE`
+    keeps working beside the subcommands.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["file", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group("import", cls=ImportGroup)
+def import_group() -> None:
+    """Import customer records from a file (`ecrm import FILE`), or from Amazon Pinpoint (`ecrm import pinpoint`)."""
+
+
+@import_group.command("file")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--source", required=True, help="The source system of the records (web, erp, shop, ...).")
 @click.option(
@@ -300,6 +319,9 @@ def _add_engine_commands() -> None:
     """The engines' command groups (`ecrm analysis`, `ecrm personalization`), each listing its own commands."""
     from ecrm_ops.analysis.commands import analysis
     from ecrm_ops.personalization.commands import personalization
+    from ecrm_ops.pinpoint.command import pinpoint
+
+    import_group.add_command(pinpoint)
 
     main.add_command(analysis)
     main.add_command(personalization)
