@@ -23,6 +23,7 @@ for _name, _value in {
     "COLLECT_TABLE_NAME": "ecrm-collect",
     "ANALYSIS_TABLE_NAME": "ecrm-analysis",
     "PERSONALIZATION_TABLE_NAME": "ecrm-personalization",
+    "BROADCAST_TABLE_NAME": "ecrm-broadcast",
     "TRANSACTIONS_TABLE_NAME": "ecrm-transactions",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "platform",

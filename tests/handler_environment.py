@@ -14,6 +14,7 @@ HANDLER_ENVIRONMENT = {
     "COLLECT_TABLE_NAME": "ecrm-collect",
     "ANALYSIS_TABLE_NAME": "ecrm-analysis",
     "PERSONALIZATION_TABLE_NAME": "ecrm-personalization",
+    "BROADCAST_TABLE_NAME": "ecrm-broadcast",
     "TRANSACTIONS_TABLE_NAME": "ecrm-transactions",
     "LAKE_BUCKET_NAME": "ecrm-lake",
     "LAKE_DATABASE": "ecrm_lake",

@@ -43,6 +43,8 @@ MOVES: dict[str, tuple[frozenset[str], str]] = {
     "complained": (frozenset({"sending", "sent", "delivered"}), "complained"),
     "failed": (frozenset({"sending", "sent"}), "failed"),
 }
+# A permanent failure on these is the number's (unreachable, landline for SMS); on email it is the content's.
+PHONE_CHANNELS = frozenset({"sms", "voice", "whatsapp"})
 Metric = Callable[[str, float, Mapping[str, str]], None]  # (name, value, dimensions)
 
 
@@ -156,7 +158,7 @@ class FeedbackService:
         address = feedback.address or message.address
         if feedback.kind == "bounced" and feedback.permanent and address:
             self._suppress(address, message.channel or feedback.channel, "hard_bounce", message.customer_id)
-        if feedback.kind == "failed" and feedback.permanent and address and message.channel != "webhook":
+        if feedback.kind == "failed" and feedback.permanent and address and message.channel in PHONE_CHANNELS:
             self._suppress(address, message.channel or feedback.channel, "permanent_failure", message.customer_id)
         if feedback.kind == "complained" and address:
             self._suppress(address, message.channel or feedback.channel, "complaint", message.customer_id)

@@ -11,12 +11,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
-
 from ecrm.core.errors import InvalidInput
 
-_ENVIRONMENT = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
 MAX_OUTPUT_CHARS = 200_000
 
 
@@ -24,13 +20,24 @@ class RenderFailed(Exception):
     """The content could not be rendered for this customer (a runtime error in a template)."""
 
 
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    """Imported on the first render: the API's cold start does not load jinja2 for the routes that never render."""
+    from jinja2 import ChainableUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
+
+
 @lru_cache(maxsize=4096)
 def _compiled(source: str) -> Any:
-    return _ENVIRONMENT.from_string(source)
+    return _environment().from_string(source)
 
 
 def check_templates(content: Mapping[Any, Mapping[str, Any]]) -> None:
     """Every text part compiles, else a 400 naming the part."""
+    from jinja2 import TemplateSyntaxError
+
     for channel, parts in content.items():
         for name, value in _texts(parts, ""):
             try:

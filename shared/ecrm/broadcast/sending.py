@@ -128,6 +128,21 @@ class Dispatcher:
             self.queues.enqueue(channel, bodies)
         return outcome
 
+    def release_due(self, *, correlation_id: str | None, batch: int = 25) -> dict[str, int]:
+        """Decide again every deferral that came due; its marker goes once the message moved on."""
+        due = self.store.due_deferrals(self.clock.now())
+        counts: dict[str, int] = {}
+        for start in range(0, len(due), batch):
+            chunk = due[start : start + batch]
+            outcome = self.dispatch(
+                [sort_key.rsplit("#", 1)[1] for _, sort_key in chunk], correlation_id=correlation_id
+            )
+            for hour_key, sort_key in chunk:
+                self.store.forget_deferral(hour_key, sort_key)
+            for result in outcome.values():
+                counts[result] = counts.get(result, 0) + 1
+        return counts
+
     def _due(self, message: Message, now: datetime) -> bool:
         if message.status in {"requested", "queued"}:
             return True

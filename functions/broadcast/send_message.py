@@ -1,0 +1,60 @@
+"""A channel queue's sender: each record is one rendered message, sent once (ADR 12).
+
+A record to retry later (throttled, a transient fault, a claim still held by another attempt) has its
+visibility set to the sender's backoff with jitter and is reported failed, so SQS redelivers it then and
+only it; after the queue's receive count it waits in the DLQ for `ecrm redrive`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from ecrm.broadcast.sending import RetryLater, Sender
+from ecrm.broadcast.wiring import BroadcastConfig, sender_for
+from ecrm.core import aws
+from ecrm.core.config import load_config
+from ecrm.core.observability import Observability
+
+config = load_config(BroadcastConfig)
+obs = Observability(config)
+processor = BatchProcessor(event_type=EventType.SQS)
+MAX_VISIBILITY_S = 43_200
+
+
+@cache
+def queue_url(source_arn: str) -> str:
+    _, _, _, _, account, name = source_arn.split(":", 5)
+    return str(aws.client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
+
+
+def retry_after(record: SQSRecord, delay_s: int) -> None:
+    aws.client("sqs").change_message_visibility(
+        QueueUrl=queue_url(record.event_source_arn),
+        ReceiptHandle=record.receipt_handle,
+        VisibilityTimeout=max(0, min(MAX_VISIBILITY_S, delay_s)),
+    )
+
+
+@obs.entrypoint()
+def handler(event: dict[str, Any], context: LambdaContext, injected: Sender | None = None) -> dict[str, Any]:
+    sender = injected or sender_for(config)
+
+    def send(record: SQSRecord) -> None:
+        body = json.loads(record.body)
+        try:
+            outcome = sender.send(body)
+        except RetryLater as retry:
+            obs.logger.info("send retried later", extra={"reason": retry.reason, "delay_s": retry.delay_s})
+            if injected is None:
+                retry_after(record, retry.delay_s)
+            raise
+        obs.logger.info("send settled", extra={"message_id": body.get("message_id"), "outcome": outcome})
+
+    return process_partial_response(  # type: ignore[return-value]
+        event=event, record_handler=send, processor=processor, context=context
+    )
