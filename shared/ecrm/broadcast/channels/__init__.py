@@ -57,7 +57,6 @@ class ChannelSettings:
     push_applications: Mapping[str, str] = field(default_factory=dict)  # "apns"/"fcm" -> platform application ARN
     webhook_timeout_s: float = 5.0
     # Additions beyond the agreed interface (all optional):
-    untracked_configuration_set: str | None = None  # email with tracking off goes through it (no open pixel)
     unsubscribe_mailto: str | None = None  # a mailto target in List-Unsubscribe besides the https URL
     sms_configuration_set: str | None = None  # End User Messaging configuration set (its events carry Context)
     webhook_allow_loopback_http: bool = False  # plain http to 127.0.0.1 (local runs and tests only)
@@ -86,7 +85,6 @@ def build_adapters(
             sender=settings.email_from,
             configuration_set=settings.configuration_set,
             clock=clock,
-            untracked_configuration_set=settings.untracked_configuration_set,
             unsubscribe_mailto=settings.unsubscribe_mailto,
         ),
         "sms": SmsAdapter(

@@ -7,11 +7,10 @@ package and the SMTP policy (CRLF, RFC 2047 for a non-ASCII subject). Marketing 
 unsubscribe links in both parts; a marketing message without them is refused (never sent without a
 way out). Transactional mail carries none of them.
 
-Tracking: SES v2 has no per-message switch. Open and click tracking belong to the configuration set
-(its event destinations matching OPEN/CLICK), and SES leaves a link untracked when its anchor carries
-`ses:no-track`. A message with `tracking` off therefore goes through the untracked configuration set
-when one is configured (no open pixel, no link rewriting) and has `ses:no-track` on every link in
-any case, so clicks are never tracked even through the tracked set.
+Tracking: SES v2's per-message switch, `ConfigurationOverrides.Tracking` (open and click tracking
+ENABLED or DISABLED for this message whatever the account and configuration set say), follows
+`message.tracking`. With tracking off every link also carries `ses:no-track` (SES leaves such a link
+as it is), and the footer's unsubscribe and preference links always do: they are never rewritten.
 """
 
 from __future__ import annotations
@@ -115,8 +114,8 @@ def _marketing_footer(message: OutboundMessage) -> tuple[str, str]:
     text = f"\n\n--\n{manage}: {preferences}\n{leave}: {unsubscribe}\n"
     html = (
         '<div class="ecrm-footer">'
-        f'<a href="{html_lib.escape(preferences)}">{html_lib.escape(manage)}</a> | '
-        f'<a href="{html_lib.escape(unsubscribe)}">{html_lib.escape(leave)}</a></div>'
+        f'<a ses:no-track href="{html_lib.escape(preferences)}">{html_lib.escape(manage)}</a> | '
+        f'<a ses:no-track href="{html_lib.escape(unsubscribe)}">{html_lib.escape(leave)}</a></div>'
     )
     return text, html
 
@@ -197,13 +196,11 @@ class EmailAdapter:
         sender: str,
         configuration_set: str | None,
         clock: Clock,
-        untracked_configuration_set: str | None = None,
         unsubscribe_mailto: str | None = None,
     ) -> None:
         self._client = client
         self.sender = sender
         self.configuration_set = configuration_set
-        self.untracked_configuration_set = untracked_configuration_set
         self.unsubscribe_mailto = unsubscribe_mailto
         self.clock = clock
 
@@ -212,13 +209,13 @@ class EmailAdapter:
             message, sender=self.sender, sent_at=self.clock.now(), unsubscribe_mailto=self.unsubscribe_mailto
         )
         configuration_set = self.configuration_set
-        if not message.tracking and self.untracked_configuration_set:
-            configuration_set = self.untracked_configuration_set
+        tracking = "ENABLED" if message.tracking else "DISABLED"
         request: dict[str, Any] = {
             "FromEmailAddress": self.sender,
             "Destination": {"ToAddresses": [message.address]},
             "Content": {"Raw": {"Data": mime.as_bytes()}},
             "EmailTags": [{"Name": k, "Value": v} for k, v in provider_tags(message).items()],
+            "ConfigurationOverrides": {"Tracking": {"OpenTrackingEnabled": tracking, "ClickTrackingEnabled": tracking}},
         }
         if configuration_set:
             request["ConfigurationSetName"] = configuration_set

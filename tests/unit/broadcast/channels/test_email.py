@@ -121,19 +121,26 @@ def test_tags_carry_the_message_id_and_the_configuration_set_is_used() -> None:
     assert request["Destination"] == {"ToAddresses": ["emilie@example.com"]}
 
 
-def test_tracking_off_marks_links_no_track_and_uses_the_untracked_set() -> None:
+def test_tracking_off_is_disabled_for_this_message_and_on_every_link() -> None:
     client = FakeClient(send_email={"MessageId": "m"})
-    adapter(client, untracked_configuration_set="ecrm-untracked").send(marketing(tracking=False))
-    assert client.only("send_email")["ConfigurationSetName"] == "ecrm-untracked"
+    adapter(client).send(marketing(tracking=False))
+    assert client.only("send_email")["ConfigurationOverrides"] == {
+        "Tracking": {"OpenTrackingEnabled": "DISABLED", "ClickTrackingEnabled": "DISABLED"}
+    }
     html = part(sent_mime(client), "html")
-    assert html.count("<a ses:no-track") == html.count("<a ")
+    assert html.count("<a ses:no-track") == html.count("<a ") == 3
 
 
-def test_tracking_on_keeps_links_and_the_tracked_set() -> None:
+def test_tracking_on_is_enabled_but_the_footer_links_are_never_tracked() -> None:
     client = FakeClient(send_email={"MessageId": "m"})
-    adapter(client, untracked_configuration_set="ecrm-untracked").send(marketing(tracking=True))
-    assert client.only("send_email")["ConfigurationSetName"] == "ecrm-marketing"
-    assert "ses:no-track" not in part(sent_mime(client), "html")
+    adapter(client).send(marketing(tracking=True))
+    assert client.only("send_email")["ConfigurationOverrides"] == {
+        "Tracking": {"OpenTrackingEnabled": "ENABLED", "ClickTrackingEnabled": "ENABLED"}
+    }
+    html = part(sent_mime(client), "html")
+    assert '<a href="https://www.example.com/w">' in html
+    assert f'<a ses:no-track href="{UNSUBSCRIBE}">' in html
+    assert f'<a ses:no-track href="{PREFERENCES}">' in html
 
 
 def test_a_missing_text_part_is_derived_from_the_html() -> None:
