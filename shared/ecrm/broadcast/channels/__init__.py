@@ -57,6 +57,7 @@ class ChannelSettings:
     push_applications: Mapping[str, str] = field(default_factory=dict)  # "apns"/"fcm" -> platform application ARN
     webhook_timeout_s: float = 5.0
     # Additions beyond the agreed interface (all optional):
+    untracked_configuration_set: str | None = None  # email with tracking off goes through it, when configured
     unsubscribe_mailto: str | None = None  # a mailto target in List-Unsubscribe besides the https URL
     sms_configuration_set: str | None = None  # End User Messaging configuration set (its events carry Context)
     webhook_allow_loopback_http: bool = False  # plain http to 127.0.0.1 (local runs and tests only)
@@ -86,6 +87,7 @@ def build_adapters(
             configuration_set=settings.configuration_set,
             clock=clock,
             unsubscribe_mailto=settings.unsubscribe_mailto,
+            untracked_configuration_set=settings.untracked_configuration_set,
         ),
         "sms": SmsAdapter(
             lambda: clients(eum if settings.sms_provider == "eum" else "sns"),

@@ -11,6 +11,8 @@ Tracking: SES v2's per-message switch, `ConfigurationOverrides.Tracking` (open a
 ENABLED or DISABLED for this message whatever the account and configuration set say), follows
 `message.tracking`. With tracking off every link also carries `ses:no-track` (SES leaves such a link
 as it is), and the footer's unsubscribe and preference links always do: they are never rewritten.
+An untracked configuration set, when configured, carries the messages with tracking off (its own
+event destinations, e.g. without OPEN and CLICK).
 """
 
 from __future__ import annotations
@@ -197,11 +199,13 @@ class EmailAdapter:
         configuration_set: str | None,
         clock: Clock,
         unsubscribe_mailto: str | None = None,
+        untracked_configuration_set: str | None = None,
     ) -> None:
         self._client = client
         self.sender = sender
         self.configuration_set = configuration_set
         self.unsubscribe_mailto = unsubscribe_mailto
+        self.untracked_configuration_set = untracked_configuration_set
         self.clock = clock
 
     def send(self, message: OutboundMessage) -> SendResult:
@@ -209,6 +213,8 @@ class EmailAdapter:
             message, sender=self.sender, sent_at=self.clock.now(), unsubscribe_mailto=self.unsubscribe_mailto
         )
         configuration_set = self.configuration_set
+        if not message.tracking and self.untracked_configuration_set:
+            configuration_set = self.untracked_configuration_set
         tracking = "ENABLED" if message.tracking else "DISABLED"
         request: dict[str, Any] = {
             "FromEmailAddress": self.sender,

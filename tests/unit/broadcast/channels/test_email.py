@@ -123,7 +123,8 @@ def test_tags_carry_the_message_id_and_the_configuration_set_is_used() -> None:
 
 def test_tracking_off_is_disabled_for_this_message_and_on_every_link() -> None:
     client = FakeClient(send_email={"MessageId": "m"})
-    adapter(client).send(marketing(tracking=False))
+    adapter(client, untracked_configuration_set="ecrm-untracked").send(marketing(tracking=False))
+    assert client.only("send_email")["ConfigurationSetName"] == "ecrm-untracked"
     assert client.only("send_email")["ConfigurationOverrides"] == {
         "Tracking": {"OpenTrackingEnabled": "DISABLED", "ClickTrackingEnabled": "DISABLED"}
     }
@@ -133,7 +134,8 @@ def test_tracking_off_is_disabled_for_this_message_and_on_every_link() -> None:
 
 def test_tracking_on_is_enabled_but_the_footer_links_are_never_tracked() -> None:
     client = FakeClient(send_email={"MessageId": "m"})
-    adapter(client).send(marketing(tracking=True))
+    adapter(client, untracked_configuration_set="ecrm-untracked").send(marketing(tracking=True))
+    assert client.only("send_email")["ConfigurationSetName"] == "ecrm-marketing"
     assert client.only("send_email")["ConfigurationOverrides"] == {
         "Tracking": {"OpenTrackingEnabled": "ENABLED", "ClickTrackingEnabled": "ENABLED"}
     }
