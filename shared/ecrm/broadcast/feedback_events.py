@@ -10,10 +10,12 @@
   two-way SMS, an SNS mobile push application event (DeliveryFailure, EndpointUpdated/Created/Deleted),
   or a WhatsApp event (AWS's envelope around Meta's webhook entry: statuses or inbound messages).
 
-Our message id is read where each provider carries it: SES message tags (`message_id`), End User
-Messaging `context.message_id`, WhatsApp `biz_opaque_callback_data`; push and inbound feedback name the
-provider's ids only. An informational event (a ringing phone, a deleted WhatsApp status) is an empty
-list; a body of no known shape raises `UnknownFeedback` (the core dead-letters it, nothing is guessed).
+A failure's `detail["code"]` names it in one word (`TEXT_INVALID`, `InvalidPlatformToken`, Meta's
+error code, `rejected`, `rendering_failure`). Our message id is read where each provider carries it:
+SES message tags (`message_id`), End User Messaging `context.message_id`, WhatsApp
+`biz_opaque_callback_data`; push and inbound feedback name the provider's ids only. An informational
+event (a ringing phone, a deleted WhatsApp status) is an empty list; a body of no known shape raises
+`UnknownFeedback` (the core dead-letters it, nothing is guessed).
 """
 
 from __future__ import annotations
@@ -217,11 +219,14 @@ def _ses(record: Mapping[str, Any], at: datetime | None) -> list[ProviderFeedbac
         return [one("opened" if event_type == "Open" else "clicked", a, body, detail=detail) for a in destination]
     if event_type == "Reject":
         return [
-            one("failed", a, {}, permanent=True, detail={"reason": record["reject"].get("reason")}) for a in destination
+            one("failed", a, {}, permanent=True, detail={"code": "rejected", "reason": record["reject"].get("reason")})
+            for a in destination
         ]
     if event_type == "Rendering Failure":
         failure = record["failure"]
-        detail = _clean({"template": failure.get("templateName"), "error": failure.get("errorMessage")})
+        detail = _clean(
+            {"code": "rendering_failure", "template": failure.get("templateName"), "error": failure.get("errorMessage")}
+        )
         return [one("failed", a, {}, permanent=True, detail=detail) for a in destination]
     if event_type == "DeliveryDelay":
         delay = record["deliveryDelay"]
@@ -282,6 +287,7 @@ def _phone_event(event: Mapping[str, Any], at: datetime | None) -> list[Provider
     context = event.get("context") or {}
     detail = _clean(
         {
+            "code": event["eventType"] if kind == "failed" else None,
             "event_type": event["eventType"],
             "status": event.get("messageStatus"),
             "description": event.get("messageStatusDescription"),
@@ -352,6 +358,7 @@ def _push(event: Mapping[str, Any], at: datetime | None) -> list[ProviderFeedbac
         failure = str(event.get("FailureType") or "")
         detail = _clean(
             {
+                "code": failure or None,
                 "failure_type": failure,
                 "failure_message": event.get("FailureMessage"),
                 "application": event.get("Resource"),
@@ -399,7 +406,14 @@ def _whatsapp(envelope: Mapping[str, Any], at: datetime | None) -> list[Provider
             if kind is None:
                 continue
             codes = {int(e["code"]) for e in status.get("errors") or [] if "code" in e}
-            detail = _clean({"wamid": status.get("id"), "status": status["status"], "errors": sorted(codes) or None})
+            detail = _clean(
+                {
+                    "wamid": status.get("id"),
+                    "status": status["status"],
+                    "errors": sorted(codes) or None,
+                    "code": str(min(codes)) if codes else None,
+                }
+            )
             found.append(
                 ProviderFeedback(
                     kind,

@@ -74,7 +74,11 @@ def test_the_same_ses_record_through_an_sns_destination_reads_the_same() -> None
 def test_ses_reject_rendering_failure_delay_and_subscription() -> None:
     base = sample("ses/email_sent.json")["detail"]
     reject = only(sns({**base, "eventType": "Reject", "reject": {"reason": "Bad content"}}))
-    assert (reject.kind, reject.permanent, reject.detail) == ("failed", True, {"reason": "Bad content"})
+    assert (reject.kind, reject.permanent, reject.detail) == (
+        "failed",
+        True,
+        {"code": "rejected", "reason": "Bad content"},
+    )
     failure = only(
         sns({**base, "eventType": "Rendering Failure", "failure": {"templateName": "t", "errorMessage": "x"}})
     )
@@ -109,6 +113,7 @@ def test_sms_events_carry_our_message_id_in_context() -> None:
     assert (delivered.kind, delivered.permanent) == ("delivered", False)
     invalid = only(sample("messaging/sms_text_invalid_sns.json"))
     assert (invalid.kind, invalid.permanent, invalid.address) == ("failed", True, "+14255550199")
+    assert invalid.detail["code"] == "TEXT_INVALID"
 
 
 @pytest.mark.parametrize(
@@ -184,6 +189,7 @@ def test_reply_keywords(text: str, kind: str) -> None:
 def test_push_delivery_failure_and_a_disabled_endpoint() -> None:
     failure = only(sample("messaging/push_delivery_failure_sns.json"))
     assert (failure.kind, failure.channel, failure.permanent) == ("failed", "push", True)
+    assert failure.detail["code"] == "InvalidPlatformToken"
     assert failure.address.endswith("5e3e9847-3183-3f18-a7e8-671c3a57d4b3")  # type: ignore[union-attr]
     assert failure.provider_message_id == "9a8b7c6d-5e4f-5a3b-9c2d-1e0f9a8b7c6d"
     disabled = only(sample("messaging/push_endpoint_updated_sns.json"))
@@ -200,6 +206,7 @@ def test_whatsapp_statuses_name_our_message_and_failures_their_error() -> None:
     assert delivered.occurred_at == datetime(2026, 11, 23, 10, 15, 3, tzinfo=UTC)
     failed = only(sample("messaging/whatsapp_status_failed_sns.json"))
     assert (failed.kind, failed.permanent, failed.detail["errors"]) == ("failed", True, [131026])
+    assert failed.detail["code"] == "131026"
 
 
 def test_a_whatsapp_read_is_an_open_and_stop_an_opt_out() -> None:
