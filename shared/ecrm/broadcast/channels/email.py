@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, getaddresses
+from email.utils import format_datetime, formataddr, getaddresses
 from html.parser import HTMLParser
 from typing import Any
 
@@ -134,6 +134,12 @@ def sender_domain(sender: str) -> str:
     return address.rpartition("@")[2] or "localhost"
 
 
+def ascii_sender(sender: str) -> str:
+    """The sender as SES's FromEmailAddress takes it: a non-ASCII display name in RFC 2047 encoded words."""
+    [(name, address)] = getaddresses([sender]) or [("", sender)]
+    return formataddr((name, address), charset="utf-8") if name else address
+
+
 def build_mime(
     message: OutboundMessage, *, sender: str, sent_at: Any, unsubscribe_mailto: str | None = None
 ) -> EmailMessage:
@@ -217,7 +223,7 @@ class EmailAdapter:
             configuration_set = self.untracked_configuration_set
         tracking = "ENABLED" if message.tracking else "DISABLED"
         request: dict[str, Any] = {
-            "FromEmailAddress": self.sender,
+            "FromEmailAddress": ascii_sender(self.sender),
             "Destination": {"ToAddresses": [message.address]},
             "Content": {"Raw": {"Data": mime.as_bytes()}},
             "EmailTags": [{"Name": k, "Value": v} for k, v in provider_tags(message).items()],

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import pytest
 from ecrm.broadcast.channels.base import ChannelError, OutboundMessage
-from ecrm.broadcast.channels.email import EmailAdapter, text_from_html, untracked_links
+from ecrm.broadcast.channels.email import EmailAdapter, ascii_sender, text_from_html, untracked_links
 from ecrm.core.clock import FixedClock
 
 from tests.unit.broadcast.channels.fakes import MESSAGE_ID, FakeClient, message, provider_error
@@ -149,6 +149,19 @@ def test_a_missing_text_part_is_derived_from_the_html() -> None:
     client = FakeClient(send_email={"MessageId": "m"})
     adapter(client).send(message("email", "a@example.com", {"subject": "s", "html": CONTENT["html"]}))
     assert part(sent_mime(client), "plain").startswith("Bonjour Émilie\nVoir (https://www.example.com/w)")
+
+
+def test_a_non_ascii_sender_name_is_encoded_for_ses_and_reads_back() -> None:
+    client = FakeClient(send_email={"MessageId": "m"})
+    clock = FixedClock(datetime(2026, 11, 23, 10, 15, tzinfo=UTC))
+    sender = "Boutique Émilie <news@example.com>"
+    EmailAdapter(lambda: client, sender=sender, configuration_set=None, clock=clock).send(marketing())
+    request = client.only("send_email")
+    assert request["FromEmailAddress"].isascii()
+    assert request["FromEmailAddress"].endswith("<news@example.com>")
+    assert "ConfigurationSetName" not in request
+    assert sent_mime(client)["From"] == sender
+    assert ascii_sender("news@example.com") == "news@example.com"
 
 
 def test_helpers() -> None:
