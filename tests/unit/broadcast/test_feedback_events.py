@@ -72,34 +72,27 @@ def test_the_same_ses_record_through_an_sns_destination_reads_the_same() -> None
 
 
 def test_ses_reject_rendering_failure_delay_and_subscription() -> None:
-    base = sample("ses/email_sent.json")["detail"]
-    reject = only(sns({**base, "eventType": "Reject", "reject": {"reason": "Bad content"}}))
+    reject = only(sample("ses/email_rejected.json"))
     assert (reject.kind, reject.permanent, reject.detail) == (
         "failed",
         True,
         {"code": "rejected", "reason": "Bad content"},
     )
-    failure = only(
-        sns({**base, "eventType": "Rendering Failure", "failure": {"templateName": "t", "errorMessage": "x"}})
+    failure = only(sample("ses/email_rendering_failed.json"))
+    assert (failure.kind, failure.permanent, failure.detail["template"]) == ("failed", True, "winter-sale")
+    delayed = only(sample("ses/email_delivery_delayed.json"))
+    assert (delayed.kind, delayed.message_id) == ("delayed", MESSAGE_ID)
+    assert delayed.detail["delay_type"] == "TransientCommunicationFailure"
+    assert delayed.occurred_at == datetime(2026, 11, 23, 10, 35, 40, 95000, tzinfo=UTC)
+    unsubscribed = only(sample("ses/email_subscription.json"))
+    assert (unsubscribed.kind, unsubscribed.address) == ("opted_out", "customer@example.com")
+    assert (unsubscribed.detail["all"], unsubscribed.detail["topics"]) == (True, ["newsletter"])
+    topic_only = sample("ses/email_subscription.json")
+    topic_only["detail"]["subscription"]["newTopicPreferences"]["unsubscribeAll"] = False
+    topic_only["detail"]["subscription"]["newTopicPreferences"]["topicSubscriptionStatus"][0]["subscriptionStatus"] = (
+        "OptIn"
     )
-    assert (failure.kind, failure.permanent) == ("failed", True)
-    delay = {
-        "timestamp": "2026-11-23T10:30:00.000Z",
-        "delayType": "MailboxFull",
-        "expirationTime": "2026-11-24T10:20:00.000Z",
-        "delayedRecipients": [{"emailAddress": "customer@example.com", "status": "4.2.2"}],
-    }
-    delayed = only(sns({**base, "eventType": "DeliveryDelay", "deliveryDelay": delay}))
-    assert (delayed.kind, delayed.detail["delay_type"]) == ("delayed", "MailboxFull")
-    assert delayed.occurred_at == datetime(2026, 11, 23, 10, 30, tzinfo=UTC)
-    subscription = {
-        "contactList": "news",
-        "timestamp": "2026-11-23T10:31:00.000Z",
-        "source": "UnsubscribeHeader",
-        "newTopicPreferences": {"unsubscribeAll": True, "topicSubscriptionStatus": []},
-    }
-    unsubscribed = only(sns({**base, "eventType": "Subscription", "subscription": subscription}))
-    assert (unsubscribed.kind, unsubscribed.detail["all"]) == ("opted_out", True)
+    assert only(topic_only).kind == "opted_in"
 
 
 def test_sms_events_carry_our_message_id_in_context() -> None:
