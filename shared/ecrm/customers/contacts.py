@@ -76,10 +76,9 @@ class ContactDirectory:
     def cards(self, customer_ids: Iterable[str]) -> ContactCards:
         """A merged id answers with its survivor's card (the survivor's id inside); erased or unknown are missing."""
         answer = ContactCards()
-        loaded: dict[str, Customer | None] = {}
-        for customer_id in dict.fromkeys(customer_ids):
-            if customer_id not in loaded:
-                loaded[customer_id] = self.service.store.load(customer_id)
+        asked = list(dict.fromkeys(customer_ids))
+        loaded = self.service.store.load_many(asked)
+        for customer_id in asked:
             customer = loaded[customer_id]
             if customer is None or customer.status != "active":
                 answer.missing.append(customer_id)

@@ -121,6 +121,30 @@ class CustomerStore:
             customer_id = customer.merged_into
         raise Conflict(f"merge chain of {customer_id} is longer than {MAX_FOLLOW}")
 
+    def load_many(self, customer_ids: Iterable[str]) -> dict[str, Customer | None]:
+        """Each id's customer (a merged id's survivor), read 100 at a time with strongly consistent reads.
+
+        For the contact cards a send asks for: one batch read per 100 ids instead of one read per id;
+        only a merged id costs a second read, following its pointer.
+        """
+        wanted = sorted(set(customer_ids))
+        found: dict[str, Customer | None] = dict.fromkeys(wanted)
+        for start in range(0, len(wanted), 100):
+            keys = [_item({"pk": customer_pk(i), "sk": "PROFILE"}) for i in wanted[start : start + 100]]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for raw in response["Responses"].get(self.table, []):
+                    item = _plain(raw)
+                    customer = Customer.model_validate_json(item["doc"])
+                    customer.version = int(item["version"])
+                    found[item["pk"].removeprefix("CUST#")] = customer
+                request = response.get("UnprocessedKeys") or {}
+        for customer_id, held in found.items():
+            if held is not None and held.status == "merged" and held.merged_into:
+                found[customer_id] = self.load(held.merged_into)
+        return found
+
     def save(
         self,
         customer: Customer,
