@@ -243,8 +243,9 @@ class CustomersEngine(Construct):
     def _contacts_function(self, foundation: Foundation, env: dict[str, str]) -> EngineFunction:
         """What the broadcast engine invokes at send time (`grant_invoke` on `contacts.function`).
 
-        It reads profiles and writes consents with their proof and outbox item in one transaction
-        (PutItem and ConditionCheckItem are what TransactWriteItems needs per item); nothing else.
+        It reads profiles (one at a time, or 100 per batch for cards) and writes consents with their proof
+        and outbox item in one transaction (PutItem and ConditionCheckItem are what TransactWriteItems
+        needs per item); nothing else.
         """
         contacts = EngineFunction(
             self,
@@ -259,7 +260,12 @@ class CustomersEngine(Construct):
         )
         contacts.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"],
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:ConditionCheckItem",
+                ],
                 resources=[self.table.table_arn],
             )
         )
