@@ -59,6 +59,14 @@ BROADCAST_TIMELINE_EVENTS = (
     "CustomerUnsubscribed",
 )
 
+# What the contacts function may do on the table (a test runs its use cases and checks they need no more).
+CONTACTS_TABLE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:ConditionCheckItem",
+)
+
 # Attribute -> sources, best first. Deployers change it with the context key ecrm:customersSourcePriority.
 DEFAULT_SOURCE_PRIORITY = {"*": ["staff", "erp", "callcenter", "shop", "web"]}
 
@@ -260,12 +268,7 @@ class CustomersEngine(Construct):
         )
         contacts.role.add_to_policy(
             iam.PolicyStatement(
-                actions=[
-                    "dynamodb:GetItem",
-                    "dynamodb:BatchGetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:ConditionCheckItem",
-                ],
+                actions=list(CONTACTS_TABLE_ACTIONS),
                 resources=[self.table.table_arn],
             )
         )

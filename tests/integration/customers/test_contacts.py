@@ -11,9 +11,10 @@ from ecrm.customers.contacts import ContactDirectory
 from ecrm.customers.message_timeline import INTERACTION_TYPES, MessageTimeline
 from ecrm.customers.models import CustomerErasureRequested, CustomerUpsert, TrackedIds
 from ecrm.customers.service import CustomerService
+from ecrm.customers.store import CustomerStore
 
 from functions.customers import on_broadcast_event, task_contacts
-from tests.integration.customers.conftest import RecordingPublisher
+from tests.integration.customers.conftest import TABLE, RecordingPublisher
 from tests.samples import sqs_batch
 
 GRANTED_AT = "2026-11-20T09:00:00+00:00"
@@ -218,3 +219,53 @@ def test_an_event_of_an_erased_customer_is_dropped_and_an_unknown_shape_goes_to_
     ]
     answer = on_broadcast_event.handler(sqs_batch(bodies), lambda_context, MessageTimeline(service))
     assert len(answer["batchItemFailures"]) == 2
+
+
+class RecordingClient:
+    """A DynamoDB client that notes the IAM action of every call (and of every item of a transaction)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.actions: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            if name == "transact_write_items":
+                self.actions.update(f"dynamodb:{next(iter(item))}Item" for item in kwargs["TransactItems"])
+            else:
+                self.actions.add("dynamodb:" + "".join(part.title() for part in name.split("_")))
+            return attribute(**kwargs)
+
+        return call
+
+
+def test_the_contacts_function_needs_no_more_than_its_role_grants(
+    service: CustomerService, dynamodb: Any, lambda_context: Any
+) -> None:
+    from infra.engines.customers import CONTACTS_TABLE_ACTIONS
+
+    # Given a survivor with a merged id, and the function's use cases on a client that notes each action
+    survivor = upsert(service, [{"type": "external_id", "namespace": "erp", "value": "E9"}])
+    merged = upsert(service, [{"type": "email", "value": "old@example.com"}])
+    upsert(
+        service,
+        [{"type": "email", "value": "old@example.com"}, {"type": "external_id", "namespace": "erp", "value": "E9"}],
+    )
+    recording = RecordingClient(dynamodb)
+    directory = ContactDirectory(
+        CustomerService(CustomerStore(recording, TABLE), service.publisher, service.clock, service.policy)
+    )
+
+    # When it answers cards and records a withdrawal
+    task_contacts.handler(
+        {"operation": "cards", "customer_ids": [survivor, merged, "cus_x"]}, lambda_context, directory
+    )
+    task_contacts.handler(unsubscribe(survivor), lambda_context, directory)
+
+    # Then every action it took is one its role grants
+    assert recording.actions <= set(CONTACTS_TABLE_ACTIONS), recording.actions - set(CONTACTS_TABLE_ACTIONS)
+    assert "dynamodb:PutItem" in recording.actions
