@@ -18,6 +18,7 @@ from infra.engines.collect import CollectEngine
 from infra.engines.customers import CustomersEngine
 from infra.engines.personalization import PersonalizationEngine
 from infra.engines.platform import PlatformEngine
+from infra.engines.transactions import TransactionsEngine
 from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
 from infra.stacks.engine_stack import EngineStack
 
@@ -51,6 +52,7 @@ class PlatformStack(Stack):
         self.personalization = EngineStack.host(
             self, "Personalization", PersonalizationEngine, foundation=f, lake=self.lake, analysis=self.analysis
         )
+        self.transactions = EngineStack.host(self, "Transactions", TransactionsEngine, foundation=f)
 
         # Every alarm of the stack, in the root and in each engine's nested stack, notifies the topic.
         self.alarms = AlarmTopic(self, "Alarms", settings=settings)

@@ -19,7 +19,7 @@ from ecrm.core.auth import ACCESS_EXTENSION, STAFF_GROUPS, Access
 
 from tests.samples import api_request
 
-ENGINES = ("analysis", "collect", "customers", "personalization", "platform")
+ENGINES = ("analysis", "collect", "customers", "personalization", "platform", "transactions")
 # A body no route's model accepts: had validation run first, each answer would be a 422 listing the schema.
 NOT_A_BODY = {"not_a_field": [1, 2, 3]}
 ID_PREFIXES = {
@@ -32,6 +32,7 @@ ID_PREFIXES = {
     "import_id": "imp_",
     "request_id": "era_",
     "ping_id": "png_",
+    "order_id": "ord_",
 }
 PATH_VALUES = {"channel": "email", "purpose": "marketing"}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 from ecrm.transactions.models import LoyaltyRulesIn, OrderLineIn
@@ -143,4 +143,6 @@ def expire(account: Account, today: date) -> tuple[Account, int]:
 
 
 def expiry_day(earned_at: datetime, rules: LoyaltyRulesIn) -> date:
+    if rules.expiry_days:
+        return earned_at.date() + timedelta(days=rules.expiry_days)
     return add_months(earned_at.date(), rules.expiry_months)

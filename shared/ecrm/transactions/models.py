@@ -208,6 +208,9 @@ class LoyaltyRulesIn(_Strict):
     signup_bonus: int = Field(default=0, ge=0, le=1_000_000)
     birthday_bonus: int = Field(default=0, ge=0, le=1_000_000)
     expiry_months: int = Field(default=12, ge=1, le=120, description="Points expire this long after they are earned")
+    expiry_days: int | None = Field(
+        default=None, ge=1, le=3660, description="Instead of expiry_months: a number of days (short trial programmes)"
+    )
     minimum_redemption: int = Field(default=100, ge=1)
     minor_units_per_point: int = Field(
         default=1, ge=1, le=10_000, description="What one point is worth as a discount, in minor units"

@@ -49,9 +49,9 @@ def order_body(**overrides: Any) -> dict[str, Any]:
     }
 
 
-def create_table(client: Any) -> None:
+def create_table(client: Any, name: str = TABLE) -> None:
     client.create_table(
-        TableName=TABLE,
+        TableName=name,
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[

@@ -56,6 +56,8 @@ def test_returned_points_add_up_to_the_line_whatever_the_split() -> None:
 def test_expiry_is_rolling_months_clamped_to_the_month_end() -> None:
     assert ledger.add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
     assert ledger.expiry_day(datetime(2026, 11, 23, 23, 59, tzinfo=UTC), RULES) == date(2027, 11, 23)
+    short = RULES.model_copy(update={"expiry_days": 1})
+    assert ledger.expiry_day(datetime(2026, 11, 23, 23, 59, tzinfo=UTC), short) == date(2026, 11, 24)
 
 
 def test_spending_takes_the_oldest_points_first() -> None:

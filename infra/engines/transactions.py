@@ -1,0 +1,113 @@
+"""Transactions in the cloud: one table for orders and the loyalty ledger, its outbox relay, the API, the
+loyalty consumer of order events, and the daily points expiry (ADR 13).
+
+The table streams its changes for the relay (ADR 11) and has two indexes: a customer's orders
+(`by_customer`) and the loyalty accounts with points due to expire (`by_expiry`). The catalogue and the
+brokered-purchase saga will be added here as constructs of their own.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from constructs import Construct
+
+from infra.constructs.api_function import ApiFunction, ApiRoute
+from infra.constructs.engine_function import EngineFunction
+from infra.constructs.engine_table import EngineTable
+from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
+from infra.constructs.foundation import Foundation
+from infra.constructs.nag import acknowledge
+from infra.constructs.outbox_relay import OutboxRelay
+from infra.constructs.scheduled_job import ScheduledJob
+
+ROUTES = (
+    ApiRoute("POST", "/orders"),
+    ApiRoute("GET", "/orders/{order_id}"),
+    ApiRoute("POST", "/orders/{order_id}/status"),
+    ApiRoute("POST", "/orders/{order_id}/returns"),
+    ApiRoute("GET", "/customers/{customer_id}/orders"),
+    ApiRoute("GET", "/me/orders"),
+    ApiRoute("GET", "/me/loyalty"),
+    ApiRoute("POST", "/me/loyalty/redeem"),
+    ApiRoute("GET", "/customers/{customer_id}/loyalty"),
+    ApiRoute("GET", "/loyalty/rules"),
+    ApiRoute("POST", "/loyalty/rules"),
+)
+# What `functions/transactions/on_order_event.py` accepts.
+ORDER_EVENTS = ["OrderPlaced", "OrderStatusChanged", "OrderReturned"]
+# Just after midnight UTC: a day's lots are due from its start.
+EXPIRY_SCHEDULE = "cron(15 0 * * ? *)"
+
+
+class TransactionsEngine(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, foundation: Foundation) -> None:
+        super().__init__(scope, construct_id)
+        settings = foundation.settings
+        self.table = EngineTable(
+            self,
+            "Table",
+            key=foundation.key,
+            settings=settings,
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            global_indexes=("by_customer", "by_expiry"),
+        ).table
+        self.outbox = OutboxRelay(self, "OutboxRelay", foundation=foundation, engine="transactions", table=self.table)
+        # What `ecrm.transactions.wiring.TransactionsConfig` reads. No function here puts on the bus: the relay does.
+        env = {"TRANSACTIONS_TABLE_NAME": self.table.table_name}
+
+        self.api = ApiFunction(
+            self, "Api", foundation=foundation, engine="transactions", routes=ROUTES, environment=env
+        )
+        self._grant_table(self.api.handler)
+
+        self.loyalty = QueueConsumer(
+            self,
+            "OrderEventConsumer",
+            foundation=foundation,
+            engine="transactions",
+            module="on_order_event",
+            environment=env,
+            batch_size=10,
+            max_concurrency=20,
+        )
+        self._grant_table(self.loyalty.handler)
+        EventRuleToQueue(
+            self,
+            "OrderEventsRule",
+            foundation=foundation,
+            consumer=self.loyalty,
+            description="Orders placed, cancelled and returned into the loyalty ledger",
+            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=ORDER_EVENTS),
+        )
+
+        self.expiry_job = EngineFunction(
+            self,
+            "PointsExpiryJob",
+            engine="transactions",
+            module="job_expire_points",
+            settings=settings,
+            layers=[foundation.common_layer],
+            environment=env,
+            timeout=Duration.minutes(15),
+            description="eCRM transactions: loyalty points due by today expire",
+        )
+        self._grant_table(self.expiry_job)
+        ScheduledJob(
+            self,
+            "PointsExpirySchedule",
+            schedule=EXPIRY_SCHEDULE,
+            description="Loyalty points expire daily, 12 months rolling by default",
+            function=self.expiry_job.function,
+        )
+
+    def _grant_table(self, function: EngineFunction) -> None:
+        self.table.grant_read_write_data(function.function)
+        table_id = Stack.of(self).get_logical_id(self.table.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            function.role,
+            "AwsSolutions-IAM5",
+            "The engine's own table and its two indexes (a customer's orders, the accounts with points due).",
+            applies_to=[f"Resource::<{table_id}.Arn>/index/*"],
+        )
