@@ -39,6 +39,7 @@ PLACEHOLDER_ENVIRONMENT = {
     "COLLECT_TABLE_NAME": "openapi",
     "ANALYSIS_TABLE_NAME": "openapi",
     "PERSONALIZATION_TABLE_NAME": "openapi",
+    "BROADCAST_TABLE_NAME": "openapi",
     "TRANSACTIONS_TABLE_NAME": "openapi",
     "AWS_DEFAULT_REGION": "us-east-1",
 }

@@ -14,6 +14,7 @@ from infra.constructs.alarms import AlarmTopic, NotifyOnAlarms
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
 from infra.engines.analysis import AnalysisEngine
+from infra.engines.broadcast import BroadcastEngine
 from infra.engines.collect import CollectEngine
 from infra.engines.customers import CustomersEngine
 from infra.engines.personalization import PersonalizationEngine
@@ -52,6 +53,7 @@ class PlatformStack(Stack):
         self.personalization = EngineStack.host(
             self, "Personalization", PersonalizationEngine, foundation=f, lake=self.lake, analysis=self.analysis
         )
+        self.broadcast = EngineStack.host(self, "Broadcast", BroadcastEngine, foundation=f, customers=self.customers)
         self.transactions = EngineStack.host(self, "Transactions", TransactionsEngine, foundation=f)
 
         # Every alarm of the stack, in the root and in each engine's nested stack, notifies the topic.

@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from infra.constructs.api_function import ApiRoute
-from infra.engines import analysis, collect, customers, personalization, platform, transactions
+from infra.engines import analysis, broadcast, collect, customers, personalization, platform, transactions
 from tests.infra.conftest import Synthesized, references
 
 pytestmark = pytest.mark.xdist_group("infra")
@@ -25,6 +25,7 @@ ENGINES: dict[str, tuple[ApiRoute, ...]] = {
     "customers": customers.ROUTES,
     "collect": collect.ROUTES,
     "analysis": analysis.ROUTES,
+    "broadcast": broadcast.ROUTES,
     "personalization": personalization.ROUTES,
     "transactions": transactions.ROUTES,
 }

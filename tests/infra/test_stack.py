@@ -8,16 +8,18 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.engines import collect
+from infra.engines import broadcast, collect
 from tests.infra.conftest import REPO_ROOT, Synthesized, ref, references
 
 pytestmark = pytest.mark.xdist_group("infra")
 
 STAFF_GROUPS = {"admin", "marketer", "analyst", "agent"}
 # Public at API Gateway: health and the OpenAPI document, and the tracking API (write key checked in the function)
-PUBLIC_METHODS = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs")} | {
-    (r.method, r.path) for r in collect.TRACKING
-}
+PUBLIC_METHODS = (
+    {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs")}
+    | {(r.method, r.path) for r in collect.TRACKING}
+    | {(r.method, r.path) for r in broadcast.ROUTES if r.public}
+)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from ecrm.core.auth import ACCESS_EXTENSION, STAFF_GROUPS, Access
 
 from tests.samples import api_request
 
-ENGINES = ("analysis", "collect", "customers", "personalization", "platform", "transactions")
+ENGINES = ("analysis", "broadcast", "collect", "customers", "personalization", "platform", "transactions")
 # A body no route's model accepts: had validation run first, each answer would be a 422 listing the schema.
 NOT_A_BODY = {"not_a_field": [1, 2, 3]}
 ID_PREFIXES = {
@@ -32,9 +32,12 @@ ID_PREFIXES = {
     "import_id": "imp_",
     "request_id": "era_",
     "ping_id": "png_",
+    "message_id": "msg_",
+    "item_id": "msg_",
+    "device_id": "dev_",
     "order_id": "ord_",
 }
-PATH_VALUES = {"channel": "email", "purpose": "marketing"}
+PATH_VALUES = {"channel": "email", "purpose": "marketing", "address": "someone@example.com"}
 
 
 def engine_api(engine: str) -> ModuleType:

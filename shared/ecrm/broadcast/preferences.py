@@ -10,7 +10,7 @@ A one-click unsubscribe is idempotent: a consent already withdrawn is not writte
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ecrm.broadcast.contacts import Contacts
@@ -42,11 +42,22 @@ LABELS = {
 
 
 class PreferenceCentre:
-    def __init__(self, contacts: Contacts, store: BroadcastStore, clock: Clock, secrets: Sequence[bytes]) -> None:
+    def __init__(
+        self,
+        contacts: Contacts,
+        store: BroadcastStore,
+        clock: Clock,
+        secrets: Sequence[bytes] | Callable[[], Sequence[bytes]],
+    ) -> None:
         self.contacts = contacts
         self.store = store
         self.clock = clock
-        self.secrets = list(secrets)
+        self._secrets = secrets
+
+    @property
+    def secrets(self) -> list[bytes]:
+        """Read on the first link opened (a cold start that serves other routes reads no key)."""
+        return list(self._secrets() if callable(self._secrets) else self._secrets)
 
     def read(self, token_text: str | None) -> LinkToken:
         if not token_text or not self.secrets:

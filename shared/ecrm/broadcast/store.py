@@ -17,6 +17,7 @@ Access patterns and keys:
   `SUPPLIST` / `<address>` for staff listing (suppressions are rare writes, so one partition lists them);
 - who an address belongs to, for inbound STOPs that name only a phone number: `ADDR#<address>` / `OWNER`;
 - deferred messages due in an hour: `DEFER#<yyyy-mm-ddThh>` / `<until>#<id>`, read by the release job;
+- the link signing keys, newest first: `LINKKEYS` / `LINKKEYS`;
 - deliverability counters per configuration set and hour: `DELIV#<set>` / `H#<yyyy-mm-ddThh>` (ADD), and the
   pause `DELIV#<set>` / `PAUSE` (`until`).
 """
@@ -555,6 +556,29 @@ class BroadcastStore:
     def paused_until(self, configuration_set: str) -> datetime | None:
         raw = self.client.get_item(TableName=self.table, Key=_key(f"DELIV#{configuration_set}", "PAUSE")).get("Item")
         return datetime.fromisoformat(_plain(raw)["until"]) if raw else None
+
+    # -- link signing keys -----------------------------------------------------------------------------
+    def link_keys(self, new_key: bytes) -> tuple[bytes, ...]:
+        """The keys that sign unsubscribe and preference links, newest first; `new_key` becomes the first if none.
+
+        Kept in this table (encrypted with the engine's key, readable by its functions only) rather than in
+        a secret store: the first function to need one writes it, conditionally, and every other reads it.
+        A rotation puts a new key first and keeps the old ones, so links already sent still open.
+        """
+        key = _key("LINKKEYS", "LINKKEYS")
+        raw = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        if raw is None:
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item={**key, "keys": {"L": [{"B": new_key}]}},
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+            raw = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True)["Item"]
+        return tuple(bytes(k["B"]) for k in raw["keys"]["L"])
 
     # -- erasure ---------------------------------------------------------------------------------------------
     def erase_customer(self, customer_id: str) -> int:

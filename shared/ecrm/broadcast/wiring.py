@@ -47,8 +47,6 @@ class BroadcastConfig(PublishingConfig):
     broadcast_push_applications: str = "{}"
     # The public base URL the unsubscribe and preference links are under (the API's stage URL).
     broadcast_links_base_url: str = ""
-    # The link signing keys: a Secrets Manager secret (its value: one key, or a JSON list, newest first).
-    broadcast_link_secret_arn: str = ""
     broadcast_default_time_zone: str = "UTC"
     # Default caps, JSON: {"overall": [max, "day|week|month"], "email": [max, "day"], ...}
     broadcast_caps: str = "{}"
@@ -117,15 +115,10 @@ def contacts_for(config: BroadcastConfig) -> LambdaContacts:
 
 @cache
 def link_secrets(config: BroadcastConfig) -> tuple[bytes, ...]:
-    """The signing keys, newest first (a rotation keeps the previous one readable)."""
-    if not config.broadcast_link_secret_arn:
-        return ()
-    value = aws.client("secretsmanager").get_secret_value(SecretId=config.broadcast_link_secret_arn)["SecretString"]
-    try:
-        keys = json.loads(value)
-    except ValueError:
-        keys = value
-    return tuple(k.encode() for k in (keys if isinstance(keys, list) else [keys]))
+    """The link signing keys, newest first (a rotation keeps the previous ones readable)."""
+    import secrets
+
+    return store_for(config).link_keys(secrets.token_bytes(32))
 
 
 def sending_settings(config: BroadcastConfig) -> SendingSettings:
@@ -157,7 +150,7 @@ def message_service_for(config: BroadcastConfig) -> MessageService:
 def preference_centre_for(config: BroadcastConfig) -> PreferenceCentre:
     from ecrm.broadcast.preferences import PreferenceCentre
 
-    return PreferenceCentre(contacts_for(config), store_for(config), SystemClock(), link_secrets(config))
+    return PreferenceCentre(contacts_for(config), store_for(config), SystemClock(), lambda: link_secrets(config))
 
 
 @cache

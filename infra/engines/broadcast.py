@@ -1,0 +1,328 @@
+"""Broadcast in the cloud (ADR 12): its table and outbox relay, the API, the dispatcher, a queue and sender per
+channel, the SES configuration sets whose events reach the feedback queue, the SNS topics of the phone, push and
+WhatsApp events, the release of deferred messages, and the alarms of the deliverability guard.
+
+Deployment choices are context keys: `ecrm:broadcastEmailFrom` (a verified identity's address; its domain is
+declared here), `ecrm:broadcastEmailConcurrency` (the email sender's concurrency, to pace to the account's send
+rate), `ecrm:broadcastOriginationIdentities` (country -> End User Messaging identity), `ecrm:broadcastVoiceOrigination`
+and `ecrm:broadcastWhatsAppPhoneNumberId` (each turns its channel on), `ecrm:broadcastPushApplications`,
+`ecrm:broadcastLinksBaseUrl` (where unsubscribe links point; default: the API's stage URL).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ses as ses
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra.constructs.api_function import ApiFunction, ApiRoute
+from infra.constructs.engine_function import EngineFunction
+from infra.constructs.engine_table import EngineTable
+from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
+from infra.constructs.foundation import Foundation
+from infra.constructs.nag import acknowledge
+from infra.constructs.outbox_relay import OutboxRelay
+from infra.constructs.scheduled_job import ScheduledJob
+from infra.engines.customers import CustomersEngine
+
+LINKS = "reached from a signed link in a message: the token in the query is checked in the function"
+ROUTES = (
+    ApiRoute("POST", "/messages"),
+    ApiRoute("GET", "/messages/{message_id}"),
+    ApiRoute("GET", "/customers/{customer_id}/messages"),
+    ApiRoute("GET", "/suppressions"),
+    ApiRoute("DELETE", "/suppressions/{address}"),
+    ApiRoute("POST", "/webhooks/endpoints"),
+    ApiRoute("GET", "/me/inbox"),
+    ApiRoute("POST", "/me/inbox/{item_id}/read"),
+    ApiRoute("POST", "/me/devices"),
+    ApiRoute("DELETE", "/me/devices/{device_id}"),
+    ApiRoute("POST", "/unsubscribe", public=True, public_because=LINKS),
+    ApiRoute("GET", "/unsubscribe", public=True, public_because=LINKS),
+    ApiRoute("GET", "/preferences", public=True, public_because=LINKS),
+    ApiRoute("POST", "/preferences", public=True, public_because=LINKS),
+)
+ALWAYS_ON = ("email", "sms", "push", "in_app", "webhook")
+DEFAULT_FROM = "eCRM <news@example.com>"
+# Alarms before SES's review thresholds (bounce 2%, complaint 0.08%), on SES's own reputation metrics.
+BOUNCE_ALARM = 0.015
+COMPLAINT_ALARM = 0.0006
+
+
+class BroadcastEngine(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, foundation: Foundation, customers: CustomersEngine
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.foundation = foundation
+        settings = foundation.settings
+        self.table = EngineTable(
+            self, "Table", key=foundation.key, settings=settings, stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES
+        ).table
+        self.outbox = OutboxRelay(self, "OutboxRelay", foundation=foundation, engine="broadcast", table=self.table)
+
+        email_from = str(self.node.try_get_context("ecrm:broadcastEmailFrom") or DEFAULT_FROM)
+        self.configuration_set, self.untracked_set = self._email(email_from, settings.name("broadcast"))
+        voice = str(self.node.try_get_context("ecrm:broadcastVoiceOrigination") or "")
+        whatsapp = str(self.node.try_get_context("ecrm:broadcastWhatsAppPhoneNumberId") or "")
+        channels = [*ALWAYS_ON, *(["voice"] if voice else []), *(["whatsapp"] if whatsapp else [])]
+        base_url = self.node.try_get_context("ecrm:broadcastLinksBaseUrl") or (
+            f"https://{foundation.api.rest_api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}/{settings.stage}"
+        )
+        self.env: dict[str, str] = {
+            "BROADCAST_TABLE_NAME": self.table.table_name,
+            "EVENT_BUS_NAME": foundation.bus.event_bus_name,
+            "CUSTOMERS_CONTACTS_FUNCTION_NAME": customers.contacts.function.function_name,
+            "BROADCAST_EMAIL_FROM": email_from,
+            "BROADCAST_CONFIGURATION_SET": self.configuration_set,
+            "BROADCAST_UNTRACKED_CONFIGURATION_SET": self.untracked_set,
+            "BROADCAST_ORIGINATION_IDENTITIES": json.dumps(
+                self.node.try_get_context("ecrm:broadcastOriginationIdentities") or {}
+            ),
+            "BROADCAST_VOICE_ORIGINATION": voice,
+            "BROADCAST_WHATSAPP_PHONE_NUMBER_ID": whatsapp,
+            "BROADCAST_PUSH_APPLICATIONS": json.dumps(
+                self.node.try_get_context("ecrm:broadcastPushApplications") or {}
+            ),
+            "BROADCAST_LINKS_BASE_URL": str(base_url),
+        }
+
+        self.senders = {channel: self._sender(channel, customers) for channel in channels}
+        self.env["BROADCAST_QUEUE_URLS"] = Stack.of(self).to_json_string(
+            {channel: consumer.queue.queue_url for channel, consumer in self.senders.items()}
+        )
+
+        self.api = ApiFunction(
+            self, "Api", foundation=foundation, engine="broadcast", routes=ROUTES, environment=self.env
+        )
+        self._grant_common(self.api.handler, customers)
+        self._grant_device_registration(self.api.handler)
+
+        self.dispatcher = QueueConsumer(
+            self,
+            "Dispatcher",
+            foundation=foundation,
+            engine="broadcast",
+            module="on_message_requested",
+            environment=self.env,
+            batch_size=10,
+            max_concurrency=20,
+        )
+        self._grant_common(self.dispatcher.handler, customers)
+        self._grant_enqueue(self.dispatcher.handler)
+        EventRuleToQueue(
+            self,
+            "MessageRequestedRule",
+            foundation=foundation,
+            consumer=self.dispatcher,
+            description="Requested messages to the delivery policy",
+            pattern=events.EventPattern(source=["ecrm.broadcast"], detail_type=["MessageRequested"]),
+        )
+
+        self.release = EngineFunction(
+            self,
+            "ReleaseDeferred",
+            engine="broadcast",
+            module="release_deferred",
+            settings=settings,
+            layers=[foundation.common_layer],
+            environment=self.env,
+            timeout=Duration.seconds(60),
+            description="eCRM broadcast: deferred messages that came due, decided again",
+        )
+        self._grant_common(self.release, customers)
+        self._grant_enqueue(self.release)
+        ScheduledJob(
+            self,
+            "ReleaseSchedule",
+            schedule="rate(1 minute)",
+            description="Deferred messages (quiet hours, sending windows, the pause) released when due",
+            function=self.release.function,
+        )
+
+        self.feedback = QueueConsumer(
+            self,
+            "Feedback",
+            foundation=foundation,
+            engine="broadcast",
+            module="on_feedback",
+            environment=self.env,
+            batch_size=10,
+            max_concurrency=10,
+        )
+        self._grant_common(self.feedback.handler, customers)
+        self._feedback_sources()
+        self._deliverability_alarms()
+
+    # -- channels ------------------------------------------------------------------------------------------------
+    def _sender(self, channel: str, customers: CustomersEngine) -> QueueConsumer:
+        concurrency = {"email": int(self.node.try_get_context("ecrm:broadcastEmailConcurrency") or 10)}
+        sender = QueueConsumer(
+            self,
+            f"Send{''.join(part.title() for part in channel.split('_'))}",
+            foundation=self.foundation,
+            engine="broadcast",
+            module="send_message",
+            environment=self.env,
+            batch_size=10,
+            max_concurrency=concurrency.get(channel, 5),
+            timeout=Duration.seconds(30),
+            max_receive_count=8,
+        )
+        self._grant_common(sender.handler, customers)
+        statements = {
+            "email": (["ses:SendEmail", "ses:SendRawEmail"], ["*"]),
+            "sms": (["sms-voice:SendTextMessage", "sns:Publish"], ["*"]),
+            "voice": (["sms-voice:SendVoiceMessage"], ["*"]),
+            "push": (["sns:Publish"], ["*"]),
+            "whatsapp": (["social-messaging:SendWhatsAppMessage"], ["*"]),
+        }
+        if channel in statements:
+            actions, resources = statements[channel]
+            sender.handler.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources))
+            acknowledge(
+                sender.handler.role,
+                "AwsSolutions-IAM5",
+                f"The {channel} sender addresses recipients (identities, phone numbers, platform endpoints) chosen per "
+                "message at run time: the provider's send action cannot be scoped to them in advance.",
+                applies_to=["Resource::*"],
+            )
+        return sender
+
+    def _email(self, email_from: str, name: str) -> tuple[str, str]:
+        """Two configuration sets, with and without open and click tracking, both sending events to the bus."""
+        match = re.search(r"@([A-Za-z0-9.\-]+)", email_from)
+        domain = match.group(1) if match else "example.com"
+        tracked = ses.CfnConfigurationSet(self, "ConfigurationSet", name=f"{name}-tracked")
+        untracked = ses.CfnConfigurationSet(self, "UntrackedConfigurationSet", name=f"{name}-untracked")
+        default_bus = f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/default"
+        kinds = [
+            "SEND",
+            "REJECT",
+            "BOUNCE",
+            "COMPLAINT",
+            "DELIVERY",
+            "OPEN",
+            "CLICK",
+            "RENDERING_FAILURE",
+            "DELIVERY_DELAY",
+            "SUBSCRIPTION",
+        ]
+        for set_id, configuration_set in (("Tracked", tracked), ("Untracked", untracked)):
+            destination = ses.CfnConfigurationSetEventDestination(
+                self,
+                f"{set_id}Events",
+                configuration_set_name=str(configuration_set.name),
+                event_destination=ses.CfnConfigurationSetEventDestination.EventDestinationProperty(
+                    enabled=True,
+                    matching_event_types=kinds,
+                    event_bridge_destination=ses.CfnConfigurationSetEventDestination.EventBridgeDestinationProperty(
+                        event_bus_arn=default_bus
+                    ),
+                ),
+            )
+            destination.add_resource_dependency(configuration_set)
+        identity = ses.CfnEmailIdentity(
+            self,
+            "EmailIdentity",
+            email_identity=domain,
+            configuration_set_attributes=ses.CfnEmailIdentity.ConfigurationSetAttributesProperty(
+                configuration_set_name=str(tracked.name)
+            ),
+        )
+        identity.add_resource_dependency(tracked)
+        return str(tracked.name), str(untracked.name)
+
+    def _feedback_sources(self) -> None:
+        """SES events on the default bus (SES publishes only there); phone, push and WhatsApp events by SNS."""
+        rule = events.Rule(
+            self,
+            "SesEventsRule",
+            description="SES sending events of the broadcast configuration sets to the feedback queue",
+            event_pattern=events.EventPattern(source=["aws.ses"]),
+        )
+        rule.add_target(
+            targets.SqsQueue(
+                self.feedback.queue,
+                dead_letter_queue=self.feedback.dead_letter_queue,
+                retry_attempts=185,
+                max_event_age=Duration.hours(24),
+            )
+        )
+        self.topics: dict[str, sns.Topic] = {}
+        for name, publisher, about in (
+            (
+                "PhoneEvents",
+                "sms-voice.amazonaws.com",
+                "End User Messaging SMS and voice events, inbound STOP and HELP",
+            ),
+            ("PushEvents", "sns.amazonaws.com", "SNS platform application events (endpoint updated, failure)"),
+            ("WhatsAppEvents", "social-messaging.amazonaws.com", "WhatsApp statuses and inbound messages"),
+        ):
+            topic = sns.Topic(self, name, display_name=about[:100], enforce_ssl=True, master_key=self.foundation.key)
+            topic.grant_publish(iam.ServicePrincipal(publisher))
+            topic.add_subscription(subscriptions.SqsSubscription(self.feedback.queue))
+            self.topics[name] = topic
+
+    def _deliverability_alarms(self) -> None:
+        for metric_name, threshold, what in (
+            ("Reputation.BounceRate", BOUNCE_ALARM, "bounce rate nears SES's 2% review threshold"),
+            ("Reputation.ComplaintRate", COMPLAINT_ALARM, "complaint rate nears SES's 0.08% review threshold"),
+        ):
+            cloudwatch.Alarm(
+                self,
+                metric_name.replace(".", ""),
+                metric=cloudwatch.Metric(
+                    namespace="AWS/SES", metric_name=metric_name, period=Duration.hours(1), statistic="Maximum"
+                ),
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"Email {what}; marketing email pauses itself at the threshold",
+            )
+
+    # -- grants --------------------------------------------------------------------------------------------------
+    def _grant_common(self, function: EngineFunction, customers: CustomersEngine) -> None:
+        self.table.grant_read_write_data(function.function)
+        # The contacts function itself, not its versions (`grant_invoke` adds `<arn>:*`): one resource, no wildcard.
+        function.role.add_to_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[customers.contacts.function.function_arn])
+        )
+
+    def _grant_enqueue(self, function: EngineFunction) -> None:
+        for sender in self.senders.values():
+            sender.queue.grant_send_messages(function.function)
+
+    def _grant_device_registration(self, function: EngineFunction) -> None:
+        applications: dict[str, Any] = self.node.try_get_context("ecrm:broadcastPushApplications") or {}
+        if not applications:
+            return
+        function.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sns:CreatePlatformEndpoint",
+                    "sns:SetEndpointAttributes",
+                    "sns:GetEndpointAttributes",
+                    "sns:DeleteEndpoint",
+                ],
+                resources=[*applications.values(), f"arn:{Aws.PARTITION}:sns:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/*"],
+            )
+        )
+        acknowledge(
+            function.role,
+            "AwsSolutions-IAM5",
+            "Device endpoints are created per customer device under the configured platform applications.",
+            applies_to=["Resource::arn:<AWS::Partition>:sns:<AWS::Region>:<AWS::AccountId>:endpoint/*"],
+        )
