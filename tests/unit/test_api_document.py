@@ -43,7 +43,19 @@ def test_the_document_is_valid_openapi_31(document: dict[str, Any]) -> None:
 
 def test_every_engine_with_a_rest_front_is_in_the_document(document: dict[str, Any]) -> None:
     tags = {tag for _, _, operation in operations(document) for tag in operation["tags"]}
-    assert tags == set(api_document.engines()) == {"analysis", "collect", "customers", "personalization", "platform"}
+    assert (
+        tags
+        == set(api_document.engines())
+        == {
+            "analysis",
+            "broadcast",
+            "collect",
+            "customers",
+            "personalization",
+            "platform",
+            "transactions",
+        }
+    )
 
 
 def test_each_operations_security_and_errors_follow_its_access(document: dict[str, Any]) -> None:
