@@ -58,6 +58,8 @@ BROADCAST_TIMELINE_EVENTS = (
     "MessageFailed",
     "CustomerUnsubscribed",
 )
+# What `functions/customers/on_purchase_event.py` records (`ecrm.customers.purchase_timeline`).
+PURCHASE_TIMELINE_EVENTS = ("PurchaseBrokered", "PurchaseFailed")
 
 # What the contacts function may do on the table (a test runs its use cases and checks they need no more).
 CONTACTS_TABLE_ACTIONS = (
@@ -246,6 +248,25 @@ class CustomersEngine(Construct):
             consumer=self.broadcast,
             description="Message outcomes and engagement from the broadcast engine onto the customer's timeline",
             pattern=events.EventPattern(source=["ecrm.broadcast"], detail_type=list(BROADCAST_TIMELINE_EVENTS)),
+        )
+        self.purchases = QueueConsumer(
+            self,
+            "PurchaseEventConsumer",
+            foundation=foundation,
+            engine="customers",
+            module="on_purchase_event",
+            environment=env,
+            batch_size=10,
+        )
+        self.table.grant_read_write_data(self.purchases.handler.function)
+        foundation.bus.grant_put_events_to(self.purchases.handler.function)  # InteractionRecorded
+        EventRuleToQueue(
+            self,
+            "PurchaseEventsRule",
+            foundation=foundation,
+            consumer=self.purchases,
+            description="Brokered purchases completed or compensated, onto the customer's timeline",
+            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=list(PURCHASE_TIMELINE_EVENTS)),
         )
 
     def _contacts_function(self, foundation: Foundation, env: dict[str, str]) -> EngineFunction:
