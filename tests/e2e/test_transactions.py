@@ -1,0 +1,97 @@
+"""Orders and loyalty on the local cloud: one order per Idempotency-Key, its points earned once through the
+outbox relay and the loyalty queue, a return taking its share back, and expiry fired by the schedule when
+the local clock moves past the points' expiry.
+
+The rules set here expire points one day after they are earned: the shared cloud's clock moved by a year
+would fire every hourly and daily job of the platform thousands of times; the 12-month default is the
+same code path with another date (tests/integration/transactions/test_loyalty.py moves a year).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from typing import Any
+
+from ecrm.core.ids import new_id
+from ecrm_ops.tour.context import TourContext, expect, wait_for
+
+from infra.local.cloud import LocalCloud
+
+RULES = {
+    "points_per_unit": "1",
+    "category_multipliers": {"tents": "2"},
+    "expiry_days": 1,
+    "minimum_redemption": 10,
+    "tiers": [{"name": "member", "threshold": 0}, {"name": "silver", "threshold": 1000}],
+}
+
+
+def place(tour: TourContext, token: str, body: dict[str, Any], key: str) -> tuple[int, Any]:
+    """`POST /orders` with its Idempotency-Key header (the tour's client sends no custom header)."""
+    request = urllib.request.Request(tour.api + "/orders", data=json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Authorization", token)
+    request.add_header("Idempotency-Key", key)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_an_order_earns_once_a_return_takes_back_and_points_expire_on_the_clock(
+    cloud: LocalCloud, tour: TourContext
+) -> None:
+    admin, agent = tour.token(group="admin"), tour.token(group="agent")
+    customer_id = new_id("cus_")
+    me = tour.token(customer_id=customer_id)
+    expect(tour.call("POST", "/loyalty/rules", token=admin, body=RULES), 201, "loyalty rules")
+    body = {
+        "customer_id": customer_id,
+        "currency": "EUR",
+        "channel": "web",
+        "store": "shop.example",
+        "lines": [
+            {"sku": "TENT-2P", "name": "Tent", "category": "tents", "quantity": 1, "unit_price_minor": 19900},
+            {"sku": "PEG-10", "name": "Pegs", "category": "pegs", "quantity": 2, "unit_price_minor": 550},
+        ],
+    }
+    # Given an order placed twice with one key
+    key = new_id("checkout-")
+    first, again = place(tour, agent, body, key), place(tour, agent, body, key)
+    assert (first[0], again[0]) == (201, 200), (first, again)
+    order_id = first[1]["order_id"]
+    assert again[1]["order_id"] == order_id
+    assert place(tour, agent, {**body, "store": "elsewhere"}, key)[0] == 422
+
+    # Then its points are earned once: 199 x 2 + 11 = 409
+    def account() -> dict[str, Any]:
+        return dict(expect(tour.call("GET", "/me/loyalty", token=me), 200, "my loyalty").body)
+
+    earned = wait_for(lambda: (a := account())["balance"] == 409 and a, timeout=30, what="the order's points")
+    assert [line["cause"] for line in earned["statement"]] == [f"order:{order_id}"]
+    mine = expect(tour.call("GET", "/me/orders", token=me), 200, "my orders").body
+    assert [order["order_id"] for order in mine["items"]] == [order_id]
+
+    # When the tent comes back
+    for status in ("paid", "shipped"):
+        expect(tour.call("POST", f"/orders/{order_id}/status", token=agent, body={"status": status}), 200, status)
+    returned = tour.call(
+        "POST", f"/orders/{order_id}/returns", token=agent, body={"lines": [{"sku": "TENT-2P", "quantity": 1}]}
+    )
+    assert expect(returned, 201, "return").body["refunded_minor"] == 19900
+    # Then its 398 points are taken back
+    after = wait_for(lambda: (a := account())["balance"] == 11 and a, timeout=30, what="the return's reversal")
+    assert [line["kind"] for line in after["statement"]] == ["earned", "reversed"]
+    assert after["expiring_soon"] == 11
+
+    # When the clock passes the points' expiry day, the daily job fires and they expire
+    cloud.clock.advance(timedelta(days=1, hours=1))
+    expired = wait_for(lambda: (a := account())["balance"] == 0 and a, timeout=30, what="the expiry")
+    assert expired["statement"][-1]["kind"] == "expired"
+    assert expired["statement"][-1]["points"] == -11
+    staff_view = tour.call("GET", f"/customers/{customer_id}/loyalty", token=agent)
+    assert expect(staff_view, 200, "staff view").body["balance"] == 0
