@@ -127,7 +127,7 @@ class ChurnTraining:
 def churn_labels(tx: Transactions, *, cutoff_day: int, window_days: int) -> tuple[np.ndarray, np.ndarray]:
     """(customers active by the cutoff as indices into `tx.customers`, 1 where they bought nothing in the window)."""
     active = active_customers(tx, cutoff_day)
-    in_window = (tx.day > cutoff_day) & (tx.day <= cutoff_day + window_days)
+    in_window = (tx.day > cutoff_day) & (tx.day <= cutoff_day + window_days) & tx.is_purchase
     bought = np.bincount(tx.customer_index[in_window], minlength=len(tx.customers)) > 0
     return active, (~bought[active]).astype(np.int64)
 

@@ -81,8 +81,8 @@ def share_categories(feature_names: Sequence[str]) -> list[str]:
 
 
 def active_customers(tx: Transactions, as_of_day: int) -> np.ndarray:
-    """Indices into `tx.customers` of the customers with a row on or before `as_of_day`: the rows of the features."""
-    lines = np.bincount(tx.customer_index[tx.day <= as_of_day], minlength=len(tx.customers))
+    """Indices into `tx.customers` of the customers with a purchase on or before `as_of_day`: the feature rows."""
+    lines = np.bincount(tx.customer_index[(tx.day <= as_of_day) & tx.is_purchase], minlength=len(tx.customers))
     return np.flatnonzero(lines)
 
 
@@ -110,12 +110,14 @@ def customer_features(
         raise ValueError("no customer has a transaction on or before the as-of day")
     compact = np.full(len(tx.customers), -1, dtype=np.int64)
     compact[active] = np.arange(len(active), dtype=np.int64)
+    keep &= compact[tx.customer_index] >= 0  # a customer with refunds only has no features
     customer = compact[tx.customer_index[keep]]
+    buys = tx.is_purchase[keep]
     day = tx.day[keep]
     amount = tx.amount[keep]
     n = len(active)
 
-    order_customer, order_day = _distinct_order_days(customer, day, as_of_day)
+    order_customer, order_day = _distinct_order_days(customer[buys], day[buys], as_of_day)
     orders = np.bincount(order_customer, minlength=n).astype(np.float64)
     first = np.full(n, as_of_day, dtype=np.int64)
     np.minimum.at(first, order_customer, order_day)

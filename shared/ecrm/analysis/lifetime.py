@@ -68,13 +68,20 @@ def summarize(tx: Transactions, *, calibration_end: date | None = None, period: 
     if len(calibration) == 0:
         raise ValueError(f"there are no transactions on or before {from_day(end_day).isoformat()}")
 
+    buys = calibration.is_purchase
+    if not buys.any():
+        raise ValueError(f"there are no purchases on or before {from_day(end_day).isoformat()} (only refunds)")
     first_day_seen = int(calibration.day.min())
     span = end_day - first_day_seen + 1
     if len(tx.customers) * span >= 2**62:
         raise ValueError("the date range times the number of customers is too large to index")
-    key = calibration.customer_index * span + (calibration.day - first_day_seen)
+    key = calibration.customer_index[buys] * span + (calibration.day[buys] - first_day_seen)
     purchase_days, row_to_purchase_day = np.unique(key, return_inverse=True)
-    day_value = np.bincount(row_to_purchase_day.ravel(), weights=calibration.amount, minlength=len(purchase_days))
+    day_value = np.bincount(row_to_purchase_day.ravel(), weights=calibration.amount[buys], minlength=len(purchase_days))
+    # Refunds are no purchase days; they lower the customer's repeat value (net spend per repeat purchase).
+    refunds = np.bincount(
+        calibration.customer_index[~buys], weights=calibration.amount[~buys], minlength=len(tx.customers)
+    )
     pair_customer = purchase_days // span
     pair_day = purchase_days % span + first_day_seen
 
@@ -83,7 +90,7 @@ def summarize(tx: Transactions, *, calibration_end: date | None = None, period: 
     unit = DAYS_PER_PERIOD[period]
     frequency = (ends - starts - 1).astype(np.float64)
     first = pair_day[starts]
-    repeat_value = np.add.reduceat(day_value, starts) - day_value[starts]
+    repeat_value = np.add.reduceat(day_value, starts) - day_value[starts] + refunds[pair_customer[starts]]
     with np.errstate(invalid="ignore", divide="ignore"):
         monetary = np.where(frequency > 0, repeat_value / frequency, 0.0)
     index = pair_customer[starts]

@@ -115,9 +115,12 @@ def rfm(tx: Transactions, *, as_of: date | None = None, monetary: MonetaryBasis 
     if len(scored) == 0:
         raise ValueError(f"there are no transactions on or before {from_day(as_of_day).isoformat()}")
 
+    buys = scored.is_purchase
+    if not buys.any():
+        raise ValueError(f"there are no purchases on or before {from_day(as_of_day).isoformat()} (only refunds)")
     first_day_seen = int(scored.day.min())
     span = as_of_day - first_day_seen + 1
-    purchase_days = np.unique(scored.customer_index * span + (scored.day - first_day_seen))
+    purchase_days = np.unique(scored.customer_index[buys] * span + (scored.day[buys] - first_day_seen))
     pair_customer = purchase_days // span
     starts = np.flatnonzero(np.diff(pair_customer, prepend=-1))
     ends = np.append(starts[1:], len(purchase_days))

@@ -82,6 +82,12 @@ class Transactions:
     def __len__(self) -> int:
         return len(self.day)
 
+    @property
+    def is_purchase(self) -> np.ndarray:
+        """Rows that are purchases: any amount but a negative one (a free item is bought too). A refund or a
+        return (a negative row) is never one: it lowers spend, but is no order, no purchase day, no sign of life."""
+        return self.amount >= 0
+
     def until(self, last_day: int) -> Transactions:
         """Rows on or before `last_day`, keeping the same `customers` so indices stay comparable."""
         keep = self.day <= last_day
