@@ -1,0 +1,1 @@
+"""Campaigns and journeys: A/B/n campaigns with a holdout, and triggered multi-step journeys."""

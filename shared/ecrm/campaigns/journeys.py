@@ -1,0 +1,216 @@
+"""The journey interpreter: given a customer's state in a journey, an event or the clock, what happens next.
+
+Pure: no store, no clock of its own, no AWS. The service feeds it the journey, the customer's state, what
+it knows of the customer (`CustomerFacts`) and `now`; it answers the new state and the messages to send.
+A customer runs through steps until a wait (the state keeps when to wake and which event would end the
+wait early) or the end. The goal event exits the customer as converted wherever they are; an exit event
+exits them too. Random splits draw from a hash of journey, step and customer, so a replay of the same
+input takes the same path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field
+
+from ecrm.campaigns.assignment import Arm, pick, unit_point
+from ecrm.campaigns.models import BranchStep, Condition, ExitStep, JourneyIn, SendStep, SplitStep, WaitStep
+from ecrm.core.contract import Contract
+
+ExitReason = Literal["completed", "goal", "exit_event", "deactivated"]
+
+
+class JourneyState(Contract):
+    """One customer's pass through a journey (`entry` counts their passes)."""
+
+    journey_id: str
+    customer_id: str
+    entry: int
+    status: Literal["active", "exited"] = "active"
+    step_id: str | None = None
+    entered_at: datetime
+    wake_at: datetime | None = None
+    waiting_for: str | None = None
+    seen_events: list[str] = Field(default_factory=list)
+    visited: list[str] = Field(default_factory=list)
+    exit_reason: ExitReason | None = None
+    exited_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What the branches read: the profile's attributes, the segments the customer is in, their time zone."""
+
+    profile: Mapping[str, Any] = field(default_factory=dict)
+    segments: frozenset[str] = frozenset()
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class EntryHistory:
+    """The customer's past with this journey and their load across journeys, for the entry rules."""
+
+    entries: int = 0
+    active: bool = False
+    last_exit_at: datetime | None = None
+    active_journeys: int = 0
+
+
+@dataclass(frozen=True)
+class Progress:
+    state: JourneyState
+    sends: list[SendStep] = field(default_factory=list)
+
+    @property
+    def exited(self) -> bool:
+        return self.state.status == "exited"
+
+
+class JourneyLoop(ValueError):
+    """The steps went round without a wait: a definition error, stopped instead of looping for ever."""
+
+
+def entry_refusal(journey: JourneyIn, history: EntryHistory, now: datetime) -> str | None:
+    """Why the customer may not enter now, or None when they may."""
+    if history.active:
+        return "already_in_journey"
+    if history.entries and journey.reentry == "never":
+        return "no_reentry"
+    cooling = timedelta(seconds=journey.reentry_after_seconds)
+    if history.entries and history.last_exit_at is not None and now < history.last_exit_at + cooling:
+        return "reentry_too_soon"
+    if history.active_journeys >= journey.max_concurrent_journeys:
+        return "concurrency_cap"
+    return None
+
+
+def enter(
+    journey: JourneyIn, journey_id: str, customer_id: str, entry: int, facts: CustomerFacts, now: datetime
+) -> Progress:
+    state = JourneyState(journey_id=journey_id, customer_id=customer_id, entry=entry, entered_at=now)
+    return _run(journey, state, journey.steps[0].id, facts, now)
+
+
+def on_event(journey: JourneyIn, state: JourneyState, event: str, facts: CustomerFacts, now: datetime) -> Progress:
+    """An event about the customer: the goal or an exit event ends the pass; the awaited event ends the wait."""
+    if state.status != "active":
+        return Progress(state)
+    seen = state.model_copy(update={"seen_events": [*state.seen_events, event]})
+    if event == journey.goal_event:
+        return Progress(_exit(seen, "goal", now))
+    if event in journey.exit_events:
+        return Progress(_exit(seen, "exit_event", now))
+    step = _step(journey, state.step_id)
+    if isinstance(step, WaitStep) and state.waiting_for == event:
+        return _run(journey, _awake(seen), step.next, facts, now)
+    return Progress(seen)
+
+
+def on_clock(journey: JourneyIn, state: JourneyState, facts: CustomerFacts, now: datetime) -> Progress:
+    """The clock reached the state's wake time: the wait is over (an event wait timed out)."""
+    if state.status != "active" or state.wake_at is None or now < state.wake_at:
+        return Progress(state)
+    step = _step(journey, state.step_id)
+    assert isinstance(step, WaitStep)
+    following = step.on_timeout or step.next if state.waiting_for else step.next
+    return _run(journey, _awake(state), following, facts, now)
+
+
+def deactivate(state: JourneyState, now: datetime) -> JourneyState:
+    return state if state.status != "active" else _exit(state, "deactivated", now)
+
+
+def next_local_time(now: datetime, local: Any, timezone: str) -> datetime:
+    """The next instant (from `now` on) when the clock in `timezone` reads `local` (a `datetime.time`)."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    here = now.astimezone(zone)
+    candidate = here.replace(hour=local.hour, minute=local.minute, second=local.second, microsecond=0)
+    if candidate < here:
+        candidate = (here + timedelta(days=1)).replace(
+            hour=local.hour, minute=local.minute, second=local.second, microsecond=0
+        )
+    return candidate.astimezone(now.tzinfo)
+
+
+def holds(condition: Condition, state: JourneyState, facts: CustomerFacts) -> bool:
+    if condition.kind == "segment":
+        return condition.segment_id in facts.segments
+    if condition.kind == "engagement":
+        return condition.event in state.seen_events
+    value = facts.profile.get(condition.attribute or "")
+    if condition.op == "exists":
+        return value is not None
+    if condition.op == "eq":
+        return bool(value == condition.value)
+    if condition.op == "ne":
+        return bool(value != condition.value)
+    if value is None:
+        return False
+    try:
+        return {
+            "gt": value > condition.value,
+            "gte": value >= condition.value,
+            "lt": value < condition.value,
+            "lte": value <= condition.value,
+        }[condition.op]
+    except TypeError:
+        return False  # a profile value of another type than the rule's: the condition does not hold
+
+
+# -- the machine ----------------------------------------------------------------------------------------------
+def _run(journey: JourneyIn, state: JourneyState, step_id: str | None, facts: CustomerFacts, now: datetime) -> Progress:
+    sends: list[SendStep] = []
+    visited = list(state.visited)
+    for _ in range(len(journey.steps) + 1):
+        if step_id is None:
+            return Progress(_exit(state.model_copy(update={"visited": visited}), "completed", now), sends)
+        step = _step(journey, step_id)
+        visited.append(step.id)
+        if isinstance(step, SendStep):
+            sends.append(step)
+            step_id = step.next
+        elif isinstance(step, BranchStep):
+            step_id = step.then if holds(step.condition, state, facts) else step.otherwise
+        elif isinstance(step, SplitStep):
+            arms = [Arm(str(i), p.share) for i, p in enumerate(step.paths)]
+            chosen = int(pick(unit_point(f"journey:{state.journey_id}:{step.id}", state.customer_id), arms))
+            step_id = step.paths[chosen].next
+        elif isinstance(step, ExitStep):
+            return Progress(_exit(state.model_copy(update={"visited": visited}), "completed", now), sends)
+        else:
+            waiting = state.model_copy(update={"visited": visited, "step_id": step.id, **_wait(step, facts, now)})
+            return Progress(waiting, sends)
+    raise JourneyLoop(f"journey {state.journey_id} loops without a wait")
+
+
+def _wait(step: WaitStep, facts: CustomerFacts, now: datetime) -> dict[str, Any]:
+    if step.seconds is not None:
+        return {"wake_at": now + timedelta(seconds=step.seconds), "waiting_for": None}
+    if step.until_local_time is not None:
+        return {"wake_at": next_local_time(now, step.until_local_time, facts.timezone), "waiting_for": None}
+    return {"wake_at": now + timedelta(seconds=step.timeout_seconds or 0), "waiting_for": step.until_event}
+
+
+def _awake(state: JourneyState) -> JourneyState:
+    return state.model_copy(update={"wake_at": None, "waiting_for": None})
+
+
+def _exit(state: JourneyState, reason: ExitReason, now: datetime) -> JourneyState:
+    return state.model_copy(
+        update={"status": "exited", "exit_reason": reason, "exited_at": now, "wake_at": None, "waiting_for": None}
+    )
+
+
+def _step(journey: JourneyIn, step_id: str | None) -> SendStep | WaitStep | BranchStep | SplitStep | ExitStep:
+    for step in journey.steps:
+        if step.id == step_id:
+            return step
+    raise KeyError(step_id)

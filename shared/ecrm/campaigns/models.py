@@ -1,0 +1,408 @@
+"""The campaigns-and-journeys engine's contract: campaigns, journeys, their reports and their events.
+
+A campaign sends one message per recipient and arm: its variants share the audience with a control
+holdout that receives nothing, by percentages that add up to 100, and each recipient's arm is a hash
+of the campaign and the customer (`ecrm.campaigns.assignment`), so a re-run or a resumed run puts
+everyone where they were. A message goes to broadcast keyed `(campaign:<id>, customer, <variant>)`
+(ADR 12): broadcast's key is what makes a re-run send nobody twice.
+
+A journey is a list of steps, the first one entered when its trigger event arrives; the pure
+interpreter (`ecrm.campaigns.journeys`) says what each step does next.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+
+from ecrm.core.contract import Contract
+from ecrm.core.events import DomainEvent
+from ecrm.core.vocabulary import DeliveryChannel
+
+SOURCE = "ecrm.campaigns"
+
+CAMPAIGN_ID_PATTERN = r"^cmp_[0-9A-Za-z]{1,40}$"
+JOURNEY_ID_PATTERN = r"^jny_[0-9A-Za-z]{1,40}$"
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+HOLDOUT = "holdout"
+
+ArmKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,20}$")]
+StepId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,40}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+EventName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]{1,63}$")]
+Content = dict[DeliveryChannel, dict[str, Any]]
+Purpose = Literal["marketing", "transactional"]
+Metric = Literal["opens", "clicks", "conversions"]
+CampaignStatus = Literal["draft", "scheduled", "running", "paused", "completed", "cancelled"]
+JourneyStatus = Literal["draft", "active", "inactive"]
+
+
+class Strict(Contract):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# -- campaigns ------------------------------------------------------------------------------------------------
+class Variant(Strict):
+    key: ArmKey = Field(description="Names the arm; the broadcast message's step")
+    share: float = Field(gt=0, le=100, description="Percent of the whole audience")
+    content: Content = Field(min_length=1, description="Per channel, its parts as broadcast templates")
+
+
+class Audience(Strict):
+    """Who: segments (members of any), minus excluded segments, or an uploaded list of customer ids."""
+
+    segment_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(default_factory=list)
+    exclude_segment_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+        default_factory=list
+    )
+    customer_ids: list[CustomerId] = Field(default_factory=list, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _someone(self) -> Audience:
+        if not self.segment_ids and not self.customer_ids:
+            raise ValueError("an audience needs segment_ids or customer_ids")
+        return self
+
+
+class ChannelStrategy(Strict):
+    """`single`: that channel or nothing; `preferred`: the customer's preferred reachable channel among the
+    variants' content (broadcast's policy chooses, in order)."""
+
+    mode: Literal["single", "preferred"] = "preferred"
+    channel: DeliveryChannel | None = None
+
+    @model_validator(mode="after")
+    def _single_names_channel(self) -> ChannelStrategy:
+        if (self.mode == "single") != (self.channel is not None):
+            raise ValueError("a single-channel strategy names its channel, a preferred one does not")
+        return self
+
+
+class Schedule(Strict):
+    """`now`; `at` an instant; `cron` recurring (EventBridge Scheduler syntax, UTC unless `timezone`);
+    `local_time`: on `at`'s date at `local_time` in each recipient's own zone."""
+
+    kind: Literal["now", "at", "cron", "local_time"] = "now"
+    at: datetime | None = None
+    cron: Annotated[str, StringConstraints(pattern=r"^cron\([0-9A-Za-z*?/,\-#L ]{9,120}\)$")] | None = None
+    local_time: time | None = None
+    timezone: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+\-]+){0,2}$")] = "UTC"
+
+    @model_validator(mode="after")
+    def _complete(self) -> Schedule:
+        needs = {"now": (), "at": ("at",), "cron": ("cron",), "local_time": ("at", "local_time")}[self.kind]
+        missing = [name for name in needs if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} schedule needs {', '.join(missing)}")
+        if self.at is not None and self.at.tzinfo is None:
+            raise ValueError("at needs a time zone offset")
+        return self
+
+
+class AutoWinner(Strict):
+    """Send the variants to `test_share` percent of the treated audience, wait `test_hours`, then send the
+    rest the variant with the best `metric` rate."""
+
+    metric: Metric
+    test_share: float = Field(gt=0, lt=100)
+    test_hours: int = Field(ge=1, le=24 * 14)
+
+
+class CampaignIn(Strict):
+    name: Name
+    purpose: Purpose = "marketing"
+    topic: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,40}$")] | None = None
+    audience: Audience
+    variants: list[Variant] = Field(min_length=1, max_length=10)
+    holdout_share: float = Field(default=0, ge=0, lt=100, description="Percent of the audience that receives nothing")
+    channel_strategy: ChannelStrategy = Field(default_factory=ChannelStrategy)
+    schedule: Schedule = Field(default_factory=Schedule)
+    throttle_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    auto_winner: AutoWinner | None = None
+    tracking: bool = True
+
+    @model_validator(mode="after")
+    def _arms_add_up(self) -> CampaignIn:
+        keys = [v.key for v in self.variants]
+        if len(set(keys)) != len(keys) or HOLDOUT in keys:
+            raise ValueError(f"variant keys must be unique and not {HOLDOUT!r}")
+        total = sum(v.share for v in self.variants) + self.holdout_share
+        if abs(total - 100) > 1e-6:
+            raise ValueError(f"variant shares and the holdout add up to {total:g}, not 100")
+        if self.auto_winner is not None and len(self.variants) < 2:
+            raise ValueError("an auto-winner needs at least two variants")
+        forced = self.channel_strategy.channel
+        if forced is not None and any(forced not in v.content for v in self.variants):
+            raise ValueError(f"every variant needs content for the channel {forced}")
+        return self
+
+
+class Campaign(CampaignIn):
+    campaign_id: str
+    status: CampaignStatus
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+    launched_at: datetime | None = None
+    completed_at: datetime | None = None
+    run: int = Field(default=0, description="How many runs were started (a recurring campaign runs again)")
+    winner: str | None = None
+    version: int = 0
+
+
+class CampaignList(Contract):
+    items: list[Campaign]
+    next: str | None = None
+
+
+class ArmCount(Contract):
+    arm: str
+    recipients: int
+
+
+class DryRun(Contract):
+    campaign_id: str
+    audience: int
+    arms: list[ArmCount]
+    note: str = Field(description="What the count can and cannot tell before sending")
+
+
+# -- reports --------------------------------------------------------------------------------------------------
+class ArmReport(Contract):
+    arm: str
+    targeted: int
+    requested: int
+    sent: int = 0
+    delivered: int = 0
+    bounced: int = 0
+    complained: int = 0
+    opened: int = 0
+    clicked: int = 0
+    converted: int = 0
+    suppressed: int = 0
+    deferred: int = 0
+    rates: dict[str, float] = Field(default_factory=dict)
+
+
+class Lift(Contract):
+    """A treated arm's conversion rate against the holdout's: difference, interval, two-sided p-value."""
+
+    arm: str
+    metric: str
+    treated_rate: float
+    control_rate: float
+    difference: float
+    low: float
+    high: float
+    confidence: float
+    p_value: float
+    significant: bool
+
+
+class CampaignReport(Contract):
+    campaign_id: str
+    status: CampaignStatus
+    arms: list[ArmReport]
+    lift: list[Lift]
+    winner: str | None = None
+
+
+# -- journeys -------------------------------------------------------------------------------------------------
+class SendStep(Strict):
+    type: Literal["send"] = "send"
+    id: StepId
+    content: Content = Field(min_length=1)
+    channel: DeliveryChannel | None = None
+    next: StepId | None = None
+
+
+class WaitStep(Strict):
+    """Wait a duration, until a local time of day, or until an event (`on_timeout` when it does not come)."""
+
+    type: Literal["wait"] = "wait"
+    id: StepId
+    seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
+    until_local_time: time | None = None
+    until_event: EventName | None = None
+    timeout_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
+    next: StepId | None = None
+    on_timeout: StepId | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WaitStep:
+        kinds = [k for k in (self.seconds, self.until_local_time, self.until_event) if k is not None]
+        if len(kinds) != 1:
+            raise ValueError("a wait has exactly one of seconds, until_local_time, until_event")
+        if self.until_event is not None and self.timeout_seconds is None:
+            raise ValueError("a wait for an event needs timeout_seconds")
+        return self
+
+
+class Condition(Strict):
+    """`profile`: `attribute` `op` `value`; `segment`: a member of `segment_id`; `engagement`: `event` seen since
+    the customer entered (MessageOpened, MessageClicked, OrderPlaced...)."""
+
+    kind: Literal["profile", "segment", "engagement"]
+    attribute: str | None = None
+    op: Literal["eq", "ne", "gt", "gte", "lt", "lte", "exists"] = "eq"
+    value: Any = None
+    segment_id: str | None = None
+    event: EventName | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Condition:
+        needs = {"profile": "attribute", "segment": "segment_id", "engagement": "event"}[self.kind]
+        if getattr(self, needs) is None:
+            raise ValueError(f"a {self.kind} condition needs {needs}")
+        return self
+
+
+class BranchStep(Strict):
+    type: Literal["branch"] = "branch"
+    id: StepId
+    condition: Condition
+    then: StepId | None
+    otherwise: StepId | None
+
+
+class SplitPath(Strict):
+    share: float = Field(gt=0, le=100)
+    next: StepId | None
+
+
+class SplitStep(Strict):
+    type: Literal["split"] = "split"
+    id: StepId
+    paths: list[SplitPath] = Field(min_length=2, max_length=10)
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> SplitStep:
+        if abs(sum(p.share for p in self.paths) - 100) > 1e-6:
+            raise ValueError("split shares add up to 100")
+        return self
+
+
+class ExitStep(Strict):
+    type: Literal["exit"] = "exit"
+    id: StepId
+
+
+Step = Annotated[SendStep | WaitStep | BranchStep | SplitStep | ExitStep, Field(discriminator="type")]
+
+
+class Trigger(Strict):
+    event: EventName = Field(description="The detail-type that enters a customer (CustomerCreated, CartAbandoned...)")
+    source: Annotated[str, StringConstraints(pattern=r"^ecrm\.[a-z_]{1,40}$")] | None = None
+
+
+class JourneyIn(Strict):
+    name: Name
+    purpose: Purpose = "marketing"
+    trigger: Trigger
+    steps: list[Step] = Field(min_length=1, max_length=100)
+    goal_event: EventName | None = Field(default=None, description="Reaching it exits the customer as converted")
+    exit_events: list[EventName] = Field(default_factory=list)
+    reentry: Literal["never", "after_exit", "always"] = "after_exit"
+    reentry_after_seconds: int = Field(default=0, ge=0)
+    max_concurrent_journeys: int = Field(default=3, ge=1, le=100, description="Per customer, across journeys")
+
+    @model_validator(mode="after")
+    def _steps_connect(self) -> JourneyIn:
+        ids = [s.id for s in self.steps]
+        if len(set(ids)) != len(ids):
+            raise ValueError("step ids must be unique")
+        known = set(ids)
+        for step in self.steps:
+            for target in step_targets(step):
+                if target is not None and target not in known:
+                    raise ValueError(f"step {step.id} goes to an unknown step {target}")
+        return self
+
+
+def step_targets(step: SendStep | WaitStep | BranchStep | SplitStep | ExitStep) -> list[str | None]:
+    if isinstance(step, SendStep):
+        return [step.next]
+    if isinstance(step, WaitStep):
+        return [step.next, step.on_timeout]
+    if isinstance(step, BranchStep):
+        return [step.then, step.otherwise]
+    if isinstance(step, SplitStep):
+        return [p.next for p in step.paths]
+    return []
+
+
+class Journey(JourneyIn):
+    journey_id: str
+    status: JourneyStatus
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+    version: int = 0
+
+
+class JourneyList(Contract):
+    items: list[Journey]
+    next: str | None = None
+
+
+class JourneyReport(Contract):
+    journey_id: str
+    entered: int
+    active: int
+    exited: dict[str, int] = Field(description="Per exit reason: completed, goal, exit_event")
+    steps: dict[str, int] = Field(description="Per step id, how many customers reached it")
+
+
+# -- events ---------------------------------------------------------------------------------------------------
+class CampaignLaunched(DomainEvent):
+    source = SOURCE
+    detail_type = "CampaignLaunched"
+
+    campaign_id: str
+    run: int
+    arms: dict[str, float] = Field(description="Arm -> percent of the audience (the holdout included)")
+    launched_at: datetime
+
+
+class CampaignStatusChanged(DomainEvent):
+    source = SOURCE
+    detail_type = "CampaignStatusChanged"
+
+    campaign_id: str
+    status: CampaignStatus
+    previous: CampaignStatus
+    occurred_at: datetime
+
+
+class CampaignCompleted(DomainEvent):
+    source = SOURCE
+    detail_type = "CampaignCompleted"
+
+    campaign_id: str
+    run: int
+    targeted: dict[str, int] = Field(description="Per arm, the recipients (the holdout included)")
+    completed_at: datetime
+
+
+class JourneyEntered(DomainEvent):
+    source = SOURCE
+    detail_type = "JourneyEntered"
+
+    journey_id: str
+    customer_id: str
+    entry: int
+    occurred_at: datetime
+
+
+class JourneyExited(DomainEvent):
+    source = SOURCE
+    detail_type = "JourneyExited"
+
+    journey_id: str
+    customer_id: str
+    entry: int
+    reason: Literal["completed", "goal", "exit_event", "deactivated"]
+    occurred_at: datetime

@@ -1,0 +1,191 @@
+"""The journey interpreter driven by a fixed clock: waits, branches, splits, goals, re-entry and the cap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from ecrm.campaigns.journeys import (
+    CustomerFacts,
+    EntryHistory,
+    JourneyLoop,
+    enter,
+    entry_refusal,
+    next_local_time,
+    on_clock,
+    on_event,
+)
+from ecrm.campaigns.models import JourneyIn
+from ecrm.core.clock import FixedClock
+from pydantic import ValidationError
+
+from tests.unit.campaigns.factories import EMAIL, welcome_journey
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+FACTS = CustomerFacts()
+
+
+def test_a_two_day_wait_then_both_branches_for_different_customers() -> None:
+    # Given a welcome series and two new customers, one of whom opens the welcome mail
+    journey, clock = welcome_journey(), FixedClock(START)
+    opener = enter(journey, "jny_w", "opener", 1, FACTS, clock.now())
+    ignorer = enter(journey, "jny_w", "ignorer", 1, FACTS, clock.now())
+    assert [s.id for s in opener.sends] == ["welcome"]
+    assert opener.state.step_id == "wait"
+    assert opener.state.wake_at == START + timedelta(days=2)
+    opener = on_event(journey, opener.state, "MessageOpened", FACTS, clock.now())
+    assert opener.sends == []
+    assert opener.state.step_id == "wait"
+
+    # When the clock has not reached the end of the wait, nothing moves; when it has, both go on
+    clock.advance(days=1)
+    assert on_clock(journey, ignorer.state, FACTS, clock.now()).state == ignorer.state
+    clock.advance(days=1)
+    opener = on_clock(journey, opener.state, FACTS, clock.now())
+    ignorer = on_clock(journey, ignorer.state, FACTS, clock.now())
+
+    # Then each took its branch and completed the journey
+    assert [s.id for s in opener.sends] == ["thanks"]
+    assert [s.id for s in ignorer.sends] == ["reminder"]
+    assert opener.exited
+    assert opener.state.exit_reason == "completed"
+    assert ignorer.state.visited == ["welcome", "wait", "opened", "reminder"]
+
+
+def test_the_goal_exits_the_customer_wherever_they_are() -> None:
+    journey = welcome_journey()
+    waiting = enter(journey, "jny_w", "buyer", 1, FACTS, START).state
+    converted = on_event(journey, waiting, "OrderPlaced", FACTS, START + timedelta(hours=3))
+    assert converted.exited
+    assert converted.state.exit_reason == "goal"
+    # the clock no longer moves an exited customer
+    assert on_clock(journey, converted.state, FACTS, START + timedelta(days=3)).sends == []
+
+
+def test_an_event_wait_ends_on_the_event_or_times_out_to_its_own_path() -> None:
+    journey = JourneyIn.model_validate(
+        {
+            "name": "Abandoned cart",
+            "trigger": {"event": "CartAbandoned"},
+            "steps": [
+                {
+                    "type": "wait",
+                    "id": "grace",
+                    "until_event": "OrderPlaced",
+                    "timeout_seconds": 3600,
+                    "next": "thanks",
+                    "on_timeout": "nudge",
+                },
+                {"type": "send", "id": "nudge", "content": EMAIL},
+                {"type": "send", "id": "thanks", "content": EMAIL},
+            ],
+        }
+    )
+    bought = on_event(journey, enter(journey, "jny_c", "a", 1, FACTS, START).state, "OrderPlaced", FACTS, START)
+    assert [s.id for s in bought.sends] == ["thanks"]
+    left = enter(journey, "jny_c", "b", 1, FACTS, START).state
+    timed_out = on_clock(journey, left, FACTS, START + timedelta(hours=1))
+    assert [s.id for s in timed_out.sends] == ["nudge"]
+    assert timed_out.exited
+
+
+def test_a_profile_and_a_segment_branch() -> None:
+    journey = JourneyIn.model_validate(
+        {
+            "name": "VIP",
+            "trigger": {"event": "TraitsComputed"},
+            "steps": [
+                {
+                    "type": "branch",
+                    "id": "big",
+                    "condition": {"kind": "profile", "attribute": "spend", "op": "gte", "value": 500},
+                    "then": "vip",
+                    "otherwise": "seg",
+                },
+                {
+                    "type": "branch",
+                    "id": "seg",
+                    "condition": {"kind": "segment", "segment_id": "seg_1"},
+                    "then": "vip",
+                    "otherwise": None,
+                },
+                {"type": "send", "id": "vip", "content": EMAIL},
+            ],
+        }
+    )
+    rich = enter(journey, "j", "a", 1, CustomerFacts(profile={"spend": 900}), START)
+    member = enter(journey, "j", "b", 1, CustomerFacts(segments=frozenset({"seg_1"})), START)
+    neither = enter(journey, "j", "c", 1, CustomerFacts(profile={"spend": "n/a"}), START)
+    assert [s.id for s in rich.sends] == ["vip"]
+    assert [s.id for s in member.sends] == ["vip"]
+    assert neither.sends == []
+    assert neither.exited
+
+
+def test_a_random_split_follows_its_shares_and_replays_the_same() -> None:
+    journey = JourneyIn.model_validate(
+        {
+            "name": "Split",
+            "trigger": {"event": "CustomerCreated"},
+            "steps": [
+                {"type": "split", "id": "s", "paths": [{"share": 30, "next": "x"}, {"share": 70, "next": "y"}]},
+                {"type": "send", "id": "x", "content": EMAIL},
+                {"type": "send", "id": "y", "content": EMAIL},
+            ],
+        }
+    )
+    paths = [enter(journey, "j", f"c{i}", 1, FACTS, START).sends[0].id for i in range(2000)]
+    assert 0.26 < paths.count("x") / 2000 < 0.34
+    assert paths == [enter(journey, "j", f"c{i}", 1, FACTS, START).sends[0].id for i in range(2000)]
+
+
+def test_a_wait_until_a_local_time_of_day_follows_the_customer_zone() -> None:
+    # 09:00 UTC is 18:00 in Tokyo: 08:00 there is tomorrow, 23:00 UTC today
+    assert next_local_time(START, time(8, 0), "Asia/Tokyo") == datetime(2026, 3, 2, 23, 0, tzinfo=UTC)
+    # 09:00 UTC is 04:00 in New York: 08:00 there is 13:00 UTC the same day
+    assert next_local_time(START, time(8, 0), "America/New_York") == datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
+    journey = JourneyIn.model_validate(
+        {
+            "name": "Morning",
+            "trigger": {"event": "CustomerCreated"},
+            "steps": [{"type": "wait", "id": "w", "until_local_time": "08:00:00", "next": None}],
+        }
+    )
+    state = enter(journey, "j", "a", 1, CustomerFacts(timezone="Asia/Tokyo"), START).state
+    assert state.wake_at == datetime(2026, 3, 2, 23, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("reentry", "history", "now", "refusal"),
+    [
+        ("after_exit", EntryHistory(), START, None),
+        ("after_exit", EntryHistory(entries=1, active=True), START, "already_in_journey"),
+        ("never", EntryHistory(entries=1, last_exit_at=START), START, "no_reentry"),
+        ("after_exit", EntryHistory(entries=1, last_exit_at=START), START + timedelta(hours=1), "reentry_too_soon"),
+        ("after_exit", EntryHistory(entries=1, last_exit_at=START), START + timedelta(days=8), None),
+        ("always", EntryHistory(active_journeys=2), START, "concurrency_cap"),
+    ],
+)
+def test_entry_rules(reentry: str, history: EntryHistory, now: datetime, refusal: str | None) -> None:
+    journey = welcome_journey(reentry=reentry, reentry_after_seconds=7 * 86400, max_concurrent_journeys=2)
+    assert entry_refusal(journey, history, now) == refusal
+
+
+def test_a_loop_without_a_wait_is_stopped() -> None:
+    journey = JourneyIn.model_validate(
+        {
+            "name": "Loop",
+            "trigger": {"event": "CustomerCreated"},
+            "steps": [
+                {"type": "send", "id": "a", "content": EMAIL, "next": "b"},
+                {"type": "send", "id": "b", "content": EMAIL, "next": "a"},
+            ],
+        }
+    )
+    with pytest.raises(JourneyLoop):
+        enter(journey, "j", "a", 1, FACTS, START)
+
+
+def test_a_step_going_nowhere_is_refused() -> None:
+    with pytest.raises(ValidationError, match="unknown step"):
+        welcome_journey(steps=[{"type": "send", "id": "a", "content": EMAIL, "next": "missing"}])
