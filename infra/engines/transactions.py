@@ -1,7 +1,8 @@
 """Transactions in the cloud: one table for orders and the loyalty ledger, its outbox relay, the API, the
 loyalty consumer of order events, and the daily points expiry (ADR 13).
 
-The table streams its changes for the relay (ADR 11) and has two indexes: a customer's orders
+Order events also reach the lake's `order_lines` table (signed rows: a return or a refund is never a
+purchase). The table streams its changes for the relay (ADR 11) and has two indexes: a customer's orders
 (`by_customer`) and the loyalty accounts with points due to expire (`by_expiry`). The catalogue and the
 brokered-purchase saga will be added here as constructs of their own.
 """
@@ -12,12 +13,14 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from constructs import Construct
+from ecrm.core.lake import ORDER_LINE_COLUMNS, ORDER_LINES
 
 from infra.constructs.api_function import ApiFunction, ApiRoute
 from infra.constructs.engine_function import EngineFunction
 from infra.constructs.engine_table import EngineTable
 from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
 from infra.constructs.foundation import Foundation
+from infra.constructs.lake import Lake
 from infra.constructs.nag import acknowledge
 from infra.constructs.outbox_relay import OutboxRelay
 from infra.constructs.scheduled_job import ScheduledJob
@@ -42,7 +45,7 @@ EXPIRY_SCHEDULE = "cron(15 0 * * ? *)"
 
 
 class TransactionsEngine(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, foundation: Foundation) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, foundation: Foundation, lake: Lake) -> None:
         super().__init__(scope, construct_id)
         settings = foundation.settings
         self.table = EngineTable(
@@ -79,6 +82,31 @@ class TransactionsEngine(Construct):
             foundation=foundation,
             consumer=self.loyalty,
             description="Orders placed, cancelled and returned into the loyalty ledger",
+            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=ORDER_EVENTS),
+        )
+
+        self.order_lines = lake.add_table(
+            "OrderLines",
+            table=ORDER_LINES,
+            columns=ORDER_LINE_COLUMNS,
+            description="Order lines: purchases, returns and cancellations as signed rows",
+        )
+        self.lake_writer = QueueConsumer(
+            self,
+            "LakeOrdersConsumer",
+            foundation=foundation,
+            engine="transactions",
+            module="on_order_changed",
+            environment={**env, "LAKE_ORDER_LINES_STREAM_NAME": self.order_lines.stream_name},
+            batch_size=10,
+        )
+        self.order_lines.grant_put(self.lake_writer.handler.function)
+        EventRuleToQueue(
+            self,
+            "LakeOrdersRule",
+            foundation=foundation,
+            consumer=self.lake_writer,
+            description="Orders placed, cancelled and returned into the lake",
             pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=ORDER_EVENTS),
         )
 

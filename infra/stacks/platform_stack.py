@@ -54,7 +54,7 @@ class PlatformStack(Stack):
             self, "Personalization", PersonalizationEngine, foundation=f, lake=self.lake, analysis=self.analysis
         )
         self.broadcast = EngineStack.host(self, "Broadcast", BroadcastEngine, foundation=f, customers=self.customers)
-        self.transactions = EngineStack.host(self, "Transactions", TransactionsEngine, foundation=f)
+        self.transactions = EngineStack.host(self, "Transactions", TransactionsEngine, foundation=f, lake=self.lake)
 
         # Every alarm of the stack, in the root and in each engine's nested stack, notifies the topic.
         self.alarms = AlarmTopic(self, "Alarms", settings=settings)

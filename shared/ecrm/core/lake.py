@@ -91,10 +91,32 @@ BEHAVIOUR_EVENT_COLUMNS: list[tuple[str, str]] = [
     ("recorded_at", "timestamp"),
 ]
 
+# The transactions engine's order lines: one row per line of an order placed (`purchase`), per line
+# returned (`return`, negative) and per cancelled order (`cancellation`, negative, no sku). Amounts are
+# signed: a refund or a return is never a purchase to a reader that sums or counts `purchase` rows.
+ORDER_LINES = "order_lines"
+
+ORDER_LINE_COLUMNS: list[tuple[str, str]] = [
+    ("event_id", "string"),
+    ("order_id", "string"),
+    ("customer_id", "string"),
+    ("kind", "string"),
+    ("sku", "string"),
+    ("category", "string"),
+    ("quantity", "int"),
+    ("amount_minor", "bigint"),
+    ("amount", "double"),
+    ("currency", "string"),
+    ("channel", "string"),
+    ("store", "string"),
+    ("occurred_at", "timestamp"),
+]
+
 # Every lake table with fixed columns: what the CDK app declares and what the local lake knows.
 LAKE_TABLES: dict[str, list[tuple[str, str]]] = {
     COLLECTED_EVENTS: COLLECTED_EVENT_COLUMNS,
     CUSTOMER_CHANGES: CUSTOMER_CHANGE_COLUMNS,
+    ORDER_LINES: ORDER_LINE_COLUMNS,
 }
 
 PARTITION_KEY = "dt"

@@ -15,6 +15,7 @@ from ecrm.transactions.order_store import OrderStore
 
 class TransactionsConfig(FunctionConfig):
     transactions_table_name: str
+    lake_order_lines_stream_name: str = ""  # the lake writer's Firehose stream (`on_order_changed`)
 
 
 @cache
