@@ -207,17 +207,18 @@ class BroadcastEngine(Construct):
         tracked = ses.CfnConfigurationSet(self, "ConfigurationSet", name=f"{name}-tracked")
         untracked = ses.CfnConfigurationSet(self, "UntrackedConfigurationSet", name=f"{name}-untracked")
         default_bus = f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/default"
+        # CloudFormation spells SES's event types in camel case (the SES v2 API in upper snake case).
         kinds = [
-            "SEND",
-            "REJECT",
-            "BOUNCE",
-            "COMPLAINT",
-            "DELIVERY",
-            "OPEN",
-            "CLICK",
-            "RENDERING_FAILURE",
-            "DELIVERY_DELAY",
-            "SUBSCRIPTION",
+            "send",
+            "reject",
+            "bounce",
+            "complaint",
+            "delivery",
+            "open",
+            "click",
+            "renderingFailure",
+            "deliveryDelay",
+            "subscription",
         ]
         for set_id, configuration_set in (("Tracked", tracked), ("Untracked", untracked)):
             destination = ses.CfnConfigurationSetEventDestination(
