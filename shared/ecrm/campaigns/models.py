@@ -149,6 +149,7 @@ class Campaign(CampaignIn):
     launched_at: datetime | None = None
     completed_at: datetime | None = None
     run: int = Field(default=0, description="How many runs were started (a recurring campaign runs again)")
+    attempt: int = Field(default=0, description="The run's attempt: a resume starts the next one")
     winner: str | None = None
     version: int = 0
 

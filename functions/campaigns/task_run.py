@@ -1,0 +1,39 @@
+"""The steps of a campaign run (Step Functions `lambda:invoke`: freeze, send_chunk, finish) and the
+scheduler's `fire` of a scheduled or recurring campaign."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from ecrm.campaigns.runs import CampaignRunSteps
+from ecrm.campaigns.service import CampaignService
+from ecrm.campaigns.wiring import CampaignsConfig, campaign_service_for, run_steps_for
+from ecrm.core.config import load_config
+from ecrm.core.observability import Observability
+
+config = load_config(CampaignsConfig)
+obs = Observability(config)
+
+
+@obs.entrypoint()
+def handler(
+    event: dict[str, Any],
+    context: LambdaContext,
+    injected: CampaignRunSteps | None = None,
+    injected_service: CampaignService | None = None,
+) -> dict[str, Any]:
+    action = event.get("action")
+    campaign_id = str(event["campaign_id"])
+    if action == "fire":
+        campaign = (injected_service or campaign_service_for(config)).fire(campaign_id, correlation_id=None)
+        return {"status": campaign.status, "run": campaign.run}
+    steps = injected or run_steps_for(config)
+    run = int(event["run"])
+    if action == "freeze":
+        return steps.freeze(campaign_id, run)
+    if action == "send_chunk":
+        return steps.send_chunk(campaign_id, run, int(event["chunk"]), [str(c) for c in event["customer_ids"]])
+    if action == "finish":
+        return steps.finish(campaign_id, run, int(event["chunks"]))
+    raise ValueError(f"unknown campaign run step {action!r}")

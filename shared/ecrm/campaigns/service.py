@@ -1,0 +1,265 @@
+"""Use cases of campaigns and journeys: define, dry-run, launch, pause, resume, cancel, report.
+
+A campaign's status moves draft -> scheduled | running -> paused <-> running -> completed, or cancelled from
+anything not final; every move is a conditional write with its event in the same transaction. A launch
+starts the run's execution by a name made of the campaign, the run and the attempt, so a retried launch
+finds the execution it started instead of starting a second; a resume starts a new attempt of the same
+run, whose chunks already handed over are skipped (`runs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from ecrm.campaigns.assignment import arms_of, count_arms
+from ecrm.campaigns.models import (
+    HOLDOUT,
+    ArmCount,
+    ArmReport,
+    Campaign,
+    CampaignIn,
+    CampaignLaunched,
+    CampaignList,
+    CampaignReport,
+    CampaignStatus,
+    CampaignStatusChanged,
+    DryRun,
+    Journey,
+    JourneyIn,
+    JourneyList,
+    JourneyReport,
+)
+from ecrm.campaigns.ports import AudienceSource, CampaignScheduler, RunStarter
+from ecrm.campaigns.report import lifts, with_rates
+from ecrm.campaigns.store import CampaignStore, StaleRecord
+from ecrm.core.clock import Clock
+from ecrm.core.errors import Conflict, NotFound
+from ecrm.core.events import DomainEvent
+from ecrm.core.ids import new_id
+
+# Where a command may take a campaign from.
+PAUSABLE: frozenset[CampaignStatus] = frozenset({"running"})
+CANCELLABLE: frozenset[CampaignStatus] = frozenset({"draft", "scheduled", "running", "paused"})
+Record = TypeVar("Record", Campaign, Journey)
+
+
+class CampaignService:
+    def __init__(
+        self,
+        store: CampaignStore,
+        clock: Clock,
+        *,
+        audiences: AudienceSource,
+        runs: RunStarter,
+        scheduler: CampaignScheduler,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.audiences = audiences
+        self.runs = runs
+        self.scheduler = scheduler
+
+    # -- campaigns -------------------------------------------------------------------------------------------
+    def create(self, body: CampaignIn, *, actor: str, correlation_id: str | None) -> Campaign:
+        now = self.clock.now()
+        campaign = Campaign(
+            **body.model_dump(),
+            campaign_id=new_id("cmp_"),
+            status="draft",
+            created_at=now,
+            updated_at=now,
+            created_by=actor,
+        )
+        self.store.save_campaign(campaign, expected_version=None, events=[], correlation_id=correlation_id, now=now)
+        return campaign
+
+    def get(self, campaign_id: str) -> Campaign:
+        campaign = self.store.campaign(campaign_id)
+        if campaign is None:
+            raise NotFound(f"no campaign {campaign_id}")
+        return campaign
+
+    def page(self, limit: int, after: str | None) -> CampaignList:
+        items, last = self.store.campaigns(limit, after)
+        return CampaignList(items=items, next=last)
+
+    def dry_run(self, campaign_id: str) -> DryRun:
+        campaign = self.get(campaign_id)
+        audience = self.audiences.customers(campaign.audience)
+        counts = count_arms(campaign.campaign_id, audience, arms_of(campaign))
+        return DryRun(
+            campaign_id=campaign_id,
+            audience=len(audience),
+            arms=[ArmCount(arm=arm, recipients=n) for arm, n in counts.items()],
+            note=(
+                "Recipients per arm as the run will assign them. Consent, suppression, quiet hours and caps are "
+                "decided by broadcast at send time and are not counted here."
+            ),
+        )
+
+    def launch(self, campaign_id: str, *, correlation_id: str | None) -> Campaign:
+        """Start now, or hand the schedule to the scheduler; on a running campaign, make sure its run started."""
+        campaign = self.get(campaign_id)
+        if campaign.status == "running":
+            self.runs.start(campaign_id, campaign.run, campaign.attempt)
+            return campaign
+        if campaign.status != "draft":
+            raise Conflict(f"a {campaign.status} campaign cannot be launched", reason="campaign_not_draft")
+        if campaign.schedule.kind == "local_time":
+            raise Conflict("sending at each recipient's local time is not available yet", reason="schedule_unsupported")
+        self.audiences.customers(campaign.audience)  # refuses an audience the run could not freeze
+        if campaign.schedule.kind in ("at", "cron"):
+            scheduled = self._move(campaign, "scheduled", correlation_id)
+            self.scheduler.schedule(scheduled)
+            return scheduled
+        return self._start_run(campaign, correlation_id)
+
+    def fire(self, campaign_id: str, *, correlation_id: str | None) -> Campaign:
+        """The scheduler's call: the next run of a scheduled campaign (a late or repeated call is harmless)."""
+        campaign = self.get(campaign_id)
+        if campaign.status != "scheduled":
+            return campaign
+        return self._start_run(campaign, correlation_id)
+
+    def pause(self, campaign_id: str, *, correlation_id: str | None) -> Campaign:
+        campaign = self.get(campaign_id)
+        if campaign.status not in PAUSABLE:
+            raise Conflict(f"a {campaign.status} campaign cannot be paused", reason="campaign_not_running")
+        return self._move(campaign, "paused", correlation_id)
+
+    def resume(self, campaign_id: str, *, correlation_id: str | None) -> Campaign:
+        campaign = self.get(campaign_id)
+        if campaign.status != "paused":
+            raise Conflict(f"a {campaign.status} campaign cannot be resumed", reason="campaign_not_paused")
+        resumed = self._move(campaign, "running", correlation_id, attempt=campaign.attempt + 1)
+        self.runs.start(campaign_id, resumed.run, resumed.attempt)
+        return resumed
+
+    def cancel(self, campaign_id: str, *, correlation_id: str | None) -> Campaign:
+        campaign = self.get(campaign_id)
+        if campaign.status not in CANCELLABLE:
+            raise Conflict(f"a {campaign.status} campaign cannot be cancelled", reason="campaign_final")
+        self.scheduler.unschedule(campaign_id)
+        return self._move(campaign, "cancelled", correlation_id)
+
+    def report(self, campaign_id: str) -> CampaignReport:
+        campaign = self.get(campaign_id)
+        counts = self.store.arm_counts(campaign_id)
+        arms = [
+            with_rates(ArmReport(arm=arm.key, **{"targeted": 0, "requested": 0, **counts.get(arm.key, {})}))
+            for arm in arms_of(campaign)
+        ]
+        arms.sort(key=lambda a: a.arm == HOLDOUT)
+        return CampaignReport(
+            campaign_id=campaign_id, status=campaign.status, arms=arms, lift=lifts(arms), winner=campaign.winner
+        )
+
+    def _start_run(self, campaign: Campaign, correlation_id: str | None) -> Campaign:
+        now = self.clock.now()
+        run = campaign.run + 1
+        launched = CampaignLaunched(
+            campaign_id=campaign.campaign_id,
+            run=run,
+            arms={arm.key: arm.share for arm in arms_of(campaign)},
+            launched_at=now,
+        )
+        running = self._move(
+            campaign, "running", correlation_id, run=run, attempt=0, launched_at=now, extra_events=[launched]
+        )
+        self.runs.start(campaign.campaign_id, run, 0)
+        return running
+
+    def _move(
+        self,
+        campaign: Campaign,
+        status: CampaignStatus,
+        correlation_id: str | None,
+        *,
+        extra_events: list[DomainEvent] | None = None,
+        **changes: object,
+    ) -> Campaign:
+        now = self.clock.now()
+        moved = campaign.model_copy(
+            update={"status": status, "updated_at": now, "version": campaign.version + 1, **changes}
+        )
+        events: list[DomainEvent] = [
+            CampaignStatusChanged(
+                campaign_id=campaign.campaign_id, status=status, previous=campaign.status, occurred_at=now
+            ),
+            *(extra_events or []),
+        ]
+        _conditional(
+            lambda: self.store.save_campaign(
+                moved, expected_version=campaign.version, events=events, correlation_id=correlation_id, now=now
+            )
+        )
+        return moved
+
+
+class JourneyService:
+    """Journey definitions and their reports; the runtime that moves customers through them is `journeys`."""
+
+    def __init__(self, store: CampaignStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def create(self, body: JourneyIn, *, actor: str, correlation_id: str | None) -> Journey:
+        now = self.clock.now()
+        journey = Journey(
+            **body.model_dump(),
+            journey_id=new_id("jny_"),
+            status="draft",
+            created_at=now,
+            updated_at=now,
+            created_by=actor,
+        )
+        self.store.save_journey(journey, expected_version=None, events=[], correlation_id=correlation_id, now=now)
+        return journey
+
+    def get(self, journey_id: str) -> Journey:
+        journey = self.store.journey(journey_id)
+        if journey is None:
+            raise NotFound(f"no journey {journey_id}")
+        return journey
+
+    def page(self, limit: int, after: str | None) -> JourneyList:
+        items, last = self.store.journeys(limit, after)
+        return JourneyList(items=items, next=last)
+
+    def activate(self, journey_id: str, *, correlation_id: str | None) -> Journey:
+        return self._set(journey_id, "active", correlation_id)
+
+    def deactivate(self, journey_id: str, *, correlation_id: str | None) -> Journey:
+        return self._set(journey_id, "inactive", correlation_id)
+
+    def report(self, journey_id: str) -> JourneyReport:
+        self.get(journey_id)
+        stats = self.store.journey_stats(journey_id)
+        return JourneyReport(
+            journey_id=journey_id,
+            entered=stats.get("entered", 0),
+            active=stats.get("active", 0),
+            exited={k.removeprefix("exit_"): v for k, v in stats.items() if k.startswith("exit_")},
+            steps={k.removeprefix("step_"): v for k, v in stats.items() if k.startswith("step_")},
+        )
+
+    def _set(self, journey_id: str, status: str, correlation_id: str | None) -> Journey:
+        journey = self.get(journey_id)
+        if journey.status == status:
+            return journey
+        now = self.clock.now()
+        moved = journey.model_copy(update={"status": status, "updated_at": now, "version": journey.version + 1})
+        _conditional(
+            lambda: self.store.save_journey(
+                moved, expected_version=journey.version, events=[], correlation_id=correlation_id, now=now
+            )
+        )
+        return moved
+
+
+def _conditional(write: Callable[[], None]) -> None:
+    try:
+        write()
+    except StaleRecord as exc:
+        raise Conflict("it changed meanwhile: read it again and retry", reason="stale") from exc

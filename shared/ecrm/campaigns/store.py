@@ -1,0 +1,219 @@
+"""Campaigns and journeys in the engine's table; each change written with its event through the outbox (ADR 11).
+
+Key design (table `pk`/`sk`, TTL `expires_at`, GSI `by_kind`):
+- `CAMPAIGN#<id>` / `CAMPAIGN`: the campaign as JSON plus its `version`; every change is conditional on the
+  version it read. `by_kind_pk = CAMPAIGN`, `by_kind_sk = <created_at ISO>#<id>`: the list, newest first.
+- `CAMPAIGN#<id>` / `OUTBOX`: the events of the campaign's last transaction (`ecrm.core.outbox`).
+- `CAMPAIGN#<id>` / `RUN#<run>#CHUNK#<n>`: a chunk of a run handed to broadcast. Written in one transaction
+  with the ADDs to the arm counters, on the condition that it does not exist: a re-run or a resumed run
+  counts each chunk once, and a chunk marked done is not handed over again.
+- `CAMPAIGN#<id>` / `ARM#<arm>`: counters of the arm (targeted, requested; the feedback adds the rest).
+- `JOURNEY#<id>` / `JOURNEY`: the journey as JSON plus `version`; `by_kind_pk = JOURNEY`.
+- `JOURNEY#<id>` / `STATS`: entered, active, exits per reason and customers per step (counters).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ecrm.campaigns.models import Campaign, Journey
+from ecrm.core.events import DomainEvent
+from ecrm.core.outbox import Outbox
+
+CAMPAIGN_SK = "CAMPAIGN"
+JOURNEY_SK = "JOURNEY"
+KIND_INDEX = "by_kind"
+COUNTERS = ("targeted", "requested", "sent", "delivered", "bounced", "complained", "opened", "clicked", "converted")
+
+
+def campaign_pk(campaign_id: str) -> str:
+    return f"CAMPAIGN#{campaign_id}"
+
+
+def journey_pk(journey_id: str) -> str:
+    return f"JOURNEY#{journey_id}"
+
+
+class StaleRecord(Exception):
+    """The campaign or journey changed since it was read (or, for a new one, already exists)."""
+
+
+class CampaignStore:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self.client = client
+        self.table = table_name
+        self.outbox = Outbox(table_name)
+
+    # -- campaigns -------------------------------------------------------------------------------------------
+    def campaign(self, campaign_id: str) -> Campaign | None:
+        item = self._get(campaign_pk(campaign_id), CAMPAIGN_SK)
+        return Campaign.model_validate_json(item["doc"]["S"]) if item else None
+
+    def campaigns(self, limit: int, after: str | None = None) -> tuple[list[Campaign], str | None]:
+        items, last = self._kind("CAMPAIGN", limit, after)
+        return [Campaign.model_validate_json(i["doc"]["S"]) for i in items], last
+
+    def save_campaign(
+        self,
+        campaign: Campaign,
+        *,
+        expected_version: int | None,
+        events: list[DomainEvent],
+        correlation_id: str | None,
+        now: datetime,
+    ) -> None:
+        """Create (`expected_version=None`) or replace the campaign with its events; `StaleRecord` if it moved."""
+        item = self._doc_item(
+            campaign_pk(campaign.campaign_id), CAMPAIGN_SK, "CAMPAIGN", campaign, campaign.campaign_id
+        )
+        self._save(item, expected_version, events, correlation_id, now)
+
+    def arm_counts(self, campaign_id: str) -> dict[str, dict[str, int]]:
+        response = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+            ExpressionAttributeValues={":p": {"S": campaign_pk(campaign_id)}, ":s": {"S": "ARM#"}},
+            ConsistentRead=True,
+        )
+        return {
+            item["sk"]["S"].removeprefix("ARM#"): {c: int(item[c]["N"]) for c in COUNTERS if c in item}
+            for item in response.get("Items", [])
+        }
+
+    def chunk_done(self, campaign_id: str, run: int, chunk: int) -> bool:
+        return self._get(campaign_pk(campaign_id), _chunk_sk(run, chunk)) is not None
+
+    def record_chunk(
+        self, campaign_id: str, run: int, chunk: int, counts: dict[str, dict[str, int]], now: datetime
+    ) -> bool:
+        """Mark the chunk done and add its counts, once; False when it was already recorded."""
+        pk = campaign_pk(campaign_id)
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": {"pk": {"S": pk}, "sk": {"S": _chunk_sk(run, chunk)}, "at": {"S": now.isoformat()}},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        for arm, values in counts.items():
+            names = {f"#c{i}": name for i, name in enumerate(values)}
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": {"S": pk}, "sk": {"S": f"ARM#{arm}"}},
+                        "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(values))),
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": {f":c{i}": {"N": str(v)} for i, v in enumerate(values.values())},
+                    }
+                }
+            )
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    # -- journeys --------------------------------------------------------------------------------------------
+    def journey(self, journey_id: str) -> Journey | None:
+        item = self._get(journey_pk(journey_id), JOURNEY_SK)
+        return Journey.model_validate_json(item["doc"]["S"]) if item else None
+
+    def journeys(self, limit: int, after: str | None = None) -> tuple[list[Journey], str | None]:
+        items, last = self._kind("JOURNEY", limit, after)
+        return [Journey.model_validate_json(i["doc"]["S"]) for i in items], last
+
+    def save_journey(
+        self,
+        journey: Journey,
+        *,
+        expected_version: int | None,
+        events: list[DomainEvent],
+        correlation_id: str | None,
+        now: datetime,
+    ) -> None:
+        item = self._doc_item(journey_pk(journey.journey_id), JOURNEY_SK, "JOURNEY", journey, journey.journey_id)
+        self._save(item, expected_version, events, correlation_id, now)
+
+    def journey_stats(self, journey_id: str) -> dict[str, int]:
+        item = self._get(journey_pk(journey_id), "STATS") or {}
+        return {name: int(value["N"]) for name, value in item.items() if "N" in value}
+
+    # -- plumbing --------------------------------------------------------------------------------------------
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
+        ).get("Item")
+        return item
+
+    def _kind(self, kind: str, limit: int, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": KIND_INDEX,
+            "KeyConditionExpression": "by_kind_pk = :k",
+            "ExpressionAttributeValues": {":k": {"S": kind}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after:
+            query["KeyConditionExpression"] += " AND by_kind_sk < :after"
+            query["ExpressionAttributeValues"][":after"] = {"S": after}
+        response = self.client.query(**query)
+        items = response.get("Items", [])
+        last = items[-1]["by_kind_sk"]["S"] if items and "LastEvaluatedKey" in response else None
+        return items, last
+
+    def _doc_item(self, pk: str, sk: str, kind: str, doc: Campaign | Journey, doc_id: str) -> dict[str, Any]:
+        return {
+            "pk": {"S": pk},
+            "sk": {"S": sk},
+            "doc": {"S": doc.model_dump_json()},
+            "status": {"S": doc.status},
+            "version": {"N": str(doc.version)},
+            "by_kind_pk": {"S": kind},
+            "by_kind_sk": {"S": f"{doc.created_at.isoformat()}#{doc_id}"},
+        }
+
+    def _save(
+        self,
+        item: dict[str, Any],
+        expected_version: int | None,
+        events: list[DomainEvent],
+        correlation_id: str | None,
+        now: datetime,
+    ) -> None:
+        put: dict[str, Any] = {"TableName": self.table, "Item": item}
+        if expected_version is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "#version = :expected"
+            put["ExpressionAttributeNames"] = {"#version": "version"}
+            put["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
+        actions: list[dict[str, Any]] = [{"Put": put}]
+        if events:
+            actions.append(self.outbox.put(item["pk"]["S"], events, correlation_id=correlation_id, now=now))
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if condition_failed(exc):
+                raise StaleRecord(item["pk"]["S"]) from exc
+            raise
+
+
+def _chunk_sk(run: int, chunk: int) -> str:
+    return f"RUN#{run:06d}#CHUNK#{chunk:06d}"
+
+
+def condition_failed(exc: ClientError) -> bool:
+    """A transaction cancelled by a failed condition (not by a conflict or a throttle)."""
+    if exc.response["Error"]["Code"] != "TransactionCanceledException":
+        return False
+    codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons") or []]
+    return "ConditionalCheckFailed" in codes

@@ -1,0 +1,92 @@
+"""What every campaigns function builds from its environment: the config, the store, the services and the
+adapters of the run (Step Functions, the manifest bucket, broadcast's bulk request function, the scheduler).
+
+Settings left empty leave their adapter out: the API without a state machine still defines campaigns,
+and a launch then answers 503 instead of claiming a run it could not start.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ecrm.campaigns.models import Campaign
+from ecrm.campaigns.ports import (
+    EventBridgeCampaignScheduler,
+    LambdaBroadcastGateway,
+    ListedAudience,
+    S3ManifestStore,
+    StepFunctionsRunStarter,
+)
+from ecrm.campaigns.runs import CampaignRunSteps
+from ecrm.campaigns.service import CampaignService, JourneyService
+from ecrm.campaigns.store import CampaignStore
+from ecrm.core import aws
+from ecrm.core.clock import SystemClock
+from ecrm.core.config import FunctionConfig
+from ecrm.core.errors import ServiceUnavailable
+
+
+class CampaignsConfig(FunctionConfig):
+    campaigns_table_name: str
+    campaigns_state_machine_arn: str = ""
+    campaigns_manifest_bucket: str = ""
+    campaigns_broadcast_function_name: str = ""
+    campaigns_schedule_group: str = "default"
+    campaigns_schedule_target_arn: str = ""
+    campaigns_schedule_role_arn: str = ""
+
+
+class Unconfigured:
+    """Stands in for an adapter whose setting is empty: using it is a 503, not a silent no-op."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def start(self, campaign_id: str, run: int, attempt: int) -> str:
+        raise ServiceUnavailable(f"{self.what} is not configured")
+
+    def schedule(self, campaign: Campaign) -> None:
+        raise ServiceUnavailable(f"{self.what} is not configured")
+
+    def unschedule(self, campaign_id: str) -> None:
+        return None
+
+
+def store_for(config: CampaignsConfig) -> CampaignStore:
+    return CampaignStore(aws.client("dynamodb"), config.campaigns_table_name)
+
+
+@cache
+def campaign_service_for(config: CampaignsConfig) -> CampaignService:
+    runs = (
+        StepFunctionsRunStarter(aws.client("stepfunctions"), config.campaigns_state_machine_arn)
+        if config.campaigns_state_machine_arn
+        else Unconfigured("the campaign run state machine")
+    )
+    scheduler = (
+        EventBridgeCampaignScheduler(
+            aws.client("scheduler"),
+            config.campaigns_schedule_group,
+            config.campaigns_schedule_target_arn,
+            config.campaigns_schedule_role_arn,
+        )
+        if config.campaigns_schedule_target_arn
+        else Unconfigured("the campaign scheduler")
+    )
+    return CampaignService(store_for(config), SystemClock(), audiences=ListedAudience(), runs=runs, scheduler=scheduler)
+
+
+@cache
+def journey_service_for(config: CampaignsConfig) -> JourneyService:
+    return JourneyService(store_for(config), SystemClock())
+
+
+@cache
+def run_steps_for(config: CampaignsConfig) -> CampaignRunSteps:
+    return CampaignRunSteps(
+        store_for(config),
+        SystemClock(),
+        audiences=ListedAudience(),
+        manifests=S3ManifestStore(aws.client("s3"), config.campaigns_manifest_bucket),
+        broadcast=LambdaBroadcastGateway(aws.client("lambda"), config.campaigns_broadcast_function_name),
+    )

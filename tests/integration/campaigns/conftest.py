@@ -1,0 +1,145 @@
+"""The campaigns engine on moto: its table (as `infra/engines/campaigns.py` declares it), the services on a
+fixed clock with fakes for the run's starter, the scheduler, the manifest bucket and broadcast."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from ecrm.broadcast.models import MessageRequest
+from ecrm.campaigns.models import Campaign
+from ecrm.campaigns.ports import ListedAudience
+from ecrm.campaigns.runs import CampaignRunSteps
+from ecrm.campaigns.service import CampaignService, JourneyService
+from ecrm.campaigns.store import CampaignStore
+from ecrm.core.clock import FixedClock
+from moto import mock_aws
+
+os.environ.setdefault("CAMPAIGNS_TABLE_NAME", "ecrm-campaigns")
+
+REGION = "us-east-1"
+TABLE = "ecrm-campaigns"
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+INDEXES = ("by_kind",)
+
+
+def create_table(client: Any) -> None:
+    client.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("pk", "sk", *(f"{i}_{k}" for i in INDEXES for k in ("pk", "sk")))
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": f"{index}_pk", "KeyType": "HASH"},
+                    {"AttributeName": f"{index}_sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index in INDEXES
+        ],
+    )
+
+
+class FakeBroadcast:
+    """Broadcast's bulk request as the campaigns engine sees it: one message per key, whatever the calls.
+
+    `fail_after` makes the call after that many messages raise, as a crash mid-chunk would.
+    """
+
+    def __init__(self) -> None:
+        self.messages: dict[tuple[str, str, str], MessageRequest] = {}
+        self.calls = 0
+        self.fail_after: int | None = None
+
+    def request(self, messages: list[MessageRequest]) -> list[str]:
+        assert len(messages) <= 100
+        self.calls += 1
+        ids = []
+        for message in messages:
+            if self.fail_after is not None and len(self.messages) >= self.fail_after:
+                raise RuntimeError("the worker died")
+            key = (message.source or "", message.customer_id, message.step)
+            self.messages.setdefault(key, message)
+            ids.append("msg_" + "|".join(key))
+        return ids
+
+
+class FakeRuns:
+    def __init__(self) -> None:
+        self.started: set[tuple[str, int, int]] = set()
+
+    def start(self, campaign_id: str, run: int, attempt: int) -> str:
+        self.started.add((campaign_id, run, attempt))
+        return f"arn:exec:{campaign_id}-r{run}-a{attempt}"
+
+
+class FakeScheduler:
+    def __init__(self) -> None:
+        self.schedules: dict[str, Campaign] = {}
+
+    def schedule(self, campaign: Campaign) -> None:
+        self.schedules[campaign.campaign_id] = campaign
+
+    def unschedule(self, campaign_id: str) -> None:
+        self.schedules.pop(campaign_id, None)
+
+
+class MemoryManifests:
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+
+    def write(self, key: str, items: list[dict[str, Any]]) -> dict[str, str]:
+        self.files[key] = json.dumps(items)
+        return {"bucket": "manifests", "key": key}
+
+
+class Engine:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.clock = FixedClock(NOW)
+        self.store = CampaignStore(client, TABLE)
+        self.runs = FakeRuns()
+        self.scheduler = FakeScheduler()
+        self.broadcast = FakeBroadcast()
+        self.manifests = MemoryManifests()
+        self.campaigns = CampaignService(
+            self.store, self.clock, audiences=ListedAudience(), runs=self.runs, scheduler=self.scheduler
+        )
+        self.journeys = JourneyService(self.store, self.clock)
+        self.steps = CampaignRunSteps(
+            self.store,
+            self.clock,
+            audiences=ListedAudience(),
+            manifests=self.manifests,
+            broadcast=self.broadcast,
+            chunk_size=50,
+        )
+
+    def execute(self, campaign_id: str, run: int) -> dict[str, Any]:
+        """What the run's state machine does: freeze, each chunk of the manifest, finish."""
+        frozen = self.steps.freeze(campaign_id, run)
+        for item in json.loads(self.manifests.files[frozen["key"]]):
+            self.steps.send_chunk(item["campaign_id"], item["run"], item["chunk"], item["customer_ids"])
+        return self.steps.finish(campaign_id, run, frozen["chunks"])
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        create_table(client)
+        yield Engine(client)
