@@ -57,6 +57,10 @@ OptionalIdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", max_length=255, description="A retry with the same value redeems once"),
 ]
+ReturnIdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=255, description="A retry with the same value returns once"),
+]
 ORDER_DESK = ("admin", "agent")
 PROGRAMME = ("admin", "marketer")
 
@@ -111,11 +115,16 @@ def change_order_status(order_id: OrderId, body: StatusChangeIn) -> Order:
 @app.post(
     "/orders/<order_id>/returns",
     access=Access.staff(*ORDER_DESK),
-    summary="Take back units of a shipped or delivered order, refunded at their price (201)",
-    status_code=201,
+    summary="Take back units of a shipped or delivered order, refunded at their price (201; 200 for a replayed key)",
+    responses={201: {"description": "Returned"}, 200: {"description": "Returned before with this key"}},
 )
-def return_order_lines(order_id: OrderId, body: ReturnIn) -> tuple[Order, int]:
-    return deps().orders.take_return(order_id, body, correlation_id=app.correlation_id), 201
+def return_order_lines(
+    order_id: OrderId, body: ReturnIn, idempotency_key: ReturnIdempotencyKey = None
+) -> tuple[Order, int]:
+    order, created = deps().orders.take_return(
+        order_id, body, idempotency_key=idempotency_key, correlation_id=app.correlation_id
+    )
+    return order, 201 if created else 200
 
 
 @app.get("/customers/<customer_id>/orders", access=Access.staff(), summary="A customer's orders, newest first")

@@ -82,10 +82,22 @@ class OrderService:
                 continue
         raise ServiceUnavailable("the order is being changed concurrently; retry the request")
 
-    def take_return(self, order_id: str, request: ReturnIn, *, correlation_id: str) -> Order:
-        return_id = new_id("ret_")
+    def take_return(
+        self, order_id: str, request: ReturnIn, *, idempotency_key: str | None = None, correlation_id: str
+    ) -> tuple[Order, bool]:
+        """(the order after the return, True), or for a replayed key (the order as it is, False).
+
+        With a key the return's id is derived from it, and the order keeps its returns: a retry finds its
+        return there, so it is taken once; the same key with other lines is a 422.
+        """
+        return_id = orders.return_id_for(order_id, idempotency_key) if idempotency_key else new_id("ret_")
         for _ in range(ATTEMPTS):
             order = self.get(order_id)
+            known = next((r for r in order.returns if r.return_id == return_id), None)
+            if known is not None:
+                if known.lines != request.lines:
+                    raise orders.IdempotencyKeyReused("this Idempotency-Key was used for a return of other lines")
+                return order, False
             changed, event = orders.apply_return(order, request, return_id, self.clock.now())
             try:
                 self.store.save(
@@ -95,7 +107,7 @@ class OrderService:
                     correlation_id=correlation_id,
                     now=changed.updated_at,
                 )
-                return changed
+                return changed, True
             except StaleOrder:
                 continue
         raise ServiceUnavailable("the order is being changed concurrently; retry the request")

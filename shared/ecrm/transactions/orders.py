@@ -58,6 +58,12 @@ def fingerprint(body: OrderIn) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def return_id_for(order_id: str, idempotency_key: str) -> str:
+    """A return's id from its request's key: the same key on the same order names the same return."""
+    digest = hashlib.sha256(f"{order_id}\n{idempotency_key}".encode()).hexdigest().upper()
+    return f"ret_{digest[:26]}"
+
+
 def new_order(order_id: str, body: OrderIn, now: datetime) -> tuple[Order, OrderPlaced]:
     lines = [OrderLine(**line.model_dump()) for line in body.lines]
     total = sum(line.quantity * line.unit_price_minor for line in lines)

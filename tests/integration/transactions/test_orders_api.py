@@ -121,3 +121,20 @@ def test_reads_and_who_may_call(engine: Engine) -> None:
     assert engine.call("GET", "/me/orders", groups=None, customer=other)[1]["items"] == []
     status, _ = engine.call("GET", "/orders/{order_id}", path={"order_id": "ord_01JD3Z6Q5N8V4W7X2Y9A0B1C2D"})
     assert status == 404
+
+
+def test_a_return_retried_with_its_key_is_taken_once(engine: Engine) -> None:
+    _, order = place(engine)
+    order_id = order["order_id"]
+    for step in ("paid", "shipped"):
+        engine.call("POST", "/orders/{order_id}/status", body={"status": step}, path={"order_id": order_id})
+    body, key = {"lines": [{"sku": "SOCK-1", "quantity": 1}]}, {"Idempotency-Key": "return-1"}
+    path = {"order_id": order_id}
+    first = engine.call("POST", "/orders/{order_id}/returns", body=body, headers=key, path=path)
+    again = engine.call("POST", "/orders/{order_id}/returns", body=body, headers=key, path=path)
+    assert (first[0], again[0]) == (201, 200)
+    assert again[1]["refunded_minor"] == 599
+    assert len(again[1]["returns"]) == 1
+    other = {"lines": [{"sku": "SHOE-1", "quantity": 1}]}
+    assert engine.call("POST", "/orders/{order_id}/returns", body=other, headers=key, path=path)[0] == 422
+    assert len([e for e in engine.relay() if isinstance(e, OrderReturned)]) == 1
