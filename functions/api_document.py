@@ -41,6 +41,7 @@ PLACEHOLDER_ENVIRONMENT = {
     "PERSONALIZATION_TABLE_NAME": "openapi",
     "BROADCAST_TABLE_NAME": "openapi",
     "TRANSACTIONS_TABLE_NAME": "openapi",
+    "CAMPAIGNS_TABLE_NAME": "openapi",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 

@@ -25,6 +25,7 @@ for _name, _value in {
     "PERSONALIZATION_TABLE_NAME": "ecrm-personalization",
     "BROADCAST_TABLE_NAME": "ecrm-broadcast",
     "TRANSACTIONS_TABLE_NAME": "ecrm-transactions",
+    "CAMPAIGNS_TABLE_NAME": "ecrm-campaigns",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "platform",
     "AWS_ACCESS_KEY_ID": "testing",
