@@ -1,6 +1,6 @@
 """Orders and loyalty on the local cloud: one order per Idempotency-Key, its points earned once through the
-outbox relay and the loyalty queue, a return taking its share back, and expiry fired by the schedule when
-the local clock moves past the points' expiry.
+outbox relay and the loyalty queue, a return taking its share back, expiry fired by the schedule when the
+local clock moves past the points' expiry, and the order's lines in the lake (the return a negative row).
 
 The rules set here expire points one day after they are earned: the shared cloud's clock moved by a year
 would fire every hourly and daily job of the platform thousands of times; the 12-month default is the
@@ -19,6 +19,7 @@ from ecrm.core.ids import new_id
 from ecrm_ops.tour.context import TourContext, expect, wait_for
 
 from infra.local.cloud import LocalCloud
+from infra.local.lake import LocalLake
 
 RULES = {
     "points_per_unit": "1",
@@ -95,3 +96,17 @@ def test_an_order_earns_once_a_return_takes_back_and_points_expire_on_the_clock(
     assert expired["statement"][-1]["points"] == -11
     staff_view = tour.call("GET", f"/customers/{customer_id}/loyalty", token=agent)
     assert expect(staff_view, 200, "staff view").body["balance"] == 0
+
+    # And the order is in the lake as what it was: two purchase lines, the tent's return a negative row
+    lake = LocalLake(cloud.client("s3"), cloud.physical_id("AWS::S3::Bucket", "LakeBucket"))
+
+    def lake_rows() -> list[dict[str, Any]]:
+        sql = "select distinct event_id, kind, sku, amount from {order_lines} where order_id = ? order by amount"
+        return lake.query(sql, [order_id])
+
+    rows = wait_for(lambda: len(r := lake_rows()) == 3 and r, timeout=30, what="the order's lines in the lake")
+    assert [(r["kind"], r["sku"], r["amount"]) for r in rows] == [
+        ("return", "TENT-2P", -199.0),
+        ("purchase", "PEG-10", 11.0),
+        ("purchase", "TENT-2P", 199.0),
+    ]
