@@ -15,6 +15,7 @@ from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
 from infra.engines.analysis import AnalysisEngine
 from infra.engines.broadcast import BroadcastEngine
+from infra.engines.campaigns import CampaignsEngine
 from infra.engines.collect import CollectEngine
 from infra.engines.customers import CustomersEngine
 from infra.engines.personalization import PersonalizationEngine
@@ -55,6 +56,7 @@ class PlatformStack(Stack):
         )
         self.broadcast = EngineStack.host(self, "Broadcast", BroadcastEngine, foundation=f, customers=self.customers)
         self.transactions = EngineStack.host(self, "Transactions", TransactionsEngine, foundation=f, lake=self.lake)
+        self.campaigns = EngineStack.host(self, "Campaigns", CampaignsEngine, foundation=f, lake=self.lake)
 
         # Every alarm of the stack, in the root and in each engine's nested stack, notifies the topic.
         self.alarms = AlarmTopic(self, "Alarms", settings=settings)

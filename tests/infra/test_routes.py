@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from infra.constructs.api_function import ApiRoute
-from infra.engines import analysis, broadcast, collect, customers, personalization, platform, transactions
+from infra.engines import analysis, broadcast, campaigns, collect, customers, personalization, platform, transactions
 from tests.infra.conftest import Synthesized, references
 
 pytestmark = pytest.mark.xdist_group("infra")
@@ -26,6 +26,7 @@ ENGINES: dict[str, tuple[ApiRoute, ...]] = {
     "collect": collect.ROUTES,
     "analysis": analysis.ROUTES,
     "broadcast": broadcast.ROUTES,
+    "campaigns": campaigns.ROUTES,
     "personalization": personalization.ROUTES,
     "transactions": transactions.ROUTES,
 }

@@ -1,0 +1,221 @@
+"""Campaigns and journeys in the cloud: the engine's table with its outbox relay, the API, and the campaign
+run: one Step Functions execution per run attempt, freezing the audience into a manifest of chunks in the
+lake bucket and fanning out over it with a Distributed Map whose S3 ItemReader reads that manifest.
+
+The chunks are made by the freeze step (one manifest item per chunk) rather than by ItemBatcher, which the
+local cloud's Step Functions does not parse; the definition is the same in both places. Scheduled and
+recurring campaigns are EventBridge Scheduler schedules, created by the API in the engine's schedule group
+and invoking the run task's `fire`.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.constructs.api_function import ApiFunction, ApiRoute
+from infra.constructs.engine_function import EngineFunction
+from infra.constructs.engine_table import EngineTable
+from infra.constructs.foundation import Foundation
+from infra.constructs.lake import Lake
+from infra.constructs.nag import acknowledge, finding_reference, finding_text
+from infra.constructs.outbox_relay import OutboxRelay
+from infra.constructs.workflow import Workflow
+
+ROUTES = (
+    ApiRoute("POST", "/campaigns"),
+    ApiRoute("GET", "/campaigns"),
+    ApiRoute("GET", "/campaigns/{campaign_id}"),
+    ApiRoute("POST", "/campaigns/{campaign_id}/dry-run"),
+    ApiRoute("POST", "/campaigns/{campaign_id}/launch"),
+    ApiRoute("POST", "/campaigns/{campaign_id}/pause"),
+    ApiRoute("POST", "/campaigns/{campaign_id}/resume"),
+    ApiRoute("POST", "/campaigns/{campaign_id}/cancel"),
+    ApiRoute("GET", "/campaigns/{campaign_id}/report"),
+    ApiRoute("POST", "/journeys"),
+    ApiRoute("GET", "/journeys"),
+    ApiRoute("GET", "/journeys/{journey_id}"),
+    ApiRoute("POST", "/journeys/{journey_id}/activate"),
+    ApiRoute("POST", "/journeys/{journey_id}/deactivate"),
+    ApiRoute("GET", "/journeys/{journey_id}/report"),
+)
+MANIFESTS = "campaign-runs/"  # `ecrm.campaigns.runs.MANIFEST_PREFIX`
+# Chunks handed to broadcast at once: the bound on a run's pace besides broadcast's own senders.
+CHUNK_CONCURRENCY = 10
+
+
+class CampaignsEngine(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        foundation: Foundation,
+        lake: Lake,
+        broadcast_request: lambda_.IFunction | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        settings = foundation.settings
+        self.settings = settings
+        self.table = EngineTable(
+            self,
+            "Table",
+            key=foundation.key,
+            settings=settings,
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            global_indexes=("by_kind",),
+        ).table
+        self.outbox = OutboxRelay(self, "OutboxRelay", foundation=foundation, engine="campaigns", table=self.table)
+        env = {
+            "CAMPAIGNS_TABLE_NAME": self.table.table_name,
+            "CAMPAIGNS_MANIFEST_BUCKET": lake.bucket.bucket_name,
+        }
+        if broadcast_request is not None:
+            env["CAMPAIGNS_BROADCAST_FUNCTION_NAME"] = broadcast_request.function_name
+
+        self.run_task = EngineFunction(
+            self,
+            "RunTask",
+            engine="campaigns",
+            module="task_run",
+            settings=settings,
+            layers=[foundation.common_layer],
+            environment=env,
+            timeout=Duration.minutes(5),
+            description="eCRM campaigns: the steps of a campaign run and the scheduler's fire",
+        )
+        self._grant_table(self.run_task)
+        lake.bucket.grant_put(self.run_task.function, f"{MANIFESTS}*")
+        bucket_arn = finding_reference(self, lake.bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            self.run_task.role,
+            "AwsSolutions-IAM5",
+            "A run writes its audience manifest under the campaign-runs prefix of the lake bucket.",
+            applies_to=["Action::s3:Abort*", f"Resource::{bucket_arn}/{MANIFESTS}*"],
+        )
+        if broadcast_request is not None:
+            broadcast_request.grant_invoke(self.run_task.function)
+
+        self.runs = self._run_workflow(lake)
+        self.schedule_group = scheduler.CfnScheduleGroup(self, "ScheduleGroup")
+        self.schedule_role = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            description="EventBridge Scheduler starting the runs of scheduled and recurring campaigns",
+        )
+        self.run_task.function.grant_invoke(self.schedule_role)
+        task_id = Stack.of(self).get_logical_id(self.run_task.function.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            self.schedule_role,
+            "AwsSolutions-IAM5",
+            "Invoking the run task is granted on the function and its versions.",
+            applies_to=[f"Resource::<{task_id}.Arn>:*"],
+        )
+
+        api_env = {
+            **env,
+            "CAMPAIGNS_STATE_MACHINE_ARN": self.runs.state_machine.state_machine_arn,
+            "CAMPAIGNS_SCHEDULE_GROUP": self.schedule_group.ref,
+            "CAMPAIGNS_SCHEDULE_TARGET_ARN": self.run_task.function.function_arn,
+            "CAMPAIGNS_SCHEDULE_ROLE_ARN": self.schedule_role.role_arn,
+        }
+        self.api = ApiFunction(
+            self, "Api", foundation=foundation, engine="campaigns", routes=ROUTES, environment=api_env
+        )
+        self._grant_table(self.api.handler)
+        self.runs.state_machine.grant_start_execution(self.api.handler.function)
+        self.schedule_role.grant_pass_role(self.api.handler.role)
+        schedules = Stack.of(self).format_arn(
+            service="scheduler", resource="schedule", resource_name=f"{self.schedule_group.ref}/*"
+        )
+        self.api.handler.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
+                resources=[schedules],
+            )
+        )
+        acknowledge(
+            self.api.handler.role,
+            "AwsSolutions-IAM5",
+            "The API creates and deletes the campaigns' schedules in the engine's own schedule group.",
+            applies_to=[f"Resource::{finding_text(self.api.handler.function, schedules)}"],
+        )
+
+    def _run_workflow(self, lake: Lake) -> Workflow:
+        def step(name: str, payload: dict[str, object], result_path: str | None) -> tasks.LambdaInvoke:
+            invoke = tasks.LambdaInvoke(
+                self,
+                name,
+                lambda_function=self.run_task.function,
+                payload=sfn.TaskInput.from_object(payload),
+                payload_response_only=True,
+                retry_on_service_exceptions=True,
+                result_path=result_path,
+            )
+            invoke.add_retry(errors=["States.TaskFailed"], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
+            return invoke
+
+        run = {"campaign_id.$": "$.campaign_id", "run.$": "$.run"}
+        freeze = step("Freeze", {"action": "freeze", **run}, "$.frozen")
+        send = step(
+            "SendChunk",
+            {"action": "send_chunk", **run, "chunk.$": "$.chunk", "customer_ids.$": "$.customer_ids"},
+            None,
+        )
+        chunks = sfn.DistributedMap(
+            self,
+            "Chunks",
+            item_reader=sfn.S3JsonItemReader(bucket=lake.bucket, key=sfn.JsonPath.string_at("$.frozen.key")),
+            max_concurrency=CHUNK_CONCURRENCY,
+            result_path=sfn.JsonPath.DISCARD,
+            comment="One chunk of the frozen audience per worker: arms assigned, treated recipients to broadcast",
+        )
+        chunks.item_processor(send)
+        finish = step("Finish", {"action": "finish", **run, "chunks.$": "$.frozen.chunks"}, "$.finished")
+        workflow = Workflow(
+            self,
+            "CampaignRun",
+            settings=self.settings,
+            definition=freeze.next(chunks).next(finish).next(sfn.Succeed(self, "Done")),
+            timeout=Duration.hours(24),
+            comment="Campaign run: freeze the audience, hand its chunks to broadcast in parallel, finish",
+        )
+        workflow.acknowledge_invokes(self.run_task.function)
+        stack = Stack.of(self)
+        bucket_name = finding_reference(self, lake.bucket.node.default_child, "Ref")  # type: ignore[arg-type]
+        executions = finding_text(self, f"arn:{stack.partition}:states:{stack.region}:{stack.account}:execution:")
+        acknowledge(
+            workflow.state_machine,
+            "AwsSolutions-IAM5",
+            "A Distributed Map runs its items as child executions and reads the manifest its freeze step wrote.",
+            applies_to=[
+                *(
+                    f"Resource::{executions}"
+                    + '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"'
+                    + stack.get_logical_id(workflow.state_machine.node.default_child)  # type: ignore[arg-type]
+                    + '"}]}]}'
+                    + suffix
+                    for suffix in (":*", "/*:*")
+                ),
+                # The S3 ItemReader's grant (CDK's): the key is only known at run time, under campaign-runs/.
+                f"Resource::arn:<AWS::Partition>:s3:::{bucket_name}/*",
+            ],
+        )
+        return workflow
+
+    def _grant_table(self, function: EngineFunction) -> None:
+        self.table.grant_read_write_data(function.function)
+        table_id = Stack.of(self).get_logical_id(self.table.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            function.role,
+            "AwsSolutions-IAM5",
+            "The engine's own table and its index (campaigns and journeys by kind).",
+            applies_to=[f"Resource::<{table_id}.Arn>/index/*"],
+        )
