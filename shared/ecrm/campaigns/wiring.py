@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from ecrm.broadcast.models import MessageRequest
 from ecrm.campaigns.models import Campaign
 from ecrm.campaigns.ports import (
     EventBridgeCampaignScheduler,
@@ -51,6 +52,9 @@ class Unconfigured:
     def unschedule(self, campaign_id: str) -> None:
         return None
 
+    def request(self, messages: list[MessageRequest]) -> list[str]:
+        raise ServiceUnavailable(f"{self.what} is not configured")
+
 
 def store_for(config: CampaignsConfig) -> CampaignStore:
     return CampaignStore(aws.client("dynamodb"), config.campaigns_table_name)
@@ -88,5 +92,9 @@ def run_steps_for(config: CampaignsConfig) -> CampaignRunSteps:
         SystemClock(),
         audiences=ListedAudience(),
         manifests=S3ManifestStore(aws.client("s3"), config.campaigns_manifest_bucket),
-        broadcast=LambdaBroadcastGateway(aws.client("lambda"), config.campaigns_broadcast_function_name),
+        broadcast=(
+            LambdaBroadcastGateway(aws.client("lambda"), config.campaigns_broadcast_function_name)
+            if config.campaigns_broadcast_function_name
+            else Unconfigured("broadcast's bulk request function")
+        ),
     )

@@ -1,0 +1,165 @@
+"""Customers moving through active journeys: entered by their trigger event, moved on by later events and by
+the clock, their messages handed to broadcast.
+
+The interpreter (`journeys`) decides; this applies its decisions. Messages go to broadcast first, keyed
+`(journey:<id>, customer, <step>.<entry>)`, and the customer's state is saved after, conditional on the
+version read: a crash in between replays the same decision, and broadcast's key makes the replayed send
+the same message. Counters (entered, active, exits per reason, customers per step) and the customer's
+number of active journeys (the cap) change in the state's own transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ecrm.broadcast.models import MessageRequest
+from ecrm.campaigns import journeys
+from ecrm.campaigns.journeys import CustomerFacts, EntryHistory, JourneyState, Progress
+from ecrm.campaigns.models import Journey, JourneyEntered, JourneyExited, SendStep
+from ecrm.campaigns.ports import BroadcastGateway
+from ecrm.campaigns.state_store import JourneyStateStore, StaleState
+from ecrm.core.clock import Clock
+from ecrm.core.events import DomainEvent
+
+
+class FactsSource(Protocol):
+    def facts(self, customer_id: str) -> CustomerFacts: ...
+
+
+class NoFacts:
+    """Until the customer store's profile read is wired: branches on profile and segment see nothing."""
+
+    def facts(self, customer_id: str) -> CustomerFacts:
+        return CustomerFacts()
+
+
+@dataclass(frozen=True)
+class ObservedEvent:
+    event_id: str
+    detail_type: str
+    source: str
+    customer_id: str
+
+
+class JourneyRuntime:
+    def __init__(
+        self, states: JourneyStateStore, clock: Clock, *, broadcast: BroadcastGateway, facts: FactsSource
+    ) -> None:
+        self.states = states
+        self.clock = clock
+        self.broadcast = broadcast
+        self.facts = facts
+
+    def observe(self, event: ObservedEvent, active: Iterable[Journey]) -> list[str]:
+        """An event about a customer, against every active journey; what happened in each (for the log)."""
+        outcomes = []
+        for journey in active:
+            state, version = self.states.state(journey.journey_id, event.customer_id)
+            if state is not None and state.status == "active":
+                if event.event_id in state.seen_events:
+                    continue  # a redelivered event
+                progress = journeys.on_event(
+                    journey, state, event.detail_type, self.facts.facts(event.customer_id), self.clock.now()
+                )
+                progress = Progress(
+                    progress.state.model_copy(update={"seen_events": [*progress.state.seen_events, event.event_id]}),
+                    progress.sends,
+                )
+                outcomes.append(self._apply(journey, state, version, progress))
+            elif journey.trigger.event == event.detail_type and journey.trigger.source in (None, event.source):
+                outcomes.append(self._enter(journey, event, state, version))
+        return outcomes
+
+    def wake_due(self, journeys_by_id: dict[str, Journey], limit: int = 100) -> int:
+        """Move on every customer whose wait is over; how many moved."""
+        now = self.clock.now()
+        moved = 0
+        for journey_id, customer_id in self.states.due(now, limit):
+            journey = journeys_by_id.get(journey_id)
+            state, version = self.states.state(journey_id, customer_id)
+            if journey is None or state is None:
+                continue
+            progress = journeys.on_clock(journey, state, self.facts.facts(customer_id), now)
+            if progress.state != state:
+                self._apply(journey, state, version, progress)
+                moved += 1
+        return moved
+
+    def _enter(self, journey: Journey, event: ObservedEvent, state: JourneyState | None, version: int | None) -> str:
+        now = self.clock.now()
+        history = EntryHistory(
+            entries=state.entry if state else 0,
+            active=False,
+            last_exit_at=state.exited_at if state else None,
+            active_journeys=self.states.active_journeys(event.customer_id),
+        )
+        refusal = journeys.entry_refusal(journey, history, now)
+        if refusal:
+            return f"{journey.journey_id}:{refusal}"
+        entry = history.entries + 1
+        progress = journeys.enter(
+            journey, journey.journey_id, event.customer_id, entry, self.facts.facts(event.customer_id), now
+        )
+        progress = Progress(progress.state.model_copy(update={"seen_events": [event.event_id]}), progress.sends)
+        return self._apply(journey, state, version, progress, entered=True)
+
+    def _apply(
+        self,
+        journey: Journey,
+        before: JourneyState | None,
+        version: int | None,
+        progress: Progress,
+        *,
+        entered: bool = False,
+    ) -> str:
+        after = progress.state
+        if progress.sends:
+            self.broadcast.request([self._message(journey, after, step) for step in progress.sends])
+        now = self.clock.now()
+        events: list[DomainEvent] = []
+        if entered:
+            events.append(
+                JourneyEntered(
+                    journey_id=journey.journey_id, customer_id=after.customer_id, entry=after.entry, occurred_at=now
+                )
+            )
+        exited = after.status == "exited" and (entered or (before is not None and before.status == "active"))
+        if exited and after.exit_reason is not None:
+            events.append(
+                JourneyExited(
+                    journey_id=journey.journey_id,
+                    customer_id=after.customer_id,
+                    entry=after.entry,
+                    reason=after.exit_reason,
+                    occurred_at=now,
+                )
+            )
+        visited_before = len(before.visited) if before is not None and not entered else 0
+        try:
+            self.states.save(
+                after,
+                expected_version=version,
+                entered=entered,
+                exited_reason=after.exit_reason if exited else None,
+                steps=after.visited[visited_before:],
+                events=events,
+                now=now,
+            )
+        except StaleState:
+            return f"{journey.journey_id}:stale"
+        return f"{journey.journey_id}:{after.status}:{after.step_id or after.exit_reason}"
+
+    def _message(self, journey: Journey, state: JourneyState, step: SendStep) -> MessageRequest:
+        return MessageRequest.model_validate(
+            {
+                "customer_id": state.customer_id,
+                "purpose": journey.purpose,
+                "channel": step.channel,
+                "content": {step.channel: step.content[step.channel]} if step.channel else step.content,
+                "source": f"journey:{journey.journey_id}",
+                "step": f"{step.id}.{state.entry}",
+                "data": {"journey_id": journey.journey_id, "step": step.id},
+            }
+        )
