@@ -1,4 +1,5 @@
-"""Order events into the loyalty ledger: an order placed earns, a return or a cancellation takes back.
+"""Order events into the loyalty ledger: an order placed earns, a return or a cancellation takes back; a new
+customer gets the sign-up bonus.
 
 Each change is recorded with its cause, so a redelivered event changes nothing; a reversal that arrives
 before its earning fails its record, and the queue retries it later.
@@ -12,13 +13,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
 from ecrm.core.observability import Observability
+from ecrm.customers.models import CustomerCreated
 from ecrm.transactions.loyalty_service import LoyaltyService
 from ecrm.transactions.models import OrderPlaced, OrderReturned, OrderStatusChanged
 from ecrm.transactions.wiring import TransactionsConfig, loyalty_service_for
 
 config = load_config(TransactionsConfig)
 obs = Observability(config)
-consumer = EventConsumer(obs.logger, accepts=[OrderPlaced, OrderReturned, OrderStatusChanged])
+consumer = EventConsumer(obs.logger, accepts=[OrderPlaced, OrderReturned, OrderStatusChanged, CustomerCreated])
 
 
 @obs.entrypoint()
@@ -32,6 +34,8 @@ def handler(event: dict[str, Any], context: LambdaContext, injected: LoyaltyServ
             service.earn_for_order(data, correlation_id=correlation_id)
         elif isinstance(data, OrderReturned):
             service.reverse_for_return(data, correlation_id=correlation_id)
+        elif isinstance(data, CustomerCreated):
+            service.grant_signup_bonus(data.customer_id, data.created_at, correlation_id=correlation_id)
         else:
             service.reverse_for_cancellation(data, correlation_id=correlation_id)
 

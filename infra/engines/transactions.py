@@ -81,8 +81,10 @@ class TransactionsEngine(Construct):
             "OrderEventsRule",
             foundation=foundation,
             consumer=self.loyalty,
-            description="Orders placed, cancelled and returned into the loyalty ledger",
-            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=ORDER_EVENTS),
+            description="Orders placed, cancelled and returned, and new customers, into the loyalty ledger",
+            pattern=events.EventPattern(
+                source=["ecrm.transactions", "ecrm.customers"], detail_type=[*ORDER_EVENTS, "CustomerCreated"]
+            ),
         )
 
         self.order_lines = lake.add_table(

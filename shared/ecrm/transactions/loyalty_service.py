@@ -169,6 +169,35 @@ class LoyaltyService:
 
         return taken_total if self._apply(customer_id, change, correlation_id) else 0
 
+    def grant_signup_bonus(self, customer_id: str, joined_at: datetime, *, correlation_id: str | None = None) -> int:
+        """The rules' sign-up bonus, once per customer (cause `signup`); 0 when there is none or it was given."""
+        rules = self.rules()
+        points = rules.signup_bonus
+        if not points:
+            return 0
+        expires_on = ledger.expiry_day(joined_at, rules)
+
+        def change(account: Account, now: datetime) -> LedgerWrite:
+            write = LedgerWrite(
+                ledger.earn(account, points, expires_on, rules),
+                account.version,
+                new_causes={"signup": {"points": points}},
+            )
+            self._line(write, "bonus", points, "signup", now)
+            write.events.append(
+                PointsEarned(
+                    customer_id=customer_id,
+                    entry_id=write.entries[-1].entry_id,
+                    points=points,
+                    cause="signup",
+                    expires_on=expires_on,
+                    earned_at=now,
+                )
+            )
+            return write
+
+        return points if self._apply(customer_id, change, correlation_id) else 0
+
     # -- redemption -----------------------------------------------------------------------------------------
     def redeem(
         self, customer_id: str, body: RedemptionIn, *, idempotency_key: str | None, correlation_id: str

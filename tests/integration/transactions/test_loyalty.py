@@ -6,6 +6,7 @@ redemptions against one balance never overdraw, and expiry runs when the clock i
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -15,6 +16,8 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from ecrm.core.clock import FixedClock
 from ecrm.core.errors import Conflict
+from ecrm.core.events import envelope_for
+from ecrm.customers.models import CustomerCreated
 from ecrm.transactions.loyalty_service import LoyaltyService
 from ecrm.transactions.loyalty_store import LoyaltyStore
 from ecrm.transactions.models import (
@@ -27,7 +30,9 @@ from ecrm.transactions.models import (
     TierChanged,
 )
 
+from functions.transactions import on_order_event
 from tests.integration.transactions.conftest import CUSTOMER, NOW, TABLE, Engine, order_body
+from tests.samples import sqs_batch
 
 RULES = {
     "points_per_unit": "1",
@@ -221,3 +226,25 @@ def test_rules_are_validated_and_only_the_programme_s_staff_set_them(engine: Eng
     assert engine.call("POST", "/loyalty/rules", body=bad, groups="admin")[0] == 422
     assert engine.call("GET", "/loyalty/rules", groups="analyst")[1]["version"] == 0
     LoyaltyRulesIn.model_validate(RULES)
+
+
+def test_a_new_customer_gets_the_sign_up_bonus_once(engine: Engine, lambda_context: Any) -> None:
+    # Given a sign-up bonus of 50 points
+    engine.call("POST", "/loyalty/rules", body={**RULES, "signup_bonus": 50}, groups="admin")
+    created = CustomerCreated(customer_id=CUSTOMER, record_source="web", identity_types=["email"], created_at=NOW)
+    body = json.dumps(
+        {
+            "id": "eb-created",
+            "source": created.source,
+            "detail-type": created.detail_type,
+            "time": NOW.isoformat(),
+            "detail": envelope_for(created),
+        }
+    )
+    # When CustomerCreated is delivered twice
+    handler: Any = on_order_event.handler
+    assert handler(sqs_batch([body, body]), lambda_context, engine.loyalty) == {"batchItemFailures": []}
+    # Then the bonus was given once, as a statement line of its own
+    _, account = engine.call("GET", "/me/loyalty", **ME)
+    assert account["balance"] == 50
+    assert [(line["kind"], line["cause"]) for line in account["statement"]] == [("bonus", "signup")]
