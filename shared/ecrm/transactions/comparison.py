@@ -140,8 +140,15 @@ class _Context:
         in_stock = [o for o in offers if o.stock > 0]
         self.stocked_prices = sorted(o.price_minor for o in in_stock)
         self.fastest = min((o.delivery_days for o in in_stock), default=None)
+        self.known: dict[str, dict[str, float]] = {}  # qualities per vendor (one offer each), for score and reasons
 
     def qualities(self, offer: Offer) -> dict[str, float]:
+        known = self.known.get(offer.vendor_id)
+        if known is None:
+            known = self.known[offer.vendor_id] = self._qualities(offer)
+        return known
+
+    def _qualities(self, offer: Offer) -> dict[str, float]:
         return {
             "price": _spread(offer.price_minor, self.prices),
             "speed": _spread(offer.delivery_days, self.days),
