@@ -5,9 +5,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ecrm.transactions.models import OrderPlaced, OrderReturned, OrderStatusChanged
+import pytest
+from ecrm.transactions.models import OrderIn, OrderPlaced, OrderReturned, OrderStatusChanged
+from ecrm.transactions.order_service import OrderService
+from ecrm.transactions.order_store import OrderStore
 
-from tests.integration.transactions.conftest import CUSTOMER, Engine, order_body
+from tests.integration.transactions.conftest import CUSTOMER, TABLE, Engine, order_body
 
 KEY = {"Idempotency-Key": "checkout-7f3a"}
 
@@ -138,3 +141,33 @@ def test_a_return_retried_with_its_key_is_taken_once(engine: Engine) -> None:
     other = {"lines": [{"sku": "SHOE-1", "quantity": 1}]}
     assert engine.call("POST", "/orders/{order_id}/returns", body=other, headers=key, path=path)[0] == 422
     assert len([e for e in engine.relay() if isinstance(e, OrderReturned)]) == 1
+
+
+class LosesTheAnswer:
+    """A DynamoDB client whose first transaction is written but whose answer is lost (a timeout, a crash)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.lost = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        answer = self._client.transact_write_items(**kwargs)
+        if not self.lost:
+            self.lost = True
+            raise ConnectionError("the answer was lost")
+        return answer
+
+
+def test_a_placement_whose_answer_was_lost_is_one_order_when_the_client_retries(dynamodb: Any, clock: Any) -> None:
+    # Given a placement written by DynamoDB whose answer never reached the function
+    service = OrderService(OrderStore(LosesTheAnswer(dynamodb), TABLE), clock)
+    body = OrderIn.model_validate(order_body())
+    with pytest.raises(ConnectionError):
+        service.place(body, idempotency_key="k", caller="agent", correlation_id="c")
+    # When the client retries with its key / Then it gets the order that was written, and there is one
+    placement = service.place(body, idempotency_key="k", caller="agent", correlation_id="c")
+    assert not placement.created
+    assert [o.order_id for o in service.for_customer(CUSTOMER)] == [placement.order.order_id]
