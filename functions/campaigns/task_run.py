@@ -1,5 +1,5 @@
-"""The steps of a campaign run (Step Functions `lambda:invoke`: freeze, send_chunk, finish) and the
-scheduler's `fire` of a scheduled or recurring campaign."""
+"""The steps of a campaign run (Step Functions `lambda:invoke`): `fire` (an execution the schedule started
+takes the campaign's next run), freeze, send_chunk, finish."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def handler(
     campaign_id = str(event["campaign_id"])
     if action == "fire":
         campaign = (injected_service or campaign_service_for(config)).fire(campaign_id, correlation_id=None)
-        return {"status": campaign.status, "run": campaign.run}
+        return {"started": campaign is not None, "run": campaign.run if campaign else 0}
     steps = injected or run_steps_for(config)
     run = int(event["run"])
     if action == "freeze":

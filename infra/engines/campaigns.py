@@ -5,7 +5,7 @@ lake bucket and fanning out over it with a Distributed Map whose S3 ItemReader r
 The chunks are made by the freeze step (one manifest item per chunk) rather than by ItemBatcher, which the
 local cloud's Step Functions does not parse; the definition is the same in both places. Scheduled and
 recurring campaigns are EventBridge Scheduler schedules, created by the API in the engine's schedule group
-and invoking the run task's `fire`.
+and starting the same state machine with `fire`: its first step takes the campaign's next run.
 """
 
 from __future__ import annotations
@@ -110,20 +110,13 @@ class CampaignsEngine(Construct):
             assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
             description="EventBridge Scheduler starting the runs of scheduled and recurring campaigns",
         )
-        self.run_task.function.grant_invoke(self.schedule_role)
-        task_id = Stack.of(self).get_logical_id(self.run_task.function.node.default_child)  # type: ignore[arg-type]
-        acknowledge(
-            self.schedule_role,
-            "AwsSolutions-IAM5",
-            "Invoking the run task is granted on the function and its versions.",
-            applies_to=[f"Resource::<{task_id}.Arn>:*"],
-        )
+        self.runs.state_machine.grant_start_execution(self.schedule_role)
 
         api_env = {
             **env,
             "CAMPAIGNS_STATE_MACHINE_ARN": self.runs.state_machine.state_machine_arn,
             "CAMPAIGNS_SCHEDULE_GROUP": self.schedule_group.ref,
-            "CAMPAIGNS_SCHEDULE_TARGET_ARN": self.run_task.function.function_arn,
+            "CAMPAIGNS_SCHEDULE_TARGET_ARN": self.runs.state_machine.state_machine_arn,
             "CAMPAIGNS_SCHEDULE_ROLE_ARN": self.schedule_role.role_arn,
         }
         self.api = ApiFunction(
@@ -163,6 +156,13 @@ class CampaignsEngine(Construct):
             return invoke
 
         run = {"campaign_id.$": "$.campaign_id", "run.$": "$.run"}
+        # An execution the campaign's schedule started takes the campaign's next run first (or ends).
+        fire = step("Fire", {"action": "fire", "campaign_id.$": "$.campaign_id"}, "$.fired")
+        take_run = sfn.Pass(
+            self,
+            "TakeRun",
+            parameters={"campaign_id.$": "$.campaign_id", "run.$": "$.fired.run", "fire": False},
+        )
         freeze = step("Freeze", {"action": "freeze", **run}, "$.frozen")
         send = step(
             "SendChunk",
@@ -179,11 +179,22 @@ class CampaignsEngine(Construct):
         )
         chunks.item_processor(send)
         finish = step("Finish", {"action": "finish", **run, "chunks.$": "$.frozen.chunks"}, "$.finished")
+        freeze.next(chunks).next(finish).next(sfn.Succeed(self, "Done"))
         workflow = Workflow(
             self,
             "CampaignRun",
             settings=self.settings,
-            definition=freeze.next(chunks).next(finish).next(sfn.Succeed(self, "Done")),
+            definition=sfn.Choice(self, "Scheduled?")
+            .when(
+                sfn.Condition.boolean_equals("$.fire", True),
+                fire.next(
+                    sfn.Choice(self, "RunTaken?")
+                    .when(sfn.Condition.boolean_equals("$.fired.started", True), take_run.next(freeze))
+                    .otherwise(sfn.Succeed(self, "NothingToRun"))
+                ),
+            )
+            .otherwise(freeze)
+            .afterwards(),
             timeout=Duration.hours(24),
             comment="Campaign run: freeze the audience, hand its chunks to broadcast in parallel, finish",
         )

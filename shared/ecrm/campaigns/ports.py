@@ -64,7 +64,7 @@ class StepFunctionsRunStarter:
 
     def start(self, campaign_id: str, run: int, attempt: int) -> str:
         name = f"{campaign_id}-r{run}-a{attempt}"
-        document = json.dumps({"campaign_id": campaign_id, "run": run})
+        document = json.dumps({"campaign_id": campaign_id, "run": run, "fire": False})
         try:
             response = self.client.start_execution(stateMachineArn=self.state_machine_arn, name=name, input=document)
         except self.client.exceptions.ExecutionAlreadyExists:
@@ -103,7 +103,8 @@ class LambdaBroadcastGateway:
 
 
 class EventBridgeCampaignScheduler:
-    """One EventBridge Scheduler schedule per campaign, invoking the run task with `fire`."""
+    """One EventBridge Scheduler schedule per campaign, starting the run state machine with `fire`: its first
+    step takes the next run of the campaign, or ends the execution when there is none."""
 
     def __init__(self, client: Any, group: str, target_arn: str, role_arn: str) -> None:
         self.client = client
@@ -128,7 +129,7 @@ class EventBridgeCampaignScheduler:
             Target={
                 "Arn": self.target_arn,
                 "RoleArn": self.role_arn,
-                "Input": json.dumps({"action": "fire", "campaign_id": campaign.campaign_id}),
+                "Input": json.dumps({"campaign_id": campaign.campaign_id, "run": 0, "fire": True}),
             },
             ActionAfterCompletion="NONE",
         )

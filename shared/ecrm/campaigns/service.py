@@ -115,12 +115,16 @@ class CampaignService:
             return scheduled
         return self._start_run(campaign, correlation_id)
 
-    def fire(self, campaign_id: str, *, correlation_id: str | None) -> Campaign:
-        """The scheduler's call: the next run of a scheduled campaign (a late or repeated call is harmless)."""
+    def fire(self, campaign_id: str, *, correlation_id: str | None) -> Campaign | None:
+        """The schedule's execution asks for its run: the next run of a scheduled campaign, which that execution
+        goes on to perform; None when there is nothing to run (not scheduled any more, or a twin fired first)."""
         campaign = self.get(campaign_id)
         if campaign.status != "scheduled":
-            return campaign
-        return self._start_run(campaign, correlation_id)
+            return None
+        try:
+            return self._start_run(campaign, correlation_id, start=False)
+        except Conflict:
+            return None
 
     def pause(self, campaign_id: str, *, correlation_id: str | None) -> Campaign:
         campaign = self.get(campaign_id)
@@ -155,7 +159,7 @@ class CampaignService:
             campaign_id=campaign_id, status=campaign.status, arms=arms, lift=lifts(arms), winner=campaign.winner
         )
 
-    def _start_run(self, campaign: Campaign, correlation_id: str | None) -> Campaign:
+    def _start_run(self, campaign: Campaign, correlation_id: str | None, *, start: bool = True) -> Campaign:
         now = self.clock.now()
         run = campaign.run + 1
         launched = CampaignLaunched(
@@ -167,7 +171,8 @@ class CampaignService:
         running = self._move(
             campaign, "running", correlation_id, run=run, attempt=0, launched_at=now, extra_events=[launched]
         )
-        self.runs.start(campaign.campaign_id, run, 0)
+        if start:
+            self.runs.start(campaign.campaign_id, run, 0)
         return running
 
     def _move(

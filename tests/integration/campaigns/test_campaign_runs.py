@@ -98,8 +98,8 @@ def test_a_scheduled_campaign_fires_and_a_recurring_one_runs_again(engine: Engin
     once = launched(engine, schedule={"kind": "at", "at": at})
     assert engine.campaigns.get(once).status == "scheduled"
     assert once in engine.scheduler.schedules
-    engine.campaigns.fire(once, correlation_id=None)
-    engine.campaigns.fire(once, correlation_id=None)  # a repeated fire is harmless
+    assert engine.campaigns.fire(once, correlation_id=None) is not None
+    assert engine.campaigns.fire(once, correlation_id=None) is None  # a repeated fire runs nothing
     assert engine.campaigns.get(once).run == 1
     assert engine.execute(once, 1) == {"status": "completed"}
 
