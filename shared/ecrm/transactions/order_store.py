@@ -123,7 +123,7 @@ class OrderStore:
         try:
             self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
-            if condition_failed(exc):
+            if lost_to_another_write(exc):
                 raise KeyAlreadyUsed(key_pk) from exc
             raise
 
@@ -146,7 +146,7 @@ class OrderStore:
         try:
             self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
-            if condition_failed(exc):
+            if lost_to_another_write(exc):
                 raise StaleOrder(order.order_id) from exc
             raise
 
@@ -166,9 +166,13 @@ class OrderStore:
         }
 
 
-def condition_failed(exc: ClientError) -> bool:
-    """A transaction cancelled by a failed condition (not by a conflict or a throttle)."""
+def lost_to_another_write(exc: ClientError) -> bool:
+    """A transaction cancelled by a failed condition or by a concurrent transaction on its items.
+
+    Either way another write got there first: the caller reads again (a throttle or a validation error
+    is neither, and is raised as it is).
+    """
     if exc.response["Error"]["Code"] != "TransactionCanceledException":
         return False
-    codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons") or []]
-    return "ConditionalCheckFailed" in codes
+    codes = {reason.get("Code") for reason in exc.response.get("CancellationReasons") or []}
+    return bool(codes & {"ConditionalCheckFailed", "TransactionConflict"})
