@@ -16,6 +16,7 @@ HANDLER_ENVIRONMENT = {
     "PERSONALIZATION_TABLE_NAME": "ecrm-personalization",
     "BROADCAST_TABLE_NAME": "ecrm-broadcast",
     "TRANSACTIONS_TABLE_NAME": "ecrm-transactions",
+    "CAMPAIGNS_TABLE_NAME": "ecrm-campaigns",
     "LAKE_BUCKET_NAME": "ecrm-lake",
     "LAKE_DATABASE": "ecrm_lake",
     "ATHENA_WORKGROUP": "ecrm",
