@@ -19,7 +19,7 @@ from ecrm.core.auth import ACCESS_EXTENSION, STAFF_GROUPS, Access
 
 from tests.samples import api_request
 
-ENGINES = ("analysis", "broadcast", "collect", "customers", "personalization", "platform", "transactions")
+ENGINES = ("analysis", "broadcast", "campaigns", "collect", "customers", "personalization", "platform", "transactions")
 # A body no route's model accepts: had validation run first, each answer would be a 422 listing the schema.
 NOT_A_BODY = {"not_a_field": [1, 2, 3]}
 ID_PREFIXES = {
@@ -36,6 +36,8 @@ ID_PREFIXES = {
     "item_id": "msg_",
     "device_id": "dev_",
     "order_id": "ord_",
+    "campaign_id": "cmp_",
+    "journey_id": "jny_",
 }
 PATH_VALUES = {"channel": "email", "purpose": "marketing", "address": "someone@example.com"}
 
