@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import get_args
 
+from ecrm.core.contract import Contract
 from ecrm.transactions.models import (
     OrderIn,
     OrderLineIn,
@@ -23,6 +24,7 @@ from ecrm.transactions.models import (
     PurchaseBrokered,
     PurchaseFailed,
     PurchaseFailure,
+    PurchaseId,
     PurchaseIn,
     PurchaseStatus,
 )
@@ -38,6 +40,15 @@ HAPPY_PATH: tuple[PurchaseStatus, ...] = (
 FINAL: frozenset[PurchaseStatus] = frozenset({"completed", "failed"})
 FAILURES: frozenset[str] = frozenset(get_args(PurchaseFailure))
 ORDER_CHANNEL = "marketplace"
+
+
+class SagaStepInput(Contract):
+    """What the state machine hands each step: the purchase, and for some steps the token or the error."""
+
+    purchase_id: PurchaseId
+    task_token: str | None = None
+    error: str | None = None
+    cause: str | None = None
 
 
 class PurchaseAborted(Exception):

@@ -279,3 +279,33 @@ def test_a_callback_is_verified_with_the_vendors_secret_and_its_time(world, cloc
         world.service.vendor_callback("acme", bad, signature(SECRET, int(clock.now().timestamp()), bad))
     assert world.saga.resumed == []
     assert world.service.get_for_customer(CUSTOMER, purchase_id).status == "awaiting_confirmation"
+
+
+def test_the_purchase_is_priced_from_the_catalogues_current_offer(dynamodb, clock, orders):
+    from ecrm.transactions.catalog import OfferIn, ProductIn
+    from ecrm.transactions.catalog_service import CatalogService
+    from ecrm.transactions.catalog_store import CatalogStore
+    from ecrm.transactions.purchase_wiring import CatalogOffers
+
+    catalog = CatalogService(CatalogStore(dynamodb, TABLE), orders, clock)
+    product, _ = catalog.save_product(ProductIn(name="Camp stove", category="stoves"))
+    offer = {"vendor_name": "Acme", "price_minor": 4500, "currency": "EUR", "delivery_days": 2}
+    offer |= {"vendor_rating": "4.5", "return_days": 30}
+    catalog.save_offer(product.product_id, OfferIn.model_validate({**offer, "vendor_id": "acme", "stock": 3}))
+    catalog.save_offer(product.product_id, OfferIn.model_validate({**offer, "vendor_id": "empty", "stock": 0}))
+    offers = CatalogOffers(CatalogStore(dynamodb, TABLE))
+
+    priced = offers.priced_offer(product.product_id, "acme")
+    assert priced is not None
+    assert (priced.product_name, priced.unit_price_minor, priced.currency, priced.in_stock) == (
+        "Camp stove",
+        4500,
+        "EUR",
+        True,
+    )
+    assert priced.sku == f"{product.product_id}.acme"
+    sold_out = offers.priced_offer(product.product_id, "empty")
+    assert sold_out is not None
+    assert not sold_out.in_stock
+    assert offers.priced_offer(product.product_id, "nobody") is None
+    assert offers.priced_offer("prd_missing", "acme") is None
