@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
@@ -22,10 +23,12 @@ from constructs import Construct
 from infra.constructs.api_function import ApiFunction, ApiRoute
 from infra.constructs.engine_function import EngineFunction
 from infra.constructs.engine_table import EngineTable
+from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
 from infra.constructs.nag import acknowledge, finding_reference, finding_text
 from infra.constructs.outbox_relay import OutboxRelay
+from infra.constructs.scheduled_job import ScheduledJob
 from infra.constructs.workflow import Workflow
 
 ROUTES = (
@@ -46,6 +49,15 @@ ROUTES = (
     ApiRoute("GET", "/journeys/{journey_id}/report"),
 )
 MANIFESTS = "campaign-runs/"  # `ecrm.campaigns.runs.MANIFEST_PREFIX`
+# The events journeys start on or wait for (triggers, goals, engagement): the ready-made journeys' vocabulary.
+JOURNEY_EVENTS = {
+    "ecrm.customers": ["CustomerCreated", "ConsentChanged"],
+    "ecrm.broadcast": ["MessageDelivered", "MessageOpened", "MessageClicked", "CustomerUnsubscribed"],
+    "ecrm.transactions": ["OrderPlaced", "OrderStatusChanged", "TierChanged"],
+    "ecrm.analysis": ["SegmentEntered", "SegmentExited", "TraitsComputed"],
+}
+# Waits are coarse (hours, days, a time of day): every five minutes is precise enough.
+WAKE_SCHEDULE = "rate(5 minutes)"
 # Chunks handed to broadcast at once: the bound on a run's pace besides broadcast's own senders.
 CHUNK_CONCURRENCY = 10
 
@@ -102,6 +114,7 @@ class CampaignsEngine(Construct):
         if broadcast_request is not None:
             broadcast_request.grant_invoke(self.run_task.function)
 
+        self._journey_runtime(foundation, env, broadcast_request)
         self.runs = self._run_workflow(lake)
         self.schedule_group = scheduler.CfnScheduleGroup(self, "ScheduleGroup")
         self.schedule_role = iam.Role(
@@ -139,6 +152,51 @@ class CampaignsEngine(Construct):
             "AwsSolutions-IAM5",
             "The API creates and deletes the campaigns' schedules in the engine's own schedule group.",
             applies_to=[f"Resource::{finding_text(self.api.handler.function, schedules)}"],
+        )
+
+    def _journey_runtime(
+        self, foundation: Foundation, env: dict[str, str], broadcast_request: lambda_.IFunction | None
+    ) -> None:
+        self.journey_events = QueueConsumer(
+            self,
+            "JourneyEventConsumer",
+            foundation=foundation,
+            engine="campaigns",
+            module="on_journey_event",
+            environment=env,
+            batch_size=10,
+            max_concurrency=10,
+        )
+        self.wake_job = EngineFunction(
+            self,
+            "WakeJourneysJob",
+            engine="campaigns",
+            module="job_wake_journeys",
+            settings=self.settings,
+            layers=[foundation.common_layer],
+            environment=env,
+            timeout=Duration.minutes(5),
+            description="eCRM campaigns: customers whose wait in a journey is over move on",
+        )
+        for function in (self.journey_events.handler, self.wake_job):
+            self._grant_table(function)
+            if broadcast_request is not None:
+                broadcast_request.grant_invoke(function.function)
+        for source, detail_types in JOURNEY_EVENTS.items():
+            EventRuleToQueue(
+                self,
+                f"JourneyEvents{source.split('.')[1].title()}Rule",
+                foundation=foundation,
+                consumer=self.journey_events,
+                description=f"Events of {source} that journeys start on or wait for",
+                pattern=events.EventPattern(source=[source], detail_type=detail_types),
+            )
+        ScheduledJob(
+            self,
+            "WakeJourneysSchedule",
+            schedule=WAKE_SCHEDULE,
+            description="Journey waits that are over move on",
+            function=self.wake_job.function,
         )
 
     def _run_workflow(self, lake: Lake) -> Workflow:

@@ -10,9 +10,9 @@ number of active journeys (the cap) change in the state's own transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ecrm.broadcast.models import MessageRequest
 from ecrm.campaigns import journeys
@@ -20,6 +20,7 @@ from ecrm.campaigns.journeys import CustomerFacts, EntryHistory, JourneyState, P
 from ecrm.campaigns.models import Journey, JourneyEntered, JourneyExited, SendStep
 from ecrm.campaigns.ports import BroadcastGateway
 from ecrm.campaigns.state_store import JourneyStateStore, StaleState
+from ecrm.campaigns.store import CampaignStore
 from ecrm.core.clock import Clock
 from ecrm.core.events import DomainEvent
 
@@ -45,12 +46,47 @@ class ObservedEvent:
 
 class JourneyRuntime:
     def __init__(
-        self, states: JourneyStateStore, clock: Clock, *, broadcast: BroadcastGateway, facts: FactsSource
+        self,
+        states: JourneyStateStore,
+        clock: Clock,
+        *,
+        broadcast: BroadcastGateway,
+        facts: FactsSource,
+        definitions: CampaignStore | None = None,
     ) -> None:
         self.states = states
         self.clock = clock
         self.broadcast = broadcast
         self.facts = facts
+        self.definitions = definitions
+
+    def handle(self, source: str, detail_type: str, detail: Mapping[str, Any]) -> list[str]:
+        """A domain event from the bus: about a customer (its data names one), against the active journeys."""
+        data = detail.get("data") or {}
+        customer_id = data.get("customer_id") if isinstance(data, Mapping) else None
+        if not isinstance(customer_id, str) or not customer_id:
+            return []
+        event_id = str((detail.get("metadata") or {}).get("id") or "")
+        return self.observe(ObservedEvent(event_id, detail_type, source, customer_id), self.active_journeys())
+
+    def wake(self) -> int:
+        """Every wait over by now, in pages, until none is left."""
+        by_id = {j.journey_id: j for j in self.active_journeys()}
+        total = 0
+        while moved := self.wake_due(by_id):
+            total += moved
+        return total
+
+    def active_journeys(self) -> list[Journey]:
+        if self.definitions is None:
+            return []
+        active: list[Journey] = []
+        after: str | None = None
+        while True:
+            page, after = self.definitions.journeys(100, after)
+            active += [j for j in page if j.status == "active"]
+            if after is None:
+                return active
 
     def observe(self, event: ObservedEvent, active: Iterable[Journey]) -> list[str]:
         """An event about a customer, against every active journey; what happened in each (for the log)."""
@@ -77,9 +113,16 @@ class JourneyRuntime:
         now = self.clock.now()
         moved = 0
         for journey_id, customer_id in self.states.due(now, limit):
-            journey = journeys_by_id.get(journey_id)
             state, version = self.states.state(journey_id, customer_id)
-            if journey is None or state is None:
+            journey = journeys_by_id.get(journey_id)
+            if state is None:
+                continue
+            if journey is None:  # deactivated while the customer waited: they leave it
+                journey = self.definitions.journey(journey_id) if self.definitions else None
+                if journey is None:
+                    continue
+                self._apply(journey, state, version, Progress(journeys.deactivate(state, now)))
+                moved += 1
                 continue
             progress = journeys.on_clock(journey, state, self.facts.facts(customer_id), now)
             if progress.state != state:

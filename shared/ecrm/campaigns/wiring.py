@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import cache
 
 from ecrm.broadcast.models import MessageRequest
+from ecrm.campaigns.journey_runtime import JourneyRuntime, NoFacts
 from ecrm.campaigns.models import Campaign
 from ecrm.campaigns.ports import (
     EventBridgeCampaignScheduler,
@@ -20,6 +21,7 @@ from ecrm.campaigns.ports import (
 )
 from ecrm.campaigns.runs import CampaignRunSteps
 from ecrm.campaigns.service import CampaignService, JourneyService
+from ecrm.campaigns.state_store import JourneyStateStore
 from ecrm.campaigns.store import CampaignStore
 from ecrm.core import aws
 from ecrm.core.clock import SystemClock
@@ -85,6 +87,12 @@ def journey_service_for(config: CampaignsConfig) -> JourneyService:
     return JourneyService(store_for(config), SystemClock())
 
 
+def broadcast_for(config: CampaignsConfig) -> LambdaBroadcastGateway | Unconfigured:
+    if not config.campaigns_broadcast_function_name:
+        return Unconfigured("broadcast's bulk request function")
+    return LambdaBroadcastGateway(aws.client("lambda"), config.campaigns_broadcast_function_name)
+
+
 @cache
 def run_steps_for(config: CampaignsConfig) -> CampaignRunSteps:
     return CampaignRunSteps(
@@ -92,9 +100,16 @@ def run_steps_for(config: CampaignsConfig) -> CampaignRunSteps:
         SystemClock(),
         audiences=ListedAudience(),
         manifests=S3ManifestStore(aws.client("s3"), config.campaigns_manifest_bucket),
-        broadcast=(
-            LambdaBroadcastGateway(aws.client("lambda"), config.campaigns_broadcast_function_name)
-            if config.campaigns_broadcast_function_name
-            else Unconfigured("broadcast's bulk request function")
-        ),
+        broadcast=broadcast_for(config),
+    )
+
+
+@cache
+def journey_runtime_for(config: CampaignsConfig) -> JourneyRuntime:
+    return JourneyRuntime(
+        JourneyStateStore(aws.client("dynamodb"), config.campaigns_table_name),
+        SystemClock(),
+        broadcast=broadcast_for(config),
+        facts=NoFacts(),
+        definitions=store_for(config),
     )

@@ -3,10 +3,15 @@ different customers, the goal exiting a customer, a redelivered trigger entering
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from ecrm.campaigns.journey_runtime import JourneyRuntime, NoFacts, ObservedEvent
 from ecrm.campaigns.state_store import JourneyStateStore
 
+from functions.campaigns import job_wake_journeys, on_journey_event
 from tests.integration.campaigns.conftest import TABLE, Engine
+from tests.samples import sqs_batch
 from tests.unit.campaigns.factories import welcome_journey
 
 
@@ -74,3 +79,67 @@ def test_the_cap_on_concurrent_journeys_and_reentry_after_exit(engine: Engine) -
     again = run.observe(event("CustomerCreated", "busy", 1), [first])
     assert again == [f"{first.journey_id}:active:wait"]
     assert ("journey:" + first.journey_id, "busy", "welcome.2") in engine.broadcast.messages
+
+
+def bus_body(detail_type: str, source: str, customer_id: str, event_id: str) -> str:
+    return json.dumps(
+        {
+            "id": f"eb-{event_id}",
+            "source": source,
+            "detail-type": detail_type,
+            "time": "2026-11-23T10:00:00Z",
+            "detail": {
+                "metadata": {
+                    "id": event_id,
+                    "version": "1",
+                    "correlation_id": "cor_1",
+                    "occurred_at": "2026-11-23T10:00:00Z",
+                },
+                "data": {"customer_id": customer_id},
+            },
+        }
+    )
+
+
+def test_the_bus_consumer_and_the_wake_job_drive_the_active_journeys(engine: Engine, lambda_context: Any) -> None:
+    # Given an active welcome series and a deactivated one, both triggered by CustomerCreated
+    active = engine.journeys.activate(
+        engine.journeys.create(welcome_journey(), actor="s", correlation_id=None).journey_id, correlation_id=None
+    )
+    engine.journeys.create(welcome_journey(), actor="s", correlation_id=None)
+    run = JourneyRuntime(
+        JourneyStateStore(engine.client, TABLE),
+        engine.clock,
+        broadcast=engine.broadcast,
+        facts=NoFacts(),
+        definitions=engine.store,
+    )
+
+    # When a creation arrives twice in a batch, with an event naming no customer
+    bodies = [bus_body("CustomerCreated", "ecrm.customers", "c-1", "evt_1")] * 2
+    bodies.append(
+        json.dumps(
+            {
+                "id": "x",
+                "source": "ecrm.analysis",
+                "detail-type": "AudienceBuilt",
+                "time": "2026-11-23T10:00:00Z",
+                "detail": {"data": {}},
+            }
+        )
+    )
+    response = on_journey_event.handler(sqs_batch(bodies), lambda_context, run)
+
+    # Then the customer entered the active journey once, and two days later the wake job moves them on
+    assert response == {"batchItemFailures": []}
+    assert list(engine.broadcast.messages) == [(f"journey:{active.journey_id}", "c-1", "welcome.1")]
+    engine.clock.advance(days=2)
+    assert job_wake_journeys.handler({}, lambda_context, run) == {"moved": 1}
+    assert (f"journey:{active.journey_id}", "c-1", "reminder.1") in engine.broadcast.messages
+
+    # And a customer waiting in a journey that is deactivated leaves it at the next wake
+    run.observe(event("CustomerCreated", "c-2"), [active])
+    engine.journeys.deactivate(active.journey_id, correlation_id=None)
+    engine.clock.advance(days=2)
+    assert run.wake() == 1
+    assert engine.journeys.report(active.journey_id).exited == {"completed": 1, "deactivated": 1}
