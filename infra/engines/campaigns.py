@@ -56,6 +56,18 @@ JOURNEY_EVENTS = {
     "ecrm.transactions": ["OrderPlaced", "OrderStatusChanged", "TierChanged"],
     "ecrm.analysis": ["SegmentEntered", "SegmentExited", "TraitsComputed"],
 }
+# What `functions/campaigns/on_message_event.py` counts on the campaign arms.
+MESSAGE_OUTCOMES = [
+    "MessageSent",
+    "MessageDelivered",
+    "MessageBounced",
+    "MessageComplained",
+    "MessageOpened",
+    "MessageClicked",
+    "MessageSuppressed",
+    "MessageDeferred",
+    "MessageFailed",
+]
 # Waits are coarse (hours, days, a time of day): every five minutes is precise enough.
 WAKE_SCHEDULE = "rate(5 minutes)"
 # Chunks handed to broadcast at once: the bound on a run's pace besides broadcast's own senders.
@@ -115,6 +127,25 @@ class CampaignsEngine(Construct):
             broadcast_request.grant_invoke(self.run_task.function)
 
         self._journey_runtime(foundation, env, broadcast_request)
+        self.outcomes = QueueConsumer(
+            self,
+            "MessageOutcomeConsumer",
+            foundation=foundation,
+            engine="campaigns",
+            module="on_message_event",
+            environment=env,
+            batch_size=10,
+            max_concurrency=10,
+        )
+        self._grant_table(self.outcomes.handler)
+        EventRuleToQueue(
+            self,
+            "MessageOutcomesRule",
+            foundation=foundation,
+            consumer=self.outcomes,
+            description="Broadcast's message events onto the campaign arms' counters",
+            pattern=events.EventPattern(source=["ecrm.broadcast"], detail_type=MESSAGE_OUTCOMES),
+        )
         self.runs = self._run_workflow(lake)
         self.schedule_group = scheduler.CfnScheduleGroup(self, "ScheduleGroup")
         self.schedule_role = iam.Role(

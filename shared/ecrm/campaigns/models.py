@@ -185,6 +185,7 @@ class ArmReport(Contract):
     converted: int = 0
     suppressed: int = 0
     deferred: int = 0
+    failed: int = 0
     rates: dict[str, float] = Field(default_factory=dict)
 
 

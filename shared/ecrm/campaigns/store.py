@@ -7,7 +7,9 @@ Key design (table `pk`/`sk`, TTL `expires_at`, GSI `by_kind`):
 - `CAMPAIGN#<id>` / `RUN#<run>#CHUNK#<n>`: a chunk of a run handed to broadcast. Written in one transaction
   with the ADDs to the arm counters, on the condition that it does not exist: a re-run or a resumed run
   counts each chunk once, and a chunk marked done is not handed over again.
-- `CAMPAIGN#<id>` / `ARM#<arm>`: counters of the arm (targeted, requested; the feedback adds the rest).
+- `CAMPAIGN#<id>` / `ARM#<arm>`: counters of the arm (targeted, requested; broadcast's events add the rest).
+- `CAMPAIGN#<id>` / `SEEN#<message id>#<counter>`: a message event counted (TTL `expires_at`), written with
+  the counter's increment on the condition that it does not exist: each event counts once.
 - `JOURNEY#<id>` / `JOURNEY`: the journey as JSON plus `version`; `by_kind_pk = JOURNEY`.
 - `JOURNEY#<id>` / `STATS`: entered, active, exits per reason and customers per step (counters).
 """
@@ -26,7 +28,21 @@ from ecrm.core.outbox import Outbox
 CAMPAIGN_SK = "CAMPAIGN"
 JOURNEY_SK = "JOURNEY"
 KIND_INDEX = "by_kind"
-COUNTERS = ("targeted", "requested", "sent", "delivered", "bounced", "complained", "opened", "clicked", "converted")
+COUNTERS = (
+    "targeted",
+    "requested",
+    "sent",
+    "delivered",
+    "bounced",
+    "complained",
+    "opened",
+    "clicked",
+    "converted",
+    "suppressed",
+    "deferred",
+    "failed",
+)
+OUTCOME_RETENTION_DAYS = 90
 
 
 def campaign_pk(campaign_id: str) -> str:
@@ -113,6 +129,35 @@ class CampaignStore:
                     }
                 }
             )
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def record_outcome(self, campaign_id: str, arm: str, message_id: str, counter: str, now: datetime) -> bool:
+        """Add one to the arm's `counter` for this message, once; False when it was counted before."""
+        pk = campaign_pk(campaign_id)
+        expires = int(now.timestamp()) + OUTCOME_RETENTION_DAYS * 86400
+        marker = {
+            "pk": {"S": pk},
+            "sk": {"S": f"SEEN#{message_id}#{counter}"},
+            "expires_at": {"N": str(expires)},
+        }
+        actions: list[dict[str, Any]] = [
+            {"Put": {"TableName": self.table, "Item": marker, "ConditionExpression": "attribute_not_exists(pk)"}},
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": {"pk": {"S": pk}, "sk": {"S": f"ARM#{arm}"}},
+                    "UpdateExpression": "ADD #c :one",
+                    "ExpressionAttributeNames": {"#c": counter},
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            },
+        ]
         try:
             self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:

@@ -12,6 +12,7 @@ from functools import cache
 from ecrm.broadcast.models import MessageRequest
 from ecrm.campaigns.journey_runtime import JourneyRuntime, NoFacts
 from ecrm.campaigns.models import Campaign
+from ecrm.campaigns.outcomes import CampaignOutcomes
 from ecrm.campaigns.ports import (
     EventBridgeCampaignScheduler,
     LambdaBroadcastGateway,
@@ -113,3 +114,8 @@ def journey_runtime_for(config: CampaignsConfig) -> JourneyRuntime:
         facts=NoFacts(),
         definitions=store_for(config),
     )
+
+
+@cache
+def outcomes_for(config: CampaignsConfig) -> CampaignOutcomes:
+    return CampaignOutcomes(store_for(config), SystemClock())
