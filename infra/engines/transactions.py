@@ -112,6 +112,27 @@ class TransactionsEngine(Construct):
             pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=ORDER_EVENTS),
         )
 
+        # Its part of every erasure: loyalty deleted, orders detached from the customer, then acknowledged.
+        self.erasure = QueueConsumer(
+            self,
+            "ErasureConsumer",
+            foundation=foundation,
+            engine="transactions",
+            module="on_erasure_requested",
+            environment={**env, "EVENT_BUS_NAME": foundation.bus.event_bus_name},
+            batch_size=1,
+        )
+        self._grant_table(self.erasure.handler)
+        foundation.bus.grant_put_events_to(self.erasure.handler.function)
+        EventRuleToQueue(
+            self,
+            "ErasureRequestedRule",
+            foundation=foundation,
+            consumer=self.erasure,
+            description="Erasure requests to the transactions engine",
+            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
+        )
+
         self.expiry_job = EngineFunction(
             self,
             "PointsExpiryJob",

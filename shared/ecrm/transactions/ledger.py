@@ -73,6 +73,7 @@ class Account:
     tier: str = ""
     lots: dict[str, int] = field(default_factory=dict)  # ISO day of expiry -> points earned due then
     version: int = 0  # 0: not saved yet
+    erased: bool = False  # the customer was erased: the account stays empty, late events change nothing
 
     @property
     def earliest_expiry(self) -> str | None:

@@ -309,6 +309,8 @@ class LoyaltyService:
                 if not create:
                     return False
                 account = Account(customer_id, tier=ledger.tier_for(self.rules(), 0))
+            if account.erased:
+                return False  # the customer was erased: a late event brings nothing back
             write: LedgerWrite = change(account, now)
             if write.account.tier != account.tier:
                 write.events.append(

@@ -117,6 +117,7 @@ class LoyaltyStore:
             tier=item["tier"]["S"],
             lots=json.loads(item["lots"]["S"]),
             version=int(item["version"]["N"]),
+            erased=bool(item.get("erased", {}).get("BOOL", False)),
         )
 
     def cause(self, customer_id: str, cause: str) -> tuple[dict[str, Any], int] | None:
@@ -226,6 +227,33 @@ class LoyaltyStore:
                 raise InsufficientBalance(customer_id) from exc
             raise StaleAccount(customer_id) from exc
 
+    def erase_member(self, customer_id: str) -> int:
+        """Delete the member's partition (account, causes, statement, outbox) and leave an erased account.
+
+        The erased account (balance 0, no lots, `erased`) is what a late order event finds: it changes
+        nothing, so no history grows back. Returns the items deleted.
+        """
+        pk = member_pk(customer_id)
+        keys = [
+            {"pk": item["pk"], "sk": item["sk"]}
+            for page in self.client.get_paginator("query").paginate(
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": pk}},
+                ProjectionExpression="pk, sk",
+            )
+            for item in page.get("Items", [])
+            if item["sk"]["S"] != ACCOUNT_SK
+        ]
+        for start in range(0, len(keys), 25):
+            requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+            pending: dict[str, Any] = {self.table: requests}
+            while pending:
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        tombstone = Account(customer_id, tier="", erased=True, version=1)
+        self.client.put_item(TableName=self.table, Item=self._account_item(tombstone))
+        return len(keys)
+
     def _account_item(self, account: Account) -> dict[str, Any]:
         item: dict[str, Any] = {
             "pk": {"S": member_pk(account.customer_id)},
@@ -237,6 +265,8 @@ class LoyaltyStore:
             "lots": {"S": json.dumps(account.lots, sort_keys=True)},
             "version": {"N": str(account.version)},
         }
+        if account.erased:
+            item["erased"] = {"BOOL": True}
         if account.earliest_expiry:
             item["by_expiry_pk"] = {"S": f"EXPIRY#{expiry_shard(account.customer_id)}"}
             item["by_expiry_sk"] = {"S": f"{account.earliest_expiry}#{account.customer_id}"}

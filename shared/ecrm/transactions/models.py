@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from ecrm.core.contract import Contract
+from ecrm.core.erasure import CustomerDataErased
 from ecrm.core.events import DomainEvent
 
 SOURCE = "ecrm.transactions"
@@ -317,6 +318,13 @@ class PointsExpired(DomainEvent):
     entry_id: str
     points: int
     expired_at: datetime
+
+
+class TransactionsDataErased(CustomerDataErased):
+    """The transactions engine's acknowledgement of an erasure request, from this engine's source."""
+
+    source = SOURCE
+    detail_type = "CustomerDataErased"
 
 
 class TierChanged(DomainEvent):

@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ecrm.core.events import DomainEvent
-from ecrm.core.outbox import Outbox
+from ecrm.core.outbox import OUTBOX_SORT_KEY, Outbox
 from ecrm.transactions.models import Order
 
 ORDER_SK = "ORDER"
@@ -142,6 +142,32 @@ class OrderStore:
                 }
             },
             self.outbox.put(order_pk(order.order_id), [event], correlation_id=correlation_id, now=now),
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if lost_to_another_write(exc):
+                raise StaleOrder(order.order_id) from exc
+            raise
+
+    def detach_customer(self, order: Order, *, expected_version: int) -> None:
+        """Keep the order (bookkeeping) without its customer: no customer id, out of the customer index.
+
+        Its outbox item, whose events name the customer, is deleted with it. `StaleOrder` if it changed.
+        """
+        item = self._order_item(order)
+        del item["by_customer_pk"], item["by_customer_sk"]
+        actions = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": item,
+                    "ConditionExpression": "#version = :expected",
+                    "ExpressionAttributeNames": {"#version": "version"},
+                    "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+                }
+            },
+            {"Delete": {"TableName": self.table, "Key": {"pk": item["pk"], "sk": {"S": OUTBOX_SORT_KEY}}}},
         ]
         try:
             self.client.transact_write_items(TransactItems=actions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from ecrm.core import aws
 from ecrm.core.clock import SystemClock
@@ -11,6 +12,9 @@ from ecrm.transactions.loyalty_service import LoyaltyService
 from ecrm.transactions.loyalty_store import LoyaltyStore
 from ecrm.transactions.order_service import OrderService
 from ecrm.transactions.order_store import OrderStore
+
+if TYPE_CHECKING:
+    from ecrm.transactions.erasure import TransactionsErasure
 
 
 class TransactionsConfig(FunctionConfig):
@@ -26,3 +30,11 @@ def order_service_for(config: TransactionsConfig) -> OrderService:
 @cache
 def loyalty_service_for(config: TransactionsConfig) -> LoyaltyService:
     return LoyaltyService(LoyaltyStore(aws.client("dynamodb"), config.transactions_table_name), SystemClock())
+
+
+def erasure_for(config: TransactionsConfig) -> TransactionsErasure:
+    from ecrm.transactions.erasure import TransactionsErasure
+
+    client = aws.client("dynamodb")
+    table = config.transactions_table_name
+    return TransactionsErasure(OrderStore(client, table), LoyaltyStore(client, table), SystemClock())
