@@ -108,6 +108,8 @@ class CampaignService:
             raise Conflict(f"a {campaign.status} campaign cannot be launched", reason="campaign_not_draft")
         if campaign.schedule.kind == "local_time":
             raise Conflict("sending at each recipient's local time is not available yet", reason="schedule_unsupported")
+        if campaign.auto_winner is not None:
+            raise Conflict("the auto-winner's test phase is not available yet", reason="auto_winner_unsupported")
         self.audiences.customers(campaign.audience)  # refuses an audience the run could not freeze
         if campaign.schedule.kind in ("at", "cron"):
             scheduled = self._move(campaign, "scheduled", correlation_id)
