@@ -81,6 +81,10 @@ def test_the_cap_on_concurrent_journeys_and_reentry_after_exit(engine: Engine) -
     assert ("journey:" + first.journey_id, "busy", "welcome.2") in engine.broadcast.messages
 
 
+consume: Any = on_journey_event.handler
+wake: Any = job_wake_journeys.handler
+
+
 def bus_body(detail_type: str, source: str, customer_id: str, event_id: str) -> str:
     return json.dumps(
         {
@@ -128,13 +132,13 @@ def test_the_bus_consumer_and_the_wake_job_drive_the_active_journeys(engine: Eng
             }
         )
     )
-    response = on_journey_event.handler(sqs_batch(bodies), lambda_context, run)
+    response = consume(sqs_batch(bodies), lambda_context, run)
 
     # Then the customer entered the active journey once, and two days later the wake job moves them on
     assert response == {"batchItemFailures": []}
     assert list(engine.broadcast.messages) == [(f"journey:{active.journey_id}", "c-1", "welcome.1")]
     engine.clock.advance(days=2)
-    assert job_wake_journeys.handler({}, lambda_context, run) == {"moved": 1}
+    assert wake({}, lambda_context, run) == {"moved": 1}
     assert (f"journey:{active.journey_id}", "c-1", "reminder.1") in engine.broadcast.messages
 
     # And a customer waiting in a journey that is deactivated leaves it at the next wake

@@ -14,6 +14,9 @@ from tests.integration.campaigns.test_campaign_runs import launched
 from tests.samples import sqs_batch
 
 
+consume: Any = on_message_event.handler
+
+
 def body(detail_type: str, message_id: str, source: str, step: str, status: str) -> str:
     data = {
         "message_id": message_id,
@@ -63,8 +66,8 @@ def test_each_event_counts_once_on_its_arm(engine: Engine, lambda_context: Any) 
         body("MessageSent", "m9", "journey:jny_1", "hello.1", "sent"),
     ]
     outcomes = CampaignOutcomes(engine.store, engine.clock)
-    assert on_message_event.handler(sqs_batch(bodies), lambda_context, outcomes) == {"batchItemFailures": []}
-    on_message_event.handler(sqs_batch(bodies[:3]), lambda_context, outcomes)  # the whole batch again
+    assert consume(sqs_batch(bodies), lambda_context, outcomes) == {"batchItemFailures": []}
+    consume(sqs_batch(bodies[:3]), lambda_context, outcomes)  # the whole batch again
 
     # Then each counts once on its arm, and the rates follow
     arms = {a.arm: a for a in engine.campaigns.report(campaign_id).arms}
