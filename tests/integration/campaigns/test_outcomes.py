@@ -13,7 +13,6 @@ from tests.integration.campaigns.conftest import NOW, Engine
 from tests.integration.campaigns.test_campaign_runs import launched
 from tests.samples import sqs_batch
 
-
 consume: Any = on_message_event.handler
 
 
