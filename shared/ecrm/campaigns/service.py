@@ -102,7 +102,8 @@ class CampaignService:
         """Start now, or hand the schedule to the scheduler; on a running campaign, make sure its run started."""
         campaign = self.get(campaign_id)
         if campaign.status == "running":
-            self.runs.start(campaign_id, campaign.run, campaign.attempt)
+            if campaign.schedule.kind == "now":  # a schedule's run is its own execution, started by the schedule
+                self.runs.start(campaign_id, campaign.run, campaign.attempt)
             return campaign
         if campaign.status != "draft":
             raise Conflict(f"a {campaign.status} campaign cannot be launched", reason="campaign_not_draft")
