@@ -18,26 +18,50 @@ from ecrm import __version__
 from ecrm.core.api import EngineApi
 from ecrm.core.auth import Access
 from ecrm.core.config import load_config
+from ecrm.core.errors import ConfigurationError
 from ecrm.core.observability import Observability
+from ecrm.transactions.catalog import (
+    PRODUCT_ID_PATTERN,
+    ComparePreferences,
+    ComparePreferencesIn,
+    Comparison,
+    Offer,
+    OfferIn,
+    Product,
+    ProductIn,
+    ProductWithOffers,
+    SearchResult,
+)
+from ecrm.transactions.catalog_service import CatalogService
 from ecrm.transactions.loyalty_service import LoyaltyService
 from ecrm.transactions.models import (
     CUSTOMER_ID_PATTERN,
     ORDER_ID_PATTERN,
+    PURCHASE_ID_PATTERN,
+    VENDOR_ID_PATTERN,
     LoyaltyAccount,
     LoyaltyRules,
     LoyaltyRulesIn,
     Order,
     OrderIn,
     OrderList,
+    Purchase,
+    PurchaseIn,
     Redemption,
     RedemptionIn,
     ReturnIn,
     StatusChangeIn,
+    Vendor,
+    VendorCallbackReceipt,
+    VendorIn,
 )
 from ecrm.transactions.order_service import OrderService
-from ecrm.transactions.wiring import TransactionsConfig, loyalty_service_for, order_service_for
+from ecrm.transactions.purchase_service import PurchaseService
+from ecrm.transactions.purchase_wiring import PurchaseConfig, purchase_service_for
+from ecrm.transactions.wiring import TransactionsConfig, catalog_service_for, loyalty_service_for, order_service_for
 
 config = load_config(TransactionsConfig)
+purchase_config = load_config(PurchaseConfig)
 obs = Observability(config)
 app = EngineApi(obs.logger, title="eCRM transactions API", version=__version__)
 
@@ -62,18 +86,44 @@ ReturnIdempotencyKey = Annotated[
     Header(alias="Idempotency-Key", max_length=255, description="A retry with the same value returns once"),
 ]
 ORDER_DESK = ("admin", "agent")
+PurchaseIdPath = Annotated[str, Path(pattern=PURCHASE_ID_PATTERN, description="A purchase id")]
+VendorIdPath = Annotated[str, Path(pattern=VENDOR_ID_PATTERN, description="A vendor id")]
+VendorSignature = Annotated[
+    str | None,
+    Header(
+        alias="X-Ecrm-Signature",
+        max_length=1000,
+        description='t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the vendor\'s secret>',
+    ),
+]
+VENDOR_CALLBACKS = Access.public(
+    "a vendor's callback is authenticated by its HMAC-SHA256 signature, checked in the handler"
+)
+MAX_CALLBACK_BYTES = 16_384
 PROGRAMME = ("admin", "marketer")
+ProductIdPath = Annotated[str, Path(pattern=PRODUCT_ID_PATTERN, description="A product id")]
+ProductIdQuery = Annotated[str | None, Query(pattern=PRODUCT_ID_PATTERN, description="A product id")]
+SearchText = Annotated[str, Query(min_length=1, max_length=200, description="What is needed, in words")]
+OptionalSearchText = Annotated[str | None, Query(min_length=1, max_length=200, description="What I need, in words")]
+SearchLimit = Annotated[int, Query(ge=1, le=50, description="How many products, best first")]
 
 
 @dataclass(frozen=True)
 class Deps:
     orders: OrderService
     loyalty: LoyaltyService
+    purchases: PurchaseService | None = None
+    catalog: CatalogService | None = None
 
 
 @cache
 def default_deps() -> Deps:
-    return Deps(order_service_for(config), loyalty_service_for(config))
+    return Deps(
+        order_service_for(config),
+        loyalty_service_for(config),
+        purchases=purchase_service_for(purchase_config),
+        catalog=catalog_service_for(config),
+    )
 
 
 def deps() -> Deps:
@@ -178,6 +228,131 @@ def get_loyalty_rules() -> LoyaltyRules:
 )
 def set_loyalty_rules(body: LoyaltyRulesIn) -> tuple[LoyaltyRules, int]:
     return deps().loyalty.set_rules(body, actor=app.principal().actor), 201
+
+
+# -- brokered purchases ---------------------------------------------------------------------------------------
+def purchases() -> PurchaseService:
+    service = deps().purchases
+    if service is None:
+        raise ConfigurationError("this function was built without the purchase service")
+    return service
+
+
+@app.post(
+    "/me/purchases",
+    access=Access.customer(),
+    summary="Buy a product from a vendor of a comparison (202: brokered in the background; follow its status)",
+    responses={
+        202: {"description": "Accepted: reserving, paying, awaiting the vendor's confirmation"},
+        200: {"description": "Requested before with this key and body"},
+        404: {"description": "The vendor has no offer for the product"},
+        409: {"description": "Out of stock, or the vendor takes no brokered purchases"},
+        422: {"description": "The key was used with another body"},
+    },
+)
+def request_purchase(body: PurchaseIn, idempotency_key: IdempotencyKey) -> tuple[Purchase, int]:
+    purchase, created = purchases().request(app.customer_id(), body, idempotency_key=idempotency_key)
+    return purchase, 202 if created else 200
+
+
+@app.get(
+    "/me/purchases/<purchase_id>",
+    access=Access.customer(),
+    summary="My brokered purchase: where it is, the order it became, or why it failed and what was undone",
+)
+def get_my_purchase(purchase_id: PurchaseIdPath) -> Purchase:
+    return purchases().get_for_customer(app.customer_id(), purchase_id)
+
+
+@app.put(
+    "/vendors/<vendor_id>",
+    access=Access.staff("admin"),
+    summary="Register a vendor for brokered purchases: its HTTPS endpoint and signing secret (never returned)",
+)
+def register_vendor(vendor_id: VendorIdPath, body: VendorIn) -> Vendor:
+    return purchases().register_vendor(vendor_id, body)
+
+
+@app.post(
+    "/vendors/<vendor_id>/callbacks",
+    access=VENDOR_CALLBACKS,
+    summary="A vendor confirms or refuses a purchase (signed: a missing, stale or wrong signature is a 401 problem; "
+    "a replay changes nothing)",
+    description="404 when the vendor has no such purchase; 409 when the purchase no longer awaits an answer "
+    "(the wait timed out and it is being compensated, or it was answered the other way).",
+    responses={200: {"description": "Taken, or a replay of an answer taken before (`replayed`)"}},
+)
+def vendor_callback(vendor_id: VendorIdPath, signature: VendorSignature = None) -> VendorCallbackReceipt:
+    return purchases().vendor_callback(vendor_id, app.body_bytes(limit=MAX_CALLBACK_BYTES), signature)
+
+
+# -- catalogue and comparison -----------------------------------------------------------------------------------
+def catalog() -> CatalogService:
+    service = deps().catalog
+    if service is None:
+        raise ConfigurationError("the catalogue service is not wired into this function")
+    return service
+
+
+@app.post(
+    "/catalog/products",
+    access=Access.staff(*PROGRAMME),
+    summary="Add a product (201), or replace the one with its product_id (200), keeping its offers",
+    responses={201: {"description": "Added"}, 200: {"description": "Replaced"}},
+)
+def save_product(body: ProductIn) -> tuple[Product, int]:
+    product, created = catalog().save_product(body)
+    return product, 201 if created else 200
+
+
+@app.get("/catalog/products/<product_id>", access=Access.staff(), summary="A product with every vendor's offer for it")
+def get_product(product_id: ProductIdPath) -> ProductWithOffers:
+    return catalog().product(product_id)
+
+
+@app.post(
+    "/catalog/products/<product_id>/offers",
+    access=Access.staff(*PROGRAMME),
+    summary="A vendor's offer for the product (201), replacing that vendor's last one (200)",
+    responses={201: {"description": "Added"}, 200: {"description": "Replaced"}, 409: {"description": "Sku taken"}},
+)
+def save_offer(product_id: ProductIdPath, body: OfferIn) -> tuple[Offer, int]:
+    offer, created = catalog().save_offer(product_id, body)
+    return offer, 201 if created else 200
+
+
+@app.get("/catalog/search", access=Access.staff(), summary="Products matching a need in words, best first")
+def search_catalog(q: SearchText, limit: SearchLimit = 10) -> SearchResult:
+    return catalog().search(q, limit)
+
+
+@app.get("/me/catalog/search", access=Access.customer(), summary="Products matching what I need, best first")
+def search_catalog_as_customer(q: SearchText, limit: SearchLimit = 10) -> SearchResult:
+    return catalog().search(q, limit)
+
+
+@app.get(
+    "/me/compare",
+    access=Access.customer(),
+    summary="Every vendor's offer for a product (product=) or for what I need (q=), ranked by what I value, "
+    "each rank with its reasons",
+)
+def compare_offers(product: ProductIdQuery = None, q: OptionalSearchText = None) -> Comparison:
+    return catalog().compare(app.customer_id(), product_id=product, query=q)
+
+
+@app.get("/me/compare/preferences", access=Access.customer(), summary="What I said I value when comparing offers")
+def get_compare_preferences() -> ComparePreferences:
+    return catalog().preferences(app.customer_id())
+
+
+@app.put(
+    "/me/compare/preferences",
+    access=Access.customer(),
+    summary="Say what I value when comparing offers: price, speed or balanced, favourite vendors, a currency",
+)
+def set_compare_preferences(body: ComparePreferencesIn) -> ComparePreferences:
+    return catalog().set_preferences(app.customer_id(), body)
 
 
 @obs.entrypoint()

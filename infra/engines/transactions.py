@@ -4,12 +4,12 @@ loyalty consumer of order events, and the daily points expiry (ADR 13).
 Order events also reach the lake's `order_lines` table (signed rows: a return or a refund is never a
 purchase). The table streams its changes for the relay (ADR 11) and has two indexes: a customer's orders
 (`by_customer`) and the loyalty accounts with points due to expire (`by_expiry`). The catalogue and the
-brokered-purchase saga will be added here as constructs of their own.
+brokered-purchase saga (`infra/constructs/purchase_saga.py`, ADR 14) is a construct of its own.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from constructs import Construct
@@ -23,8 +23,10 @@ from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
 from infra.constructs.nag import acknowledge
 from infra.constructs.outbox_relay import OutboxRelay
+from infra.constructs.purchase_saga import DEFAULT_CONFIRMATION_TIMEOUT, PurchaseSaga
 from infra.constructs.scheduled_job import ScheduledJob
 
+VENDOR_CALLBACKS = "a vendor's callback is authenticated by its HMAC-SHA256 signature, checked in the handler"
 ROUTES = (
     ApiRoute("POST", "/orders"),
     ApiRoute("GET", "/orders/{order_id}"),
@@ -37,7 +39,21 @@ ROUTES = (
     ApiRoute("GET", "/customers/{customer_id}/loyalty"),
     ApiRoute("GET", "/loyalty/rules"),
     ApiRoute("POST", "/loyalty/rules"),
+    ApiRoute("POST", "/catalog/products"),
+    ApiRoute("GET", "/catalog/products/{product_id}"),
+    ApiRoute("POST", "/catalog/products/{product_id}/offers"),
+    ApiRoute("GET", "/catalog/search"),
+    ApiRoute("GET", "/me/catalog/search"),
+    ApiRoute("GET", "/me/compare"),
+    ApiRoute("GET", "/me/compare/preferences"),
+    ApiRoute("PUT", "/me/compare/preferences"),
+    ApiRoute("POST", "/me/purchases"),
+    ApiRoute("GET", "/me/purchases/{purchase_id}"),
+    ApiRoute("PUT", "/vendors/{vendor_id}"),
+    ApiRoute("POST", "/vendors/{vendor_id}/callbacks", public=True, public_because=VENDOR_CALLBACKS),
 )
+# The payment double declines charges from this amount on (minor units): how tests and demos see a decline.
+PAYMENT_DOUBLE_DECLINE_FROM_MINOR = 1_000_000
 # What `functions/transactions/on_order_event.py` accepts.
 ORDER_EVENTS = ["OrderPlaced", "OrderStatusChanged", "OrderReturned"]
 # Just after midnight UTC: a day's lots are due from its start.
@@ -64,6 +80,7 @@ class TransactionsEngine(Construct):
             self, "Api", foundation=foundation, engine="transactions", routes=ROUTES, environment=env
         )
         self._grant_table(self.api.handler)
+        self._purchase_saga(foundation, env)
 
         self.loyalty = QueueConsumer(
             self,
@@ -152,6 +169,41 @@ class TransactionsEngine(Construct):
             description="Loyalty points expire daily, 12 months rolling by default",
             function=self.expiry_job.function,
         )
+
+    def _purchase_saga(self, foundation: Foundation, env: dict[str, str]) -> None:
+        """The brokered-purchase saga (ADR 14); the API starts its executions and answers their task tokens."""
+        context = self.node.try_get_context
+        timeout = Duration.seconds(
+            int(context("ecrm:purchaseConfirmationTimeoutSeconds") or DEFAULT_CONFIRMATION_TIMEOUT.to_seconds())
+        )
+        base_url = context("ecrm:purchaseCallbackBaseUrl") or (
+            f"https://{foundation.api.rest_api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}/{foundation.settings.stage}"
+        )
+        purchase_env = {
+            **env,
+            "PURCHASE_CALLBACK_BASE_URL": str(base_url),
+            "PAYMENT_PROVIDER": "double",
+            "PAYMENT_DOUBLE_DECLINE_FROM_MINOR": str(
+                context("ecrm:paymentDoubleDeclineFromMinor") or PAYMENT_DOUBLE_DECLINE_FROM_MINOR
+            ),
+        }
+        self.purchase_saga = PurchaseSaga(
+            self,
+            "PurchaseSaga",
+            settings=foundation.settings,
+            layers=[foundation.common_layer],
+            table=self.table,
+            environment=purchase_env,
+            confirmation_timeout=timeout,
+        )
+        machine = self.purchase_saga.state_machine
+        api = self.api.handler.function
+        for name, value in purchase_env.items():
+            api.add_environment(name, value)
+        api.add_environment("PURCHASE_STATE_MACHINE_ARN", machine.state_machine_arn)
+        machine.grant_start_execution(api)
+        machine.grant_task_response(api)
+        machine.grant_task_response(self.purchase_saga.functions["confirm_request"].function)
 
     def _grant_table(self, function: EngineFunction) -> None:
         self.table.grant_read_write_data(function.function)

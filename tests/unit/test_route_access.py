@@ -27,6 +27,7 @@ ID_PREFIXES = {
     "segment_id": "seg_",
     "audience_id": "aud_",
     "offer_id": "off_",
+    "product_id": "prd_",
     "template_id": "tpl_",
     "source_id": "src_",
     "import_id": "imp_",
@@ -38,8 +39,9 @@ ID_PREFIXES = {
     "order_id": "ord_",
     "campaign_id": "cmp_",
     "journey_id": "jny_",
+    "purchase_id": "pur_",
 }
-PATH_VALUES = {"channel": "email", "purpose": "marketing", "address": "someone@example.com"}
+PATH_VALUES = {"channel": "email", "purpose": "marketing", "address": "someone@example.com", "vendor_id": "acme"}
 
 
 def engine_api(engine: str) -> ModuleType:

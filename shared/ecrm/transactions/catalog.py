@@ -16,12 +16,10 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from ecrm.core.contract import Contract
-from ecrm.transactions.models import Category, Currency, MinorUnits, ShortText, Sku
+from ecrm.transactions.models import Category, Currency, MinorUnits, ShortText, Sku, VendorId
 
 PRODUCT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-VENDOR_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 ProductId = Annotated[str, StringConstraints(pattern=PRODUCT_ID_PATTERN)]
-VendorId = Annotated[str, StringConstraints(pattern=VENDOR_ID_PATTERN)]
 AttributeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 AttributeValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Priority = Literal["price", "speed", "balanced"]

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from ecrm.core import aws
 from ecrm.core.clock import SystemClock
 from ecrm.core.config import FunctionConfig
+from ecrm.transactions.catalog_service import CatalogService
+from ecrm.transactions.catalog_store import CatalogStore
 from ecrm.transactions.loyalty_service import LoyaltyService
 from ecrm.transactions.loyalty_store import LoyaltyStore
 from ecrm.transactions.order_service import OrderService
@@ -38,3 +40,11 @@ def erasure_for(config: TransactionsConfig) -> TransactionsErasure:
     client = aws.client("dynamodb")
     table = config.transactions_table_name
     return TransactionsErasure(OrderStore(client, table), LoyaltyStore(client, table), SystemClock())
+
+
+@cache
+def catalog_service_for(config: TransactionsConfig) -> CatalogService:
+    """The catalogue, reading a customer's orders through the order service to learn what they value."""
+    return CatalogService(
+        CatalogStore(aws.client("dynamodb"), config.transactions_table_name), order_service_for(config), SystemClock()
+    )
