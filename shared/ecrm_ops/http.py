@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +21,22 @@ class HttpResult:
     body: Any
 
 
-def http(method: str, url: str, *, token: str | None = None, body: Any = None, timeout: float = 30) -> HttpResult:
+def http(
+    method: str,
+    url: str,
+    *,
+    token: str | None = None,
+    body: Any = None,
+    timeout: float = 30,
+    headers: Mapping[str, str] | None = None,
+) -> HttpResult:
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - 127.0.0.1 only
     request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", token)
+    for name, value in (headers or {}).items():  # Idempotency-Key, a vendor's signature, ...
+        request.add_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             status, headers, raw = response.status, dict(response.headers), response.read()

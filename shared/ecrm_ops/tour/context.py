@@ -34,8 +34,16 @@ class TourContext:
             self.tokens[key] = issue_token(group=group, customer_id=customer_id, state=self.cloud.state)
         return self.tokens[key]
 
-    def call(self, method: str, path: str, *, token: str | None = None, body: Any = None) -> HttpResult:
-        return http(method, self.api + path, token=token, body=body)
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> HttpResult:
+        return http(method, self.api + path, token=token, body=body, headers=headers)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,22 @@ from ecrm_ops.tour.context import TourContext
 HISTORY_CATEGORIES_SOURCE = "erp-history"
 HISTORY_PRODUCTS_PER_CATEGORY = 5
 HISTORY_TASTE_SHARE = 0.6  # orders at the customer's own shelf position in the category, the rest at bestsellers
+# The backfill's products by category (ecrm_ops.analysis.synthetic.CATEGORIES), best sellers first.
+HISTORY_PRODUCT_NAMES = {
+    "beauty": ("Face serum", "Lip balm", "Hand cream", "Sun lotion", "Eau de toilette"),
+    "books": ("Travel guide", "Cookbook", "Crime novel", "Field guide", "Road atlas"),
+    "electronics": ("Headphones", "Power bank", "E-reader", "Smart watch", "Action camera"),
+    "fashion": ("Wool scarf", "Linen shirt", "Leather belt", "Rain hat", "Denim jacket"),
+    "home": ("Scented candle", "Throw blanket", "Coffee grinder", "Desk lamp", "Linen towels"),
+    "shoes": ("Running shoes", "Trail shoes", "Sandals", "Leather boots", "Slippers"),
+    "sports": ("Yoga mat", "Water bottle", "Resistance bands", "Tennis balls", "Cycling gloves"),
+    "toys": ("Jigsaw puzzle", "Building blocks", "Plush bear", "Kite", "Board game"),
+}
+
+
+def history_product_price(category: str, shelf: int) -> float:
+    """What the catalogue asks for a history product (EUR): the personalization step lists it, the orders pay it."""
+    return round(9.5 + 7.25 * (shelf + len(category)), 2)
 
 
 def history_product_id(category: str, shelf: int) -> str:

@@ -15,19 +15,13 @@ from typing import Any
 from ecrm.core.vocabulary import CHANNELS
 
 from ecrm_ops.tour.context import Step, TourContext, expect, queue_drained, wait_for
-from ecrm_ops.tour.order_history import HISTORY_PRODUCTS_PER_CATEGORY, history_product_id
+from ecrm_ops.tour.order_history import (
+    HISTORY_PRODUCT_NAMES,
+    HISTORY_PRODUCTS_PER_CATEGORY,
+    history_product_id,
+    history_product_price,
+)
 
-# The backfill's products by category (ecrm_ops.analysis.synthetic.CATEGORIES), best sellers first.
-HISTORY_PRODUCT_NAMES = {
-    "beauty": ("Face serum", "Lip balm", "Hand cream", "Sun lotion", "Eau de toilette"),
-    "books": ("Travel guide", "Cookbook", "Crime novel", "Field guide", "Road atlas"),
-    "electronics": ("Headphones", "Power bank", "E-reader", "Smart watch", "Action camera"),
-    "fashion": ("Wool scarf", "Linen shirt", "Leather belt", "Rain hat", "Denim jacket"),
-    "home": ("Scented candle", "Throw blanket", "Coffee grinder", "Desk lamp", "Linen towels"),
-    "shoes": ("Running shoes", "Trail shoes", "Sandals", "Leather boots", "Slippers"),
-    "sports": ("Yoga mat", "Water bottle", "Resistance bands", "Tennis balls", "Cycling gloves"),
-    "toys": ("Jigsaw puzzle", "Building blocks", "Plush bear", "Kite", "Board game"),
-}
 PROFILING_DENIED = " or ".join(f"coalesce(c_{channel}_profiling, '') = 'denied'" for channel in CHANNELS)
 LATEST_PROFILES = (
     "select customer_id, t_rfm_segment, t_churn_risk from (select *, row_number() over "  # noqa: S608 - constants
@@ -52,7 +46,7 @@ def catalogue() -> list[dict[str, Any]]:
             "item_id": history_product_id(category, shelf),
             "name": name,
             "category": category,
-            "price": round(9.5 + 7.25 * (shelf + len(category)), 2),
+            "price": history_product_price(category, shelf),
             "currency": "EUR",
         }
         for category, names in HISTORY_PRODUCT_NAMES.items()

@@ -12,10 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ecrm_ops.local_cloud import print_banner, run_until_interrupted, start_cloud
-from ecrm_ops.tour import analysis, collect, customers, personalization, platform
+from ecrm_ops.tour import analysis, collect, customers, personalization, platform, transactions
 from ecrm_ops.tour.context import Step, TourContext
 
-TOUR: list[Step] = [*platform.STEPS, *customers.STEPS, *collect.STEPS, *analysis.STEPS, *personalization.STEPS]
+TOUR: list[Step] = [
+    *platform.STEPS,
+    *customers.STEPS,
+    *collect.STEPS,
+    *analysis.STEPS,
+    *personalization.STEPS,
+    *transactions.STEPS,
+]
 
 
 def run_tour(ctx: TourContext, echo: Callable[[str], None] = print) -> int:
