@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -80,6 +81,20 @@ class PurchaseSaga(Construct):
             comment="Brokered purchase: reserve, charge, vendor confirmation by callback, complete; or compensate",
         )
         self.state_machine = self.workflow.state_machine
+        # A retried confirmation request may find the vendor's answer already in and answer its new token itself.
+        # A policy of its own: the role's default policy is what the function waits for, and the state machine
+        # waits for the function, so granting there would be a circular dependency.
+        iam.Policy(
+            self,
+            "ConfirmRequestAnswersTokens",
+            roles=[self.functions["confirm_request"].role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+                    resources=[self.state_machine.state_machine_arn],
+                )
+            ],
+        )
         self.workflow.acknowledge_invokes(*(f.function for f in self.functions.values()))
         table_id = Stack.of(self).get_logical_id(table.node.default_child)  # type: ignore[arg-type]
         for function in self.functions.values():

@@ -203,7 +203,6 @@ class TransactionsEngine(Construct):
         api.add_environment("PURCHASE_STATE_MACHINE_ARN", machine.state_machine_arn)
         machine.grant_start_execution(api)
         machine.grant_task_response(api)
-        machine.grant_task_response(self.purchase_saga.functions["confirm_request"].function)
 
     def _grant_table(self, function: EngineFunction) -> None:
         self.table.grant_read_write_data(function.function)
