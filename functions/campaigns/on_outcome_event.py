@@ -1,4 +1,5 @@
-"""Broadcast's message events into the campaign arms' counters (the report's sent, delivered, opened...)."""
+"""What follows a campaign into its arms' counters: broadcast's message events (sent, delivered, opened...)
+and orders placed (conversions within the attribution window)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
 from ecrm.core.events import DomainEvent
 from ecrm.core.observability import Observability
+from ecrm.transactions.models import OrderPlaced
 
 ACCEPTED: list[type[DomainEvent]] = [
     MessageSent,
@@ -33,6 +35,7 @@ ACCEPTED: list[type[DomainEvent]] = [
     MessageSuppressed,
     MessageDeferred,
     MessageFailed,
+    OrderPlaced,
 ]
 config = load_config(CampaignsConfig)
 obs = Observability(config)
@@ -44,6 +47,10 @@ def handler(event: dict[str, Any], context: LambdaContext, injected: CampaignOut
     outcomes = injected or outcomes_for(config)
 
     def on_event(received: ReceivedEvent[Any]) -> None:
-        outcomes.record(received.detail_type, received.data)
+        data = received.data
+        if isinstance(data, OrderPlaced):
+            outcomes.convert(data.customer_id, data.order_id, data.total_minor, data.placed_at)
+        else:
+            outcomes.record(received.detail_type, data)
 
     return consumer(event, context, on_event)

@@ -56,7 +56,7 @@ JOURNEY_EVENTS = {
     "ecrm.transactions": ["OrderPlaced", "OrderStatusChanged", "TierChanged"],
     "ecrm.analysis": ["SegmentEntered", "SegmentExited", "TraitsComputed"],
 }
-# What `functions/campaigns/on_message_event.py` counts on the campaign arms.
+# What `functions/campaigns/on_outcome_event.py` counts on the campaign arms (and OrderPlaced, conversions).
 MESSAGE_OUTCOMES = [
     "MessageSent",
     "MessageDelivered",
@@ -129,10 +129,10 @@ class CampaignsEngine(Construct):
         self._journey_runtime(foundation, env, broadcast_request)
         self.outcomes = QueueConsumer(
             self,
-            "MessageOutcomeConsumer",
+            "OutcomeConsumer",
             foundation=foundation,
             engine="campaigns",
-            module="on_message_event",
+            module="on_outcome_event",
             environment=env,
             batch_size=10,
             max_concurrency=10,
@@ -145,6 +145,14 @@ class CampaignsEngine(Construct):
             consumer=self.outcomes,
             description="Broadcast's message events onto the campaign arms' counters",
             pattern=events.EventPattern(source=["ecrm.broadcast"], detail_type=MESSAGE_OUTCOMES),
+        )
+        EventRuleToQueue(
+            self,
+            "ConversionsRule",
+            foundation=foundation,
+            consumer=self.outcomes,
+            description="Orders placed, attributed to the campaigns launched within the window before them",
+            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=["OrderPlaced"]),
         )
         self.runs = self._run_workflow(lake)
         self.schedule_group = scheduler.CfnScheduleGroup(self, "ScheduleGroup")

@@ -186,6 +186,7 @@ class ArmReport(Contract):
     suppressed: int = 0
     deferred: int = 0
     failed: int = 0
+    revenue_minor: int = 0
     rates: dict[str, float] = Field(default_factory=dict)
 
 

@@ -1,16 +1,27 @@
-"""Broadcast's message events counted per campaign arm, for the report (sent, delivered, opened...).
+"""What happened after a campaign, counted per arm for its report: broadcast's message events (sent,
+delivered, opened...) and conversions (an order within the attribution window after the launch).
 
 A campaign message's source is `campaign:<id>` and its step `r<run>.<arm>` (`runs.message_step`), so the
 event alone names the counter to move. Each (message, event type) is counted once: a marker item is
 written with the counter's increment in one conditional transaction, and a redelivered event finds it.
 Opens and clicks count once per message however often the customer opens.
+
+A conversion is a recipient's first order within `ATTRIBUTION_WINDOW` of a campaign's launch, counted on
+the recipient's arm, the holdout included (that is what lift compares). The arm is recomputed from the hash
+(`assignment`), so nothing is stored per recipient at send time; a listed audience is checked for the
+customer, and later orders of the same customer count once (`revenue_minor` adds each order's total).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from ecrm.broadcast.models import MessageEvent
+from ecrm.campaigns.assignment import arms_of, assign
 from ecrm.campaigns.store import CampaignStore
 from ecrm.core.clock import Clock
+
+ATTRIBUTION_WINDOW = timedelta(days=7)
 
 COUNTED = {
     "MessageSent": "sent",
@@ -47,3 +58,22 @@ class CampaignOutcomes:
             return False
         campaign_id, arm = where
         return self.store.record_outcome(campaign_id, arm, event.message_id, counter, self.clock.now())
+
+    def convert(self, customer_id: str, order_id: str, total_minor: int, placed_at: datetime) -> list[str]:
+        """Attribute an order to every campaign launched within the window whose audience holds the customer."""
+        counted = []
+        after: str | None = None
+        while True:
+            page, after = self.store.campaigns(100, after)
+            for campaign in page:
+                launched = campaign.launched_at
+                if launched is None or not launched <= placed_at <= launched + ATTRIBUTION_WINDOW:
+                    continue
+                if customer_id not in campaign.audience.customer_ids:
+                    continue
+                arm = assign(campaign.campaign_id, customer_id, arms_of(campaign))
+                if self.store.record_conversion(campaign.campaign_id, arm, customer_id, order_id, total_minor):
+                    counted.append(f"{campaign.campaign_id}:{arm}")
+            # the list is newest first: once a page starts before the window, older pages are too
+            if after is None or (page and page[-1].created_at < placed_at - ATTRIBUTION_WINDOW):
+                return counted

@@ -10,6 +10,8 @@ Key design (table `pk`/`sk`, TTL `expires_at`, GSI `by_kind`):
 - `CAMPAIGN#<id>` / `ARM#<arm>`: counters of the arm (targeted, requested; broadcast's events add the rest).
 - `CAMPAIGN#<id>` / `SEEN#<message id>#<counter>`: a message event counted (TTL `expires_at`), written with
   the counter's increment on the condition that it does not exist: each event counts once.
+- `CAMPAIGN#<id>` / `ORDER#<order id>` and `CONVERTED#<customer>`: an attributed order (its revenue added
+  once) and a converted recipient (counted once), each written with its increment.
 - `JOURNEY#<id>` / `JOURNEY`: the journey as JSON plus `version`; `by_kind_pk = JOURNEY`.
 - `JOURNEY#<id>` / `STATS`: entered, active, exits per reason and customers per step (counters).
 """
@@ -41,6 +43,7 @@ COUNTERS = (
     "suppressed",
     "deferred",
     "failed",
+    "revenue_minor",
 )
 OUTCOME_RETENTION_DAYS = 90
 
@@ -165,6 +168,47 @@ class CampaignStore:
                 return False
             raise
         return True
+
+    def record_conversion(self, campaign_id: str, arm: str, customer_id: str, order_id: str, total_minor: int) -> bool:
+        """Add the order's revenue to the arm, and count the customer converted on their first order; each
+        once, in one transaction. False when the order was counted before."""
+        pk = campaign_pk(campaign_id)
+        for _ in range(3):  # a concurrent first order of the same customer makes the second read again
+            first = self._get(pk, f"CONVERTED#{customer_id}") is None
+            actions: list[dict[str, Any]] = [
+                self._marker(pk, f"ORDER#{order_id}"),
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": {"S": pk}, "sk": {"S": f"ARM#{arm}"}},
+                        "UpdateExpression": "ADD revenue_minor :r" + (", converted :one" if first else ""),
+                        "ExpressionAttributeValues": {
+                            ":r": {"N": str(total_minor)},
+                            **({":one": {"N": "1"}} if first else {}),
+                        },
+                    }
+                },
+            ]
+            if first:
+                actions.append(self._marker(pk, f"CONVERTED#{customer_id}"))
+            try:
+                self.client.transact_write_items(TransactItems=actions)
+                return True
+            except ClientError as exc:
+                if not condition_failed(exc):
+                    raise
+                if self._get(pk, f"ORDER#{order_id}") is not None:
+                    return False  # this order was counted before
+        raise RuntimeError(f"the conversion of {customer_id} on {campaign_id} kept conflicting")
+
+    def _marker(self, pk: str, sk: str) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": {"pk": {"S": pk}, "sk": {"S": sk}},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
 
     # -- journeys --------------------------------------------------------------------------------------------
     def journey(self, journey_id: str) -> Journey | None:

@@ -4,16 +4,21 @@ sources' messages left alone; the report's rates read the counts."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
+import pytest
+from ecrm.campaigns.assignment import arms_of, assign, unit_point
+from ecrm.campaigns.models import HOLDOUT
 from ecrm.campaigns.outcomes import CampaignOutcomes, campaign_arm
 
-from functions.campaigns import on_message_event
+from functions.campaigns import on_outcome_event
 from tests.integration.campaigns.conftest import NOW, Engine
 from tests.integration.campaigns.test_campaign_runs import launched
 from tests.samples import sqs_batch
+from tests.unit.campaigns.factories import EMAIL, campaign_in
 
-consume: Any = on_message_event.handler
+consume: Any = on_outcome_event.handler
 
 
 def body(detail_type: str, message_id: str, source: str, step: str, status: str) -> str:
@@ -80,3 +85,47 @@ def test_only_campaign_steps_name_an_arm() -> None:
     assert campaign_arm("campaign:cmp_1", "r2.b") == ("cmp_1", "b")
     assert campaign_arm("journey:jny_1", "r1.a") is None
     assert campaign_arm("campaign:cmp_1", "0") is None
+
+
+def converted_by_hash(customer_id: str, rate: float) -> bool:
+    return unit_point("bench-conversion", customer_id) < rate
+
+
+@pytest.mark.parametrize(("treated_rate", "control_rate", "significant"), [(0.15, 0.05, True), (0.08, 0.08, False)])
+def test_a_planted_conversion_effect_shows_as_significant_lift_and_none_does_not(
+    engine: Engine, treated_rate: float, control_rate: float, significant: bool
+) -> None:
+    # Given a campaign of 1,000 (90% treated, 10% holdout) launched now
+    audience = [f"cust-{i:05d}" for i in range(1000)]
+    campaign = engine.campaigns.create(
+        campaign_in(
+            audience={"customer_ids": audience},
+            variants=[{"key": "a", "share": 90, "content": EMAIL}],
+            holdout_share=10,
+        ),
+        actor="staff-1",
+        correlation_id=None,
+    )
+    engine.campaigns.launch(campaign.campaign_id, correlation_id=None)
+    arms = arms_of(engine.campaigns.get(campaign.campaign_id))
+    engine.execute(campaign.campaign_id, 1)
+
+    # When the treated buy at one rate and the holdout at another, within the window (one order twice)
+    outcomes = CampaignOutcomes(engine.store, engine.clock)
+    placed = NOW + timedelta(days=2)
+    for customer in audience:
+        rate = control_rate if assign(campaign.campaign_id, customer, arms) == HOLDOUT else treated_rate
+        if converted_by_hash(customer, rate):
+            outcomes.convert(customer, f"ord-{customer}", 1000, placed)
+            outcomes.convert(customer, f"ord-{customer}", 1000, placed)
+    outcomes.convert(audience[0], "ord-late", 1000, NOW + timedelta(days=30))  # outside the window
+    outcomes.convert("cust-stranger", "ord-x", 1000, placed)  # not in the audience
+
+    # Then the report's lift says so, and each order counted once
+    report = engine.campaigns.report(campaign.campaign_id)
+    lift = report.lift[0]
+    assert lift.significant is significant
+    by_arm = {a.arm: a for a in report.arms}
+    assert sum(a.converted for a in report.arms) * 1000 == sum(a.revenue_minor for a in report.arms)
+    assert abs(lift.treated_rate - treated_rate) < 0.03
+    assert by_arm["a"].rates["conversion"] == pytest.approx(lift.treated_rate, abs=1e-6)
