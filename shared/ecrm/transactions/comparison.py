@@ -135,8 +135,8 @@ class _Context:
         self.weights = profile.weights.model_dump()
         self.bought = profile.purchases_by_vendor
         self.favourites = set(profile.stated.favourite_vendors) if profile.stated else set()
-        self.prices = [o.price_minor for o in offers]
-        self.days = [o.delivery_days for o in offers]
+        self.prices = _Range([o.price_minor for o in offers])
+        self.days = _Range([o.delivery_days for o in offers])
         in_stock = [o for o in offers if o.stock > 0]
         self.stocked_prices = sorted(o.price_minor for o in in_stock)
         self.fastest = min((o.delivery_days for o in in_stock), default=None)
@@ -150,8 +150,8 @@ class _Context:
 
     def _qualities(self, offer: Offer) -> dict[str, float]:
         return {
-            "price": _spread(offer.price_minor, self.prices),
-            "speed": _spread(offer.delivery_days, self.days),
+            "price": self.prices.lowness(offer.price_minor),
+            "speed": self.days.lowness(offer.delivery_days),
             "rating": float(offer.vendor_rating) / 5,
             "returns": min(offer.return_days, RETURNS_HORIZON_DAYS) / RETURNS_HORIZON_DAYS,
             "vendor": self.affinity(offer.vendor_id),
@@ -197,7 +197,8 @@ class _Context:
     def _speed_reason(self, offer: Offer) -> str:
         days = offer.delivery_days
         when = "arrives today" if days == 0 else f"arrives in {days} day{'s' if days != 1 else ''}"
-        return f"{when}, the fastest" if offer.stock and days == self.fastest and len(set(self.days)) > 1 else when
+        fastest = offer.stock and days == self.fastest and self.days.low != self.days.high
+        return f"{when}, the fastest" if fastest else when
 
     def _vendor_reason(self, vendor_id: str) -> str | None:
         if vendor_id in self.favourites:
@@ -208,10 +209,13 @@ class _Context:
         return "you bought from this vendor once" if times == 1 else f"you bought from this vendor {times} times"
 
 
-def _spread(value: int, values: Sequence[int]) -> float:
-    """1 for the lowest of `values`, 0 for the highest, linear between; 1 when they are all equal."""
-    low, high = min(values), max(values)
-    return 1.0 if high == low else (high - value) / (high - low)
+class _Range:
+    def __init__(self, values: Sequence[int]) -> None:
+        self.low, self.high = min(values), max(values)
+
+    def lowness(self, value: int) -> float:
+        """1 for the lowest value, 0 for the highest, linear between; 1 when they are all equal."""
+        return 1.0 if self.high == self.low else (self.high - value) / (self.high - self.low)
 
 
 def _money(minor: int, currency: str) -> str:
