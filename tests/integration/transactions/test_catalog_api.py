@@ -69,7 +69,10 @@ def stock_the_kettle(call: Api) -> None:
     assert call("POST", "/catalog/products", body=KETTLE)[0] == 201
     for vendor, price, days in (("cheapco", 2590, 5), ("quickco", 3000, 1)):
         status, saved = call(
-            "POST", "/catalog/products/{product_id}/offers", path={"product_id": "kettle-1"}, body=offer(vendor, price, days)
+            "POST",
+            "/catalog/products/{product_id}/offers",
+            path={"product_id": "kettle-1"},
+            body=offer(vendor, price, days),
         )
         assert status == 201
         assert saved["sku"] == f"kettle-1.{vendor}"
@@ -81,7 +84,9 @@ def test_marketers_stock_the_catalogue_and_a_customer_compares_with_reasons(call
     path = {"product_id": "kettle-1"}
     assert call("POST", "/catalog/products/{product_id}/offers", path=path, body=offer("cheapco", 2590, 5))[0] == 200
     # When the customer says price matters and asks for a kettle in words
-    status, preferences = call("PUT", "/me/compare/preferences", body={"priority": "price"}, groups=None, customer_id=CUSTOMER)
+    status, preferences = call(
+        "PUT", "/me/compare/preferences", body={"priority": "price"}, groups=None, customer_id=CUSTOMER
+    )
     assert (status, preferences["priority"]) == (200, "price")
     status, comparison = call("GET", "/me/compare", query={"q": "electric kettle"}, groups=None, customer_id=CUSTOMER)
     # Then the cheapest ranks first and says by how much
