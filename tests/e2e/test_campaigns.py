@@ -84,3 +84,38 @@ def test_a_campaign_scheduled_an_hour_ahead_fires_on_the_local_clock(
         lambda: (c := status(tour, staff_token, campaign_id))["status"] == "completed" and c, timeout=60, what="fire"
     )
     assert done["run"] == 1
+
+
+def test_a_journey_enters_on_customer_created_and_its_wait_ends_on_the_local_clock(
+    cloud: LocalCloud, tour: TourContext, staff_token: str
+) -> None:
+    # Given an active journey that waits an hour after a customer is created (no send: see the module's note)
+    body: dict[str, Any] = {
+        "name": "Wait an hour",
+        "trigger": {"event": "CustomerCreated", "source": "ecrm.customers"},
+        "steps": [{"type": "wait", "id": "pause", "seconds": 3600, "next": "done"}, {"type": "exit", "id": "done"}],
+    }
+    journey_id = expect(tour.call("POST", "/journeys", token=staff_token, body=body), 201, "journey").body["journey_id"]
+    expect(tour.call("POST", f"/journeys/{journey_id}/activate", token=staff_token), 200, "activate")
+    try:
+        # When a customer is created
+        customer = {
+            "source": "web",
+            "identities": [{"type": "email", "value": f"{new_id('jny').lower()}@example.org"}],
+        }
+        expect(tour.call("POST", "/customers", token=tour.token(group="admin"), body=customer), 201, "customer")
+
+        def report() -> dict[str, Any]:
+            return dict(expect(tour.call("GET", f"/journeys/{journey_id}/report", token=staff_token), 200, "r").body)
+
+        # Then they enter through the outbox, the bus and the journeys' queue, and wait
+        wait_for(lambda: report()["active"] == 1, timeout=60, what="the customer entering the journey")
+        assert report()["steps"] == {"pause": 1}
+
+        # And when the local clock passes the hour, the wake job moves them on to the exit
+        cloud.clock.advance(timedelta(hours=1, minutes=6))
+        done = wait_for(lambda: (r := report())["active"] == 0 and r, timeout=60, what="the wait ending")
+        assert done["exited"] == {"completed": 1}
+        assert done["entered"] == 1
+    finally:
+        expect(tour.call("POST", f"/journeys/{journey_id}/deactivate", token=staff_token), 200, "deactivate")
