@@ -3,11 +3,11 @@ into a manifest in the lake bucket, the Distributed Map over its chunks with an 
 campaign scheduled an hour ahead fires when the local clock gets there, and a journey's customer enters on
 their creation and leaves when the clock passes their wait.
 
-These campaigns put every recipient in the holdout, and the journey sends nothing (99.99% of the audience, checked with the dry run
-before launch), so the run hands nothing to broadcast: what they prove is the orchestration on the
-synthesized definition. Handing the treated recipients to broadcast waits on broadcast's bulk request
-function (its engine owns it); the same steps are proven with a broadcast double on moto in
-tests/integration/campaigns.
+These campaigns put every recipient in the holdout (99.99% of the audience, checked with the dry run before
+launch) and the journey sends nothing, so nothing is handed to broadcast: what they prove is the
+orchestration on the synthesized definitions. Handing the treated recipients to broadcast waits on
+broadcast's bulk request function (its engine owns it); the same steps are proven with a broadcast double
+on moto in tests/integration/campaigns.
 """
 
 from __future__ import annotations
