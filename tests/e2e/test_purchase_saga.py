@@ -1,7 +1,7 @@
 """Brokered purchases on the local cloud: the saga's state machine runs the purchase against a vendor served
 on 127.0.0.1, which answers by the signed callback. A confirmed purchase completes as a paid order earning
 points; a vendor refusal, a declined payment and a vendor that never calls back (the local clock moved past
-the wait) each end failed and compensated, with `PurchaseFailed` telling the customer why.
+the wait) each end failed and compensated; every outcome reaches the customer's timeline.
 """
 
 from __future__ import annotations
@@ -84,7 +84,10 @@ def test_brokered_purchases_complete_or_end_compensated(
     cloud: LocalCloud, tour: TourContext, vendor: VendorServer
 ) -> None:
     admin = tour.token(group="admin")
-    customer_id = new_id("cus_")
+    shopper = {"source": "web", "identities": [{"type": "email", "value": f"{new_id('p').lower()}@example.org"}]}
+    customer_id = expect(tour.call("POST", "/customers", token=admin, body=shopper), 201, "customer").body[
+        "customer_id"
+    ]
     me = tour.token(customer_id=customer_id)
 
     # Given a product offered by a vendor that sells and one that refuses, both registered with their endpoint
@@ -186,3 +189,14 @@ def test_brokered_purchases_complete_or_end_compensated(
     # A late answer from the silent vendor changes nothing
     assert callback(silent, "confirmed")[0] == 409
     assert settled(silent)["status"] == "failed"
+
+    # And every outcome is on the customer's timeline
+    def timeline() -> list[str]:
+        page = expect(tour.call("GET", f"/customers/{customer_id}/timeline", token=admin), 200, "timeline").body
+        return sorted(item["type"] for item in page["items"] if item["type"].startswith("purchase_"))
+
+    wait_for(
+        lambda: timeline() == ["purchase_brokered", *["purchase_failed"] * 3],
+        timeout=30,
+        what="the purchases on the timeline",
+    )
