@@ -248,16 +248,35 @@ def zone_of(recipient: Recipient, settings: PolicySettings) -> ZoneInfo:
 def _earliest_allowed(
     channel: str, recipient: Recipient, situation: Situation, now: datetime, settings: PolicySettings
 ) -> tuple[datetime | None, str]:
-    """The earliest moment at or after `now` every window allows, with the first reason that moved it."""
-    zone = zone_of(recipient, settings)
+    """The earliest moment at or after `now` every window allows, with the first reason that moved it.
+
+    A customer's quiet hours that leave no time in the phone sending window give way to the window alone:
+    the message waits for the window, never forever.
+    """
+    found = _first_allowed(channel, recipient.quiet_hours, situation, now, settings, zone_of(recipient, settings))
+    if found is None:
+        found = _first_allowed(channel, None, situation, now, settings, zone_of(recipient, settings))
+    at, first_reason = found or (now, "")
+    return (at, first_reason) if at != now else (None, "")
+
+
+def _first_allowed(
+    channel: str,
+    quiet_hours: tuple[time, time] | None,
+    situation: Situation,
+    now: datetime,
+    settings: PolicySettings,
+    zone: ZoneInfo,
+) -> tuple[datetime, str] | None:
+    """None when the windows leave no time at all (each pass lands at a window's end; 8 settle any that do)."""
     at, first_reason = now, ""
-    for _ in range(8):  # each pass lands at a window's end; a handful settles any combination
+    for _ in range(8):
         moved = False
         if channel == "email" and situation.paused_until is not None and at < situation.paused_until:
             at, moved = situation.paused_until, True
             first_reason = first_reason or "paused"
-        if recipient.quiet_hours is not None:
-            end = _end_of_window(at, zone, *recipient.quiet_hours)
+        if quiet_hours is not None:
+            end = _end_of_window(at, zone, *quiet_hours)
             if end is not None:
                 at, moved = end, True
                 first_reason = first_reason or "quiet_hours"
@@ -268,8 +287,8 @@ def _earliest_allowed(
                 at, moved = end, True
                 first_reason = first_reason or "sending_window"
         if not moved:
-            break
-    return (at, first_reason) if at != now else (None, "")
+            return at, first_reason
+    return None
 
 
 def _end_of_window(at: datetime, zone: ZoneInfo, start: time, end: time) -> datetime | None:

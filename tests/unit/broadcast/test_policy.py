@@ -234,3 +234,11 @@ def test_the_deliverability_pause_defers_marketing_email_only() -> None:
 def test_every_decision_carries_its_trace() -> None:
     decision = run(marketing("email"))
     assert decision.trace == ("email: chosen",)
+
+
+def test_quiet_hours_that_leave_no_time_in_the_sms_window_give_way_to_the_window() -> None:
+    # Quiet 07:00-21:00 and SMS only 08:00-21:00 leave no time: the window alone applies, never a wait forever
+    recipient = card(preferences={"time_zone": "UTC", "quiet_hours": {"start": "07:00", "end": "21:00"}})
+    assert run(marketing("sms", forced="sms"), recipient).outcome == "send"  # noon: inside the window
+    late = run(marketing("sms", forced="sms"), recipient, now=datetime(2026, 12, 7, 22, 0, tzinfo=UTC))
+    assert (late.outcome, late.until) == ("defer", datetime(2026, 12, 8, 8, 0, tzinfo=UTC))
