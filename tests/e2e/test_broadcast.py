@@ -1,7 +1,7 @@
 """The broadcast engine on the local cloud: request -> policy -> SES -> feedback, with faults.
 
 Each message is counted where it lands: the local SES's mailbox. SES is throttled on a third of its calls,
-a request batch is sent twice and a queue record is delivered twice; every message still reaches its
+a request batch is sent twice and a queue record is delivered again; every message still reaches its
 recipient exactly once. A marketing email read back parses with the `email` package and carries the
 RFC 8058 headers, and a POST to its one-click URL withdraws the consent at the customer store; a send to
 SES's bounce simulator puts the address on the suppression list; quiet hours defer a message to the
@@ -90,6 +90,12 @@ def mailbox(cloud: LocalCloud, recipient: str) -> list[dict[str, Any]]:
     return list(local_mail.call("?" + query, endpoint=cloud.endpoint_url)["Messages"])
 
 
+def queue_empty(cloud: LocalCloud, queue: str) -> bool:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    counts = cloud.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=names)["Attributes"]
+    return all(int(counts[n]) == 0 for n in names)
+
+
 def status_of(tour: TourContext, token: str, message_id: str) -> dict[str, Any]:
     status, view = request(tour, "GET", f"/messages/{message_id}", token=token)
     assert status == 200, view
@@ -119,6 +125,23 @@ def test_messages_are_sent_once_under_throttling_and_reruns_and_feedback_closes_
     finally:
         cloud.faults.load("")
     assert [len(mailbox(cloud, a)) for a in addresses] == [1] * 6
+
+    # When the email queue delivers one of them again (a duplicated SQS delivery)
+    queue = cloud.physical_id("AWS::SQS::Queue", "BroadcastSendEmailQueue")
+    duplicate = {
+        "message_id": ids[1],
+        "customer_id": customers[1],
+        "channel": "email",
+        "address": addresses[1],
+        "purpose": "marketing",
+        "topic": None,
+        "content": {"subject": "again", "text": "again"},
+        "tags": {"message_id": ids[1]},
+    }
+    cloud.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(duplicate))
+    wait_for(lambda: queue_empty(cloud, queue), timeout=60, what="the duplicate consumed")
+    # Then it is dropped: still one email
+    assert len(mailbox(cloud, addresses[1])) == 1
 
     # And the marketing email parses and carries RFC 8058's one-click headers
     (sent,) = mailbox(cloud, addresses[0])
@@ -182,5 +205,8 @@ def test_quiet_hours_defer_to_the_customers_morning(cloud: LocalCloud, tour: Tou
     assert datetime.fromisoformat(view["deferred_until"]) == top_of_hour + timedelta(hours=2)
     # And once the clock passes that time, it is sent
     cloud.clock.advance(timedelta(hours=3))
+    # (the release runs every minute; invoking it now spares the test the wait for the next one)
+    release = cloud.physical_id("AWS::Lambda::Function", "BroadcastReleaseDeferred")
+    cloud.client("lambda").invoke(FunctionName=release, Payload=b"{}")
     wait_for(lambda: mailbox(cloud, address), timeout=90, interval=1, what="the deferred email sent")
     assert len(mailbox(cloud, address)) == 1
