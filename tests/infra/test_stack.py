@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.engines import broadcast, collect
+from infra.engines import broadcast, collect, transactions
 from tests.infra.conftest import REPO_ROOT, Synthesized, ref, references
 
 pytestmark = pytest.mark.xdist_group("infra")
@@ -19,6 +19,7 @@ PUBLIC_METHODS = (
     {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs")}
     | {(r.method, r.path) for r in collect.TRACKING}
     | {(r.method, r.path) for r in broadcast.ROUTES if r.public}
+    | {(r.method, r.path) for r in transactions.ROUTES if r.public}
 )
 
 
