@@ -111,6 +111,8 @@ class CampaignService:
             raise Conflict("sending at each recipient's local time is not available yet", reason="schedule_unsupported")
         if campaign.auto_winner is not None:
             raise Conflict("the auto-winner's test phase is not available yet", reason="auto_winner_unsupported")
+        if campaign.throttle_per_minute is not None:
+            raise Conflict("a throttle per minute is not available yet", reason="throttle_unsupported")
         self.audiences.customers(campaign.audience)  # refuses an audience the run could not freeze
         if campaign.schedule.kind in ("at", "cron"):
             scheduled = self._move(campaign, "scheduled", correlation_id)

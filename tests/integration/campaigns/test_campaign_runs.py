@@ -136,7 +136,8 @@ def test_what_the_run_cannot_do_yet_is_refused_at_launch_not_sent_otherwise(engi
         actor="staff-1",
         correlation_id=None,
     )
-    for campaign in (local, winner):
+    throttled = engine.campaigns.create(campaign_in(throttle_per_minute=600), actor="staff-1", correlation_id=None)
+    for campaign in (local, winner, throttled):
         with pytest.raises(Conflict, match="not available yet"):
             engine.campaigns.launch(campaign.campaign_id, correlation_id=None)
         assert engine.campaigns.get(campaign.campaign_id).status == "draft"
