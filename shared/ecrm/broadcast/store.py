@@ -26,60 +26,42 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from ecrm.broadcast.keys import normalise_address
-from ecrm.broadcast.models import Device, InboxItem, Message, Suppression
+from ecrm.broadcast.models import Message, Suppression
+from ecrm.broadcast.reach_store import (
+    DEFAULT_FAILURES_TO_DISABLE,
+    ReachStore,
+    customer_pk,
+    from_item,
+    hour_of,
+    key_of,
+    to_item,
+)
 from ecrm.core.errors import InvalidInput
 from ecrm.core.events import DomainEvent
 from ecrm.core.outbox import Outbox
 
-_SERIALIZE = TypeSerializer().serialize
-_DESERIALIZE = TypeDeserializer().deserialize
 SENT_RETENTION = timedelta(days=35)
-INBOX_RETENTION = timedelta(days=90)
-DEFAULT_FAILURES_TO_DISABLE = 5
 
 
 class StaleMessage(Exception):
     """The message changed since it was read (another worker moved it): read it again and decide anew."""
 
 
-def _item(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _SERIALIZE(v) for k, v in values.items() if v is not None}
-
-
-def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _DESERIALIZE(v) for k, v in item.items()}
-
-
-def _key(pk: str, sk: str) -> dict[str, Any]:
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
-
-
 def message_pk(message_id: str) -> str:
     return f"MSG#{message_id}"
 
 
-def customer_pk(customer_id: str) -> str:
-    return f"CUST#{customer_id}"
-
-
-def hour_of(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H")
-
-
-class BroadcastStore:
+class BroadcastStore(ReachStore):
     def __init__(self, client: Any, table_name: str, *, failures_to_disable: int = DEFAULT_FAILURES_TO_DISABLE) -> None:
-        self.client = client
-        self.table = table_name
+        super().__init__(client, table_name, failures_to_disable=failures_to_disable)
         self.outbox = Outbox(table_name)
-        self.failures_to_disable = failures_to_disable
 
     # -- messages --------------------------------------------------------------------------------------
     def create_message(self, message: Message, events: Sequence[DomainEvent], *, correlation_id: str | None) -> bool:
@@ -96,7 +78,7 @@ class BroadcastStore:
             {
                 "Put": {
                     "TableName": self.table,
-                    "Item": _item(
+                    "Item": to_item(
                         {
                             "pk": customer_pk(message.customer_id),
                             "sk": f"MSG#{at.isoformat()}#{message.message_id}",
@@ -118,25 +100,25 @@ class BroadcastStore:
 
     def get_message(self, message_id: str) -> Message | None:
         raw = self.client.get_item(
-            TableName=self.table, Key=_key(message_pk(message_id), "MESSAGE"), ConsistentRead=True
+            TableName=self.table, Key=key_of(message_pk(message_id), "MESSAGE"), ConsistentRead=True
         ).get("Item")
         if raw is None:
             return None
-        item = _plain(raw)
+        item = from_item(raw)
         message = Message.model_validate_json(item["doc"])
         message.version = int(item["version"])
         return message
 
     def get_messages(self, message_ids: Iterable[str]) -> dict[str, Message]:
         found: dict[str, Message] = {}
-        pending = [_key(message_pk(i), "MESSAGE") for i in dict.fromkeys(message_ids)]
+        pending = [key_of(message_pk(i), "MESSAGE") for i in dict.fromkeys(message_ids)]
         while pending:
             batch, pending = pending[:100], pending[100:]
             request: dict[str, Any] = {self.table: {"Keys": batch, "ConsistentRead": True}}
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 for raw in response["Responses"].get(self.table, []):
-                    item = _plain(raw)
+                    item = from_item(raw)
                     message = Message.model_validate_json(item["doc"])
                     message.version = int(item["version"])
                     found[message.message_id] = message
@@ -182,7 +164,7 @@ class BroadcastStore:
             raise
 
     def _message_item(self, message: Message) -> dict[str, Any]:
-        return _item(
+        return to_item(
             {
                 "pk": message_pk(message.message_id),
                 "sk": "MESSAGE",
@@ -203,9 +185,9 @@ class BroadcastStore:
             "Limit": limit,
         }
         if cursor:
-            query["ExclusiveStartKey"] = _key(customer_pk(customer_id), _decode_cursor(cursor))
+            query["ExclusiveStartKey"] = key_of(customer_pk(customer_id), _decode_cursor(cursor))
         response = self.client.query(**query)
-        ids = [_plain(i)["message_id"] for i in response.get("Items", [])]
+        ids = [from_item(i)["message_id"] for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return ids, (_encode_cursor(last["sk"]["S"]) if last else None)
 
@@ -222,7 +204,7 @@ class BroadcastStore:
         return {
             "Put": {
                 "TableName": self.table,
-                "Item": _item(
+                "Item": to_item(
                     {
                         "pk": customer_pk(message.customer_id),
                         "sk": f"SENT#{at.isoformat()}#{message.message_id}",
@@ -242,7 +224,7 @@ class BroadcastStore:
         return {
             "Put": {
                 "TableName": self.table,
-                "Item": _item(
+                "Item": to_item(
                     {
                         "pk": f"DEFER#{hour_of(until)}",
                         "sk": f"{until.isoformat()}#{message.message_id}",
@@ -263,12 +245,12 @@ class BroadcastStore:
         return due
 
     def forget_deferral(self, hour_key: str, sort_key: str) -> None:
-        self.client.delete_item(TableName=self.table, Key=_key(hour_key, sort_key))
+        self.client.delete_item(TableName=self.table, Key=key_of(hour_key, sort_key))
 
     # -- suppression list -----------------------------------------------------------------------------
     def suppressed(self, addresses: Iterable[str]) -> dict[str, str]:
         """Normalised address -> reason, for the given addresses on the list."""
-        keys = [_key(f"SUPP#{normalise_address(a)}", "SUPPRESSION") for a in dict.fromkeys(addresses)]
+        keys = [key_of(f"SUPP#{normalise_address(a)}", "SUPPRESSION") for a in dict.fromkeys(addresses)]
         found: dict[str, str] = {}
         while keys:
             batch, keys = keys[:100], keys[100:]
@@ -276,7 +258,7 @@ class BroadcastStore:
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 for raw in response["Responses"].get(self.table, []):
-                    item = _plain(raw)
+                    item = from_item(raw)
                     found[item["pk"].removeprefix("SUPP#")] = item["reason"]
                 request = response.get("UnprocessedKeys") or {}
         return found
@@ -289,22 +271,22 @@ class BroadcastStore:
                 {
                     "Put": {
                         "TableName": self.table,
-                        "Item": _item(
+                        "Item": to_item(
                             {"pk": f"SUPP#{address}", "sk": "SUPPRESSION", "reason": entry.reason, "doc": doc}
                         ),
                     }
                 },
-                {"Put": {"TableName": self.table, "Item": _item({"pk": "SUPPLIST", "sk": address, "doc": doc})}},
+                {"Put": {"TableName": self.table, "Item": to_item({"pk": "SUPPLIST", "sk": address, "doc": doc})}},
             ]
         )
 
     def unsuppress(self, address: str) -> bool:
         address = normalise_address(address)
-        existing = self.client.get_item(TableName=self.table, Key=_key(f"SUPP#{address}", "SUPPRESSION")).get("Item")
+        existing = self.client.get_item(TableName=self.table, Key=key_of(f"SUPP#{address}", "SUPPRESSION")).get("Item")
         self.client.transact_write_items(
             TransactItems=[
-                {"Delete": {"TableName": self.table, "Key": _key(f"SUPP#{address}", "SUPPRESSION")}},
-                {"Delete": {"TableName": self.table, "Key": _key("SUPPLIST", address)}},
+                {"Delete": {"TableName": self.table, "Key": key_of(f"SUPP#{address}", "SUPPRESSION")}},
+                {"Delete": {"TableName": self.table, "Key": key_of("SUPPLIST", address)}},
             ]
         )
         return existing is not None
@@ -317,9 +299,9 @@ class BroadcastStore:
             "Limit": limit,
         }
         if cursor:
-            query["ExclusiveStartKey"] = _key("SUPPLIST", _decode_cursor(cursor))
+            query["ExclusiveStartKey"] = key_of("SUPPLIST", _decode_cursor(cursor))
         response = self.client.query(**query)
-        items = [Suppression.model_validate_json(_plain(i)["doc"]) for i in response.get("Items", [])]
+        items = [Suppression.model_validate_json(from_item(i)["doc"]) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return items, (_encode_cursor(last["sk"]["S"]) if last else None)
 
@@ -328,285 +310,17 @@ class BroadcastStore:
         return {
             "Put": {
                 "TableName": self.table,
-                "Item": _item({"pk": f"ADDR#{normalise_address(address)}", "sk": "OWNER", "customer_id": customer_id}),
+                "Item": to_item(
+                    {"pk": f"ADDR#{normalise_address(address)}", "sk": "OWNER", "customer_id": customer_id}
+                ),
             }
         }
 
     def owner_of(self, address: str) -> str | None:
-        raw = self.client.get_item(TableName=self.table, Key=_key(f"ADDR#{normalise_address(address)}", "OWNER")).get(
+        raw = self.client.get_item(TableName=self.table, Key=key_of(f"ADDR#{normalise_address(address)}", "OWNER")).get(
             "Item"
         )
-        return _plain(raw)["customer_id"] if raw else None
-
-    # -- in-app inbox (the in_app adapter's port) ------------------------------------------------------
-    def deliver(self, message: Any) -> str:
-        """Keep an in-app message for its customer; the item id is the message id, so a retry writes the same."""
-        content = message.content
-        item = InboxItem(
-            item_id=message.message_id,
-            message_id=message.message_id,
-            title=str(content.get("title", "")),
-            body=str(content.get("body", "")),
-            image_url=content.get("image_url"),
-            cta_label=content.get("cta_label"),
-            cta_url=content.get("cta_url"),
-            created_at=_now_of(message),
-        )
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item=_item(
-                    {
-                        "pk": customer_pk(message.customer_id),
-                        "sk": f"INBOX#{message.message_id}",
-                        "doc": item.model_dump_json(),
-                        "expires_at": int((item.created_at + INBOX_RETENTION).timestamp()),
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-        return message.message_id
-
-    def inbox(self, customer_id: str) -> list[InboxItem]:
-        items = [InboxItem.model_validate_json(i["doc"]) for i in self._query(customer_pk(customer_id), "INBOX#")]
-        return sorted(items, key=lambda i: i.created_at, reverse=True)
-
-    def mark_read(self, customer_id: str, item_id: str, at: datetime) -> InboxItem | None:
-        key = _key(customer_pk(customer_id), f"INBOX#{item_id}")
-        raw = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
-        if raw is None:
-            return None
-        item = InboxItem.model_validate_json(_plain(raw)["doc"])
-        if item.read_at is None:
-            item.read_at = at
-            self.client.update_item(
-                TableName=self.table,
-                Key=key,
-                UpdateExpression="SET doc = :d",
-                ExpressionAttributeValues={":d": {"S": item.model_dump_json()}},
-            )
-        return item
-
-    # -- devices ----------------------------------------------------------------------------------------------
-    def put_device(self, customer_id: str, device: Device) -> None:
-        self.client.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": _item(
-                            {
-                                "pk": customer_pk(customer_id),
-                                "sk": f"DEVICE#{device.device_id}",
-                                "doc": device.model_dump_json(),
-                            }
-                        ),
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": _item(
-                            {
-                                "pk": f"PUSHEP#{device.endpoint_arn}",
-                                "sk": "DEVICE",
-                                "customer_id": customer_id,
-                                "device_id": device.device_id,
-                            }
-                        ),
-                    }
-                },
-            ]
-        )
-
-    def devices(self, customer_id: str) -> list[Device]:
-        return [Device.model_validate_json(i["doc"]) for i in self._query(customer_pk(customer_id), "DEVICE#")]
-
-    def delete_device(self, customer_id: str, device_id: str) -> Device | None:
-        device = next((d for d in self.devices(customer_id) if d.device_id == device_id), None)
-        if device is not None:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {"Delete": {"TableName": self.table, "Key": _key(customer_pk(customer_id), f"DEVICE#{device_id}")}},
-                    {"Delete": {"TableName": self.table, "Key": _key(f"PUSHEP#{device.endpoint_arn}", "DEVICE")}},
-                ]
-            )
-        return device
-
-    def retire_endpoint(self, endpoint_arn: str) -> bool:
-        """A push endpoint the provider disabled: its device stops being reachable."""
-        raw = self.client.get_item(TableName=self.table, Key=_key(f"PUSHEP#{endpoint_arn}", "DEVICE")).get("Item")
-        if raw is None:
-            return False
-        owner = _plain(raw)
-        device = next((d for d in self.devices(owner["customer_id"]) if d.device_id == owner["device_id"]), None)
-        if device is None or not device.enabled:
-            return False
-        device.enabled = False
-        self.client.put_item(
-            TableName=self.table,
-            Item=_item(
-                {
-                    "pk": customer_pk(owner["customer_id"]),
-                    "sk": f"DEVICE#{device.device_id}",
-                    "doc": device.model_dump_json(),
-                }
-            ),
-        )
-        return True
-
-    # -- webhook endpoints (the webhook adapter's port) ------------------------------------------------
-    def put_endpoint(self, endpoint_id: str, *, url: str, secret: str, customer_id: str | None) -> None:
-        actions: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": _item(
-                        {
-                            "pk": f"WEBHOOK#{endpoint_id}",
-                            "sk": "ENDPOINT",
-                            "url": url,
-                            "secret": secret,
-                            "customer_id": customer_id,
-                            "enabled": True,
-                            "failures": 0,
-                        }
-                    ),
-                }
-            }
-        ]
-        if customer_id:
-            actions.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": _item(
-                            {"pk": customer_pk(customer_id), "sk": f"WEBHOOK#{endpoint_id}", "endpoint_id": endpoint_id}
-                        ),
-                    }
-                }
-            )
-        self.client.transact_write_items(TransactItems=actions)
-
-    def endpoint(self, endpoint_id: str) -> Any:
-        from ecrm.broadcast.channels.base import WebhookEndpoint
-
-        raw = self.client.get_item(TableName=self.table, Key=_key(f"WEBHOOK#{endpoint_id}", "ENDPOINT")).get("Item")
-        if raw is None:
-            return None
-        item = _plain(raw)
-        return WebhookEndpoint(endpoint_id, item.get("customer_id"), item["url"], item["secret"], bool(item["enabled"]))
-
-    def record_outcome(self, endpoint_id: str, *, ok: bool) -> None:
-        """Failures in a row count up; `failures_to_disable` of them disable the endpoint; a success resets."""
-        key = _key(f"WEBHOOK#{endpoint_id}", "ENDPOINT")
-        if ok:
-            self.client.update_item(
-                TableName=self.table,
-                Key=key,
-                UpdateExpression="SET failures = :z",
-                ExpressionAttributeValues={":z": {"N": "0"}},
-            )
-            return
-        response = self.client.update_item(
-            TableName=self.table,
-            Key=key,
-            UpdateExpression="ADD failures :one",
-            ExpressionAttributeValues={":one": {"N": "1"}},
-            ReturnValues="UPDATED_NEW",
-        )
-        if int(response["Attributes"]["failures"]["N"]) >= self.failures_to_disable:
-            self.client.update_item(
-                TableName=self.table,
-                Key=key,
-                UpdateExpression="SET enabled = :f",
-                ExpressionAttributeValues={":f": {"BOOL": False}},
-            )
-
-    def customer_endpoints(self, customer_id: str) -> list[str]:
-        ids = [i["endpoint_id"] for i in self._query(customer_pk(customer_id), "WEBHOOK#")]
-        return [i for i in ids if (endpoint := self.endpoint(i)) is not None and endpoint.enabled]
-
-    # -- deliverability ------------------------------------------------------------------------------
-    def count_outcome(self, configuration_set: str, kind: str, at: datetime) -> None:
-        self.client.update_item(
-            TableName=self.table,
-            Key=_key(f"DELIV#{configuration_set}", f"H#{hour_of(at)}"),
-            UpdateExpression="ADD #k :one SET expires_at = :x",
-            ExpressionAttributeNames={"#k": kind},
-            ExpressionAttributeValues={":one": {"N": "1"}, ":x": {"N": str(int((at + timedelta(days=3)).timestamp()))}},
-        )
-
-    def outcome_counts(self, configuration_set: str, now: datetime, hours: int) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for item in self._query(f"DELIV#{configuration_set}", "H#", start=f"H#{hour_of(now - timedelta(hours=hours))}"):
-            for kind in ("sent", "bounced", "complained"):
-                totals[kind] = totals.get(kind, 0) + int(item.get(kind, 0))
-        return totals
-
-    def pause(self, configuration_set: str, until: datetime) -> None:
-        self.client.put_item(
-            TableName=self.table,
-            Item=_item({"pk": f"DELIV#{configuration_set}", "sk": "PAUSE", "until": until.isoformat()}),
-        )
-
-    def paused_until(self, configuration_set: str) -> datetime | None:
-        raw = self.client.get_item(TableName=self.table, Key=_key(f"DELIV#{configuration_set}", "PAUSE")).get("Item")
-        return datetime.fromisoformat(_plain(raw)["until"]) if raw else None
-
-    # -- link signing keys -----------------------------------------------------------------------------
-    def link_keys(self, new_key: bytes) -> tuple[bytes, ...]:
-        """The keys that sign unsubscribe and preference links, newest first; `new_key` becomes the first if none.
-
-        Kept in this table (encrypted with the engine's key, readable by its functions only) rather than in
-        a secret store: the first function to need one writes it, conditionally, and every other reads it.
-        A rotation puts a new key first and keeps the old ones, so links already sent still open.
-        """
-        key = _key("LINKKEYS", "LINKKEYS")
-        raw = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
-        if raw is None:
-            try:
-                self.client.put_item(
-                    TableName=self.table,
-                    Item={**key, "keys": {"L": [{"B": new_key}]}},
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
-            raw = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True)["Item"]
-        return tuple(bytes(k["B"]) for k in raw["keys"]["L"])
-
-    # -- erasure ---------------------------------------------------------------------------------------------
-    def erase_customer(self, customer_id: str) -> int:
-        items = self._query(customer_pk(customer_id), "")
-        for item in items:
-            self.client.delete_item(TableName=self.table, Key=_key(item["pk"], item["sk"]))
-        return len(items)
-
-    def _query(self, pk: str, prefix: str, *, start: str | None = None, end: str | None = None) -> list[dict[str, Any]]:
-        if start is not None:
-            condition, values = "pk = :pk AND sk >= :s", {":pk": {"S": pk}, ":s": {"S": start}}
-        elif end is not None:
-            condition, values = "pk = :pk AND sk <= :e", {":pk": {"S": pk}, ":e": {"S": end}}
-        else:
-            condition, values = "pk = :pk AND begins_with(sk, :p)", {":pk": {"S": pk}, ":p": {"S": prefix}}
-        query: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-            "ConsistentRead": True,
-        }
-        items: list[dict[str, Any]] = []
-        while True:
-            response = self.client.query(**query)
-            items += [_plain(i) for i in response.get("Items", [])]
-            if not response.get("LastEvaluatedKey"):
-                return [i for i in items if i["sk"].startswith(prefix)] if start is not None and prefix else items
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return from_item(raw)["customer_id"] if raw else None
 
 
 def _encode_cursor(sort_key: str) -> str:
@@ -621,11 +335,3 @@ def _decode_cursor(cursor: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput("the cursor is not one this API gave", field="cursor")
     return value
-
-
-def _now_of(message: Any) -> datetime:
-    """The inbox item's time: the one the sender stamped in the message's tags, else now."""
-    from ecrm.core.clock import utc_now
-
-    stamped = message.tags.get("requested_at") if hasattr(message, "tags") else None
-    return datetime.fromisoformat(stamped) if stamped else utc_now()
