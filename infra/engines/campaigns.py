@@ -30,6 +30,7 @@ from infra.constructs.nag import acknowledge, finding_reference, finding_text
 from infra.constructs.outbox_relay import OutboxRelay
 from infra.constructs.scheduled_job import ScheduledJob
 from infra.constructs.workflow import Workflow
+from infra.engines.customers import CustomersEngine
 
 ROUTES = (
     ApiRoute("POST", "/campaigns"),
@@ -82,11 +83,13 @@ class CampaignsEngine(Construct):
         *,
         foundation: Foundation,
         lake: Lake,
+        customers: CustomersEngine,
         broadcast_request: lambda_.IFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = foundation.settings
         self.settings = settings
+        contacts = customers.contacts.function
         self.table = EngineTable(
             self,
             "Table",
@@ -126,7 +129,10 @@ class CampaignsEngine(Construct):
         if broadcast_request is not None:
             broadcast_request.grant_invoke(self.run_task.function)
 
-        self._journey_runtime(foundation, env, broadcast_request)
+        self.contacts_arn = contacts.function_arn
+        self._journey_runtime(
+            foundation, {**env, "CUSTOMERS_CONTACTS_FUNCTION_NAME": contacts.function_name}, broadcast_request
+        )
         self.outcomes = QueueConsumer(
             self,
             "OutcomeConsumer",
@@ -219,6 +225,10 @@ class CampaignsEngine(Construct):
         )
         for function in (self.journey_events.handler, self.wake_job):
             self._grant_table(function)
+            # The contacts function itself, not its versions (`grant_invoke` adds `<arn>:*`): one resource.
+            function.role.add_to_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.contacts_arn])
+            )
             if broadcast_request is not None:
                 broadcast_request.grant_invoke(function.function)
         for source, detail_types in JOURNEY_EVENTS.items():

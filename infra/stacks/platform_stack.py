@@ -56,7 +56,9 @@ class PlatformStack(Stack):
         )
         self.broadcast = EngineStack.host(self, "Broadcast", BroadcastEngine, foundation=f, customers=self.customers)
         self.transactions = EngineStack.host(self, "Transactions", TransactionsEngine, foundation=f, lake=self.lake)
-        self.campaigns = EngineStack.host(self, "Campaigns", CampaignsEngine, foundation=f, lake=self.lake)
+        self.campaigns = EngineStack.host(
+            self, "Campaigns", CampaignsEngine, foundation=f, lake=self.lake, customers=self.customers
+        )
 
         # Every alarm of the stack, in the root and in each engine's nested stack, notifies the topic.
         self.alarms = AlarmTopic(self, "Alarms", settings=settings)

@@ -10,8 +10,10 @@ from datetime import UTC
 from typing import Any, Protocol
 
 from ecrm.broadcast.models import MessageRequest
+from ecrm.campaigns.journeys import CustomerFacts
 from ecrm.campaigns.models import Audience, Campaign
-from ecrm.core.errors import Conflict
+from ecrm.core.errors import Conflict, ServiceUnavailable
+from ecrm.customers.models import ContactCards
 
 MAX_REQUESTS_PER_CALL = 100
 
@@ -139,3 +141,29 @@ class EventBridgeCampaignScheduler:
             self.client.delete_schedule(Name=campaign_id, GroupName=self.group)
         except self.client.exceptions.ResourceNotFoundException:
             return
+
+
+class ContactCardFacts:
+    """What a journey's branches read of a customer, asked of the customer store's contacts function (its
+    owner, as broadcast does): the card's profile, its traits' segments and the customer's time zone. An
+    unknown or erased customer has no facts: every profile and segment condition is false for them."""
+
+    def __init__(self, client: Any, function_name: str) -> None:
+        self.client = client
+        self.function_name = function_name
+
+    def facts(self, customer_id: str) -> CustomerFacts:
+        payload = json.dumps({"operation": "cards", "customer_ids": [customer_id]}).encode()
+        response = self.client.invoke(FunctionName=self.function_name, Payload=payload)
+        answer = json.loads(response["Payload"].read() or b"{}")
+        if response.get("FunctionError"):
+            raise ServiceUnavailable(f"the customer store did not answer: {answer.get('errorMessage', answer)}")
+        card = ContactCards.model_validate(answer).cards.get(customer_id)
+        if card is None:
+            return CustomerFacts()
+        segments = card.traits.get("segments")
+        return CustomerFacts(
+            profile=dict(card.profile),
+            segments=frozenset(str(s) for s in segments) if isinstance(segments, list) else frozenset(),
+            timezone=card.preferences.time_zone or "UTC",
+        )

@@ -14,6 +14,7 @@ from ecrm.campaigns.journey_runtime import JourneyRuntime, NoFacts
 from ecrm.campaigns.models import Campaign
 from ecrm.campaigns.outcomes import CampaignOutcomes
 from ecrm.campaigns.ports import (
+    ContactCardFacts,
     EventBridgeCampaignScheduler,
     LambdaBroadcastGateway,
     ListedAudience,
@@ -38,6 +39,7 @@ class CampaignsConfig(FunctionConfig):
     campaigns_schedule_group: str = "default"
     campaigns_schedule_target_arn: str = ""
     campaigns_schedule_role_arn: str = ""
+    customers_contacts_function_name: str = ""
 
 
 class Unconfigured:
@@ -111,7 +113,11 @@ def journey_runtime_for(config: CampaignsConfig) -> JourneyRuntime:
         JourneyStateStore(aws.client("dynamodb"), config.campaigns_table_name),
         SystemClock(),
         broadcast=broadcast_for(config),
-        facts=NoFacts(),
+        facts=(
+            ContactCardFacts(aws.client("lambda"), config.customers_contacts_function_name)
+            if config.customers_contacts_function_name
+            else NoFacts()
+        ),
         definitions=store_for(config),
     )
 
