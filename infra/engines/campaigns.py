@@ -126,8 +126,7 @@ class CampaignsEngine(Construct):
             "A run writes its audience manifest under the campaign-runs prefix of the lake bucket.",
             applies_to=["Action::s3:Abort*", f"Resource::{bucket_arn}/{MANIFESTS}*"],
         )
-        if broadcast_request is not None:
-            broadcast_request.grant_invoke(self.run_task.function)
+        self._grant_broadcast(self.run_task, broadcast_request)
 
         self.contacts_arn = contacts.function_arn
         self._journey_runtime(
@@ -229,8 +228,7 @@ class CampaignsEngine(Construct):
             function.role.add_to_policy(
                 iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.contacts_arn])
             )
-            if broadcast_request is not None:
-                broadcast_request.grant_invoke(function.function)
+            self._grant_broadcast(function, broadcast_request)
         for source, detail_types in JOURNEY_EVENTS.items():
             EventRuleToQueue(
                 self,
@@ -327,6 +325,14 @@ class CampaignsEngine(Construct):
             ],
         )
         return workflow
+
+    @staticmethod
+    def _grant_broadcast(function: EngineFunction, broadcast_request: lambda_.IFunction | None) -> None:
+        """Broadcast's bulk request function itself, not its versions (`grant_invoke` adds `<arn>:*`)."""
+        if broadcast_request is not None:
+            function.role.add_to_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[broadcast_request.function_arn])
+            )
 
     def _grant_table(self, function: EngineFunction) -> None:
         self.table.grant_read_write_data(function.function)
