@@ -73,6 +73,12 @@ class Saga:
 
 @pytest.fixture
 def world(dynamodb: Any, clock: FixedClock, orders: OrderService) -> Any:
+    return make_world(dynamodb, clock, orders)
+
+
+def make_world(dynamodb: Any, clock: FixedClock, orders: OrderService) -> Any:
+    """The purchase service on moto with a recording vendor, the payment double and a fake saga."""
+
     class World:
         vendor = Vendor()
         saga = Saga()
