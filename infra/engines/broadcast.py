@@ -163,6 +163,28 @@ class BroadcastEngine(Construct):
         )
         self._grant_common(self.feedback.handler, customers)
         self._feedback_sources()
+
+        # Its part of every erasure: the customer's records deleted, messages detached, suppressions hashed.
+        self.erasure = QueueConsumer(
+            self,
+            "ErasureConsumer",
+            foundation=foundation,
+            engine="broadcast",
+            module="on_erasure_requested",
+            environment=self.env,
+            batch_size=1,
+        )
+        self.table.grant_read_write_data(self.erasure.handler.function)
+        foundation.bus.grant_put_events_to(self.erasure.handler.function)
+        EventRuleToQueue(
+            self,
+            "ErasureRequestedRule",
+            foundation=foundation,
+            consumer=self.erasure,
+            description="Erasure requests to the broadcast engine",
+            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
+        )
+
         self._deliverability_alarms()
 
     # -- channels ------------------------------------------------------------------------------------------------

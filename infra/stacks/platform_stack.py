@@ -25,7 +25,7 @@ from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
 from infra.stacks.engine_stack import EngineStack
 
 # Engines that hold customer data and must acknowledge every erasure request.
-ERASURE_PARTICIPANTS = ("customers", "analysis", "personalization", "collect", "transactions")
+ERASURE_PARTICIPANTS = ("customers", "analysis", "personalization", "collect", "transactions", "broadcast")
 
 
 class PlatformStack(Stack):

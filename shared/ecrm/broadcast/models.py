@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from ecrm.core.contract import Contract
+from ecrm.core.erasure import CustomerDataErased
 from ecrm.core.events import DomainEvent
 from ecrm.core.vocabulary import DeliveryChannel
 
@@ -333,3 +334,10 @@ EVENT_OF_STATUS: dict[str, type[MessageEvent]] = {
     "complained": MessageComplained,
     "failed": MessageFailed,
 }
+
+
+class BroadcastDataErased(CustomerDataErased):
+    """The broadcast engine's acknowledgement of an erasure request, from this engine's source."""
+
+    source: ClassVar[str] = SOURCE
+    detail_type: ClassVar[str] = "CustomerDataErased"

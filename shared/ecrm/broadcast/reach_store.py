@@ -7,13 +7,14 @@ are handed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from ecrm.broadcast.keys import normalise_address
 from ecrm.broadcast.models import Device, InboxItem
 
 _SERIALIZE = TypeSerializer().serialize
@@ -272,6 +273,33 @@ class ReachStore:
         raw = self.client.get_item(TableName=self.table, Key=key_of(f"DELIV#{configuration_set}", "PAUSE")).get("Item")
         return datetime.fromisoformat(from_item(raw)["until"]) if raw else None
 
+    # -- erasure ----------------------------------------------------------------------------------------
+    def customer_items(self, customer_id: str) -> list[dict[str, Any]]:
+        """Everything under the customer's partition: message index, sends counted, inbox, devices, webhooks, outbox."""
+        return self._query(customer_pk(customer_id), "")
+
+    def delete_items(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Delete by (pk, sk), 25 a request, what DynamoDB left unprocessed sent again."""
+        pending = [{"DeleteRequest": {"Key": key_of(pk, sk)}} for pk, sk in dict.fromkeys(keys)]
+        while pending:
+            batch, pending = pending[:25], pending[25:]
+            request: dict[str, Any] = {self.table: batch}
+            while request:
+                request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+
+    def forget_owner(self, address: str, customer_id: str) -> None:
+        """The address stops naming the customer (left alone if it names someone else since)."""
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key=key_of(f"ADDR#{normalise_address(address)}", "OWNER"),
+                ConditionExpression="customer_id = :c",
+                ExpressionAttributeValues={":c": {"S": customer_id}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
     # -- link signing keys -----------------------------------------------------------------------------
     def link_keys(self, new_key: bytes) -> tuple[bytes, ...]:
         """The keys that sign unsubscribe and preference links, newest first; `new_key` becomes the first if none.
@@ -300,8 +328,10 @@ class ReachStore:
             condition, values = "pk = :pk AND sk >= :s", {":pk": {"S": pk}, ":s": {"S": start}}
         elif end is not None:
             condition, values = "pk = :pk AND sk <= :e", {":pk": {"S": pk}, ":e": {"S": end}}
-        else:
+        elif prefix:
             condition, values = "pk = :pk AND begins_with(sk, :p)", {":pk": {"S": pk}, ":p": {"S": prefix}}
+        else:
+            condition, values = "pk = :pk", {":pk": {"S": pk}}
         query: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": condition,

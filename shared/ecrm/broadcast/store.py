@@ -15,6 +15,7 @@ Access patterns and keys:
   their customer under `CUST#<customer>` / `WEBHOOK#<endpoint id>`;
 - suppression list: `SUPP#<normalised address>` / `SUPPRESSION` (one read per address at send time) and
   `SUPPLIST` / `<address>` for staff listing (suppressions are rare writes, so one partition lists them);
+  an erased customer's entries are kept under `sha256:<hash of the address>` instead of the address;
 - who an address belongs to, for inbound STOPs that name only a phone number: `ADDR#<address>` / `OWNER`;
 - deferred messages due in an hour: `DEFER#<yyyy-mm-ddThh>` / `<until>#<id>`, read by the release job;
 - the link signing keys, newest first: `LINKKEYS` / `LINKKEYS`;
@@ -32,7 +33,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ecrm.broadcast.keys import normalise_address
+from ecrm.broadcast.keys import address_hash, normalise_address
 from ecrm.broadcast.models import Message, Suppression
 from ecrm.broadcast.reach_store import (
     DEFAULT_FAILURES_TO_DISABLE,
@@ -48,6 +49,8 @@ from ecrm.core.events import DomainEvent
 from ecrm.core.outbox import Outbox
 
 SENT_RETENTION = timedelta(days=35)
+# An erased customer's suppressed address is kept as this prefix and its SHA-256 (`keys.address_hash`).
+HASHED = "sha256:"
 
 
 class StaleMessage(Exception):
@@ -249,8 +252,12 @@ class BroadcastStore(ReachStore):
 
     # -- suppression list -----------------------------------------------------------------------------
     def suppressed(self, addresses: Iterable[str]) -> dict[str, str]:
-        """Normalised address -> reason, for the given addresses on the list."""
-        keys = [key_of(f"SUPP#{normalise_address(a)}", "SUPPRESSION") for a in dict.fromkeys(addresses)]
+        """Normalised address -> reason, for the given addresses on the list (as given, or hashed by an erasure)."""
+        wanted: dict[str, str] = {}
+        for address in dict.fromkeys(normalise_address(a) for a in addresses):
+            wanted[f"SUPP#{address}"] = address
+            wanted[f"SUPP#{HASHED}{address_hash(address)}"] = address
+        keys = [key_of(pk, "SUPPRESSION") for pk in wanted]
         found: dict[str, str] = {}
         while keys:
             batch, keys = keys[:100], keys[100:]
@@ -259,7 +266,7 @@ class BroadcastStore(ReachStore):
                 response = self.client.batch_get_item(RequestItems=request)
                 for raw in response["Responses"].get(self.table, []):
                     item = from_item(raw)
-                    found[item["pk"].removeprefix("SUPP#")] = item["reason"]
+                    found[wanted[item["pk"]]] = item["reason"]
                 request = response.get("UnprocessedKeys") or {}
         return found
 
@@ -282,14 +289,47 @@ class BroadcastStore(ReachStore):
 
     def unsuppress(self, address: str) -> bool:
         address = normalise_address(address)
-        existing = self.client.get_item(TableName=self.table, Key=key_of(f"SUPP#{address}", "SUPPRESSION")).get("Item")
+        hashed = f"{HASHED}{address_hash(address)}"
+        keys = [key_of(f"SUPP#{a}", "SUPPRESSION") for a in (address, hashed)]
+        existing = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys}})["Responses"].get(self.table)
+        self.client.transact_write_items(
+            TransactItems=[
+                {"Delete": {"TableName": self.table, "Key": key}}
+                for key in [*keys, key_of("SUPPLIST", address), key_of("SUPPLIST", hashed)]
+            ]
+        )
+        return bool(existing)
+
+    def suppressions_of(self, customer_id: str, addresses: Iterable[str]) -> list[Suppression]:
+        """The entries kept as given that name the customer or one of their addresses (what an erasure hashes)."""
+        known = {normalise_address(a) for a in addresses}
+        entries = [Suppression.model_validate_json(i["doc"]) for i in self._query("SUPPLIST", "")]
+        return [
+            e
+            for e in entries
+            if not e.address.startswith(HASHED) and (e.customer_id == customer_id or e.address in known)
+        ]
+
+    def hash_suppression(self, entry: Suppression) -> None:
+        """Keep the entry under its address's hash, without the customer: a replay of the move writes the same."""
+        address = normalise_address(entry.address)
+        hashed = f"{HASHED}{address_hash(address)}"
+        doc = entry.model_copy(update={"address": hashed, "customer_id": None}).model_dump_json()
         self.client.transact_write_items(
             TransactItems=[
                 {"Delete": {"TableName": self.table, "Key": key_of(f"SUPP#{address}", "SUPPRESSION")}},
                 {"Delete": {"TableName": self.table, "Key": key_of("SUPPLIST", address)}},
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": to_item(
+                            {"pk": f"SUPP#{hashed}", "sk": "SUPPRESSION", "reason": entry.reason, "doc": doc}
+                        ),
+                    }
+                },
+                {"Put": {"TableName": self.table, "Item": to_item({"pk": "SUPPLIST", "sk": hashed, "doc": doc})}},
             ]
         )
-        return existing is not None
 
     def suppressions(self, *, limit: int, cursor: str | None) -> tuple[list[Suppression], str | None]:
         query: dict[str, Any] = {

@@ -23,6 +23,7 @@ from ecrm.core.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     from ecrm.broadcast.channels import ChannelSettings
+    from ecrm.broadcast.erasure import BroadcastErasure
     from ecrm.broadcast.feedback import FeedbackService
     from ecrm.broadcast.preferences import PreferenceCentre
     from ecrm.broadcast.sending import Dispatcher, Sender, SendingSettings
@@ -180,3 +181,9 @@ def feedback_for(config: BroadcastConfig) -> FeedbackService:
 
     guard = GuardSettings(configuration_set=config.broadcast_configuration_set, pause_for=timedelta(hours=1))
     return FeedbackService(store_for(config), contacts_for(config), SystemClock(), guard)
+
+
+def erasure_for(config: BroadcastConfig) -> BroadcastErasure:
+    from ecrm.broadcast.erasure import BroadcastErasure
+
+    return BroadcastErasure(store_for(config), SystemClock())
