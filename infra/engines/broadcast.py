@@ -130,6 +130,20 @@ class BroadcastEngine(Construct):
             pattern=events.EventPattern(source=["ecrm.broadcast"], detail_type=["MessageRequested"]),
         )
 
+        # Other engines' workers (a campaign run's chunks, journeys) request up to 100 messages per invocation.
+        self.request_messages = EngineFunction(
+            self,
+            "RequestMessages",
+            engine="broadcast",
+            module="task_request_messages",
+            settings=settings,
+            layers=[foundation.common_layer],
+            environment=self.env,
+            timeout=Duration.seconds(60),
+            description="eCRM broadcast: message requests in bulk from other engines' workers",
+        )
+        self._grant_common(self.request_messages, customers)
+
         self.release = EngineFunction(
             self,
             "ReleaseDeferred",

@@ -57,7 +57,13 @@ class PlatformStack(Stack):
         self.broadcast = EngineStack.host(self, "Broadcast", BroadcastEngine, foundation=f, customers=self.customers)
         self.transactions = EngineStack.host(self, "Transactions", TransactionsEngine, foundation=f, lake=self.lake)
         self.campaigns = EngineStack.host(
-            self, "Campaigns", CampaignsEngine, foundation=f, lake=self.lake, customers=self.customers
+            self,
+            "Campaigns",
+            CampaignsEngine,
+            foundation=f,
+            lake=self.lake,
+            customers=self.customers,
+            broadcast_request=self.broadcast.request_messages.function,
         )
 
         # Every alarm of the stack, in the root and in each engine's nested stack, notifies the topic.

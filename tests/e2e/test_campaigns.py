@@ -3,18 +3,19 @@ into a manifest in the lake bucket, the Distributed Map over its chunks with an 
 campaign scheduled an hour ahead fires when the local clock gets there, and a journey's customer enters on
 their creation and leaves when the clock passes their wait.
 
-These campaigns put every recipient in the holdout (99.99% of the audience, checked with the dry run before
-launch) and the journey sends nothing, so nothing is handed to broadcast: what they prove is the
-orchestration on the synthesized definitions. Handing the treated recipients to broadcast waits on
-broadcast's bulk request function (its engine owns it); the same steps are proven with a broadcast double
-on moto in tests/integration/campaigns.
+The first campaigns put every recipient in the holdout (99.99% of the audience, checked with the dry run
+before launch) and the journey sends nothing: they prove the orchestration alone. The A/B/holdout campaign
+goes through broadcast's bulk request function to the local SES, each treated recipient emailed once, the
+holdout never, and a chunk handed over again naming the same, already sent, messages.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
+from ecrm.broadcast.models import MessageRequest
 from ecrm.core.ids import new_id
 from ecrm_ops.tour.context import TourContext, expect, wait_for
 
@@ -120,3 +121,68 @@ def test_a_journey_enters_on_customer_created_and_its_wait_ends_on_the_local_clo
         assert done["entered"] == 1
     finally:
         expect(tour.call("POST", f"/journeys/{journey_id}/deactivate", token=staff_token), 200, "deactivate")
+
+
+def test_an_ab_holdout_campaign_emails_each_treated_recipient_once_and_the_holdout_nobody(
+    cloud: LocalCloud, tour: TourContext, staff_token: str
+) -> None:
+    from ecrm.campaigns.assignment import arms_of, assign
+    from ecrm.campaigns.models import Campaign
+
+    from tests.e2e.test_broadcast import mailbox, new_customer
+
+    # Given ten customers who granted email marketing, in an A/B/holdout campaign
+    run = new_id("c").lower()
+    addresses = {new_customer(tour, staff_token, f"{run}-{n}@example.org"): f"{run}-{n}@example.org" for n in range(10)}
+    contents = {
+        "a": {"email": {"subject": "Offer A", "text": "Variant A"}},
+        "b": {"email": {"subject": "Offer B", "text": "Variant B"}},
+    }
+    body = {
+        "name": "A/B with holdout",
+        "audience": {"customer_ids": list(addresses)},
+        "variants": [
+            {"key": "a", "share": 45, "content": contents["a"]},
+            {"key": "b", "share": 45, "content": contents["b"]},
+        ],
+        "holdout_share": 10,
+    }
+    created = expect(tour.call("POST", "/campaigns", token=staff_token, body=body), 201, "campaign").body
+    campaign = Campaign.model_validate(created)
+    arm = {c: assign(campaign.campaign_id, c, arms_of(campaign)) for c in addresses}
+    treated = [c for c in addresses if arm[c] != "holdout"]
+
+    # When it is launched and its run completes
+    expect(tour.call("POST", f"/campaigns/{campaign.campaign_id}/launch", token=staff_token), 200, "launch")
+    wait_for(lambda: status(tour, staff_token, campaign.campaign_id)["status"] == "completed", timeout=90, what="run")
+
+    # Then every treated recipient gets one email of their variant, and the holdout nobody
+    wait_for(lambda: all(mailbox(cloud, addresses[c]) for c in treated), timeout=90, what="the campaign's emails")
+    for customer, address in addresses.items():
+        mails = mailbox(cloud, address)
+        assert len(mails) == (0 if arm[customer] == "holdout" else 1), (customer, arm[customer])
+    report = expect(tour.call("GET", f"/campaigns/{campaign.campaign_id}/report", token=staff_token), 200, "r").body
+    assert sum(a["requested"] for a in report["arms"]) == len(treated)
+
+    # And a chunk handed over again (a worker's retry) names the same messages, already sent: nobody twice
+    requests = [
+        MessageRequest.model_validate(
+            {
+                "customer_id": c,
+                "purpose": "marketing",
+                "content": contents[arm[c]],
+                "source": f"campaign:{campaign.campaign_id}",
+                "step": f"r1.{arm[c]}",
+                "tracking": True,
+                "data": {"campaign_id": campaign.campaign_id, "variant": arm[c]},
+            }
+        ).model_dump(mode="json", exclude_none=True)
+        for c in treated
+    ]
+    function = cloud.physical_id("AWS::Lambda::Function", "BroadcastRequestMessages")
+    answer = cloud.client("lambda").invoke(FunctionName=function, Payload=json.dumps({"requests": requests}).encode())
+    ids = json.loads(answer["Payload"].read())["message_ids"]
+    for message_id in ids:
+        view = expect(tour.call("GET", f"/messages/{message_id}", token=staff_token), 200, "message").body
+        assert view["status"] in {"sent", "delivered"}, view
+    assert all(len(mailbox(cloud, addresses[c])) == 1 for c in treated)

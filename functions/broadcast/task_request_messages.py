@@ -1,0 +1,40 @@
+"""Broadcast's bulk entry for other engines' workers (a campaign run's chunks, journeys): up to 100 message
+requests per invocation, each through `MessageService.request`, the same idempotent request as
+`POST /messages`. Each request names its source (`campaign:<id>`, `journey:<id>`...), so a re-invoked batch
+addresses the same messages and answers their ids again; a request whose key was used with another body
+fails the whole invocation (the caller's retry, or its DLQ, shows it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from ecrm.broadcast.models import MessageRequest
+from ecrm.broadcast.service import MessageService
+from ecrm.broadcast.wiring import BroadcastConfig, message_service_for
+from ecrm.core.config import load_config
+from ecrm.core.contract import Contract
+from ecrm.core.observability import Observability
+from pydantic import Field, field_validator
+
+config = load_config(BroadcastConfig)
+obs = Observability(config)
+
+
+class RequestBatch(Contract):
+    requests: list[MessageRequest] = Field(min_length=1, max_length=100)
+
+    @field_validator("requests")
+    @classmethod
+    def _sources_named(cls, requests: list[MessageRequest]) -> list[MessageRequest]:
+        if any(r.source is None for r in requests):
+            raise ValueError("every request of a batch names its source, which keys its message")
+        return requests
+
+
+@obs.entrypoint()
+def handler(event: dict[str, Any], context: LambdaContext, injected: MessageService | None = None) -> dict[str, Any]:
+    batch = RequestBatch.model_validate(event)
+    service = injected or message_service_for(config)
+    accepted = [service.request(r, idempotency_key=None, correlation_id=None) for r in batch.requests]
+    return {"message_ids": [a.message_id for a in accepted]}
