@@ -58,6 +58,10 @@ DEFAULT_FROM = "eCRM <news@example.com>"
 # Alarms before SES's review thresholds (bounce 2%, complaint 0.08%), on SES's own reputation metrics.
 BOUNCE_ALARM = 0.015
 COMPLAINT_ALARM = 0.0006
+# Alarms on the engine's own rates at SES's thresholds, read only over a window of at least this many sends.
+OWN_BOUNCE_ALARM = 0.02
+OWN_COMPLAINT_ALARM = 0.0008
+RATE_ALARM_MIN_SENDS = 200
 
 
 class BroadcastEngine(Construct):
@@ -329,6 +333,46 @@ class BroadcastEngine(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 alarm_description=f"Email {what}; marketing email pauses itself at the threshold",
             )
+        self._own_rate_alarms()
+
+    def _own_rate_alarms(self) -> None:
+        """The engine's own bounce and complaint rates per configuration set (EMF from the feedback handler).
+
+        Each rate is published with the sends of its window (`WindowSends`); the alarm reads the rate only
+        when that window held at least `RATE_ALARM_MIN_SENDS` sends (metric math `IF`), else 0: one bounce
+        in three sends is 33% and says nothing about the sender, so it pages nobody.
+        """
+        sends = self._engine_metric("WindowSends")
+        for metric_name, threshold, what in (
+            ("BounceRate", OWN_BOUNCE_ALARM, "bounce rate reached 2%"),
+            ("ComplaintRate", OWN_COMPLAINT_ALARM, "complaint rate reached 0.08%"),
+        ):
+            cloudwatch.Alarm(
+                self,
+                f"Own{metric_name}",
+                metric=cloudwatch.MathExpression(
+                    expression=f"IF(sends >= {RATE_ALARM_MIN_SENDS}, rate, 0)",
+                    using_metrics={"sends": sends, "rate": self._engine_metric(metric_name)},
+                    period=Duration.minutes(15),
+                    label=f"{metric_name} over at least {RATE_ALARM_MIN_SENDS} sends",
+                ),
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"Email {what} of the engine's own sends over its guard window (at least "
+                f"{RATE_ALARM_MIN_SENDS} sends); marketing email pauses itself",
+            )
+
+    def _engine_metric(self, name: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace="ecrm",
+            metric_name=name,
+            # Powertools adds the function's service to every metric's dimensions.
+            dimensions_map={"ConfigurationSet": self.configuration_set, "service": "ecrm-broadcast"},
+            period=Duration.minutes(15),
+            statistic="Maximum",
+        )
 
     # -- grants --------------------------------------------------------------------------------------------------
     def _grant_common(self, function: EngineFunction, customers: CustomersEngine) -> None:

@@ -221,6 +221,8 @@ class FeedbackService:
         bounce = totals.get("bounced", 0) / sent
         complaint = totals.get("complained", 0) / sent
         dimensions = {"ConfigurationSet": self.guard.configuration_set}
+        # The window's sends go with the rates: the alarms read a rate only over enough of them.
+        self.metric("WindowSends", sent, dimensions)
         self.metric("BounceRate", bounce, dimensions)
         self.metric("ComplaintRate", complaint, dimensions)
         if sent >= self.guard.min_sends and (

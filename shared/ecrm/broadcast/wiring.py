@@ -180,7 +180,22 @@ def feedback_for(config: BroadcastConfig) -> FeedbackService:
     from ecrm.broadcast.feedback import FeedbackService, GuardSettings
 
     guard = GuardSettings(configuration_set=config.broadcast_configuration_set, pause_for=timedelta(hours=1))
-    return FeedbackService(store_for(config), contacts_for(config), SystemClock(), guard)
+    return FeedbackService(store_for(config), contacts_for(config), SystemClock(), guard, metric=emit_metric)
+
+
+def emit_metric(name: str, value: float, dimensions: Mapping[str, str]) -> None:
+    """One CloudWatch metric in embedded metric format, with its own dimensions (the configuration set)."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    from ecrm.core.observability import METRICS_NAMESPACE
+
+    unit = MetricUnit.Count if name in COUNTED_METRICS else MetricUnit.NoUnit
+    with single_metric(name=name, unit=unit, value=value, namespace=METRICS_NAMESPACE) as metric:
+        for key, dimension in dimensions.items():
+            metric.add_dimension(key, dimension)
+
+
+COUNTED_METRICS = frozenset({"WindowSends", "MarketingEmailPaused"})
 
 
 def erasure_for(config: BroadcastConfig) -> BroadcastErasure:
