@@ -100,6 +100,10 @@ class BroadcastEngine(Construct):
                 self.node.try_get_context("ecrm:broadcastPushApplications") or {}
             ),
             "BROADCAST_LINKS_BASE_URL": str(base_url),
+            # Plain http to 127.0.0.1 for webhooks: the local cloud's receivers only, never set in AWS.
+            "BROADCAST_WEBHOOK_ALLOW_LOOPBACK_HTTP": json.dumps(
+                bool(self.node.try_get_context("ecrm:broadcastWebhookAllowLoopbackHttp"))
+            ),
         }
 
         self.senders = {channel: self._sender(channel, customers) for channel in channels}

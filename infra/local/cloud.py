@@ -23,6 +23,7 @@ from botocore.config import Config
 
 from infra.local import (
     athena,
+    broadcast_channels,
     dynamodb_transactions,
     emulated_time,
     firehose,
@@ -61,7 +62,7 @@ def synthesize() -> Path:
     """
     from infra.app import synth
 
-    context: dict[str, object] = {"aws:cdk:bundling-stacks": []}
+    context: dict[str, object] = {"aws:cdk:bundling-stacks": [], **broadcast_channels.CONTEXT}
 
     def synthesize_into(folder: Path) -> None:
         synth(str(folder), context)
@@ -125,6 +126,9 @@ class LocalCloud:
         self.provisioned: Provisioned = provisioner.run()
         self.resolver = provisioner.resolver
         _route_lambda_invokes(self.runtime)
+        # Voice, WhatsApp and push against their emulations, before any function runs.
+        topics = {k: str(self.provisioned.physical[k]) for k in self.logical_ids("AWS::SNS::Topic")}
+        broadcast_channels.configure(self.runtime, self.client, self.endpoint_url, topics=topics)
         sqs, streams = self.client("sqs"), self.client("dynamodbstreams")
         for mapping in self.provisioned.event_source_mappings:
             if mapping["enabled"]:

@@ -220,7 +220,9 @@ class SuppressionPage(Contract):
 class WebhookEndpointIn(Contract):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    url: Annotated[str, StringConstraints(pattern=r"^https://[^\s]{3,2000}$")]
+    url: Annotated[
+        str, StringConstraints(pattern=r"^(https://[^\s]{3,2000}|http://127\.0\.0\.1(:[0-9]{1,5})?(/[^\s]{0,2000})?)$")
+    ] = Field(description="https; plain http to 127.0.0.1 only where the deployment allows it (local runs)")
     customer_id: Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)] | None = Field(
         default=None, description="The customer whose device it is; none: a partner system"
     )

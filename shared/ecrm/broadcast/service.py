@@ -32,7 +32,7 @@ from ecrm.broadcast.models import (
 from ecrm.broadcast.rendering import check_templates
 from ecrm.broadcast.store import BroadcastStore
 from ecrm.core.clock import Clock
-from ecrm.core.errors import EcrmError, NotFound
+from ecrm.core.errors import EcrmError, InvalidInput, NotFound
 from ecrm.core.ids import new_id
 
 # Registers a device token with the push provider and answers the endpoint's address (an SNS endpoint ARN).
@@ -46,10 +46,19 @@ class KeyReused(EcrmError):
 
 
 class MessageService:
-    def __init__(self, store: BroadcastStore, clock: Clock, *, register_device: RegisterDevice | None = None) -> None:
+    def __init__(
+        self,
+        store: BroadcastStore,
+        clock: Clock,
+        *,
+        register_device: RegisterDevice | None = None,
+        allow_loopback_http: bool = False,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.register_device = register_device
+        # Plain http to 127.0.0.1 accepted for webhook endpoints (local runs), as the webhook adapter allows.
+        self.allow_loopback_http = allow_loopback_http
 
     # -- messages --------------------------------------------------------------------------------------
     def request(
@@ -144,6 +153,8 @@ class MessageService:
 
     # -- webhook endpoints ---------------------------------------------------------------------------------
     def add_endpoint(self, body: WebhookEndpointIn) -> WebhookEndpointCreated:
+        if body.url.startswith("http://") and not self.allow_loopback_http:
+            raise InvalidInput("a webhook URL must be https", field="url")
         endpoint_id = new_id("whe_")
         secret = secrets.token_urlsafe(32)
         self.store.put_endpoint(endpoint_id, url=body.url, secret=secret, customer_id=body.customer_id)

@@ -144,7 +144,12 @@ def message_service_for(config: BroadcastConfig) -> MessageService:
         registrar: Any = device_registrar(config.channel_settings(), session=aws.client)
         return str(registrar.register(platform, token, customer_id=customer_id))
 
-    return MessageService(store_for(config), SystemClock(), register_device=register_device)
+    return MessageService(
+        store_for(config),
+        SystemClock(),
+        register_device=register_device,
+        allow_loopback_http=config.broadcast_webhook_allow_loopback_http,
+    )
 
 
 @cache
