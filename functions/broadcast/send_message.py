@@ -55,6 +55,20 @@ def handler(event: dict[str, Any], context: LambdaContext, injected: Sender | No
             raise
         obs.logger.info("send settled", extra={"message_id": body.get("message_id"), "outcome": outcome})
 
-    return process_partial_response(  # type: ignore[return-value]
-        event=event, record_handler=send, processor=processor, context=context
-    )
+    with sender.batch(bodies_of(event)):
+        return process_partial_response(  # type: ignore[return-value]
+            event=event, record_handler=send, processor=processor, context=context
+        )
+
+
+def bodies_of(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The batch's bodies that parse (one that does not fails on its own, in the record handler)."""
+    bodies = []
+    for record in event.get("Records") or []:
+        try:
+            body = json.loads(record.get("body") or "")
+        except ValueError:
+            continue
+        if isinstance(body, dict):
+            bodies.append(body)
+    return bodies

@@ -18,7 +18,8 @@ it, and the message is sent.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -38,6 +39,7 @@ from ecrm.broadcast.service import event_fields
 from ecrm.broadcast.store import BroadcastStore, StaleMessage
 from ecrm.broadcast.tokens import LinkToken, sign_link
 from ecrm.core.clock import Clock
+from ecrm.core.errors import ServiceUnavailable
 from ecrm.core.events import DomainEvent
 
 
@@ -277,6 +279,25 @@ class Sender:
         self.clock = clock
         self.settings = settings
         self.jitter = jitter or random.Random()  # noqa: S311 - spreading retries, not a secret
+        self._batch_cards: dict[str, dict[str, Any] | None] = {}
+
+    @contextmanager
+    def batch(self, bodies: Sequence[Mapping[str, Any]]) -> Iterator[None]:
+        """Ask the contacts function once for the cards of a queue batch's recipients, for its sends.
+
+        The cards are as fresh as the batch (seconds before each provider call); a failed ask leaves each
+        send to ask for its own card, so one unanswered call fails records, not the batch's reading.
+        """
+        ids = sorted({str(b["customer_id"]) for b in bodies if b.get("customer_id")})
+        try:
+            cards = self.contacts.cards(ids) if ids else {}
+            self._batch_cards = {i: cards.get(i) for i in ids}
+        except ServiceUnavailable:
+            self._batch_cards = {}
+        try:
+            yield
+        finally:
+            self._batch_cards = {}
 
     def send(self, body: Mapping[str, Any], *, correlation_id: str | None = None) -> str:
         """Send one queued message once; answers what became of it, or raises `RetryLater`."""
@@ -323,7 +344,10 @@ class Sender:
 
     def _still_allowed(self, message: Message, outbound: OutboundMessage) -> str:
         """The consent and suppression list as they are now; '' when the send may go ahead, else why not."""
-        card = self.contacts.cards([message.customer_id]).get(message.customer_id)
+        if message.customer_id in self._batch_cards:
+            card = self._batch_cards[message.customer_id]
+        else:
+            card = self.contacts.cards([message.customer_id]).get(message.customer_id)
         if card is None or card.get("status", "active") != "active":
             return "unknown_customer"
         recipient = Recipient.from_card(card)
