@@ -7,8 +7,8 @@ customer's outbox item), the messages' outbox items, and the owner records that 
 Kept without identity, as bookkeeping: each message's record (its id is a hash of source, customer and step,
 so it names nobody), with its status, channel, source, step and history, because campaign reports and
 provider feedback that arrives late find messages by id. The customer id becomes `erased`; the address,
-content, data and provider detail are dropped. A message not yet final is ended as `failed` (reason
-`erased`), so no sender or deferral release sends it afterwards.
+content, data and provider detail are dropped. A message not yet sent is ended as `failed` (reason
+`erased`), so no sender or deferral release sends it afterwards; one sent keeps its status.
 
 Kept, hashed: the suppressions of the customer's addresses. A suppression exists to outlive the
 relationship (a hard bounce or a complaint must not be mailed again if the address comes back), so the
@@ -21,7 +21,7 @@ them disabled (their token is the provider's, not an identity this engine holds)
 
 from __future__ import annotations
 
-from ecrm.broadcast.models import FINAL_STATUSES, BroadcastDataErased, HistoryEntry, Message
+from ecrm.broadcast.models import FINAL_STATUSES, SENT_OR_LATER, BroadcastDataErased, HistoryEntry, Message
 from ecrm.broadcast.store import BroadcastStore, StaleMessage, message_pk
 from ecrm.core.clock import Clock
 from ecrm.core.erasure import CustomerErasureRequested
@@ -79,7 +79,7 @@ class BroadcastErasure:
     def _detached(self, message: Message) -> Message:
         now = self.clock.now()
         history = [HistoryEntry(at=h.at, status=h.status, reason=h.reason) for h in message.history]
-        ending = message.status not in FINAL_STATUSES
+        ending = message.status not in FINAL_STATUSES | SENT_OR_LATER
         if ending:
             history.append(HistoryEntry(at=now, status="failed", reason="erased"))
         return message.model_copy(

@@ -59,6 +59,8 @@ def test_an_erasure_deletes_detaches_hashes_the_suppression_and_is_acknowledged(
     bounced = engine.request(key="a")
     engine.run(bounced)
     engine.feedback.apply(Feedback("bounced", bounced, address="c1@example.com", permanent=True))
+    delivered = engine.request(key="d", purpose="transactional", channel="sms", content={"sms": {"body": "Hi"}})
+    engine.run(delivered)
     waiting = engine.request(key="b", purpose="transactional", channel="sms", content={"sms": {"body": "Code 1234"}})
     engine.dispatcher.dispatch([waiting], correlation_id="c")
     queued = engine.queues.drain()
@@ -90,6 +92,9 @@ def test_an_erasure_deletes_detaches_hashes_the_suppression_and_is_acknowledged(
     kept = engine.store.get_message(bounced)
     assert kept is not None
     assert (kept.customer_id, kept.address, kept.content, kept.status) == ("erased", None, {}, "bounced")
+    still_sent = engine.store.get_message(delivered)
+    assert still_sent is not None
+    assert (still_sent.status, still_sent.customer_id) == ("sent", "erased")
     ended = engine.store.get_message(waiting)
     assert ended is not None
     assert (ended.status, ended.reason) == ("failed", "erased")
