@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ecrm_ops.local_cloud import print_banner, run_until_interrupted, start_cloud
-from ecrm_ops.tour import analysis, collect, customers, personalization, platform, transactions
+from ecrm_ops.tour import analysis, campaigns, collect, customers, personalization, platform, transactions
 from ecrm_ops.tour.context import Step, TourContext
 
 TOUR: list[Step] = [
@@ -22,6 +22,7 @@ TOUR: list[Step] = [
     *analysis.STEPS,
     *personalization.STEPS,
     *transactions.STEPS,
+    *campaigns.STEPS,
 ]
 
 
