@@ -5,7 +5,16 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from ecrm_ops.tour import analysis, campaigns, collect, customers, personalization, platform, transactions
+from ecrm_ops.tour import (
+    analysis,
+    broadcast,
+    campaigns,
+    collect,
+    customers,
+    personalization,
+    platform,
+    transactions,
+)
 from ecrm_ops.tour.run import TOUR
 
 TOUR_PACKAGE = Path(__file__).resolve().parents[2] / "shared" / "ecrm_ops" / "tour"
@@ -14,7 +23,7 @@ SHARED_BY_THE_STEPS = {"ecrm_ops.tour.context", "ecrm_ops.tour.order_history"}
 
 
 def test_the_tour_is_each_engine_s_steps_in_order() -> None:
-    engines = [platform, customers, collect, analysis, personalization, transactions, campaigns]
+    engines = [platform, customers, collect, analysis, personalization, broadcast, transactions, campaigns]
     assert [step for engine in engines for step in engine.STEPS] == TOUR
     assert all(engine.STEPS for engine in engines)
     assert len({step.title for step in TOUR}) == len(TOUR), "two steps share a title"

@@ -12,7 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ecrm_ops.local_cloud import print_banner, run_until_interrupted, start_cloud
-from ecrm_ops.tour import analysis, campaigns, collect, customers, personalization, platform, transactions
+from ecrm_ops.tour import (
+    analysis,
+    broadcast,
+    campaigns,
+    collect,
+    customers,
+    personalization,
+    platform,
+    transactions,
+)
 from ecrm_ops.tour.context import Step, TourContext
 
 TOUR: list[Step] = [
@@ -21,6 +30,7 @@ TOUR: list[Step] = [
     *collect.STEPS,
     *analysis.STEPS,
     *personalization.STEPS,
+    *broadcast.STEPS,
     *transactions.STEPS,
     *campaigns.STEPS,
 ]
