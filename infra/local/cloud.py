@@ -93,6 +93,7 @@ class LocalCloud:
         # Faults on demand (infra/local/faults.py): a bad spec fails here, before anything starts.
         self.faults = FaultPlan(faults, log_path=state_dir / "faults.jsonl")
         self.errors: list[str] = []
+        self.channel_ids: dict[str, str] = {}
         self._lock = threading.Lock()
         self.pollers: list[QueuePoller | StreamPoller] = []
         self.clock = LocalClock(on_error=self._record_error)
@@ -128,7 +129,8 @@ class LocalCloud:
         _route_lambda_invokes(self.runtime)
         # Voice, WhatsApp and push against their emulations, before any function runs.
         topics = {k: str(self.provisioned.physical[k]) for k in self.logical_ids("AWS::SNS::Topic")}
-        broadcast_channels.configure(self.runtime, self.client, self.endpoint_url, topics=topics)
+        # The placeholder -> id each function's environment got (`broadcast_channels` says why).
+        self.channel_ids = broadcast_channels.configure(self.runtime, self.client, self.endpoint_url, topics=topics)
         sqs, streams = self.client("sqs"), self.client("dynamodbstreams")
         for mapping in self.provisioned.event_source_mappings:
             if mapping["enabled"]:

@@ -2,25 +2,26 @@
 
 The rules come from the template (`Provisioned.schedules`). `rate(...)` fires every period from the
 start of the local cloud, `cron(...)` (AWS's six fields, UTC, `infra.local.schedule_expressions`)
-at its matching minutes. `LocalClock` drives `run_due`, serialized with every other firing, so each
-occurrence fires exactly once and in order, however far the clock is advanced. A target is a
+at its matching minutes. `LocalClock` drives `run_due`, serialized with every other firing; a clock
+advanced past several occurrences of one rule fires it once, at the latest (`run_due` says why). A target is a
 function (invoked with a Scheduled Event, or the target's `Input`), a state machine (an execution
 started with it) or a queue; `fire` runs one rule's targets now.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from infra.local import schedule_expressions
 from infra.local.clock import LocalClock
 from infra.local.runtime import FunctionRuntime
 from infra.local.schedule_expressions import Cron, Rate
+
+FREQUENT = timedelta(hours=1)  # rules firing more often are caught up, not walked, when the clock jumps
 
 
 def next_fire(expression: str, after: datetime, anchor: datetime | None = None) -> datetime | None:
@@ -59,6 +60,7 @@ class LocalScheduler:
             self.clock.add_source(self)
         self.on_error = on_error
         self.fired: dict[str, int] = {}
+        self._frequency: dict[str, bool] = {}
         self.started = self.clock.now()
         self.due: dict[str, datetime] = {}
         for name, schedule in self.schedules.items():
@@ -80,21 +82,43 @@ class LocalScheduler:
 
     # -- driven by the local clock ------------------------------------------------------------------
     def next_due(self, now: datetime) -> datetime | None:
-        return min((d for n, d in self.due.items() if self._enabled(n)), default=None)
+        """The next time an advance of the clock must stop at: rules that run more often than hourly are
+        left out, so a day ahead is not walked a minute at a time; they catch up at each stop (`run_due`)."""
+        return min((d for n, d in self.due.items() if self._enabled(n) and not self._frequent(n)), default=None)
+
+    def _frequent(self, name: str) -> bool:
+        if name not in self._frequency:
+            expression = self.schedules[name]["expression"]
+            first = next_fire(expression, self.started, anchor=self.started)
+            second = next_fire(expression, first, anchor=self.started) if first else None
+            self._frequency[name] = bool(first and second and second - first < FREQUENT)
+        return self._frequency[name]
 
     def run_due(self, now: datetime) -> list[str]:
+        """Fire each rule due by `now` once, at its latest occurrence not after `now`, in time order.
+
+        A clock moved past several occurrences of one rule (a day ahead passes 1,440 of a job that runs
+        every minute) fires it once, not once per occurrence: every scheduled job of the platform works
+        on what is due by its event's time, so the skipped occurrences would find nothing the last one
+        does not. AWS fires every occurrence, but its clock never jumps.
+        """
         started: list[str] = []
-        queue = [(due, name) for name, due in self.due.items() if due <= now and self._enabled(name)]
-        heapq.heapify(queue)
-        while queue:
-            due, name = heapq.heappop(queue)
-            following = next_fire(self.schedules[name]["expression"], due, anchor=self.started)
-            if following is None:
+        latest: list[tuple[datetime, str]] = []
+        for name, due in list(self.due.items()):
+            if due > now or not self._enabled(name):
+                continue
+            occurrence: datetime | None = due
+            while occurrence is not None and occurrence <= now:
+                due, occurrence = (
+                    occurrence,
+                    next_fire(self.schedules[name]["expression"], occurrence, anchor=self.started),
+                )
+            if occurrence is None:
                 del self.due[name]
             else:
-                self.due[name] = following
-                if following <= now:
-                    heapq.heappush(queue, (following, name))
+                self.due[name] = occurrence
+            latest.append((due, name))
+        for due, name in sorted(latest):
             try:
                 started.extend(self.fire(name, at=due))
             except Exception as exc:
