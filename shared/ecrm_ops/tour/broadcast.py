@@ -126,7 +126,7 @@ def every_channel(ctx: TourContext) -> dict[str, Any]:
         ids = {channel: request_message(ctx, staff, customer, channel) for channel in CHANNEL_CONTENT}
         wait_for(
             lambda: all(status_of(ctx, staff, i)["status"] in DONE for i in ids.values()),
-            timeout=90,
+            timeout=240,
             interval=1,
             what="a message sent on every channel",
         )
@@ -186,7 +186,7 @@ def other_outcomes(ctx: TourContext) -> dict[str, str]:
     }
     wait_for(
         lambda: all(status_of(ctx, staff, i)["status"] == outcome for outcome, i in ids.items()),
-        timeout=90,
+        timeout=240,
         interval=1,
         what="a message suppressed, one deferred and one bounced",
     )
