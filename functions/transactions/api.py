@@ -242,12 +242,11 @@ def purchases() -> PurchaseService:
     "/me/purchases",
     access=Access.customer(),
     summary="Buy a product from a vendor of a comparison (202: brokered in the background; follow its status)",
+    description="Problems (application/problem+json): 404 when the vendor has no offer for the product; 409 when it "
+    "is out of stock or the vendor takes no brokered purchases; 422 when the key was used with another body.",
     responses={
         202: {"description": "Accepted: reserving, paying, awaiting the vendor's confirmation"},
         200: {"description": "Requested before with this key and body"},
-        404: {"description": "The vendor has no offer for the product"},
-        409: {"description": "Out of stock, or the vendor takes no brokered purchases"},
-        422: {"description": "The key was used with another body"},
     },
 )
 def request_purchase(body: PurchaseIn, idempotency_key: IdempotencyKey) -> tuple[Purchase, int]:
@@ -314,7 +313,8 @@ def get_product(product_id: ProductIdPath) -> ProductWithOffers:
     "/catalog/products/<product_id>/offers",
     access=Access.staff(*PROGRAMME),
     summary="A vendor's offer for the product (201), replacing that vendor's last one (200)",
-    responses={201: {"description": "Added"}, 200: {"description": "Replaced"}, 409: {"description": "Sku taken"}},
+    description="409 (application/problem+json) when another offer already holds the sku.",
+    responses={201: {"description": "Added"}, 200: {"description": "Replaced"}},
 )
 def save_offer(product_id: ProductIdPath, body: OfferIn) -> tuple[Offer, int]:
     offer, created = catalog().save_offer(product_id, body)
