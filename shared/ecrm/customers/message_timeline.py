@@ -50,7 +50,9 @@ class MessageEventData(Contract):
     occurred_at: datetime | None = None
 
 
-class MessageEventMetadata(Contract):
+class EventMetadataView(Contract):
+    """An envelope's `metadata` as the timeline consumers read it (other engines' events, loosely)."""
+
     model_config = ConfigDict(extra="ignore")
 
     id: str
@@ -64,7 +66,7 @@ def interaction_for(detail_type: str, detail: dict[str, Any]) -> tuple[str, Inte
     if interaction_type is None:
         raise InvalidInput(f"{detail_type} is not recorded on the timeline")
     try:
-        metadata = MessageEventMetadata.model_validate(detail.get("metadata"))
+        metadata = EventMetadataView.model_validate(detail.get("metadata"))
         data = MessageEventData.model_validate(detail.get("data"))
     except ValidationError as error:
         raise InvalidInput(f"a {detail_type} event of an unexpected shape: {error.errors()[0]['msg']}") from None

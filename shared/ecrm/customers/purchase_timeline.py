@@ -8,13 +8,13 @@ customer store follows the transactions engine without importing its code.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import ConfigDict, ValidationError
 
 from ecrm.core.contract import Contract
 from ecrm.core.errors import InvalidInput, NotFound
+from ecrm.customers.message_timeline import EventMetadataView
 from ecrm.customers.models import InteractionIn
 from ecrm.customers.service import CustomerService
 
@@ -41,21 +41,13 @@ class PurchaseOutcomeData(Contract):
     customer_id: str
 
 
-class PurchaseOutcomeMetadata(Contract):
-    model_config = ConfigDict(extra="ignore")
-
-    id: str
-    correlation_id: str | None = None
-    occurred_at: datetime
-
-
 def interaction_for(detail_type: str, detail: dict[str, Any]) -> tuple[str, InteractionIn]:
     """The customer and the interaction an event becomes; `InvalidInput` for an event of another shape."""
     interaction_type = INTERACTION_TYPES.get(detail_type)
     if interaction_type is None:
         raise InvalidInput(f"{detail_type} is not recorded on the timeline")
     try:
-        metadata = PurchaseOutcomeMetadata.model_validate(detail.get("metadata"))
+        metadata = EventMetadataView.model_validate(detail.get("metadata"))
         data = PurchaseOutcomeData.model_validate(detail.get("data"))
     except ValidationError as error:
         raise InvalidInput(f"a {detail_type} event of an unexpected shape: {error.errors()[0]['msg']}") from None
