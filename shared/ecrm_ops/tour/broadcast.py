@@ -105,6 +105,15 @@ def status_of(ctx: TourContext, token: str, message_id: str) -> dict[str, Any]:
     return dict(expect(ctx.call("GET", f"/messages/{message_id}", token=token), 200, "message").body)
 
 
+def statuses(ctx: TourContext, token: str, ids: dict[str, str]) -> str:
+    """Each awaited message's status and the policy's reason, for a wait that ran out."""
+    found = []
+    for name, message_id in ids.items():
+        message = status_of(ctx, token, message_id)
+        found.append(f"{name}: {message['status']}" + (f" ({message['reason']})" if message.get("reason") else ""))
+    return "; ".join(found)
+
+
 def every_channel(ctx: TourContext) -> dict[str, Any]:
     """Send on every channel and check each provider holds it; answers what the checks found."""
     from infra.local.messaging.client import LocalMessaging
@@ -129,6 +138,7 @@ def every_channel(ctx: TourContext) -> dict[str, Any]:
             timeout=240,
             interval=1,
             what="a message sent on every channel",
+            state=lambda: statuses(ctx, staff, ids),
         )
         wait_for(lambda: ids["webhook"] in receiver.verified, timeout=10, what="the signed webhook delivery")
         found["webhook"] = receiver.verified[ids["webhook"]]
@@ -189,6 +199,7 @@ def other_outcomes(ctx: TourContext) -> dict[str, str]:
         timeout=240,
         interval=1,
         what="a message suppressed, one deferred and one bounced",
+        state=lambda: statuses(ctx, staff, ids),
     )
     return ids
 

@@ -54,14 +54,23 @@ class Step:
     run: Callable[[TourContext], str]
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float = 20, interval: float = 0.25, what: str = "") -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    *,
+    timeout: float = 20,
+    interval: float = 0.25,
+    what: str = "",
+    state: Callable[[], str] | None = None,
+) -> Any:
+    """Poll `condition` until it holds; a timeout says what was awaited and, with `state`, where things stood."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or condition.__name__}")
+            where = f" ({state()})" if state is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or condition.__name__}{where}")
         time.sleep(interval)
 
 
