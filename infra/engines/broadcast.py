@@ -6,7 +6,9 @@ Deployment choices are context keys: `ecrm:broadcastEmailFrom` (a verified ident
 declared here), `ecrm:broadcastEmailConcurrency` (the email sender's concurrency, to pace to the account's send
 rate), `ecrm:broadcastOriginationIdentities` (country -> End User Messaging identity), `ecrm:broadcastVoiceOrigination`
 and `ecrm:broadcastWhatsAppPhoneNumberId` (each turns its channel on), `ecrm:broadcastPushApplications`,
-`ecrm:broadcastLinksBaseUrl` (where unsubscribe links point; default: the API's stage URL).
+`ecrm:broadcastLinksBaseUrl` (where unsubscribe links point; default: the API's stage URL),
+`ecrm:broadcastSendRates` (messages per second per pacing key: `email` the SES account, `sms:<identity>`,
+`sms:*`, `voice:*`; ADR 12's pacing).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ ROUTES = (
 )
 ALWAYS_ON = ("email", "sms", "push", "in_app", "webhook")
 DEFAULT_FROM = "eCRM <news@example.com>"
+# SES's send rate of a new production account and a long code's one message per second (End User Messaging).
+DEFAULT_SEND_RATES = {"email": 14, "sms:*": 1, "voice:*": 1}
 # Alarms before SES's review thresholds (bounce 2%, complaint 0.08%), on SES's own reputation metrics.
 BOUNCE_ALARM = 0.015
 COMPLAINT_ALARM = 0.0006
@@ -100,6 +104,9 @@ class BroadcastEngine(Construct):
                 self.node.try_get_context("ecrm:broadcastPushApplications") or {}
             ),
             "BROADCAST_LINKS_BASE_URL": str(base_url),
+            "BROADCAST_SEND_RATES": json.dumps(
+                self.node.try_get_context("ecrm:broadcastSendRates") or DEFAULT_SEND_RATES, sort_keys=True
+            ),
             # Plain http to 127.0.0.1 for webhooks: the local cloud's receivers only, never set in AWS.
             "BROADCAST_WEBHOOK_ALLOW_LOOPBACK_HTTP": json.dumps(
                 bool(self.node.try_get_context("ecrm:broadcastWebhookAllowLoopbackHttp"))

@@ -9,7 +9,9 @@ the duplicate.
 `Sender` (one channel queue's record): drops a message already sent; asks the owner again for consent
 and the suppression list just before the call; claims the message (`queued -> sending`, with a lease);
 calls the adapter; settles `sent` with the provider's id, `failed` on a permanent refusal, or releases the
-claim and asks for a retry later (throttled or transient: backoff with jitter). A record finding
+claim and asks for a retry later (throttled or transient: backoff with jitter). Before the claim, the
+`Pacer` takes the send from its provider's budget (the SES account's rate, the origination identity's
+messages per second), or asks for a retry when the next window is too far to wait for. A record finding
 `sending` under a live lease is a concurrent or crashed attempt: it waits the lease out plus a grace in
 which the provider's own event (tagged with our id) may settle it; after that the provider never took
 it, and the message is sent.
@@ -25,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ecrm.broadcast.channels.base import ChannelAdapter, ChannelError, OutboundMessage
+from ecrm.broadcast.channels.pacing import Pacer
 from ecrm.broadcast.contacts import Contacts
 from ecrm.broadcast.models import (
     EVENT_OF_STATUS,
@@ -272,6 +275,7 @@ class Sender:
         settings: SendingSettings,
         *,
         jitter: random.Random | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.store = store
         self.contacts = contacts
@@ -279,6 +283,7 @@ class Sender:
         self.clock = clock
         self.settings = settings
         self.jitter = jitter or random.Random()  # noqa: S311 - spreading retries, not a secret
+        self.pacer = pacer
         self._batch_cards: dict[str, dict[str, Any] | None] = {}
 
     @contextmanager
@@ -319,6 +324,11 @@ class Sender:
             events = transition(message, "suppressed", now, reason=blocked, at_send="true")
             self._save(message, events, correlation_id, now)
             return "suppressed"
+        if self.pacer is not None:  # before the claim: a send paced out changes nothing and costs no write
+            retry_in = self.pacer.admit(outbound)
+            if retry_in is not None:
+                raise RetryLater("paced", retry_in)
+            now = self.clock.now()  # the pacer may have waited for its window
         message.attempts += 1
         message.lease_until = now + self.settings.lease
         transition(message, "sending", now, attempt=str(message.attempts))

@@ -52,6 +52,8 @@ class BroadcastConfig(PublishingConfig):
     # Default caps, JSON: {"overall": [max, "day|week|month"], "email": [max, "day"], ...}
     broadcast_caps: str = "{}"
     broadcast_webhook_allow_loopback_http: bool = False
+    # Messages per second per pacing key, JSON: {"email": 14, "sms:<identity>": 1, "sms:*": 1} (channels.pacing)
+    broadcast_send_rates: str = "{}"
 
     def queue_urls(self) -> dict[str, str]:
         return dict(json.loads(self.broadcast_queue_urls or "{}"))
@@ -173,11 +175,19 @@ def dispatcher_for(config: BroadcastConfig) -> Dispatcher:
 @cache
 def sender_for(config: BroadcastConfig) -> Sender:
     from ecrm.broadcast.channels import build_adapters
+    from ecrm.broadcast.channels.pacing import DynamoPaceCounter, Pacer, SendRates
     from ecrm.broadcast.sending import Sender
 
     store, clock = store_for(config), SystemClock()
-    adapters = build_adapters(config.channel_settings(), session=aws.client, inbox=store, endpoints=store, clock=clock)
-    return Sender(store, contacts_for(config), adapters, clock, sending_settings(config))
+    channels = config.channel_settings()
+    adapters = build_adapters(channels, session=aws.client, inbox=store, endpoints=store, clock=clock)
+    rates = SendRates.parse(
+        config.broadcast_send_rates,
+        origination_identities=channels.origination_identities,
+        voice_origination=channels.voice_origination,
+    )
+    pacer = Pacer(rates, DynamoPaceCounter(aws.client("dynamodb"), config.broadcast_table_name), clock)
+    return Sender(store, contacts_for(config), adapters, clock, sending_settings(config), pacer=pacer)
 
 
 @cache
