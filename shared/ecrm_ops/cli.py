@@ -11,6 +11,7 @@
     ecrm redrive QUEUE       move a dead-letter queue's records back to their source queue
     ecrm analysis ...        CLV, RFM, clusters and churn from any CSV of transactions
     ecrm personalization ... evaluate recommenders offline; train the recommender
+    ecrm campaign ...        create, launch and follow campaigns (live progress), their reports
 
 A mistake is answered in one line on stderr with a non-zero exit (2 for a wrong option, 1 for the
 rest), never a traceback: see `ecrm_ops.user_errors`. `-h` is `--help` everywhere.
@@ -318,6 +319,7 @@ def redrive(queue: str, on_aws: bool, endpoint_url: str | None, region: str | No
 def _add_engine_commands() -> None:
     """The engines' command groups (`ecrm analysis`, `ecrm personalization`), each listing its own commands."""
     from ecrm_ops.analysis.commands import analysis
+    from ecrm_ops.campaign_cli import campaign
     from ecrm_ops.personalization.commands import personalization
     from ecrm_ops.pinpoint.command import pinpoint
 
@@ -325,6 +327,7 @@ def _add_engine_commands() -> None:
 
     main.add_command(analysis)
     main.add_command(personalization)
+    main.add_command(campaign)
     from ecrm_ops.local_clock import clock
 
     local.add_command(clock)
