@@ -42,6 +42,7 @@ PLACEHOLDER_ENVIRONMENT = {
     "BROADCAST_TABLE_NAME": "openapi",
     "TRANSACTIONS_TABLE_NAME": "openapi",
     "CAMPAIGNS_TABLE_NAME": "openapi",
+    "INSIGHTS_TABLE_NAME": "openapi",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 

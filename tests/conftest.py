@@ -26,6 +26,7 @@ for _name, _value in {
     "BROADCAST_TABLE_NAME": "ecrm-broadcast",
     "TRANSACTIONS_TABLE_NAME": "ecrm-transactions",
     "CAMPAIGNS_TABLE_NAME": "ecrm-campaigns",
+    "INSIGHTS_TABLE_NAME": "ecrm-insights",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "platform",
     "AWS_ACCESS_KEY_ID": "testing",

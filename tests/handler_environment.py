@@ -17,6 +17,7 @@ HANDLER_ENVIRONMENT = {
     "BROADCAST_TABLE_NAME": "ecrm-broadcast",
     "TRANSACTIONS_TABLE_NAME": "ecrm-transactions",
     "CAMPAIGNS_TABLE_NAME": "ecrm-campaigns",
+    "INSIGHTS_TABLE_NAME": "ecrm-insights",
     "LAKE_BUCKET_NAME": "ecrm-lake",
     "LAKE_DATABASE": "ecrm_lake",
     "ATHENA_WORKGROUP": "ecrm",

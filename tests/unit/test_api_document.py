@@ -52,6 +52,7 @@ def test_every_engine_with_a_rest_front_is_in_the_document(document: dict[str, A
             "campaigns",
             "collect",
             "customers",
+            "insights",
             "personalization",
             "platform",
             "transactions",

@@ -19,7 +19,17 @@ from ecrm.core.auth import ACCESS_EXTENSION, STAFF_GROUPS, Access
 
 from tests.samples import api_request
 
-ENGINES = ("analysis", "broadcast", "campaigns", "collect", "customers", "personalization", "platform", "transactions")
+ENGINES = (
+    "analysis",
+    "broadcast",
+    "campaigns",
+    "collect",
+    "customers",
+    "insights",
+    "personalization",
+    "platform",
+    "transactions",
+)
 # A body no route's model accepts: had validation run first, each answer would be a 422 listing the schema.
 NOT_A_BODY = {"not_a_field": [1, 2, 3]}
 ID_PREFIXES = {

@@ -1,0 +1,137 @@
+"""Live counters on moto, through the consumer: each event counts once whatever the redeliveries (the fault
+test), on its campaign variant or journey step, its channel and the total; orders convert within the window;
+the lake gets one row per message event; the window reads whole minutes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from functions.insights import on_outcome_event
+from tests.integration.insights.conftest import NOW, Engine, bus_event, message_event, order_event
+from tests.samples import sqs_batch
+
+consume: Any = on_outcome_event.handler
+
+
+def run(engine: Engine, bodies: list[str], lambda_context: Any) -> dict[str, Any]:
+    result: dict[str, Any] = consume(sqs_batch(bodies), lambda_context, engine.service, engine.lake)
+    return result
+
+
+def test_a_redelivered_batch_and_a_duplicated_event_count_once(engine: Engine, lambda_context: Any) -> None:
+    # Given broadcast's events of two campaign variants and a journey step, one event in the batch twice
+    bodies = [
+        message_event("MessageRequested", "m1", status="requested"),
+        message_event("MessageSent", "m1"),
+        message_event("MessageSent", "m1"),  # the same event delivered twice in one batch
+        message_event("MessageDelivered", "m1", status="delivered"),
+        message_event("MessageOpened", "m1", status="delivered"),
+        message_event("MessageSent", "m2", step="r1.B", channel="sms"),
+        message_event("MessageBounced", "m2", step="r1.B", channel="sms", status="bounced"),
+        message_event("MessageSent", "m3", source="journey:jny_1", step="welcome.2", channel="push"),
+        message_event("MessageSuppressed", "m4", source="api:k1", step="0", channel=None, status="suppressed"),
+    ]
+    # When the batch is consumed, then redelivered whole (a crash after counting, before the delete)
+    assert run(engine, bodies, lambda_context) == {"batchItemFailures": []}
+    assert run(engine, bodies, lambda_context) == {"batchItemFailures": []}
+
+    # Then each event counted once on each of its rows
+    live = engine.service.live()
+    assert (live.total.targeted, live.total.sent, live.total.delivered, live.total.opened) == (1, 3, 1, 1)
+    assert (live.total.bounced, live.total.suppressed) == (1, 1)
+    variants = {(r.campaign_id, r.variant): r for r in live.campaigns}
+    assert set(variants) == {("cmp_1", "A"), ("cmp_1", "B")}
+    assert (variants["cmp_1", "A"].sent, variants["cmp_1", "A"].delivered) == (1, 1)
+    assert variants["cmp_1", "A"].rates == {"delivery": 1.0, "bounce": 0.0, "complaint": 0.0, "open": 1.0, "click": 0.0}
+    assert (variants["cmp_1", "B"].sent, variants["cmp_1", "B"].bounced) == (1, 1)
+    assert [(r.journey_id, r.step, r.sent) for r in live.journeys] == [("jny_1", "welcome", 1)]
+    channels = {r.channel: r for r in live.channels}
+    assert (channels["email"].sent, channels["sms"].bounced, channels["push"].sent) == (1, 1, 1)
+    assert channels["unknown"].suppressed == 1
+    # And each counted event published its metric once, per channel
+    sent = sorted(d["channel"] for name, _, d in engine.metrics if name == "Sent")
+    assert sent == ["email", "push", "sms"]
+    assert [d["channel"] for name, _, d in engine.metrics if name == "Bounced"] == ["sms"]
+
+
+def test_the_lake_gets_one_row_per_message_event_and_a_refused_row_is_retried(
+    engine: Engine, lambda_context: Any
+) -> None:
+    # Given Firehose refusing rows
+    engine.lake.refuse = True
+    body = message_event("MessageSent", "m1")
+    # When the event arrives beside an order, it fails alone (to be retried) and counts nothing yet
+    result = run(engine, [body, order_event("ord_1", "cus_9", 100, NOW)], lambda_context)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "00000000-0000-4000-8000-000000000000"}]}
+    assert engine.service.live().total.sent == 0
+    # When the retry finds the lake back
+    engine.lake.refuse = False
+    assert run(engine, [body], lambda_context) == {"batchItemFailures": []}
+    # Then the row is in the lake, sliceable by source and step, and the event counted
+    (row,) = engine.lake.rows
+    assert (row["source_kind"], row["source_id"], row["step"], row["channel"]) == ("campaign", "cmp_1", "r1.A", "email")
+    assert (row["event_type"], row["status"], row["occurred_at"]) == ("MessageSent", "sent", "2026-11-23T10:00:30.000Z")
+    assert engine.service.live().total.sent == 1
+
+
+def test_an_order_within_the_window_converts_once_and_adds_its_revenue(engine: Engine, lambda_context: Any) -> None:
+    # Given a customer sent variant A by email, and a customer sent nothing
+    run(engine, [message_event("MessageSent", "m1", customer_id="cus_1")], lambda_context)
+    later = NOW + timedelta(minutes=5)
+    engine.clock.at = later
+    # When the first customer orders twice (the first order delivered twice) and the other once
+    orders = [
+        order_event("ord_1", "cus_1", 2500, later),
+        order_event("ord_1", "cus_1", 2500, later),
+        order_event("ord_2", "cus_1", 1000, later),
+        order_event("ord_3", "cus_2", 9900, later),
+    ]
+    assert run(engine, orders, lambda_context) == {"batchItemFailures": []}
+    # Then the variant, its channel and the total hold one conversion and both orders' revenue
+    live = engine.service.live()
+    (variant,) = live.campaigns
+    for row in (variant, live.total, *live.channels):
+        assert (row.converted, row.revenue) == (1, {"EUR": 3500})
+
+
+def test_an_order_after_the_window_is_not_attributed(engine: Engine, lambda_context: Any) -> None:
+    run(engine, [message_event("MessageSent", "m1")], lambda_context)
+    late = NOW + timedelta(days=7, minutes=1)
+    engine.clock.at = late
+    run(engine, [order_event("ord_1", "cus_1", 2500, late)], lambda_context)
+    assert engine.service.live(24 * 60).total.converted == 0
+
+
+def test_unsubscriptions_count_on_their_channel(engine: Engine, lambda_context: Any) -> None:
+    data = {
+        "customer_id": "cus_1",
+        "channel": "email",
+        "purpose": "marketing",
+        "method": "one_click",
+        "occurred_at": NOW.isoformat(),
+    }
+    body = bus_event("ecrm.broadcast", "CustomerUnsubscribed", data, event_id="evt-u1")
+    run(engine, [body, body], lambda_context)
+    live = engine.service.live()
+    assert (live.total.unsubscribed, [(c.channel, c.unsubscribed) for c in live.channels]) == (1, [("email", 1)])
+
+
+def test_the_window_holds_whole_minutes_up_to_now(engine: Engine, lambda_context: Any) -> None:
+    # Given sends 90 minutes, 59 minutes and 0 minutes ago (across three hours' partitions)
+    bodies = [
+        message_event("MessageSent", f"m{minutes}", at=NOW - timedelta(minutes=minutes)) for minutes in (90, 59, 0)
+    ]
+    run(engine, bodies, lambda_context)
+    # Then the last hour holds two, the last two hours three, the current minute one
+    assert engine.service.live(60).total.sent == 2
+    assert engine.service.live(120).total.sent == 3
+    only_now = engine.service.live(1)
+    assert (only_now.total.sent, only_now.since, only_now.until) == (
+        1,
+        "2026-11-23T10:00:00+00:00",
+        "2026-11-23T10:00:00+00:00",
+    )
+    # And an hour later, nothing of them is live
+    engine.clock.advance(hours=1, minutes=1)
+    assert engine.service.live().total.sent == 0
