@@ -23,6 +23,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -70,9 +71,17 @@ RATE_ALARM_MIN_SENDS = 200
 
 class BroadcastEngine(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, foundation: Foundation, customers: CustomersEngine
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        foundation: Foundation,
+        customers: CustomersEngine,
+        templates: lambda_.IFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Personalization's templates function: a message's content may name a stored template.
+        self.templates = templates
         self.foundation = foundation
         settings = foundation.settings
         self.table = EngineTable(
@@ -92,6 +101,7 @@ class BroadcastEngine(Construct):
             "BROADCAST_TABLE_NAME": self.table.table_name,
             "EVENT_BUS_NAME": foundation.bus.event_bus_name,
             "CUSTOMERS_CONTACTS_FUNCTION_NAME": customers.contacts.function.function_name,
+            "PERSONALIZATION_TEMPLATES_FUNCTION_NAME": templates.function_name if templates else "",
             "BROADCAST_EMAIL_FROM": email_from,
             "BROADCAST_CONFIGURATION_SET": self.configuration_set,
             "BROADCAST_UNTRACKED_CONFIGURATION_SET": self.untracked_set,
@@ -123,6 +133,7 @@ class BroadcastEngine(Construct):
         )
         self._grant_common(self.api.handler, customers)
         self._grant_device_registration(self.api.handler)
+        self._grant_templates(self.api.handler)
 
         self.dispatcher = QueueConsumer(
             self,
@@ -158,6 +169,7 @@ class BroadcastEngine(Construct):
             description="eCRM broadcast: message requests in bulk from other engines' workers",
         )
         self._grant_common(self.request_messages, customers)
+        self._grant_templates(self.request_messages)
 
         self.release = EngineFunction(
             self,
@@ -392,6 +404,13 @@ class BroadcastEngine(Construct):
         function.role.add_to_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[customers.contacts.function.function_arn])
         )
+
+    def _grant_templates(self, function: EngineFunction) -> None:
+        """Requests resolve stored templates: the templates function itself, not its versions (no wildcard)."""
+        if self.templates is not None:
+            function.role.add_to_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.templates.function_arn])
+            )
 
     def _grant_enqueue(self, function: EngineFunction) -> None:
         for sender in self.senders.values():

@@ -101,6 +101,20 @@ class PersonalizationEngine(Construct):
             ),
         )
 
+        # What the broadcast engine invokes when a message names a stored template (it only reads the table).
+        self.templates = EngineFunction(
+            self,
+            "Templates",
+            engine="personalization",
+            module="task_templates",
+            settings=settings,
+            layers=[foundation.common_layer],
+            environment=env,
+            timeout=Duration.seconds(10),
+            description="eCRM personalization: stored template versions for the broadcast engine",
+        )
+        self.table.grant_read_data(self.templates.function)
+
         self.training_job = EngineFunction(
             self,
             "TrainingJob",

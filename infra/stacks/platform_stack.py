@@ -54,7 +54,14 @@ class PlatformStack(Stack):
         self.personalization = EngineStack.host(
             self, "Personalization", PersonalizationEngine, foundation=f, lake=self.lake, analysis=self.analysis
         )
-        self.broadcast = EngineStack.host(self, "Broadcast", BroadcastEngine, foundation=f, customers=self.customers)
+        self.broadcast = EngineStack.host(
+            self,
+            "Broadcast",
+            BroadcastEngine,
+            foundation=f,
+            customers=self.customers,
+            templates=self.personalization.templates.function,
+        )
         self.transactions = EngineStack.host(self, "Transactions", TransactionsEngine, foundation=f, lake=self.lake)
         self.campaigns = EngineStack.host(
             self,

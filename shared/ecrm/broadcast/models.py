@@ -7,10 +7,11 @@ interactions and what insights count; `CustomerUnsubscribed` tells every engine 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from ecrm.core.contract import Contract
 from ecrm.core.erasure import CustomerDataErased
@@ -39,9 +40,11 @@ NEXT_STATUSES: dict[str, frozenset[str]] = {
 FINAL_STATUSES = frozenset(s for s, nxt in NEXT_STATUSES.items() if not nxt)
 SENT_OR_LATER = frozenset({"sent", "delivered", "bounced", "complained"})
 
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$"
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 MESSAGE_ID_PATTERN = r"^msg_[0-9A-Z]{26}$"
 Topic = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,40}$")]
+TEMPLATE_ID_PATTERN = r"^tpl_[0-9A-Z]{26}$"
 SourceRef = Annotated[str, StringConstraints(pattern=r"^(campaign|journey|trigger|api):[A-Za-z0-9_.:\-]{1,128}$")]
 
 # The parts each channel's content needs (rendered with the customer's profile and the request's data).
@@ -56,8 +59,41 @@ REQUIRED_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
+class TemplateRef(Contract):
+    """A channel's content as a template the personalization engine stores, instead of inline parts.
+
+    The version is pinned on the message when it is requested (the latest when none is named), so every
+    later rendering of that message (a redelivery, a deferral that came due) uses the same text.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    template_id: Annotated[str, StringConstraints(pattern=TEMPLATE_ID_PATTERN)]
+    version: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(default=None, description="Default: the latest")
+    locale: Annotated[str, StringConstraints(pattern=LOCALE_PATTERN)] | None = Field(
+        default=None, description="The variant: this tag, else its language, else the template's default locale"
+    )
+
+
+class PinnedTemplate(Contract):
+    """The template version (and locale variant) a message's channel content was resolved from."""
+
+    template_id: str
+    version: int
+    locale: str
+
+
+def template_ref_of(parts: Mapping[str, Any]) -> TemplateRef | None:
+    """The channel's content as a template reference, or None when it holds inline parts."""
+    return TemplateRef.model_validate(parts) if "template_id" in parts else None
+
+
 class MessageRequest(Contract):
-    """`POST /messages`: one message to one customer, through the delivery policy."""
+    """`POST /messages`: one message to one customer, through the delivery policy.
+
+    A channel's content is either its parts (jinja2 templates) or `{"template_id": ..., "version": ...,
+    "locale": ...}`, a stored personalization template of that channel, resolved when the message is requested.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -68,7 +104,8 @@ class MessageRequest(Contract):
         default=None, description="Forces the channel (no fallback); none: the customer's preferred reachable one"
     )
     content: dict[DeliveryChannel, dict[str, Any]] = Field(
-        description="Per channel, its parts as jinja2 templates rendered with the customer's profile and `data`"
+        description="Per channel, its parts as jinja2 templates rendered with the customer's profile and `data`, "
+        'or a stored template: {"template_id": "tpl_...", "version": 2, "locale": "fr"} (version and locale optional)'
     )
     data: dict[str, Any] = Field(default_factory=dict, description="Values the templates read as `data.<name>`")
     source: SourceRef | None = Field(
@@ -83,6 +120,16 @@ class MessageRequest(Contract):
         if not content:
             raise ValueError("content for at least one channel is required")
         for channel, parts in content.items():
+            if "template_id" in parts:
+                try:
+                    content[channel] = TemplateRef.model_validate(parts).model_dump(exclude_none=True)
+                except ValidationError as error:
+                    wrong = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
+                    raise ValueError(f"{channel} names a template wrongly ({wrong})") from None
+                continue
+            subject = parts.get("subject") if channel == "email" else None
+            if isinstance(subject, str) and ("\r" in subject or "\n" in subject):
+                raise ValueError("an email subject is one line (no CR or LF)")
             for alternatives in REQUIRED_PARTS[channel]:
                 if not any(parts.get(name) for name in alternatives):
                     raise ValueError(f"{channel} content needs {' or '.join(alternatives)}")
@@ -121,6 +168,9 @@ class Message(Contract):
     content: dict[str, dict[str, Any]]
     data: dict[str, Any] = Field(default_factory=dict)
     tracking: bool = False
+    templates: dict[str, PinnedTemplate] = Field(
+        default_factory=dict, description="Per channel, the stored template its content was resolved from"
+    )
     fingerprint: str
     requested_at: datetime
     updated_at: datetime
@@ -156,6 +206,7 @@ class MessageView(Contract):
     deferred_until: datetime | None = None
     opened_at: datetime | None = None
     clicked_at: datetime | None = None
+    templates: dict[str, PinnedTemplate] = Field(default_factory=dict)
     history: list[HistoryEntry]
 
     @classmethod

@@ -7,10 +7,13 @@ already requested, the same key with another body is a 422 and changes nothing. 
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
+import socket
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from ecrm.broadcast.keys import fingerprint_of, message_id_for, normalise_address
 from ecrm.broadcast.models import (
@@ -28,9 +31,11 @@ from ecrm.broadcast.models import (
     SuppressionPage,
     WebhookEndpointCreated,
     WebhookEndpointIn,
+    template_ref_of,
 )
 from ecrm.broadcast.rendering import check_templates
 from ecrm.broadcast.store import BroadcastStore
+from ecrm.broadcast.templates import TemplateSource, resolve_content
 from ecrm.core.clock import Clock
 from ecrm.core.errors import EcrmError, InvalidInput, NotFound
 from ecrm.core.ids import new_id
@@ -53,10 +58,13 @@ class MessageService:
         *,
         register_device: RegisterDevice | None = None,
         allow_loopback_http: bool = False,
+        templates: TemplateSource | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.register_device = register_device
+        # Personalization's stored templates, asked when a message names one (resolved once, then pinned).
+        self.templates = templates
         # Plain http to 127.0.0.1 accepted for webhook endpoints (local runs), as the webhook adapter allows.
         self.allow_loopback_http = allow_loopback_http
 
@@ -64,13 +72,18 @@ class MessageService:
     def request(
         self, body: MessageRequest, *, idempotency_key: str | None, correlation_id: str | None
     ) -> MessageAccepted:
-        """Accept a message for the policy; a replay of the same key and body answers the same message."""
-        check_templates(body.content)
+        """Accept a message for the policy; a replay of the same key and body answers the same message.
+
+        The fingerprint is the body as asked (a template named without a version included as such), so a
+        retry matches after a new version was saved; the stored message keeps the version resolved first.
+        """
+        check_templates({c: p for c, p in body.content.items() if template_ref_of(p) is None})
         source = body.source or f"api:{idempotency_key or correlation_id or new_id('req_')}"
         message_id = message_id_for(source, body.customer_id, body.step)
         fingerprint = fingerprint_of(body.model_dump(mode="json", exclude={"source", "step"}))
         existing = self.store.get_message(message_id)
         if existing is None:
+            content, pinned = resolve_content(body.content, self.templates)
             now = self.clock.now()
             message = Message(
                 message_id=message_id,
@@ -81,9 +94,10 @@ class MessageService:
                 step=body.step,
                 requested_channel=body.channel,
                 status="requested",
-                content={k: dict(v) for k, v in body.content.items()},
+                content=content,
                 data=body.data,
                 tracking=body.tracking,
+                templates=pinned,
                 fingerprint=fingerprint,
                 requested_at=now,
                 updated_at=now,
@@ -155,12 +169,59 @@ class MessageService:
     def add_endpoint(self, body: WebhookEndpointIn) -> WebhookEndpointCreated:
         if body.url.startswith("http://") and not self.allow_loopback_http:
             raise InvalidInput("a webhook URL must be https", field="url")
+        if body.url.startswith("https://"):
+            refused = refused_webhook_host(body.url, allow_loopback=self.allow_loopback_http)
+            if refused:
+                raise InvalidInput(f"a webhook URL may not point at {refused}", field="url")
         endpoint_id = new_id("whe_")
         secret = secrets.token_urlsafe(32)
         self.store.put_endpoint(endpoint_id, url=body.url, secret=secret, customer_id=body.customer_id)
         return WebhookEndpointCreated(
             endpoint_id=endpoint_id, url=body.url, customer_id=body.customer_id, secret=secret
         )
+
+
+# Names that reach the machine itself or a cloud's instance metadata, whatever a resolver answers for them.
+_INTERNAL_NAMES = ("localhost", "metadata.google.internal", "instance-data", "metadata")
+_INTERNAL_SUFFIXES = (".localhost", ".internal", ".local", ".localdomain")
+
+
+def refused_webhook_host(url: str, *, allow_loopback: bool = False) -> str:
+    """Why a webhook URL's host is refused ('' when it is not): the endpoint is called from inside our network,
+    so it may not name a loopback, private, link-local (169.254.169.254, the instance metadata) or reserved
+    address, in any spelling an HTTP client accepts (decimal, hex, octal, IPv4 inside IPv6), nor such a name.
+    """
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return "a host that cannot be read"
+    if not host:
+        return "no host"
+    if host in _INTERNAL_NAMES or host.endswith(_INTERNAL_SUFFIXES):
+        return f"an internal name ({host})"
+    address = _ip_of(host)
+    if address is None:
+        return ""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if allow_loopback and address == ipaddress.IPv4Address("127.0.0.1"):
+        return ""
+    if not address.is_global or address.is_multicast:
+        return f"a private, loopback, link-local or reserved address ({address})"
+    return ""
+
+
+def _ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host.replace(".", "").replace("x", "").isalnum() and all(c in "0123456789abcdefx." for c in host):
+        try:  # what inet_aton (and so an HTTP client) reads as an address: 2852039166, 0xa9fea9fe, 0251.0376...
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
 
 
 def requested_event(message: Message) -> MessageRequested:

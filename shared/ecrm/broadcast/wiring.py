@@ -28,11 +28,14 @@ if TYPE_CHECKING:
     from ecrm.broadcast.preferences import PreferenceCentre
     from ecrm.broadcast.sending import Dispatcher, Sender, SendingSettings
     from ecrm.broadcast.service import MessageService
+    from ecrm.broadcast.templates import CachedTemplates
 
 
 class BroadcastConfig(PublishingConfig):
     broadcast_table_name: str
     customers_contacts_function_name: str = ""
+    # Personalization's templates function: a message's content may name a stored template.
+    personalization_templates_function_name: str = ""
     # channel -> queue URL of its sender, JSON ({"email": "https://sqs..."})
     broadcast_queue_urls: str = "{}"
     broadcast_email_from: str = "eCRM <news@example.com>"
@@ -151,6 +154,15 @@ def message_service_for(config: BroadcastConfig) -> MessageService:
         SystemClock(),
         register_device=register_device,
         allow_loopback_http=config.broadcast_webhook_allow_loopback_http,
+        templates=templates_for(config),
+    )
+
+
+def templates_for(config: BroadcastConfig) -> CachedTemplates:
+    from ecrm.broadcast.templates import CachedTemplates, LambdaTemplates
+
+    return CachedTemplates(
+        LambdaTemplates(aws.client("lambda"), config.personalization_templates_function_name), SystemClock()
     )
 
 
