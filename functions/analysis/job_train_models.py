@@ -1,5 +1,7 @@
 """The model job (scheduled, or `ecrm local invoke`): orders from the lake -> models -> traits on profiles.
 
+Orders are the lake's `order_lines` (the transactions engine's), net of returns, cancelled orders left out.
+
 Runs with the ml layer (numpy, scipy, scikit-learn). Artifacts go to the lake bucket under
 `models/<kind>/<version>.json`; traits are published as `TraitsComputed` batches.
 """
@@ -50,4 +52,5 @@ def handler(event: dict[str, Any], context: LambdaContext, injected: Any = None)
         "churn_auc": churn.get("roc_auc"),
         "clusters": run.metrics.get("clusters", {}).get("k"),
         "rfm": run.metrics.get("rfm"),
+        "clv_degenerate": run.metrics.get("clv", {}).get("degenerate_reason"),
     }

@@ -1,4 +1,5 @@
-"""Customer store events into segmentation: keep the projection, re-evaluate affected segments in real time."""
+"""Customer store and order events into segmentation: keep the projection, re-evaluate affected segments in real
+time."""
 
 from __future__ import annotations
 
@@ -13,12 +14,23 @@ from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
 from ecrm.core.observability import Observability
 from ecrm.customers.models import ConsentChanged, CustomerCreated, CustomersMerged, CustomerUpdated, InteractionRecorded
+from ecrm.transactions.models import OrderPlaced, OrderReturned, OrderStatusChanged
 
 config = load_config(AnalysisConfig)
 obs = Observability(config)
 consumer = EventConsumer(
     obs.logger,
-    accepts=[CustomerCreated, CustomerUpdated, CustomersMerged, ConsentChanged, InteractionRecorded, TraitsComputed],
+    accepts=[
+        CustomerCreated,
+        CustomerUpdated,
+        CustomersMerged,
+        ConsentChanged,
+        InteractionRecorded,
+        TraitsComputed,
+        OrderPlaced,
+        OrderReturned,
+        OrderStatusChanged,
+    ],
 )
 
 
@@ -27,7 +39,9 @@ def handler(event: dict[str, Any], context: LambdaContext, injected: MembershipS
     service = injected or membership_for(config)
 
     def on_event(received: ReceivedEvent[Any]) -> None:
-        apply_customer_event(service, received.data, correlation_id=received.metadata.correlation_id)
+        apply_customer_event(
+            service, received.data, correlation_id=received.metadata.correlation_id, event_id=received.metadata.id
+        )
 
     try:
         return consumer(event, context, on_event)

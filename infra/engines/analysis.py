@@ -37,6 +37,7 @@ ROUTES = (
 QUERY_RESULTS = "query-results/"
 AUDIENCES = "audiences/"
 CUSTOMER_EVENTS = ["CustomerCreated", "CustomerUpdated", "CustomersMerged", "ConsentChanged", "InteractionRecorded"]
+ORDER_EVENTS = ["OrderPlaced", "OrderStatusChanged", "OrderReturned"]
 
 
 class AnalysisEngine(Construct):
@@ -115,6 +116,14 @@ class AnalysisEngine(Construct):
             pattern=events.EventPattern(
                 source=["ecrm.customers", "ecrm.analysis"], detail_type=[*CUSTOMER_EVENTS, "TraitsComputed"]
             ),
+        )
+        EventRuleToQueue(
+            self,
+            "OrderEventsRule",
+            foundation=foundation,
+            consumer=self.membership,
+            description="Orders placed, returned and cancelled to real-time segment membership (order conditions)",
+            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=ORDER_EVENTS),
         )
         self.erasure = QueueConsumer(
             self,

@@ -1,4 +1,5 @@
-"""How each customer store event (and computed traits) changes the analysis engine's projection."""
+"""How each customer store event (and computed traits, and the transactions engine's order events) changes the
+analysis engine's projection."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from ecrm.analysis.membership import MembershipService
 from ecrm.analysis.models import TraitsComputed
+from ecrm.analysis.order_rows import ORDER_EVENTS, order_rows_of
 from ecrm.analysis.projection import (
     Change,
     Projection,
@@ -28,9 +30,21 @@ from ecrm.customers.models import (
 
 
 def apply_customer_event(
-    service: MembershipService, event: Any, *, correlation_id: str | None = None
+    service: MembershipService, event: Any, *, correlation_id: str | None = None, event_id: str | None = None
 ) -> list[DomainEvent]:
+    """Apply one event; `event_id` (the envelope's id) names an order event's rows, as the lake's rows are named."""
     catalog = service.catalog
+    if isinstance(event, ORDER_EVENTS):
+        rows = order_rows_of(event, event_id=event_id or f"{event.detail_type}:{event.order_id}")
+        if not rows:
+            return []
+        return service.apply(
+            event.customer_id,
+            lambda p: Change(),
+            new_orders=rows,
+            trigger=event.detail_type,
+            correlation_id=correlation_id,
+        )
     if isinstance(event, CustomerCreated | CustomerUpdated):
         at = event.created_at if isinstance(event, CustomerCreated) else event.updated_at
         return _snapshot(service, event.customer_id, event.snapshot, at, event.detail_type, correlation_id)

@@ -119,6 +119,26 @@ class BgNbdParameters:
     a: float
     b: float
     log_likelihood: float = float("nan")
+    at_bound: tuple[str, ...] = ()  # parameters the fit left at a search bound: the model degenerated
+
+    @property
+    def degenerate_reason(self) -> str | None:
+        """Why this fit must not be served, or None: a parameter at its bound is the data saying "no dropout" (a or
+        b pinned) or "no heterogeneity" (r, alpha pinned), and P(alive) then reads 1 for customers long gone."""
+        if not self.at_bound:
+            return None
+        return (
+            f"BG/NBD parameter(s) {', '.join(self.at_bound)} at the search bound (e^±{LOG_PARAMETER_BOUND:g}): the "
+            "orders do not identify dropout, so P(alive), expected orders and CLV from this fit are not served"
+        )
+
+
+def parameters_at_bound(names: tuple[str, ...], log_params: np.ndarray, tolerance: float = 1.0) -> tuple[str, ...]:
+    """Names of the parameters whose log lies within `tolerance` of the search bound: L-BFGS-B crawls along a ridge
+    toward a bound it never quite reaches (a = e^-19.7 on synthetic data where nobody drops out)."""
+    return tuple(
+        name for name, value in zip(names, log_params, strict=True) if abs(abs(value) - LOG_PARAMETER_BOUND) < tolerance
+    )
 
 
 def _bgnbd_terms(
@@ -232,7 +252,8 @@ def fit_bgnbd(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> BgNb
         lambda p: _bgnbd_value_and_gradient(p, frequency, recency, T, by_frequency), start, len(frequency)
     )
     r, alpha, a, b = np.exp(log_params)
-    return BgNbdParameters(float(r), float(alpha), float(a), float(b), value)
+    at_bound = parameters_at_bound(("r", "alpha", "a", "b"), log_params)
+    return BgNbdParameters(float(r), float(alpha), float(a), float(b), value, at_bound)
 
 
 def _log_dropout_odds(params: BgNbdParameters, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:

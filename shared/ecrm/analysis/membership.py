@@ -21,10 +21,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ecrm.analysis.models import Segment, SegmentEntered, SegmentExited
-from ecrm.analysis.predicate import BehaviourEvent, Predicate, compile_predicate
+from ecrm.analysis.predicate import BehaviourEvent, OrderRow, Predicate, compile_predicate
 from ecrm.analysis.projection import Change, Projection, millisecond
 from ecrm.analysis.rules import (
     DEFAULT_CATALOG,
+    ORDER_CHANGES,
     SEGMENT_ENTERED,
     SEGMENT_EXITED,
     Dependencies,
@@ -113,15 +114,19 @@ class MembershipService:
         mutate: Callable[[Projection], Change],
         *,
         new_events: Sequence[BehaviourEvent] = (),
+        new_orders: Sequence[OrderRow] = (),
         trigger: str,
         correlation_id: str | None = None,
     ) -> list[DomainEvent]:
-        """Apply `mutate` (and behaviour `new_events`) to the customer, then re-evaluate affected segments.
+        """Apply `mutate` (and behaviour `new_events`, order rows `new_orders`) to the customer, then
+        re-evaluate affected segments.
 
-        New behaviour is written before the projection's conditional save: whoever saves next reads it,
-        so of two consumers applying events to one customer at once, the last to save sees both.
+        New behaviour and orders are written before the projection's conditional save: whoever saves next
+        reads them, so of two consumers applying events to one customer at once, the last to save sees both.
+        Order rows reach the lake through the transactions engine, not through this engine.
         """
         written: set[str] = set()
+        orders_written: set[OrderRow] = set()
         for _ in range(MAX_ATTEMPTS):
             state = self.store.load_customer(customer_id)
             if state.projection.status in {"erased", "merged"}:
@@ -136,6 +141,14 @@ class MembershipService:
                 self.store.put_events(customer_id, unwritten)
                 state.events.extend(unwritten)
                 written |= {e.event_id for e in unwritten}
+            held = set(state.orders)
+            if any(row not in held or row in orders_written for row in new_orders):
+                change.events.add(ORDER_CHANGES)
+            unheld = [row for row in new_orders if row not in held]
+            if unheld:
+                self.store.put_orders(customer_id, unheld)
+                state.orders.extend(unheld)
+                orders_written |= set(unheld)
             try:
                 self.store.save_projection(state.projection, expected_version=expected)
             except ProjectionConflict:
@@ -165,7 +178,7 @@ class MembershipService:
         published: list[DomainEvent] = []
         pending = change
         for _ in range(MAX_CASCADE):
-            subject = state.projection.subject(state.events)
+            subject = state.projection.subject(state.events, state.orders)
             moves: list[BehaviourEvent] = []
             for compiled in self.segments.dynamic():
                 segment = compiled.segment

@@ -33,6 +33,8 @@ from ecrm.analysis.rules import (
     FieldType,
     IdentityCondition,
     NotOf,
+    OrderCondition,
+    OrderQuery,
     Rule,
     SegmentCondition,
     TraitCondition,
@@ -58,6 +60,23 @@ class BehaviourEvent:
     source: str | None = None
 
 
+@dataclass(frozen=True)
+class OrderRow:
+    """One row of the lake's `order_lines` as both paths read it: `kind` is `purchase`, `return` (negative
+    amount) or `cancellation`; `amount` in major units of `currency`."""
+
+    event_id: str
+    order_id: str
+    kind: str
+    occurred_at: datetime
+    amount: float
+    currency: str
+    sku: str | None = None
+    category: str | None = None
+    channel: str | None = None
+    store: str | None = None
+
+
 @dataclass
 class Subject:
     """What segmentation knows of one customer: the analysis engine's projection of the profile.
@@ -72,6 +91,7 @@ class Subject:
     consents: dict[str, str] = field(default_factory=dict)
     identities: frozenset[str] = frozenset()
     events: Sequence[BehaviourEvent] = ()
+    orders: Sequence[OrderRow] = ()
     _by_type: dict[str, list[BehaviourEvent]] | None = field(default=None, repr=False, compare=False)
 
     def events_of(self, kind: str) -> list[BehaviourEvent]:
@@ -112,6 +132,8 @@ def compile_predicate(rule: Rule, catalog: FieldCatalog = DEFAULT_CATALOG) -> Pr
         return lambda s, now: kind in s.identities
     if isinstance(rule, SegmentCondition):
         return _membership(rule.in_segment)
+    if isinstance(rule, OrderCondition):
+        return _orders(rule.orders)
     return _behaviour(rule)
 
 
@@ -201,6 +223,67 @@ def _behaviour(rule: EventCondition) -> Predicate:
         if count_test is not None and not count_test(count):
             return False
         return sum_test is None or sum_test(total)
+
+    return matches
+
+
+@dataclass
+class _Order:
+    placed_at: datetime
+    properties: dict[str, str | None]
+    lines: dict[str | None, tuple[str | None, float]] = field(default_factory=dict)  # sku -> (category, net amount)
+
+
+def placed_orders(rows: Iterable[OrderRow], now: datetime) -> list[_Order]:
+    """The customer's orders as of `now`, not cancelled, each line net of what came back of it."""
+    seen = [r for r in dict.fromkeys(rows) if r.occurred_at <= now]  # a row delivered twice counts once
+    cancelled = {r.order_id for r in seen if r.kind == "cancellation"}
+    orders: dict[str, _Order] = {}
+    for row in sorted((r for r in seen if r.kind == "purchase"), key=lambda r: r.occurred_at):
+        order = orders.setdefault(
+            row.order_id, _Order(row.occurred_at, {"channel": None, "store": None, "currency": None})
+        )
+        for name, value in (("channel", row.channel), ("store", row.store), ("currency", row.currency)):
+            if value is not None and (order.properties[name] is None or value > str(order.properties[name])):
+                order.properties[name] = value  # the lines of one order agree; the largest, as SQL's max()
+    for row in seen:
+        placed = orders.get(row.order_id)
+        if placed is None or row.order_id in cancelled or row.kind not in {"purchase", "return"}:
+            continue
+        category, net = placed.lines.get(row.sku, (None, 0.0))
+        if row.category is not None and (category is None or row.category > category):
+            category = row.category
+        placed.lines[row.sku] = (category, net + row.amount)
+    return [order for order_id, order in orders.items() if order_id not in cancelled]
+
+
+def _orders(query: OrderQuery) -> Predicate:
+    filters = [(where.property, value_test("string", where.op, where.value)) for where in query.where]
+    count_test = _quantity_test(query.count) if query.count is not None else None
+    spent_test = _quantity_test(query.spent) if query.spent is not None else None
+    if count_test is None and spent_test is None:
+        count_test = _quantity_test(Comparison(op="gte", value=1))
+    window, until = query.window, query.window.until if query.window is not None else None
+
+    def matches(subject: Subject, now: datetime) -> bool:
+        start, inclusive, _ = window_bounds(window, now)
+        count, spent = 0, 0.0
+        for order in placed_orders(subject.orders, now):
+            at = order.placed_at
+            if (until is not None and at >= until) or (
+                start is not None and (at < start or (at == start and not inclusive))
+            ):
+                continue
+            matched = False
+            for sku, (category, net) in order.lines.items():
+                values = {**order.properties, "sku": sku, "category": category}
+                if all(test(values[prop]) for prop, test in filters):
+                    matched = True
+                    spent += net
+            count += matched
+        if count_test is not None and not count_test(count):
+            return False
+        return spent_test is None or spent_test(spent)
 
     return matches
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ecrm.analysis.predicate import BehaviourEvent, Subject, subject_attributes
+from ecrm.analysis.predicate import BehaviourEvent, OrderRow, Subject, subject_attributes
 from ecrm.analysis.rules import DEFAULT_CATALOG, FieldCatalog
 
 AMOUNT_PROPERTIES = ("revenue", "total", "amount", "value", "order_total", "price")
@@ -58,7 +58,7 @@ class Projection:
     identities: list[str] = field(default_factory=list)
     version: int = 0  # every change; orders the lake's profile rows
 
-    def subject(self, events: Sequence[BehaviourEvent]) -> Subject:
+    def subject(self, events: Sequence[BehaviourEvent], orders: Sequence[OrderRow] = ()) -> Subject:
         return Subject(
             customer_id=self.customer_id,
             attributes=dict(self.attributes),
@@ -66,6 +66,7 @@ class Projection:
             consents={key: value[0] for key, value in self.consents.items()},
             identities=frozenset(self.identities),
             events=events,
+            orders=orders,
         )
 
     def to_item(self) -> dict[str, Any]:

@@ -9,14 +9,19 @@ A rule is JSON, nested groups of conditions:
         {"not": {"event": "email_opened", "window": {"last_days": 30}}},
         {"event": "order_completed", "where": [{"property": "category", "op": "eq", "value": "shoes"}],
          "window": {"this": "year"}, "sum": {"op": "gt", "value": 500}},
-        {"in_segment": "seg_..."}
+        {"in_segment": "seg_..."},
+        {"orders": {"where": [{"property": "channel", "op": "eq", "value": "web"}], "window": {"this": "month"}}},
+        {"orders": {"window": {"last_days": 90}, "count": {"op": "gte", "value": 2},
+                    "spent": {"op": "gte", "value": 100}}}
     ]}
 
 Conditions: `attribute` (profile attributes), `trait` (computed by the analysis jobs: RFM,
 cluster, churn risk, CLV), `consent` (a channel and purpose, granted by default), `has_identity`,
 `event` (behaviour in a time window: how many times, or how much amount, optionally filtered by
 category, channel, product, amount or segment), `in_segment` (currently a member of another
-segment); groups `all`, `any`, `not`.
+segment), `orders` (orders the transactions engine took, net of their returns: how many, or how much
+spent, in a time window, optionally filtered by channel, store, currency, category or sku); groups
+`all`, `any`, `not`.
 
 Semantics, identical on the real-time path (`ecrm.analysis.predicate`) and the batch path
 (`ecrm.analysis.segment_sql`, proven equal by a property test):
@@ -30,6 +35,14 @@ Semantics, identical on the real-time path (`ecrm.analysis.predicate`) and the b
   nothing). Both given: both must hold.
 - `in_segment` is true when the customer's latest `segment_entered` event for that segment is
   later than their latest `segment_exited` one.
+- `orders` reads the order lines (the lake's `order_lines`: a purchase row per line placed, a
+  negative row per line returned, a row per cancellation). A cancelled order is no order at all;
+  a return is never a purchase: it takes its amount off the line it returns. An order falls in the
+  window by when it was placed; it matches `where` when one of its lines does (`channel`, `store`,
+  `currency` are the order's, `category` and `sku` the line's). `count` counts matching orders
+  (default: at least one; an order returned in full was still placed); `spent` adds the net amount
+  (bought less returned, in major units of the order's currency: filter on `currency` to compare
+  like with like) of their matching lines. Rows after `now` are not there yet.
 
 Fields are declared in a `FieldCatalog` with a type, so values are checked when a segment is
 saved and the batch path reads typed columns. Validation errors name the offending part of the
@@ -55,12 +68,15 @@ Operator = Literal[
 ]
 CountOperator = Literal["eq", "ne", "gt", "gte", "lt", "lte", "between"]
 EventProperty = Literal["category", "channel", "product_id", "amount", "segment_id"]
+OrderProperty = Literal["channel", "store", "currency", "category", "sku"]
 ConsentChannel = Channel
 IdentityKind = Literal["email", "phone", "external_id", "loyalty_card", "device_id"]
 
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 SEGMENT_ENTERED = "segment_entered"
 SEGMENT_EXITED = "segment_exited"
+# What a change of a customer's orders is called among the event types a rule depends on (never a valid type).
+ORDER_CHANGES = "@orders"
 MAX_WINDOW_DAYS = 730
 MAX_CONDITIONS = 100
 MAX_DEPTH = 8
@@ -182,6 +198,25 @@ class EventCondition(_Strict):
     sum: Comparison | None = None
 
 
+class OrderFilter(_Strict):
+    property: OrderProperty
+    op: Operator
+    value: Any = None
+
+
+class OrderQuery(_Strict):
+    where: list[OrderFilter] = Field(default_factory=list, max_length=10)
+    window: Window | None = None
+    count: Comparison | None = None
+    spent: Comparison | None = None
+
+
+class OrderCondition(_Strict):
+    """`{"orders": {"window": {"last_days": 90}, "count": {"op": "gte", "value": 2}}}`: placed 2 orders in 90 days."""
+
+    orders: OrderQuery
+
+
 class SegmentCondition(_Strict):
     in_segment: str = Field(pattern=r"^seg_[A-Za-z0-9]{1,40}$")
 
@@ -209,6 +244,7 @@ _KINDS = {
     "has_identity": "identity",
     "event": "event",
     "in_segment": "segment",
+    "orders": "orders",
 }
 
 
@@ -229,17 +265,26 @@ Rule = Annotated[
     | Annotated[ConsentCondition, Tag("consent")]
     | Annotated[IdentityCondition, Tag("identity")]
     | Annotated[EventCondition, Tag("event")]
-    | Annotated[SegmentCondition, Tag("segment")],
+    | Annotated[SegmentCondition, Tag("segment")]
+    | Annotated[OrderCondition, Tag("orders")],
     Discriminator(
         _rule_kind,
         custom_error_type="unknown_condition",
         custom_error_message=(
-            "a rule part is one of: all, any, not, attribute, trait, consent, has_identity, event, in_segment"
+            "a rule part is one of: all, any, not, attribute, trait, consent, has_identity, event, in_segment, orders"
         ),
     ),
 ]
 
-Leaf = AttributeCondition | TraitCondition | ConsentCondition | IdentityCondition | EventCondition | SegmentCondition
+Leaf = (
+    AttributeCondition
+    | TraitCondition
+    | ConsentCondition
+    | IdentityCondition
+    | EventCondition
+    | SegmentCondition
+    | OrderCondition
+)
 
 
 # -- validation ----------------------------------------------------------------------------------------------------
@@ -286,6 +331,8 @@ def problems(rule: Rule, catalog: FieldCatalog = DEFAULT_CATALOG) -> list[RulePr
                 )
         elif isinstance(part, EventCondition):
             found += _check_event(path, part)
+        elif isinstance(part, OrderCondition):
+            found += _check_orders(f"{path}.orders", part.orders)
     if leaves > MAX_CONDITIONS:
         found.append(RuleProblem("rule", f"a rule has at most {MAX_CONDITIONS} conditions ({leaves} given)"))
     return found
@@ -296,7 +343,19 @@ def _check_event(path: str, condition: EventCondition) -> list[RuleProblem]:
     for number, where in enumerate(condition.where):
         kind = EVENT_PROPERTY_TYPES[where.property]
         found += _check_value(f"{path}.where[{number}]", kind, where.op, where.value)
-    for name in ("count", "sum"):
+    return found + _check_quantities(path, condition, ("count", "sum"))
+
+
+def _check_orders(path: str, query: OrderQuery) -> list[RuleProblem]:
+    found: list[RuleProblem] = []
+    for number, where in enumerate(query.where):
+        found += _check_value(f"{path}.where[{number}]", "string", where.op, where.value)
+    return found + _check_quantities(path, query, ("count", "spent"))
+
+
+def _check_quantities(path: str, condition: EventCondition | OrderQuery, names: tuple[str, str]) -> list[RuleProblem]:
+    found: list[RuleProblem] = []
+    for name in names:
         comparison = getattr(condition, name)
         if comparison is None:
             continue
@@ -417,6 +476,10 @@ def dependencies(rule: Rule) -> Dependencies:
         elif isinstance(part, SegmentCondition):
             found["segments"].add(part.in_segment)
             found["events"].update({SEGMENT_ENTERED, SEGMENT_EXITED})
+        elif isinstance(part, OrderCondition):
+            found["events"].add(ORDER_CHANGES)
+            window = part.orders.window
+            time_relative = time_relative or (window is not None and window.since is None)
     return Dependencies(**{k: frozenset(v) for k, v in found.items()}, time_relative=time_relative)
 
 
@@ -459,6 +522,8 @@ def describe(rule: Rule) -> str:
         return f"has a known {rule.has_identity.replace('_', ' ')}"
     if isinstance(rule, SegmentCondition):
         return f"is in segment {rule.in_segment}"
+    if isinstance(rule, OrderCondition):
+        return _describe_orders(rule.orders)
     text = rule.event.replace("_", " ")
     if rule.where:
         text += " with " + " and ".join(_say(w.property, w.op, w.value) for w in rule.where)
@@ -468,15 +533,28 @@ def describe(rule: Rule) -> str:
         text += f" {_quantity(rule.count)} times"
     if rule.sum is not None:
         text += f" for an amount that {_say('', rule.sum.op, rule.sum.value).strip()}"
-    if rule.window is not None:
-        window = rule.window
-        if window.last_days is not None:
-            text += f" in the last {window.last_days} days"
-        elif window.this is not None:
-            text += f" this {window.this}"
-        else:
-            text += f" since {window.since:%Y-%m-%d}" + (f" until {window.until:%Y-%m-%d}" if window.until else "")
-    return text
+    return text + _describe_window(rule.window)
+
+
+def _describe_orders(query: OrderQuery) -> str:
+    text = "placed " + (f"{_quantity(query.count)} orders" if query.count is not None else "an order")
+    if query.count is None and query.spent is not None:
+        text = "placed orders"
+    if query.where:
+        text += " with " + " and ".join(_say(w.property, w.op, w.value) for w in query.where)
+    if query.spent is not None:
+        text += f" spending (net of returns) an amount that {_say('', query.spent.op, query.spent.value).strip()}"
+    return text + _describe_window(query.window)
+
+
+def _describe_window(window: Window | None) -> str:
+    if window is None:
+        return ""
+    if window.last_days is not None:
+        return f" in the last {window.last_days} days"
+    if window.this is not None:
+        return f" this {window.this}"
+    return f" since {window.since:%Y-%m-%d}" + (f" until {window.until:%Y-%m-%d}" if window.until else "")
 
 
 def _say(name: str, op: str, value: Any) -> str:

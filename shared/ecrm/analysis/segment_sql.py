@@ -45,14 +45,18 @@ from ecrm.analysis.rules import (
     FieldType,
     IdentityCondition,
     NotOf,
+    OrderCondition,
+    OrderQuery,
     Rule,
     SegmentCondition,
     TraitCondition,
+    Window,
     coerce,
 )
 from ecrm.core.lake import (  # the lake's catalogue; personalization trains on these tables too
     BEHAVIOUR_EVENT_COLUMNS,
     BEHAVIOUR_EVENTS,
+    ORDER_LINES,
     SEGMENT_PROFILES,
     LakeTables,
     timestamp_literal,
@@ -140,6 +144,8 @@ class _Compiler:
         self.now = now
         # (kind, condition): kind "count" (matching events), "sum" (their amount), "latest" (their time)
         self.aggregates: list[tuple[str, str]] = []
+        # per order condition: what an order's line must satisfy (orders counted, their net amount summed)
+        self.order_conditions: list[str] = []
 
     def aggregate(self, kind: str, condition: str) -> str:
         self.aggregates.append((kind, condition))
@@ -165,7 +171,22 @@ class _Compiler:
             return f"COALESCE(p.i_{rule.has_identity}, FALSE)"
         if isinstance(rule, SegmentCondition):
             return self.membership(rule.in_segment)
+        if isinstance(rule, OrderCondition):
+            return self.orders(rule.orders)
         return self.behaviour(rule)
+
+    def orders(self, query: OrderQuery) -> str:
+        match = self.window_on("i.placed_at", query.window)
+        match += [value_sql(f"i.{w.property}", "string", w.op, w.value) for w in query.where]
+        self.order_conditions.append(" AND ".join(match) or "TRUE")
+        n = len(self.order_conditions) - 1
+        tests = []
+        count = query.count if query.count is not None or query.spent is not None else Comparison(op="gte", value=1)
+        if count is not None:
+            tests.append(quantity_sql(f"COALESCE(o.n{n}, 0)", count))
+        if query.spent is not None:
+            tests.append(quantity_sql(f"COALESCE(o.s{n}, 0)", query.spent))
+        return "(" + " AND ".join(tests) + ")"
 
     def behaviour(self, rule: EventCondition) -> str:
         match = [f"e.event_type = {literal('string', rule.event)}", *self.window(rule)]
@@ -181,18 +202,20 @@ class _Compiler:
         return "(" + " AND ".join(tests) + ")"
 
     def window(self, rule: EventCondition) -> list[str]:
-        now = f"e.occurred_at <= {timestamp_literal(self.now)}"
-        window = rule.window
+        return self.window_on("e.occurred_at", rule.window)
+
+    def window_on(self, column: str, window: Window | None) -> list[str]:
+        now = f"{column} <= {timestamp_literal(self.now)}"
         if window is None:
             return [now]
         if window.last_days is not None:
-            return [f"e.occurred_at > {timestamp_literal(self.now - timedelta(days=window.last_days))}", now]
+            return [f"{column} > {timestamp_literal(self.now - timedelta(days=window.last_days))}", now]
         if window.this is not None:
-            return [f"e.occurred_at >= {timestamp_literal(period_start(window.this, self.now))}", now]
+            return [f"{column} >= {timestamp_literal(period_start(window.this, self.now))}", now]
         assert window.since is not None
-        bounds = [f"e.occurred_at >= {timestamp_literal(window.since)}", now]
+        bounds = [f"{column} >= {timestamp_literal(window.since)}", now]
         if window.until is not None:
-            bounds.append(f"e.occurred_at < {timestamp_literal(window.until)}")
+            bounds.append(f"{column} < {timestamp_literal(window.until)}")
         return bounds
 
     def membership(self, segment_id: str) -> str:
@@ -232,8 +255,12 @@ def audience_sql(
     )
     select = "SELECT count(DISTINCT p.customer_id) AS customers" if count_only else "SELECT DISTINCT p.customer_id"
     order = "" if count_only else " ORDER BY p.customer_id"
+    orders_join = ""
+    if compiler.order_conditions:
+        profiles += ", " + _orders_sql(compiler, order_lines_table(tables), shard_filter)
+        orders_join = " LEFT JOIN order_totals o ON o.customer_id = p.customer_id"
     if not compiler.aggregates:
-        return f"WITH {profiles} {select} FROM latest p WHERE {where}{order}"
+        return f"WITH {profiles} {select} FROM latest p{orders_join} WHERE {where}{order}"
     # Events are narrowed to those some condition reads before anything else (the scan can skip row
     # groups), then deduplicated by grouping on (customer, event id): a duplicate is an identical copy,
     # so each event counts once; then one row per customer.
@@ -253,7 +280,51 @@ def audience_sql(
     behaviour = f"behaviour AS (SELECT customer_id, {per_customer} FROM per_event GROUP BY customer_id)"
     return (
         f"WITH {profiles}, {events}, {behaviour} {select} FROM latest p "
-        f"LEFT JOIN behaviour b ON b.customer_id = p.customer_id WHERE {where}{order}"
+        f"LEFT JOIN behaviour b ON b.customer_id = p.customer_id{orders_join} WHERE {where}{order}"
+    )
+
+
+def order_lines_table(tables: LakeTables) -> str:
+    """The lake's `order_lines` (written by the transactions engine), in the database of the analysis tables."""
+    database = tables.profiles.rsplit(".", 1)[0] + "." if "." in tables.profiles else ""
+    return f'{database}"{ORDER_LINES}"'
+
+
+def _orders_sql(compiler: _Compiler, table: str, shard_filter: str) -> str:
+    """Each customer's orders as of `now`, cancelled ones dropped and each line net of its returns, then per
+    order condition the orders with a matching line (`n<i>`) and those lines' net amount (`s<i>`).
+
+    Rows are deduplicated whole (a row delivered twice is an identical copy); an order is placed when its
+    first purchase row happened, and its channel, store and currency are its purchase rows' (the same on
+    every line of an order).
+    """
+    now = timestamp_literal(compiler.now)
+    rows = (
+        "order_rows AS (SELECT DISTINCT customer_id, order_id, event_id, kind, sku, category, amount, currency, "
+        f"channel, store, occurred_at FROM {table} WHERE customer_id IS NOT NULL AND order_id IS NOT NULL"
+        f"{shard_filter} AND occurred_at <= {now})"
+    )
+    placed = (
+        "placed AS (SELECT customer_id, order_id, min(occurred_at) AS placed_at, max(channel) AS channel, "
+        "max(store) AS store, max(currency) AS currency FROM order_rows WHERE kind = 'purchase' AND order_id NOT IN "
+        "(SELECT order_id FROM order_rows WHERE kind = 'cancellation') GROUP BY customer_id, order_id)"
+    )
+    items = (
+        "order_items AS (SELECT o.customer_id, o.order_id, o.placed_at, o.channel, o.store, o.currency, r.sku, "
+        "max(r.category) AS category, sum(r.amount) AS net FROM placed o JOIN order_rows r "
+        "ON r.customer_id = o.customer_id AND r.order_id = o.order_id WHERE r.kind IN ('purchase', 'return') "
+        "GROUP BY o.customer_id, o.order_id, o.placed_at, o.channel, o.store, o.currency, r.sku)"
+    )
+    per_order = ", ".join(
+        f"max(CASE WHEN {condition} THEN 1 END) AS m{n}, sum(CASE WHEN {condition} THEN i.net END) AS v{n}"
+        for n, condition in enumerate(compiler.order_conditions)
+    )
+    totals = ", ".join(f"count(m{n}) AS n{n}, sum(v{n}) AS s{n}" for n in range(len(compiler.order_conditions)))
+    return (
+        f"{rows}, {placed}, {items}, "
+        f"order_matches AS (SELECT i.customer_id, i.order_id, {per_order} FROM order_items i "
+        "GROUP BY i.customer_id, i.order_id), "
+        f"order_totals AS (SELECT customer_id, {totals} FROM order_matches GROUP BY customer_id)"
     )
 
 

@@ -5,6 +5,8 @@ Keys:
 - behaviour: `CUST#<id>` / `EVT#<occurred_at ISO>#<event id>` -> `doc` (a `BehaviourEvent`),
   `expires_at` two years after it happened (rules look back at most 730 days). Writing the same
   event twice writes the same item: redeliveries count once.
+- order rows: `CUST#<id>` / `ORD#<order id>#<event id>#<sku>` -> `doc` (an `OrderRow`, from the transactions
+  engine's order events), `expires_at` two years after it happened. Redeliveries write the same item.
 - membership: `CUST#<id>` / `SEG#<segment id>` -> `entered_at`, and `gsi1_pk = MEMBERS#<segment id>`,
   `gsi1_sk = <last character of the id>#<id>` so a build shard lists its members with one query
   per id ending.
@@ -15,8 +17,8 @@ Keys:
   forgot the request's customers and its lake tombstones are written, so the lake eraser may run
   (it would otherwise miss a tombstone written after its rewrite).
 
-Reading one customer for the real-time path is one query on `CUST#<id>` (projection, behaviour
-and memberships together).
+Reading one customer for the real-time path is one query on `CUST#<id>` (projection, behaviour,
+orders and memberships together).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from ecrm.analysis.models import AudienceBuild, Segment
-from ecrm.analysis.predicate import BehaviourEvent
+from ecrm.analysis.predicate import BehaviourEvent, OrderRow
 from ecrm.analysis.projection import Projection
 from ecrm.analysis.rules import DEFAULT_CATALOG, FieldCatalog
 from ecrm.core.errors import NotFound
@@ -57,12 +59,18 @@ class CustomerState:
     """One customer as the real-time path reads it: projection, behaviour events, memberships."""
 
     def __init__(
-        self, projection: Projection, events: list[BehaviourEvent], memberships: dict[str, str], exists: bool
+        self,
+        projection: Projection,
+        events: list[BehaviourEvent],
+        memberships: dict[str, str],
+        exists: bool,
+        orders: list[OrderRow] | None = None,
     ) -> None:
         self.projection = projection
         self.events = events
         self.memberships = memberships
         self.exists = exists
+        self.orders = orders if orders is not None else []
 
 
 ERASURE_MARKER_RETENTION = timedelta(days=7)
@@ -94,6 +102,7 @@ class AnalysisStore:
         projection: Projection | None = None
         events: list[BehaviourEvent] = []
         memberships: dict[str, str] = {}
+        orders: list[OrderRow] = []
         for item in self._query(
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": _s(customer_pk(customer_id))},
@@ -106,8 +115,10 @@ class AnalysisStore:
                 events.append(_event(json.loads(item["doc"])))
             elif sk.startswith("SEG#"):
                 memberships[sk[4:]] = item["entered_at"]
+            elif sk.startswith("ORD#"):
+                orders.append(_order_row(json.loads(item["doc"])))
         exists = projection is not None
-        return CustomerState(projection or Projection(customer_id), events, memberships, exists)
+        return CustomerState(projection or Projection(customer_id), events, memberships, exists, orders)
 
     def save_projection(self, projection: Projection, *, expected_version: int | None) -> None:
         """Write the projection if nobody else did since `expected_version` (None: it must not exist)."""
@@ -153,6 +164,29 @@ class AnalysisStore:
             "sk": _s(f"EVT#{at}#{event.event_id}"),
             "doc": _s(json.dumps(doc, separators=(",", ":"))),
             "expires_at": {"N": str(int((event.occurred_at + BEHAVIOUR_RETENTION).timestamp()))},
+        }
+
+    def put_orders(self, customer_id: str, rows: Sequence[OrderRow]) -> None:
+        self._batch_write([{"PutRequest": {"Item": self._order_item(customer_id, row)}} for row in rows])
+
+    def _order_item(self, customer_id: str, row: OrderRow) -> dict[str, Any]:
+        doc = {
+            "event_id": row.event_id,
+            "order_id": row.order_id,
+            "kind": row.kind,
+            "occurred_at": row.occurred_at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "amount": row.amount,
+            "currency": row.currency,
+            "sku": row.sku,
+            "category": row.category,
+            "channel": row.channel,
+            "store": row.store,
+        }
+        return {
+            "pk": _s(customer_pk(customer_id)),
+            "sk": _s(order_row_key(row)),
+            "doc": _s(json.dumps(doc, separators=(",", ":"))),
+            "expires_at": {"N": str(int((row.occurred_at + BEHAVIOUR_RETENTION).timestamp()))},
         }
 
     def delete_customer(self, customer_id: str) -> list[str]:
@@ -310,6 +344,25 @@ def _event(doc: dict[str, Any]) -> BehaviourEvent:
         product_id=doc.get("product_id"),
         segment_id=doc.get("segment_id"),
         source=doc.get("source"),
+    )
+
+
+def order_row_key(row: OrderRow) -> str:
+    return f"ORD#{row.order_id}#{row.event_id}#{row.sku or '-'}"
+
+
+def _order_row(doc: dict[str, Any]) -> OrderRow:
+    return OrderRow(
+        event_id=doc["event_id"],
+        order_id=doc["order_id"],
+        kind=doc["kind"],
+        occurred_at=datetime.fromisoformat(doc["occurred_at"].replace("Z", "+00:00")),
+        amount=float(doc["amount"]),
+        currency=doc["currency"],
+        sku=doc.get("sku"),
+        category=doc.get("category"),
+        channel=doc.get("channel"),
+        store=doc.get("store"),
     )
 
 

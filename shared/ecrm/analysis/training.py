@@ -1,7 +1,9 @@
 """The model job: orders in, computed traits out (RFM, cluster, churn risk, CLV, P(alive)).
 
-One run reads every customer's orders (from the lake through Athena's CSV result in the cloud,
-DuckDB locally, or any CSV for the CLI), trains each model, scores every customer, stores each
+One run reads every customer's orders (the lake's `order_lines`, written by the transactions engine,
+through Athena's CSV result in the cloud, DuckDB locally, or any CSV for the CLI): a row per line
+bought, a negative row per line returned (it lowers spend and is never a purchase), cancelled orders
+left out whole. It trains each model, scores every customer, stores each
 model as a versioned JSON artifact with its training metrics, and returns the traits per
 customer; the job publishes them as `TraitsComputed` batches, which the segmentation projection
 and the customer store consume. Numpy, scipy and scikit-learn are imported here only: this
@@ -20,11 +22,10 @@ from typing import Any
 
 from ecrm.analysis.models import CustomerTraits, TraitsComputed
 from ecrm.analysis.rules import DEFAULT_CATALOG
-from ecrm.analysis.segment_sql import LakeTables
+from ecrm.analysis.segment_sql import LakeTables, order_lines_table
 from ecrm.analysis.transactions import Transactions, read_transactions_csv, to_day
 from ecrm.core.clock import utc_now
 
-ORDER_EVENT = "order_completed"
 TRAITS_PER_EVENT = 200
 MIN_CUSTOMERS_FOR_MODELS = 50
 
@@ -40,16 +41,19 @@ class TraitsRun:
 
 
 def orders_sql(tables: LakeTables) -> str:
-    """Every order of a current customer (latest profile not deleted), deduplicated: the job's input."""
+    """Every order line of a current customer (latest profile not deleted), its returns as negative rows, cancelled
+    orders dropped by `order_id`, rows delivered twice kept once (they are identical copies): the job's input."""
     return (
         "WITH latest AS (SELECT customer_id FROM (SELECT customer_id, deleted, row_number() OVER "
         f"(PARTITION BY customer_id ORDER BY version DESC) AS rn FROM {tables.profiles}) ranked "
         "WHERE rn = 1 AND NOT deleted), "
-        "orders AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY customer_id, event_id "
-        f"ORDER BY recorded_at) AS rn FROM {tables.events} WHERE event_type = '{ORDER_EVENT}' "
-        "AND amount IS NOT NULL) ranked WHERE rn = 1) "
+        "order_rows AS (SELECT DISTINCT event_id, order_id, customer_id, kind, sku, category, amount, occurred_at "
+        f"FROM {order_lines_table(tables)} WHERE customer_id IS NOT NULL AND order_id IS NOT NULL "
+        "AND amount IS NOT NULL), "
+        "cancelled AS (SELECT DISTINCT order_id FROM order_rows WHERE kind = 'cancellation') "
         "SELECT o.customer_id, CAST(CAST(o.occurred_at AS DATE) AS VARCHAR) AS day, o.amount, o.category "
-        "FROM orders o JOIN latest l ON l.customer_id = o.customer_id"
+        "FROM order_rows o JOIN latest l ON l.customer_id = o.customer_id "
+        "WHERE o.kind IN ('purchase', 'return') AND o.order_id NOT IN (SELECT order_id FROM cancelled)"
     )
 
 
@@ -128,17 +132,22 @@ def compute_traits(tx: Transactions, *, as_of: date, churn_window_days: int = 90
     summary = summarize(history, calibration_end=as_of, period="W")
     bgnbd = fit_bgnbd(summary.frequency, summary.recency, summary.T)
     spend = fit_gamma_gamma(summary.frequency, summary.monetary)
+    degenerate = bgnbd.degenerate_reason
     clv = customer_lifetime_value(bgnbd, spend, summary)
     alive = bgnbd_probability_alive(bgnbd, summary.frequency, summary.recency, summary.T)
     expected = bgnbd_expected_purchases(bgnbd, 90 / 7, summary.frequency, summary.recency, summary.T)
     for i, customer_id in enumerate(summary.customers):
         entry = traits.setdefault(str(customer_id), {})
-        entry["clv"] = round(float(clv[i]), 2)
-        entry["p_alive"] = round(float(alive[i]), 4)
-        entry["expected_orders_90d"] = round(float(expected[i]), 3)
+        # A degenerate fit clears what it would have served (None removes a trait), rather than p_alive = 1
+        # for a customer RFM calls lost: a segment on p_alive then holds nobody instead of the wrong people.
+        entry["clv"] = None if degenerate else round(float(clv[i]), 2)
+        entry["p_alive"] = None if degenerate else round(float(alive[i]), 4)
+        entry["expected_orders_90d"] = None if degenerate else round(float(expected[i]), 3)
     metrics["clv"] = {
         "bgnbd": {k: getattr(bgnbd, k) for k in ("r", "alpha", "a", "b", "log_likelihood")},
         "gamma_gamma": {k: getattr(spend, k) for k in ("p", "q", "v")},
+        "degenerate": degenerate is not None,
+        "degenerate_reason": degenerate,
     }
     artifacts.append(
         ModelArtifact.create(

@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from ecrm.analysis.predicate import BehaviourEvent, Subject, compile_predicate
+from ecrm.analysis.predicate import BehaviourEvent, OrderRow, Subject, compile_predicate
 from ecrm.analysis.rules import FieldCatalog, Rule, problems
 from ecrm.analysis.segment_sql import (
     BEHAVIOUR_EVENT_COLUMNS,
@@ -22,6 +22,7 @@ from ecrm.analysis.segment_sql import (
     profile_columns,
     profile_record,
 )
+from ecrm.core.lake import ORDER_LINE_COLUMNS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
@@ -44,6 +45,9 @@ EVENT_TYPES = ["order_completed", "email_opened"]
 CATEGORIES = ["shoes", "bags", None]
 CHANNELS = ["web", "email", None]
 SEGMENTS = ["seg_A", "seg_B"]
+SALES_CHANNELS = ["web", "store"]
+STORES = ["shopweb", "paris", None]
+SKUS = ["sku1", "sku2", "sku3"]
 WINDOW_DAYS = [7, 30]
 
 maybe = st.none().__or__
@@ -81,6 +85,36 @@ def behaviour_events(draw: Any, number: int) -> BehaviourEvent:
 
 
 @st.composite
+def customer_orders(draw: Any, customer: int) -> list[OrderRow]:
+    """A few orders: purchase lines, some returned (in part or whole, before or after `now`), some cancelled."""
+    rows: list[OrderRow] = []
+    for number in range(draw(st.integers(0, 3))):
+        order_id = f"ord_{customer}_{number}"
+        placed = draw(event_times)
+        channel, store, currency = (
+            draw(st.sampled_from(SALES_CHANNELS)),
+            draw(st.sampled_from(STORES)),
+            draw(st.sampled_from(["EUR", "USD"])),
+        )
+        for sku in draw(st.lists(st.sampled_from(SKUS), min_size=1, max_size=2, unique=True)):
+            category = draw(st.sampled_from(CATEGORIES))
+            price = float(draw(st.integers(0, 300)))
+            rows.append(
+                OrderRow(f"{order_id}-p", order_id, "purchase", placed, price, currency, sku, category, channel, store)
+            )
+            if draw(st.integers(0, 3)) == 0:
+                back = placed + timedelta(days=draw(st.sampled_from([0, 1, 3])))
+                returned = -float(draw(st.sampled_from([price, price // 2])))
+                rows.append(OrderRow(f"{order_id}-r{sku}", order_id, "return", back, returned, currency, sku, category))
+        if draw(st.integers(0, 4)) == 0:
+            at = placed + timedelta(days=draw(st.sampled_from([0, 2])))
+            rows.append(
+                OrderRow(f"{order_id}-c", order_id, "cancellation", at, -float(draw(st.integers(0, 9))), currency)
+            )
+    return rows
+
+
+@st.composite
 def subjects(draw: Any, number: int) -> Subject:
     attributes = {
         "country": draw(maybe(st.sampled_from(COUNTRIES))),
@@ -107,6 +141,7 @@ def subjects(draw: Any, number: int) -> Subject:
         consents=consents,
         identities=frozenset(draw(st.sets(st.sampled_from(["email", "phone"])))),
         events=events,
+        orders=draw(customer_orders(number)),
     )
 
 
@@ -206,11 +241,54 @@ def event_conditions(draw: Any) -> dict[str, Any]:
     return condition
 
 
+@st.composite
+def order_conditions(draw: Any) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    window = draw(
+        st.one_of(
+            st.none(),
+            st.builds(lambda d: {"last_days": d}, st.sampled_from(WINDOW_DAYS)),
+            st.builds(lambda p: {"this": p}, st.sampled_from(["month", "year"])),
+            st.just({"since": "2026-01-01T00:00:00Z", "until": "2026-11-23T00:00:00Z"}),
+        )
+    )
+    if window is not None:
+        query["window"] = window
+    filters = []
+    for _ in range(draw(st.integers(0, 2))):
+        prop = draw(st.sampled_from(["channel", "store", "currency", "category", "sku"]))
+        pool = {
+            "channel": SALES_CHANNELS,
+            "store": ["shopweb", "paris"],
+            "currency": ["EUR", "USD"],
+            "category": ["shoes", "bags"],
+            "sku": SKUS,
+        }[prop]
+        op = draw(st.sampled_from(OPS["string"]))
+        where = {"property": prop, "op": op}
+        value = draw(value_for("string", pool, op))
+        if value is not None:
+            where["value"] = value
+        filters.append(where)
+    if filters:
+        query["where"] = filters
+    if draw(st.booleans()):
+        query["count"] = {"op": draw(st.sampled_from(["eq", "gte", "lt"])), "value": draw(st.integers(0, 2))}
+    if draw(st.booleans()):
+        query["spent"] = {
+            "op": draw(st.sampled_from(["gt", "gte", "lt"])),
+            "value": draw(st.sampled_from([0, 150, 400])),
+        }
+    return {"orders": query}
+
+
 leaves = st.one_of(
     field_conditions(),
     field_conditions(),
     event_conditions(),
     event_conditions(),
+    order_conditions(),
+    order_conditions(),
     st.builds(
         lambda c, p, s: {"consent": c, "purpose": p, "state": s},
         st.sampled_from(["email", "sms"]),
@@ -238,7 +316,10 @@ def load_lake(population: list[Subject]) -> duckdb.DuckDBPyConnection:
     connection.execute("CREATE SCHEMA lake")
     profiles: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
+    orders: list[dict[str, Any]] = []
     for number, subject in enumerate(population):
+        for row in subject.orders:
+            orders += [order_line_record(subject.customer_id, row)] * (2 if number % 3 == 0 else 1)
         stale = Subject(
             customer_id=subject.customer_id, attributes={"country": "FR", "score": 2.0}, traits={"cluster": "a"}
         )
@@ -251,10 +332,30 @@ def load_lake(population: list[Subject]) -> duckdb.DuckDBPyConnection:
     for table, columns, rows in (
         ("segment_profiles", profile_columns(CATALOG), profiles),
         ("behaviour_events", BEHAVIOUR_EVENT_COLUMNS, events),
+        ("order_lines", ORDER_LINE_COLUMNS, orders),
     ):
         arrow = pa.Table.from_pylist([_typed(row, columns) for row in rows], schema=_schema(columns))  # noqa: F841
         connection.execute(f"CREATE TABLE lake.{table} AS SELECT * FROM arrow")
     return connection
+
+
+def order_line_record(customer_id: str, row: OrderRow) -> dict[str, Any]:
+    """An `order_lines` row as the transactions engine writes it (`ecrm.transactions.lake_records`)."""
+    return {
+        "event_id": row.event_id,
+        "order_id": row.order_id,
+        "customer_id": customer_id,
+        "kind": row.kind,
+        "sku": row.sku,
+        "category": row.category,
+        "quantity": None,
+        "amount_minor": round(row.amount * 100),
+        "amount": row.amount,
+        "currency": row.currency,
+        "channel": row.channel,
+        "store": row.store,
+        "occurred_at": row.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+    }
 
 
 _ARROW = {
@@ -263,6 +364,7 @@ _ARROW = {
     "boolean": pa.bool_(),
     "date": pa.date32(),
     "bigint": pa.int64(),
+    "int": pa.int32(),
     "timestamp": pa.timestamp("ms", tz="UTC"),
 }
 
