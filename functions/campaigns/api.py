@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm import __version__
+from ecrm.campaigns.journey_library import catalogue, draft
 from ecrm.campaigns.models import (
     CAMPAIGN_ID_PATTERN,
     JOURNEY_ID_PATTERN,
@@ -23,8 +24,10 @@ from ecrm.campaigns.models import (
     DryRun,
     Journey,
     JourneyIn,
+    JourneyLibrary,
     JourneyList,
     JourneyReport,
+    LibraryDraftIn,
 )
 from ecrm.campaigns.service import CampaignService, JourneyService
 from ecrm.campaigns.wiring import CampaignsConfig, campaign_service_for, journey_service_for
@@ -39,6 +42,7 @@ app = EngineApi(obs.logger, title="eCRM campaigns API", version=__version__)
 
 CampaignId = Annotated[str, Path(pattern=CAMPAIGN_ID_PATTERN, description="A campaign id")]
 JourneyId = Annotated[str, Path(pattern=JOURNEY_ID_PATTERN, description="A journey id")]
+LibraryName = Annotated[str, Path(pattern=r"^[a-z_]{1,40}$", description="A ready-made journey's name")]
 Limit = Annotated[int, Query(ge=1, le=100, description="How many, newest first")]
 After = Annotated[str | None, Query(max_length=200, description="The `next` of the previous page")]
 MARKETING = ("admin", "marketer")
@@ -132,6 +136,23 @@ def create_journey(body: JourneyIn) -> tuple[Journey, int]:
 @app.get("/journeys", access=Access.staff(*READERS), summary="Journeys, newest first")
 def list_journeys(limit: Limit = 50, after: After = None) -> JourneyList:
     return deps().journeys.page(limit, after)
+
+
+# Before `/journeys/<journey_id>`: the resolver tries routes in order, and "library" is no journey id.
+@app.get("/journeys/library", access=Access.staff(*READERS), summary="The ready-made journeys and their parameters")
+def journey_library() -> JourneyLibrary:
+    return catalogue()
+
+
+@app.post(
+    "/journeys/library/<name>",
+    access=Access.staff(*MARKETING),
+    summary="Define a journey from the library (201, a draft), with parameters, content and overrides",
+    status_code=201,
+)
+def create_library_journey(name: LibraryName, body: LibraryDraftIn) -> tuple[Journey, int]:
+    journey = draft(name, body)
+    return deps().journeys.create(journey, actor=app.principal().actor, correlation_id=app.correlation_id), 201
 
 
 @app.get("/journeys/<journey_id>", access=Access.staff(*READERS), summary="A journey")

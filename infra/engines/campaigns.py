@@ -44,6 +44,8 @@ ROUTES = (
     ApiRoute("GET", "/campaigns/{campaign_id}/report"),
     ApiRoute("POST", "/journeys"),
     ApiRoute("GET", "/journeys"),
+    ApiRoute("GET", "/journeys/library"),
+    ApiRoute("POST", "/journeys/library/{name}"),
     ApiRoute("GET", "/journeys/{journey_id}"),
     ApiRoute("POST", "/journeys/{journey_id}/activate"),
     ApiRoute("POST", "/journeys/{journey_id}/deactivate"),
@@ -54,9 +56,20 @@ MANIFESTS = "campaign-runs/"  # `ecrm.campaigns.runs.MANIFEST_PREFIX`
 JOURNEY_EVENTS = {
     "ecrm.customers": ["CustomerCreated", "ConsentChanged"],
     "ecrm.broadcast": ["MessageDelivered", "MessageOpened", "MessageClicked", "CustomerUnsubscribed"],
-    "ecrm.transactions": ["OrderPlaced", "OrderStatusChanged", "TierChanged"],
+    "ecrm.transactions": [
+        "OrderPlaced",
+        "OrderStatusChanged",
+        "TierChanged",
+        "PointsEarned",
+        "PointsRedeemed",
+        "PurchaseFailed",
+        "PurchaseBrokered",
+    ],
     "ecrm.analysis": ["SegmentEntered", "SegmentExited", "TraitsComputed"],
 }
+# The customer store's interactions journeys start on (`ecrm.campaigns.journey_library.CART_INTERACTIONS`):
+# every tracked page view is an interaction too, so the rule lets only these types into the journey queue.
+JOURNEY_INTERACTIONS = ["checkout_started", "cart_viewed"]
 # What `functions/campaigns/on_outcome_event.py` counts on the campaign arms (and OrderPlaced, conversions).
 MESSAGE_OUTCOMES = [
     "MessageSent",
@@ -238,6 +251,18 @@ class CampaignsEngine(Construct):
                 description=f"Events of {source} that journeys start on or wait for",
                 pattern=events.EventPattern(source=[source], detail_type=detail_types),
             )
+        EventRuleToQueue(
+            self,
+            "JourneyInteractionsRule",
+            foundation=foundation,
+            consumer=self.journey_events,
+            description="Tracked cart and checkout interactions that journeys start on",
+            pattern=events.EventPattern(
+                source=["ecrm.customers"],
+                detail_type=["InteractionRecorded"],
+                detail={"data": {"type": JOURNEY_INTERACTIONS}},
+            ),
+        )
         ScheduledJob(
             self,
             "WakeJourneysSchedule",

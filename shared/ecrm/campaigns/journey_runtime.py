@@ -5,13 +5,15 @@ The interpreter (`journeys`) decides; this applies its decisions. Messages go to
 `(journey:<id>, customer, <step>.<entry>)`, and the customer's state is saved after, conditional on the
 version read: a crash in between replays the same decision, and broadcast's key makes the replayed send
 the same message. Counters (entered, active, exits per reason, customers per step) and the customer's
-number of active journeys (the cap) change in the state's own transaction.
+number of active journeys (the cap) change in the state's own transaction. A send step that asks for
+recommendations carries them in the message's `data` (broadcast renders templates with the profile and
+`data` only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ecrm.broadcast.models import MessageRequest
@@ -36,12 +38,27 @@ class NoFacts:
         return CustomerFacts()
 
 
+class RecommendationSource(Protocol):
+    def recommend(self, customer_id: str, k: int) -> list[dict[str, Any]]:
+        """The customer's `k` best items, each a mapping the templates read (`item.name`, `item.url`...)."""
+        ...
+
+
+class NoRecommendations:
+    """Until personalization's recommendations are wired to the runtime: an empty list, which the library's
+    templates render as their general fallback (`{% if data.recommendations %}`)."""
+
+    def recommend(self, customer_id: str, k: int) -> list[dict[str, Any]]:
+        return []
+
+
 @dataclass(frozen=True)
 class ObservedEvent:
     event_id: str
     detail_type: str
     source: str
     customer_id: str
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 class JourneyRuntime:
@@ -53,12 +70,14 @@ class JourneyRuntime:
         broadcast: BroadcastGateway,
         facts: FactsSource,
         definitions: CampaignStore | None = None,
+        recommendations: RecommendationSource | None = None,
     ) -> None:
         self.states = states
         self.clock = clock
         self.broadcast = broadcast
         self.facts = facts
         self.definitions = definitions
+        self.recommendations = recommendations or NoRecommendations()
 
     def handle(self, source: str, detail_type: str, detail: Mapping[str, Any]) -> list[str]:
         """A domain event from the bus: about a customer (its data names one), against the active journeys."""
@@ -67,7 +86,8 @@ class JourneyRuntime:
         if not isinstance(customer_id, str) or not customer_id:
             return []
         event_id = str((detail.get("metadata") or {}).get("id") or "")
-        return self.observe(ObservedEvent(event_id, detail_type, source, customer_id), self.active_journeys())
+        observed = ObservedEvent(event_id, detail_type, source, customer_id, data)
+        return self.observe(observed, self.active_journeys())
 
     def wake(self) -> int:
         """Every wait over by now, in pages, until none is left."""
@@ -96,15 +116,14 @@ class JourneyRuntime:
             if state is not None and state.status == "active":
                 if event.event_id in state.seen_events:
                     continue  # a redelivered event
-                progress = journeys.on_event(
-                    journey, state, event.detail_type, self.facts.facts(event.customer_id), self.clock.now()
-                )
+                facts = self.facts.facts(event.customer_id)
+                progress = journeys.on_event(journey, state, event.detail_type, facts, self.clock.now(), event.data)
                 progress = Progress(
                     progress.state.model_copy(update={"seen_events": [*progress.state.seen_events, event.event_id]}),
                     progress.sends,
                 )
                 outcomes.append(self._apply(journey, state, version, progress))
-            elif journey.trigger.event == event.detail_type and journey.trigger.source in (None, event.source):
+            elif journeys.triggered_by(journey.trigger, event.detail_type, event.source, event.data):
                 outcomes.append(self._enter(journey, event, state, version))
         return outcomes
 
@@ -195,6 +214,9 @@ class JourneyRuntime:
         return f"{journey.journey_id}:{after.status}:{after.step_id or after.exit_reason}"
 
     def _message(self, journey: Journey, state: JourneyState, step: SendStep) -> MessageRequest:
+        data: dict[str, Any] = {"journey_id": journey.journey_id, "step": step.id}
+        if step.recommendations:
+            data["recommendations"] = self.recommendations.recommend(state.customer_id, step.recommendations)
         return MessageRequest.model_validate(
             {
                 "customer_id": state.customer_id,
@@ -203,6 +225,6 @@ class JourneyRuntime:
                 "content": {step.channel: step.content[step.channel]} if step.channel else step.content,
                 "source": f"journey:{journey.journey_id}",
                 "step": f"{step.id}.{state.entry}",
-                "data": {"journey_id": journey.journey_id, "step": step.id},
+                "data": data,
             }
         )

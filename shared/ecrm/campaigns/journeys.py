@@ -19,7 +19,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field
 
 from ecrm.campaigns.assignment import Arm, pick, unit_point
-from ecrm.campaigns.models import BranchStep, Condition, ExitStep, JourneyIn, SendStep, SplitStep, WaitStep
+from ecrm.campaigns.models import (
+    BranchStep,
+    Condition,
+    ExitStep,
+    JourneyIn,
+    SendStep,
+    SplitStep,
+    Trigger,
+    WaitStep,
+)
 from ecrm.core.contract import Contract
 
 ExitReason = Literal["completed", "goal", "exit_event", "deactivated"]
@@ -96,8 +105,29 @@ def enter(
     return _run(journey, state, journey.steps[0].id, facts, now)
 
 
-def on_event(journey: JourneyIn, state: JourneyState, event: str, facts: CustomerFacts, now: datetime) -> Progress:
-    """An event about the customer: the goal or an exit event ends the pass; the awaited event ends the wait."""
+def matches(match: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
+    """Every field of `match` has its value in the event's data (a list in `match`: any of its values)."""
+    for name, wanted in match.items():
+        value = data.get(name)
+        if value is None or not (value in wanted if isinstance(wanted, list) else value == wanted):
+            return False
+    return True
+
+
+def triggered_by(trigger: Trigger, detail_type: str, source: str, data: Mapping[str, Any]) -> bool:
+    return trigger.event == detail_type and trigger.source in (None, source) and matches(trigger.match, data)
+
+
+def on_event(
+    journey: JourneyIn,
+    state: JourneyState,
+    event: str,
+    facts: CustomerFacts,
+    now: datetime,
+    data: Mapping[str, Any] | None = None,
+) -> Progress:
+    """An event about the customer: the goal or an exit event ends the pass; the awaited event (with the
+    awaited data, `until_match`) ends the wait."""
     if state.status != "active":
         return Progress(state)
     seen = state.model_copy(update={"seen_events": [*state.seen_events, event]})
@@ -106,7 +136,7 @@ def on_event(journey: JourneyIn, state: JourneyState, event: str, facts: Custome
     if event in journey.exit_events:
         return Progress(_exit(seen, "exit_event", now))
     step = _step(journey, state.step_id)
-    if isinstance(step, WaitStep) and state.waiting_for == event:
+    if isinstance(step, WaitStep) and state.waiting_for == event and matches(step.until_match, data or {}):
         return _run(journey, _awake(seen), step.next, facts, now)
     return Progress(seen)
 

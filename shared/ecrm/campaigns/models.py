@@ -214,11 +214,28 @@ class CampaignReport(Contract):
 
 
 # -- journeys -------------------------------------------------------------------------------------------------
+Scalar = str | int | float | bool
+FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+EventMatch = Annotated[
+    dict[FieldName, Scalar | list[Scalar]],
+    Field(
+        max_length=10,
+        description="Fields of the event's data and the value each must have (a list: any of them)",
+    ),
+]
+
+
 class SendStep(Strict):
     type: Literal["send"] = "send"
     id: StepId
     content: Content = Field(min_length=1)
     channel: DeliveryChannel | None = None
+    recommendations: int | None = Field(
+        default=None,
+        ge=1,
+        le=20,
+        description="How many of personalization's recommendations the templates read as `data.recommendations`",
+    )
     next: StepId | None = None
 
 
@@ -230,6 +247,7 @@ class WaitStep(Strict):
     seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
     until_local_time: time | None = None
     until_event: EventName | None = None
+    until_match: EventMatch = Field(default_factory=dict)
     timeout_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
     next: StepId | None = None
     on_timeout: StepId | None = None
@@ -241,6 +259,8 @@ class WaitStep(Strict):
             raise ValueError("a wait has exactly one of seconds, until_local_time, until_event")
         if self.until_event is not None and self.timeout_seconds is None:
             raise ValueError("a wait for an event needs timeout_seconds")
+        if self.until_match and self.until_event is None:
+            raise ValueError("until_match narrows until_event, which is missing")
         return self
 
 
@@ -297,8 +317,9 @@ Step = Annotated[SendStep | WaitStep | BranchStep | SplitStep | ExitStep, Field(
 
 
 class Trigger(Strict):
-    event: EventName = Field(description="The detail-type that enters a customer (CustomerCreated, CartAbandoned...)")
+    event: EventName = Field(description="The detail-type that enters a customer (CustomerCreated, OrderPlaced...)")
     source: Annotated[str, StringConstraints(pattern=r"^ecrm\.[a-z_]{1,40}$")] | None = None
+    match: EventMatch = Field(default_factory=dict)
 
 
 class JourneyIn(Strict):
@@ -357,6 +378,55 @@ class JourneyReport(Contract):
     active: int
     exited: dict[str, int] = Field(description="Per exit reason: completed, goal, exit_event")
     steps: dict[str, int] = Field(description="Per step id, how many customers reached it")
+
+
+# -- the journey library (`ecrm.campaigns.journey_library`) ---------------------------------------------------
+class LibraryParameter(Contract):
+    name: str
+    description: str
+    type: Literal["integer", "number", "string"]
+    default: Scalar | None = Field(description="None: the parameter is required")
+
+
+class LibraryJourney(Contract):
+    """A ready-made journey: its definition as the library's defaults build it, and what it stands on."""
+
+    name: str
+    title: str
+    description: str
+    trigger_ready: bool = Field(description="False: the event it should start on is not on the bus yet")
+    trigger_note: str = Field(description="Where the trigger event comes from, or what is missing")
+    parameters: list[LibraryParameter]
+    journey: JourneyIn = Field(description="Built with the parameters' defaults (a required one: its example)")
+
+
+class JourneyLibrary(Contract):
+    items: list[LibraryJourney]
+
+
+class JourneyOverrides(Strict):
+    """Fields of the ready-made journey replaced as a whole; a field sent as null clears it (`goal_event`)."""
+
+    name: Name | None = None
+    purpose: Purpose | None = None
+    trigger: Trigger | None = None
+    steps: list[Step] | None = Field(default=None, min_length=1, max_length=100)
+    goal_event: EventName | None = None
+    exit_events: list[EventName] | None = None
+    reentry: Literal["never", "after_exit", "always"] | None = None
+    reentry_after_seconds: int | None = Field(default=None, ge=0)
+    max_concurrent_journeys: int | None = Field(default=None, ge=1, le=100)
+
+
+class LibraryDraftIn(Strict):
+    """`POST /journeys/library/{name}`: the entry's parameters, new content for some of its send steps, and
+    whole fields replaced; the result is validated as any journey is."""
+
+    parameters: dict[FieldName, Scalar] = Field(default_factory=dict, description="By the entry's parameter names")
+    content: dict[StepId, Content] = Field(
+        default_factory=dict, description="Per send step id, its content instead of the library's"
+    )
+    overrides: JourneyOverrides = Field(default_factory=JourneyOverrides)
 
 
 # -- events ---------------------------------------------------------------------------------------------------

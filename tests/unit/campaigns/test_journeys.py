@@ -14,6 +14,7 @@ from ecrm.campaigns.journeys import (
     next_local_time,
     on_clock,
     on_event,
+    triggered_by,
 )
 from ecrm.campaigns.models import JourneyIn
 from ecrm.core.clock import FixedClock
@@ -189,3 +190,40 @@ def test_a_loop_without_a_wait_is_stopped() -> None:
 def test_a_step_going_nowhere_is_refused() -> None:
     with pytest.raises(ValidationError, match="unknown step"):
         welcome_journey(steps=[{"type": "send", "id": "a", "content": EMAIL, "next": "missing"}])
+
+
+def test_a_trigger_and_an_event_wait_match_the_event_data() -> None:
+    journey = JourneyIn.model_validate(
+        {
+            "name": "Late order",
+            "trigger": {"event": "OrderStatusChanged", "source": "ecrm.transactions", "match": {"status": "paid"}},
+            "steps": [
+                {
+                    "type": "wait",
+                    "id": "shipping",
+                    "until_event": "OrderStatusChanged",
+                    "until_match": {"status": ["shipped", "cancelled"]},
+                    "timeout_seconds": 3600,
+                    "on_timeout": "sorry",
+                },
+                {"type": "send", "id": "sorry", "content": EMAIL},
+            ],
+        }
+    )
+    assert triggered_by(journey.trigger, "OrderStatusChanged", "ecrm.transactions", {"status": "paid"})
+    assert not triggered_by(journey.trigger, "OrderStatusChanged", "ecrm.transactions", {"status": "shipped"})
+    assert not triggered_by(journey.trigger, "OrderStatusChanged", "ecrm.other", {"status": "paid"})
+    assert not triggered_by(journey.trigger, "OrderStatusChanged", "ecrm.transactions", {})
+    waiting = enter(journey, "j", "a", 1, FACTS, START).state
+    # an event of the awaited type with other data leaves the wait as it is; the awaited data ends it
+    delivered = on_event(journey, waiting, "OrderStatusChanged", FACTS, START, {"status": "delivered"})
+    assert delivered.state.step_id == "shipping"
+    assert delivered.state.wake_at == waiting.wake_at
+    shipped = on_event(journey, delivered.state, "OrderStatusChanged", FACTS, START, {"status": "shipped"})
+    assert shipped.exited
+    assert shipped.sends == []
+
+
+def test_an_event_match_without_an_awaited_event_is_refused() -> None:
+    with pytest.raises(ValidationError, match="until_match"):
+        welcome_journey(steps=[{"type": "wait", "id": "w", "seconds": 60, "until_match": {"status": "paid"}}])

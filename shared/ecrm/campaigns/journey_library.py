@@ -1,0 +1,467 @@
+"""Ready-made journeys: definitions with their content, started from the events the engines publish today.
+
+Each entry builds a `JourneyIn` from a few parameters (hours to wait, a segment id); staff create a draft
+from it (`POST /journeys/library/{name}`), with new content for some send steps or whole fields replaced,
+and activate it like any journey. The result is validated as a journey is, so the library cannot make
+what `POST /journeys` would refuse.
+
+Every trigger, goal and awaited event is an event on the bus (its schema is in `events/schemas`, and the
+journey queue's rules route it: a unit test holds both). Where the event a journey should start on does
+not exist yet, the entry says so (`trigger_ready` False, `trigger_note`) and starts on the nearest event
+that does, instead of naming one nobody publishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ecrm.campaigns.models import (
+    JourneyIn,
+    JourneyLibrary,
+    LibraryDraftIn,
+    LibraryJourney,
+    LibraryParameter,
+    Scalar,
+)
+from ecrm.core.errors import InvalidInput, NotFound
+
+HOUR = 3600
+DAY = 24 * HOUR
+# The customer store's interaction types for the tracking API's "Checkout Started" and "Cart Viewed"
+# (`ecrm.customers.stitching.interaction_type`): the journey queue's rule lets only these interactions in.
+CART_INTERACTIONS = ("checkout_started", "cart_viewed")
+PAYMENT_FAILURES = ("payment_declined", "payment_unavailable")
+GREETING = "{{ profile.first_name or 'there' }}"
+# Service messages are not held back by the marketing journeys a customer is in: their own cap is high.
+SERVICE_CAP = 20
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    description: str
+    type: Literal["integer", "number", "string"]
+    default: Scalar | None = None
+    example: Scalar | None = None
+
+    def read(self, given: Mapping[str, Scalar]) -> Scalar:
+        value = given.get(self.name, self.default)
+        if value is None:
+            raise InvalidInput(f"the parameter {self.name} is required: {self.description}", field=self._field)
+        ok = {
+            "integer": isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "string": isinstance(value, str) and value != "",
+        }[self.type]
+        if not ok:
+            what = "a positive integer" if self.type == "integer" else f"a {self.type}"
+            raise InvalidInput(f"the parameter {self.name} must be {what}", field=self._field)
+        return value
+
+    @property
+    def _field(self) -> str:
+        return f"parameters.{self.name}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    title: str
+    description: str
+    trigger_ready: bool
+    trigger_note: str
+    parameters: tuple[Parameter, ...]
+    build: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+    def journey(self, given: Mapping[str, Scalar]) -> dict[str, Any]:
+        unknown = sorted(set(given) - {p.name for p in self.parameters})
+        if unknown:
+            raise InvalidInput(f"{self.name} takes no parameter {', '.join(unknown)}", field="parameters")
+        return self.build({p.name: p.read(given) for p in self.parameters})
+
+    def describe(self) -> LibraryJourney:
+        examples = {p.name: p.example for p in self.parameters if p.default is None and p.example is not None}
+        return LibraryJourney(
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            trigger_ready=self.trigger_ready,
+            trigger_note=self.trigger_note,
+            parameters=[
+                LibraryParameter(name=p.name, description=p.description, type=p.type, default=p.default)
+                for p in self.parameters
+            ],
+            journey=JourneyIn.model_validate(self.journey(examples)),
+        )
+
+
+def catalogue() -> JourneyLibrary:
+    return JourneyLibrary(items=[entry.describe() for entry in ENTRIES.values()])
+
+
+def draft(name: str, request: LibraryDraftIn) -> JourneyIn:
+    """The entry's journey with the request's parameters, content and overrides; a 4xx when it is not one."""
+    entry = ENTRIES.get(name)
+    if entry is None:
+        raise NotFound(f"no ready-made journey {name}; GET /journeys/library lists them")
+    body = entry.journey(request.parameters)
+    sends = {step["id"]: step for step in body["steps"] if step["type"] == "send"}
+    for step_id, content in request.content.items():
+        if step_id not in sends:
+            raise InvalidInput(f"{name} has no send step {step_id}", field=f"content.{step_id}")
+        sends[step_id]["content"] = content
+    body.update(request.overrides.model_dump(mode="json", exclude_unset=True))
+    try:
+        return JourneyIn.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidInput(
+            f"the journey would be invalid: {where}: {first['msg']}", field=where or "overrides"
+        ) from exc
+
+
+# -- content --------------------------------------------------------------------------------------------------
+def email(subject: str, text: str) -> dict[str, Any]:
+    return {"email": {"subject": subject, "text": text}}
+
+
+def email_and_sms(subject: str, text: str, sms: str) -> dict[str, Any]:
+    return {"email": {"subject": subject, "text": text}, "sms": {"body": sms}}
+
+
+RECOMMENDED = (
+    "{% if data.recommendations %}Picked for you:\n"
+    "{% for item in data.recommendations %}- {{ item.name }}{% if item.url %} {{ item.url }}{% endif %}\n"
+    "{% endfor %}{% else %}Have a look at what is new in the shop.{% endif %}"
+)
+
+
+# -- the entries ----------------------------------------------------------------------------------------------
+def _welcome(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "Welcome series",
+        "trigger": {"event": "CustomerCreated", "source": "ecrm.customers"},
+        "goal_event": "OrderPlaced",
+        "reentry": "never",
+        "steps": [
+            {
+                "type": "send",
+                "id": "welcome",
+                "content": email(f"Welcome, {GREETING}", "Thanks for joining us. Here is what to expect."),
+                "next": "wait",
+            },
+            {"type": "wait", "id": "wait", "seconds": p["reminder_after_hours"] * HOUR, "next": "opened"},
+            {
+                "type": "branch",
+                "id": "opened",
+                "condition": {"kind": "engagement", "event": "MessageOpened"},
+                "then": "tips",
+                "otherwise": "reminder",
+            },
+            {
+                "type": "send",
+                "id": "tips",
+                "content": email("Getting the most out of your account", "A few things members like most."),
+            },
+            {
+                "type": "send",
+                "id": "reminder",
+                "content": email(f"{GREETING}, your welcome gift is waiting", "Your welcome offer is still there."),
+            },
+        ],
+    }
+
+
+def _birthday(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "Birthday",
+        "trigger": {"event": "SegmentEntered", "source": "ecrm.analysis", "match": {"segment_id": p["segment_id"]}},
+        "reentry": "after_exit",
+        "reentry_after_seconds": 300 * DAY,
+        "steps": [
+            {
+                "type": "send",
+                "id": "greeting",
+                "content": email(f"Happy birthday, {GREETING}!", "A little present from us is in your account."),
+            }
+        ],
+    }
+
+
+def _abandoned_cart(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "Abandoned cart",
+        "trigger": {
+            "event": "InteractionRecorded",
+            "source": "ecrm.customers",
+            "match": {"type": list(CART_INTERACTIONS)},
+        },
+        "goal_event": "OrderPlaced",
+        "reentry": "after_exit",
+        "reentry_after_seconds": DAY,
+        "steps": [
+            {"type": "wait", "id": "grace", "seconds": p["hours"] * HOUR, "next": "reminder"},
+            {
+                "type": "send",
+                "id": "reminder",
+                "content": email("You left something in your cart", "Your cart is saved: finish your order."),
+                "next": "last_call",
+            },
+            {"type": "wait", "id": "last_call", "seconds": DAY, "next": "clicked"},
+            {
+                "type": "branch",
+                "id": "clicked",
+                "condition": {"kind": "engagement", "event": "MessageClicked"},
+                "then": None,
+                "otherwise": "nudge",
+            },
+            {
+                "type": "send",
+                "id": "nudge",
+                "content": email("Still thinking it over?", "Your cart is still saved for you."),
+            },
+        ],
+    }
+
+
+def _cross_sell(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "Post-purchase cross-sell",
+        "trigger": {"event": "OrderPlaced", "source": "ecrm.transactions"},
+        "goal_event": "OrderPlaced",
+        "reentry": "after_exit",
+        "reentry_after_seconds": 30 * DAY,
+        "steps": [
+            {"type": "wait", "id": "settle", "seconds": p["days_after"] * DAY, "next": "suggest"},
+            {
+                "type": "send",
+                "id": "suggest",
+                "recommendations": p["items"],
+                "content": email(f"{GREETING}, goes well with your order", RECOMMENDED),
+            },
+        ],
+    }
+
+
+def _win_back(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "Win-back",
+        "trigger": {"event": "SegmentEntered", "source": "ecrm.analysis", "match": {"segment_id": p["segment_id"]}},
+        "goal_event": "OrderPlaced",
+        "reentry": "after_exit",
+        "reentry_after_seconds": 90 * DAY,
+        "steps": [
+            {
+                "type": "send",
+                "id": "miss_you",
+                "content": email(f"We miss you, {GREETING}", "Come back for something new: here is an offer."),
+                "next": "wait",
+            },
+            {"type": "wait", "id": "wait", "seconds": p["second_offer_after_days"] * DAY, "next": "clicked"},
+            {
+                "type": "branch",
+                "id": "clicked",
+                "condition": {"kind": "engagement", "event": "MessageClicked"},
+                "then": None,
+                "otherwise": "better_offer",
+            },
+            {
+                "type": "send",
+                "id": "better_offer",
+                "content": email("A better offer, just for you", "Our best offer, valid this week."),
+            },
+        ],
+    }
+
+
+def _points_expiring(p: Mapping[str, Any]) -> dict[str, Any]:
+    lead = p["remind_days_before"]
+    if lead >= p["expiry_days"]:
+        raise InvalidInput("remind_days_before must be less than expiry_days", field="parameters.remind_days_before")
+    return {
+        "name": "Points about to expire",
+        "trigger": {"event": "PointsEarned", "source": "ecrm.transactions"},
+        "goal_event": "PointsRedeemed",
+        "reentry": "after_exit",
+        "steps": [
+            {"type": "wait", "id": "until_reminder", "seconds": (p["expiry_days"] - lead) * DAY, "next": "remind"},
+            {
+                "type": "send",
+                "id": "remind",
+                "content": email(
+                    "Your points expire soon", f"Some of your points expire in about {lead} days: use them now."
+                ),
+            },
+        ],
+    }
+
+
+def _order_delay(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "Service recovery: order delay",
+        "purpose": "transactional",
+        "trigger": {"event": "OrderStatusChanged", "source": "ecrm.transactions", "match": {"status": "paid"}},
+        "reentry": "after_exit",
+        "max_concurrent_journeys": SERVICE_CAP,
+        "steps": [
+            {
+                "type": "wait",
+                "id": "shipping",
+                "until_event": "OrderStatusChanged",
+                "until_match": {"status": ["shipped", "cancelled"]},
+                "timeout_seconds": p["hours"] * HOUR,
+                "next": None,
+                "on_timeout": "apology",
+            },
+            {
+                "type": "send",
+                "id": "apology",
+                "content": email_and_sms(
+                    "Your order is running late",
+                    "We are sorry: your order has not left us yet. We are on it and will tell you when it ships.",
+                    "Sorry, your order is running late. We will tell you when it ships.",
+                ),
+            },
+        ],
+    }
+
+
+def _failed_payment(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "Service recovery: failed payment",
+        "purpose": "transactional",
+        "trigger": {
+            "event": "PurchaseFailed",
+            "source": "ecrm.transactions",
+            "match": {"reason": list(PAYMENT_FAILURES)},
+        },
+        "goal_event": "PurchaseBrokered",
+        "reentry": "after_exit",
+        "max_concurrent_journeys": SERVICE_CAP,
+        "reentry_after_seconds": DAY,
+        "steps": [
+            {"type": "wait", "id": "retry_window", "seconds": p["hours"] * HOUR, "next": "help"},
+            {
+                "type": "send",
+                "id": "help",
+                "content": email_and_sms(
+                    "Need a hand with your payment?",
+                    "Your payment did not go through and nothing was charged. Try again, or reply for help.",
+                    "Your payment did not go through; nothing was charged. Try again any time.",
+                ),
+            },
+        ],
+    }
+
+
+SEGMENT_ID = "the segment whose entering starts the journey (seg_...)"
+ENTRIES: dict[str, Entry] = {
+    entry.name: entry
+    for entry in (
+        Entry(
+            "welcome_series",
+            "Welcome series",
+            "A welcome on sign-up; after a wait, tips to those who opened it and a reminder to those who did not.",
+            True,
+            "CustomerCreated (ecrm.customers): a record matched no existing customer.",
+            (Parameter("reminder_after_hours", "Hours between the welcome and the follow-up", "integer", 48),),
+            _welcome,
+        ),
+        Entry(
+            "birthday",
+            "Birthday",
+            "A greeting on the customer's birthday, at most once a year.",
+            False,
+            "No event says a birthday is today: no daily job publishes one (loyalty's birthday_bonus is granted "
+            "by nothing yet), and segment rules cannot compare the month and day of birth_date with today's. "
+            "It starts on SegmentEntered (ecrm.analysis) of a segment given as a parameter; override the trigger "
+            "once a daily birthday event exists.",
+            (Parameter("segment_id", SEGMENT_ID, "string", example="seg_birthdays"),),
+            _birthday,
+        ),
+        Entry(
+            "abandoned_cart",
+            "Abandoned cart",
+            "A reminder when a started checkout or a viewed cart is not followed by an order within the hours "
+            "given, and a last nudge a day later to those who did not click; an order ends it (the goal).",
+            True,
+            "The tracking API's 'Checkout Started' and 'Cart Viewed' (collect's TrackEventReceived, which names "
+            "no customer) reach journeys as the customer store's InteractionRecorded of type checkout_started "
+            "or cart_viewed, once the visitor's ids resolve to a customer. The cart's items are not in the "
+            "message: a journey keeps no data of its trigger event.",
+            (Parameter("hours", "Hours without an order before the reminder", "integer", 4),),
+            _abandoned_cart,
+        ),
+        Entry(
+            "post_purchase_cross_sell",
+            "Post-purchase cross-sell",
+            "Days after an order, personalization's recommendations for the customer; another order is the goal.",
+            True,
+            "OrderPlaced (ecrm.transactions). The send step asks for recommendations (`data.recommendations`); "
+            "until the runtime is wired to personalization, the list is empty and the message's fallback text "
+            "is sent.",
+            (
+                Parameter("days_after", "Days between the order and the suggestions", "integer", 3),
+                Parameter("items", "How many recommended items the message shows", "integer", 4),
+            ),
+            _cross_sell,
+        ),
+        Entry(
+            "win_back",
+            "Win-back",
+            "An offer when a customer's churn risk crosses the threshold, and a better one to those who did not "
+            "click; an order is the goal.",
+            True,
+            "No event says churn risk crossed a threshold: the analysis model job publishes churn_risk in "
+            "TraitsComputed batches, which name many customers and enter no journey. Crossing it is entering a "
+            'segment ruled {"trait": "churn_risk", "op": "gte", "value": 0.7} (analysis re-evaluates '
+            "segments on TraitsComputed and publishes SegmentEntered): create that segment and give its id.",
+            (
+                Parameter("segment_id", SEGMENT_ID, "string", example="seg_churnrisk"),
+                Parameter("second_offer_after_days", "Days before the better offer", "integer", 7),
+            ),
+            _win_back,
+        ),
+        Entry(
+            "points_expiring",
+            "Points about to expire",
+            "A reminder some days before points earned expire; a redemption ends it (the goal).",
+            False,
+            "Loyalty publishes no 'points expiring soon' event (its daily job publishes PointsExpired once they "
+            "are gone). It starts on PointsEarned (ecrm.transactions) and waits expiry_days less "
+            "remind_days_before: set expiry_days to the programme's rule, as the wait cannot read the event's "
+            "expires_on. While a customer waits, later earnings do not enter them again.",
+            (
+                Parameter("expiry_days", "Days points live (the loyalty rules' expiry)", "integer", 365),
+                Parameter("remind_days_before", "Days before expiry to remind", "integer", 14),
+            ),
+            _points_expiring,
+        ),
+        Entry(
+            "order_delay_recovery",
+            "Service recovery: order delay",
+            "An apology when a paid order has not shipped (nor been cancelled) within the hours given.",
+            False,
+            "No event says an order is late: it starts on OrderStatusChanged (ecrm.transactions) to paid and "
+            "waits for one to shipped or cancelled. A journey keeps no order id, so another order of the same "
+            "customer shipping ends the wait too.",
+            (Parameter("hours", "Hours from payment to shipping before it is late", "integer", 72),),
+            _order_delay,
+        ),
+        Entry(
+            "failed_payment_recovery",
+            "Service recovery: failed payment",
+            "Help to retry, hours after a purchase failed on its payment, unless the customer bought since.",
+            True,
+            "PurchaseFailed (ecrm.transactions) with reason payment_declined or payment_unavailable; broadcast "
+            "already tells the customer why at once, this is the follow-up. PurchaseBrokered is the goal.",
+            (Parameter("hours", "Hours before the follow-up", "integer", 6),),
+            _failed_payment,
+        ),
+    )
+}
