@@ -125,13 +125,31 @@ def draft(name: str, request: LibraryDraftIn) -> JourneyIn:
         ) from exc
 
 
-# -- content --------------------------------------------------------------------------------------------------
-def email(subject: str, text: str) -> dict[str, Any]:
-    return {"email": {"subject": subject, "text": text}}
+# -- content and steps ---------------------------------------------------------------------------------------
+def email(subject: str, text: str, sms: str | None = None) -> dict[str, Any]:
+    """Email content, and an SMS body when the message may go by SMS (the customer's preferred channel)."""
+    content: dict[str, Any] = {"email": {"subject": subject, "text": text}}
+    if sms:
+        content["sms"] = {"body": sms}
+    return content
 
 
-def email_and_sms(subject: str, text: str, sms: str) -> dict[str, Any]:
-    return {"email": {"subject": subject, "text": text}, "sms": {"body": sms}}
+def send(step_id: str, content: dict[str, Any], then: str | None = None, **options: Any) -> dict[str, Any]:
+    return {"type": "send", "id": step_id, "content": content, "next": then, **options}
+
+
+def wait(step_id: str, seconds: int, then: str | None) -> dict[str, Any]:
+    return {"type": "wait", "id": step_id, "seconds": seconds, "next": then}
+
+
+def unless_engaged(step_id: str, event: str, otherwise: str) -> dict[str, Any]:
+    """Ends the journey for a customer who did `event` since entering; the others go on to `otherwise`."""
+    condition = {"kind": "engagement", "event": event}
+    return {"type": "branch", "id": step_id, "condition": condition, "then": None, "otherwise": otherwise}
+
+
+def segment_trigger(segment_id: str) -> dict[str, Any]:
+    return {"event": "SegmentEntered", "source": "ecrm.analysis", "match": {"segment_id": segment_id}}
 
 
 RECOMMENDED = (
@@ -143,53 +161,30 @@ RECOMMENDED = (
 
 # -- the entries ----------------------------------------------------------------------------------------------
 def _welcome(p: Mapping[str, Any]) -> dict[str, Any]:
+    opened = {"kind": "engagement", "event": "MessageOpened"}
     return {
         "name": "Welcome series",
         "trigger": {"event": "CustomerCreated", "source": "ecrm.customers"},
         "goal_event": "OrderPlaced",
         "reentry": "never",
         "steps": [
-            {
-                "type": "send",
-                "id": "welcome",
-                "content": email(f"Welcome, {GREETING}", "Thanks for joining us. Here is what to expect."),
-                "next": "wait",
-            },
-            {"type": "wait", "id": "wait", "seconds": p["reminder_after_hours"] * HOUR, "next": "opened"},
-            {
-                "type": "branch",
-                "id": "opened",
-                "condition": {"kind": "engagement", "event": "MessageOpened"},
-                "then": "tips",
-                "otherwise": "reminder",
-            },
-            {
-                "type": "send",
-                "id": "tips",
-                "content": email("Getting the most out of your account", "A few things members like most."),
-            },
-            {
-                "type": "send",
-                "id": "reminder",
-                "content": email(f"{GREETING}, your welcome gift is waiting", "Your welcome offer is still there."),
-            },
+            send("welcome", email(f"Welcome, {GREETING}", "Thanks for joining us. Here is what to expect."), "wait"),
+            wait("wait", p["reminder_after_hours"] * HOUR, "opened"),
+            {"type": "branch", "id": "opened", "condition": opened, "then": "tips", "otherwise": "reminder"},
+            send("tips", email("Getting the most out of your account", "A few things members like most.")),
+            send("reminder", email(f"{GREETING}, your welcome gift is waiting", "Your welcome offer is still there.")),
         ],
     }
 
 
 def _birthday(p: Mapping[str, Any]) -> dict[str, Any]:
+    greeting = email(f"Happy birthday, {GREETING}!", "A little present from us is in your account.")
     return {
         "name": "Birthday",
-        "trigger": {"event": "SegmentEntered", "source": "ecrm.analysis", "match": {"segment_id": p["segment_id"]}},
+        "trigger": segment_trigger(p["segment_id"]),
         "reentry": "after_exit",
         "reentry_after_seconds": 300 * DAY,
-        "steps": [
-            {
-                "type": "send",
-                "id": "greeting",
-                "content": email(f"Happy birthday, {GREETING}!", "A little present from us is in your account."),
-            }
-        ],
+        "steps": [send("greeting", greeting)],
     }
 
 
@@ -205,31 +200,21 @@ def _abandoned_cart(p: Mapping[str, Any]) -> dict[str, Any]:
         "reentry": "after_exit",
         "reentry_after_seconds": DAY,
         "steps": [
-            {"type": "wait", "id": "grace", "seconds": p["hours"] * HOUR, "next": "reminder"},
-            {
-                "type": "send",
-                "id": "reminder",
-                "content": email("You left something in your cart", "Your cart is saved: finish your order."),
-                "next": "last_call",
-            },
-            {"type": "wait", "id": "last_call", "seconds": DAY, "next": "clicked"},
-            {
-                "type": "branch",
-                "id": "clicked",
-                "condition": {"kind": "engagement", "event": "MessageClicked"},
-                "then": None,
-                "otherwise": "nudge",
-            },
-            {
-                "type": "send",
-                "id": "nudge",
-                "content": email("Still thinking it over?", "Your cart is still saved for you."),
-            },
+            wait("grace", p["hours"] * HOUR, "reminder"),
+            send(
+                "reminder",
+                email("You left something in your cart", "Your cart is saved: finish your order."),
+                "last_call",
+            ),
+            wait("last_call", DAY, "clicked"),
+            unless_engaged("clicked", "MessageClicked", "nudge"),
+            send("nudge", email("Still thinking it over?", "Your cart is still saved for you.")),
         ],
     }
 
 
 def _cross_sell(p: Mapping[str, Any]) -> dict[str, Any]:
+    suggestion = email(f"{GREETING}, goes well with your order", RECOMMENDED)
     return {
         "name": "Post-purchase cross-sell",
         "trigger": {"event": "OrderPlaced", "source": "ecrm.transactions"},
@@ -237,13 +222,8 @@ def _cross_sell(p: Mapping[str, Any]) -> dict[str, Any]:
         "reentry": "after_exit",
         "reentry_after_seconds": 30 * DAY,
         "steps": [
-            {"type": "wait", "id": "settle", "seconds": p["days_after"] * DAY, "next": "suggest"},
-            {
-                "type": "send",
-                "id": "suggest",
-                "recommendations": p["items"],
-                "content": email(f"{GREETING}, goes well with your order", RECOMMENDED),
-            },
+            wait("settle", p["days_after"] * DAY, "suggest"),
+            send("suggest", suggestion, recommendations=p["items"]),
         ],
     }
 
@@ -251,30 +231,17 @@ def _cross_sell(p: Mapping[str, Any]) -> dict[str, Any]:
 def _win_back(p: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "name": "Win-back",
-        "trigger": {"event": "SegmentEntered", "source": "ecrm.analysis", "match": {"segment_id": p["segment_id"]}},
+        "trigger": segment_trigger(p["segment_id"]),
         "goal_event": "OrderPlaced",
         "reentry": "after_exit",
         "reentry_after_seconds": 90 * DAY,
         "steps": [
-            {
-                "type": "send",
-                "id": "miss_you",
-                "content": email(f"We miss you, {GREETING}", "Come back for something new: here is an offer."),
-                "next": "wait",
-            },
-            {"type": "wait", "id": "wait", "seconds": p["second_offer_after_days"] * DAY, "next": "clicked"},
-            {
-                "type": "branch",
-                "id": "clicked",
-                "condition": {"kind": "engagement", "event": "MessageClicked"},
-                "then": None,
-                "otherwise": "better_offer",
-            },
-            {
-                "type": "send",
-                "id": "better_offer",
-                "content": email("A better offer, just for you", "Our best offer, valid this week."),
-            },
+            send(
+                "miss_you", email(f"We miss you, {GREETING}", "Come back for something new: here is an offer."), "wait"
+            ),
+            wait("wait", p["second_offer_after_days"] * DAY, "clicked"),
+            unless_engaged("clicked", "MessageClicked", "better_offer"),
+            send("better_offer", email("A better offer, just for you", "Our best offer, valid this week.")),
         ],
     }
 
@@ -283,55 +250,47 @@ def _points_expiring(p: Mapping[str, Any]) -> dict[str, Any]:
     lead = p["remind_days_before"]
     if lead >= p["expiry_days"]:
         raise InvalidInput("remind_days_before must be less than expiry_days", field="parameters.remind_days_before")
+    reminder = email("Your points expire soon", f"Some of your points expire in about {lead} days: use them now.")
     return {
         "name": "Points about to expire",
         "trigger": {"event": "PointsEarned", "source": "ecrm.transactions"},
         "goal_event": "PointsRedeemed",
         "reentry": "after_exit",
-        "steps": [
-            {"type": "wait", "id": "until_reminder", "seconds": (p["expiry_days"] - lead) * DAY, "next": "remind"},
-            {
-                "type": "send",
-                "id": "remind",
-                "content": email(
-                    "Your points expire soon", f"Some of your points expire in about {lead} days: use them now."
-                ),
-            },
-        ],
+        "steps": [wait("until_reminder", (p["expiry_days"] - lead) * DAY, "remind"), send("remind", reminder)],
     }
 
 
 def _order_delay(p: Mapping[str, Any]) -> dict[str, Any]:
+    apology = email(
+        "Your order is running late",
+        "We are sorry: your order has not left us yet. We are on it and will tell you when it ships.",
+        sms="Sorry, your order is running late. We will tell you when it ships.",
+    )
+    shipping = {
+        "type": "wait",
+        "id": "shipping",
+        "until_event": "OrderStatusChanged",
+        "until_match": {"status": ["shipped", "cancelled"]},
+        "timeout_seconds": p["hours"] * HOUR,
+        "next": None,
+        "on_timeout": "apology",
+    }
     return {
         "name": "Service recovery: order delay",
         "purpose": "transactional",
         "trigger": {"event": "OrderStatusChanged", "source": "ecrm.transactions", "match": {"status": "paid"}},
         "reentry": "after_exit",
         "max_concurrent_journeys": SERVICE_CAP,
-        "steps": [
-            {
-                "type": "wait",
-                "id": "shipping",
-                "until_event": "OrderStatusChanged",
-                "until_match": {"status": ["shipped", "cancelled"]},
-                "timeout_seconds": p["hours"] * HOUR,
-                "next": None,
-                "on_timeout": "apology",
-            },
-            {
-                "type": "send",
-                "id": "apology",
-                "content": email_and_sms(
-                    "Your order is running late",
-                    "We are sorry: your order has not left us yet. We are on it and will tell you when it ships.",
-                    "Sorry, your order is running late. We will tell you when it ships.",
-                ),
-            },
-        ],
+        "steps": [shipping, send("apology", apology)],
     }
 
 
 def _failed_payment(p: Mapping[str, Any]) -> dict[str, Any]:
+    help_ = email(
+        "Need a hand with your payment?",
+        "Your payment did not go through and nothing was charged. Try again, or reply for help.",
+        sms="Your payment did not go through; nothing was charged. Try again any time.",
+    )
     return {
         "name": "Service recovery: failed payment",
         "purpose": "transactional",
@@ -342,20 +301,9 @@ def _failed_payment(p: Mapping[str, Any]) -> dict[str, Any]:
         },
         "goal_event": "PurchaseBrokered",
         "reentry": "after_exit",
-        "max_concurrent_journeys": SERVICE_CAP,
         "reentry_after_seconds": DAY,
-        "steps": [
-            {"type": "wait", "id": "retry_window", "seconds": p["hours"] * HOUR, "next": "help"},
-            {
-                "type": "send",
-                "id": "help",
-                "content": email_and_sms(
-                    "Need a hand with your payment?",
-                    "Your payment did not go through and nothing was charged. Try again, or reply for help.",
-                    "Your payment did not go through; nothing was charged. Try again any time.",
-                ),
-            },
-        ],
+        "max_concurrent_journeys": SERVICE_CAP,
+        "steps": [wait("retry_window", p["hours"] * HOUR, "help"), send("help", help_)],
     }
 
 
