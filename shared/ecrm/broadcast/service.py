@@ -8,6 +8,7 @@ already requested, the same key with another body is a 422 and changes nothing. 
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 import socket
 from collections.abc import Callable
@@ -42,6 +43,17 @@ from ecrm.core.ids import new_id
 
 # Registers a device token with the push provider and answers the endpoint's address (an SNS endpoint ARN).
 RegisterDevice = Callable[[str, str, str], str]  # (platform, token, customer id) -> endpoint ARN
+
+
+# What a message's content and data may weigh, as JSON: the message is one DynamoDB item (400 KB, with its
+# history) and its rendered body one SQS message (256 KB).
+MAX_MESSAGE_BYTES = 200_000
+
+
+class MessageTooLarge(EcrmError):
+    status = 413
+    code = "message-too-large"
+    title = "Message too large"
 
 
 class KeyReused(EcrmError):
@@ -84,6 +96,12 @@ class MessageService:
         existing = self.store.get_message(message_id)
         if existing is None:
             content, pinned = resolve_content(body.content, self.templates)
+            weight = len(json.dumps([content, body.data], separators=(",", ":"), default=str).encode())
+            if weight > MAX_MESSAGE_BYTES:
+                raise MessageTooLarge(
+                    f"the message's content and data take {weight} bytes; at most {MAX_MESSAGE_BYTES}",
+                    max_bytes=MAX_MESSAGE_BYTES,
+                )
             now = self.clock.now()
             message = Message(
                 message_id=message_id,
