@@ -19,14 +19,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from ecrm.campaigns.models import (
-    JourneyIn,
-    JourneyLibrary,
-    LibraryDraftIn,
-    LibraryJourney,
-    LibraryParameter,
-    Scalar,
-)
+from ecrm.campaigns.models import JourneyIn, JourneyLibrary, LibraryDraftIn, LibraryJourney, LibraryParameter, Scalar
 from ecrm.core.errors import InvalidInput, NotFound
 
 HOUR = 3600
@@ -148,8 +141,8 @@ def unless_engaged(step_id: str, event: str, otherwise: str) -> dict[str, Any]:
     return {"type": "branch", "id": step_id, "condition": condition, "then": None, "otherwise": otherwise}
 
 
-def segment_trigger(segment_id: str) -> dict[str, Any]:
-    return {"event": "SegmentEntered", "source": "ecrm.analysis", "match": {"segment_id": segment_id}}
+def trigger(event: str, source: str, **match: Any) -> dict[str, Any]:
+    return {"event": event, "source": source, "match": match}
 
 
 RECOMMENDED = (
@@ -164,7 +157,7 @@ def _welcome(p: Mapping[str, Any]) -> dict[str, Any]:
     opened = {"kind": "engagement", "event": "MessageOpened"}
     return {
         "name": "Welcome series",
-        "trigger": {"event": "CustomerCreated", "source": "ecrm.customers"},
+        "trigger": trigger("CustomerCreated", "ecrm.customers"),
         "goal_event": "OrderPlaced",
         "reentry": "never",
         "steps": [
@@ -181,7 +174,7 @@ def _birthday(p: Mapping[str, Any]) -> dict[str, Any]:
     greeting = email(f"Happy birthday, {GREETING}!", "A little present from us is in your account.")
     return {
         "name": "Birthday",
-        "trigger": segment_trigger(p["segment_id"]),
+        "trigger": trigger("SegmentEntered", "ecrm.analysis", segment_id=p["segment_id"]),
         "reentry": "after_exit",
         "reentry_after_seconds": 300 * DAY,
         "steps": [send("greeting", greeting)],
@@ -191,11 +184,7 @@ def _birthday(p: Mapping[str, Any]) -> dict[str, Any]:
 def _abandoned_cart(p: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "name": "Abandoned cart",
-        "trigger": {
-            "event": "InteractionRecorded",
-            "source": "ecrm.customers",
-            "match": {"type": list(CART_INTERACTIONS)},
-        },
+        "trigger": trigger("InteractionRecorded", "ecrm.customers", type=list(CART_INTERACTIONS)),
         "goal_event": "OrderPlaced",
         "reentry": "after_exit",
         "reentry_after_seconds": DAY,
@@ -217,7 +206,7 @@ def _cross_sell(p: Mapping[str, Any]) -> dict[str, Any]:
     suggestion = email(f"{GREETING}, goes well with your order", RECOMMENDED)
     return {
         "name": "Post-purchase cross-sell",
-        "trigger": {"event": "OrderPlaced", "source": "ecrm.transactions"},
+        "trigger": trigger("OrderPlaced", "ecrm.transactions"),
         "goal_event": "OrderPlaced",
         "reentry": "after_exit",
         "reentry_after_seconds": 30 * DAY,
@@ -231,7 +220,7 @@ def _cross_sell(p: Mapping[str, Any]) -> dict[str, Any]:
 def _win_back(p: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "name": "Win-back",
-        "trigger": segment_trigger(p["segment_id"]),
+        "trigger": trigger("SegmentEntered", "ecrm.analysis", segment_id=p["segment_id"]),
         "goal_event": "OrderPlaced",
         "reentry": "after_exit",
         "reentry_after_seconds": 90 * DAY,
@@ -253,7 +242,7 @@ def _points_expiring(p: Mapping[str, Any]) -> dict[str, Any]:
     reminder = email("Your points expire soon", f"Some of your points expire in about {lead} days: use them now.")
     return {
         "name": "Points about to expire",
-        "trigger": {"event": "PointsEarned", "source": "ecrm.transactions"},
+        "trigger": trigger("PointsEarned", "ecrm.transactions"),
         "goal_event": "PointsRedeemed",
         "reentry": "after_exit",
         "steps": [wait("until_reminder", (p["expiry_days"] - lead) * DAY, "remind"), send("remind", reminder)],
@@ -278,7 +267,7 @@ def _order_delay(p: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "name": "Service recovery: order delay",
         "purpose": "transactional",
-        "trigger": {"event": "OrderStatusChanged", "source": "ecrm.transactions", "match": {"status": "paid"}},
+        "trigger": trigger("OrderStatusChanged", "ecrm.transactions", status="paid"),
         "reentry": "after_exit",
         "max_concurrent_journeys": SERVICE_CAP,
         "steps": [shipping, send("apology", apology)],
@@ -294,11 +283,7 @@ def _failed_payment(p: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "name": "Service recovery: failed payment",
         "purpose": "transactional",
-        "trigger": {
-            "event": "PurchaseFailed",
-            "source": "ecrm.transactions",
-            "match": {"reason": list(PAYMENT_FAILURES)},
-        },
+        "trigger": trigger("PurchaseFailed", "ecrm.transactions", reason=list(PAYMENT_FAILURES)),
         "goal_event": "PurchaseBrokered",
         "reentry": "after_exit",
         "reentry_after_seconds": DAY,
