@@ -1,5 +1,5 @@
 """The steps of a campaign run (Step Functions `lambda:invoke`): `fire` (an execution the schedule started
-takes the campaign's next run), freeze, send_chunk, finish."""
+takes the campaign's next run), freeze, send_chunk, pick_winner (an auto-winner's test phase is over), finish."""
 
 from __future__ import annotations
 
@@ -33,7 +33,11 @@ def handler(
     if action == "freeze":
         return steps.freeze(campaign_id, run)
     if action == "send_chunk":
-        return steps.send_chunk(campaign_id, run, int(event["chunk"]), [str(c) for c in event["customer_ids"]])
+        customer_ids = [str(c) for c in event["customer_ids"]]
+        phase = str(event.get("phase") or "all")
+        return steps.send_chunk(campaign_id, run, int(event["chunk"]), customer_ids, phase)
+    if action == "pick_winner":
+        return steps.pick_winner(campaign_id, run)
     if action == "finish":
         return steps.finish(campaign_id, run, int(event["chunks"]))
     raise ValueError(f"unknown campaign run step {action!r}")

@@ -52,6 +52,8 @@ ROUTES = (
     ApiRoute("GET", "/journeys/{journey_id}/report"),
 )
 MANIFESTS = "campaign-runs/"  # `ecrm.campaigns.runs.MANIFEST_PREFIX`
+# Where the analysis engine leaves an audience build: its manifest, and the query results it lists (ADR 7).
+AUDIENCE_PREFIXES = ("audiences/", "query-results/")
 # The events journeys start on or wait for (triggers, goals, engagement): the ready-made journeys' vocabulary.
 JOURNEY_EVENTS = {
     "ecrm.customers": ["CustomerCreated", "ConsentChanged"],
@@ -84,6 +86,9 @@ MESSAGE_OUTCOMES = [
 ]
 # Waits are coarse (hours, days, a time of day): every five minutes is precise enough.
 WAKE_SCHEDULE = "rate(5 minutes)"
+# A run's longest life: a throttle, local times across the zones and an auto-winner's test hours add up
+# (`ecrm.campaigns.service.RUN_LIMIT_MINUTES` refuses a launch that would not fit).
+RUN_LIMIT_DAYS = 90
 # Chunks handed to broadcast at once: the bound on a run's pace besides broadcast's own senders.
 CHUNK_CONCURRENCY = 10
 
@@ -140,6 +145,11 @@ class CampaignsEngine(Construct):
             applies_to=["Action::s3:Abort*", f"Resource::{bucket_arn}/{MANIFESTS}*"],
         )
         self._grant_broadcast(self.run_task, broadcast_request)
+        # local-time runs ask the customer store for their recipients' zones (the owner, as broadcast does)
+        self.run_task.function.add_environment("CUSTOMERS_CONTACTS_FUNCTION_NAME", contacts.function_name)
+        self.run_task.role.add_to_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[contacts.function_arn])
+        )
 
         self.contacts_arn = contacts.function_arn
         self._journey_runtime(
@@ -173,6 +183,7 @@ class CampaignsEngine(Construct):
             pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=["OrderPlaced"]),
         )
         self.runs = self._run_workflow(lake)
+        self._segment_audiences(foundation, lake, env)
         self.schedule_group = scheduler.CfnScheduleGroup(self, "ScheduleGroup")
         self.schedule_role = iam.Role(
             self,
@@ -193,6 +204,7 @@ class CampaignsEngine(Construct):
             self, "Api", foundation=foundation, engine="campaigns", routes=ROUTES, environment=api_env
         )
         self._grant_table(self.api.handler)
+        self._grant_audience_reads(lake, self.api.handler)
         self.runs.state_machine.grant_start_execution(self.api.handler.function)
         self.schedule_role.grant_pass_role(self.api.handler.role)
         schedules = Stack.of(self).format_arn(
@@ -209,6 +221,48 @@ class CampaignsEngine(Construct):
             "AwsSolutions-IAM5",
             "The API creates and deletes the campaigns' schedules in the engine's own schedule group.",
             applies_to=[f"Resource::{finding_text(self.api.handler.function, schedules)}"],
+        )
+
+    def _segment_audiences(self, foundation: Foundation, lake: Lake, env: dict[str, str]) -> None:
+        """Segment campaigns read the segment's last audience build: the engine keeps where each build's
+        manifest is from the analysis engine's `AudienceBuilt`, and the run reads the manifest and its parts."""
+        self.audience_builds = QueueConsumer(
+            self,
+            "AudienceBuiltConsumer",
+            foundation=foundation,
+            engine="campaigns",
+            module="on_audience_built",
+            environment=env,
+            batch_size=10,
+            max_concurrency=2,
+        )
+        self._grant_table(self.audience_builds.handler)
+        EventRuleToQueue(
+            self,
+            "AudienceBuiltRule",
+            foundation=foundation,
+            consumer=self.audience_builds,
+            description="Segments' audience builds, which segment campaigns send to",
+            pattern=events.EventPattern(source=["ecrm.analysis"], detail_type=["AudienceBuilt"]),
+        )
+        self._grant_audience_reads(lake, self.run_task)
+
+    def _grant_audience_reads(self, lake: Lake, function: EngineFunction) -> None:
+        """An audience build's manifest (under `audiences/`) and its CSV parts (Athena's results)."""
+        for prefix in AUDIENCE_PREFIXES:
+            lake.bucket.grant_read(function.function, f"{prefix}*")
+        bucket_arn = finding_reference(function, lake.bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            function.role,
+            "AwsSolutions-IAM5",
+            "A segment campaign reads the segment's audience manifest and its CSV parts in the lake bucket; CDK's "
+            "S3 read grant uses action families.",
+            applies_to=[
+                "Action::s3:GetBucket*",
+                "Action::s3:GetObject*",
+                "Action::s3:List*",
+                *(f"Resource::{bucket_arn}/{prefix}*" for prefix in AUDIENCE_PREFIXES),
+            ],
         )
 
     def _journey_runtime(
@@ -294,22 +348,48 @@ class CampaignsEngine(Construct):
             parameters={"campaign_id.$": "$.campaign_id", "run.$": "$.fired.run", "fire": False},
         )
         freeze = step("Freeze", {"action": "freeze", **run}, "$.frozen")
-        send = step(
-            "SendChunk",
-            {"action": "send_chunk", **run, "chunk.$": "$.chunk", "customer_ids.$": "$.customer_ids"},
-            None,
-        )
-        chunks = sfn.DistributedMap(
-            self,
-            "Chunks",
-            item_reader=sfn.S3JsonItemReader(bucket=lake.bucket, key=sfn.JsonPath.string_at("$.frozen.key")),
-            max_concurrency=CHUNK_CONCURRENCY,
-            result_path=sfn.JsonPath.DISCARD,
-            comment="One chunk of the frozen audience per worker: arms assigned, treated recipients to broadcast",
-        )
-        chunks.item_processor(send)
+
+        def chunk_map(prefix: str, key: str) -> sfn.DistributedMap:
+            """Each chunk waits for its `not_before` (now, its zone's local time, or the throttle's pace)."""
+            not_before = sfn.Wait(self, f"{prefix}NotBefore", time=sfn.WaitTime.timestamp_path("$.not_before"))
+            send = step(
+                f"{prefix}SendChunk",
+                {
+                    "action": "send_chunk",
+                    **run,
+                    "chunk.$": "$.chunk",
+                    "phase.$": "$.phase",
+                    "customer_ids.$": "$.customer_ids",
+                },
+                None,
+            )
+            chunks = sfn.DistributedMap(
+                self,
+                f"{prefix}Chunks",
+                item_reader=sfn.S3JsonItemReader(bucket=lake.bucket, key=sfn.JsonPath.string_at(key)),
+                max_concurrency=CHUNK_CONCURRENCY,
+                result_path=sfn.JsonPath.DISCARD,
+                comment="One chunk of the frozen audience per worker: arms assigned, treated recipients to broadcast",
+            )
+            chunks.item_processor(not_before.next(send))
+            return chunks
+
         finish = step("Finish", {"action": "finish", **run, "chunks.$": "$.frozen.chunks"}, "$.finished")
-        freeze.next(chunks).next(finish).next(sfn.Succeed(self, "Done"))
+        finish.next(sfn.Succeed(self, "Done"))
+        # An auto-winner's run: the test phase's chunks, its hours, the pick, then the rest to the winner.
+        test_hours = sfn.Wait(
+            self, "TestHours", time=sfn.WaitTime.timestamp_path("$.frozen.decide_at"), comment="The test phase's hours"
+        )
+        pick = step("PickWinner", {"action": "pick_winner", **run}, "$.picked")
+        phases = (
+            sfn.Choice(self, "AutoWinner?")
+            .when(
+                sfn.Condition.boolean_equals("$.frozen.phased", True),
+                test_hours.next(pick).next(chunk_map("Rest", "$.frozen.rest_key")).next(finish),
+            )
+            .otherwise(finish)
+        )
+        freeze.next(chunk_map("", "$.frozen.key")).next(phases)
         workflow = Workflow(
             self,
             "CampaignRun",
@@ -325,7 +405,7 @@ class CampaignsEngine(Construct):
             )
             .otherwise(freeze)
             .afterwards(),
-            timeout=Duration.hours(24),
+            timeout=Duration.days(RUN_LIMIT_DAYS),
             comment="Campaign run: freeze the audience, hand its chunks to broadcast in parallel, finish",
         )
         workflow.acknowledge_invokes(self.run_task.function)

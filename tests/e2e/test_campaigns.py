@@ -2,8 +2,9 @@
 into a manifest in the lake bucket, the Distributed Map over its chunks with an S3 ItemReader, finish) and
 hands the treated recipients to broadcast's bulk request function: each is emailed once through the local
 SES, the holdout never, and a chunk handed over again names the same, already sent, messages. A campaign
-scheduled an hour ahead fires when the local clock gets there, and a journey's customer enters on their
-creation and leaves when the clock passes their wait.
+scheduled an hour ahead fires when the local clock gets there, a recurring one fires at each hour, an
+auto-winner picks after its test hour, a throttled one hands a message a minute, and a journey's customer
+enters on their creation and leaves when the clock passes their wait.
 
 The scheduled campaign puts every recipient in the holdout (99.99% of the audience, checked with the dry run
 before launch) and the journey sends nothing: they prove the orchestration alone, quickly.
@@ -12,7 +13,7 @@ before launch) and the journey sends nothing: they prove the orchestration alone
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ecrm.broadcast.models import MessageRequest
@@ -34,12 +35,13 @@ def holdout_only(tour: TourContext, token: str, **overrides: Any) -> str:
         "holdout_share": 99.99,
         **overrides,
     }
+    everyone_held = {"holdout": 5, **{v["key"]: 0 for v in body["variants"]}}
     for _ in range(5):
         campaign_id = str(
             expect(tour.call("POST", "/campaigns", token=token, body=body), 201, "campaign").body["campaign_id"]
         )
         dry = expect(tour.call("POST", f"/campaigns/{campaign_id}/dry-run", token=token), 200, "dry run").body
-        if {a["arm"]: a["recipients"] for a in dry["arms"]} == {"holdout": 5, "a": 0}:
+        if {a["arm"]: a["recipients"] for a in dry["arms"]} == everyone_held:
             return campaign_id
     raise AssertionError("no campaign put all five in the holdout")
 
@@ -62,6 +64,101 @@ def test_a_campaign_scheduled_an_hour_ahead_fires_on_the_local_clock(
         lambda: (c := status(tour, staff_token, campaign_id))["status"] == "completed" and c, timeout=60, what="fire"
     )
     assert done["run"] == 1
+
+
+def test_a_recurring_campaign_fires_twice_on_the_local_clock(
+    cloud: LocalCloud, tour: TourContext, staff_token: str
+) -> None:
+    # Given a campaign recurring every hour on the hour, launched
+    campaign_id = holdout_only(tour, staff_token, schedule={"kind": "cron", "cron": "cron(0 * * * ? *)"})
+    launched = expect(tour.call("POST", f"/campaigns/{campaign_id}/launch", token=staff_token), 200, "launch").body
+    assert launched["status"] == "scheduled"
+    try:
+        # When the local clock passes two hours, one at a time
+        for run in (1, 2):
+            cloud.clock.advance(timedelta(hours=1))
+            wait_for(
+                lambda run=run: (
+                    (c := status(tour, staff_token, campaign_id))["run"] == run and c["status"] == "scheduled"
+                ),
+                timeout=60,
+                what=f"run {run}",
+            )
+        # Then each hour ran once, and the campaign waits for the next
+        report = expect(tour.call("GET", f"/campaigns/{campaign_id}/report", token=staff_token), 200, "r").body
+        assert {a["arm"]: a["targeted"] for a in report["arms"]} == {"holdout": 10, "a": 0}
+    finally:
+        # a recurring schedule left behind would fire at every later move of the suite's clock
+        expect(tour.call("POST", f"/campaigns/{campaign_id}/cancel", token=staff_token), 200, "cancel")
+
+
+def test_an_auto_winner_waits_its_test_hours_on_the_local_clock_then_picks(
+    cloud: LocalCloud, tour: TourContext, staff_token: str
+) -> None:
+    # Given an A/B campaign with an auto-winner after an hour (its recipients all held out: nothing is sent)
+    variants = [{"key": "a", "share": 0.01, "content": EMAIL}, {"key": "b", "share": 0.01, "content": EMAIL}]
+    campaign_id = holdout_only(
+        tour,
+        staff_token,
+        variants=variants,
+        holdout_share=99.98,
+        auto_winner={"metric": "opens", "test_share": 50, "test_hours": 1},
+    )
+    expect(tour.call("POST", f"/campaigns/{campaign_id}/launch", token=staff_token), 200, "launch")
+
+    # When the test phase was handed over, and then the clock passes the test hour
+    wait_for(
+        lambda: sum(a["targeted"] for a in report(tour, staff_token, campaign_id)["arms"]) == 5,
+        timeout=60,
+        what="the test phase",
+    )
+    assert status(tour, staff_token, campaign_id)["winner"] is None
+    cloud.clock.advance(timedelta(hours=1, minutes=1))
+
+    # Then the run picks a winner (the first variant: nothing was measured) and completes
+    done = wait_for(
+        lambda: (c := status(tour, staff_token, campaign_id))["status"] == "completed" and c, timeout=60, what="pick"
+    )
+    assert done["winner"] == "a"
+
+
+def test_a_throttled_campaign_hands_over_a_message_a_minute_on_the_local_clock(
+    cloud: LocalCloud, tour: TourContext, staff_token: str
+) -> None:
+    # Given three recipients and a throttle of one message a minute
+    body = {
+        "name": "Throttled",
+        "audience": {"customer_ids": [new_id("cus_") for _ in range(3)]},
+        "variants": [{"key": "a", "share": 100, "content": EMAIL}],
+        "throttle_per_minute": 1,
+    }
+    campaign_id = expect(tour.call("POST", "/campaigns", token=staff_token, body=body), 201, "campaign").body[
+        "campaign_id"
+    ]
+    launched = expect(tour.call("POST", f"/campaigns/{campaign_id}/launch", token=staff_token), 200, "launch").body
+
+    # When the first chunk went at once, and then the clock passes three minutes
+    wait_for(lambda: report(tour, staff_token, campaign_id)["arms"][0]["targeted"] >= 1, timeout=60, what="chunk 0")
+    cloud.clock.advance(timedelta(minutes=3))
+    wait_for(lambda: status(tour, staff_token, campaign_id)["status"] == "completed", timeout=60, what="the run")
+
+    # Then the n-th chunk was handed over no earlier than n minutes after the launch
+    table = cloud.physical_id("AWS::DynamoDB::Table", "CampaignsTable")
+    items = cloud.client("dynamodb").query(
+        TableName=table,
+        KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":p": {"S": f"CAMPAIGN#{campaign_id}"}, ":s": {"S": "RUN#000001#CHUNK#"}},
+        ConsistentRead=True,
+    )["Items"]
+    started = datetime.fromisoformat(launched["launched_at"])
+    handed = sorted(datetime.fromisoformat(item["at"]["S"]) for item in items)
+    assert len(handed) == 3
+    for n, at in enumerate(handed):
+        assert at >= started + timedelta(minutes=n), (n, at, started)
+
+
+def report(tour: TourContext, token: str, campaign_id: str) -> dict[str, Any]:
+    return dict(expect(tour.call("GET", f"/campaigns/{campaign_id}/report", token=token), 200, "report").body)
 
 
 def test_a_journey_enters_on_customer_created_and_its_wait_ends_on_the_local_clock(

@@ -5,15 +5,19 @@ The adapters here take their AWS clients from the wiring; none imports boto3.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from datetime import UTC
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ecrm.broadcast.models import MessageRequest
 from ecrm.campaigns.journeys import CustomerFacts
 from ecrm.campaigns.models import Audience, Campaign
+from ecrm.campaigns.plan import earliest_local_instant
 from ecrm.core.errors import Conflict, ServiceUnavailable
-from ecrm.customers.models import ContactCards
+from ecrm.customers.models import CONTACT_CARDS_PER_CALL, ContactCards
 
 MAX_REQUESTS_PER_CALL = 100
 
@@ -46,17 +50,71 @@ class AudienceSource(Protocol):
     def customers(self, audience: Audience) -> list[str]: ...
 
 
-class ListedAudience:
-    """The uploaded list of a campaign. Segment audiences need the analysis engine's audience manifest, which
-    is not wired yet: such a campaign is refused at dry run and launch rather than sent to nobody."""
+class RecipientZones(Protocol):
+    def zones(self, customer_ids: list[str]) -> dict[str, str]:
+        """Each customer's IANA time zone, as the customer store holds it; missing ones are left out."""
+        ...
+
+
+class SegmentMembers(Protocol):
+    def members(self, segment_id: str) -> list[str]: ...
+
+
+class CampaignAudience:
+    """The uploaded list, plus the members of any of the segments, minus the members of every excluded one.
+
+    Without a source of segment members (a function not wired to the lake), a segment audience is refused at
+    dry run and launch rather than sent to nobody.
+    """
+
+    def __init__(self, segments: SegmentMembers | None = None) -> None:
+        self.segments = segments
 
     def customers(self, audience: Audience) -> list[str]:
-        if audience.segment_ids:
+        chosen = dict.fromkeys(audience.customer_ids)
+        wanted = [*audience.segment_ids, *audience.exclude_segment_ids]
+        if wanted and self.segments is None:
             raise Conflict(
-                "segment audiences are not available yet: give the campaign a list of customer_ids",
+                "segment audiences are not available here: give the campaign a list of customer_ids",
                 reason="segment_audience_unavailable",
             )
-        return list(dict.fromkeys(audience.customer_ids))
+        excluded: set[str] = set()
+        if self.segments is not None:
+            for segment_id in audience.segment_ids:
+                chosen.update(dict.fromkeys(self.segments.members(segment_id)))
+            for segment_id in audience.exclude_segment_ids:
+                excluded.update(self.segments.members(segment_id))
+        return [customer_id for customer_id in chosen if customer_id not in excluded]
+
+
+class BuiltSegmentAudiences:
+    """A segment's members as its last audience build left them in the lake bucket (ADR 7): a manifest listing
+    CSV parts of customer ids. The campaigns engine learns each build from the analysis engine's
+    `AudienceBuilt` event (`latest` reads what it kept), so it reads no table of the analysis engine. A
+    segment never built (a static list, or one created before any build) is a 409 that says to build it."""
+
+    def __init__(self, client: Any, latest: Callable[[str], str | None]) -> None:
+        self.client = client
+        self.latest = latest
+
+    def members(self, segment_id: str) -> list[str]:
+        location = self.latest(segment_id)
+        if location is None:
+            raise Conflict(
+                f"segment {segment_id} has no built audience yet: build it (POST /segments/{segment_id}/build) "
+                "and launch once the build completed",
+                reason="segment_audience_unbuilt",
+            )
+        manifest = json.loads(self._read(location))
+        members: list[str] = []
+        for part in manifest.get("parts", []):
+            rows = csv.DictReader(io.StringIO(self._read(str(part["location"]))))
+            members += [row["customer_id"] for row in rows if row.get("customer_id")]
+        return members
+
+    def _read(self, location: str) -> str:
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        return str(self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
 
 
 class StepFunctionsRunStarter:
@@ -118,8 +176,10 @@ class EventBridgeCampaignScheduler:
         rule = campaign.schedule
         if rule.kind == "cron":
             expression = rule.cron or ""
+        elif rule.kind == "local_time" and rule.at is not None and rule.local_time is not None:
+            expression = _at(earliest_local_instant(rule.at.date(), rule.local_time))
         elif rule.at is not None:
-            expression = f"at({rule.at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec='seconds')})"
+            expression = _at(rule.at)
         else:
             return
         self.client.create_schedule(
@@ -143,6 +203,38 @@ class EventBridgeCampaignScheduler:
             return
 
 
+def _at(moment: datetime) -> str:
+    return f"at({moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec='seconds')})"
+
+
+def contact_cards(client: Any, function_name: str, customer_ids: list[str]) -> ContactCards:
+    """The customer store's contact cards, asked of its contacts function (the owner), 100 at a time."""
+    cards = ContactCards()
+    for start in range(0, len(customer_ids), CONTACT_CARDS_PER_CALL):
+        batch = customer_ids[start : start + CONTACT_CARDS_PER_CALL]
+        payload = json.dumps({"operation": "cards", "customer_ids": batch}).encode()
+        response = client.invoke(FunctionName=function_name, Payload=payload)
+        answer = json.loads(response["Payload"].read() or b"{}")
+        if response.get("FunctionError"):
+            raise ServiceUnavailable(f"the customer store did not answer: {answer.get('errorMessage', answer)}")
+        found = ContactCards.model_validate(answer)
+        cards.cards.update(found.cards)
+        cards.missing += found.missing
+    return cards
+
+
+class ContactCardZones:
+    """Recipients' time zones for a local-time run, from their contact cards (the customer store's own)."""
+
+    def __init__(self, client: Any, function_name: str) -> None:
+        self.client = client
+        self.function_name = function_name
+
+    def zones(self, customer_ids: list[str]) -> dict[str, str]:
+        cards = contact_cards(self.client, self.function_name, customer_ids).cards
+        return {c: card.preferences.time_zone for c, card in cards.items() if card.preferences.time_zone}
+
+
 class ContactCardFacts:
     """What a journey's branches read of a customer, asked of the customer store's contacts function (its
     owner, as broadcast does): the card's profile, its traits' segments and the customer's time zone. An
@@ -153,12 +245,7 @@ class ContactCardFacts:
         self.function_name = function_name
 
     def facts(self, customer_id: str) -> CustomerFacts:
-        payload = json.dumps({"operation": "cards", "customer_ids": [customer_id]}).encode()
-        response = self.client.invoke(FunctionName=self.function_name, Payload=payload)
-        answer = json.loads(response["Payload"].read() or b"{}")
-        if response.get("FunctionError"):
-            raise ServiceUnavailable(f"the customer store did not answer: {answer.get('errorMessage', answer)}")
-        card = ContactCards.model_validate(answer).cards.get(customer_id)
+        card = contact_cards(self.client, self.function_name, [customer_id]).cards.get(customer_id)
         if card is None:
             return CustomerFacts()
         segments = card.traits.get("segments")

@@ -1,35 +1,62 @@
-"""The steps of a campaign run (one Step Functions execution): freeze, send each chunk, finish.
+"""The steps of a campaign run (one Step Functions execution): freeze, send each chunk, pick a winner, finish.
 
 - `freeze` resolves the audience once and writes it to S3 as a JSON array of chunks, one item per chunk:
   the run's Distributed Map reads it with an S3 ItemReader (Step Functions' ItemBatcher would batch for us,
-  but the local cloud's moto does not parse it, so the chunks are made here).
+  but the local cloud's moto does not parse it, so the chunks are made here). Each item says when it may
+  be handed over (`not_before`, `plan`): at once, at each zone's local time, or paced by the throttle.
+  An auto-winner's run has two manifests: the test phase (the variants to `test_share` percent of the
+  treated recipients, and the holdout) and the rest, which the run sends after the test hours.
 - `send_chunk` assigns each recipient its arm (a hash: the same arm on every attempt), hands the treated
   ones to broadcast keyed `(campaign:<id>, customer, r<run>.<arm>)`, and records the chunk with its counts
   in one conditional transaction. A chunk already recorded is skipped; one handed over but not recorded
   (a crash in between) is handed over again and broadcast's key answers with the same messages: a
   resumed or re-run run sends nobody twice. A paused or cancelled campaign's chunks are left for later.
+  A chunk of the rest phase sends every recipient the winner, counted on the winner's arm.
+- `pick_winner` reads the arms' counters after the test hours and records the variant with the best rate
+  of the campaign's metric (the first variant when nothing was measured), once.
 - `finish` completes the run when every chunk is recorded (a recurring campaign goes back to scheduled).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from ecrm.broadcast.models import MessageRequest
-from ecrm.campaigns.assignment import arms_of, assign
-from ecrm.campaigns.models import HOLDOUT, Campaign, CampaignCompleted, CampaignStatusChanged, Content
-from ecrm.campaigns.ports import MAX_REQUESTS_PER_CALL, AudienceSource, BroadcastGateway, ManifestStore
+from ecrm.campaigns.assignment import arms_of, assign, in_test_phase
+from ecrm.campaigns.models import HOLDOUT, ArmReport, Campaign, CampaignCompleted, CampaignStatusChanged, Content
+from ecrm.campaigns.plan import PlannedChunk, local_instant, plan_chunks, timestamp
+from ecrm.campaigns.ports import (
+    MAX_REQUESTS_PER_CALL,
+    AudienceSource,
+    BroadcastGateway,
+    ManifestStore,
+    RecipientZones,
+)
+from ecrm.campaigns.report import winner
 from ecrm.campaigns.store import CampaignStore, StaleRecord
 from ecrm.core.clock import Clock
 from ecrm.core.errors import NotFound
 
 CHUNK_SIZE = 500
 MANIFEST_PREFIX = "campaign-runs/"
+Phase = Literal["all", "test", "rest"]
 
 
 def message_step(run: int, arm: str) -> str:
     """Broadcast's step of a campaign message: a recurring campaign's next run is a new message."""
     return f"r{run}.{arm}"
+
+
+def manifest_key(campaign_id: str, run: int, phase: Phase = "all") -> str:
+    suffix = "-rest" if phase == "rest" else ""
+    return f"{MANIFEST_PREFIX}{campaign_id}/run-{run:06d}{suffix}.json"
+
+
+class WinnerNotPicked(RuntimeError):
+    """A rest-phase chunk before its winner: the task fails and Step Functions retries it."""
 
 
 class CampaignRunSteps:
@@ -41,6 +68,7 @@ class CampaignRunSteps:
         audiences: AudienceSource,
         manifests: ManifestStore,
         broadcast: BroadcastGateway,
+        zones: RecipientZones,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self.store = store
@@ -48,35 +76,60 @@ class CampaignRunSteps:
         self.audiences = audiences
         self.manifests = manifests
         self.broadcast = broadcast
+        self.zones = zones
         self.chunk_size = chunk_size
 
     def freeze(self, campaign_id: str, run: int) -> dict[str, Any]:
         campaign = self._campaign(campaign_id)
         audience = self.audiences.customers(campaign.audience)
-        chunks = [
-            {
-                "campaign_id": campaign_id,
-                "run": run,
-                "chunk": n,
-                "customer_ids": audience[start : start + self.chunk_size],
-            }
-            for n, start in enumerate(range(0, len(audience), self.chunk_size))
-        ]
-        location = self.manifests.write(f"{MANIFEST_PREFIX}{campaign_id}/run-{run:06d}.json", chunks)
-        return {**location, "chunks": len(chunks), "audience": len(audience)}
+        now = self.clock.now()
+        arms = arms_of(campaign)
+        treated = {c for c in audience if assign(campaign_id, c, arms) != HOLDOUT}
+        first, rest = audience, []
+        if campaign.auto_winner is not None:
+            share = campaign.auto_winner.test_share
+            testing = {c for c in treated if in_test_phase(campaign_id, c, share)}
+            first = [c for c in audience if c not in treated or c in testing]
+            rest = [c for c in audience if c in treated and c not in testing]
+        planned = self._plan(campaign, self._starts(campaign, first, now), treated)
+        phase: Phase = "all" if campaign.auto_winner is None else "test"
+        items = self._items(campaign_id, run, phase, planned, first_chunk=0)
+        location = self.manifests.write(manifest_key(campaign_id, run), items)
+        frozen: dict[str, Any] = {**location, "chunks": len(items), "audience": len(audience), "phased": False}
+        if campaign.auto_winner is not None:
+            decide_at = self._decide_at(campaign, planned, now)
+            rest_items = self._items(
+                campaign_id, run, "rest", self._plan(campaign, [(decide_at, rest)], treated), first_chunk=len(items)
+            )
+            rest_location = self.manifests.write(manifest_key(campaign_id, run, "rest"), rest_items)
+            frozen.update(
+                phased=True,
+                rest_key=rest_location["key"],
+                decide_at=timestamp(decide_at),
+                chunks=len(items) + len(rest_items),
+            )
+        return frozen
 
-    def send_chunk(self, campaign_id: str, run: int, chunk: int, customer_ids: list[str]) -> dict[str, Any]:
+    def send_chunk(
+        self, campaign_id: str, run: int, chunk: int, customer_ids: list[str], phase: str = "all"
+    ) -> dict[str, Any]:
+        if phase not in ("all", "test", "rest"):
+            raise ValueError(f"unknown phase {phase!r}")
         campaign = self._campaign(campaign_id)
         if campaign.status != "running" or campaign.run != run:
             return {"chunk": chunk, "outcome": f"skipped:{campaign.status}"}
         if self.store.chunk_done(campaign_id, run, chunk):
             return {"chunk": chunk, "outcome": "already_done"}
+        if phase == "rest" and campaign.winner is None:
+            raise WinnerNotPicked(f"campaign {campaign_id} has no winner yet for chunk {chunk}")
         arms = arms_of(campaign)
         variants = {v.key: v for v in campaign.variants}
         counts: dict[str, dict[str, int]] = {}
         requests: list[MessageRequest] = []
         for customer_id in customer_ids:
             arm = assign(campaign_id, customer_id, arms)
+            if phase == "rest" and arm != HOLDOUT and campaign.winner is not None:
+                arm = campaign.winner
             tally = counts.setdefault(arm, {"targeted": 0, "requested": 0})
             tally["targeted"] += 1
             if arm == HOLDOUT:
@@ -87,6 +140,76 @@ class CampaignRunSteps:
             self.broadcast.request(requests[start : start + MAX_REQUESTS_PER_CALL])
         recorded = self.store.record_chunk(campaign_id, run, chunk, counts, self.clock.now())
         return {"chunk": chunk, "outcome": "sent" if recorded else "already_done", "requested": len(requests)}
+
+    def pick_winner(self, campaign_id: str, run: int) -> dict[str, Any]:
+        """Record the variant with the best rate of the auto-winner's metric; a second call keeps the first pick."""
+        for _ in range(3):
+            campaign = self._campaign(campaign_id)
+            if campaign.winner is not None or campaign.auto_winner is None:
+                return {"winner": campaign.winner}
+            if campaign.status != "running" or campaign.run != run:
+                return {"winner": None, "status": campaign.status}
+            counts = self.store.arm_counts(campaign_id)
+            arms = [
+                ArmReport(arm=arm.key, **{"targeted": 0, "requested": 0, **counts.get(arm.key, {})})
+                for arm in arms_of(campaign)
+            ]
+            best = winner(arms, campaign.auto_winner.metric) or campaign.variants[0].key
+            now = self.clock.now()
+            picked = campaign.model_copy(update={"winner": best, "updated_at": now, "version": campaign.version + 1})
+            try:
+                self.store.save_campaign(
+                    picked, expected_version=campaign.version, events=[], correlation_id=None, now=now
+                )
+            except StaleRecord:
+                continue  # paused or resumed meanwhile: read it again
+            return {"winner": best}
+        raise RuntimeError(f"campaign {campaign_id} kept changing while its winner was picked")
+
+    def _starts(
+        self, campaign: Campaign, customer_ids: Sequence[str], now: datetime
+    ) -> list[tuple[datetime, list[str]]]:
+        """Recipients grouped by when they may start: now, or their zone's local time on the schedule's date."""
+        rule = campaign.schedule
+        if rule.kind != "local_time" or rule.at is None or rule.local_time is None or not customer_ids:
+            return [(now, list(customer_ids))]
+        zones = self.zones.zones(list(customer_ids))
+        groups: dict[datetime, list[str]] = defaultdict(list)
+        day = rule.at.date()
+        for customer_id in customer_ids:
+            groups[local_instant(day, rule.local_time, zones.get(customer_id))].append(customer_id)
+        return sorted(groups.items())
+
+    def _plan(
+        self, campaign: Campaign, groups: list[tuple[datetime, list[str]]], treated: set[str]
+    ) -> list[PlannedChunk]:
+        return plan_chunks(
+            groups, chunk_size=self.chunk_size, per_minute=campaign.throttle_per_minute, sends=treated.__contains__
+        )
+
+    def _decide_at(self, campaign: Campaign, planned: list[PlannedChunk], now: datetime) -> datetime:
+        """The test phase's last chunk plus the test hours, counted from the launch (a resumed run keeps it)."""
+        if campaign.winner is not None or campaign.auto_winner is None:
+            return now
+        span = max((chunk.not_before for chunk in planned), default=now) - now
+        started = campaign.launched_at or now
+        return max(now, started + span + timedelta(hours=campaign.auto_winner.test_hours))
+
+    @staticmethod
+    def _items(
+        campaign_id: str, run: int, phase: Phase, planned: list[PlannedChunk], *, first_chunk: int
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "campaign_id": campaign_id,
+                "run": run,
+                "chunk": first_chunk + n,
+                "phase": phase,
+                "not_before": timestamp(chunk.not_before),
+                "customer_ids": chunk.customer_ids,
+            }
+            for n, chunk in enumerate(planned)
+        ]
 
     def finish(self, campaign_id: str, run: int, chunks: int, correlation_id: str | None = None) -> dict[str, Any]:
         campaign = self._campaign(campaign_id)

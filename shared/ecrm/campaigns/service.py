@@ -9,6 +9,7 @@ run, whose chunks already handed over are skipped (`runs`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -30,6 +31,7 @@ from ecrm.campaigns.models import (
     JourneyList,
     JourneyReport,
 )
+from ecrm.campaigns.plan import earliest_local_instant, minutes_to_send
 from ecrm.campaigns.ports import AudienceSource, CampaignScheduler, RunStarter
 from ecrm.campaigns.report import lifts, with_rates
 from ecrm.campaigns.store import CampaignStore, StaleRecord
@@ -41,6 +43,8 @@ from ecrm.core.ids import new_id
 # Where a command may take a campaign from.
 PAUSABLE: frozenset[CampaignStatus] = frozenset({"running"})
 CANCELLABLE: frozenset[CampaignStatus] = frozenset({"draft", "scheduled", "running", "paused"})
+# The run state machine's timeout (`infra/engines/campaigns.py`): a run must end within it.
+RUN_LIMIT_MINUTES = 90 * 24 * 60
 Record = TypeVar("Record", Campaign, Journey)
 
 
@@ -107,18 +111,35 @@ class CampaignService:
             return campaign
         if campaign.status != "draft":
             raise Conflict(f"a {campaign.status} campaign cannot be launched", reason="campaign_not_draft")
-        if campaign.schedule.kind == "local_time":
-            raise Conflict("sending at each recipient's local time is not available yet", reason="schedule_unsupported")
-        if campaign.auto_winner is not None:
-            raise Conflict("the auto-winner's test phase is not available yet", reason="auto_winner_unsupported")
-        if campaign.throttle_per_minute is not None:
-            raise Conflict("a throttle per minute is not available yet", reason="throttle_unsupported")
-        self.audiences.customers(campaign.audience)  # refuses an audience the run could not freeze
-        if campaign.schedule.kind in ("at", "cron"):
+        audience = self.audiences.customers(campaign.audience)  # refuses an audience the run could not freeze
+        self._fits_one_run(campaign, len(audience))
+        rule = campaign.schedule
+        starts_later = rule.kind in ("at", "cron") or (
+            rule.kind == "local_time"
+            and rule.at is not None
+            and rule.local_time is not None
+            and earliest_local_instant(rule.at.date(), rule.local_time) > self.clock.now()
+        )
+        if starts_later:
             scheduled = self._move(campaign, "scheduled", correlation_id)
             self.scheduler.schedule(scheduled)
             return scheduled
         return self._start_run(campaign, correlation_id)
+
+    def _fits_one_run(self, campaign: Campaign, audience: int) -> None:
+        """A run is one execution: what its throttle, local times and test hours add up to must fit in it."""
+        treated = audience * (100 - campaign.holdout_share) / 100
+        minutes = minutes_to_send(math.ceil(treated), campaign.throttle_per_minute)
+        if campaign.schedule.kind == "local_time":
+            minutes += 26 * 60  # from the first zone's local time (UTC+14) to the last one's (UTC-12)
+        if campaign.auto_winner is not None:
+            minutes += campaign.auto_winner.test_hours * 60
+        if minutes > RUN_LIMIT_MINUTES:
+            raise Conflict(
+                f"the run would last about {minutes // 1440} days, over the {RUN_LIMIT_MINUTES // 1440} days one run "
+                "may take: raise the throttle or split the audience",
+                reason="run_too_long",
+            )
 
     def fire(self, campaign_id: str, *, correlation_id: str | None) -> Campaign | None:
         """The schedule's execution asks for its run: the next run of a scheduled campaign, which that execution

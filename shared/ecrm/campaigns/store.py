@@ -12,6 +12,8 @@ Key design (table `pk`/`sk`, TTL `expires_at`, GSI `by_kind`):
   the counter's increment on the condition that it does not exist: each event counts once.
 - `CAMPAIGN#<id>` / `ORDER#<order id>` and `CONVERTED#<customer>`: an attributed order (its revenue added
   once) and a converted recipient (counted once), each written with its increment.
+- `SEGMENT#<id>` / `AUDIENCE`: the segment's last audience build as the analysis engine announced it
+  (`AudienceBuilt`): `manifest` (s3:// location), `count`, `built_at`; replaced only by a later build.
 - `JOURNEY#<id>` / `JOURNEY`: the journey as JSON plus `version`; `by_kind_pk = JOURNEY`.
 - `JOURNEY#<id>` / `STATS`: entered, active, exits per reason and customers per step (counters).
 """
@@ -209,6 +211,33 @@ class CampaignStore:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
+
+    # -- segment audiences ------------------------------------------------------------------------------------
+    def record_audience(self, segment_id: str, audience_id: str, manifest: str, count: int, built_at: datetime) -> bool:
+        """Keep the segment's latest build; False when a later one is kept already (a late or repeated event)."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": f"SEGMENT#{segment_id}"},
+                    "sk": {"S": "AUDIENCE"},
+                    "audience_id": {"S": audience_id},
+                    "manifest": {"S": manifest},
+                    "count": {"N": str(count)},
+                    "built_at": {"S": built_at.isoformat()},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR built_at < :at",
+                ExpressionAttributeValues={":at": {"S": built_at.isoformat()}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def segment_manifest(self, segment_id: str) -> str | None:
+        item = self._get(f"SEGMENT#{segment_id}", "AUDIENCE")
+        return str(item["manifest"]["S"]) if item else None
 
     # -- journeys --------------------------------------------------------------------------------------------
     def journey(self, journey_id: str) -> Journey | None:

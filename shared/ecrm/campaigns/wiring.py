@@ -14,10 +14,12 @@ from ecrm.campaigns.journey_runtime import JourneyRuntime, NoFacts
 from ecrm.campaigns.models import Campaign
 from ecrm.campaigns.outcomes import CampaignOutcomes
 from ecrm.campaigns.ports import (
+    BuiltSegmentAudiences,
+    CampaignAudience,
     ContactCardFacts,
+    ContactCardZones,
     EventBridgeCampaignScheduler,
     LambdaBroadcastGateway,
-    ListedAudience,
     S3ManifestStore,
     StepFunctionsRunStarter,
 )
@@ -60,9 +62,20 @@ class Unconfigured:
     def request(self, messages: list[MessageRequest]) -> list[str]:
         raise ServiceUnavailable(f"{self.what} is not configured")
 
+    def zones(self, customer_ids: list[str]) -> dict[str, str]:
+        raise ServiceUnavailable(f"{self.what} is not configured")
+
 
 def store_for(config: CampaignsConfig) -> CampaignStore:
     return CampaignStore(aws.client("dynamodb"), config.campaigns_table_name)
+
+
+def audience_for(config: CampaignsConfig) -> CampaignAudience:
+    """Segments' members come from their last audience build in the lake bucket, which the engine learns of
+    from `AudienceBuilt`; without the bucket configured, only uploaded lists."""
+    if not config.campaigns_manifest_bucket:
+        return CampaignAudience()
+    return CampaignAudience(BuiltSegmentAudiences(aws.client("s3"), store_for(config).segment_manifest))
 
 
 @cache
@@ -82,7 +95,9 @@ def campaign_service_for(config: CampaignsConfig) -> CampaignService:
         if config.campaigns_schedule_target_arn
         else Unconfigured("the campaign scheduler")
     )
-    return CampaignService(store_for(config), SystemClock(), audiences=ListedAudience(), runs=runs, scheduler=scheduler)
+    return CampaignService(
+        store_for(config), SystemClock(), audiences=audience_for(config), runs=runs, scheduler=scheduler
+    )
 
 
 @cache
@@ -101,9 +116,14 @@ def run_steps_for(config: CampaignsConfig) -> CampaignRunSteps:
     return CampaignRunSteps(
         store_for(config),
         SystemClock(),
-        audiences=ListedAudience(),
+        audiences=audience_for(config),
         manifests=S3ManifestStore(aws.client("s3"), config.campaigns_manifest_bucket),
         broadcast=broadcast_for(config),
+        zones=(
+            ContactCardZones(aws.client("lambda"), config.customers_contacts_function_name)
+            if config.customers_contacts_function_name
+            else Unconfigured("the customer store's contacts function")
+        ),
     )
 
 

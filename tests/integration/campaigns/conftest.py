@@ -13,7 +13,7 @@ import boto3
 import pytest
 from ecrm.broadcast.models import MessageRequest
 from ecrm.campaigns.models import Campaign
-from ecrm.campaigns.ports import ListedAudience
+from ecrm.campaigns.ports import CampaignAudience
 from ecrm.campaigns.runs import CampaignRunSteps
 from ecrm.campaigns.service import CampaignService, JourneyService
 from ecrm.campaigns.store import CampaignStore
@@ -104,6 +104,26 @@ class MemoryManifests:
         return {"bucket": "manifests", "key": key}
 
 
+class FakeZones:
+    """The customer store's answer about time zones: each customer's, when it holds one."""
+
+    def __init__(self) -> None:
+        self.of: dict[str, str] = {}
+        self.asked = 0
+
+    def zones(self, customer_ids: list[str]) -> dict[str, str]:
+        self.asked += 1
+        return {c: self.of[c] for c in customer_ids if c in self.of}
+
+
+class FakeSegments:
+    def __init__(self) -> None:
+        self.of: dict[str, list[str]] = {}
+
+    def members(self, segment_id: str) -> list[str]:
+        return list(self.of[segment_id])
+
+
 class Engine:
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -113,25 +133,45 @@ class Engine:
         self.scheduler = FakeScheduler()
         self.broadcast = FakeBroadcast()
         self.manifests = MemoryManifests()
+        self.handed_at: list[tuple[datetime, int]] = []
+        self.zones = FakeZones()
+        self.segments = FakeSegments()
+        audiences = CampaignAudience(self.segments)
         self.campaigns = CampaignService(
-            self.store, self.clock, audiences=ListedAudience(), runs=self.runs, scheduler=self.scheduler
+            self.store, self.clock, audiences=audiences, runs=self.runs, scheduler=self.scheduler
         )
         self.journeys = JourneyService(self.store, self.clock)
         self.steps = CampaignRunSteps(
             self.store,
             self.clock,
-            audiences=ListedAudience(),
+            audiences=audiences,
             manifests=self.manifests,
             broadcast=self.broadcast,
+            zones=self.zones,
             chunk_size=50,
         )
 
     def execute(self, campaign_id: str, run: int) -> dict[str, Any]:
-        """What the run's state machine does: freeze, each chunk of the manifest, finish."""
+        """What the run's state machine does: freeze, each chunk of the manifest (its wait as a move of the
+        clock to its `not_before`), the auto-winner's test hours and pick, the rest's chunks, finish."""
         frozen = self.steps.freeze(campaign_id, run)
-        for item in json.loads(self.manifests.files[frozen["key"]]):
-            self.steps.send_chunk(item["campaign_id"], item["run"], item["chunk"], item["customer_ids"])
+        self.send(frozen["key"])
+        if frozen["phased"]:
+            self.wait_until(frozen["decide_at"])
+            self.steps.pick_winner(campaign_id, run)
+            self.send(frozen["rest_key"])
         return self.steps.finish(campaign_id, run, frozen["chunks"])
+
+    def send(self, key: str) -> None:
+        for item in json.loads(self.manifests.files[key]):
+            self.wait_until(item["not_before"])
+            self.handed_at.append((self.clock.now(), item["chunk"]))
+            self.steps.send_chunk(item["campaign_id"], item["run"], item["chunk"], item["customer_ids"], item["phase"])
+
+    def wait_until(self, stamp: str) -> None:
+        moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        if moment > self.clock.now():
+            self.clock.at = moment
 
 
 @pytest.fixture

@@ -118,26 +118,3 @@ def test_a_dry_run_counts_the_arms_the_run_will_use(engine: Engine) -> None:
     dry = engine.campaigns.dry_run(campaign.campaign_id)
     assert dry.audience == len(AUDIENCE)
     assert {a.arm: a.recipients for a in dry.arms} == count_arms(campaign.campaign_id, AUDIENCE, arms_of(campaign))
-    segmented = engine.campaigns.create(
-        campaign_in(audience={"segment_ids": ["seg_1"]}), actor="staff-1", correlation_id=None
-    )
-    with pytest.raises(Conflict, match="segment audiences"):
-        engine.campaigns.dry_run(segmented.campaign_id)
-
-
-def test_what_the_run_cannot_do_yet_is_refused_at_launch_not_sent_otherwise(engine: Engine) -> None:
-    local = engine.campaigns.create(
-        campaign_in(schedule={"kind": "local_time", "at": "2026-11-24T00:00:00+00:00", "local_time": "09:00:00"}),
-        actor="staff-1",
-        correlation_id=None,
-    )
-    winner = engine.campaigns.create(
-        campaign_in(auto_winner={"metric": "clicks", "test_share": 20, "test_hours": 4}),
-        actor="staff-1",
-        correlation_id=None,
-    )
-    throttled = engine.campaigns.create(campaign_in(throttle_per_minute=600), actor="staff-1", correlation_id=None)
-    for campaign in (local, winner, throttled):
-        with pytest.raises(Conflict, match="not available yet"):
-            engine.campaigns.launch(campaign.campaign_id, correlation_id=None)
-        assert engine.campaigns.get(campaign.campaign_id).status == "draft"
