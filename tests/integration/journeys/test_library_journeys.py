@@ -8,6 +8,7 @@ import json
 from itertools import count
 from typing import Any
 
+import pytest
 from ecrm.broadcast.rendering import render_parts
 from ecrm.campaigns.journey_library import draft
 from ecrm.campaigns.journey_runtime import JourneyRuntime, NoFacts
@@ -198,3 +199,35 @@ def test_the_library_routes_list_and_create_drafts_and_refuse_bad_requests(engin
     assert refused[2][1]["field"] == "parameters.segment_id"
     status, listed = call(engine, lambda_context, "GET", "/journeys")
     assert [j["journey_id"] for j in listed["items"]] == [created["journey_id"]]
+
+
+def test_a_crash_between_the_send_and_the_save_replays_into_the_same_message(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an active abandoned cart journey whose state store fails its next write once
+    journey, run = active(engine, "abandoned_cart"), runtime(engine)
+    save = JourneyStateStore.save
+    crashes = {"left": 1}
+
+    def crash_once(self: JourneyStateStore, *args: Any, **kwargs: Any) -> None:
+        if crashes["left"]:
+            crashes["left"] -= 1
+            raise RuntimeError("the worker died after handing the message over")
+        save(self, *args, **kwargs)
+
+    # When the trigger enters a customer, and the wake that sends the reminder dies after the send
+    detail = {"metadata": {"id": "evt_checkout"}, "data": {"customer_id": "c-1", "type": "checkout_started"}}
+    run.handle("ecrm.customers", "InteractionRecorded", detail)
+    engine.clock.advance(hours=4)
+    monkeypatch.setattr(JourneyStateStore, "save", crash_once)
+    with pytest.raises(RuntimeError):
+        run.wake()
+    # and the queue redelivers the trigger while the next wake runs the wait again
+    run.handle("ecrm.customers", "InteractionRecorded", detail)
+    assert run.wake() == 1
+
+    # Then the replay asked for the same message (broadcast's key keeps one), and the customer moved on once
+    assert engine.broadcast.calls == 2
+    assert sent(engine, journey) == {("c-1", "reminder.1")}
+    report = engine.journeys.report(journey.journey_id)
+    assert (report.entered, report.active, report.steps["reminder"]) == (1, 1, 1)
