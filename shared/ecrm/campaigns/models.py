@@ -83,7 +83,8 @@ class ChannelStrategy(Strict):
 
 class Schedule(Strict):
     """`now`; `at` an instant; `cron` recurring (EventBridge Scheduler syntax, UTC unless `timezone`);
-    `local_time`: on `at`'s date at `local_time` in each recipient's own zone."""
+    `local_time`: on `at`'s date at `local_time` in each recipient's own zone (the customer store's; UTC when
+    it holds none): the run starts when the first zone on Earth gets there and waits for each zone."""
 
     kind: Literal["now", "at", "cron", "local_time"] = "now"
     at: datetime | None = None
@@ -134,6 +135,10 @@ class CampaignIn(Strict):
             raise ValueError(f"variant shares and the holdout add up to {total:g}, not 100")
         if self.auto_winner is not None and len(self.variants) < 2:
             raise ValueError("an auto-winner needs at least two variants")
+        if self.auto_winner is not None and self.schedule.kind == "local_time":
+            raise ValueError(
+                "an auto-winner sends the rest at one time: it does not combine with a local_time schedule"
+            )
         forced = self.channel_strategy.channel
         if forced is not None and any(forced not in v.content for v in self.variants):
             raise ValueError(f"every variant needs content for the channel {forced}")
@@ -168,6 +173,12 @@ class DryRun(Contract):
     campaign_id: str
     audience: int
     arms: list[ArmCount]
+    test_phase: int | None = Field(
+        default=None, description="An auto-winner's test phase: recipients sent their variant before the pick"
+    )
+    minutes_to_hand_over: int = Field(
+        default=0, description="How long the throttle makes handing the messages to broadcast (0: at once)"
+    )
     note: str = Field(description="What the count can and cannot tell before sending")
 
 
@@ -240,27 +251,38 @@ class SendStep(Strict):
 
 
 class WaitStep(Strict):
-    """Wait a duration, until a local time of day, or until an event (`on_timeout` when it does not come)."""
+    """Wait a duration, until a local time of day, until a time the trigger event named (`until_trigger_time`,
+    less `before_seconds`), or until an event (`on_timeout` when it does not come). An awaited event may have
+    to match data (`until_match`) and carry the trigger's own values (`same_as_trigger`: the same order)."""
 
     type: Literal["wait"] = "wait"
     id: StepId
     seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
     until_local_time: time | None = None
+    until_trigger_time: FieldName | None = Field(
+        default=None, description="A date or date-time field of the trigger event's data (points' expires_on)"
+    )
+    before_seconds: int = Field(default=0, ge=0, le=366 * 86400, description="With until_trigger_time: that early")
     until_event: EventName | None = None
     until_match: EventMatch = Field(default_factory=dict)
+    same_as_trigger: list[FieldName] = Field(
+        default_factory=list, max_length=5, description="Fields the awaited event shares with the trigger (order_id)"
+    )
     timeout_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
     next: StepId | None = None
     on_timeout: StepId | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> WaitStep:
-        kinds = [k for k in (self.seconds, self.until_local_time, self.until_event) if k is not None]
-        if len(kinds) != 1:
-            raise ValueError("a wait has exactly one of seconds, until_local_time, until_event")
+        options = (self.seconds, self.until_local_time, self.until_trigger_time, self.until_event)
+        if len([k for k in options if k is not None]) != 1:
+            raise ValueError("a wait has exactly one of seconds, until_local_time, until_trigger_time, until_event")
         if self.until_event is not None and self.timeout_seconds is None:
             raise ValueError("a wait for an event needs timeout_seconds")
-        if self.until_match and self.until_event is None:
-            raise ValueError("until_match narrows until_event, which is missing")
+        if (self.until_match or self.same_as_trigger) and self.until_event is None:
+            raise ValueError("until_match and same_as_trigger narrow until_event, which is missing")
+        if self.before_seconds and self.until_trigger_time is None:
+            raise ValueError("before_seconds goes with until_trigger_time")
         return self
 
 

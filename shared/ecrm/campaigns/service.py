@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
-from ecrm.campaigns.assignment import arms_of, count_arms
+from ecrm.campaigns.assignment import arms_of, assign, in_test_phase
 from ecrm.campaigns.models import (
     HOLDOUT,
     ArmCount,
@@ -91,14 +91,27 @@ class CampaignService:
     def dry_run(self, campaign_id: str) -> DryRun:
         campaign = self.get(campaign_id)
         audience = self.audiences.customers(campaign.audience)
-        counts = count_arms(campaign.campaign_id, audience, arms_of(campaign))
+        arms = arms_of(campaign)
+        assigned = {customer_id: assign(campaign_id, customer_id, arms) for customer_id in audience}
+        counts = {arm.key: 0 for arm in arms}
+        for arm in assigned.values():
+            counts[arm] += 1
+        treated = len(audience) - counts.get(HOLDOUT, 0)
+        test_phase = None
+        if campaign.auto_winner is not None:
+            share = campaign.auto_winner.test_share
+            test_phase = sum(
+                1 for c, arm in assigned.items() if arm != HOLDOUT and in_test_phase(campaign_id, c, share)
+            )
         return DryRun(
             campaign_id=campaign_id,
             audience=len(audience),
             arms=[ArmCount(arm=arm, recipients=n) for arm, n in counts.items()],
+            test_phase=test_phase,
+            minutes_to_hand_over=minutes_to_send(treated, campaign.throttle_per_minute),
             note=(
-                "Recipients per arm as the run will assign them. Consent, suppression, quiet hours and caps are "
-                "decided by broadcast at send time and are not counted here."
+                "Recipients per arm as the run will assign them (an auto-winner's rest all get the winner). Consent, "
+                "suppression, quiet hours and caps are decided by broadcast at send time and are not counted here."
             ),
         )
 

@@ -133,6 +133,23 @@ def test_the_throttle_hands_over_at_most_its_messages_per_minute(engine: Engine)
     assert len(messages_of(engine, campaign_id)) == treated
 
 
+def test_the_dry_run_says_how_long_the_throttle_takes_and_who_is_in_the_test_phase(engine: Engine) -> None:
+    variants = [{"key": "a", "share": 45, "content": EMAIL}, {"key": "b", "share": 45, "content": EMAIL}]
+    campaign_id = create(
+        engine,
+        variants=variants,
+        throttle_per_minute=100,
+        auto_winner={"metric": "opens", "test_share": 25, "test_hours": 2},
+    )
+    campaign = engine.campaigns.get(campaign_id)
+    dry = engine.campaigns.dry_run(campaign_id)
+    arm = {c: assign(campaign_id, c, arms_of(campaign)) for c in AUDIENCE}
+    treated = [c for c in AUDIENCE if arm[c] != HOLDOUT]
+    assert dry.minutes_to_hand_over == -(-len(treated) // 100)
+    assert dry.test_phase == sum(1 for c in treated if in_test_phase(campaign_id, c, 25))
+    assert {a.arm: a.recipients for a in dry.arms} == dict(Counter(arm.values()))
+
+
 def test_a_run_that_would_outlast_an_execution_is_refused(engine: Engine) -> None:
     engine.segments.of = {"seg_everyone": [f"c{i}" for i in range(150_000)]}
     campaign_id = create(engine, throttle_per_minute=1, audience={"segment_ids": ["seg_everyone"]})
