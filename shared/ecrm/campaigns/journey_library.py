@@ -237,15 +237,14 @@ def _win_back(p: Mapping[str, Any]) -> dict[str, Any]:
 
 def _points_expiring(p: Mapping[str, Any]) -> dict[str, Any]:
     lead = p["remind_days_before"]
-    if lead >= p["expiry_days"]:
-        raise InvalidInput("remind_days_before must be less than expiry_days", field="parameters.remind_days_before")
-    reminder = email("Your points expire soon", f"Some of your points expire in about {lead} days: use them now.")
+    reminder = email("Your points expire soon", f"Some of your points expire in {lead} days: use them before then.")
+    until = {"type": "wait", "id": "until_reminder", "until_trigger_time": "expires_on", "before_seconds": lead * DAY}
     return {
         "name": "Points about to expire",
         "trigger": trigger("PointsEarned", "ecrm.transactions"),
         "goal_event": "PointsRedeemed",
         "reentry": "after_exit",
-        "steps": [wait("until_reminder", (p["expiry_days"] - lead) * DAY, "remind"), send("remind", reminder)],
+        "steps": [{**until, "next": "remind"}, send("remind", reminder)],
     }
 
 
@@ -260,6 +259,7 @@ def _order_delay(p: Mapping[str, Any]) -> dict[str, Any]:
         "id": "shipping",
         "until_event": "OrderStatusChanged",
         "until_match": {"status": ["shipped", "cancelled"]},
+        "same_as_trigger": ["order_id"],
         "timeout_seconds": p["hours"] * HOUR,
         "next": None,
         "on_timeout": "apology",
@@ -366,13 +366,10 @@ ENTRIES: dict[str, Entry] = {
             "A reminder some days before points earned expire; a redemption ends it (the goal).",
             False,
             "Loyalty publishes no 'points expiring soon' event (its daily job publishes PointsExpired once they "
-            "are gone). It starts on PointsEarned (ecrm.transactions) and waits expiry_days less "
-            "remind_days_before: set expiry_days to the programme's rule, as the wait cannot read the event's "
-            "expires_on. While a customer waits, later earnings do not enter them again.",
-            (
-                Parameter("expiry_days", "Days points live (the loyalty rules' expiry)", "integer", 365),
-                Parameter("remind_days_before", "Days before expiry to remind", "integer", 14),
-            ),
+            "are gone). It starts on PointsEarned (ecrm.transactions) and waits until the event's expires_on "
+            "less remind_days_before. While a customer waits, later earnings do not enter them again: the "
+            "reminder is about the lot that entered them.",
+            (Parameter("remind_days_before", "Days before expiry to remind", "integer", 14),),
             _points_expiring,
         ),
         Entry(
@@ -381,8 +378,8 @@ ENTRIES: dict[str, Entry] = {
             "An apology when a paid order has not shipped (nor been cancelled) within the hours given.",
             False,
             "No event says an order is late: it starts on OrderStatusChanged (ecrm.transactions) to paid and "
-            "waits for one to shipped or cancelled. A journey keeps no order id, so another order of the same "
-            "customer shipping ends the wait too.",
+            "waits for the same order (its order_id) to go to shipped or cancelled. Another order paid while "
+            "the customer waits is not followed.",
             (Parameter("hours", "Hours from payment to shipping before it is late", "integer", 72),),
             _order_delay,
         ),

@@ -161,9 +161,8 @@ class JourneyRuntime:
         if refusal:
             return f"{journey.journey_id}:{refusal}"
         entry = history.entries + 1
-        progress = journeys.enter(
-            journey, journey.journey_id, event.customer_id, entry, self.facts.facts(event.customer_id), now
-        )
+        facts = self.facts.facts(event.customer_id)
+        progress = journeys.enter(journey, journey.journey_id, event.customer_id, entry, facts, now, event.data)
         progress = Progress(progress.state.model_copy(update={"seen_events": [event.event_id]}), progress.sends)
         return self._apply(journey, state, version, progress, entered=True)
 

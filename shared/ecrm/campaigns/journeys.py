@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -49,6 +49,9 @@ class JourneyState(Contract):
     visited: list[str] = Field(default_factory=list)
     exit_reason: ExitReason | None = None
     exited_at: datetime | None = None
+    trigger_data: dict[str, Any] = Field(
+        default_factory=dict, description="The trigger event's values the waits read (only those: no profile data)"
+    )
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,26 @@ def entry_refusal(journey: JourneyIn, history: EntryHistory, now: datetime) -> s
 
 
 def enter(
-    journey: JourneyIn, journey_id: str, customer_id: str, entry: int, facts: CustomerFacts, now: datetime
+    journey: JourneyIn,
+    journey_id: str,
+    customer_id: str,
+    entry: int,
+    facts: CustomerFacts,
+    now: datetime,
+    data: Mapping[str, Any] | None = None,
 ) -> Progress:
-    state = JourneyState(journey_id=journey_id, customer_id=customer_id, entry=entry, entered_at=now)
+    kept = {name: (data or {})[name] for name in trigger_fields(journey) if (data or {}).get(name) is not None}
+    state = JourneyState(journey_id=journey_id, customer_id=customer_id, entry=entry, entered_at=now, trigger_data=kept)
     return _run(journey, state, journey.steps[0].id, facts, now)
+
+
+def trigger_fields(journey: JourneyIn) -> list[str]:
+    """The trigger event's fields the journey's waits read: the state keeps these and nothing else of it."""
+    fields: list[str] = []
+    for step in journey.steps:
+        if isinstance(step, WaitStep):
+            fields += [*([step.until_trigger_time] if step.until_trigger_time else []), *step.same_as_trigger]
+    return sorted(set(fields))
 
 
 def matches(match: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
@@ -136,7 +155,7 @@ def on_event(
     if event in journey.exit_events:
         return Progress(_exit(seen, "exit_event", now))
     step = _step(journey, state.step_id)
-    if isinstance(step, WaitStep) and state.waiting_for == event and matches(step.until_match, data or {}):
+    if isinstance(step, WaitStep) and state.waiting_for == event and _awaited(step, state, data or {}):
         return _run(journey, _awake(seen), step.next, facts, now)
     return Progress(seen)
 
@@ -216,17 +235,43 @@ def _run(journey: JourneyIn, state: JourneyState, step_id: str | None, facts: Cu
         elif isinstance(step, ExitStep):
             return Progress(_exit(state.model_copy(update={"visited": visited}), "completed", now), sends)
         else:
-            waiting = state.model_copy(update={"visited": visited, "step_id": step.id, **_wait(step, facts, now)})
+            timing = _wait(step, state, facts, now)
+            if timing is None:  # the trigger named no time to wait for: nothing to remind of
+                return Progress(_exit(state.model_copy(update={"visited": visited}), "completed", now), sends)
+            waiting = state.model_copy(update={"visited": visited, "step_id": step.id, **timing})
             return Progress(waiting, sends)
     raise JourneyLoop(f"journey {state.journey_id} loops without a wait")
 
 
-def _wait(step: WaitStep, facts: CustomerFacts, now: datetime) -> dict[str, Any]:
+def _wait(step: WaitStep, state: JourneyState, facts: CustomerFacts, now: datetime) -> dict[str, Any] | None:
     if step.seconds is not None:
         return {"wake_at": now + timedelta(seconds=step.seconds), "waiting_for": None}
     if step.until_local_time is not None:
         return {"wake_at": next_local_time(now, step.until_local_time, facts.timezone), "waiting_for": None}
+    if step.until_trigger_time is not None:
+        at = _instant(state.trigger_data.get(step.until_trigger_time))
+        return None if at is None else {"wake_at": at - timedelta(seconds=step.before_seconds), "waiting_for": None}
     return {"wake_at": now + timedelta(seconds=step.timeout_seconds or 0), "waiting_for": step.until_event}
+
+
+def _instant(value: Any) -> datetime | None:
+    """A date (its midnight, UTC) or a date-time of an event's data, in UTC (the wake index compares wake times
+    as text); None when it is neither."""
+    try:
+        parsed = datetime.fromisoformat(str(value)) if value is not None else None
+    except ValueError:
+        return None
+    if parsed is None:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _awaited(step: WaitStep, state: JourneyState, data: Mapping[str, Any]) -> bool:
+    """The awaited event's data matches, and it is about the trigger's own subject (the same order)."""
+    same = all(
+        data.get(name) is not None and data.get(name) == state.trigger_data.get(name) for name in step.same_as_trigger
+    )
+    return same and matches(step.until_match, data)
 
 
 def _awake(state: JourneyState) -> JourneyState:

@@ -251,27 +251,38 @@ class SendStep(Strict):
 
 
 class WaitStep(Strict):
-    """Wait a duration, until a local time of day, or until an event (`on_timeout` when it does not come)."""
+    """Wait a duration, until a local time of day, until a time the trigger event named (`until_trigger_time`,
+    less `before_seconds`), or until an event (`on_timeout` when it does not come). An awaited event may have
+    to match data (`until_match`) and carry the trigger's own values (`same_as_trigger`: the same order)."""
 
     type: Literal["wait"] = "wait"
     id: StepId
     seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
     until_local_time: time | None = None
+    until_trigger_time: FieldName | None = Field(
+        default=None, description="A date or date-time field of the trigger event's data (points' expires_on)"
+    )
+    before_seconds: int = Field(default=0, ge=0, le=366 * 86400, description="With until_trigger_time: that early")
     until_event: EventName | None = None
     until_match: EventMatch = Field(default_factory=dict)
+    same_as_trigger: list[FieldName] = Field(
+        default_factory=list, max_length=5, description="Fields the awaited event shares with the trigger (order_id)"
+    )
     timeout_seconds: int | None = Field(default=None, ge=1, le=366 * 86400)
     next: StepId | None = None
     on_timeout: StepId | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> WaitStep:
-        kinds = [k for k in (self.seconds, self.until_local_time, self.until_event) if k is not None]
-        if len(kinds) != 1:
-            raise ValueError("a wait has exactly one of seconds, until_local_time, until_event")
+        options = (self.seconds, self.until_local_time, self.until_trigger_time, self.until_event)
+        if len([k for k in options if k is not None]) != 1:
+            raise ValueError("a wait has exactly one of seconds, until_local_time, until_trigger_time, until_event")
         if self.until_event is not None and self.timeout_seconds is None:
             raise ValueError("a wait for an event needs timeout_seconds")
-        if self.until_match and self.until_event is None:
-            raise ValueError("until_match narrows until_event, which is missing")
+        if (self.until_match or self.same_as_trigger) and self.until_event is None:
+            raise ValueError("until_match and same_as_trigger narrow until_event, which is missing")
+        if self.before_seconds and self.until_trigger_time is None:
+            raise ValueError("before_seconds goes with until_trigger_time")
         return self
 
 

@@ -5,6 +5,7 @@ the cap freeing up when a journey ends, recommendations rendered into the messag
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from itertools import count
 from typing import Any
 
@@ -95,16 +96,32 @@ def test_order_delay_recovery_apologises_only_for_an_order_not_shipped_in_time(e
     publish(run, "ecrm.transactions", "OrderStatusChanged", "late", status="paid", order_id="o2")
     publish(run, "ecrm.transactions", "OrderStatusChanged", "never", status="placed", order_id="o3")
 
-    # the first ships after ten hours; the late one only sees another order of theirs paid
+    # the first ships after ten hours; the late one only sees other orders of theirs paid and shipped
     engine.clock.advance(hours=10)
     publish(run, "ecrm.transactions", "OrderStatusChanged", "on_time", status="shipped", order_id="o1")
     publish(run, "ecrm.transactions", "OrderStatusChanged", "late", status="paid", order_id="o4")
+    publish(run, "ecrm.transactions", "OrderStatusChanged", "late", status="shipped", order_id="o9")
     engine.clock.advance(hours=62)
     assert run.wake() == 1
 
     assert sent(engine, journey) == {("late", "apology.1")}
     message = engine.broadcast.messages[(f"journey:{journey.journey_id}", "late", "apology.1")]
     assert (message.purpose, sorted(message.content)) == ("transactional", ["email", "sms"])
+    assert engine.journeys.report(journey.journey_id).exited == {"completed": 2}
+
+
+def test_points_expiring_reminds_before_the_earned_points_expiry(engine: Engine) -> None:
+    journey, run = active(engine, "points_expiring", parameters={"remind_days_before": 14}), runtime(engine)
+    expires_on = (engine.clock.now() + timedelta(days=30)).date().isoformat()
+    publish(run, "ecrm.transactions", "PointsEarned", "c-1", points=120, expires_on=expires_on)
+    publish(run, "ecrm.transactions", "PointsEarned", "c-2", points=50)  # no expiry: nothing to remind of
+
+    engine.clock.advance(days=15)
+    run.wake()
+    assert sent(engine, journey) == set()
+    engine.clock.advance(days=1)
+    run.wake()
+    assert sent(engine, journey) == {("c-1", "remind.1")}
     assert engine.journeys.report(journey.journey_id).exited == {"completed": 2}
 
 

@@ -139,8 +139,8 @@ def test_the_cross_sell_asks_for_recommendations() -> None:
         ("abandoned_cart", {"parameters": {"hours": 0}}, InvalidInput, "parameters.hours"),
         ("abandoned_cart", {"parameters": {"hours": "4"}}, InvalidInput, "parameters.hours"),
         ("abandoned_cart", {"content": {"missing": EMAIL}}, InvalidInput, "content.missing"),
-        ("points_expiring", {"parameters": {"remind_days_before": 400}}, InvalidInput, "parameters.remind_days_before"),
-        ("points_expiring", {"parameters": {"expiry_days": 800}}, InvalidInput, "steps.0.wait.seconds"),
+        ("points_expiring", {"parameters": {"remind_days_before": 400}}, InvalidInput, "steps.0.wait.before_seconds"),
+        ("points_expiring", {"parameters": {"expiry_days": 365}}, InvalidInput, "parameters"),
         (
             "welcome_series",
             {"overrides": {"steps": [{"type": "send", "id": "a", "content": EMAIL, "next": "gone"}]}},

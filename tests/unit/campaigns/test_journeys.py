@@ -227,3 +227,53 @@ def test_a_trigger_and_an_event_wait_match_the_event_data() -> None:
 def test_an_event_match_without_an_awaited_event_is_refused() -> None:
     with pytest.raises(ValidationError, match="until_match"):
         welcome_journey(steps=[{"type": "wait", "id": "w", "seconds": 60, "until_match": {"status": "paid"}}])
+
+
+def test_a_wait_until_a_time_the_trigger_named_and_for_the_same_order() -> None:
+    journey = JourneyIn.model_validate(
+        {
+            "name": "Expiry then delivery",
+            "trigger": {"event": "PointsEarned"},
+            "steps": [
+                {"type": "wait", "id": "w", "until_trigger_time": "expires_on", "before_seconds": 86400, "next": "o"},
+                {
+                    "type": "wait",
+                    "id": "o",
+                    "until_event": "OrderStatusChanged",
+                    "same_as_trigger": ["order_id"],
+                    "timeout_seconds": 60,
+                },
+            ],
+        }
+    )
+    data = {"customer_id": "a", "expires_on": "2026-03-10", "order_id": "o1", "points": 5}
+    state = enter(journey, "j", "a", 1, FACTS, START, data).state
+    # the state keeps only what the waits read, and wakes a day before the expiry's midnight (UTC)
+    assert state.trigger_data == {"expires_on": "2026-03-10", "order_id": "o1"}
+    assert state.wake_at == datetime(2026, 3, 9, tzinfo=UTC)
+    state = on_clock(journey, state, FACTS, datetime(2026, 3, 9, tzinfo=UTC)).state
+    assert state.waiting_for == "OrderStatusChanged"
+    other = on_event(journey, state, "OrderStatusChanged", FACTS, START, {"order_id": "o2"})
+    assert other.state.step_id == "o"
+    assert not other.exited
+    assert on_event(journey, other.state, "OrderStatusChanged", FACTS, START, {"order_id": "o1"}).exited
+    # a trigger naming no usable time has nothing to wait for: the customer leaves at once
+    assert enter(journey, "j", "b", 1, FACTS, START, {"expires_on": "soon"}).exited
+    assert enter(journey, "j", "c", 1, FACTS, START, {}).exited
+    # a date-time with an offset wakes at the same instant, written in UTC
+    offset = enter(journey, "j", "d", 1, FACTS, START, {"expires_on": "2026-03-10T02:00:00+02:00"}).state
+    assert offset.wake_at is not None
+    assert offset.wake_at.isoformat() == "2026-03-09T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    "wait",
+    [
+        {"seconds": 60, "before_seconds": 10},
+        {"seconds": 60, "same_as_trigger": ["order_id"]},
+        {"seconds": 60, "until_trigger_time": "expires_on"},
+    ],
+)
+def test_wait_options_that_do_not_go_together_are_refused(wait: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        welcome_journey(steps=[{"type": "wait", "id": "w", **wait}])
