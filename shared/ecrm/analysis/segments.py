@@ -18,13 +18,13 @@ from typing import Any, Literal, Protocol
 from pydantic import TypeAdapter
 
 from ecrm.analysis.models import AudienceBuild, Preview, PreviewIn, Segment, SegmentIn
+from ecrm.analysis.rule_text import describe
 from ecrm.analysis.rules import (
     DEFAULT_CATALOG,
     FieldCatalog,
     Rule,
     SegmentCondition,
     dependencies,
-    describe,
     problems,
     walk,
 )

@@ -24,7 +24,8 @@ import pytest
 from ecrm.analysis.customer_events import apply_customer_event
 from ecrm.analysis.membership import MembershipService, SegmentCatalogue
 from ecrm.analysis.models import Segment
-from ecrm.analysis.rules import DEFAULT_CATALOG, Rule, dependencies, describe
+from ecrm.analysis.rule_text import describe
+from ecrm.analysis.rules import DEFAULT_CATALOG, Rule, dependencies
 from ecrm.analysis.segment_sql import BEHAVIOUR_EVENTS, SEGMENT_PROFILES, lake_table_columns
 from ecrm.analysis.segments import RULE, SegmentService
 from ecrm.analysis.store import AnalysisStore

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ecrm.analysis.rules import Rule, dependencies, describe, problems
+from ecrm.analysis.rule_text import describe
+from ecrm.analysis.rules import Rule, dependencies, problems
 from ecrm.analysis.segment_sql import CROCKFORD, Shard
 from pydantic import TypeAdapter, ValidationError
 

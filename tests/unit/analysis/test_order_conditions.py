@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from ecrm.analysis.order_rows import major_amount, order_rows_of
 from ecrm.analysis.predicate import OrderRow, Subject, compile_predicate
-from ecrm.analysis.rules import ORDER_CHANGES, Rule, dependencies, describe, problems
+from ecrm.analysis.rule_text import describe
+from ecrm.analysis.rules import ORDER_CHANGES, Rule, dependencies, problems
 from ecrm.analysis.segment_sql import LakeTables, audience_sql
 from ecrm.transactions.models import OrderLineIn, OrderPlaced, OrderReturned, OrderStatusChanged, ReturnedLine
 from pydantic import TypeAdapter, ValidationError
