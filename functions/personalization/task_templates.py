@@ -3,7 +3,9 @@
 `{"operation": "template", "template_id": "tpl_...", "version": 3 | null}` -> `{"found": true, "template":
 {"template_id", "version", "latest_version", "name", "channel", "body": <the template as saved>}}`, or
 `{"found": false, "reason": ...}` when the template or the version does not exist. A bad payload raises
-`InvalidInput` (the invoker sees its message as the function error). It only reads.
+`InvalidInput` (the invoker sees its message as the function error). It only reads, straight from the store:
+it answers on the request path of `POST /messages`, so its cold start builds no recommendation or offer
+service it would never use.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.core.config import load_config
 from ecrm.core.contract import Contract
-from ecrm.core.errors import InvalidInput, NotFound
+from ecrm.core.errors import InvalidInput
 from ecrm.core.observability import Observability
-from ecrm.personalization.template_service import TemplateService
-from ecrm.personalization.wiring import PersonalizationConfig, services_for
+from ecrm.personalization.store import PersonalizationStore
+from ecrm.personalization.wiring import PersonalizationConfig, store_for
 from pydantic import ConfigDict, Field, StringConstraints, ValidationError
 
 config = load_config(PersonalizationConfig)
@@ -32,17 +34,18 @@ class TemplateLookup(Contract):
 
 
 @obs.entrypoint()
-def handler(event: dict[str, Any], context: LambdaContext, injected: TemplateService | None = None) -> dict[str, Any]:
+def handler(
+    event: dict[str, Any], context: LambdaContext, injected: PersonalizationStore | None = None
+) -> dict[str, Any]:
     try:
         lookup = TemplateLookup.model_validate(event)
     except ValidationError as error:
         wrong = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in error.errors()[:5])
         raise InvalidInput(f"not a template lookup ({wrong})") from None
-    templates = injected or services_for(config).templates
-    try:
-        stored = templates.get(lookup.template_id, lookup.version)
-    except NotFound as missing:
-        return {"found": False, "reason": missing.detail}
+    stored = (injected or store_for(config)).template(lookup.template_id, lookup.version)
+    if stored is None:
+        which = f"version {lookup.version} of template" if lookup.version else "template"
+        return {"found": False, "reason": f"{which} {lookup.template_id} does not exist"}
     return {
         "found": True,
         "template": {

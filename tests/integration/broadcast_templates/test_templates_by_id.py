@@ -39,8 +39,8 @@ WELCOME: dict[str, Any] = {
 class InProcessLambda:
     """`lambda:InvokeFunction` of the templates function, run here with the function's own handler."""
 
-    def __init__(self, templates: TemplateService, context: Any) -> None:
-        self.templates = templates
+    def __init__(self, store: PersonalizationStore, context: Any) -> None:
+        self.store = store
         self.context = context
         self.invocations = 0
 
@@ -48,7 +48,7 @@ class InProcessLambda:
         self.invocations += 1
         handler: Any = task_templates.handler
         try:
-            answer = handler(json.loads(Payload), self.context, self.templates)
+            answer = handler(json.loads(Payload), self.context, self.store)
         except Exception as error:  # what Lambda reports as the function's error
             failure = json.dumps({"errorMessage": str(error)}).encode()
             return {"FunctionError": "Unhandled", "Payload": io.BytesIO(failure)}
@@ -66,7 +66,7 @@ class Library:
         store = PersonalizationStore(engine.client, PERSONALIZATION_TABLE)
         offers = OfferService(store, publisher=None, clock=engine.clock)  # type: ignore[arg-type]  # never publishes
         self.service = TemplateService(store, engine.clock, RecommendationService(store, engine.clock), offers)
-        self.function = InProcessLambda(self.service, context)
+        self.function = InProcessLambda(store, context)
         engine.messages.templates = CachedTemplates(LambdaTemplates(self.function, "templates"), engine.clock)
 
     def save(self, body: dict[str, Any], template_id: str | None = None) -> tuple[str, int]:

@@ -19,7 +19,7 @@ from ecrm.broadcast.templates import (
     stored_template_of,
 )
 from ecrm.core.clock import FixedClock
-from ecrm.core.errors import InvalidInput, NotFound, ServiceUnavailable
+from ecrm.core.errors import InvalidInput, ServiceUnavailable
 from pydantic import ValidationError
 
 TPL = "tpl_01JD3Z6Q5N8V4W7X2Y9A0B1C2D"
@@ -161,16 +161,16 @@ def test_the_port_asks_the_function_and_reads_its_answers() -> None:
         LambdaTemplates(FakeLambda({}), "").template(TPL, None)
 
 
-class TemplateServiceDouble:
+class TemplateStoreDouble:
     def __init__(self) -> None:
         self.asked: list[tuple[str, int | None]] = []
 
-    def get(self, template_id: str, version: int | None = None) -> Any:
+    def template(self, template_id: str, version: int | None = None) -> Any:
         from ecrm.personalization.service_models import StoredTemplate as Saved
 
         self.asked.append((template_id, version))
         if version == 7:
-            raise NotFound(f"version 7 of template {template_id} does not exist")
+            return None
         body = {"name": "n", "channel": "sms", "default_locale": "en", "variants": {"en": {"body": "Hi"}}}
         return Saved(
             template_id=template_id,
@@ -187,7 +187,7 @@ class TemplateServiceDouble:
 def test_the_personalization_function_answers_found_or_not_and_refuses_bad_payloads(lambda_context: Any) -> None:
     from functions.personalization import task_templates
 
-    service = TemplateServiceDouble()
+    service = TemplateStoreDouble()
     handler: Any = task_templates.handler
     answer = handler({"operation": "template", "template_id": TPL, "version": None}, lambda_context, service)
     assert stored_template_of(answer) == StoredTemplate(TPL, 2, "sms", "en", {"en": {"body": "Hi"}})
