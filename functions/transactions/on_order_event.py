@@ -1,8 +1,10 @@
 """Order events into the loyalty ledger: an order placed earns, a return or a cancellation takes back; a new
-customer gets the sign-up bonus.
+customer gets the sign-up bonus. Each order event also counts the customer's purchase history again for
+their comparisons (`CatalogService.refresh_history`).
 
 Each change is recorded with its cause, so a redelivered event changes nothing; a reversal that arrives
-before its earning fails its record, and the queue retries it later.
+before its earning fails its record, and the queue retries it later. Counting the history again is a
+replacement, so a redelivery only counts it once more.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
 from ecrm.core.observability import Observability
 from ecrm.customers.models import CustomerCreated
+from ecrm.transactions.catalog_service import CatalogService
 from ecrm.transactions.loyalty_service import LoyaltyService
 from ecrm.transactions.models import OrderPlaced, OrderReturned, OrderStatusChanged
-from ecrm.transactions.wiring import TransactionsConfig, loyalty_service_for
+from ecrm.transactions.wiring import TransactionsConfig, catalog_service_for, loyalty_service_for
 
 config = load_config(TransactionsConfig)
 obs = Observability(config)
@@ -24,8 +27,15 @@ consumer = EventConsumer(obs.logger, accepts=[OrderPlaced, OrderReturned, OrderS
 
 
 @obs.entrypoint()
-def handler(event: dict[str, Any], context: LambdaContext, injected: LoyaltyService | None = None) -> dict[str, Any]:
+def handler(
+    event: dict[str, Any],
+    context: LambdaContext,
+    injected: LoyaltyService | None = None,
+    catalog: CatalogService | None = None,
+) -> dict[str, Any]:
+    """`injected` alone (a test of the ledger) leaves the comparison histories alone."""
     service = injected or loyalty_service_for(config)
+    histories = catalog or (None if injected else catalog_service_for(config))
 
     def on_event(received: ReceivedEvent[Any]) -> None:
         correlation_id = received.metadata.correlation_id
@@ -38,5 +48,7 @@ def handler(event: dict[str, Any], context: LambdaContext, injected: LoyaltyServ
             service.grant_signup_bonus(data.customer_id, data.created_at, correlation_id=correlation_id)
         else:
             service.reverse_for_cancellation(data, correlation_id=correlation_id)
+        if histories is not None and not isinstance(data, CustomerCreated):
+            histories.refresh_history(data.customer_id)
 
     return consumer(event, context, on_event)

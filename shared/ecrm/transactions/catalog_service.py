@@ -1,13 +1,12 @@
 """Catalogue use cases: products and vendors' offers, search by need, and a customer's comparison of offers.
 
-A comparison reads the product with its offers (one Query), the customer's stated preferences (one get) and
-their recent orders through the order service; the orders' skus are read as choices between offers (the sku
-index, then the products' summaries: two batch gets), which is what `comparison` learns weights from. The
-cheapest and fastest offer a purchase is measured against are today's, not the day's it was bought: the
-catalogue keeps no price history.
-
-The personalization engine's recommendations are not added to the answer: that engine exposes them through
-its own API and store only, and an engine may import no more of another than its `models`.
+A comparison reads two partitions: the product with its offers (one Query) and the customer's (one Query:
+their stated preferences and their purchase history already counted). The history is counted when the
+customer's orders change (`refresh_history`, from the order events' consumer): their recent orders through
+the order service, whose skus are read as choices between offers (the sku index, then the products'
+summaries: two batch gets). A customer whose history was never counted (orders from before it was kept) has
+it counted by their first comparison. The cheapest and fastest offer a purchase is measured against are the
+catalogue's when the history was counted: the catalogue keeps no price history.
 """
 
 from __future__ import annotations
@@ -33,7 +32,14 @@ from ecrm.transactions.catalog import (
     summarize,
 )
 from ecrm.transactions.catalog_store import CatalogStore, SkuTaken, StaleProduct
-from ecrm.transactions.comparison import PurchaseSignal, choose_currency, learn_profile, rank_offers
+from ecrm.transactions.comparison import (
+    PurchaseHistory,
+    PurchaseSignal,
+    choose_currency,
+    profile_from,
+    rank_offers,
+    summarize_history,
+)
 from ecrm.transactions.models import Order
 from ecrm.transactions.need_matching import bm25, product_terms, query_terms
 
@@ -153,10 +159,11 @@ class CatalogService:
         product, offers = self.store.product_with_offers(product_id or "")
         if product is None:
             raise NotFound(f"no product {product_id}")
-        stated = self.store.preferences(customer_id)
-        signals = self.purchase_signals(customer_id)
-        profile = learn_profile(signals, stated)
-        currency = choose_currency(offers, stated.currency if stated else None, (s.currency for s in signals))
+        stated, history = self.store.shopper(customer_id)
+        if history is None:
+            history = self.refresh_history(customer_id)
+        profile = profile_from(history, stated)
+        currency = choose_currency(offers, stated.currency if stated else None, history.bought_in())
         ranked, left_out = rank_offers(offers, profile, currency)
         return Comparison(
             product=product,
@@ -168,6 +175,12 @@ class CatalogService:
             alternatives=alternatives,
             note=None if offers else "no vendor offers this product yet",
         )
+
+    def refresh_history(self, customer_id: str) -> PurchaseHistory:
+        """Count what the customer's recent orders say again and keep it for their comparisons."""
+        history = summarize_history(self.purchase_signals(customer_id))
+        self.store.save_history(customer_id, history, counted_at=self.clock.now().isoformat())
+        return history
 
     def purchase_signals(self, customer_id: str) -> list[PurchaseSignal]:
         """The customer's recent order lines that bought a catalogue offer, against what else was on offer."""

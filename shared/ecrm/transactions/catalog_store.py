@@ -13,7 +13,9 @@ Key design (table `pk`/`sk`; no index of its own):
   product and the product's length; a query reads the partitions of its few terms.
 - `CATALOG` / `STATS`: how many products are indexed and their total length (BM25's N and average length),
   changed by `ADD` in each product's transaction.
-- `SHOPPER#<customer id>` / `COMPARE_PREFERENCES`: what the customer said they value.
+- `SHOPPER#<customer id>` / `COMPARE_PREFERENCES`: what the customer said they value; beside it
+  `COMPARE_HISTORY`: what their purchases say (`comparison.PurchaseHistory`), counted again on each of their
+  order events. A comparison reads the two with one Query of the partition.
 A product and its postings are written in one transaction (at most 40 terms each way, `need_matching`), an
 offer with its product's summary and its sku in another, so no reader sees one without the other.
 Orders (`ORDER#`, `IDEM#`), loyalty (`MEMBER#`, ...) and purchases have prefixes of their own.
@@ -27,9 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
 
 from ecrm.core.errors import ServiceUnavailable
 from ecrm.transactions.catalog import ComparePreferences, Offer, Product
+from ecrm.transactions.comparison import PurchaseHistory
 from ecrm.transactions.need_matching import Posting
 
 PRODUCT_SK = "PRODUCT"
@@ -37,8 +41,10 @@ OFFER_PREFIX = "OFFER#"
 SKU_SK = "OFFER"
 STATS_KEY = {"pk": {"S": "CATALOG"}, "sk": {"S": "STATS"}}
 PREFERENCES_SK = "COMPARE_PREFERENCES"
+HISTORY_SK = "COMPARE_HISTORY"
 MAX_POSTINGS_PER_TERM = 20_000  # a term in more products than this says little about a need
 BATCH_GET_LIMIT = 100
+_OFFERS = TypeAdapter(list[Offer])
 
 
 def product_pk(product_id: str) -> str:
@@ -83,13 +89,13 @@ class CatalogStore:
     def product_with_offers(self, product_id: str) -> tuple[Product | None, list[Offer]]:
         """The product and every vendor's offer for it, in one Query (paged only past 1 MB)."""
         product: Product | None = None
-        offers: list[Offer] = []
+        offers: list[str] = []
         for item in self._query({"pk": product_pk(product_id)}):
             if item["sk"]["S"] == PRODUCT_SK:
                 product = Product.model_validate_json(item["product"]["S"])
             else:
-                offers.append(Offer.model_validate_json(item["offer"]["S"]))
-        return product, offers
+                offers.append(item["offer"]["S"])
+        return product, _OFFERS.validate_json(f"[{','.join(offers)}]")  # one parse for the 50 of them
 
     def products(self, product_ids: Iterable[str]) -> dict[str, Product]:
         keys = [{"pk": {"S": product_pk(p)}, "sk": {"S": PRODUCT_SK}} for p in dict.fromkeys(product_ids)]
@@ -127,7 +133,28 @@ class CatalogStore:
         ).get("Item")
         return ComparePreferences.model_validate_json(item["preferences"]["S"]) if item else None
 
+    def shopper(self, customer_id: str) -> tuple[ComparePreferences | None, PurchaseHistory | None]:
+        """What the customer said and what their purchases say, in one Query of their partition."""
+        stated = history = None
+        for item in self._query({"pk": f"SHOPPER#{customer_id}"}):
+            if item["sk"]["S"] == PREFERENCES_SK:
+                stated = ComparePreferences.model_validate_json(item["preferences"]["S"])
+            elif item["sk"]["S"] == HISTORY_SK:
+                history = PurchaseHistory.from_json(item["history"]["S"])
+        return stated, history
+
     # -- writes --------------------------------------------------------------------------------------------
+    def save_history(self, customer_id: str, history: PurchaseHistory, *, counted_at: str) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"SHOPPER#{customer_id}"},
+                "sk": {"S": HISTORY_SK},
+                "history": {"S": history.to_json()},
+                "counted_at": {"S": counted_at},
+            },
+        )
+
     def save_product(self, product: Product, terms: Mapping[str, int], previous: IndexedProduct | None) -> None:
         """The product with its postings, the ones it no longer has deleted, and the index's counts."""
         pk = product_pk(product.product_id)

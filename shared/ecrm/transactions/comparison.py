@@ -10,9 +10,10 @@ offers rank last. Equal scores are ordered by price, delivery, rating and vendor
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 from ecrm.transactions.catalog import (
     ComparePreferences,
@@ -46,21 +47,62 @@ class PurchaseSignal:
     fastest_days: int | None
 
 
+@dataclass(frozen=True)
+class PurchaseHistory:
+    """What a customer's purchases say, counted once when their orders change and kept beside their preferences,
+    so that a comparison reads one item instead of their orders, the skus' offers and the products'."""
+
+    purchases: int = 0  # order lines matched to catalogue offers
+    priced: int = 0  # of those, with a cheapest offer to measure against
+    at_cheapest: int = 0
+    timed: int = 0  # of those, with a fastest offer to measure against
+    at_fastest: int = 0
+    orders_by_vendor: dict[str, int] = field(default_factory=dict)  # orders, not lines
+    currencies: dict[str, int] = field(default_factory=dict)  # lines bought per currency
+
+    def bought_in(self) -> list[str]:
+        return [currency for currency, lines in sorted(self.currencies.items()) for _ in range(lines)]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PurchaseHistory:
+        return cls(**json.loads(text))
+
+
+def summarize_history(signals: Sequence[PurchaseSignal]) -> PurchaseHistory:
+    priced = [s for s in signals if s.cheapest_minor is not None]
+    timed = [s for s in signals if s.fastest_days is not None]
+    by_vendor = Counter(vendor for _, vendor in {(s.order_id, s.vendor_id) for s in signals})
+    return PurchaseHistory(
+        purchases=len(signals),
+        priced=len(priced),
+        at_cheapest=sum(s.paid_minor <= (s.cheapest_minor or 0) * (1 + CHEAPEST_TOLERANCE) for s in priced),
+        timed=len(timed),
+        at_fastest=sum(s.delivery_days <= (s.fastest_days or 0) for s in timed),
+        orders_by_vendor=dict(sorted(by_vendor.items())),
+        currencies=dict(sorted(Counter(s.currency for s in signals).items())),
+    )
+
+
 def learn_profile(signals: Sequence[PurchaseSignal], stated: ComparePreferences | None) -> ValueProfile:
     """The customer's weights: the default, moved by their purchases, then by what they said."""
+    return profile_from(summarize_history(signals), stated)
+
+
+def profile_from(history: PurchaseHistory, stated: ComparePreferences | None) -> ValueProfile:
+    """The weights from a purchase history already counted (what a comparison request does)."""
     weights = dict(BASE_WEIGHTS)
     cheapest_share = fastest_share = None
-    by_vendor = Counter(vendor for _, vendor in {(s.order_id, s.vendor_id) for s in signals})  # orders, not lines
-    if signals:
-        confidence = len(signals) / (len(signals) + CONFIDENCE_PURCHASES)
-        priced = [s for s in signals if s.cheapest_minor is not None]
-        if priced:
-            at_cheapest = [s.paid_minor <= (s.cheapest_minor or 0) * (1 + CHEAPEST_TOLERANCE) for s in priced]
-            cheapest_share = sum(at_cheapest) / len(priced)
+    by_vendor = history.orders_by_vendor
+    if history.purchases:
+        confidence = history.purchases / (history.purchases + CONFIDENCE_PURCHASES)
+        if history.priced:
+            cheapest_share = history.at_cheapest / history.priced
             weights["price"] *= 1 + (cheapest_share - 0.5) * confidence
-        timed = [s for s in signals if s.fastest_days is not None]
-        if timed:
-            fastest_share = sum(s.delivery_days <= (s.fastest_days or 0) for s in timed) / len(timed)
+        if history.timed:
+            fastest_share = history.at_fastest / history.timed
             weights["speed"] *= 1 + (fastest_share - 0.5) * confidence
         repeat_share = sum(n for n in by_vendor.values() if n > 1) / sum(by_vendor.values())
         weights["vendor"] *= 1 + repeat_share * confidence
@@ -73,7 +115,7 @@ def learn_profile(signals: Sequence[PurchaseSignal], stated: ComparePreferences 
     total = sum(weights.values())
     return ValueProfile(
         weights=Weights(**{k: round(v / total, 4) for k, v in weights.items()}),
-        learned_from_purchases=len(signals),
+        learned_from_purchases=history.purchases,
         cheapest_share=None if cheapest_share is None else round(cheapest_share, 3),
         fastest_share=None if fastest_share is None else round(fastest_share, 3),
         purchases_by_vendor=dict(sorted(by_vendor.items())),

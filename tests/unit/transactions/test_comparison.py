@@ -184,3 +184,31 @@ def test_bad_offers_are_refused(change: dict[str, Any]) -> None:
     OfferIn.model_validate(body)
     with pytest.raises(ValidationError):
         OfferIn.model_validate({**body, **change})
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["cheapco", "quickco", "bestco"]),
+            st.integers(1, 5000),
+            st.one_of(st.none(), st.integers(1, 5000)),
+            st.integers(0, 9),
+            st.one_of(st.none(), st.integers(0, 9)),
+            st.sampled_from(["o1", "o2", "o3", "o4"]),
+        ),
+        max_size=12,
+    ),
+    st.sampled_from([None, ComparePreferences(priority="price"), ComparePreferences(favourite_vendors=["bestco"])]),
+)
+def test_a_history_counted_and_kept_learns_what_the_purchases_themselves_teach(
+    rows: list[tuple[str, int, int | None, int, int | None, str]], stated: ComparePreferences | None
+) -> None:
+    from ecrm.transactions.comparison import PurchaseHistory, profile_from, summarize_history
+
+    signals = [
+        PurchaseSignal(order, vendor, "EUR", paid, cheapest, days, fastest)
+        for vendor, paid, cheapest, days, fastest, order in rows
+    ]
+    kept = PurchaseHistory.from_json(summarize_history(signals).to_json())
+    assert profile_from(kept, stated) == learn_profile(signals, stated)
+    assert kept.bought_in() == ["EUR"] * len(signals)
