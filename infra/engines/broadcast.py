@@ -25,6 +25,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ses as ses
+from aws_cdk import aws_smsvoice as smsvoice
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -91,6 +92,9 @@ class BroadcastEngine(Construct):
 
         email_from = str(self.node.try_get_context("ecrm:broadcastEmailFrom") or DEFAULT_FROM)
         self.configuration_set, self.untracked_set = self._email(email_from, settings.name("broadcast"))
+        # End User Messaging's configuration set for texts and calls: its events (with our message id in their
+        # context) reach the feedback queue, as the evidence that settles a send whose sender died after the call.
+        self.sms_configuration_set = f"{settings.name('broadcast')}-phone"
         voice = str(self.node.try_get_context("ecrm:broadcastVoiceOrigination") or "")
         whatsapp = str(self.node.try_get_context("ecrm:broadcastWhatsAppPhoneNumberId") or "")
         channels = [*ALWAYS_ON, *(["voice"] if voice else []), *(["whatsapp"] if whatsapp else [])]
@@ -105,6 +109,7 @@ class BroadcastEngine(Construct):
             "BROADCAST_EMAIL_FROM": email_from,
             "BROADCAST_CONFIGURATION_SET": self.configuration_set,
             "BROADCAST_UNTRACKED_CONFIGURATION_SET": self.untracked_set,
+            "BROADCAST_SMS_CONFIGURATION_SET": self.sms_configuration_set,
             "BROADCAST_ORIGINATION_IDENTITIES": json.dumps(
                 self.node.try_get_context("ecrm:broadcastOriginationIdentities") or {}
             ),
@@ -338,6 +343,33 @@ class BroadcastEngine(Construct):
             topic.grant_publish(iam.ServicePrincipal(publisher))
             topic.add_subscription(subscriptions.SqsSubscription(self.feedback.queue))
             self.topics[name] = topic
+        # The publishers encrypt with the data key (the topics'), and SNS delivers to the feedback queue under it.
+        self.foundation.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="BroadcastFeedbackPublishers",
+                principals=[
+                    iam.ServicePrincipal(p)
+                    for p in ("sms-voice.amazonaws.com", "sns.amazonaws.com", "social-messaging.amazonaws.com")
+                ],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" is this key
+            )
+        )
+        smsvoice.CfnConfigurationSet(
+            self,
+            "PhoneConfigurationSet",
+            configuration_set_name=self.sms_configuration_set,
+            event_destinations=[
+                smsvoice.CfnConfigurationSet.EventDestinationProperty(
+                    event_destination_name="feedback",
+                    enabled=True,
+                    matching_event_types=["ALL"],
+                    sns_destination=smsvoice.CfnConfigurationSet.SnsDestinationProperty(
+                        topic_arn=self.topics["PhoneEvents"].topic_arn
+                    ),
+                )
+            ],
+        )
 
     def _deliverability_alarms(self) -> None:
         for metric_name, threshold, what in (

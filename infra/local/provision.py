@@ -424,6 +424,20 @@ class Provisioner:
         )
         self.resolver.record(r.logical_id, f"{p['ConfigurationSetName']}|{name}", Id=name)
 
+    def _aws_smsvoice_configurationset(self, r: Resource, p: dict[str, Any]) -> None:
+        """End User Messaging's configuration set and its event destinations, in the local emulation."""
+        client = self.aws("pinpoint-sms-voice-v2")
+        name = p.get("ConfigurationSetName") or self.name(r.logical_id)
+        created = client.create_configuration_set(ConfigurationSetName=name)
+        for destination in p.get("EventDestinations") or []:
+            client.create_event_destination(
+                ConfigurationSetName=name,
+                EventDestinationName=destination["EventDestinationName"],
+                MatchingEventTypes=destination["MatchingEventTypes"],
+                **{k: destination[k] for k in ("SnsDestination", "CloudWatchLogsDestination") if k in destination},
+            )
+        self.resolver.record(r.logical_id, name, Arn=created["ConfigurationSetArn"])
+
     def _aws_ses_emailidentity(self, r: Resource, p: dict[str, Any]) -> None:
         """Verified at once, as moto does (no DNS locally)."""
         args: dict[str, Any] = {"EmailIdentity": p["EmailIdentity"]}
