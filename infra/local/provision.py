@@ -54,6 +54,7 @@ NOT_EMULATED = {
     "AWS::Lambda::LayerVersion": "workers import shared/ecrm from the checkout, as the common layer holds it",
     "AWS::Events::Archive": "no replay locally",
     "AWS::CloudWatch::Alarm": "no alarms locally; DLQ depth is visible through SQS",
+    "AWS::CloudWatch::Dashboard": "no dashboards locally; `GET /insights/live` reads the same counters",
     "AWS::CDK::Metadata": "CDK bookkeeping",
 }
 

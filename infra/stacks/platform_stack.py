@@ -18,6 +18,7 @@ from infra.engines.broadcast import BroadcastEngine
 from infra.engines.campaigns import CampaignsEngine
 from infra.engines.collect import CollectEngine
 from infra.engines.customers import CustomersEngine
+from infra.engines.insights import InsightsEngine
 from infra.engines.personalization import PersonalizationEngine
 from infra.engines.platform import PlatformEngine
 from infra.engines.transactions import TransactionsEngine
@@ -71,6 +72,15 @@ class PlatformStack(Stack):
             lake=self.lake,
             customers=self.customers,
             broadcast_request=self.broadcast.request_messages.function,
+        )
+        self.insights = EngineStack.host(
+            self,
+            "Insights",
+            InsightsEngine,
+            foundation=f,
+            lake=self.lake,
+            broadcast=self.broadcast,
+            campaigns=self.campaigns,
         )
 
         # Every alarm of the stack, in the root and in each engine's nested stack, notifies the topic.

@@ -14,7 +14,17 @@ from types import ModuleType
 import pytest
 
 from infra.constructs.api_function import ApiRoute
-from infra.engines import analysis, broadcast, campaigns, collect, customers, personalization, platform, transactions
+from infra.engines import (
+    analysis,
+    broadcast,
+    campaigns,
+    collect,
+    customers,
+    insights,
+    personalization,
+    platform,
+    transactions,
+)
 from tests.infra.conftest import Synthesized, references
 
 pytestmark = pytest.mark.xdist_group("infra")
@@ -27,6 +37,7 @@ ENGINES: dict[str, tuple[ApiRoute, ...]] = {
     "analysis": analysis.ROUTES,
     "broadcast": broadcast.ROUTES,
     "campaigns": campaigns.ROUTES,
+    "insights": insights.ROUTES,
     "personalization": personalization.ROUTES,
     "transactions": transactions.ROUTES,
 }

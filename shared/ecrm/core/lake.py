@@ -112,11 +112,34 @@ ORDER_LINE_COLUMNS: list[tuple[str, str]] = [
     ("occurred_at", "timestamp"),
 ]
 
+# Broadcast's message outcomes, written by the insights engine: one row per status change of a message
+# (requested, suppressed, deferred, sent, delivered, bounced, complained, failed) and per engagement
+# (opened, clicked), so OLAP slices outcomes by campaign, variant, journey step, channel and day.
+MESSAGE_OUTCOMES = "message_outcomes"
+
+MESSAGE_OUTCOME_COLUMNS: list[tuple[str, str]] = [
+    ("event_id", "string"),
+    ("message_id", "string"),
+    ("customer_id", "string"),
+    ("event_type", "string"),
+    ("status", "string"),
+    ("channel", "string"),
+    ("purpose", "string"),
+    ("topic", "string"),
+    ("source", "string"),
+    ("source_kind", "string"),
+    ("source_id", "string"),
+    ("step", "string"),
+    ("reason", "string"),
+    ("occurred_at", "timestamp"),
+]
+
 # Every lake table with fixed columns: what the CDK app declares and what the local lake knows.
 LAKE_TABLES: dict[str, list[tuple[str, str]]] = {
     COLLECTED_EVENTS: COLLECTED_EVENT_COLUMNS,
     CUSTOMER_CHANGES: CUSTOMER_CHANGE_COLUMNS,
     ORDER_LINES: ORDER_LINE_COLUMNS,
+    MESSAGE_OUTCOMES: MESSAGE_OUTCOME_COLUMNS,
 }
 
 PARTITION_KEY = "dt"
