@@ -1,4 +1,5 @@
-"""Personalization in the cloud: its table, the read API, the projection consumer, the recommender training job.
+"""Personalization in the cloud: its table, the read API, the recommend function other engines invoke, the
+projection consumer, the recommender training job.
 
 The API answers from precomputed data (no ml layer on it); the projection consumer keeps what personalization
 knows of each customer from the customer store's and segmentation's events, and acknowledges erasures; the
@@ -79,6 +80,8 @@ class PersonalizationEngine(Construct):
         )
         self._grant_table_and_bus(self.api.handler)
 
+        self.recommend = self._recommend_function(foundation, env)
+
         self.projection = QueueConsumer(
             self,
             "CustomerEventConsumer",
@@ -141,6 +144,24 @@ class PersonalizationEngine(Construct):
             description="The recommender retrained daily on the lake (versions expire after 30 days)",
             function=self.training_job.function,
         )
+
+    def _recommend_function(self, foundation: Foundation, env: dict[str, str]) -> EngineFunction:
+        """What the transactions engine invokes beside a comparison (`grant_invoke` on `recommend.function`):
+        the API's recommendations use case, reading the table only."""
+        recommend = EngineFunction(
+            self,
+            "Recommend",
+            engine="personalization",
+            module="task_recommend",
+            settings=foundation.settings,
+            layers=[foundation.common_layer],
+            environment=env,
+            timeout=Duration.seconds(5),
+            memory_size=1024,
+            description="eCRM personalization: a customer's recommendations for another engine (comparisons)",
+        )
+        self.table.grant_read_data(recommend.function)
+        return recommend
 
     def _grant_table_and_bus(self, function: EngineFunction) -> None:
         self.table.grant_read_write_data(function.function)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 from ecrm.core.lake import ORDER_LINE_COLUMNS, ORDER_LINES
 
@@ -25,6 +26,7 @@ from infra.constructs.nag import acknowledge
 from infra.constructs.outbox_relay import OutboxRelay
 from infra.constructs.purchase_saga import DEFAULT_CONFIRMATION_TIMEOUT, PurchaseSaga
 from infra.constructs.scheduled_job import ScheduledJob
+from infra.engines.personalization import PersonalizationEngine
 
 VENDOR_CALLBACKS = "a vendor's callback is authenticated by its HMAC-SHA256 signature, checked in the handler"
 ROUTES = (
@@ -61,7 +63,15 @@ EXPIRY_SCHEDULE = "cron(15 0 * * ? *)"
 
 
 class TransactionsEngine(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, foundation: Foundation, lake: Lake) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        foundation: Foundation,
+        lake: Lake,
+        personalization: PersonalizationEngine | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         settings = foundation.settings
         self.table = EngineTable(
@@ -81,6 +91,8 @@ class TransactionsEngine(Construct):
         )
         self._grant_table(self.api.handler)
         self._purchase_saga(foundation, env)
+        if personalization is not None:
+            self._recommendations_beside_comparisons(personalization.recommend)
 
         self.loyalty = QueueConsumer(
             self,
@@ -203,6 +215,15 @@ class TransactionsEngine(Construct):
         api.add_environment("PURCHASE_STATE_MACHINE_ARN", machine.state_machine_arn)
         machine.grant_start_execution(api)
         machine.grant_task_response(api)
+
+    def _recommendations_beside_comparisons(self, recommend: EngineFunction) -> None:
+        """A comparison asks the personalization engine's recommend function (the function itself, not its
+        versions: `grant_invoke` would add `<arn>:*`)."""
+        api = self.api.handler
+        api.function.add_environment("PERSONALIZATION_RECOMMEND_FUNCTION_NAME", recommend.function.function_name)
+        api.role.add_to_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[recommend.function.function_arn])
+        )
 
     def _grant_table(self, function: EngineFunction) -> None:
         self.table.grant_read_write_data(function.function)

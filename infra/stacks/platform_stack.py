@@ -63,7 +63,9 @@ class PlatformStack(Stack):
             customers=self.customers,
             templates=self.personalization.templates.function,
         )
-        self.transactions = EngineStack.host(self, "Transactions", TransactionsEngine, foundation=f, lake=self.lake)
+        self.transactions = EngineStack.host(
+            self, "Transactions", TransactionsEngine, foundation=f, lake=self.lake, personalization=self.personalization
+        )
         self.campaigns = EngineStack.host(
             self,
             "Campaigns",

@@ -162,6 +162,29 @@ class Alternative(_Strict):
     score: float
 
 
+class RecommendedItem(Contract):
+    """An item the personalization engine recommends, as its list names it (fields it adds later are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    item_id: str
+    name: str | None = None
+    category: str | None = None
+    url: str | None = None
+    image_url: str | None = None
+    price: float | None = None
+    currency: str | None = None
+
+
+class Recommendations(_Strict):
+    """The personalization engine's recommendations beside a comparison; empty, with why, when it could not
+    answer in time (a comparison never waits on it, nor fails with it)."""
+
+    items: list[RecommendedItem] = Field(default_factory=list)
+    strategy: str | None = Field(default=None, description="personal, popular, item or none, as the engine says")
+    note: str = Field(description="Why these items, or why none")
+
+
 class Comparison(_Strict):
     product: Product
     currency: str | None = Field(description="The one currency the ranked offers are compared in")
@@ -171,6 +194,10 @@ class Comparison(_Strict):
     query: str | None = None
     alternatives: list[Alternative] = Field(default_factory=list, description="Other products matching the query")
     note: str | None = None
+    recommendations: Recommendations = Field(
+        default_factory=lambda: Recommendations(note="no recommender was asked"),
+        description="The personalization engine's recommendations for the customer, beside the offers",
+    )
 
 
 # -- pure rules -------------------------------------------------------------------------------------------------

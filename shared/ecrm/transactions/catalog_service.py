@@ -6,7 +6,9 @@ customer's orders change (`refresh_history`, from the order events' consumer): t
 the order service, whose skus are read as choices between offers (the sku index, then the products'
 summaries: two batch gets). A customer whose history was never counted (orders from before it was kept) has
 it counted by their first comparison. The cheapest and fastest offer a purchase is measured against are the
-catalogue's when the history was counted: the catalogue keeps no price history.
+catalogue's when the history was counted: the catalogue keeps no price history. The personalization engine's
+recommendations are asked at the start and taken beside the offers if they arrived in time
+(`catalog_recommendations`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ecrm.transactions.catalog import (
     default_sku,
     summarize,
 )
+from ecrm.transactions.catalog_recommendations import RecommendationsBeside
 from ecrm.transactions.catalog_store import CatalogStore, SkuTaken, StaleProduct
 from ecrm.transactions.comparison import (
     PurchaseHistory,
@@ -56,10 +59,17 @@ class OrderHistory(Protocol):
 
 
 class CatalogService:
-    def __init__(self, store: CatalogStore, orders: OrderHistory, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: CatalogStore,
+        orders: OrderHistory,
+        clock: Clock,
+        recommendations: RecommendationsBeside | None = None,
+    ) -> None:
         self.store = store
         self.orders = orders
         self.clock = clock
+        self.recommendations = recommendations or RecommendationsBeside(None)
 
     # -- catalogue -----------------------------------------------------------------------------------------
     def save_product(self, body: ProductIn) -> tuple[Product, bool]:
@@ -144,6 +154,7 @@ class CatalogService:
         """Every vendor's offer for the product (named, or the best match of the need) ranked for this customer."""
         if (product_id is None) == (query is None):
             raise InvalidInput("name a product (product=) or describe what you need (q=), one of the two")
+        asked = self.recommendations.ask(customer_id)  # answered while the comparison reads and ranks
         alternatives: list[Alternative] = []
         if query is not None:
             matches = self._match(query, ALTERNATIVES + 1)
@@ -174,6 +185,7 @@ class CatalogService:
             query=query,
             alternatives=alternatives,
             note=None if offers else "no vendor offers this product yet",
+            recommendations=self.recommendations.collect(asked),
         )
 
     def refresh_history(self, customer_id: str) -> PurchaseHistory:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import TYPE_CHECKING
 
 from ecrm.core import aws
 from ecrm.core.clock import SystemClock
 from ecrm.core.config import FunctionConfig
+from ecrm.transactions.catalog_recommendations import LambdaRecommender, RecommendationsBeside
 from ecrm.transactions.catalog_service import CatalogService
 from ecrm.transactions.catalog_store import CatalogStore
 from ecrm.transactions.loyalty_service import LoyaltyService
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 class TransactionsConfig(FunctionConfig):
     transactions_table_name: str
     lake_order_lines_stream_name: str = ""  # the lake writer's Firehose stream (`on_order_changed`)
+    personalization_recommend_function_name: str = ""  # asked beside a comparison; empty: none asked
 
 
 @cache
@@ -44,7 +47,16 @@ def erasure_for(config: TransactionsConfig) -> TransactionsErasure:
 
 @cache
 def catalog_service_for(config: TransactionsConfig) -> CatalogService:
-    """The catalogue, reading a customer's orders through the order service to learn what they value."""
+    """The catalogue, reading a customer's orders through the order service to learn what they value, and asking
+    the personalization engine's recommend function for recommendations beside a comparison."""
+    recommender = (
+        LambdaRecommender(aws.client("lambda"), config.personalization_recommend_function_name)
+        if config.personalization_recommend_function_name
+        else None
+    )
     return CatalogService(
-        CatalogStore(aws.client("dynamodb"), config.transactions_table_name), order_service_for(config), SystemClock()
+        CatalogStore(aws.client("dynamodb"), config.transactions_table_name),
+        order_service_for(config),
+        SystemClock(),
+        RecommendationsBeside(recommender, on_failure=logging.getLogger(__name__).warning),
     )

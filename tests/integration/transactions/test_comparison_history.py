@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 from ecrm.core.clock import FixedClock
+from ecrm.transactions.catalog import Recommendations, RecommendedItem
+from ecrm.transactions.catalog_recommendations import RecommendationsBeside, RecommenderFailed
 from ecrm.transactions.catalog_service import CatalogService
 from ecrm.transactions.catalog_store import CatalogStore
 from ecrm.transactions.comparison import PurchaseHistory
@@ -61,3 +63,33 @@ def test_the_order_events_consumer_counts_the_history_again(
     assert (history.purchases, history.orders_by_vendor, history.currencies) == (2, {"quickco": 2}, {"EUR": 2})
     ranked = catalog.compare(CUSTOMER, product_id=product_id).ranked
     assert "you bought from this vendor 2 times" in ranked[0].reasons
+
+
+class Failing:
+    def recommend(self, customer_id: str, k: int) -> Recommendations:
+        raise RecommenderFailed("the recommend function failed")
+
+
+class Teapots:
+    def recommend(self, customer_id: str, k: int) -> Recommendations:
+        return Recommendations(items=[RecommendedItem(item_id="teapot")], strategy="popular", note="popular items")
+
+
+def test_the_recommendations_are_beside_the_offers_and_a_failing_recommender_fails_nothing(
+    dynamodb: Any, orders: OrderService, clock: FixedClock
+) -> None:
+    store = CatalogStore(dynamodb, TABLE)
+    product_id = kettle(CatalogService(store, orders, clock))
+    # Given the recommender answers: its items are beside the ranked offers
+    beside = CatalogService(store, orders, clock, RecommendationsBeside(Teapots())).compare(
+        CUSTOMER, product_id=product_id
+    )
+    assert [i.item_id for i in beside.recommendations.items] == ["teapot"]
+    # When it fails: the comparison is whole, the list empty with the reason
+    failed = CatalogService(store, orders, clock, RecommendationsBeside(Failing())).compare(
+        CUSTOMER, product_id=product_id
+    )
+    assert len(failed.ranked) == 3
+    assert failed.recommendations == Recommendations(
+        note="no recommendations: the recommender failed (RecommenderFailed)"
+    )
