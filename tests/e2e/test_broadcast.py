@@ -210,3 +210,50 @@ def test_quiet_hours_defer_to_the_customers_morning(cloud: LocalCloud, tour: Tou
     cloud.client("lambda").invoke(FunctionName=release, Payload=b"{}")
     wait_for(lambda: mailbox(cloud, address), timeout=90, interval=1, what="the deferred email sent")
     assert len(mailbox(cloud, address)) == 1
+
+
+def test_a_message_by_template_id_renders_the_stored_version(
+    cloud: LocalCloud, tour: TourContext, staff_token: str
+) -> None:
+    # Given a template stored by personalization and a customer with a first name
+    template = {
+        "name": "Welcome",
+        "channel": "email",
+        "default_locale": "en",
+        "variants": {"en": {"subject": "Welcome {{ customer.first_name }}", "html": "<p>Hi</p>", "text": "Hi"}},
+    }
+    status, saved = request(tour, "POST", "/templates", token=staff_token, body=template)
+    assert status == 201, saved
+    key = new_id("tpl").lower()
+    address = f"{key}@example.org"
+    body = {"source": "web", "identities": [{"type": "email", "value": address}], "attributes": {"first_name": "Ines"}}
+    customer = expect(tour.call("POST", "/customers", token=staff_token, body=body), 201, "customer").body[
+        "customer_id"
+    ]
+    # When a transactional message names the template by id (broadcast asks personalization's function)
+    message = {
+        "customer_id": customer,
+        "purpose": "transactional",
+        "content": {"email": {"template_id": saved["template_id"]}},
+    }
+    status, answer = request(
+        tour, "POST", "/messages", token=staff_token, body=message, headers={"Idempotency-Key": key}
+    )
+    assert status == 202, answer
+    # Then the version is pinned on the message and the email reads the customer's name
+    wait_for(
+        lambda: status_of(tour, staff_token, answer["message_id"])["status"] in {"sent", "delivered"},
+        timeout=90,
+        what="the templated message sent",
+    )
+    assert status_of(tour, staff_token, answer["message_id"])["templates"]["email"]["version"] == 1
+    (sent,) = mailbox(cloud, address)
+    mime = local_mail.call(f"/{sent['MessageId']}", endpoint=cloud.endpoint_url)["Mime"]
+    assert email.message_from_string(mime, policy=email.policy.default)["Subject"] == "Welcome Ines"
+    # And an unknown template is a 422 problem
+    unknown = {**message, "content": {"email": {"template_id": "tpl_" + "0" * 26}}}
+    status, problem = request(tour, "POST", "/messages", token=staff_token, body=unknown)
+    assert (status, problem["code"] if "code" in problem else problem["type"].rsplit("/", 1)[1]) == (
+        422,
+        "template-unusable",
+    )
