@@ -32,10 +32,13 @@ def test_an_analyst_reads_the_last_hour(engine: Engine, lambda_context: Any) -> 
     }
 
 
-def test_a_window_past_a_day_is_a_422_and_a_customer_is_refused(engine: Engine, lambda_context: Any) -> None:
+def test_a_window_past_a_day_is_a_422_and_a_customer_or_an_agent_is_refused(
+    engine: Engine, lambda_context: Any
+) -> None:
     response = get_live(engine, lambda_context, {"window": "1441"})
     assert response["statusCode"] == 422
     assert response["multiValueHeaders"]["Content-Type"] == ["application/problem+json"]
     assert "window" in response["body"]
     refused = get_live(engine, lambda_context, groups=None, customer_id="cus_1")
     assert refused["statusCode"] == 403
+    assert get_live(engine, lambda_context, groups="agent")["statusCode"] == 403
