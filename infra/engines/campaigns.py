@@ -204,7 +204,7 @@ class CampaignsEngine(Construct):
             self, "Api", foundation=foundation, engine="campaigns", routes=ROUTES, environment=api_env
         )
         self._grant_table(self.api.handler)
-        self._grant_audience_reads(lake, self.api.handler)
+        self._grant_audience_reads(lake, self.api.handler, AUDIENCE_PREFIXES)
         self.runs.state_machine.grant_start_execution(self.api.handler.function)
         self.schedule_role.grant_pass_role(self.api.handler.role)
         schedules = Stack.of(self).format_arn(
@@ -245,23 +245,24 @@ class CampaignsEngine(Construct):
             description="Segments' audience builds, which segment campaigns send to",
             pattern=events.EventPattern(source=["ecrm.analysis"], detail_type=["AudienceBuilt"]),
         )
-        self._grant_audience_reads(lake, self.run_task)
+        # a run also reads its own manifests back: a resumed attempt keeps the audience it froze
+        self._grant_audience_reads(lake, self.run_task, (*AUDIENCE_PREFIXES, MANIFESTS))
 
-    def _grant_audience_reads(self, lake: Lake, function: EngineFunction) -> None:
+    def _grant_audience_reads(self, lake: Lake, function: EngineFunction, prefixes: tuple[str, ...]) -> None:
         """An audience build's manifest (under `audiences/`) and its CSV parts (Athena's results)."""
-        for prefix in AUDIENCE_PREFIXES:
+        for prefix in prefixes:
             lake.bucket.grant_read(function.function, f"{prefix}*")
         bucket_arn = finding_reference(function, lake.bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             function.role,
             "AwsSolutions-IAM5",
-            "A segment campaign reads the segment's audience manifest and its CSV parts in the lake bucket; CDK's "
-            "S3 read grant uses action families.",
+            "A segment campaign reads the segment's audience manifest and its CSV parts in the lake bucket (and a "
+            "run its own manifests); CDK's S3 read grant uses action families.",
             applies_to=[
                 "Action::s3:GetBucket*",
                 "Action::s3:GetObject*",
                 "Action::s3:List*",
-                *(f"Resource::{bucket_arn}/{prefix}*" for prefix in AUDIENCE_PREFIXES),
+                *(f"Resource::{bucket_arn}/{prefix}*" for prefix in prefixes),
             ],
         )
 
@@ -368,6 +369,8 @@ class CampaignsEngine(Construct):
                 f"{prefix}Chunks",
                 item_reader=sfn.S3JsonItemReader(bucket=lake.bucket, key=sfn.JsonPath.string_at(key)),
                 max_concurrency=CHUNK_CONCURRENCY,
+                # standard child executions: a chunk may wait hours for its zone or its minute (express: 5 min)
+                map_execution_type=sfn.StateMachineType.STANDARD,
                 result_path=sfn.JsonPath.DISCARD,
                 comment="One chunk of the frozen audience per worker: arms assigned, treated recipients to broadcast",
             )

@@ -85,5 +85,32 @@ def minutes_to_send(messages: int, per_minute: int | None) -> int:
     return math.ceil(messages / per_minute) if per_minute else 0
 
 
+def replan(
+    chunks: Sequence[PlannedChunk],
+    *,
+    start: datetime,
+    per_minute: int | None,
+    sends: Callable[[str], bool] = lambda _: True,
+    skip: Callable[[int], bool] = lambda _: False,
+) -> list[PlannedChunk]:
+    """Frozen chunks paced again from `start` (a resumed run): each keeps its own `not_before` when that is
+    later (a zone's local time), and a chunk `skip` names (handed over before) costs no time."""
+    free_at = start
+    paced: list[PlannedChunk] = []
+    for n, chunk in enumerate(chunks):
+        if skip(n):
+            paced.append(chunk)
+            continue
+        slot = whole_second(max(chunk.not_before, free_at))
+        paced.append(PlannedChunk(slot, chunk.customer_ids))
+        if per_minute:
+            free_at = slot + timedelta(seconds=60 * sum(1 for c in chunk.customer_ids if sends(c)) / per_minute)
+    return paced
+
+
 def timestamp(moment: datetime) -> str:
     return whole_second(moment).astimezone(UTC).strftime(TIMESTAMP)
+
+
+def parse_timestamp(text: str) -> datetime:
+    return datetime.strptime(text, TIMESTAMP).replace(tzinfo=UTC)

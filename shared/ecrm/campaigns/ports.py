@@ -45,6 +45,10 @@ class ManifestStore(Protocol):
         """Write a JSON array the run's Distributed Map reads with its S3 ItemReader; {bucket, key}."""
         ...
 
+    def read(self, key: str) -> list[dict[str, Any]] | None:
+        """The array written under `key` before (a resumed run's), None when there is none."""
+        ...
+
 
 class AudienceSource(Protocol):
     def customers(self, audience: Audience) -> list[str]: ...
@@ -142,6 +146,14 @@ class S3ManifestStore:
         body = json.dumps(items, separators=(",", ":")).encode()
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
         return {"bucket": self.bucket, "key": key}
+
+    def read(self, key: str) -> list[dict[str, Any]] | None:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+        items: list[dict[str, Any]] = json.loads(body)
+        return items
 
 
 class LambdaBroadcastGateway:

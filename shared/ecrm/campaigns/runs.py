@@ -20,14 +20,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from ecrm.broadcast.models import MessageRequest
 from ecrm.campaigns.assignment import arms_of, assign, in_test_phase
 from ecrm.campaigns.models import HOLDOUT, ArmReport, Campaign, CampaignCompleted, CampaignStatusChanged, Content
-from ecrm.campaigns.plan import PlannedChunk, local_instant, plan_chunks, timestamp
+from ecrm.campaigns.plan import PlannedChunk, local_instant, parse_timestamp, plan_chunks, replan, timestamp
 from ecrm.campaigns.ports import (
     MAX_REQUESTS_PER_CALL,
     AudienceSource,
@@ -80,27 +80,40 @@ class CampaignRunSteps:
         self.chunk_size = chunk_size
 
     def freeze(self, campaign_id: str, run: int) -> dict[str, Any]:
+        """Write the run's manifests; a resumed attempt keeps the audience as the run froze it and paces what is
+        left from now (chunks already handed over cost no time, a zone's local time still holds)."""
         campaign = self._campaign(campaign_id)
-        audience = self.audiences.customers(campaign.audience)
         now = self.clock.now()
-        arms = arms_of(campaign)
-        treated = {c for c in audience if assign(campaign_id, c, arms) != HOLDOUT}
-        first, rest = audience, []
-        if campaign.auto_winner is not None:
-            share = campaign.auto_winner.test_share
-            testing = {c for c in treated if in_test_phase(campaign_id, c, share)}
-            first = [c for c in audience if c not in treated or c in testing]
-            rest = [c for c in audience if c in treated and c not in testing]
-        planned = self._plan(campaign, self._starts(campaign, first, now), treated)
+        frozen_first = self.manifests.read(manifest_key(campaign_id, run))
+        resumed = frozen_first is not None
+        if frozen_first is None:
+            audience = self.audiences.customers(campaign.audience)
+            treated = self._treated(campaign, audience)
+            first, rest = self._phases(campaign, audience, treated)
+            planned = self._plan(campaign, self._starts(campaign, first, now), treated)
+        else:
+            planned = [PlannedChunk(parse_timestamp(i["not_before"]), list(i["customer_ids"])) for i in frozen_first]
+            frozen_rest = self.manifests.read(manifest_key(campaign_id, run, "rest")) or []
+            rest = [str(c) for item in frozen_rest for c in item["customer_ids"]]
+            audience = [c for chunk in planned for c in chunk.customer_ids] + rest
+            treated = self._treated(campaign, audience)
+
+        def handed(offset: int) -> Callable[[int], bool]:
+            return lambda n: resumed and self.store.chunk_done(campaign_id, run, offset + n)
+
+        per_minute = campaign.throttle_per_minute
+        planned = replan(planned, start=now, per_minute=per_minute, sends=treated.__contains__, skip=handed(0))
         phase: Phase = "all" if campaign.auto_winner is None else "test"
         items = self._items(campaign_id, run, phase, planned, first_chunk=0)
         location = self.manifests.write(manifest_key(campaign_id, run), items)
         frozen: dict[str, Any] = {**location, "chunks": len(items), "audience": len(audience), "phased": False}
         if campaign.auto_winner is not None:
             decide_at = self._decide_at(campaign, planned, now)
-            rest_items = self._items(
-                campaign_id, run, "rest", self._plan(campaign, [(decide_at, rest)], treated), first_chunk=len(items)
+            later = self._plan(campaign, [(decide_at, rest)], treated)
+            later = replan(
+                later, start=decide_at, per_minute=per_minute, sends=treated.__contains__, skip=handed(len(items))
             )
+            rest_items = self._items(campaign_id, run, "rest", later, first_chunk=len(items))
             rest_location = self.manifests.write(manifest_key(campaign_id, run, "rest"), rest_items)
             frozen.update(
                 phased=True,
@@ -109,6 +122,21 @@ class CampaignRunSteps:
                 chunks=len(items) + len(rest_items),
             )
         return frozen
+
+    @staticmethod
+    def _treated(campaign: Campaign, audience: Sequence[str]) -> set[str]:
+        arms = arms_of(campaign)
+        return {c for c in audience if assign(campaign.campaign_id, c, arms) != HOLDOUT}
+
+    @staticmethod
+    def _phases(campaign: Campaign, audience: list[str], treated: set[str]) -> tuple[list[str], list[str]]:
+        """(the first phase, the rest): everyone and nobody, or an auto-winner's test phase with the holdout."""
+        if campaign.auto_winner is None:
+            return audience, []
+        share = campaign.auto_winner.test_share
+        testing = {c for c in treated if in_test_phase(campaign.campaign_id, c, share)}
+        first = [c for c in audience if c not in treated or c in testing]
+        return first, [c for c in audience if c in treated and c not in testing]
 
     def send_chunk(
         self, campaign_id: str, run: int, chunk: int, customer_ids: list[str], phase: str = "all"

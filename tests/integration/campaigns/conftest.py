@@ -103,6 +103,9 @@ class MemoryManifests:
         self.files[key] = json.dumps(items)
         return {"bucket": "manifests", "key": key}
 
+    def read(self, key: str) -> list[dict[str, Any]] | None:
+        return json.loads(self.files[key]) if key in self.files else None
+
 
 class FakeZones:
     """The customer store's answer about time zones: each customer's, when it holds one."""

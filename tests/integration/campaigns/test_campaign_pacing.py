@@ -150,6 +150,35 @@ def test_the_dry_run_says_how_long_the_throttle_takes_and_who_is_in_the_test_pha
     assert {a.arm: a.recipients for a in dry.arms} == dict(Counter(arm.values()))
 
 
+def test_a_resumed_run_keeps_its_frozen_audience_and_paces_what_is_left_from_now(engine: Engine) -> None:
+    # Given a throttled segment campaign paused after its first two chunks
+    engine.segments.of = {"seg_a": AUDIENCE[:300]}
+    campaign_id = create(engine, audience={"segment_ids": ["seg_a"]}, throttle_per_minute=60)
+    engine.campaigns.launch(campaign_id, correlation_id=None)
+    frozen = engine.steps.freeze(campaign_id, 1)
+    for item in json.loads(engine.manifests.files[frozen["key"]])[:2]:
+        engine.wait_until(item["not_before"])
+        engine.steps.send_chunk(campaign_id, 1, item["chunk"], item["customer_ids"])
+    engine.campaigns.pause(campaign_id, correlation_id=None)
+
+    # When the segment changes, an hour passes and the run is resumed
+    engine.segments.of = {"seg_a": AUDIENCE[100:]}
+    engine.clock.at += timedelta(hours=1)
+    resumed_at = engine.clock.now()
+    engine.campaigns.resume(campaign_id, correlation_id=None)
+    engine.handed_at.clear()
+    assert engine.execute(campaign_id, 1) == {"status": "completed"}
+
+    # Then the run sent the audience it froze, nobody twice, and what was left went at the throttle's pace from now
+    sent = messages_of(engine, campaign_id)
+    assert set(sent) <= set(AUDIENCE[:300])
+    assert sum(a.targeted for a in engine.campaigns.report(campaign_id).arms) == 300
+    left = sorted(at for at, chunk in engine.handed_at if chunk >= 2)
+    assert left[0] >= resumed_at
+    messages_left = sum(1 for c in sent if c not in AUDIENCE[:100])  # the first two chunks held AUDIENCE[:100]
+    assert left[-1] - left[0] >= timedelta(seconds=messages_left - 50)  # 60 a minute, the last chunk's 50 aside
+
+
 def test_a_run_that_would_outlast_an_execution_is_refused(engine: Engine) -> None:
     engine.segments.of = {"seg_everyone": [f"c{i}" for i in range(150_000)]}
     campaign_id = create(engine, throttle_per_minute=1, audience={"segment_ids": ["seg_everyone"]})
