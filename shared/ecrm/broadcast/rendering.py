@@ -8,8 +8,8 @@ Content is written by staff and filled with data from API callers, so the sandbo
 hostile: jinja2's immutable sandbox (no attribute starting with `_`, no mutation of `data`), no globals
 (`range`, `cycler`, `lipsum`, `namespace`...), no calls (a string's `ljust(10**9)` is a call), no macros,
 includes or imports, only the filters listed in `ALLOWED_FILTERS` (no `center`, `format`, `wordwrap`,
-`batch`, `random`...), `*`, `**` and `%` that cannot build huge values, a budget of loop iterations per
-render, and a cap on what one render may produce. Header parts (an email's subject, a title) render on
+`batch`, `random`...), `*`, `**`, `%`, `+` and `~` that cannot build huge values, a budget of loop
+iterations per render, and a cap on what one render may produce. Header parts (an email's subject, a title) render on
 one line: a CR or LF from the data cannot start a header of its own.
 """
 
@@ -37,6 +37,7 @@ ALLOWED_FILTERS = frozenset(
 )
 FORBIDDEN_NODES = ("Call", "Macro", "CallBlock", "Include", "Import", "FromImport", "Extends", "Block")
 _LOOP_BUDGET_FILTER = "ecrm_loop_budget"
+_CONCAT_FILTER = "ecrm_concat"
 _budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("ecrm_render_budget")
 
 
@@ -51,11 +52,13 @@ def _environment() -> Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
     class ContentSandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**", "%"})
+        intercepted_binops = frozenset({"*", "**", "%", "+"})
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             if operator == "%" and isinstance(left, str):
                 raise SecurityError("string formatting with % is not allowed in content")
+            if operator == "+" and _too_long_sum(left, right):
+                raise SecurityError(f"a value longer than {MAX_OUTPUT_CHARS} is not allowed")
             if operator == "*" and _too_long_repetition(left, right):
                 raise SecurityError(f"a repetition longer than {MAX_OUTPUT_CHARS} is not allowed")
             if operator == "**" and _too_large_power(left, right):
@@ -68,7 +71,28 @@ def _environment() -> Any:
     env.filters.clear()
     env.filters.update(kept, join=_bounded_join(kept["join"]), replace=_bounded_replace(kept["replace"]))
     env.filters[_LOOP_BUDGET_FILTER] = _loop_budget
+    env.filters[_CONCAT_FILTER] = _bounded_concat()
     return env
+
+
+def _too_long_sum(left: Any, right: Any) -> bool:
+    sized = (str, list, tuple)
+    return isinstance(left, sized) and isinstance(right, sized) and len(left) + len(right) > MAX_OUTPUT_CHARS
+
+
+def _bounded_concat() -> Any:
+    """What `~` compiles to here: jinja2's own join (escaping under autoescape), refused past the output cap."""
+    from jinja2.runtime import markup_join, str_join
+    from jinja2.sandbox import SecurityError
+    from jinja2.utils import pass_eval_context
+
+    @pass_eval_context
+    def concat(eval_ctx: Any, values: list[Any]) -> Any:
+        if sum(len(v) if isinstance(v, str) else len(str(v)) for v in values) > MAX_OUTPUT_CHARS:
+            raise SecurityError(f"a value longer than {MAX_OUTPUT_CHARS} is not allowed")
+        return markup_join(values) if eval_ctx.volatile or eval_ctx.autoescape else str_join(values)
+
+    return concat
 
 
 def _too_long_repetition(left: Any, right: Any) -> bool:
@@ -142,10 +166,24 @@ def _compiled(source: str) -> Any:
             raise TemplateSyntaxError(f"{what} are not allowed in message content", found.lineno)
     for loop in tree.find_all(nodes.For):
         loop.iter = nodes.Filter(loop.iter, _LOOP_BUDGET_FILTER, [], [], None, None, lineno=loop.lineno)
+    tree = _with_bounded_concat(tree)
     for used in tree.find_all(nodes.Filter):
         if used.name not in env.filters:
             raise TemplateSyntaxError(f"no filter named {used.name!r} in message content", used.lineno)
     return env.from_string(tree)
+
+
+def _with_bounded_concat(tree: Any) -> Any:
+    """Every `a ~ b ~ ...` rewritten into the bounded concat filter (`{% set a = a ~ a %}` doubles a string)."""
+    from jinja2 import nodes
+    from jinja2.visitor import NodeTransformer
+
+    class Rewrite(NodeTransformer):
+        def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+            listed = nodes.List([self.visit(child) for child in node.nodes], lineno=node.lineno)
+            return nodes.Filter(listed, _CONCAT_FILTER, [], [], None, None, lineno=node.lineno)
+
+    return Rewrite().visit(tree)
 
 
 def check_templates(content: Mapping[Any, Mapping[str, Any]], *, where: str = "content") -> None:

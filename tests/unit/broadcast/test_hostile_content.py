@@ -68,6 +68,8 @@ FAILED_AT_RENDER = [
     ("{{ data.text|replace('', data.text) }}", "replacement"),
     ("{{ data.numbers|join(data.text * 2) }}", "join"),
     ("{% for a in data.text %}{{ data.text }}{% endfor %}", "longer than"),
+    ("{% set a = data.text ~ data.text %}{% set a = a ~ a %}{% set a = a ~ a %}{{ a|length }}", "longer than"),
+    ("{% set a = data.text + data.text %}{% set a = a + a %}{% set a = a + a %}{{ a|length }}", "longer than"),
 ]
 
 
@@ -97,10 +99,11 @@ def test_ordinary_content_still_renders_and_the_data_is_never_changed() -> None:
     data = {"items": [{"name": "scarf"}, {"name": "hat"}], "nested": {"k": "v"}}
     text = render(
         "Hi {{ customer.first_name|upper }} {% for i in data['items'] %}{{ loop.index }}:{{ i.name }} {% endfor %}"
-        "{{ 2 ** 10 }} {{ 'ab' * 2 }} {{ data.nested.k|default('-') }} {{ data.missing.deeper|default('none') }}",
+        "{{ 2 ** 10 }} {{ 'ab' * 2 }} {{ data.nested.k|default('-') }} {{ data.missing.deeper|default('none') }} "
+        "{{ 'a' ~ (1 + 2) }}",
         data,
     )
-    assert text == "Hi ADA 1:scarf 2:hat 1024 abab v none"
+    assert text == "Hi ADA 1:scarf 2:hat 1024 abab v none a3"
     assert data == {"items": [{"name": "scarf"}, {"name": "hat"}], "nested": {"k": "v"}}
 
 
