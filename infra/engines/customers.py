@@ -60,6 +60,8 @@ BROADCAST_TIMELINE_EVENTS = (
 )
 # What `functions/customers/on_purchase_event.py` records (`ecrm.customers.purchase_timeline`).
 PURCHASE_TIMELINE_EVENTS = ("PurchaseBrokered", "PurchaseFailed")
+# What `functions/customers/on_loyalty_event.py` keeps as the customer's loyalty traits.
+LOYALTY_TRAIT_EVENTS = ("PointsEarned", "PointsReversed", "PointsRedeemed", "PointsExpired", "TierChanged")
 
 # What the contacts function may do on the table (a test runs its use cases and checks they need no more).
 CONTACTS_TABLE_ACTIONS = (
@@ -267,6 +269,24 @@ class CustomersEngine(Construct):
             consumer=self.purchases,
             description="Brokered purchases completed or compensated, onto the customer's timeline",
             pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=list(PURCHASE_TIMELINE_EVENTS)),
+        )
+        self.loyalty = QueueConsumer(
+            self,
+            "LoyaltyEventConsumer",
+            foundation=foundation,
+            engine="customers",
+            module="on_loyalty_event",
+            environment=env,
+            batch_size=10,
+        )
+        self.table.grant_read_write_data(self.loyalty.handler.function)
+        EventRuleToQueue(
+            self,
+            "LoyaltyEventsRule",
+            foundation=foundation,
+            consumer=self.loyalty,
+            description="Loyalty changes (the account's standing) onto the customer as traits",
+            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=list(LOYALTY_TRAIT_EVENTS)),
         )
 
     def _contacts_function(self, foundation: Foundation, env: dict[str, str]) -> EngineFunction:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from ecrm.transactions.models import (
     LoyaltyAccount,
     LoyaltyRules,
     LoyaltyRulesIn,
+    LoyaltyStanding,
     OrderPlaced,
     OrderReturned,
     OrderStatusChanged,
@@ -198,6 +200,35 @@ class LoyaltyService:
 
         return points if self._apply(customer_id, change, correlation_id) else 0
 
+    def grant_birthday_bonus(self, customer_id: str, year: int, *, correlation_id: str | None = None) -> int:
+        """The rules' birthday bonus, once per customer and year (cause `birthday:<year>`); 0 when there is
+        none or it was given that year."""
+        rules = self.rules()
+        points = rules.birthday_bonus
+        if not points:
+            return 0
+        cause = f"birthday:{year}"
+
+        def change(account: Account, now: datetime) -> LedgerWrite:
+            expires_on = ledger.expiry_day(now, rules)
+            write = LedgerWrite(
+                ledger.earn(account, points, expires_on, rules), account.version, new_causes={cause: {"points": points}}
+            )
+            self._line(write, "bonus", points, cause, now)
+            write.events.append(
+                PointsEarned(
+                    customer_id=customer_id,
+                    entry_id=write.entries[-1].entry_id,
+                    points=points,
+                    cause=cause,
+                    expires_on=expires_on,
+                    earned_at=now,
+                )
+            )
+            return write
+
+        return points if self._apply(customer_id, change, correlation_id) else 0
+
     # -- redemption -----------------------------------------------------------------------------------------
     def redeem(
         self, customer_id: str, body: RedemptionIn, *, idempotency_key: str | None, correlation_id: str
@@ -230,6 +261,17 @@ class LoyaltyService:
             redeemed_at=now,
         )
         for _ in range(ATTEMPTS):
+            read = self.store.account(customer_id)
+            after = (
+                replace(
+                    read,
+                    balance=read.balance - body.points,
+                    consumed=read.consumed + body.points,
+                    version=read.version + 1,
+                )
+                if read is not None
+                else None
+            )
             try:
                 self.store.redeem(
                     customer_id,
@@ -237,7 +279,7 @@ class LoyaltyService:
                     line=line,
                     cause=cause,
                     record=redemption.model_dump(mode="json"),
-                    event=event,
+                    event=event.model_copy(update={"standing": standing_of(after, now) if after else None}),
                     correlation_id=correlation_id,
                     now=now,
                 )
@@ -324,6 +366,8 @@ class LoyaltyService:
                 )
             if write.account == account and not write.new_causes and not write.updated_causes:
                 return True  # nothing to change (an expiry with nothing due)
+            standing = standing_of(write.account, now)
+            write.events = [e.model_copy(update={"standing": standing}) for e in write.events]
             try:
                 self.store.write(write, correlation_id=correlation_id, now=now)
                 return True
@@ -340,3 +384,17 @@ class LoyaltyService:
         write.entries.append(
             StatementLine(entry_id=new_id("led_"), kind=kind, points=points, cause=cause, at=now, note=note)
         )
+
+
+def standing_of(account: Account, now: datetime) -> LoyaltyStanding:
+    """What a loyalty event carries of the account it leaves (the customer store's loyalty traits)."""
+    by = (now + EXPIRING_WINDOW).date()
+    return LoyaltyStanding(
+        balance=account.balance,
+        tier=account.tier,
+        qualifying_points=account.qualifying,
+        expiring_soon=account.due_by(by),
+        expiring_by=by,
+        account_version=account.version,
+        as_of=now,
+    )

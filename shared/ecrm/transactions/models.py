@@ -272,6 +272,19 @@ class Redemption(_Strict):
     redeemed_at: datetime
 
 
+class LoyaltyStanding(_Strict):
+    """The account as the change left it, carried by every loyalty event (event-carried state): what the
+    customer store keeps as the customer's loyalty traits, the highest `account_version` winning."""
+
+    balance: int
+    tier: str
+    qualifying_points: int
+    expiring_soon: int = Field(description="Points that expire within 30 days of `as_of` unless spent")
+    expiring_by: date
+    account_version: int
+    as_of: datetime
+
+
 class PointsEarned(DomainEvent):
     source = SOURCE
     detail_type = "PointsEarned"
@@ -282,6 +295,7 @@ class PointsEarned(DomainEvent):
     cause: str
     expires_on: date
     earned_at: datetime
+    standing: LoyaltyStanding | None = None
 
 
 class PointsReversed(DomainEvent):
@@ -295,6 +309,7 @@ class PointsReversed(DomainEvent):
     points: int
     cause: str
     reversed_at: datetime
+    standing: LoyaltyStanding | None = None
 
 
 class PointsRedeemed(DomainEvent):
@@ -308,6 +323,7 @@ class PointsRedeemed(DomainEvent):
     discount_minor: int
     reward: str | None = None
     redeemed_at: datetime
+    standing: LoyaltyStanding | None = None
 
 
 class PointsExpired(DomainEvent):
@@ -318,6 +334,7 @@ class PointsExpired(DomainEvent):
     entry_id: str
     points: int
     expired_at: datetime
+    standing: LoyaltyStanding | None = None
 
 
 class TransactionsDataErased(CustomerDataErased):
@@ -336,6 +353,7 @@ class TierChanged(DomainEvent):
     tier: str
     qualifying_points: int
     changed_at: datetime
+    standing: LoyaltyStanding | None = None
 
 
 # -- brokered purchases ---------------------------------------------------------------------------------------
