@@ -23,6 +23,12 @@ def live(tour: TourContext, token: str, window: int = 60) -> dict[str, Any]:
     return dict(expect(tour.call("GET", f"/insights/live?window={window}", token=token), 200, "live insights").body)
 
 
+def live_or_empty(tour: TourContext, token: str) -> dict[str, Any]:
+    """The live view, or nothing while a busy local cloud answers a poll with a gateway error."""
+    answer = tour.call("GET", "/insights/live", token=token)
+    return dict(answer.body) if answer.status == 200 else {"campaigns": []}
+
+
 def channel(view: dict[str, Any], name: str) -> dict[str, Any]:
     return next((row for row in view["channels"] if row["channel"] == name), {"sent": 0, "converted": 0})
 
@@ -74,10 +80,10 @@ def test_events_show_once_in_the_live_counters_and_in_the_lake(
 
     # Then within seconds the live view counts each once on the variant
     def variant() -> dict[str, Any] | None:
-        rows = [r for r in live(tour, staff_token)["campaigns"] if r["campaign_id"] == campaign]
+        rows = [r for r in live_or_empty(tour, staff_token)["campaigns"] if r["campaign_id"] == campaign]
         return rows[0] if rows and rows[0]["delivered"] == 1 else None
 
-    row = wait_for(variant, timeout=30, interval=0.5, what="the events in the live counters")
+    row = wait_for(variant, timeout=60, interval=0.5, what="the events in the live counters")
     assert (row["variant"], row["targeted"], row["sent"], row["delivered"]) == ("B", 1, 1, 1)
     assert row["rates"]["delivery"] == 1.0
 
@@ -87,11 +93,11 @@ def test_events_show_once_in_the_live_counters_and_in_the_lake(
 
     # Then the variant converted once, with the order's revenue; the channel and the total moved with it
     def converted() -> dict[str, Any] | None:
-        view = live(tour, staff_token)
+        view = live_or_empty(tour, staff_token)
         rows = [r for r in view["campaigns"] if r["campaign_id"] == campaign and r["converted"] == 1]
         return view if rows else None
 
-    view = wait_for(converted, timeout=30, interval=0.5, what="the conversion in the live counters")
+    view = wait_for(converted, timeout=60, interval=0.5, what="the conversion in the live counters")
     (row,) = [r for r in view["campaigns"] if r["campaign_id"] == campaign]
     assert row["revenue"] == {"EUR": 4200}
     assert channel(view, "email")["sent"] >= channel(before, "email")["sent"] + 1
