@@ -16,8 +16,9 @@ templates), and then the service's own operations answer in its shapes:
 - events, as AWS relays Meta's webhooks to the WABA's event destination (an SNS topic): the
   documented envelope (`context` with the Meta WABA and phone number ids and their ARNs,
   `whatsAppWebhookEntry` as a JSON string, `aws_account_id`, `message_timestamp`, `messageId`),
-  whose entry holds Meta's `statuses` (sent, delivered; read or failed when `set_status` says so)
-  or an inbound customer message (`receive`).
+  whose entry holds Meta's `statuses` (sent, delivered; read or failed when `set_status` says so; each
+  with the request's `biz_opaque_callback_data`, as Meta returns it) or an inbound customer message
+  (`receive`).
 
 Deliberate differences: statuses are published before the send returns; no media, flows, calls.
 """
@@ -308,6 +309,9 @@ def _publish_status(acct: Account, record: dict[str, Any], status: str, *, error
         "timestamp": str(int(now().timestamp())),
         "recipient_id": str(record["to"]).lstrip("+"),
     }
+    callback = record["message"].get("biz_opaque_callback_data")
+    if callback:  # Meta returns the sender's opaque data in every status of the message
+        entry_status["biz_opaque_callback_data"] = callback
     if status == "failed":
         entry_status["errors"] = [{"code": error_code or 131026, "title": "Message undeliverable"}]
     elif status in {"sent", "delivered"}:
