@@ -35,6 +35,8 @@ STOPPED = frozenset({"completed", "cancelled", "paused"})
 # (a deferral waits for its customer's quiet hours to end, which can be hours).
 QUIET_POLLS = 5
 HttpCall = Callable[..., HttpResult]
+GATEWAY_ERRORS = frozenset({502, 503, 504})
+GATEWAY_RETRY_WAITS = (1.0, 2.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,18 @@ class CampaignApi:
     api_url: str
     token: str
     call: HttpCall = http
+    sleep: Callable[[float], None] = time.sleep
 
     def request(self, method: str, path: str, body: Any = None, *, expect: int = 200) -> Any:
-        answer = self.call(method, f"{self.api_url.rstrip('/')}{path}", token=self.token, body=body)
+        """The answer's body; a read is asked again after a gateway error (a function's sandbox that timed out
+        starting, say), a write is not (it may have been done)."""
+        url = f"{self.api_url.rstrip('/')}{path}"
+        answer = self.call(method, url, token=self.token, body=body)
+        for wait in GATEWAY_RETRY_WAITS if method == "GET" else ():
+            if answer.status not in GATEWAY_ERRORS:
+                break
+            self.sleep(wait)
+            answer = self.call(method, url, token=self.token, body=body)
         if answer.status == expect:
             return answer.body
         detail = _problem(answer.body)
@@ -276,9 +287,9 @@ def transport() -> Transport:
 
 def connect(api_url: str | None, token: str | None) -> CampaignApi:
     """The API given, or the running local cloud's with a local admin's token."""
-    call = transport().call
+    call, sleep = transport().call, transport().sleep
     if api_url and token:
-        return CampaignApi(api_url, token, call)
+        return CampaignApi(api_url, token, call, sleep)
     from ecrm_ops.local_cloud import issue_token
     from infra.local.state import CloudState
 
@@ -288,7 +299,7 @@ def connect(api_url: str | None, token: str | None) -> CampaignApi:
         raise OperatorError(
             "no local cloud is running here: start one with `ecrm local up`, or give --api-url and --token"
         ) from None
-    return CampaignApi(api_url or state.api_url, token or issue_token(group="admin", state=state), call)
+    return CampaignApi(api_url or state.api_url, token or issue_token(group="admin", state=state), call, sleep)
 
 
 def _follow(api: CampaignApi, campaign_id: str, interval: float) -> None:

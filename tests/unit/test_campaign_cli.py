@@ -308,6 +308,20 @@ def test_an_api_refusal_is_one_line_with_its_reason(status: int, problem: dict[s
     assert fragment in one_error_line(run(api, "launch", CAMPAIGN, *API), 1)
 
 
+def test_a_read_is_asked_again_after_a_gateway_error_and_a_write_is_not() -> None:
+    # Given an API whose first answers are gateway errors (a sandbox timing out as it starts)
+    gateway_error = (502, {"title": "Gateway error"})
+    api = FakeApi({report_path(): [gateway_error, gateway_error, COMPLETED], ("POST", "/campaigns"): [gateway_error]})
+    slept: list[float] = []
+
+    # Then a read answers after its retries, and a write says what failed at once
+    assert run(api, "status", CAMPAIGN, *API, slept=slept).exit_code == 0
+    assert slept == [1.0, 2.0]
+    line = one_error_line(run(api, "create", "-", *API, stdin="{}"), 1)
+    assert "POST /campaigns -> 502" in line
+    assert [c[0] for c in api.calls].count("POST") == 1
+
+
 def test_a_body_that_is_not_json_names_where_it_came_from(tmp_path: Path) -> None:
     body = tmp_path / "campaign.json"
     body.write_text("{oops", encoding="utf-8")
