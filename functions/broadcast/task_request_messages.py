@@ -2,16 +2,21 @@
 requests per invocation, each through `MessageService.request`, the same idempotent request as
 `POST /messages`. Each request names its source (`campaign:<id>`, `journey:<id>`...), so a re-invoked batch
 addresses the same messages and answers their ids again; a request whose key was used with another body
-fails the whole invocation (the caller's retry, or its DLQ, shows it)."""
+fails the whole invocation (the caller's retry, or its DLQ, shows it).
+
+`{"operation": "preview", "requests": [...]}` answers, per request, what the delivery policy would decide
+now (the dispatcher's own decision, on the same cards), storing nothing: a campaign's dry run asks it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.broadcast.models import MessageRequest
+from ecrm.broadcast.sending import Dispatcher
 from ecrm.broadcast.service import MessageService
-from ecrm.broadcast.wiring import BroadcastConfig, message_service_for
+from ecrm.broadcast.wiring import BroadcastConfig, dispatcher_for, message_service_for
 from ecrm.core.config import load_config
 from ecrm.core.contract import Contract
 from ecrm.core.observability import Observability
@@ -22,6 +27,7 @@ obs = Observability(config)
 
 
 class RequestBatch(Contract):
+    operation: Literal["request"] = "request"
     requests: list[MessageRequest] = Field(min_length=1, max_length=100)
 
     @field_validator("requests")
@@ -32,8 +38,23 @@ class RequestBatch(Contract):
         return requests
 
 
+class PreviewBatch(Contract):
+    operation: Literal["preview"]
+    requests: list[MessageRequest] = Field(min_length=1, max_length=100)
+
+
 @obs.entrypoint()
-def handler(event: dict[str, Any], context: LambdaContext, injected: MessageService | None = None) -> dict[str, Any]:
+def handler(
+    event: dict[str, Any],
+    context: LambdaContext,
+    injected: MessageService | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> dict[str, Any]:
+    operation = event.get("operation", "request")
+    if operation == "preview":
+        previews = PreviewBatch.model_validate(event)
+        decided = (dispatcher or dispatcher_for(config)).preview(previews.requests)
+        return {"previews": [p.model_dump(mode="json") for p in decided]}
     batch = RequestBatch.model_validate(event)
     service = injected or message_service_for(config)
     accepted = [service.request(r, idempotency_key=None, correlation_id=None) for r in batch.requests]

@@ -189,6 +189,17 @@ class MessageAccepted(Contract):
     status: MessageStatus
 
 
+class PolicyPreview(Contract):
+    """What the delivery policy would decide now for one request, nothing stored (a campaign's dry run)."""
+
+    customer_id: str
+    step: str
+    outcome: Literal["send", "defer", "suppress"]
+    channel: str | None = None
+    reason: str | None = None
+    until: datetime | None = None
+
+
 class MessageView(Contract):
     """`GET /messages/{id}`: the status and its history (the content stays inside the engine)."""
 

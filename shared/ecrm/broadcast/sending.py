@@ -35,6 +35,8 @@ from ecrm.broadcast.models import (
     SENT_OR_LATER,
     HistoryEntry,
     Message,
+    MessageRequest,
+    PolicyPreview,
 )
 from ecrm.broadcast.policy import Decision, Intent, PolicySettings, Recipient, Situation, decide, has_consent
 from ecrm.broadcast.rendering import RenderFailed, render_parts
@@ -132,6 +134,42 @@ class Dispatcher:
         for channel, bodies in by_channel.items():
             self.queues.enqueue(channel, bodies)
         return outcome
+
+    def preview(self, requests: Sequence[MessageRequest]) -> list[PolicyPreview]:
+        """What the policy would decide now for each request (a campaign's dry run), by the same `_decide` as a
+        dispatch, on the same cards, suppressions, caps and pause; nothing is stored and nothing is sent."""
+        now = self.clock.now()
+        cards = self.contacts.cards(sorted({r.customer_id for r in requests})) if requests else {}
+        paused_until = self.store.paused_until(self.settings.configuration_set)
+        previews = []
+        for request in requests:
+            message = Message(
+                message_id="preview",
+                customer_id=request.customer_id,
+                purpose=request.purpose,
+                topic=request.topic,
+                source=request.source or "preview",
+                step=request.step,
+                requested_channel=request.channel,
+                status="requested",
+                content=request.content,
+                data=request.data,
+                fingerprint="",
+                requested_at=now,
+                updated_at=now,
+            )
+            decision = self._decide(message, cards.get(request.customer_id), paused_until, now)
+            previews.append(
+                PolicyPreview(
+                    customer_id=request.customer_id,
+                    step=request.step,
+                    outcome=decision.outcome,
+                    channel=decision.channel,
+                    reason=decision.reason,
+                    until=decision.until,
+                )
+            )
+        return previews
 
     def release_due(self, *, correlation_id: str | None, batch: int = 25) -> dict[str, int]:
         """Decide again every deferral that came due; its marker goes once the message moved on."""
