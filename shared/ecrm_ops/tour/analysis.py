@@ -18,7 +18,12 @@ SEGMENTS: list[dict[str, Any]] = [
         "name": "France, email marketing allowed",
         "rule": {"all": [{"attribute": "country", "op": "eq", "value": "FR"}, {"consent": "email"}]},
     },
-    {"name": "Ordered on the web shop this month", "rule": {"event": "order_completed", "window": {"this": "month"}}},
+    {
+        "name": "Ordered on the web shop this month",
+        "rule": {
+            "orders": {"where": [{"property": "channel", "op": "eq", "value": "web"}], "window": {"this": "month"}}
+        },
+    },
     {
         "name": "Champions and loyal customers",
         "rule": {"trait": "rfm_segment", "op": "in", "value": ["champions", "loyal customers"]},
@@ -92,7 +97,7 @@ def _segments(ctx: TourContext) -> str:
 def _models(ctx: TourContext) -> str:
     from ecrm_ops.local_cloud import invoke_function
 
-    orders, customers = backfill_order_history(ctx)
+    orders, customers = backfill_order_history(ctx)  # beside the shop's checkouts of the collection step
     started = time.monotonic()
     _, failed, result = invoke_function("ModelJob", {"as_of": datetime.now(UTC).date().isoformat()}, ctx.cloud.state)
     if failed:
@@ -117,7 +122,9 @@ def _models(ctx: TourContext) -> str:
     return (
         f"{orders} historical orders of {customers} customers backfilled into the lake; trained in {trained:.0f}s: "
         f"churn AUC {result['churn_auc']:.2f} on held-out customers, {result['clusters']} clusters, RFM {top}; "
-        f"{result['traits_published']} customers scored; " + "; ".join(f"{n}: {c}" for n, c in counts)
+        f"{result['traits_published']} customers scored; "
+        + "; ".join(f"{n}: {c}" for n, c in counts)
+        + (f"; CLV not served: {result['clv_degenerate']}" if result.get("clv_degenerate") else "")
     )
 
 

@@ -1,10 +1,13 @@
-"""The tour's event collection step: a web shop's tracking, stitched to customers and counted in the lake."""
+"""The tour's event collection step: a web shop's tracking, stitched to customers and counted in the lake; the
+shoppers who started checkout complete their orders through `POST /orders`, as the shop's backend does."""
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from ecrm_ops.tour.context import Step, TourContext, expect, http, wait_for
+from ecrm_ops.tour.context import Step, TourContext, expect, http, queue_drained, wait_for
 
 DEMO_VISITORS = int(os.environ.get("ECRM_DEMO_VISITORS", "100"))
 
@@ -108,13 +111,87 @@ def _collection(ctx: TourContext) -> str:
     per_type = Counter({r["type"]: r["n"] for r in rows})
     if sum(per_type.values()) < accepted:
         raise AssertionError(f"the lake holds {sum(per_type.values())} events, {accepted} were accepted")
+    ordered = _complete_checkouts(ctx, identified)
     return (
         f"{accepted} events from {len(stream.visitors)} visitors; in the lake by type: "
         f"{', '.join(f'{k} {v}' for k, v in sorted(per_type.items()))}; {len(identified)} visitors signed in and "
         f"{on_known} of {trackable} page/track events ({on_known / trackable:.0%}) are stitched to known "
         "customers, including everything browsed before sign-in; an unsigned identify claiming another "
-        "customer's email merged nothing and is kept as a claim"
+        f"customer's email merged nothing and is kept as a claim; {ordered}"
     )
+
+
+def checkout_order(visitor: Any, customer_id: str) -> dict[str, Any] | None:
+    """The order a shopper who started checkout places: their cart (one line per product added), on the web shop."""
+    started = any(m.get("event") == "Checkout Started" for m in visitor.messages)
+    added = [m["properties"] for m in visitor.messages if m.get("event") == "Product Added"]
+    if not started or not added:
+        return None
+    lines: dict[str, dict[str, Any]] = {}
+    for product in added:
+        line = lines.setdefault(
+            product["product_id"],
+            {
+                "sku": product["product_id"],
+                "name": product["name"],
+                "category": product["category"],
+                "quantity": 0,
+                "unit_price_minor": round(product["price"] * 100),
+            },
+        )
+        line["quantity"] += int(product.get("quantity") or 1)
+    return {
+        "customer_id": customer_id,
+        "currency": "EUR",
+        "channel": "web",
+        "store": "shopweb",
+        "lines": [*lines.values()],
+    }
+
+
+def _complete_checkouts(ctx: TourContext, identified: list[Any]) -> str:
+    """Each signed-in shopper with a cart completes the order (`Idempotency-Key` from their checkout); then the
+    order events have reached segmentation and the lake's `order_lines` before the analysis steps read them."""
+    from infra.local.lake import LocalLake
+
+    admin, agent = ctx.token(group="admin"), ctx.token(group="agent")
+
+    def place(visitor: Any) -> str | None:
+        found = expect(
+            ctx.call("GET", f"/customers?external_id=shopweb:{visitor.user_id}", token=admin), 200, "the shopper"
+        ).body
+        body = checkout_order(visitor, found["customer_id"])
+        if body is None:
+            return None
+        key = {"Idempotency-Key": f"shopweb-checkout-{visitor.user_id}"}
+        for _ in range(3):  # a gateway error is retried with the same key: the order is placed once (201, then 200)
+            placed = ctx.call("POST", "/orders", token=agent, body=body, headers=key)
+            if placed.status < 500:
+                break
+        if placed.status not in {200, 201}:
+            raise AssertionError(f"POST /orders (checkout) -> {placed.status}: {placed.body}")
+        return str(placed.body["order_id"])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        orders = [order_id for order_id in pool.map(place, identified) if order_id]
+    if not orders:
+        raise AssertionError("no signed-in shopper had a cart to check out")
+    cloud = ctx.cloud
+    lake = LocalLake(cloud.client("s3"), cloud.physical_id("AWS::S3::Bucket", "LakeBucket"))
+    placed = set(orders)
+
+    def in_the_lake() -> bool:
+        rows = lake.query("select distinct order_id from {order_lines} where channel = 'web' and store = 'shopweb'")
+        return placed <= {r["order_id"] for r in rows}
+
+    wait_for(in_the_lake, timeout=120, interval=1, what="the shop's orders in the lake's order_lines")
+    wait_for(
+        lambda: queue_drained(ctx, "AnalysisMembershipConsumerQueue"),
+        timeout=120,
+        interval=1,
+        what="the shop's orders to reach segmentation",
+    )
+    return f"{len(orders)} shoppers completed their checkout through POST /orders (channel web, in the lake)"
 
 
 STEPS: list[Step] = [

@@ -1,7 +1,12 @@
 """The order history the tour backfills into the lake: two years of orders of the imported customers.
 
-The analysis steps train their models on it; the personalization step names its products in the
-catalogue (`history_product_id`) and trains the recommender on the same orders.
+The orders go where the transactions engine writes its own: `OrderPlaced` events made rows by the engine's
+lake record (`ecrm.transactions.lake_records.order_rows`), put on the lake's `order_lines` stream. They are in
+the past, and `POST /orders` places an order now, so this is the one part of the history the API cannot take
+(the shop's own orders of the collection step go through it). The analysis steps train their models on these
+rows. The same orders are also written as `order_completed` behaviour events, for what still reads purchases
+there only: the recommender's training (the personalization step names their products in the catalogue,
+`history_product_id`) and OLAP.
 """
 
 from __future__ import annotations
@@ -49,9 +54,11 @@ def _history_product(category: str, customer_index: int, rng: random.Random) -> 
 
 
 def backfill_order_history(ctx: TourContext) -> tuple[int, int]:
-    """Two years of orders for the imported customers, as an ERP backfill writes them to the lake's stream."""
+    """Two years of orders for the imported customers, as an ERP backfill writes them to the lake's streams."""
     from ecrm.analysis.transactions import from_day
     from ecrm.core.lake import lake_chunks
+    from ecrm.transactions.lake_records import order_rows
+    from ecrm.transactions.models import OrderLineIn, OrderPlaced
 
     from ecrm_ops.analysis.synthetic import synthetic_transactions
     from infra.local.lake import LocalLake
@@ -69,7 +76,7 @@ def backfill_order_history(ctx: TourContext) -> tuple[int, int]:
     now = datetime.now(UTC)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     products = random.Random(11)  # noqa: S311 - demo data, reproducible by seed
-    records = []
+    records, order_lines = [], []
     for n in range(len(tx)):
         index = int(tx.customer_index[n])
         if index >= len(customers):
@@ -78,6 +85,7 @@ def backfill_order_history(ctx: TourContext) -> tuple[int, int]:
         category = None
         if tx.categories is not None and tx.category_index is not None:
             category = str(tx.categories[int(tx.category_index[n])])
+        product = _history_product(category, index, products) if category else None
         records.append(
             {
                 "customer_id": customers[index],
@@ -86,15 +94,36 @@ def backfill_order_history(ctx: TourContext) -> tuple[int, int]:
                 "occurred_at": f"{day.isoformat()}T12:00:00.000Z",
                 "amount": float(tx.amount[n]),
                 "category": category,
-                "product_id": _history_product(category, index, products) if category else None,
+                "product_id": product,
                 "channel": "store",
                 "source": HISTORY_CATEGORIES_SOURCE,
                 "recorded_at": stamp,
             }
         )
+        sku = product or f"erp-{index}-{n}"
+        shelf = int(sku.rsplit("-", 1)[1]) if product and category else 0
+        placed = OrderPlaced(
+            order_id=f"ord_erp{index:05d}x{n:06d}",
+            customer_id=customers[index],
+            currency="EUR",
+            channel="store",
+            lines=[
+                OrderLineIn(
+                    sku=sku,
+                    name=HISTORY_PRODUCT_NAMES[category][shelf - 1] if category and shelf else "Order",
+                    category=category,
+                    quantity=1,
+                    unit_price_minor=round(float(tx.amount[n]) * 100),
+                )
+            ],
+            total_minor=round(float(tx.amount[n]) * 100),
+            placed_at=datetime.fromisoformat(f"{day.isoformat()}T12:00:00+00:00"),
+        )
+        order_lines += order_rows(placed, event_id=f"erp-{index}-{n}")
     firehose = cloud.client("firehose")
-    stream = cloud.physical_id("AWS::KinesisFirehose::DeliveryStream", "LakeBehaviourEvents")
-    lines = [(r, (json.dumps(r) + "\n").encode()) for r in records]
-    for chunk in lake_chunks(lines):
-        firehose.put_record_batch(DeliveryStreamName=stream, Records=[{"Data": data} for _, data in chunk])
-    return len(records), len(customers)
+    for logical_prefix, rows in (("LakeOrderLines", order_lines), ("LakeBehaviourEvents", records)):
+        stream = cloud.physical_id("AWS::KinesisFirehose::DeliveryStream", logical_prefix)
+        lines = [(r, (json.dumps(r) + "\n").encode()) for r in rows]
+        for chunk in lake_chunks(lines):
+            firehose.put_record_batch(DeliveryStreamName=stream, Records=[{"Data": data} for _, data in chunk])
+    return len(order_lines), len(customers)
