@@ -7,6 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from ecrm.insights.service import InsightsService
+from ecrm.insights.store import InsightsStore
+
 from functions.insights import on_outcome_event
 from tests.integration.insights.conftest import NOW, Engine, bus_event, message_event, order_event
 from tests.samples import sqs_batch
@@ -135,3 +138,32 @@ def test_the_window_holds_whole_minutes_up_to_now(engine: Engine, lambda_context
     # And an hour later, nothing of them is live
     engine.clock.advance(hours=1, minutes=1)
     assert engine.service.live().total.sent == 0
+
+
+class CrashingStore(InsightsStore):
+    """The engine's store, failing every count after the first `survives` (a worker dying mid-batch)."""
+
+    def __init__(self, store: InsightsStore, survives: int) -> None:
+        super().__init__(store.client, store.table)
+        self.left = survives
+
+    def count(self, *args: Any, **kwargs: Any) -> bool:
+        if self.left <= 0:
+            raise ConnectionError("the worker lost DynamoDB")
+        self.left -= 1
+        return super().count(*args, **kwargs)
+
+
+def test_a_batch_that_crashed_half_way_then_came_back_whole_counts_each_event_once(
+    engine: Engine, lambda_context: Any
+) -> None:
+    # Given a batch of five sends, and a worker that dies after counting two of them
+    bodies = [message_event("MessageSent", f"m{n}", customer_id=f"cus_{n}") for n in range(5)]
+    crashing = InsightsService(CrashingStore(engine.store, survives=2), engine.clock, engine.service.settings)
+    # When the batch runs there (three records fail), then the whole batch is delivered again
+    first = consume(sqs_batch(bodies), lambda_context, crashing, engine.lake)
+    assert len(first["batchItemFailures"]) == 3
+    assert run(engine, bodies, lambda_context) == {"batchItemFailures": []}
+    # Then each send counted once
+    live = engine.service.live()
+    assert (live.total.sent, live.campaigns[0].sent) == (5, 5)
