@@ -1,6 +1,7 @@
 """Order events into the loyalty ledger: an order placed earns, a return or a cancellation takes back; a new
-customer gets the sign-up bonus. Each order event also counts the customer's purchase history again for
-their comparisons (`CatalogService.refresh_history`).
+customer gets the sign-up bonus, and a customer's birthday is noted from their profile events for the
+birthday job. Each order event also counts the customer's purchase history again for their comparisons
+(`CatalogService.refresh_history`).
 
 Each change is recorded with its cause, so a redelivered event changes nothing; a reversal that arrives
 before its earning fails its record, and the queue retries it later. Counting the history again is a
@@ -15,15 +16,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
 from ecrm.core.observability import Observability
-from ecrm.customers.models import CustomerCreated
+from ecrm.customers.models import CustomerCreated, CustomerUpdated
 from ecrm.transactions.catalog_service import CatalogService
-from ecrm.transactions.loyalty_service import LoyaltyService
+from ecrm.transactions.loyalty_service import LoyaltyService, birth_date_of
 from ecrm.transactions.models import OrderPlaced, OrderReturned, OrderStatusChanged
 from ecrm.transactions.wiring import TransactionsConfig, catalog_service_for, loyalty_service_for
 
 config = load_config(TransactionsConfig)
 obs = Observability(config)
-consumer = EventConsumer(obs.logger, accepts=[OrderPlaced, OrderReturned, OrderStatusChanged, CustomerCreated])
+consumer = EventConsumer(
+    obs.logger, accepts=[OrderPlaced, OrderReturned, OrderStatusChanged, CustomerCreated, CustomerUpdated]
+)
 
 
 @obs.entrypoint()
@@ -44,11 +47,17 @@ def handler(
             service.earn_for_order(data, correlation_id=correlation_id)
         elif isinstance(data, OrderReturned):
             service.reverse_for_return(data, correlation_id=correlation_id)
-        elif isinstance(data, CustomerCreated):
-            service.grant_signup_bonus(data.customer_id, data.created_at, correlation_id=correlation_id)
+        elif isinstance(data, CustomerCreated | CustomerUpdated):
+            if isinstance(data, CustomerCreated):
+                service.grant_signup_bonus(data.customer_id, data.created_at, correlation_id=correlation_id)
+            if data.snapshot is not None:
+                service.note_birth_date(
+                    data.customer_id, birth_date_of(data.snapshot.attributes), data.snapshot.version
+                )
+            return
         else:
             service.reverse_for_cancellation(data, correlation_id=correlation_id)
-        if histories is not None and not isinstance(data, CustomerCreated):
+        if histories is not None:
             histories.refresh_history(data.customer_id)
 
     return consumer(event, context, on_event)

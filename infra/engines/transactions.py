@@ -26,6 +26,7 @@ from infra.constructs.nag import acknowledge
 from infra.constructs.outbox_relay import OutboxRelay
 from infra.constructs.purchase_saga import DEFAULT_CONFIRMATION_TIMEOUT, PurchaseSaga
 from infra.constructs.scheduled_job import ScheduledJob
+from infra.engines.customers import CustomersEngine
 from infra.engines.personalization import PersonalizationEngine
 
 VENDOR_CALLBACKS = "a vendor's callback is authenticated by its HMAC-SHA256 signature, checked in the handler"
@@ -60,6 +61,7 @@ PAYMENT_DOUBLE_DECLINE_FROM_MINOR = 1_000_000
 ORDER_EVENTS = ["OrderPlaced", "OrderStatusChanged", "OrderReturned"]
 # Just after midnight UTC: a day's lots are due from its start.
 EXPIRY_SCHEDULE = "cron(15 0 * * ? *)"
+BIRTHDAY_SCHEDULE = "cron(5 * * * ? *)"
 
 
 class TransactionsEngine(Construct):
@@ -71,6 +73,7 @@ class TransactionsEngine(Construct):
         foundation: Foundation,
         lake: Lake,
         personalization: PersonalizationEngine | None = None,
+        customers: CustomersEngine | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = foundation.settings
@@ -110,9 +113,10 @@ class TransactionsEngine(Construct):
             "OrderEventsRule",
             foundation=foundation,
             consumer=self.loyalty,
-            description="Orders placed, cancelled and returned, and new customers, into the loyalty ledger",
+            description="Orders placed, cancelled and returned, and customers' profiles, into the loyalty ledger",
             pattern=events.EventPattern(
-                source=["ecrm.transactions", "ecrm.customers"], detail_type=[*ORDER_EVENTS, "CustomerCreated"]
+                source=["ecrm.transactions", "ecrm.customers"],
+                detail_type=[*ORDER_EVENTS, "CustomerCreated", "CustomerUpdated"],
             ),
         )
 
@@ -180,6 +184,37 @@ class TransactionsEngine(Construct):
             schedule=EXPIRY_SCHEDULE,
             description="Loyalty points expire daily, 12 months rolling by default",
             function=self.expiry_job.function,
+        )
+
+        self._birthday_job(foundation, env, customers)
+
+    def _birthday_job(self, foundation: Foundation, env: dict[str, str], customers: CustomersEngine | None) -> None:
+        """Hourly (a day starts somewhere every hour): the birthday bonus in each customer's own zone, asked of
+        the customer store's contacts function (the function itself, not its versions)."""
+        self.birthday_job = EngineFunction(
+            self,
+            "BirthdayPointsJob",
+            engine="transactions",
+            module="job_birthday_points",
+            settings=foundation.settings,
+            layers=[foundation.common_layer],
+            environment=env,
+            timeout=Duration.minutes(15),
+            description="eCRM transactions: the birthday bonus, once a year in each customer's own zone",
+        )
+        self._grant_table(self.birthday_job)
+        if customers is not None:
+            contacts = customers.contacts.function
+            self.birthday_job.function.add_environment("CUSTOMERS_CONTACTS_FUNCTION_NAME", contacts.function_name)
+            self.birthday_job.role.add_to_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[contacts.function_arn])
+            )
+        ScheduledJob(
+            self,
+            "BirthdayPointsSchedule",
+            schedule=BIRTHDAY_SCHEDULE,
+            description="Birthday points, hourly so that each customer's day is found in their own zone",
+            function=self.birthday_job.function,
         )
 
     def _purchase_saga(self, foundation: Foundation, env: dict[str, str]) -> None:

@@ -64,7 +64,13 @@ class PlatformStack(Stack):
             templates=self.personalization.templates.function,
         )
         self.transactions = EngineStack.host(
-            self, "Transactions", TransactionsEngine, foundation=f, lake=self.lake, personalization=self.personalization
+            self,
+            "Transactions",
+            TransactionsEngine,
+            foundation=f,
+            lake=self.lake,
+            personalization=self.personalization,
+            customers=self.customers,
         )
         self.campaigns = EngineStack.host(
             self,

@@ -147,3 +147,16 @@ def expiry_day(earned_at: datetime, rules: LoyaltyRulesIn) -> date:
     if rules.expiry_days:
         return earned_at.date() + timedelta(days=rules.expiry_days)
     return add_months(earned_at.date(), rules.expiry_months)
+
+
+def birthday_key(birth_date: date) -> str:
+    """The index key of a birthday: month and day (the year is nobody's business here)."""
+    return birth_date.strftime("%m-%d")
+
+
+def birthday_keys(day: date) -> set[str]:
+    """The birthdays celebrated on `day`: its own, and 29 February's on the 28th of a year without one."""
+    keys = {birthday_key(day)}
+    if (day.month, day.day) == (2, 28) and not calendar.isleap(day.year):
+        keys.add("02-29")
+    return keys

@@ -13,6 +13,9 @@ Key design (the engine's table; `order_store` has the orders' part):
   its cause taken and changes nothing. The order's cause keeps the points per line, for reversals.
 - `MEMBER#<customer id>` / `ENTRY#<ISO time>#<entry id>`: the statement, oldest first.
 - `MEMBER#<customer id>` / `OUTBOX`: the events of the account's last transaction (ADR 11).
+- `MEMBER#<customer id>` / `BIRTHDAY`: the customer's birthday (month-day) as the customer store's profile
+  events last said it, with that profile's version; `BIRTHDAY#<MM-DD>` / `<customer id>`: the index the
+  birthday job reads, one partition per day of the year (written together, moved when the birthday changes).
 - `LOYALTY` / `RULES`: the programme's rules.
 """
 
@@ -32,6 +35,7 @@ from ecrm.transactions.ledger import Account
 from ecrm.transactions.models import LoyaltyRules, StatementLine
 
 ACCOUNT_SK = "ACCOUNT"
+BIRTHDAY_SK = "BIRTHDAY"
 RULES_KEY = {"pk": {"S": "LOYALTY"}, "sk": {"S": "RULES"}}
 EXPIRY_INDEX = "by_expiry"
 EXPIRY_SHARDS = 8
@@ -227,6 +231,55 @@ class LoyaltyStore:
                 raise InsufficientBalance(customer_id) from exc
             raise StaleAccount(customer_id) from exc
 
+    # -- birthdays ------------------------------------------------------------------------------------------
+    def note_birthday(self, customer_id: str, day: str | None, profile_version: int) -> bool:
+        """Keep the customer's birthday (month-day, or None: none known) as of `profile_version`; False when a
+        newer profile was noted already (profile events arrive in any order)."""
+        pk = member_pk(customer_id)
+        item = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": BIRTHDAY_SK}}, ConsistentRead=True
+        ).get("Item")
+        kept_day = item.get("day", {}).get("S") if item else None
+        if (item and int(item["version"]["N"]) >= profile_version) or (not item and not day):
+            return False
+        pointer: dict[str, Any] = {"pk": {"S": pk}, "sk": {"S": BIRTHDAY_SK}, "version": {"N": str(profile_version)}}
+        if day:
+            pointer["day"] = {"S": day}
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": pointer,
+                    "ConditionExpression": "attribute_not_exists(pk) OR #version < :v",
+                    "ExpressionAttributeNames": {"#version": "version"},
+                    "ExpressionAttributeValues": {":v": {"N": str(profile_version)}},
+                }
+            }
+        ]
+        if kept_day and kept_day != day:
+            actions.append({"Delete": {"TableName": self.table, "Key": _birthday_key(kept_day, customer_id)}})
+        if day and day != kept_day:
+            actions.append({"Put": {"TableName": self.table, "Item": _birthday_key(day, customer_id)}})
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if _failed_conditions(exc) is None:
+                raise
+            return False  # a newer profile was noted meanwhile; its own event keeps the index right
+        return True
+
+    def birthdays_on(self, day: str) -> list[str]:
+        """The customers whose birthday is `day` (month-day)."""
+        return [
+            item["sk"]["S"]
+            for page in self.client.get_paginator("query").paginate(
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": f"BIRTHDAY#{day}"}},
+            )
+            for item in page.get("Items", [])
+        ]
+
     def erase_member(self, customer_id: str) -> int:
         """Delete the member's partition (account, causes, statement, outbox) and leave an erased account.
 
@@ -234,6 +287,11 @@ class LoyaltyStore:
         nothing, so no history grows back. Returns the items deleted.
         """
         pk = member_pk(customer_id)
+        birthday = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": BIRTHDAY_SK}}, ConsistentRead=True
+        ).get("Item")
+        if birthday and "day" in birthday:
+            self.client.delete_item(TableName=self.table, Key=_birthday_key(birthday["day"]["S"], customer_id))
         keys = [
             {"pk": item["pk"], "sk": item["sk"]}
             for page in self.client.get_paginator("query").paginate(
@@ -299,6 +357,10 @@ class LoyaltyStore:
                 "line": {"S": line.model_dump_json()},
             },
         }
+
+
+def _birthday_key(day: str, customer_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"BIRTHDAY#{day}"}, "sk": {"S": customer_id}}
 
 
 def _failed_conditions(exc: ClientError) -> set[int] | None:

@@ -14,6 +14,7 @@ from ecrm.transactions.catalog_service import CatalogService
 from ecrm.transactions.catalog_store import CatalogStore
 from ecrm.transactions.loyalty_service import LoyaltyService
 from ecrm.transactions.loyalty_store import LoyaltyStore
+from ecrm.transactions.loyalty_zones import CardTimeZones, TimeZones, UtcEverywhere
 from ecrm.transactions.order_service import OrderService
 from ecrm.transactions.order_store import OrderStore
 
@@ -25,6 +26,7 @@ class TransactionsConfig(FunctionConfig):
     transactions_table_name: str
     lake_order_lines_stream_name: str = ""  # the lake writer's Firehose stream (`on_order_changed`)
     personalization_recommend_function_name: str = ""  # asked beside a comparison; empty: none asked
+    customers_contacts_function_name: str = ""  # customers' time zones for the birthday job; empty: UTC
 
 
 @cache
@@ -35,6 +37,12 @@ def order_service_for(config: TransactionsConfig) -> OrderService:
 @cache
 def loyalty_service_for(config: TransactionsConfig) -> LoyaltyService:
     return LoyaltyService(LoyaltyStore(aws.client("dynamodb"), config.transactions_table_name), SystemClock())
+
+
+def time_zones_for(config: TransactionsConfig) -> TimeZones:
+    if not config.customers_contacts_function_name:
+        return UtcEverywhere()
+    return CardTimeZones(aws.client("lambda"), config.customers_contacts_function_name)
 
 
 def erasure_for(config: TransactionsConfig) -> TransactionsErasure:
