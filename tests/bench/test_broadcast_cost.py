@@ -1,0 +1,346 @@
+"""What a marketing email costs in infrastructure, measured on the local cloud and priced at list prices.
+
+Workload: ECRM_BENCH_COST_EMAILS customers (default 100) who granted email marketing, already warm (a first
+batch of ten went through every function, so no cold start is counted); then one campaign chunk's worth of
+marketing emails is handed to broadcast's bulk request function, as a campaign run does, and followed until
+every message is `delivered` and every queue is empty: the request, the outbox relay, the dispatcher with
+the policy and the customer store's contacts function, the email sender, SES's send and delivery events
+through the feedback queue, and the customer store's timeline consumer for each event.
+
+Measured, for the emails only (the bench's own reads use a credential of their own and are left out):
+- every AWS call the functions and the event source mappings made, by service and operation, counted in
+  front of the moto server (a receive that returned nothing is idle polling, a fixed cost per queue, not a
+  cost per email: counted apart); EventBridge PutEvents by entries; SQS messages EventBridge rules delivered;
+- DynamoDB read and write units, from each request's and answer's item sizes (on-demand rounding: writes
+  per KB, reads per 4 KB, transactions twice; the wire JSON is a little larger than DynamoDB's own size);
+- Lambda invocations and CPU milliseconds per function (the sandbox processes' user + system time).
+
+Priced at us-east-1 list prices as published in 2025 (the dates are in PRICES): the result printed beside
+SES's own $100 per million emails, as a share (the goal: under 20%). Billed Lambda duration is the CPU time
+plus IO_WAIT_MS per AWS call (a round trip inside the region, during which the function waits, billed).
+Nothing asserts on cost or time; the delivered count is checked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from ecrm_ops.tour.context import TourContext, expect, wait_for
+
+from infra.local.cloud import LocalCloud
+from infra.local.faults import identify
+from infra.local.template import REGION
+
+EMAILS = int(os.environ.get("ECRM_BENCH_COST_EMAILS", "100"))
+WARM_UP = 10
+PROBE_KEY = "benchprobe"  # the bench's own calls carry this access key and are not counted
+SERVICES = ["dynamodb", "dynamodbstreams", "sqs", "events", "sesv2", "lambda", "sns", "kms", "s3", "logs"]
+IO_WAIT_MS = 10.0
+# us-east-1 list prices (USD), as published in 2025.
+PRICES = {
+    "lambda_request": 0.20 / 1e6,  # per invocation
+    "lambda_gb_second_arm": 0.0000133334,  # per GB-second, arm64 (the platform's architecture)
+    "sqs_request": 0.40 / 1e6,  # standard queue, per 64 KB request, beyond the free tier
+    "eventbridge_event": 1.00 / 1e6,  # custom events put, per 64 KB entry; AWS services' events are free
+    "dynamodb_wru": 0.625 / 1e6,  # on-demand write request unit (after the 2024-11-01 price cut)
+    "dynamodb_rru": 0.125 / 1e6,  # on-demand read request unit
+    "ses_email": 0.10 / 1000,  # SES outbound email: $100 per million
+}
+READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+class Calls:
+    """A WSGI layer in front of moto counting each AWS call (and DynamoDB's units) not made by the bench."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.counting = False
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.idle_receives = 0
+        self.put_entries = 0
+        self.received = 0  # messages our consumers received
+        self.enqueued = 0  # messages our functions sent (the rest reached the queues from rules and topics)
+        self.rru = 0.0
+        self.wru = 0.0
+        self.wru_by: dict[str, float] = {}  # write units by operation: where the largest cost comes from
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not self.counting or PROBE_KEY in environ.get("HTTP_AUTHORIZATION", ""):
+            return self.app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        found = identify(environ, SERVICES, body)
+        answer = b"".join(self.app(environ, start_response))
+        if found is not None:
+            self._count(found[0], found[1], body, answer)
+        return [answer]
+
+    def _count(self, service: str, operation: str, body: bytes, answer: bytes) -> None:
+        request = _json(body)
+        with self._lock:
+            if service == "sqs" and operation == "ReceiveMessage":
+                received = len(_json(answer).get("Messages") or [])
+                if not received:
+                    self.idle_receives += 1
+                    return
+                self.received += received
+            if service == "sqs" and operation in {"SendMessage", "SendMessageBatch"}:
+                self.enqueued += len(request.get("Entries") or [None])
+            self.calls[(service, operation)] += 1
+            if service == "events" and operation == "PutEvents":
+                self.put_entries += len(request.get("Entries") or [])
+            if service == "dynamodb":
+                self.rru += read_units(operation, request, _json(answer))
+                units = write_units(operation, request)
+                self.wru += units
+                self.wru_by[operation] = self.wru_by.get(operation, 0.0) + units
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _kb(value: Any, unit: int) -> int:
+    return max(1, math.ceil(len(json.dumps(value, separators=(",", ":"))) / unit))
+
+
+def read_units(operation: str, request: dict[str, Any], answer: dict[str, Any]) -> float:
+    if operation not in READS:
+        return 0.0
+    strong = 1.0 if request.get("ConsistentRead") else 0.5
+    if operation == "GetItem":
+        return strong * _kb(answer.get("Item") or {}, 4096)
+    if operation == "BatchGetItem":
+        items = [i for table in (answer.get("Responses") or {}).values() for i in table]
+        return sum(0.5 * _kb(i, 4096) for i in items) or 0.5
+    if operation == "TransactGetItems":
+        return sum(2.0 * _kb(r.get("Item") or {}, 4096) for r in answer.get("Responses") or [])
+    return strong * _kb(answer.get("Items") or [], 4096)  # Query, Scan: the page's size, per 4 KB
+
+
+def write_units(operation: str, request: dict[str, Any]) -> float:
+    if operation in {"PutItem"}:
+        return float(_kb(request.get("Item") or {}, 1024))
+    if operation in {"UpdateItem", "DeleteItem"}:
+        return 1.0  # our updates touch small items (counters, markers); a bigger item would cost more
+    if operation == "BatchWriteItem":
+        writes = [w for table in (request.get("RequestItems") or {}).values() for w in table]
+        return float(sum(_kb(w.get("PutRequest", {}).get("Item") or {}, 1024) for w in writes))
+    if operation == "TransactWriteItems":
+        total = 0
+        for item in request.get("TransactItems") or []:
+            put = item.get("Put")
+            total += 2 * (_kb(put["Item"], 1024) if put else 1)
+        return float(total)
+    return 0.0
+
+
+def cpu_ms(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def function_cpu(cloud: LocalCloud) -> dict[str, float]:
+    runtime = cloud.runtime
+    return {name: sum(cpu_ms(w.process.pid) for w in workers) for name, workers in dict(runtime._workers).items()}
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    local = LocalCloud(state_dir=tmp_path_factory.mktemp("cost-cloud"))
+    local.start()
+    yield local
+    local.stop()
+
+
+def probe(cloud: LocalCloud, service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=cloud.endpoint_url,
+        region_name=REGION,  # type: ignore[call-overload]
+        aws_access_key_id=PROBE_KEY,
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+    )
+
+
+def customers(tour: TourContext, count: int) -> list[str]:
+    staff = tour.token(group="marketer")
+    consent = {"channel": "email", "purpose": "marketing", "state": "granted"}
+    proof = {"source": "web", "captured_at": "2026-11-20T09:00:00+00:00"}
+    made = []
+    for n in range(count):
+        body = {
+            "source": "web",
+            "identities": [{"type": "email", "value": f"cost-{n:05d}@example.org"}],
+            "consents": [consent | {"proof": proof}],
+        }
+        made.append(created(tour, staff, body))
+    return made
+
+
+def created(tour: TourContext, staff: str, body: dict[str, Any]) -> str:
+    """The customer, asked again after a gateway timeout (a loaded machine); found by its email if it was made."""
+    answer = wait_for(
+        lambda: (found := tour.call("POST", "/customers", token=staff, body=body)).status < 500 and found,
+        timeout=300,
+        interval=1,
+        what="a customer created",
+    )
+    if answer.status != 201:
+        email = body["identities"][0]["value"]
+        answer = expect(tour.call("GET", f"/customers?email={email}", token=staff), 200, "customer by email")
+    return str(answer.body["customer_id"])
+
+
+def hand_over(cloud: LocalCloud, campaign: str, customer_ids: list[str]) -> list[str]:
+    """One bulk request, as a campaign run's chunk hands it over; answers the message ids."""
+    requests = [
+        {
+            "customer_id": c,
+            "purpose": "marketing",
+            "channel": "email",
+            "source": f"campaign:{campaign}",
+            "content": {
+                "email": {
+                    "subject": "{{ first_name | default('Hello') }}, the winter sale starts tomorrow",
+                    "text": "20% off until Sunday.",
+                    "html": "<p><b>20%</b> off until Sunday.</p>",
+                }
+            },
+        }
+        for c in customer_ids
+    ]
+    ids: list[str] = []
+    function = cloud.physical_id("AWS::Lambda::Function", "BroadcastRequestMessages")
+    for start in range(0, len(requests), 100):
+        payload = json.dumps({"requests": requests[start : start + 100]}).encode()
+        answer = json.loads(probe(cloud, "lambda").invoke(FunctionName=function, Payload=payload)["Payload"].read())
+        ids.extend(answer["message_ids"])
+    return ids
+
+
+def delivered(cloud: LocalCloud, ids: list[str]) -> int:
+    table = cloud.physical_id("AWS::DynamoDB::Table", "BroadcastTable")
+    dynamodb, count = probe(cloud, "dynamodb"), 0
+    for start in range(0, len(ids), 100):
+        keys = [{"pk": {"S": f"MSG#{i}"}, "sk": {"S": "MESSAGE"}} for i in ids[start : start + 100]]
+        items = dynamodb.batch_get_item(RequestItems={table: {"Keys": keys}})["Responses"][table]
+        count += sum(json.loads(i["doc"]["S"]).get("status") == "delivered" for i in items)
+    return count
+
+
+def queues_empty(cloud: LocalCloud) -> bool:
+    sqs = probe(cloud, "sqs")
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    for url in sqs.list_queues(MaxResults=1000).get("QueueUrls", []):
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        if any(int(counts[n]) for n in names):
+            return False
+    return True
+
+
+def run_emails(cloud: LocalCloud, campaign: str, customer_ids: list[str]) -> list[str]:
+    ids = hand_over(cloud, campaign, customer_ids)
+    wait_for(lambda: delivered(cloud, ids) == len(ids), timeout=600, interval=2, what=f"{campaign} delivered")
+    # The delivery's own events then reach the customer store's timeline: wait for every queue to drain.
+    wait_for(lambda: queues_empty(cloud), timeout=300, interval=2, what="every queue drained")
+    time.sleep(3)  # the last consumer's settling calls (a deletion after the handler answered)
+    return ids
+
+
+@pytest.mark.timeout(3600)  # a local cloud, a hundred customers and their emails: minutes on a loaded machine
+def test_the_infrastructure_cost_of_a_million_marketing_emails(cloud: LocalCloud) -> None:
+    tour = TourContext(cloud)
+    people = customers(tour, EMAILS + WARM_UP)
+    run_emails(cloud, "cost-warm-up", people[:WARM_UP])
+
+    wsgi = cloud._moto._server  # the werkzeug server the moto server runs (the fault layer is in front of moto)
+    assert wsgi is not None
+    layer = Calls(wsgi.app)
+    wsgi.app = layer
+    invocations_before, cpu_before = dict(cloud.runtime.invocations), function_cpu(cloud)
+    layer.counting = True
+    ids = run_emails(cloud, "cost-measured", people[WARM_UP:])
+    layer.counting = False
+    invocations = {
+        name: count - invocations_before.get(name, 0)
+        for name, count in cloud.runtime.invocations.items()
+        if count > invocations_before.get(name, 0)
+    }
+    cpu_after = function_cpu(cloud)
+    cpu = {name: cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0) for name in invocations}
+    assert delivered(cloud, ids) == EMAILS
+
+    print(report(layer, invocations, cpu, {f.name: f.memory_mb for f in cloud.runtime.functions.values()}))
+
+
+def report(layer: Calls, invocations: dict[str, int], cpu: dict[str, float], memory: dict[str, int]) -> str:
+    per = 1 / EMAILS
+    million = 1e6
+    by_service: Counter[str] = Counter()
+    for (service, _), count in layer.calls.items():
+        by_service[service] += count
+    lines = [f"\nInfrastructure per marketing email (local cloud, {EMAILS} emails, warm)"]
+    lines.append("  AWS calls per email, by service and operation:")
+    for (service, operation), count in sorted(layer.calls.items()):
+        lines.append(f"    {service:16} {operation:28} {count * per:8.3f}")
+    lines.append(f"    (idle SQS receives, a fixed cost per queue, not per email: {layer.idle_receives})")
+    lines.append("  DynamoDB write units per email, by operation:")
+    for operation, units in sorted(layer.wru_by.items()):
+        lines.append(f"    {operation:45} {units * per:8.2f}")
+    lines.append("  Lambda per email: invocations, CPU ms")
+    gb_seconds = 0.0
+    for name in sorted(invocations):
+        short = name.split("-", 1)[-1]
+        lines.append(f"    {short[:60]:60} {invocations[name] * per:7.3f} {cpu[name] * per:8.2f} ms")
+        gb_seconds += memory.get(name, 512) / 1024 * cpu[name] / 1000
+    calls = sum(layer.calls.values())
+    gb_seconds += 0.5 * calls * IO_WAIT_MS / 1000  # waiting on AWS calls, at the common 512 MB
+    delivered_by_aws = max(0, layer.received - layer.enqueued)  # EventBridge rules and SNS: one SendMessage each
+    sqs_requests = by_service["sqs"] + delivered_by_aws
+    costs = {
+        "Lambda requests": sum(invocations.values()) * PRICES["lambda_request"],
+        "Lambda duration": gb_seconds * PRICES["lambda_gb_second_arm"],
+        "SQS requests": sqs_requests * PRICES["sqs_request"],
+        "EventBridge events": layer.put_entries * PRICES["eventbridge_event"],
+        "DynamoDB writes": layer.wru * PRICES["dynamodb_wru"],
+        "DynamoDB reads": layer.rru * PRICES["dynamodb_rru"],
+    }
+    lines.append(
+        f"  per email: {sum(invocations.values()) * per:.2f} invocations, {sum(cpu.values()) * per:.1f} CPU ms, "
+        f"{sqs_requests * per:.2f} SQS requests, {layer.put_entries * per:.2f} events, "
+        f"{layer.wru * per:.1f} WRU, {layer.rru * per:.1f} RRU"
+    )
+    lines.append("  1,000,000 marketing emails at us-east-1 list prices (2025):")
+    for item, cost in costs.items():
+        lines.append(f"    {item:20} ${cost * per * million:9.2f}")
+    total = sum(costs.values()) * per * million
+    ses = PRICES["ses_email"] * million
+    lines.append(
+        f"    {'infrastructure':20} ${total:9.2f}   beside SES's own ${ses:.2f}: {total / ses:.1%} (goal < 20%)"
+    )
+    text = "\n".join(lines)
+    return text
