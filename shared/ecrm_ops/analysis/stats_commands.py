@@ -85,6 +85,7 @@ def clv_command(
     spend_model = dataclasses.asdict(gamma_gamma)
     report = {
         "bgnbd": purchase_model,
+        "bgnbd_degenerate_reason": bgnbd.degenerate_reason,
         "gamma_gamma": spend_model,
         "customers": len(summary),
         "repeat_customers": repeaters,
@@ -107,7 +108,10 @@ def clv_command(
                f"{summary.calibration_end.isoformat()}, time in {unit}")  # fmt: skip
     click.echo("BG/NBD (purchases)")
     for name in purchase_model:
-        click.echo(f"  {name:<16}{purchase_model[name]:>14.4f}")
+        if isinstance(purchase_model[name], float):
+            click.echo(f"  {name:<16}{purchase_model[name]:>14.4f}")
+    if bgnbd.degenerate_reason:
+        click.echo(f"  degenerate: {bgnbd.degenerate_reason}")
     click.echo("Gamma-Gamma (spend per purchase)")
     for name in spend_model:
         click.echo(f"  {name:<16}{spend_model[name]:>14.4f}")
