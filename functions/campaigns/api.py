@@ -84,7 +84,8 @@ def get_campaign(campaign_id: CampaignId) -> Campaign:
 @app.post(
     "/campaigns/<campaign_id>/dry-run",
     access=Access.staff(*MARKETING),
-    summary="Recipients per variant and holdout as the run would assign them; nothing is sent",
+    summary="Recipients per variant and holdout as the run would assign them, and what broadcast's policy would "
+    "decide now for a sample of them (send, defer, suppress, top reasons); nothing is sent",
 )
 def dry_run_campaign(campaign_id: CampaignId) -> DryRun:
     return deps().campaigns.dry_run(campaign_id)

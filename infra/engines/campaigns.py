@@ -205,6 +205,7 @@ class CampaignsEngine(Construct):
         )
         self._grant_table(self.api.handler)
         self._grant_audience_reads(lake, self.api.handler, AUDIENCE_PREFIXES)
+        self._grant_broadcast(self.api.handler, broadcast_request)  # the dry run's preview, the test send
         self.runs.state_machine.grant_start_execution(self.api.handler.function)
         self.schedule_role.grant_pass_role(self.api.handler.role)
         schedules = Stack.of(self).format_arn(

@@ -169,10 +169,26 @@ class ArmCount(Contract):
     recipients: int
 
 
+class ArmPolicy(Contract):
+    """What broadcast's delivery policy would decide now for an arm's sampled recipients."""
+
+    arm: str
+    sampled: int
+    send: int = 0
+    defer: int = 0
+    suppress: int = 0
+    reasons: dict[str, int] = Field(
+        default_factory=dict, description="The most frequent reasons to defer or suppress, with their counts"
+    )
+
+
 class DryRun(Contract):
     campaign_id: str
     audience: int
     arms: list[ArmCount]
+    policy: list[ArmPolicy] | None = Field(
+        default=None, description="Per arm, broadcast's decision for a sample of its recipients (none: not asked)"
+    )
     test_phase: int | None = Field(
         default=None, description="An auto-winner's test phase: recipients sent their variant before the pick"
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ecrm.broadcast.models import MessageRequest
+from ecrm.broadcast.models import MessageRequest, PolicyPreview
 from ecrm.campaigns.journeys import CustomerFacts
 from ecrm.campaigns.models import Audience, Campaign
 from ecrm.campaigns.plan import earliest_local_instant
@@ -25,6 +25,12 @@ MAX_REQUESTS_PER_CALL = 100
 class BroadcastGateway(Protocol):
     def request(self, messages: list[MessageRequest]) -> list[str]:
         """Hand messages to broadcast (at most 100), each through its idempotent request; their message ids."""
+        ...
+
+
+class PolicyPreviewer(Protocol):
+    def preview(self, messages: list[MessageRequest]) -> list[PolicyPreview]:
+        """What broadcast's delivery policy would decide now for each message (at most 100); nothing is sent."""
         ...
 
 
@@ -164,14 +170,22 @@ class LambdaBroadcastGateway:
         self.function_name = function_name
 
     def request(self, messages: list[MessageRequest]) -> list[str]:
+        answer = self._invoke({}, messages, "message_ids")
+        return [str(m) for m in answer["message_ids"]]
+
+    def preview(self, messages: list[MessageRequest]) -> list[PolicyPreview]:
+        answer = self._invoke({"operation": "preview"}, messages, "previews")
+        return [PolicyPreview.model_validate(p) for p in answer["previews"]]
+
+    def _invoke(self, head: dict[str, Any], messages: list[MessageRequest], expected: str) -> dict[str, Any]:
         if len(messages) > MAX_REQUESTS_PER_CALL:
             raise ValueError(f"at most {MAX_REQUESTS_PER_CALL} messages per call")
-        payload = {"requests": [m.model_dump(mode="json", exclude_none=True) for m in messages]}
+        payload = {**head, "requests": [m.model_dump(mode="json", exclude_none=True) for m in messages]}
         response = self.client.invoke(FunctionName=self.function_name, Payload=json.dumps(payload).encode())
-        answer = json.loads(response["Payload"].read() or b"{}")
-        if response.get("FunctionError") or "message_ids" not in answer:
+        answer: dict[str, Any] = json.loads(response["Payload"].read() or b"{}")
+        if response.get("FunctionError") or expected not in answer:
             raise RuntimeError(f"broadcast refused the batch: {answer.get('errorMessage', answer)}")
-        return [str(m) for m in answer["message_ids"]]
+        return answer
 
 
 class EventBridgeCampaignScheduler:

@@ -264,23 +264,28 @@ class CampaignRunSteps:
         return {"status": status}
 
     def _request(self, campaign: Campaign, run: int, customer_id: str, content: Content, arm: str) -> MessageRequest:
-        channel = campaign.channel_strategy.channel
-        return MessageRequest.model_validate(
-            {
-                "customer_id": customer_id,
-                "purpose": campaign.purpose,
-                "topic": campaign.topic,
-                "channel": channel,
-                "content": {channel: content[channel]} if channel else content,
-                "source": f"campaign:{campaign.campaign_id}",
-                "step": message_step(run, arm),
-                "tracking": campaign.tracking,
-                "data": {"campaign_id": campaign.campaign_id, "variant": arm},
-            }
-        )
+        return campaign_message(campaign, run, customer_id, content, arm)
 
     def _campaign(self, campaign_id: str) -> Campaign:
         campaign = self.store.campaign(campaign_id)
         if campaign is None:
             raise NotFound(f"no campaign {campaign_id}")
         return campaign
+
+
+def campaign_message(campaign: Campaign, run: int, customer_id: str, content: Content, arm: str) -> MessageRequest:
+    """The request broadcast gets for one recipient of an arm: the run's, and the dry run's preview of it."""
+    channel = campaign.channel_strategy.channel
+    return MessageRequest.model_validate(
+        {
+            "customer_id": customer_id,
+            "purpose": campaign.purpose,
+            "topic": campaign.topic,
+            "channel": channel,
+            "content": {channel: content[channel]} if channel else content,
+            "source": f"campaign:{campaign.campaign_id}",
+            "step": message_step(run, arm),
+            "tracking": campaign.tracking,
+            "data": {"campaign_id": campaign.campaign_id, "variant": arm},
+        }
+    )

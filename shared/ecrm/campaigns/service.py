@@ -17,6 +17,7 @@ from ecrm.campaigns.assignment import arms_of, assign, in_test_phase
 from ecrm.campaigns.models import (
     HOLDOUT,
     ArmCount,
+    ArmPolicy,
     ArmReport,
     Campaign,
     CampaignIn,
@@ -32,11 +33,12 @@ from ecrm.campaigns.models import (
     JourneyReport,
 )
 from ecrm.campaigns.plan import earliest_local_instant, minutes_to_send
-from ecrm.campaigns.ports import AudienceSource, CampaignScheduler, RunStarter
+from ecrm.campaigns.ports import MAX_REQUESTS_PER_CALL, AudienceSource, CampaignScheduler, PolicyPreviewer, RunStarter
 from ecrm.campaigns.report import lifts, with_rates
+from ecrm.campaigns.runs import campaign_message
 from ecrm.campaigns.store import CampaignStore, StaleRecord
 from ecrm.core.clock import Clock
-from ecrm.core.errors import Conflict, NotFound
+from ecrm.core.errors import Conflict, NotFound, ServiceUnavailable
 from ecrm.core.events import DomainEvent
 from ecrm.core.ids import new_id
 
@@ -45,6 +47,10 @@ PAUSABLE: frozenset[CampaignStatus] = frozenset({"running"})
 CANCELLABLE: frozenset[CampaignStatus] = frozenset({"draft", "scheduled", "running", "paused"})
 # The run state machine's timeout (`infra/engines/campaigns.py`): a run must end within it.
 RUN_LIMIT_MINUTES = 90 * 24 * 60
+# Recipients of a dry run whose delivery broadcast's policy previews: enough for the shares of the usual
+# reasons, few enough to answer within the API's time (two preview calls).
+POLICY_SAMPLE = 200
+TOP_REASONS = 5
 Record = TypeVar("Record", Campaign, Journey)
 
 
@@ -57,12 +63,14 @@ class CampaignService:
         audiences: AudienceSource,
         runs: RunStarter,
         scheduler: CampaignScheduler,
+        previewer: PolicyPreviewer | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.audiences = audiences
         self.runs = runs
         self.scheduler = scheduler
+        self.previewer = previewer  # broadcast's policy preview; none: the dry run counts arms only
 
     # -- campaigns -------------------------------------------------------------------------------------------
     def create(self, body: CampaignIn, *, actor: str, correlation_id: str | None) -> Campaign:
@@ -103,17 +111,55 @@ class CampaignService:
             test_phase = sum(
                 1 for c, arm in assigned.items() if arm != HOLDOUT and in_test_phase(campaign_id, c, share)
             )
+        policy = self._policy_preview(campaign, assigned) if self.previewer is not None else None
+        note = "Recipients per arm as the run will assign them (an auto-winner's rest all get the winner). "
+        if policy is None:
+            note += (
+                "Consent, suppression, quiet hours and caps are decided by broadcast at send time: not previewed here."
+            )
+        else:
+            note += (
+                f"`policy` is broadcast's decision now for an even sample of at most {POLICY_SAMPLE} treated "
+                "recipients (each with its assigned variant); at send time consents, caps and local times may differ."
+            )
         return DryRun(
             campaign_id=campaign_id,
             audience=len(audience),
             arms=[ArmCount(arm=arm, recipients=n) for arm, n in counts.items()],
+            policy=policy,
             test_phase=test_phase,
             minutes_to_hand_over=minutes_to_send(treated, campaign.throttle_per_minute),
-            note=(
-                "Recipients per arm as the run will assign them (an auto-winner's rest all get the winner). Consent, "
-                "suppression, quiet hours and caps are decided by broadcast at send time and are not counted here."
-            ),
+            note=note,
         )
+
+    def _policy_preview(self, campaign: Campaign, assigned: dict[str, str]) -> list[ArmPolicy]:
+        """Every n-th treated recipient up to `POLICY_SAMPLE`, as the run would request them, through broadcast's
+        preview: counts per arm of send, defer and suppress, and the top reasons."""
+        assert self.previewer is not None
+        treated = [(c, arm) for c, arm in assigned.items() if arm != HOLDOUT]
+        sample = treated[:: max(1, math.ceil(len(treated) / POLICY_SAMPLE))][:POLICY_SAMPLE]
+        contents = {v.key: v.content for v in campaign.variants}
+        requests = [campaign_message(campaign, campaign.run + 1, c, contents[arm], arm) for c, arm in sample]
+        arm_of = dict(sample)
+        tallies = {v.key: ArmPolicy(arm=v.key, sampled=0) for v in campaign.variants}
+        reasons: dict[str, dict[str, int]] = {v.key: {} for v in campaign.variants}
+        for start in range(0, len(requests), MAX_REQUESTS_PER_CALL):
+            try:
+                previews = self.previewer.preview(requests[start : start + MAX_REQUESTS_PER_CALL])
+            except RuntimeError as exc:
+                raise ServiceUnavailable(f"broadcast did not preview the policy: {exc}") from exc
+            for preview in previews:
+                arm = arm_of[preview.customer_id]
+                tally = tallies[arm]
+                tally.sampled += 1
+                setattr(tally, preview.outcome, getattr(tally, preview.outcome) + 1)
+                if preview.outcome != "send":
+                    why = f"{preview.outcome}:{preview.reason or 'unknown'}"
+                    reasons[arm][why] = reasons[arm].get(why, 0) + 1
+        for arm, tally in tallies.items():
+            top = sorted(reasons[arm].items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
+            tally.reasons = dict(top)
+        return list(tallies.values())
 
     def launch(self, campaign_id: str, *, correlation_id: str | None) -> Campaign:
         """Start now, or hand the schedule to the scheduler; on a running campaign, make sure its run started."""

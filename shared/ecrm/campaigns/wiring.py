@@ -95,8 +95,14 @@ def campaign_service_for(config: CampaignsConfig) -> CampaignService:
         if config.campaigns_schedule_target_arn
         else Unconfigured("the campaign scheduler")
     )
+    broadcast = broadcast_for(config)
     return CampaignService(
-        store_for(config), SystemClock(), audiences=audience_for(config), runs=runs, scheduler=scheduler
+        store_for(config),
+        SystemClock(),
+        audiences=audience_for(config),
+        runs=runs,
+        scheduler=scheduler,
+        previewer=broadcast if isinstance(broadcast, LambdaBroadcastGateway) else None,
     )
 
 
