@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.core.config import load_config
 from ecrm.core.observability import Observability
+from ecrm.transactions.loyalty_birthdays import grant_birthday_bonuses
 from ecrm.transactions.loyalty_service import LoyaltyService
 from ecrm.transactions.loyalty_zones import TimeZones
 from ecrm.transactions.wiring import TransactionsConfig, loyalty_service_for, time_zones_for
@@ -26,6 +27,6 @@ def handler(
     injected: LoyaltyService | None = None,
     zones: TimeZones | None = None,
 ) -> dict[str, Any]:
-    given = (injected or loyalty_service_for(config)).grant_birthday_bonuses(zones or time_zones_for(config))
+    given = grant_birthday_bonuses(injected or loyalty_service_for(config), zones or time_zones_for(config))
     obs.logger.info("birthday points given", extra={"points": given})
     return {"birthday_points": given}

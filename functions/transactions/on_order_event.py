@@ -18,7 +18,8 @@ from ecrm.core.consumer import EventConsumer, ReceivedEvent
 from ecrm.core.observability import Observability
 from ecrm.customers.models import CustomerCreated, CustomerUpdated
 from ecrm.transactions.catalog_service import CatalogService
-from ecrm.transactions.loyalty_service import LoyaltyService, birth_date_of
+from ecrm.transactions.loyalty_birthdays import birth_date_of
+from ecrm.transactions.loyalty_service import LoyaltyService
 from ecrm.transactions.models import OrderPlaced, OrderReturned, OrderStatusChanged
 from ecrm.transactions.wiring import TransactionsConfig, catalog_service_for, loyalty_service_for
 

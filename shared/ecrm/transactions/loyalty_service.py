@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ecrm.core.clock import Clock
 from ecrm.core.errors import Conflict, EcrmError, ServiceUnavailable
@@ -22,7 +20,6 @@ from ecrm.core.ids import new_id
 from ecrm.transactions import ledger
 from ecrm.transactions.ledger import Account
 from ecrm.transactions.loyalty_store import CauseTaken, InsufficientBalance, LedgerWrite, LoyaltyStore, StaleAccount
-from ecrm.transactions.loyalty_zones import TimeZones
 from ecrm.transactions.models import (
     LedgerKind,
     LoyaltyAccount,
@@ -237,27 +234,6 @@ class LoyaltyService:
         day = ledger.birthday_key(birth_date) if birth_date else None
         return self.store.note_birthday(customer_id, day, profile_version)
 
-    def grant_birthday_bonuses(self, zones: TimeZones) -> int:
-        """The birthday bonus to every customer whose birthday it is now in their own zone; returns the points.
-
-        Run hourly: somewhere a day starts every hour, and the customers whose birthday is yesterday, today
-        or tomorrow in UTC are all whose birthday may be today somewhere. Each is given once per year (its
-        cause), so a re-run, or an hourly run that finds the same birthday again, gives nothing more.
-        """
-        if not self.rules().birthday_bonus:
-            return 0
-        now = self.clock.now()
-        near: dict[str, str] = {}
-        for offset in (-1, 0, 1):
-            for day in ledger.birthday_keys((now + timedelta(days=offset)).date()):
-                near |= dict.fromkeys(self.store.birthdays_on(day), day)
-        given = 0
-        for customer_id, zone in sorted(zones.zones(sorted(near)).items()):
-            local = now.astimezone(_zone(zone)).date()
-            if near[customer_id] in ledger.birthday_keys(local):
-                given += self.grant_birthday_bonus(customer_id, local.year)
-        return given
-
     # -- redemption -----------------------------------------------------------------------------------------
     def redeem(
         self, customer_id: str, body: RedemptionIn, *, idempotency_key: str | None, correlation_id: str
@@ -413,22 +389,6 @@ class LoyaltyService:
         write.entries.append(
             StatementLine(entry_id=new_id("led_"), kind=kind, points=points, cause=cause, at=now, note=note)
         )
-
-
-def birth_date_of(attributes: Mapping[str, Any]) -> date | None:
-    """The birth date a profile snapshot publishes (`birth_date`, ISO), or None when it has none or no date."""
-    value = attributes.get("birth_date")
-    try:
-        return date.fromisoformat(str(value)[:10]) if value else None
-    except ValueError:
-        return None
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ValueError, ZoneInfoNotFoundError):
-        return ZoneInfo("UTC")
 
 
 def standing_of(account: Account, now: datetime) -> LoyaltyStanding:
