@@ -6,6 +6,8 @@ fails the whole invocation (the caller's retry, or its DLQ, shows it).
 
 `{"operation": "preview", "requests": [...]}` answers, per request, what the delivery policy would decide
 now (the dispatcher's own decision, on the same cards), storing nothing: a campaign's dry run asks it.
+`{"operation": "test", "tests": [...]}` sends proofs (a campaign's test sends) to raw staff addresses
+(`ecrm.broadcast.proofs`): once per key, never to a customer, never counted.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ecrm.broadcast.models import MessageRequest
+from ecrm.broadcast.models import MessageRequest, TestMessage
+from ecrm.broadcast.proofs import ProofSender
 from ecrm.broadcast.sending import Dispatcher
 from ecrm.broadcast.service import MessageService
-from ecrm.broadcast.wiring import BroadcastConfig, dispatcher_for, message_service_for
+from ecrm.broadcast.wiring import BroadcastConfig, dispatcher_for, message_service_for, proof_sender_for
 from ecrm.core.config import load_config
 from ecrm.core.contract import Contract
 from ecrm.core.observability import Observability
@@ -43,14 +46,26 @@ class PreviewBatch(Contract):
     requests: list[MessageRequest] = Field(min_length=1, max_length=100)
 
 
+class TestBatch(Contract):
+    __test__ = False
+
+    operation: Literal["test"]
+    tests: list[TestMessage] = Field(min_length=1, max_length=100)
+
+
 @obs.entrypoint()
 def handler(
     event: dict[str, Any],
     context: LambdaContext,
     injected: MessageService | None = None,
     dispatcher: Dispatcher | None = None,
+    proofs: ProofSender | None = None,
 ) -> dict[str, Any]:
     operation = event.get("operation", "request")
+    if operation == "test":
+        batch_of_tests = TestBatch.model_validate(event)
+        sent = (proofs or proof_sender_for(config)).send(batch_of_tests.tests)
+        return {"tests": [t.model_dump(mode="json") for t in sent]}
     if operation == "preview":
         previews = PreviewBatch.model_validate(event)
         decided = (dispatcher or dispatcher_for(config)).preview(previews.requests)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm import __version__
 from ecrm.campaigns.journey_library import catalogue, draft
@@ -28,6 +28,8 @@ from ecrm.campaigns.models import (
     JourneyList,
     JourneyReport,
     LibraryDraftIn,
+    TestSendIn,
+    TestSendResult,
 )
 from ecrm.campaigns.service import CampaignService, JourneyService
 from ecrm.campaigns.wiring import CampaignsConfig, campaign_service_for, journey_service_for
@@ -45,6 +47,15 @@ JourneyId = Annotated[str, Path(pattern=JOURNEY_ID_PATTERN, description="A journ
 LibraryName = Annotated[str, Path(pattern=r"^[a-z_]{1,40}$", description="A ready-made journey's name")]
 Limit = Annotated[int, Query(ge=1, le=100, description="How many, newest first")]
 After = Annotated[str | None, Query(max_length=200, description="The `next` of the previous page")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description="A retry with the same key sends nothing twice; a new key sends the tests again",
+    ),
+]
 MARKETING = ("admin", "marketer")
 READERS = ("admin", "marketer", "analyst")
 
@@ -89,6 +100,18 @@ def get_campaign(campaign_id: CampaignId) -> Campaign:
 )
 def dry_run_campaign(campaign_id: CampaignId) -> DryRun:
     return deps().campaigns.dry_run(campaign_id)
+
+
+@app.post(
+    "/campaigns/<campaign_id>/test-send",
+    access=Access.staff(*MARKETING),
+    summary="Each variant, rendered with sample data, to up to 20 staff addresses (emails, E.164 numbers) as a "
+    "test; no customer gets it and no report counts it",
+)
+def send_campaign_tests(
+    campaign_id: CampaignId, body: Annotated[TestSendIn, Body()], idempotency_key: IdempotencyKey = None
+) -> TestSendResult:
+    return deps().campaigns.test_send(campaign_id, body, idempotency_key=idempotency_key)
 
 
 @app.post(

@@ -37,6 +37,7 @@ ROUTES = (
     ApiRoute("GET", "/campaigns"),
     ApiRoute("GET", "/campaigns/{campaign_id}"),
     ApiRoute("POST", "/campaigns/{campaign_id}/dry-run"),
+    ApiRoute("POST", "/campaigns/{campaign_id}/test-send"),
     ApiRoute("POST", "/campaigns/{campaign_id}/launch"),
     ApiRoute("POST", "/campaigns/{campaign_id}/pause"),
     ApiRoute("POST", "/campaigns/{campaign_id}/resume"),

@@ -189,6 +189,45 @@ class MessageAccepted(Contract):
     status: MessageStatus
 
 
+TEST_ADDRESS_PATTERN = r"^(\+[1-9][0-9]{6,14}|[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63})$"
+
+
+class TestMessage(Contract):
+    """A test send (a campaign's, to a staff address): rendered with sample data and sent straight to the raw
+    address as a transactional message, never to a customer card, never a stored message, so no report or
+    insight counts it. `key` makes a retry send nothing."""
+
+    __test__ = False  # not a test case, whatever its name
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@+\-]{1,300}$")]
+    channel: Literal["email", "sms"]
+    address: Annotated[str, StringConstraints(pattern=TEST_ADDRESS_PATTERN)]
+    content: dict[str, Any] = Field(description="The channel's parts, as jinja2 templates")
+    profile: dict[str, Any] = Field(default_factory=dict, description="Sample profile values the templates read")
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _address_fits_channel(self) -> TestMessage:
+        if (self.channel == "sms") != self.address.startswith("+"):
+            raise ValueError(
+                f"a {self.channel} test goes to {'an E.164 number' if self.channel == 'sms' else 'an email address'}"
+            )
+        for alternatives in REQUIRED_PARTS[self.channel]:
+            if not any(self.content.get(name) for name in alternatives):
+                raise ValueError(f"{self.channel} content needs {' or '.join(alternatives)}")
+        return self
+
+
+class TestOutcome(Contract):
+    __test__ = False
+
+    key: str
+    status: Literal["sent", "already_sent", "failed"]
+    reason: str | None = None
+
+
 class PolicyPreview(Contract):
     """What the delivery policy would decide now for one request, nothing stored (a campaign's dry run)."""
 

@@ -49,6 +49,7 @@ from ecrm.core.events import DomainEvent
 from ecrm.core.outbox import Outbox
 
 SENT_RETENTION = timedelta(days=35)
+TEST_RETENTION = timedelta(days=7)  # how long a test send's key makes a retry send nothing
 # An erased customer's suppressed address is kept as this prefix and its SHA-256 (`keys.address_hash`).
 HASHED = "sha256:"
 
@@ -221,6 +222,29 @@ class BroadcastStore(ReachStore):
     def recent_sends(self, customer_id: str, since: datetime) -> list[tuple[str, datetime]]:
         items = self._query(customer_pk(customer_id), "SENT#", start=f"SENT#{since.isoformat()}")
         return [(i["channel"], datetime.fromisoformat(i["sk"].split("#")[1])) for i in items]
+
+    # -- test sends -------------------------------------------------------------------------------------
+    def claim_test_send(self, key: str, at: datetime) -> bool:
+        """Take a test send's key before the provider call: False when it was taken (a retry sends nothing)."""
+        item = {
+            "pk": f"TEST#{key}",
+            "sk": "TEST",
+            "at": at.isoformat(),
+            "expires_at": int((at + TEST_RETENTION).timestamp()),
+        }
+        try:
+            self.client.put_item(
+                TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_test_send(self, key: str) -> None:
+        """The provider refused or failed: the key is free again for a retry."""
+        self.client.delete_item(TableName=self.table, Key=key_of(f"TEST#{key}", "TEST"))
 
     # -- deferrals --------------------------------------------------------------------------------------
     def deferral_marker(self, message: Message, until: datetime) -> dict[str, Any]:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ecrm.broadcast.erasure import BroadcastErasure
     from ecrm.broadcast.feedback import FeedbackService
     from ecrm.broadcast.preferences import PreferenceCentre
+    from ecrm.broadcast.proofs import ProofSender
     from ecrm.broadcast.sending import Dispatcher, Sender, SendingSettings
     from ecrm.broadcast.service import MessageService
     from ecrm.broadcast.templates import CachedTemplates
@@ -200,6 +201,16 @@ def sender_for(config: BroadcastConfig) -> Sender:
     )
     pacer = Pacer(rates, DynamoPaceCounter(aws.client("dynamodb"), config.broadcast_table_name), clock)
     return Sender(store, contacts_for(config), adapters, clock, sending_settings(config), pacer=pacer)
+
+
+@cache
+def proof_sender_for(config: BroadcastConfig) -> ProofSender:
+    from ecrm.broadcast.channels import build_adapters
+    from ecrm.broadcast.proofs import ProofSender
+
+    store, clock = store_for(config), SystemClock()
+    adapters = build_adapters(config.channel_settings(), session=aws.client, inbox=store, endpoints=store, clock=clock)
+    return ProofSender(store, {c: a for c, a in adapters.items() if c in ("email", "sms")}, clock)
 
 
 @cache

@@ -15,8 +15,9 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from ecrm.broadcast.models import TEST_ADDRESS_PATTERN
 from ecrm.core.contract import Contract
 from ecrm.core.events import DomainEvent
 from ecrm.core.vocabulary import DeliveryChannel
@@ -196,6 +197,42 @@ class DryRun(Contract):
         default=0, description="How long the throttle makes handing the messages to broadcast (0: at once)"
     )
     note: str = Field(description="What the count can and cannot tell before sending")
+
+
+class TestSendIn(Strict):
+    """Staff addresses a campaign's variants are sent to as tests: emails get the email content, E.164 numbers
+    the SMS content."""
+
+    __test__ = False
+
+    addresses: list[Annotated[str, StringConstraints(strip_whitespace=True, pattern=TEST_ADDRESS_PATTERN)]] = Field(
+        min_length=1, max_length=20
+    )
+
+    @field_validator("addresses")
+    @classmethod
+    def _distinct(cls, addresses: list[str]) -> list[str]:
+        if len({a.lower() for a in addresses}) != len(addresses):
+            raise ValueError("each address once")
+        return addresses
+
+
+class TestSendItem(Contract):
+    __test__ = False
+
+    variant: str
+    channel: str
+    address: str
+    status: Literal["sent", "already_sent", "failed", "no_content"]
+    reason: str | None = None
+
+
+class TestSendResult(Contract):
+    __test__ = False
+
+    campaign_id: str
+    items: list[TestSendItem]
+    note: str
 
 
 # -- reports --------------------------------------------------------------------------------------------------

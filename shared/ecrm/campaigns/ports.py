@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ecrm.broadcast.models import MessageRequest, PolicyPreview
+from ecrm.broadcast.models import MessageRequest, PolicyPreview, TestMessage, TestOutcome
 from ecrm.campaigns.journeys import CustomerFacts
 from ecrm.campaigns.models import Audience, Campaign
 from ecrm.campaigns.plan import earliest_local_instant
@@ -31,6 +31,12 @@ class BroadcastGateway(Protocol):
 class PolicyPreviewer(Protocol):
     def preview(self, messages: list[MessageRequest]) -> list[PolicyPreview]:
         """What broadcast's delivery policy would decide now for each message (at most 100); nothing is sent."""
+        ...
+
+
+class ProofSender(Protocol):
+    def send_tests(self, tests: list[TestMessage]) -> list[TestOutcome]:
+        """Send test messages to raw staff addresses through broadcast (at most 100), each once per key."""
         ...
 
 
@@ -177,10 +183,21 @@ class LambdaBroadcastGateway:
         answer = self._invoke({"operation": "preview"}, messages, "previews")
         return [PolicyPreview.model_validate(p) for p in answer["previews"]]
 
-    def _invoke(self, head: dict[str, Any], messages: list[MessageRequest], expected: str) -> dict[str, Any]:
+    def send_tests(self, tests: list[TestMessage]) -> list[TestOutcome]:
+        answer = self._invoke({"operation": "test"}, tests, "tests", field="tests")
+        return [TestOutcome.model_validate(t) for t in answer["tests"]]
+
+    def _invoke(
+        self,
+        head: dict[str, Any],
+        messages: list[MessageRequest] | list[TestMessage],
+        expected: str,
+        *,
+        field: str = "requests",
+    ) -> dict[str, Any]:
         if len(messages) > MAX_REQUESTS_PER_CALL:
             raise ValueError(f"at most {MAX_REQUESTS_PER_CALL} messages per call")
-        payload = {**head, "requests": [m.model_dump(mode="json", exclude_none=True) for m in messages]}
+        payload = {**head, field: [m.model_dump(mode="json", exclude_none=True) for m in messages]}
         response = self.client.invoke(FunctionName=self.function_name, Payload=json.dumps(payload).encode())
         answer: dict[str, Any] = json.loads(response["Payload"].read() or b"{}")
         if response.get("FunctionError") or expected not in answer:

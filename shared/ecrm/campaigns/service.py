@@ -31,9 +31,20 @@ from ecrm.campaigns.models import (
     JourneyIn,
     JourneyList,
     JourneyReport,
+    TestSendIn,
+    TestSendItem,
+    TestSendResult,
 )
 from ecrm.campaigns.plan import earliest_local_instant, minutes_to_send
-from ecrm.campaigns.ports import MAX_REQUESTS_PER_CALL, AudienceSource, CampaignScheduler, PolicyPreviewer, RunStarter
+from ecrm.campaigns.ports import (
+    MAX_REQUESTS_PER_CALL,
+    AudienceSource,
+    CampaignScheduler,
+    PolicyPreviewer,
+    ProofSender,
+    RunStarter,
+)
+from ecrm.campaigns.proofs import proofs_of
 from ecrm.campaigns.report import lifts, with_rates
 from ecrm.campaigns.runs import campaign_message
 from ecrm.campaigns.store import CampaignStore, StaleRecord
@@ -64,6 +75,7 @@ class CampaignService:
         runs: RunStarter,
         scheduler: CampaignScheduler,
         previewer: PolicyPreviewer | None = None,
+        proofs: ProofSender | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -71,6 +83,7 @@ class CampaignService:
         self.runs = runs
         self.scheduler = scheduler
         self.previewer = previewer  # broadcast's policy preview; none: the dry run counts arms only
+        self.proofs = proofs  # broadcast's test sends
 
     # -- campaigns -------------------------------------------------------------------------------------------
     def create(self, body: CampaignIn, *, actor: str, correlation_id: str | None) -> Campaign:
@@ -160,6 +173,38 @@ class CampaignService:
             top = sorted(reasons[arm].items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
             tally.reasons = dict(top)
         return list(tallies.values())
+
+    def test_send(self, campaign_id: str, body: TestSendIn, *, idempotency_key: str | None) -> TestSendResult:
+        """Each variant to each staff address, rendered with sample data (`proofs`); nothing a customer gets."""
+        campaign = self.get(campaign_id)
+        if self.proofs is None:
+            raise ServiceUnavailable("broadcast's test sends are not configured")
+        messages, items = proofs_of(campaign, body.addresses, idempotency_key)
+        for start in range(0, len(messages), MAX_REQUESTS_PER_CALL):
+            batch = messages[start : start + MAX_REQUESTS_PER_CALL]
+            try:
+                outcomes = {o.key: o for o in self.proofs.send_tests(batch)}
+            except RuntimeError as exc:
+                raise ServiceUnavailable(f"broadcast did not take the test sends: {exc}") from exc
+            for message in batch:
+                outcome = outcomes.get(message.key)
+                items.append(
+                    TestSendItem(
+                        variant=str(message.data["variant"]),
+                        channel=message.channel,
+                        address=message.address,
+                        status=outcome.status if outcome else "failed",
+                        reason=outcome.reason if outcome else "no answer from broadcast",
+                    )
+                )
+        return TestSendResult(
+            campaign_id=campaign_id,
+            items=items,
+            note=(
+                "Each variant rendered with sample data, sent as a transactional test to the addresses given, never to "
+                "a customer and never counted in reports; a retry with the same Idempotency-Key sends nothing twice."
+            ),
+        )
 
     def launch(self, campaign_id: str, *, correlation_id: str | None) -> Campaign:
         """Start now, or hand the schedule to the scheduler; on a running campaign, make sure its run started."""

@@ -103,6 +103,7 @@ def campaign_service_for(config: CampaignsConfig) -> CampaignService:
         runs=runs,
         scheduler=scheduler,
         previewer=broadcast if isinstance(broadcast, LambdaBroadcastGateway) else None,
+        proofs=broadcast if isinstance(broadcast, LambdaBroadcastGateway) else None,
     )
 
 
