@@ -7,9 +7,11 @@ written with the counter's increment in one conditional transaction, and a redel
 Opens and clicks count once per message however often the customer opens.
 
 A conversion is a recipient's first order within `ATTRIBUTION_WINDOW` of a campaign's launch, counted on
-the recipient's arm, the holdout included (that is what lift compares). The arm is recomputed from the hash
-(`assignment`), so nothing is stored per recipient at send time; a listed audience is checked for the
-customer, and later orders of the same customer count once (`revenue_minor` adds each order's total).
+the recipient's arm, the holdout included (that is what lift compares). The arm is the one the run recorded
+for the recipient when it handed their chunk to broadcast (`store.record_recipients`): a segment audience's
+members are known only then, and an auto-winner's rest count on the winner they were sent. A campaign run
+before those records existed falls back to the hash (`assignment`) for a listed customer. Later orders of
+the same customer count once (`revenue_minor` adds each order's total).
 """
 
 from __future__ import annotations
@@ -69,9 +71,11 @@ class CampaignOutcomes:
                 launched = campaign.launched_at
                 if launched is None or not launched <= placed_at <= launched + ATTRIBUTION_WINDOW:
                     continue
-                if customer_id not in campaign.audience.customer_ids:
-                    continue
-                arm = assign(campaign.campaign_id, customer_id, arms_of(campaign))
+                arm = self.store.recipient_arm(campaign.campaign_id, customer_id)
+                if arm is None:
+                    if customer_id not in campaign.audience.customer_ids:
+                        continue
+                    arm = assign(campaign.campaign_id, customer_id, arms_of(campaign))
                 if self.store.record_conversion(campaign.campaign_id, arm, customer_id, order_id, total_minor):
                     counted.append(f"{campaign.campaign_id}:{arm}")
             # the list is newest first: once a page starts before the window, older pages are too

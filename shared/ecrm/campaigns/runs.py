@@ -154,16 +154,19 @@ class CampaignRunSteps:
         variants = {v.key: v for v in campaign.variants}
         counts: dict[str, dict[str, int]] = {}
         requests: list[MessageRequest] = []
+        recipients: dict[str, str] = {}
         for customer_id in customer_ids:
             arm = assign(campaign_id, customer_id, arms)
             if phase == "rest" and arm != HOLDOUT and campaign.winner is not None:
                 arm = campaign.winner
+            recipients[customer_id] = arm
             tally = counts.setdefault(arm, {"targeted": 0, "requested": 0})
             tally["targeted"] += 1
             if arm == HOLDOUT:
                 continue
             tally["requested"] += 1
             requests.append(self._request(campaign, run, customer_id, variants[arm].content, arm))
+        self.store.record_recipients(campaign_id, run, recipients)  # conversions are attributed by it
         for start in range(0, len(requests), MAX_REQUESTS_PER_CALL):
             self.broadcast.request(requests[start : start + MAX_REQUESTS_PER_CALL])
         recorded = self.store.record_chunk(campaign_id, run, chunk, counts, self.clock.now())

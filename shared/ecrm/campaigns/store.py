@@ -142,6 +142,31 @@ class CampaignStore:
             raise
         return True
 
+    def record_recipients(self, campaign_id: str, run: int, arms: dict[str, str]) -> None:
+        """Each recipient's arm as the chunk hands them over (the holdout's too, an auto-winner's rest on the winner):
+        a conversion is attributed by it, whatever the audience was made of. Writing it again is harmless."""
+        pk = campaign_pk(campaign_id)
+        puts = [
+            {
+                "PutRequest": {
+                    "Item": {"pk": {"S": pk}, "sk": {"S": f"RCPT#{c}"}, "arm": {"S": a}, "run": {"N": str(run)}}
+                }
+            }
+            for c, a in arms.items()
+        ]
+        for start in range(0, len(puts), 25):
+            pending: dict[str, Any] = {self.table: puts[start : start + 25]}
+            for _ in range(8):
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not pending:
+                    break
+            else:
+                raise RuntimeError(f"the recipients of {campaign_id} were not all written: the chunk is retried")
+
+    def recipient_arm(self, campaign_id: str, customer_id: str) -> str | None:
+        item = self._get(campaign_pk(campaign_id), f"RCPT#{customer_id}")
+        return str(item["arm"]["S"]) if item else None
+
     def record_outcome(self, campaign_id: str, arm: str, message_id: str, counter: str, now: datetime) -> bool:
         """Add one to the arm's `counter` for this message, once; False when it was counted before."""
         pk = campaign_pk(campaign_id)
