@@ -202,6 +202,7 @@ class AnsweringRecommender:
         )
 
 
+@pytest.mark.timeout(3600)  # seeding 100,000 products into moto took nearly ten minutes on a loaded machine
 def test_comparison_request_warm(cloud: Any, lambda_context: Any) -> None:
     rng = random.Random(SEED)
     started = time.perf_counter()
