@@ -145,7 +145,7 @@ class TransactionsEngine(Construct):
             pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=ORDER_EVENTS),
         )
 
-        # Its part of every erasure: loyalty deleted, orders detached from the customer, then acknowledged.
+        # Its part of every erasure: loyalty and comparison state deleted, orders detached, then acknowledged.
         self.erasure = QueueConsumer(
             self,
             "ErasureConsumer",

@@ -155,6 +155,14 @@ class CatalogStore:
             },
         )
 
+    def forget_shopper(self, customer_id: str) -> int:
+        """Delete what comparisons kept of the customer (stated preferences, counted history); returns how many
+        items went. Safe to run again: a second run finds nothing."""
+        items = self._query({"pk": f"SHOPPER#{customer_id}"})
+        for item in items:
+            self.client.delete_item(TableName=self.table, Key={"pk": item["pk"], "sk": item["sk"]})
+        return len(items)
+
     def save_product(self, product: Product, terms: Mapping[str, int], previous: IndexedProduct | None) -> None:
         """The product with its postings, the ones it no longer has deleted, and the index's counts."""
         pk = product_pk(product.product_id)

@@ -1,4 +1,5 @@
-"""This engine's part of an erasure request (GDPR Art. 17): the loyalty partition deleted, orders detached.
+"""This engine's part of an erasure request (GDPR Art. 17): the loyalty partition and what comparisons kept of the
+customer (stated preferences, counted purchase history) deleted, orders detached.
 
 Orders are bookkeeping a company must keep (invoices, refunds), so they stay, without their customer: the
 customer id becomes `erased` and the order leaves the customer index. The loyalty account, its causes,
@@ -11,6 +12,7 @@ from __future__ import annotations
 from ecrm.core.clock import Clock
 from ecrm.core.erasure import CustomerErasureRequested
 from ecrm.core.errors import ServiceUnavailable
+from ecrm.transactions.catalog_store import CatalogStore
 from ecrm.transactions.loyalty_store import LoyaltyStore
 from ecrm.transactions.models import TransactionsDataErased
 from ecrm.transactions.order_store import OrderStore, StaleOrder
@@ -22,15 +24,17 @@ PAGE = 100
 
 
 class TransactionsErasure:
-    def __init__(self, orders: OrderStore, loyalty: LoyaltyStore, clock: Clock) -> None:
+    def __init__(self, orders: OrderStore, loyalty: LoyaltyStore, shoppers: CatalogStore, clock: Clock) -> None:
         self.orders = orders
         self.loyalty = loyalty
+        self.shoppers = shoppers
         self.clock = clock
 
     def erase(self, request: CustomerErasureRequested) -> TransactionsDataErased:
         """Erase every id of the request; safe to run again (a redelivery finds nothing left to change)."""
         for customer_id in dict.fromkeys([request.customer_id, *request.customer_ids]):
             self.loyalty.erase_member(customer_id)
+            self.shoppers.forget_shopper(customer_id)
             self._detach_orders(customer_id)
         return TransactionsDataErased(request_id=request.request_id, engine=ENGINE, erased_at=self.clock.now())
 

@@ -50,7 +50,9 @@ def erasure_for(config: TransactionsConfig) -> TransactionsErasure:
 
     client = aws.client("dynamodb")
     table = config.transactions_table_name
-    return TransactionsErasure(OrderStore(client, table), LoyaltyStore(client, table), SystemClock())
+    return TransactionsErasure(
+        OrderStore(client, table), LoyaltyStore(client, table), CatalogStore(client, table), SystemClock()
+    )
 
 
 @cache

@@ -1,5 +1,5 @@
-"""The transactions engine's part of an erasure, on moto: loyalty deleted, orders kept without their customer,
-acknowledged from this engine; a redelivered request and a late order event change nothing."""
+"""The transactions engine's part of an erasure, on moto: loyalty and comparison state deleted, orders kept without
+their customer, acknowledged from this engine; a redelivered request and a late order event change nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 from ecrm.core.erasure import CustomerErasureRequested
 from ecrm.core.events import envelope_for
+from ecrm.transactions.catalog import ComparePreferences
+from ecrm.transactions.catalog_store import CatalogStore
 from ecrm.transactions.erasure import TransactionsErasure
 from ecrm.transactions.loyalty_store import LoyaltyStore
 from ecrm.transactions.models import OrderPlaced, TransactionsDataErased
@@ -52,8 +54,12 @@ def test_an_erasure_deletes_loyalty_detaches_orders_and_is_acknowledged(
     engine.deliver_order_events()
     assert engine.loyalty.account(CUSTOMER).balance > 0
     placed = [e for e in engine.events if isinstance(e, OrderPlaced)]
+    # And what comparisons keep of them: stated preferences beside the counted history
+    shoppers = CatalogStore(dynamodb, TABLE)
+    shoppers.save_preferences(CUSTOMER, ComparePreferences())
+    assert shoppers.shopper(CUSTOMER)[0] is not None
     # When the erasure request is delivered twice
-    erasure = TransactionsErasure(OrderStore(dynamodb, TABLE), LoyaltyStore(dynamodb, TABLE), clock)
+    erasure = TransactionsErasure(OrderStore(dynamodb, TABLE), LoyaltyStore(dynamodb, TABLE), shoppers, clock)
     acks = RecordingPublisher()
     handler: Any = on_erasure_requested.handler
     batch = sqs_batch([request_body(), request_body()])
@@ -66,6 +72,15 @@ def test_an_erasure_deletes_loyalty_detaches_orders_and_is_acknowledged(
     assert kept["total_minor"] == order["total_minor"]
     listed = engine.call("GET", "/customers/{customer_id}/orders", path={"customer_id": CUSTOMER})[1]
     assert listed["items"] == []
+    assert shoppers.shopper(CUSTOMER) == (None, None)
+    assert (
+        shoppers.client.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"SHOPPER#{CUSTOMER}"}},
+        )["Items"]
+        == []
+    )
     assert [type(a) for a in acks.events] == [TransactionsDataErased] * 2
     assert acks.events[0].engine == "transactions"
     # And a late redelivery of the order's OrderPlaced earns nothing back
