@@ -45,6 +45,7 @@ UNIQUE_NAMES = {
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::CloudWatch::Dashboard": "DashboardName",
     "AWS::SES::ConfigurationSet": "Name",
+    "AWS::SMSVOICE::ConfigurationSet": "ConfigurationSetName",
 }
 # Names that live inside another resource of the stack (a pool's groups, an API's stage, a role's inline
 # policy, a database's tables, a log group's streams) or are not names of a resource at all.

@@ -51,7 +51,13 @@ ID_PREFIXES = {
     "journey_id": "jny_",
     "purchase_id": "pur_",
 }
-PATH_VALUES = {"channel": "email", "purpose": "marketing", "address": "someone@example.com", "vendor_id": "acme"}
+PATH_VALUES = {
+    "channel": "email",
+    "purpose": "marketing",
+    "address": "someone@example.com",
+    "vendor_id": "acme",
+    "name": "welcome_series",
+}
 
 
 def engine_api(engine: str) -> ModuleType:
