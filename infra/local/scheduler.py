@@ -21,7 +21,7 @@ from infra.local.clock import LocalClock
 from infra.local.runtime import FunctionRuntime
 from infra.local.schedule_expressions import Cron, Rate
 
-FREQUENT = timedelta(hours=1)  # rules firing more often are caught up, not walked, when the clock jumps
+FREQUENT = timedelta(days=1)  # rules firing more often are caught up, not walked, when the clock jumps
 
 
 def next_fire(expression: str, after: datetime, anchor: datetime | None = None) -> datetime | None:
@@ -82,8 +82,9 @@ class LocalScheduler:
 
     # -- driven by the local clock ------------------------------------------------------------------
     def next_due(self, now: datetime) -> datetime | None:
-        """The next time an advance of the clock must stop at: rules that run more often than hourly are
-        left out, so a day ahead is not walked a minute at a time; they catch up at each stop (`run_due`)."""
+        """The next time an advance of the clock must stop at: rules that run more often than daily are left
+        out, so two days ahead are not walked an hour (or a minute) at a time, each stop running every hourly
+        job; they catch up at each stop (`run_due`)."""
         return min((d for n, d in self.due.items() if self._enabled(n) and not self._frequent(n)), default=None)
 
     def _frequent(self, name: str) -> bool:
