@@ -33,7 +33,7 @@ typecheck: install  ## mypy with the pydantic plugin
 	$(VENV)/bin/mypy
 
 test: lint typecheck  ## Everything CI runs: lint, types, unit, integration, infra and e2e tests
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider tests/unit tests/integration tests/infra tests/e2e
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider --durations=25 tests/unit tests/integration tests/infra tests/e2e
 
 unit: install  ## Unit tests only (no network)
 	$(PY) -m pytest tests/unit
