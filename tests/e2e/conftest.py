@@ -1,4 +1,4 @@
-"""One embedded local cloud per xdist worker running e2e tests (two groups: `e2e` and `e2e-tour`)."""
+"""One embedded local cloud for the whole e2e suite (on one xdist worker, `xdist_group("e2e")`)."""
 
 from __future__ import annotations
 
@@ -16,18 +16,11 @@ os.environ.setdefault("ECRM_DEMO_PEOPLE", "200")
 os.environ.setdefault("ECRM_DEMO_VISITORS", "40")
 
 
-# The tour, the README's commands and the CLI's own clouds run in a second group: on two xdist workers each
-# group gets its own local cloud, so the suite's waits overlap instead of adding up (one group took 22 minutes).
-SECOND_GROUP = {"test_workflows.py", "test_readme_commands.py", "test_cli.py"}
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        path = str(item.fspath).replace(os.sep, "/")
-        if "tests/e2e/" in path:
+        if "tests/e2e/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.e2e)
-            group = "e2e-tour" if path.rsplit("/", 1)[-1] in SECOND_GROUP else "e2e"
-            item.add_marker(pytest.mark.xdist_group(group))
+            item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
 @pytest.fixture(scope="session")
