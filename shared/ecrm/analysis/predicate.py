@@ -195,16 +195,24 @@ def period_start(period: str, now: datetime) -> datetime:
     return day.replace(month=1, day=1)
 
 
+def _quantity_tests(
+    count: Comparison | None, amount: Comparison | None
+) -> tuple[Callable[[float], bool] | None, Callable[[float], bool] | None]:
+    """The count's and the amount's tests; a condition naming neither asks for at least one."""
+    count_test = _quantity_test(count) if count is not None else None
+    amount_test = _quantity_test(amount) if amount is not None else None
+    if count_test is None and amount_test is None:
+        count_test = _quantity_test(Comparison(op="gte", value=1))
+    return count_test, amount_test
+
+
 def _behaviour(rule: EventCondition) -> Predicate:
     kind = rule.event
     filters = [
         (where.property, value_test(EVENT_PROPERTY_TYPES[where.property], where.op, where.value))
         for where in rule.where
     ]
-    count_test = _quantity_test(rule.count) if rule.count is not None else None
-    sum_test = _quantity_test(rule.sum) if rule.sum is not None else None
-    if count_test is None and sum_test is None:
-        count_test = _quantity_test(Comparison(op="gte", value=1))
+    count_test, sum_test = _quantity_tests(rule.count, rule.sum)
     window, until = rule.window, rule.window.until if rule.window is not None else None
 
     def matches(subject: Subject, now: datetime) -> bool:
@@ -259,10 +267,7 @@ def placed_orders(rows: Iterable[OrderRow], now: datetime) -> list[_Order]:
 
 def _orders(query: OrderQuery) -> Predicate:
     filters = [(where.property, value_test("string", where.op, where.value)) for where in query.where]
-    count_test = _quantity_test(query.count) if query.count is not None else None
-    spent_test = _quantity_test(query.spent) if query.spent is not None else None
-    if count_test is None and spent_test is None:
-        count_test = _quantity_test(Comparison(op="gte", value=1))
+    count_test, spent_test = _quantity_tests(query.count, query.spent)
     window, until = query.window, query.window.until if query.window is not None else None
 
     def matches(subject: Subject, now: datetime) -> bool:
