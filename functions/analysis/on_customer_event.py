@@ -37,6 +37,8 @@ consumer = EventConsumer(
 @obs.entrypoint()
 def handler(event: dict[str, Any], context: LambdaContext, injected: MembershipService | None = None) -> dict[str, Any]:
     service = injected or membership_for(config)
+    if service.segments is not None:
+        service.segments.revalidate()  # a segment created since the last invocation is evaluated from now on
 
     def on_event(received: ReceivedEvent[Any]) -> None:
         apply_customer_event(

@@ -165,6 +165,8 @@ def test_brokered_purchases_complete_or_end_compensated(
     refused = purchase("e2e-refuser", 1)
     declined = purchase("e2e-seller", 30)  # 13,500.00 EUR: over what the payment double accepts
     silent = purchase("e2e-seller", 1)
+    # (the other two settle before the clock moves: a request signed before a jump is stale to the vendor after it)
+    outcomes = {p: settled(p) for p in (refused, declined)}
     wait_for(lambda: "confirmations" in vendor.paths_for(silent), timeout=30, what="the silent vendor's request")
     sfn = cloud.client("stepfunctions")
     machine, execution = next(
@@ -178,7 +180,7 @@ def test_brokered_purchases_complete_or_end_compensated(
     assert cloud.clock.until_waiting(execution)
     cloud.clock.advance(timedelta(seconds=wait_s + 1))
 
-    outcomes = {p: settled(p) for p in (refused, declined, silent)}
+    outcomes[silent] = settled(silent)
     assert [(o["failure"], o["released"], o["refunded"]) for o in outcomes.values()] == [
         ("vendor_refused", False, False),
         ("payment_declined", True, False),

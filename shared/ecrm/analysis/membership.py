@@ -63,17 +63,37 @@ class CompiledSegment:
 
 
 class SegmentCatalogue:
-    """Dynamic segments compiled once and cached briefly: a consumer reads them on every event."""
+    """Dynamic segments compiled once and cached briefly: a consumer reads them on every event.
 
-    def __init__(self, load: Callable[[], list[Segment]], catalog: FieldCatalog, ttl: float = SEGMENT_CACHE_SECONDS):
+    With `revision` (the store's catalogue revision), `revalidate()` at the start of each invocation costs one read
+    and drops the cache when a segment was created since it was loaded: an event handled after a segment's
+    creation was answered is evaluated against it (a warm consumer would otherwise miss a new segment for up to
+    `ttl`, and the creation's build from the lake cannot see what the lake's buffering still holds).
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], list[Segment]],
+        catalog: FieldCatalog,
+        ttl: float = SEGMENT_CACHE_SECONDS,
+        revision: Callable[[], int] | None = None,
+    ):
         self._load = load
         self._catalog = catalog
         self._ttl = ttl
+        self._revision = revision
+        self._loaded_revision: int | None = None
         self._loaded_at = -1e9
         self._compiled: list[CompiledSegment] = []
 
+    def revalidate(self) -> None:
+        if self._revision is not None and self._revision() != self._loaded_revision:
+            self._loaded_at = -1e9
+
     def dynamic(self) -> list[CompiledSegment]:
         if time.monotonic() - self._loaded_at > self._ttl:
+            # read before the list: a segment created while loading shows as a newer revision next time
+            self._loaded_revision = self._revision() if self._revision is not None else None
             from pydantic import TypeAdapter
 
             adapter: TypeAdapter[Rule] = TypeAdapter(Rule)
@@ -105,7 +125,9 @@ class MembershipService:
 
     def __post_init__(self) -> None:
         if self.segments is None:
-            self.segments = SegmentCatalogue(self.store.list_segments, self.catalog)
+            self.segments = SegmentCatalogue(
+                self.store.list_segments, self.catalog, revision=self.store.segments_revision
+            )
 
     # -- applying changes -------------------------------------------------------------------------------------------
     def apply(

@@ -12,6 +12,8 @@ Keys:
   per id ending.
 - segment: `SEGMENTS` / `SEG#<id>` -> `doc` (the `Segment` JSON without its count), `member_count`
   (kept by ADD on every enter and exit), `version`.
+- segment catalogue revision: `SEGMENTS#REVISION` / `REVISION` -> `revision`, added to in the transaction that
+  creates a segment, so a consumer holding compiled segments knows with one read that it must reload them.
 - audience build: `AUDIENCE#<id>` / `AUDIENCE` -> `doc` (the `AudienceBuild` JSON).
 - erasure: `ERASURE#<request id>` / `PREPARED`, `expires_at` a week later: the projection consumer
   forgot the request's customers and its lake tombstones are written, so the lake eraser may run
@@ -38,6 +40,7 @@ from ecrm.analysis.rules import DEFAULT_CATALOG, FieldCatalog
 from ecrm.core.errors import NotFound
 
 _SERIALIZE = TypeSerializer().serialize
+_SEGMENTS_REVISION = {"pk": {"S": "SEGMENTS#REVISION"}, "sk": {"S": "REVISION"}}
 _DESERIALIZE = TypeDeserializer().deserialize
 BEHAVIOUR_RETENTION = timedelta(days=731)
 MEMBERS_INDEX = "gsi1"
@@ -267,16 +270,38 @@ class AnalysisStore:
 
     # -- segments -----------------------------------------------------------------------------------------------
     def put_segment(self, segment: Segment) -> None:
-        self.client.put_item(
-            TableName=self.table,
-            Item={
-                "pk": _s("SEGMENTS"),
-                "sk": _s(f"SEG#{segment.segment_id}"),
-                "doc": _s(segment.model_dump_json(exclude={"member_count"})),
-                "member_count": {"N": str(segment.member_count)},
-            },
-            ConditionExpression="attribute_not_exists(pk)",
+        """A new segment and the catalogue's next revision, in one transaction."""
+        self.client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            "pk": _s("SEGMENTS"),
+                            "sk": _s(f"SEG#{segment.segment_id}"),
+                            "doc": _s(segment.model_dump_json(exclude={"member_count"})),
+                            "member_count": {"N": str(segment.member_count)},
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _SEGMENTS_REVISION,
+                        "UpdateExpression": "ADD revision :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+            ]
         )
+
+    def segments_revision(self) -> int:
+        """How many times the segment catalogue changed (0 before the first segment); a strongly consistent read."""
+        item = self.client.get_item(
+            TableName=self.table, Key=_SEGMENTS_REVISION, ConsistentRead=True, ProjectionExpression="revision"
+        ).get("Item")
+        return int(item["revision"]["N"]) if item else 0
 
     def update_segment(self, segment: Segment) -> None:
         self.client.update_item(

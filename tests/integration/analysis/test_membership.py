@@ -127,6 +127,40 @@ def test_a_redelivered_order_counts_once_and_reaches_the_lake_once(
     assert len(set(versions)) == len(versions)
 
 
+def test_a_warm_consumer_evaluates_a_segment_created_after_it_loaded_the_catalogue(
+    store: AnalysisStore, publisher: RecordingPublisher, clock: FixedClock, streams: LakeStreams
+) -> None:
+    # Given a consumer that compiled the segments (none yet) and caches them for an hour, as a warm function does
+    warm = MembershipService(
+        store=store,
+        publisher=publisher,
+        clock=clock,
+        profiles_lake=streams.profiles,
+        behaviour_lake=streams.behaviour,
+        segments=SegmentCatalogue(store.list_segments, DEFAULT_CATALOG, ttl=3600, revision=store.segments_revision),
+    )
+    assert warm.segments is not None
+    warm.segments.revalidate()
+    apply_customer_event(warm, created(OTHER, country="FR"))
+    assert store.segments_revision() == 0
+
+    # When a segment is created, and the consumer's next invocation handles a French customer
+    french = saved_segment(store, "French", FRENCH)
+    assert store.segments_revision() == 1
+    warm.segments.revalidate()
+    entered = moved(apply_customer_event(warm, created(CUSTOMER, country="FR")))
+
+    # Then the customer enters it within the hour the cache would have lasted
+    assert [(e.segment_id, e.customer_id) for e in entered] == [(french.segment_id, CUSTOMER)]
+
+    # And without a new segment, the next invocation reads the revision and not the segments
+    loads = []
+    warm.segments._load = lambda: loads.append(1) or store.list_segments()  # type: ignore[method-assign]
+    warm.segments.revalidate()
+    apply_customer_event(warm, updated(CUSTOMER, 2, at=clock.now(), country="FR"))
+    assert loads == []
+
+
 def test_a_segment_defined_on_another_follows_in_the_same_call(
     membership: MembershipService, store: AnalysisStore, publisher: RecordingPublisher, clock: FixedClock
 ) -> None:
