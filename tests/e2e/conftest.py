@@ -16,11 +16,23 @@ os.environ.setdefault("ECRM_DEMO_PEOPLE", "200")
 os.environ.setdefault("ECRM_DEMO_VISITORS", "40")
 
 
+def _in_e2e(item: pytest.Item) -> bool:
+    return "tests/e2e/" in str(item.fspath).replace(os.sep, "/")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/e2e/" in str(item.fspath).replace(os.sep, "/"):
+        if _in_e2e(item):
             item.add_marker(pytest.mark.e2e)
             item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
+@pytest.fixture(autouse=True)
+def _in_the_e2e_group(request: pytest.FixtureRequest) -> None:
+    """Under `--dist loadgroup`, every e2e test is in the group, or each worker would start its own local cloud."""
+    if "PYTEST_XDIST_WORKER" in os.environ and request.config.getvalue("loadgroup"):
+        assert request.node.nodeid.endswith("@e2e"), f"{request.node.nodeid} runs outside the e2e xdist group"
 
 
 @pytest.fixture(scope="session")
