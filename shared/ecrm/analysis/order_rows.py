@@ -8,25 +8,18 @@ engine reads another only through its contract.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from ecrm.analysis.predicate import OrderRow
 from ecrm.analysis.projection import millisecond
-from ecrm.transactions.models import OrderPlaced, OrderReturned, OrderStatusChanged
+from ecrm.transactions.models import OrderPlaced, OrderReturned, OrderStatusChanged, major_units
 
-# ISO 4217 exponents other than 2, as the transactions engine converts minor units for the lake's `amount`
-# (its ledger owns the table; its contract does not publish it yet).
-_EXPONENTS = {
-    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND"), 0),
-    **dict.fromkeys(("VUV", "XAF", "XOF", "XPF"), 0),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-}
 ORDER_EVENTS = (OrderPlaced, OrderReturned, OrderStatusChanged)
 
 
 def major_amount(minor: int, currency: str) -> float:
-    return float(Decimal(minor).scaleb(-_EXPONENTS.get(currency, 2)))
+    """Minor units in the major unit, converted as the transactions engine converts the lake's `amount`."""
+    return float(major_units(minor, currency))
 
 
 def order_rows_of(event: Any, *, event_id: str) -> list[OrderRow]:

@@ -11,23 +11,12 @@ arithmetic update conditional on the balance (no read-modify-write race between 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
-from ecrm.transactions.models import LoyaltyRulesIn, OrderLineIn
-
-# ISO 4217 minor-unit exponents that are not 2; a rule earns per major unit (a euro, a yen, a dinar).
-CURRENCY_EXPONENTS: Mapping[str, int] = {
-    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND"), 0),
-    **dict.fromkeys(("VUV", "XAF", "XOF", "XPF"), 0),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-}
-
-
-def major_units(minor: int, currency: str) -> Decimal:
-    return Decimal(minor).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
+from ecrm.transactions.models import LoyaltyRulesIn, OrderLineIn, major_units
 
 
 def line_points(lines: Iterable[OrderLineIn], currency: str, rules: LoyaltyRulesIn, on: date) -> dict[str, int]:

@@ -7,6 +7,7 @@ The catalogue, vendor offers and brokered purchases will add their models beside
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -18,6 +19,20 @@ from ecrm.core.erasure import CustomerDataErased
 from ecrm.core.events import DomainEvent
 
 SOURCE = "ecrm.transactions"
+
+# ISO 4217 minor-unit exponents that are not 2: part of the contract, since every reader of an amount in minor
+# units (the loyalty rules earn per major unit, the lake's `order_lines.amount`) must convert it the same way.
+CURRENCY_EXPONENTS: Mapping[str, int] = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND"), 0),
+    **dict.fromkeys(("VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
+
+
+def major_units(minor: int, currency: str) -> Decimal:
+    """Minor units as the currency's major unit (1999 EUR -> 19.99, 1999 JPY -> 1999, 1999 KWD -> 1.999)."""
+    return Decimal(minor).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
+
 
 CUSTOMER_ID_PATTERN = r"^cus_[0-9A-Z]{26}$"
 ORDER_ID_PATTERN = r"^ord_[0-9A-Z]{26}$"
