@@ -1,7 +1,8 @@
 """The recommender's training run: interactions in, a versioned model out, measured against popularity first.
 
 Owns one run, for the scheduled job and for `ecrm personalization train`: read interactions (the lake's
-`behaviour_events` through Athena in the cloud, DuckDB on the local cloud, or any CSV), hold out the latest
+`order_lines` for purchases and `behaviour_events` for the rest, through Athena in the cloud, DuckDB on the
+local cloud, or any CSV), hold out the latest
 interactions and measure the model against popularity on them (`evaluation.holdout` by time, then
 `evaluation.compare`), train on everything (`recommenders.train`), keep the full model JSON in S3 for audit
 (`models/recommender/<version>.json` in the lake bucket, as the analysis models), write what requests read to
@@ -27,11 +28,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ecrm.core.clock import Clock
-from ecrm.core.lake import LakeTables, timestamp_literal
+from ecrm.core.lake import ORDER_LINES, LakeTables, sql_string, timestamp_literal
 from ecrm.personalization import evaluation, recommenders
 from ecrm.personalization.models import ModelTrained
 from ecrm.personalization.offer_service import Publisher
-from ecrm.personalization.projection import HistoryPolicy
+from ecrm.personalization.projection import PURCHASE_TYPES, HistoryPolicy
 from ecrm.personalization.recommenders import RecommenderModel, TrainingConfig
 from ecrm.personalization.store import PersonalizationStore
 
@@ -84,21 +85,42 @@ def model_version(trained_at: datetime) -> str:
 
 
 # -- reading interactions -------------------------------------------------------------------------------------
-def interactions_sql(tables: LakeTables, *, since: datetime) -> str:
+def interactions_sql(tables: LakeTables, *, since: datetime, purchase_types: frozenset[str] = PURCHASE_TYPES) -> str:
     """Interactions with an item of current customers (latest profile not deleted) since `since`, deduplicated.
+
+    Purchases come from the lake's `order_lines` (written by the transactions engine): one `order_completed`
+    row per line of an order placed since `since`, its item the line's sku, unless the order was cancelled or the
+    line returned in full (a return is never a purchase, so a returned item does not teach "bought together" or
+    "for you"); a line partly returned stays a purchase. Behaviour events give the rest (views, cart adds); their
+    purchase events count only for a customer with no order row at all, a shop whose orders reach this platform
+    as tracked events only, so an order the transactions engine holds is never counted twice.
 
     Table names come from `LakeTables` and the time is a typed literal: nothing in the text comes from a request.
     """
+    order_lines = f'{tables.profiles.rsplit(".", 1)[0]}."{ORDER_LINES}"' if "." in tables.profiles else ORDER_LINES
+    purchases = ", ".join(sql_string(kind) for kind in sorted(purchase_types))
+    since_at = timestamp_literal(since)
     return (
         "WITH latest AS (SELECT customer_id FROM (SELECT customer_id, deleted, row_number() OVER "  # noqa: S608
         f"(PARTITION BY customer_id ORDER BY version DESC) AS rn FROM {tables.profiles}) ranked "
         "WHERE rn = 1 AND NOT deleted), "
+        "order_rows AS (SELECT DISTINCT event_id, order_id, customer_id, kind, sku, category, quantity, occurred_at "
+        f"FROM {order_lines} WHERE customer_id IS NOT NULL AND order_id IS NOT NULL), "
+        "cancelled AS (SELECT DISTINCT order_id FROM order_rows WHERE kind = 'cancellation'), "
+        "bought AS (SELECT customer_id, order_id, sku, max(category) AS category, "
+        "min(CASE WHEN kind = 'purchase' THEN occurred_at END) AS occurred_at, sum(quantity) AS kept "
+        "FROM order_rows WHERE kind IN ('purchase', 'return') AND sku IS NOT NULL "
+        "AND order_id NOT IN (SELECT order_id FROM cancelled) GROUP BY customer_id, order_id, sku), "
         "product_events AS (SELECT * FROM (SELECT customer_id, event_type, occurred_at, product_id, category, "
         "row_number() OVER (PARTITION BY customer_id, event_id ORDER BY recorded_at) AS rn "
-        f"FROM {tables.events} WHERE product_id IS NOT NULL AND occurred_at >= {timestamp_literal(since)}) ranked "
-        "WHERE rn = 1) "
+        f"FROM {tables.events} WHERE product_id IS NOT NULL AND occurred_at >= {since_at} "
+        f"AND (event_type NOT IN ({purchases}) "
+        "OR customer_id NOT IN (SELECT customer_id FROM order_rows))) ranked WHERE rn = 1), "
+        "interactions AS (SELECT customer_id, product_id, event_type, category, occurred_at FROM product_events "
+        "UNION ALL SELECT customer_id, sku AS product_id, 'order_completed' AS event_type, category, occurred_at "
+        f"FROM bought WHERE kept > 0 AND occurred_at >= {since_at}) "
         "SELECT e.customer_id, e.product_id, e.event_type, e.category, CAST(e.occurred_at AS VARCHAR) AS occurred_at "
-        "FROM product_events e JOIN latest l ON l.customer_id = e.customer_id"
+        "FROM interactions e JOIN latest l ON l.customer_id = e.customer_id"
     )
 
 

@@ -12,9 +12,12 @@ from typing import Any
 import duckdb
 from ecrm.analysis.segment_sql import LakeTables
 from ecrm.core.clock import FixedClock
+from ecrm.core.lake import ORDER_LINE_COLUMNS
 from ecrm.personalization.recommendation_service import RecommendationService
 from ecrm.personalization.store import PersonalizationStore
 from ecrm.personalization.training import TrainingJob, TrainingSettings, interactions_sql, run_training
+from ecrm.transactions.lake_records import order_rows
+from ecrm.transactions.models import OrderLineIn, OrderPlaced, OrderReturned, OrderStatusChanged, ReturnedLine
 
 from functions.personalization import job_train
 from tests.integration.personalization.conftest import BUCKET, RecordingPublisher
@@ -123,16 +126,7 @@ def test_the_job_handler_trains_on_the_lakes_interactions(
 def test_the_lake_query_reads_current_customers_interactions_with_items_once() -> None:
     # Given the two lake tables (as DuckDB runs them locally), with a redelivered event, an erased customer,
     # an event without an item and one before the window
-    connection = duckdb.connect(":memory:")
-    connection.execute("SET TimeZone = 'UTC'")
-    connection.execute('CREATE SCHEMA "ecrm_lake"')
-    connection.execute(
-        'CREATE TABLE "ecrm_lake"."segment_profiles" (customer_id VARCHAR, version BIGINT, deleted BOOLEAN)'
-    )
-    connection.execute(
-        'CREATE TABLE "ecrm_lake"."behaviour_events" (customer_id VARCHAR, event_id VARCHAR, event_type VARCHAR, '
-        "occurred_at TIMESTAMPTZ, product_id VARCHAR, category VARCHAR, recorded_at TIMESTAMPTZ)"
-    )
+    connection = lake_tables()
     connection.execute(
         'INSERT INTO "ecrm_lake"."segment_profiles" VALUES '
         "('cus_a', 1, false), ('cus_b', 1, false), ('cus_b', 2, true)"
@@ -155,3 +149,125 @@ def test_the_lake_query_reads_current_customers_interactions_with_items_once() -
     customer, item, kind, category, occurred_at = rows[0]
     assert (customer, item, kind, category) == ("cus_a", "sku1", "order_completed", "shoes")
     assert datetime.fromisoformat(occurred_at) == datetime(2026, 11, 20, 10, tzinfo=UTC)
+
+
+def lake_tables() -> duckdb.DuckDBPyConnection:
+    """The three lake tables the query reads, empty, as DuckDB runs them locally."""
+    connection = duckdb.connect(":memory:")
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute('CREATE SCHEMA "ecrm_lake"')
+    connection.execute(
+        'CREATE TABLE "ecrm_lake"."segment_profiles" (customer_id VARCHAR, version BIGINT, deleted BOOLEAN)'
+    )
+    connection.execute(
+        'CREATE TABLE "ecrm_lake"."behaviour_events" (customer_id VARCHAR, event_id VARCHAR, event_type VARCHAR, '
+        "occurred_at TIMESTAMPTZ, product_id VARCHAR, category VARCHAR, recorded_at TIMESTAMPTZ)"
+    )
+    columns = ", ".join(f"{name} {_DUCKDB[kind]}" for name, kind in ORDER_LINE_COLUMNS)
+    connection.execute(f'CREATE TABLE "ecrm_lake"."order_lines" ({columns})')
+    return connection
+
+
+_DUCKDB = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE", "timestamp": "TIMESTAMPTZ"}
+
+
+def placed(order_id: str, customer_id: str, when: datetime, *lines: tuple[str, int]) -> OrderPlaced:
+    return OrderPlaced(
+        order_id=order_id,
+        customer_id=customer_id,
+        currency="EUR",
+        channel="web",
+        lines=[
+            OrderLineIn(sku=sku, name=sku, category="shoes", quantity=quantity, unit_price_minor=1000)
+            for sku, quantity in lines
+        ],
+        total_minor=sum(1000 * quantity for _, quantity in lines),
+        placed_at=when,
+    )
+
+
+def one_returned(order_id: str, sku: str, when: datetime, *, return_id: str) -> OrderReturned:
+    return OrderReturned(
+        order_id=order_id,
+        customer_id="cus_a",
+        return_id=return_id,
+        lines=[ReturnedLine(sku=sku, category="shoes", quantity=1, unit_price_minor=1000)],
+        refund_minor=1000,
+        currency="EUR",
+        fully_returned=False,
+        returned_at=when,
+    )
+
+
+def insert_order_rows(connection: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    names = [name for name, _ in ORDER_LINE_COLUMNS]
+    marks = ", ".join("?" for _ in names)
+    for row in rows:
+        connection.execute(f'INSERT INTO "ecrm_lake"."order_lines" VALUES ({marks})', [row[n] for n in names])
+
+
+def test_purchases_come_from_the_orders_net_of_returns_and_cancellations() -> None:
+    # Given the transactions engine's rows (as its lake writer makes them): cus_a bought two pairs of sku1 and
+    # one sku2, then returned both sku1 (one at a time); cus_a's sku3 order was cancelled; cus_a's tracked
+    # "order completed" events duplicate what the engine holds, while cus_c (no order row) has only those
+    connection = lake_tables()
+    connection.execute(
+        'INSERT INTO "ecrm_lake"."segment_profiles" VALUES '
+        "('cus_a', 1, false), ('cus_c', 1, false), ('cus_d', 1, false), ('cus_d', 2, true)"
+    )
+    day = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    order = placed("ord_1", "cus_a", day, ("sku1", 2), ("sku2", 1))
+    returned = one_returned("ord_1", "sku1", day + timedelta(days=2), return_id="ret_1")
+    cancelled = placed("ord_2", "cus_a", day, ("sku3", 1))
+    rows = order_rows(order, event_id="ev1") + order_rows(order, event_id="ev1")  # delivered twice
+    rows += order_rows(returned, event_id="ev2") + order_rows(
+        one_returned("ord_1", "sku1", day, return_id="ret_2"), event_id="ev3"
+    )
+    rows += order_rows(cancelled, event_id="ev4")
+    rows += order_rows(
+        OrderStatusChanged(
+            order_id="ord_2",
+            customer_id="cus_a",
+            previous_status="placed",
+            status="cancelled",
+            currency="EUR",
+            refund_minor=1000,
+            changed_at=day + timedelta(hours=1),
+        ),
+        event_id="ev5",
+    )
+    rows += order_rows(placed("ord_3", "cus_d", day, ("sku4", 1)), event_id="ev6")  # an erased customer's
+    insert_order_rows(connection, rows)
+    connection.execute(
+        'INSERT INTO "ecrm_lake"."behaviour_events" VALUES '
+        "('cus_a', 't1', 'order_completed', '2026-11-20 10:00:00+00', 'sku1', 'shoes', '2026-11-20 10:00:01+00'),"
+        "('cus_a', 't2', 'product_viewed', '2026-11-19 10:00:00+00', 'sku5', 'shoes', '2026-11-19 10:00:01+00'),"
+        "('cus_c', 't3', 'order_completed', '2026-11-18 10:00:00+00', 'sku6', 'bags', '2026-11-18 10:00:01+00')"
+    )
+
+    # When the job's query runs
+    sql = interactions_sql(LakeTables.in_database("ecrm_lake"), since=NOW - timedelta(days=365))
+    found = sorted((c, i, k) for c, i, k, _, _ in connection.sql(sql).fetchall())
+
+    # Then cus_a bought sku2 only (sku1 all returned, sku3 cancelled), once, and viewed sku5; cus_c's tracked
+    # purchase stands (nothing else knows it); the erased customer's order is nowhere
+    assert found == [
+        ("cus_a", "sku2", "order_completed"),
+        ("cus_a", "sku5", "product_viewed"),
+        ("cus_c", "sku6", "order_completed"),
+    ]
+
+
+def test_a_line_partly_returned_is_still_a_purchase() -> None:
+    connection = lake_tables()
+    connection.execute('INSERT INTO "ecrm_lake"."segment_profiles" VALUES (\'cus_a\', 1, false)')
+    day = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    returned = one_returned("ord_1", "sku1", day + timedelta(days=2), return_id="ret_1")
+    rows = order_rows(placed("ord_1", "cus_a", day, ("sku1", 2)), event_id="ev1")
+    insert_order_rows(connection, rows + order_rows(returned, event_id="ev2"))
+
+    sql = interactions_sql(LakeTables.in_database("ecrm_lake"), since=NOW - timedelta(days=365))
+    (row,) = connection.sql(sql).fetchall()
+
+    assert row[:3] == ("cus_a", "sku1", "order_completed")
+    assert datetime.fromisoformat(row[4]) == day  # when it was bought, not when half of it came back
