@@ -1,4 +1,4 @@
-"""The birthday bonus's job: who has their birthday now in their own zone, and the customers' birth dates as
+"""The birthday job: who has their birthday now in their own zone, and the customers' birth dates as
 their profile events say them (the ledger's part, once per customer and year, is `LoyaltyService`)."""
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from ecrm.transactions.loyalty_zones import TimeZones
 
 
 def grant_birthday_bonuses(loyalty: LoyaltyService, zones: TimeZones) -> int:
-    """The birthday bonus to every customer whose birthday it is now in their own zone; returns the points.
+    """Every customer whose birthday it is now in their own zone has it recorded (`BirthdayReached`, which the
+    birthday journey starts on) with the rules' bonus, if any; returns the points given.
 
     Run hourly: somewhere a day starts every hour, and the customers whose birthday is yesterday, today
     or tomorrow in UTC are all whose birthday may be today somewhere. Each is given once per year (its
     cause), so a re-run, or an hourly run that finds the same birthday again, gives nothing more.
     """
-    if not loyalty.rules().birthday_bonus:
-        return 0
     now = loyalty.clock.now()
     near: dict[str, str] = {}
     for offset in (-1, 0, 1):
@@ -31,7 +30,7 @@ def grant_birthday_bonuses(loyalty: LoyaltyService, zones: TimeZones) -> int:
     for customer_id, zone in sorted(zones.zones(sorted(near)).items()):
         local = now.astimezone(_zone(zone)).date()
         if near[customer_id] in ledger.birthday_keys(local):
-            given += loyalty.grant_birthday_bonus(customer_id, local.year)
+            given += loyalty.grant_birthday_bonus(customer_id, local.year, local)
     return given
 
 

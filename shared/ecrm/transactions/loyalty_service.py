@@ -21,6 +21,7 @@ from ecrm.transactions import ledger
 from ecrm.transactions.ledger import Account
 from ecrm.transactions.loyalty_store import CauseTaken, InsufficientBalance, LedgerWrite, LoyaltyStore, StaleAccount
 from ecrm.transactions.models import (
+    BirthdayReached,
     LedgerKind,
     LoyaltyAccount,
     LoyaltyRules,
@@ -31,6 +32,7 @@ from ecrm.transactions.models import (
     OrderStatusChanged,
     PointsEarned,
     PointsExpired,
+    PointsExpiring,
     PointsRedeemed,
     PointsReversed,
     Redemption,
@@ -200,13 +202,12 @@ class LoyaltyService:
 
         return points if self._apply(customer_id, change, correlation_id) else 0
 
-    def grant_birthday_bonus(self, customer_id: str, year: int, *, correlation_id: str | None = None) -> int:
-        """The rules' birthday bonus, once per customer and year (cause `birthday:<year>`); 0 when there is
-        none or it was given that year."""
+    def grant_birthday_bonus(self, customer_id: str, year: int, local_date: date | None = None) -> int:
+        """The customer's birthday, once per customer and year (cause `birthday:<year>`): `BirthdayReached`
+        (journeys start on it) with the rules' birthday bonus, if any; returns the points given (0 when there
+        is no bonus or the year's birthday was recorded before)."""
         rules = self.rules()
         points = rules.birthday_bonus
-        if not points:
-            return 0
         cause = f"birthday:{year}"
 
         def change(account: Account, now: datetime) -> LedgerWrite:
@@ -214,20 +215,30 @@ class LoyaltyService:
             write = LedgerWrite(
                 ledger.earn(account, points, expires_on, rules), account.version, new_causes={cause: {"points": points}}
             )
-            self._line(write, "bonus", points, cause, now)
+            if points:
+                self._line(write, "bonus", points, cause, now)
+                write.events.append(
+                    PointsEarned(
+                        customer_id=customer_id,
+                        entry_id=write.entries[-1].entry_id,
+                        points=points,
+                        cause=cause,
+                        expires_on=expires_on,
+                        earned_at=now,
+                    )
+                )
             write.events.append(
-                PointsEarned(
+                BirthdayReached(
                     customer_id=customer_id,
-                    entry_id=write.entries[-1].entry_id,
+                    year=year,
+                    local_date=local_date or now.date(),
                     points=points,
-                    cause=cause,
-                    expires_on=expires_on,
-                    earned_at=now,
+                    reached_at=now,
                 )
             )
             return write
 
-        return points if self._apply(customer_id, change, correlation_id) else 0
+        return points if self._apply(customer_id, change, None) else 0
 
     def note_birth_date(self, customer_id: str, birth_date: date | None, profile_version: int) -> bool:
         """Keep the customer's birthday from their profile (the customer store's profile events)."""
@@ -311,7 +322,41 @@ class LoyaltyService:
         expired = 0
         for customer_id in self.store.accounts_due(today):
             expired += self.expire_account(customer_id, today)
+        for customer_id in self.store.accounts_due(today + EXPIRING_WINDOW):
+            self.warn_expiring(customer_id, today)
         return expired
+
+    def warn_expiring(self, customer_id: str, today: date) -> int:
+        """`PointsExpiring` for each lot due within the window that still holds unspent points, once per account
+        and expiry day (cause `expiring:<day>`), so a reminder can go out ahead; returns the warnings written."""
+        account = self.store.account(customer_id)
+        if account is None or account.erased:
+            return 0
+        by = (today + EXPIRING_WINDOW).isoformat()
+        ahead: dict[str, int] = {}
+        before = 0
+        for day in sorted(account.lots):
+            due = account.due_by(date.fromisoformat(day))
+            if today.isoformat() < day <= by and due > before:
+                ahead[day] = due - before
+            before = due
+        ahead = {
+            day: points for day, points in ahead.items() if self.store.cause(customer_id, f"expiring:{day}") is None
+        }
+        if not ahead:
+            return 0
+
+        def change(read: Account, now: datetime) -> LedgerWrite:
+            write = LedgerWrite(
+                read, read.version, new_causes={f"expiring:{d}": {"points": p} for d, p in ahead.items()}
+            )
+            write.events += [
+                PointsExpiring(customer_id=customer_id, points=p, expires_on=date.fromisoformat(d), warned_at=now)
+                for d, p in ahead.items()
+            ]
+            return write
+
+        return len(ahead) if self._apply(customer_id, change, None, create=False) else 0
 
     def expire_account(self, customer_id: str, today: date) -> int:
         gone = 0
@@ -372,7 +417,10 @@ class LoyaltyService:
             if write.account == account and not write.new_causes and not write.updated_causes:
                 return True  # nothing to change (an expiry with nothing due)
             standing = standing_of(write.account, now)
-            write.events = [e.model_copy(update={"standing": standing}) for e in write.events]
+            write.events = [
+                e.model_copy(update={"standing": standing}) if "standing" in type(e).model_fields else e
+                for e in write.events
+            ]
             try:
                 self.store.write(write, correlation_id=correlation_id, now=now)
                 return True

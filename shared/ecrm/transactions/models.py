@@ -352,6 +352,33 @@ class PointsExpired(DomainEvent):
     standing: LoyaltyStanding | None = None
 
 
+class PointsExpiring(DomainEvent):
+    """A warning ahead of an expiry (the daily job, once per account and expiry day): the points still unspent
+    that leave the account on `expires_on` unless redeemed before."""
+
+    source = SOURCE
+    detail_type = "PointsExpiring"
+
+    customer_id: str
+    points: int
+    expires_on: date
+    warned_at: datetime
+
+
+class BirthdayReached(DomainEvent):
+    """It is the customer's birthday in their own zone (the hourly job, once per customer and year); `points`
+    is the rules' birthday bonus given with it, 0 when there is none."""
+
+    source = SOURCE
+    detail_type = "BirthdayReached"
+
+    customer_id: str
+    year: int
+    local_date: date
+    points: int = 0
+    reached_at: datetime
+
+
 class TransactionsDataErased(CustomerDataErased):
     """The transactions engine's acknowledgement of an erasure request, from this engine's source."""
 
