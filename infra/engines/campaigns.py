@@ -65,6 +65,8 @@ JOURNEY_EVENTS = {
         "TierChanged",
         "PointsEarned",
         "PointsRedeemed",
+        "PointsExpiring",
+        "BirthdayReached",
         "PurchaseFailed",
         "PurchaseBrokered",
     ],

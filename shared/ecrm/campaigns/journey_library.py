@@ -6,9 +6,9 @@ and activate it like any journey. The result is validated as a journey is, so th
 what `POST /journeys` would refuse.
 
 Every trigger, goal and awaited event is an event on the bus (its schema is in `events/schemas`, and the
-journey queue's rules route it: a unit test holds both). Where the event a journey should start on does
-not exist yet, the entry says so (`trigger_ready` False, `trigger_note`) and starts on the nearest event
-that does, instead of naming one nobody publishes.
+journey queue's rules route it: a unit test holds both). An entry whose event did not exist yet would say so
+(`trigger_ready` False, `trigger_note`) and start on the nearest event that does, instead of naming one
+nobody publishes; today every entry starts on the event it is about.
 """
 
 from __future__ import annotations
@@ -171,10 +171,10 @@ def _welcome(p: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _birthday(p: Mapping[str, Any]) -> dict[str, Any]:
-    greeting = email(f"Happy birthday, {GREETING}!", "A little present from us is in your account.")
+    greeting = email(f"Happy birthday, {GREETING}!", "All of us wish you a wonderful day.")
     return {
         "name": "Birthday",
-        "trigger": trigger("SegmentEntered", "ecrm.analysis", segment_id=p["segment_id"]),
+        "trigger": trigger("BirthdayReached", "ecrm.transactions"),
         "reentry": "after_exit",
         "reentry_after_seconds": 300 * DAY,
         "steps": [send("greeting", greeting)],
@@ -241,7 +241,7 @@ def _points_expiring(p: Mapping[str, Any]) -> dict[str, Any]:
     until = {"type": "wait", "id": "until_reminder", "until_trigger_time": "expires_on", "before_seconds": lead * DAY}
     return {
         "name": "Points about to expire",
-        "trigger": trigger("PointsEarned", "ecrm.transactions"),
+        "trigger": trigger("PointsExpiring", "ecrm.transactions"),
         "goal_event": "PointsRedeemed",
         "reentry": "after_exit",
         "steps": [{**until, "next": "remind"}, send("remind", reminder)],
@@ -309,12 +309,10 @@ ENTRIES: dict[str, Entry] = {
             "birthday",
             "Birthday",
             "A greeting on the customer's birthday, at most once a year.",
-            False,
-            "No event says a birthday is today: no daily job publishes one (loyalty's birthday_bonus is granted "
-            "by nothing yet), and segment rules cannot compare the month and day of birth_date with today's. "
-            "It starts on SegmentEntered (ecrm.analysis) of a segment given as a parameter; override the trigger "
-            "once a daily birthday event exists.",
-            (Parameter("segment_id", SEGMENT_ID, "string", example="seg_birthdays"),),
+            True,
+            "BirthdayReached (ecrm.transactions): loyalty's hourly birthday job publishes it once a year for each "
+            "customer whose birth_date is today in their own zone, with the rules' birthday bonus or without one.",
+            (),
             _birthday,
         ),
         Entry(
@@ -363,12 +361,12 @@ ENTRIES: dict[str, Entry] = {
         Entry(
             "points_expiring",
             "Points about to expire",
-            "A reminder some days before points earned expire; a redemption ends it (the goal).",
-            False,
-            "Loyalty publishes no 'points expiring soon' event (its daily job publishes PointsExpired once they "
-            "are gone). It starts on PointsEarned (ecrm.transactions) and waits until the event's expires_on "
-            "less remind_days_before. While a customer waits, later earnings do not enter them again: the "
-            "reminder is about the lot that entered them.",
+            "A reminder some days before unspent points expire; a redemption ends it (the goal).",
+            True,
+            "PointsExpiring (ecrm.transactions): loyalty's daily expiry job warns 30 days ahead, once per account "
+            "and expiry day, of the points still unspent. The journey waits until the event's expires_on less "
+            "remind_days_before (at once when that is already past). While a customer waits, a warning of a "
+            "later expiry does not enter them again: the reminder is about the points that entered them.",
             (Parameter("remind_days_before", "Days before expiry to remind", "integer", 14),),
             _points_expiring,
         ),
@@ -376,10 +374,11 @@ ENTRIES: dict[str, Entry] = {
             "order_delay_recovery",
             "Service recovery: order delay",
             "An apology when a paid order has not shipped (nor been cancelled) within the hours given.",
-            False,
-            "No event says an order is late: it starts on OrderStatusChanged (ecrm.transactions) to paid and "
-            "waits for the same order (its order_id) to go to shipped or cancelled. Another order paid while "
-            "the customer waits is not followed.",
+            True,
+            "A delay is found on the clock: orders have no 'delayed' status, so the journey starts on "
+            "OrderStatusChanged (ecrm.transactions) to paid and waits for the same order (its order_id) to go to "
+            "shipped or cancelled; the wait timing out is the delay. Another order paid while the customer waits "
+            "is not followed.",
             (Parameter("hours", "Hours from payment to shipping before it is late", "integer", 72),),
             _order_delay,
         ),

@@ -110,18 +110,22 @@ def test_order_delay_recovery_apologises_only_for_an_order_not_shipped_in_time(e
     assert engine.journeys.report(journey.journey_id).exited == {"completed": 2}
 
 
-def test_points_expiring_reminds_before_the_earned_points_expiry(engine: Engine) -> None:
+def test_points_expiring_reminds_before_the_warned_points_expiry(engine: Engine) -> None:
     journey, run = active(engine, "points_expiring", parameters={"remind_days_before": 14}), runtime(engine)
-    expires_on = (engine.clock.now() + timedelta(days=30)).date().isoformat()
-    publish(run, "ecrm.transactions", "PointsEarned", "c-1", points=120, expires_on=expires_on)
-    publish(run, "ecrm.transactions", "PointsEarned", "c-2", points=50)  # no expiry: nothing to remind of
+    # loyalty warns 30 days ahead; another customer's warning names an expiry already within the lead
+    in_30_days = (engine.clock.now() + timedelta(days=30)).date().isoformat()
+    in_10_days = (engine.clock.now() + timedelta(days=10)).date().isoformat()
+    publish(run, "ecrm.transactions", "PointsExpiring", "c-1", points=120, expires_on=in_30_days)
+    publish(run, "ecrm.transactions", "PointsExpiring", "c-2", points=50, expires_on=in_10_days)
 
+    run.wake()
+    assert sent(engine, journey) == {("c-2", "remind.1")}
     engine.clock.advance(days=15)
     run.wake()
-    assert sent(engine, journey) == set()
+    assert sent(engine, journey) == {("c-2", "remind.1")}
     engine.clock.advance(days=1)
     run.wake()
-    assert sent(engine, journey) == {("c-1", "remind.1")}
+    assert sent(engine, journey) == {("c-1", "remind.1"), ("c-2", "remind.1")}
     assert engine.journeys.report(journey.journey_id).exited == {"completed": 2}
 
 

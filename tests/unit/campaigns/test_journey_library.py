@@ -30,7 +30,7 @@ def infra_constant(name: str) -> Any:
 
 JOURNEY_EVENTS: dict[str, list[str]] = infra_constant("JOURNEY_EVENTS")
 JOURNEY_INTERACTIONS: list[str] = infra_constant("JOURNEY_INTERACTIONS")
-REQUIRED = {"birthday": {"segment_id": "seg_b"}, "win_back": {"segment_id": "seg_c"}}
+REQUIRED = {"win_back": {"segment_id": "seg_c"}}
 
 
 def data_fields(source: str, detail_type: str) -> set[str]:
@@ -71,11 +71,8 @@ def test_the_library_has_the_ready_made_journeys_each_valid() -> None:
         "failed_payment_recovery",
     }
     required = {i.name: [p.name for p in i.parameters if p.default is None] for i in items}
-    assert {name: params for name, params in required.items() if params} == {
-        "birthday": ["segment_id"],
-        "win_back": ["segment_id"],
-    }
-    assert {i.name for i in items if not i.trigger_ready} == {"birthday", "points_expiring", "order_delay_recovery"}
+    assert {name: params for name, params in required.items() if params} == {"win_back": ["segment_id"]}
+    assert all(i.trigger_ready for i in items), "every ready-made journey starts on the event it is about"
     assert all(i.trigger_note for i in items)
 
 
