@@ -106,6 +106,7 @@ class CampaignsEngine(Construct):
         lake: Lake,
         customers: CustomersEngine,
         broadcast_request: lambda_.IFunction | None = None,
+        recommend: lambda_.IFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = foundation.settings
@@ -158,6 +159,8 @@ class CampaignsEngine(Construct):
         self._journey_runtime(
             foundation, {**env, "CUSTOMERS_CONTACTS_FUNCTION_NAME": contacts.function_name}, broadcast_request
         )
+        if recommend is not None:
+            self._recommendations_in_journeys(recommend)
         self.outcomes = QueueConsumer(
             self,
             "OutcomeConsumer",
@@ -329,6 +332,15 @@ class CampaignsEngine(Construct):
             description="Journey waits that are over move on",
             function=self.wake_job.function,
         )
+
+    def _recommendations_in_journeys(self, recommend: lambda_.IFunction) -> None:
+        """A journey's send step that asks for recommendations asks the personalization engine's recommend
+        function (the function itself, not its versions: one resource)."""
+        for function in (self.journey_events.handler, self.wake_job):
+            function.function.add_environment("PERSONALIZATION_RECOMMEND_FUNCTION_NAME", recommend.function_name)
+            function.role.add_to_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[recommend.function_arn])
+            )
 
     def _run_workflow(self, lake: Lake) -> Workflow:
         def step(name: str, payload: dict[str, object], result_path: str | None) -> tasks.LambdaInvoke:

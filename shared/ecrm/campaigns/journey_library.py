@@ -333,9 +333,9 @@ ENTRIES: dict[str, Entry] = {
             "Post-purchase cross-sell",
             "Days after an order, personalization's recommendations for the customer; another order is the goal.",
             True,
-            "OrderPlaced (ecrm.transactions). The send step asks for recommendations (`data.recommendations`); "
-            "until the runtime is wired to personalization, the list is empty and the message's fallback text "
-            "is sent.",
+            "OrderPlaced (ecrm.transactions). The send step asks personalization's recommend function for the "
+            "customer's items (`data.recommendations`); where it is not configured, or fails, the list is empty "
+            "and the message's fallback text is sent.",
             (
                 Parameter("days_after", "Days between the order and the suggestions", "integer", 3),
                 Parameter("items", "How many recommended items the message shows", "integer", 4),

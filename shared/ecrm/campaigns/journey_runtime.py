@@ -45,7 +45,7 @@ class RecommendationSource(Protocol):
 
 
 class NoRecommendations:
-    """Until personalization's recommendations are wired to the runtime: an empty list, which the library's
+    """Where personalization's recommend function is not configured: an empty list, which the library's
     templates render as their general fallback (`{% if data.recommendations %}`)."""
 
     def recommend(self, customer_id: str, k: int) -> list[dict[str, Any]]:

@@ -297,3 +297,34 @@ class ContactCardFacts:
             segments=frozenset(str(s) for s in segments) if isinstance(segments, list) else frozenset(),
             timezone=card.preferences.time_zone or "UTC",
         )
+
+
+RECOMMENDATION_SLOT = "for_you"
+ITEM_FIELDS = ("name", "category", "url", "image_url", "price", "currency")
+
+
+class LambdaRecommendations:
+    """A customer's recommendations for a journey's message, asked of the personalization engine's recommend
+    function (their owner). Each item is named as personalization's template catalogue names it (`id`,
+    `name`, `url`...). A recommender that fails or answers no list gives no items: the message goes out with
+    its template's general fallback rather than being held back by an optional extra."""
+
+    def __init__(self, client: Any, function_name: str) -> None:
+        self.client = client
+        self.function_name = function_name
+
+    def recommend(self, customer_id: str, k: int) -> list[dict[str, Any]]:
+        payload = {"operation": "recommend", "customer_id": customer_id, "slot": RECOMMENDATION_SLOT, "k": k}
+        response = self.client.invoke(FunctionName=self.function_name, Payload=json.dumps(payload).encode())
+        try:
+            answer = json.loads(response["Payload"].read() or b"{}")
+        except ValueError:
+            return []
+        items = answer.get("items") if isinstance(answer, dict) and not response.get("FunctionError") else None
+        if not isinstance(items, list):
+            return []
+        return [
+            {"id": item["item_id"], **{name: item[name] for name in ITEM_FIELDS if item.get(name) is not None}}
+            for item in items[:k]
+            if isinstance(item, dict) and isinstance(item.get("item_id"), str)
+        ]

@@ -20,6 +20,7 @@ from ecrm.campaigns.ports import (
     ContactCardZones,
     EventBridgeCampaignScheduler,
     LambdaBroadcastGateway,
+    LambdaRecommendations,
     S3ManifestStore,
     StepFunctionsRunStarter,
 )
@@ -42,6 +43,7 @@ class CampaignsConfig(FunctionConfig):
     campaigns_schedule_target_arn: str = ""
     campaigns_schedule_role_arn: str = ""
     customers_contacts_function_name: str = ""
+    personalization_recommend_function_name: str = ""  # empty: journeys' messages carry no recommendations
 
 
 class Unconfigured:
@@ -146,6 +148,11 @@ def journey_runtime_for(config: CampaignsConfig) -> JourneyRuntime:
             else NoFacts()
         ),
         definitions=store_for(config),
+        recommendations=(
+            LambdaRecommendations(aws.client("lambda"), config.personalization_recommend_function_name)
+            if config.personalization_recommend_function_name
+            else None
+        ),
     )
 
 

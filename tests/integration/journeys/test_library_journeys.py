@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from ecrm.broadcast.rendering import render_parts
 from ecrm.campaigns.journey_library import draft
-from ecrm.campaigns.journey_runtime import JourneyRuntime, NoFacts
+from ecrm.campaigns.journey_runtime import JourneyRuntime, NoFacts, RecommendationSource
 from ecrm.campaigns.models import Journey, LibraryDraftIn
 from ecrm.campaigns.state_store import JourneyStateStore
 
@@ -32,7 +32,7 @@ class FakeRecommendations:
         return [{"name": f"Item {i}", "url": f"https://shop.test/p/{i}"} for i in range(k)]
 
 
-def runtime(engine: Engine, recommendations: FakeRecommendations | None = None) -> JourneyRuntime:
+def runtime(engine: Engine, recommendations: RecommendationSource | None = None) -> JourneyRuntime:
     return JourneyRuntime(
         JourneyStateStore(engine.client, TABLE),
         engine.clock,
