@@ -1,8 +1,13 @@
 """OLAP over the lake: slice and dice activity by dimensions with measures, as one SQL query.
 
-The fact is a behaviour event (orders, interactions, message outcomes, all deduplicated by
-event id), joined with the customer's latest profile row for customer dimensions and with current
-segment memberships for the `segment` dimension (a customer in two segments counts in both).
+The fact is a behaviour event (interactions, message outcomes, all deduplicated by event id) or an
+order row: the lake's `order_lines`, written by the transactions engine, one `order_completed` fact per
+line bought and one `order_returned` fact (negative) per line returned, a cancelled order left out whole,
+so revenue is net of returns and a return is never an order. Tracked `order_completed` behaviour events
+count only for customers with no order row at all (a shop whose orders reach the platform as tracked
+events only): an order the transactions engine holds is never counted twice. Facts are joined with
+the customer's latest profile row for customer dimensions and with current segment memberships for the
+`segment` dimension (a customer in two segments counts in both).
 The SQL is the subset Athena and DuckDB share (`count_if`, `date_trunc`, `CAST`, window
 functions); ratios are computed in DOUBLE so integer division never truncates them.
 """
@@ -13,10 +18,11 @@ from typing import Any
 
 from ecrm.analysis.models import OlapRequest, OlapResult
 from ecrm.analysis.rules import SEGMENT_ENTERED, SEGMENT_EXITED
-from ecrm.analysis.segment_sql import LakeTables, literal, timestamp_literal, value_sql
+from ecrm.analysis.segment_sql import LakeTables, literal, order_lines_table, timestamp_literal, value_sql
 from ecrm.core.lake import AthenaLake
 
-ORDER = "order_completed"
+ORDER, RETURNED = "order_completed", "order_returned"
+FACT_COLUMNS = "customer_id, event_id, event_type, occurred_at, amount, category, channel, source, order_id"
 DELIVERED, OPENED, CLICKED = "message_delivered", "message_opened", "message_clicked"
 
 DIMENSIONS: dict[str, str] = {
@@ -40,16 +46,20 @@ def _is(kind: str) -> str:
     return f"e.event_type = {literal('string', kind)}"
 
 
+_SALE = f"e.event_type IN ({literal('string', ORDER)}, {literal('string', RETURNED)})"
+_ORDERS = f"count(DISTINCT CASE WHEN {_is(ORDER)} THEN e.order_id END)"
+
+
 def _ratio(numerator: str, denominator: str) -> str:
     return f"CAST({numerator} AS DOUBLE) / NULLIF({denominator}, 0)"
 
 
 MEASURES: dict[str, str] = {
-    "events": "count(*)",
+    "events": "count(DISTINCT e.customer_id || '|' || e.event_id)",
     "customers": "count(DISTINCT e.customer_id)",
-    "orders": f"count_if({_is(ORDER)})",
-    "revenue": f"COALESCE(sum(CASE WHEN {_is(ORDER)} THEN e.amount END), 0)",
-    "average_order_value": _ratio(f"sum(CASE WHEN {_is(ORDER)} THEN e.amount END)", f"count_if({_is(ORDER)})"),
+    "orders": _ORDERS,
+    "revenue": f"COALESCE(sum(CASE WHEN {_SALE} THEN e.amount END), 0)",
+    "average_order_value": _ratio(f"sum(CASE WHEN {_SALE} THEN e.amount END)", _ORDERS),
     "conversion_rate": _ratio(
         f"count(DISTINCT CASE WHEN {_is(ORDER)} THEN e.customer_id END)", "count(DISTINCT e.customer_id)"
     ),
@@ -72,9 +82,7 @@ def olap_sql(request: OlapRequest, tables: LakeTables) -> str:
     ctes = [
         "latest AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY customer_id ORDER BY version DESC) AS rn "
         f"FROM {tables.profiles}) ranked WHERE rn = 1)",
-        "events AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY customer_id, event_id "
-        f"ORDER BY recorded_at) AS rn FROM {tables.events} WHERE event_type NOT IN {membership_kinds}{time_filter}) "
-        "ranked WHERE rn = 1)",
+        *_facts(tables, membership_kinds, time_filter),
     ]
     joins = " LEFT JOIN latest p ON p.customer_id = e.customer_id"
     if "segment" in request.dimensions or any(f.dimension == "segment" for f in request.filters):
@@ -103,6 +111,34 @@ def olap_sql(request: OlapRequest, tables: LakeTables) -> str:
     tie_break = "".join(f", {d} ASC" for d in request.dimensions if d != order)
     sql += f" ORDER BY {order} {direction}{tie_break} LIMIT {int(request.limit)}"
     return sql
+
+
+def _facts(tables: LakeTables, membership_kinds: str, time_filter: str) -> list[str]:
+    """The `events` CTE: behaviour events and order rows as one fact table (see the module's docstring).
+
+    Order rows are deduplicated whole (a row delivered twice is an identical copy); the lines of one order
+    event share its event id, so the `events` measure counts an order placed or a return once.
+    """
+    order_rows = (
+        "order_rows AS (SELECT DISTINCT event_id, order_id, customer_id, kind, sku, category, amount, channel, "
+        f"occurred_at FROM {order_lines_table(tables)} WHERE customer_id IS NOT NULL AND order_id IS NOT NULL)"
+    )
+    cancelled = "cancelled AS (SELECT DISTINCT order_id FROM order_rows WHERE kind = 'cancellation')"
+    behaviour = (
+        "SELECT customer_id, event_id, event_type, occurred_at, amount, category, channel, source, "
+        f"CASE WHEN event_type = {literal('string', ORDER)} THEN event_id END AS order_id FROM (SELECT *, "
+        "row_number() OVER (PARTITION BY customer_id, event_id ORDER BY recorded_at) AS rn "
+        f"FROM {tables.events} WHERE event_type NOT IN {membership_kinds}{time_filter}) ranked WHERE rn = 1 "
+        f"AND (event_type <> {literal('string', ORDER)} OR customer_id NOT IN (SELECT customer_id FROM order_rows))"
+    )
+    orders = (
+        "SELECT customer_id, event_id, "
+        f"CASE WHEN kind = 'purchase' THEN {literal('string', ORDER)} ELSE {literal('string', RETURNED)} END "
+        "AS event_type, occurred_at, amount, category, channel, CAST(NULL AS VARCHAR) AS source, order_id "
+        "FROM order_rows WHERE kind IN ('purchase', 'return') "
+        f"AND order_id NOT IN (SELECT order_id FROM cancelled){time_filter}"
+    )
+    return [order_rows, cancelled, f"events AS ({behaviour} UNION ALL {orders})"]
 
 
 def _filter(dimension: str, op: str, value: Any) -> str:

@@ -31,7 +31,7 @@ from ecrm.analysis.segments import RULE, SegmentService
 from ecrm.analysis.store import AnalysisStore
 from ecrm.core.clock import FixedClock
 from ecrm.core.ids import new_id
-from ecrm.core.lake import AthenaLake
+from ecrm.core.lake import ORDER_LINE_COLUMNS, ORDER_LINES, AthenaLake
 from ecrm.customers.models import CustomerCreated, CustomerUpdated, InteractionRecorded, ProfileSnapshot
 
 from infra.local import athena
@@ -58,9 +58,13 @@ _ARROW = {
     "double": pa.float64(),
     "boolean": pa.bool_(),
     "date": pa.date32(),
+    "int": pa.int32(),
     "bigint": pa.int64(),
     "timestamp": pa.timestamp("ms", tz="UTC"),
 }
+
+# The tables the emulated lake declares: segmentation's own and the transactions engine's `order_lines`.
+LAKE_TABLE_COLUMNS = {**lake_table_columns(), ORDER_LINES: ORDER_LINE_COLUMNS}
 
 
 class RecordingPublisher:
@@ -120,7 +124,7 @@ class LakeStreams:
 
 def put_parquet(s3: Any, table: str, rows: Sequence[Mapping[str, Any]], *, day: str, name: str) -> None:
     """Rows (the JSON records a lake stream receives) as a Parquet object of the table, typed by its Glue columns."""
-    columns = lake_table_columns()[table]
+    columns = LAKE_TABLE_COLUMNS[table]
     schema = pa.schema([(column, _ARROW[kind]) for column, kind in columns])
     typed = [{column: _arrow_value(kind, row.get(column)) for column, kind in columns} for row in rows]
     buffer = io.BytesIO()
@@ -287,13 +291,14 @@ def athena_emulation() -> None:
 
 @pytest.fixture
 def lake(aws: None, athena_emulation: None, streams: LakeStreams) -> AthenaLake:
-    """The lake bucket, the Glue database and the two segmentation tables, an enforcing work group."""
+    """The lake bucket, the Glue database, the two segmentation tables and the transactions engine's order lines
+    (OLAP and the order conditions read them), an enforcing work group."""
     s3 = streams.s3
     glue = aws_client("glue")
     client = aws_client("athena")
     s3.create_bucket(Bucket=LAKE_BUCKET)
     glue.create_database(DatabaseInput={"Name": DATABASE})
-    for table, columns in lake_table_columns().items():
+    for table, columns in LAKE_TABLE_COLUMNS.items():
         glue.create_table(
             DatabaseName=DATABASE,
             TableInput={

@@ -14,9 +14,12 @@ from ecrm.analysis.membership import MembershipService
 from ecrm.analysis.segments import SegmentService
 from ecrm.analysis.store import AnalysisStore
 from ecrm.core.events import DomainEvent
+from ecrm.core.lake import ORDER_LINES
 from ecrm.core.publisher import EventPublisher
 from ecrm.customers.models import CustomerErasureRequested, InteractionRecorded
 from ecrm.platform.models import PingRequested
+from ecrm.transactions.lake_records import order_rows
+from ecrm.transactions.models import OrderLineIn, OrderPlaced, OrderReturned, OrderStatusChanged, ReturnedLine
 
 from functions.analysis import (
     api,
@@ -34,6 +37,7 @@ from tests.integration.analysis.conftest import (
     RecordingStarter,
     created,
     order,
+    put_parquet,
     read_s3,
     saved_segment,
     seed,
@@ -185,6 +189,79 @@ def test_preview_and_olap_answer_from_the_lake(call: Call, shoppers: None) -> No
     assert olap["rows"] == [
         {"country": "FR", "orders": 3, "revenue": 120.0, "average_order_value": 40.0, "conversion_rate": 1.0},
         {"country": "DE", "orders": 1, "revenue": 40.0, "average_order_value": 40.0, "conversion_rate": 0.5},
+    ]
+
+
+def test_olap_counts_the_transactions_engines_orders_net_of_returns(
+    call: Call, shoppers: None, streams: LakeStreams
+) -> None:
+    # Given the German browser's orders as the transactions engine writes them to the lake's order lines: one of
+    # 100 + 30 whose 30 came back, and one of 55 cancelled
+    lines = [
+        OrderLineIn(sku="shoe-1", name="Shoe", category="shoes", quantity=1, unit_price_minor=10_000),
+        OrderLineIn(sku="bag-1", name="Bag", category="bags", quantity=1, unit_price_minor=3_000),
+    ]
+    rows = order_rows(
+        OrderPlaced(
+            order_id="ord_kept",
+            customer_id=GERMAN_BROWSER,
+            currency="EUR",
+            channel="web",
+            lines=lines,
+            total_minor=13_000,
+            placed_at=NOW,
+        ),
+        event_id="evt_placed",
+    )
+    rows += order_rows(
+        OrderReturned(
+            order_id="ord_kept",
+            customer_id=GERMAN_BROWSER,
+            return_id="ret_1",
+            lines=[ReturnedLine(sku="bag-1", category="bags", quantity=1, unit_price_minor=3_000)],
+            refund_minor=3_000,
+            currency="EUR",
+            fully_returned=False,
+            returned_at=NOW,
+        ),
+        event_id="evt_returned",
+    )
+    cancelled_lines = [OrderLineIn(sku="hat-1", name="Hat", quantity=1, unit_price_minor=5_500)]
+    rows += order_rows(
+        OrderPlaced(
+            order_id="ord_gone",
+            customer_id=GERMAN_BROWSER,
+            currency="EUR",
+            channel="web",
+            lines=cancelled_lines,
+            total_minor=5_500,
+            placed_at=NOW,
+        ),
+        event_id="evt_placed_2",
+    )
+    rows += order_rows(
+        OrderStatusChanged(
+            order_id="ord_gone",
+            customer_id=GERMAN_BROWSER,
+            previous_status="paid",
+            status="cancelled",
+            refund_minor=5_500,
+            currency="EUR",
+            changed_at=NOW,
+        ),
+        event_id="evt_cancelled",
+    )
+    put_parquet(streams.s3, ORDER_LINES, rows, day="2026-11-23", name="orders")
+
+    # When an analyst asks for orders and revenue by country
+    body = {"measures": ["orders", "revenue", "customers", "conversion_rate"], "dimensions": ["country"]}
+    status, olap = call(api_request("POST", "/analysis/olap", body=body, groups="analyst"))
+
+    # Then Germany gains one order of 100 (the bag's refund taken off, the cancelled order nowhere)
+    assert status == 200
+    assert olap["rows"] == [
+        {"country": "FR", "orders": 3, "revenue": 120.0, "customers": 2, "conversion_rate": 1.0},
+        {"country": "DE", "orders": 2, "revenue": 140.0, "customers": 2, "conversion_rate": 1.0},
     ]
 
 

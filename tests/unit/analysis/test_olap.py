@@ -33,6 +33,9 @@ from ecrm.analysis.segment_sql import (
     profile_columns,
     profile_record,
 )
+from ecrm.core.lake import ORDER_LINE_COLUMNS
+from ecrm.transactions.lake_records import order_rows
+from ecrm.transactions.models import OrderLineIn, OrderPlaced, OrderReturned, OrderStatusChanged, ReturnedLine
 
 RECORDED = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 TABLES = LakeTables.in_database("lake")
@@ -41,6 +44,7 @@ _ARROW = {
     "double": pa.float64(),
     "boolean": pa.bool_(),
     "date": pa.date32(),
+    "int": pa.int32(),
     "bigint": pa.int64(),
     "timestamp": pa.timestamp("ms", tz="UTC"),
 }
@@ -67,11 +71,13 @@ def exited(segment_id: str, when: datetime) -> BehaviourEvent:
 
 
 class Lake:
-    """The two segmentation tables, as rows the streams receive, loaded into DuckDB."""
+    """The two segmentation tables and the transactions engine's order lines, as rows the streams receive,
+    loaded into DuckDB."""
 
     def __init__(self) -> None:
         self.profiles: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
+        self.order_lines: list[dict[str, Any]] = []
 
     def profile(self, customer_id: str, version: int, *, deleted: bool = False, **attributes: Any) -> None:
         subject = Subject(customer_id=customer_id, attributes=attributes)
@@ -80,6 +86,11 @@ class Lake:
     def behaviour(self, customer_id: str, *events: BehaviourEvent, recorded: datetime = RECORDED) -> None:
         self.events += [behaviour_record(customer_id, e, recorded_at=recorded) for e in events]
 
+    def orders(self, *events: OrderPlaced | OrderReturned | OrderStatusChanged) -> None:
+        """The rows the transactions engine's lake writer makes of its events, each event id its order's."""
+        for n, order_event in enumerate(events):
+            self.order_lines += order_rows(order_event, event_id=f"{order_event.order_id}_{n}")
+
     def connect(self) -> duckdb.DuckDBPyConnection:
         connection = duckdb.connect(":memory:")
         connection.execute("SET TimeZone = 'UTC'")
@@ -87,6 +98,7 @@ class Lake:
         for table, columns, rows in (
             ("segment_profiles", profile_columns(), self.profiles),
             ("behaviour_events", BEHAVIOUR_EVENT_COLUMNS, self.events),
+            ("order_lines", ORDER_LINE_COLUMNS, self.order_lines),
         ):
             schema = pa.schema([(name, _ARROW[kind]) for name, kind in columns])
             arrow = pa.Table.from_pylist([_typed(row, columns) for row in rows], schema=schema)  # noqa: F841
@@ -296,3 +308,115 @@ def test_every_ratio_is_computed_in_double() -> None:
     for name in ("average_order_value", "conversion_rate", "open_rate", "click_rate"):
         assert MEASURES[name].startswith("CAST("), name
         assert " AS DOUBLE) / NULLIF(" in MEASURES[name]
+
+
+def placed(order_id: str, customer_id: str, when: datetime, *lines: tuple[str, str, int]) -> OrderPlaced:
+    """An order of (sku, category, price in cents) lines, one of each."""
+    return OrderPlaced(
+        order_id=order_id,
+        customer_id=customer_id,
+        currency="EUR",
+        channel="web",
+        lines=[
+            OrderLineIn(sku=sku, name=sku, category=category, quantity=1, unit_price_minor=price)
+            for sku, category, price in lines
+        ],
+        total_minor=sum(price for _, _, price in lines),
+        placed_at=when,
+    )
+
+
+def returned(order_id: str, customer_id: str, when: datetime, sku: str, category: str, price: int) -> OrderReturned:
+    return OrderReturned(
+        order_id=order_id,
+        customer_id=customer_id,
+        return_id=f"ret_{order_id}",
+        lines=[ReturnedLine(sku=sku, category=category, quantity=1, unit_price_minor=price)],
+        refund_minor=price,
+        currency="EUR",
+        fully_returned=False,
+        returned_at=when,
+    )
+
+
+def cancelled(order_id: str, customer_id: str, when: datetime, refund: int) -> OrderStatusChanged:
+    return OrderStatusChanged(
+        order_id=order_id,
+        customer_id=customer_id,
+        previous_status="paid",
+        status="cancelled",
+        refund_minor=refund,
+        currency="EUR",
+        changed_at=when,
+    )
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[duckdb.DuckDBPyConnection]:
+    """G: an order of shoes 80 + bag 40 (Nov 2), the bag returned (Nov 9), a second order 20 (Nov 12) cancelled,
+    its rows delivered twice. H: an order 60 (Oct 10), and a tracked "order completed" 60 for the same order.
+    K: no order row, a tracked "order completed" 15 (Nov 3). L: a page view only (Nov 5)."""
+    data = Lake()
+    for customer in ("cus_G", "cus_H", "cus_K", "cus_L"):
+        data.profile(customer, 1, country="FR")
+    data.orders(
+        placed("ord_g1", "cus_G", at(11, 2), ("shoe-1", "shoes", 8000), ("bag-1", "bags", 4000)),
+        returned("ord_g1", "cus_G", at(11, 9), "bag-1", "bags", 4000),
+        placed("ord_g2", "cus_G", at(11, 12), ("hat-1", "fashion", 2000)),
+        cancelled("ord_g2", "cus_G", at(11, 13), 2000),
+        placed("ord_h1", "cus_H", at(10, 10), ("shoe-2", "shoes", 6000)),
+    )
+    data.order_lines += data.order_lines  # every row delivered twice
+    data.behaviour("cus_H", order("trk_h1", at(10, 10), 60.0))
+    data.behaviour("cus_K", order("trk_k1", at(11, 3), 15.0, "bags"))
+    data.behaviour("cus_L", event("v_l1", "page_viewed", at(11, 5)))
+    connection = data.connect()
+    yield connection
+    connection.close()
+
+
+def test_revenue_is_net_of_returns_and_a_cancelled_order_counts_nowhere(shop: duckdb.DuckDBPyConnection) -> None:
+    # When totals are asked
+    rows = olap(shop, measures=["orders", "revenue", "average_order_value", "customers", "conversion_rate"])
+
+    # Then G's order counts once at 80 (the bag came back), the cancelled order not at all; H's order once
+    # (the engine's row, not also its tracked copy); K's tracked order stands, nothing else knowing it
+    assert rows == [
+        {
+            "orders": 3,
+            "revenue": 155.0,
+            "average_order_value": 51.666667,
+            "customers": 4,
+            "conversion_rate": 0.75,
+        }
+    ]
+
+
+def test_a_return_is_never_an_order_and_lowers_its_category_and_month(shop: duckdb.DuckDBPyConnection) -> None:
+    # When revenue is asked by category and by event type
+    by_category = olap(shop, measures=["orders", "revenue"], dimensions=["category"], order_by="revenue")
+    by_type = olap(shop, measures=["orders", "revenue", "events"], dimensions=["event_type"], order_by="revenue")
+
+    # Then the bag's sale and its return cancel out, and the return is an event but no order
+    assert by_category == [
+        {"category": "shoes", "orders": 2, "revenue": 140.0},
+        {"category": "bags", "orders": 2, "revenue": 15.0},
+        {"category": None, "orders": 0, "revenue": 0.0},
+    ]
+    assert by_type == [
+        {"event_type": "order_completed", "orders": 3, "revenue": 195.0, "events": 3},
+        {"event_type": "page_viewed", "orders": 0, "revenue": 0.0, "events": 1},
+        {"event_type": "order_returned", "orders": 0, "revenue": -40.0, "events": 1},
+    ]
+
+
+def test_a_return_counts_when_it_happened(shop: duckdb.DuckDBPyConnection) -> None:
+    # When revenue is asked for the week of the return only
+    rows = olap(
+        shop,
+        measures=["orders", "revenue"],
+        time_range={"from": "2026-11-08T00:00:00Z", "to": "2026-11-11T00:00:00Z"},
+    )
+
+    # Then the refund lowers that week's revenue, with no order in it
+    assert rows == [{"orders": 0, "revenue": -40.0}]
