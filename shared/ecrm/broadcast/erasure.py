@@ -70,7 +70,10 @@ class BroadcastErasure:
             if message is None or message.customer_id == ERASED_CUSTOMER:
                 return None
             try:
-                self.store.save_transition(self._detached(message), (), correlation_id=None, now=self.clock.now())
+                content = [] if message._inline_content else [self.store.forget_content(message_id)]
+                self.store.save_transition(
+                    self._detached(message), (), correlation_id=None, now=self.clock.now(), extra=content
+                )
             except StaleMessage:
                 continue
             return message.address

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ecrm.broadcast.contacts import Contacts
+from ecrm.broadcast.erasure import ERASED_CUSTOMER as ERASED
 from ecrm.broadcast.keys import address_hash
 from ecrm.broadcast.models import (
     CustomerUnsubscribed,
@@ -173,7 +174,7 @@ class FeedbackService:
     def _opted_out(self, feedback: Feedback, correlation_id: str | None) -> str:
         if not feedback.address:
             return "ignored"
-        owner = self.store.owner_of(feedback.address)
+        owner = self._owner(feedback)
         method: UnsubscribeMethod = "whatsapp_stop" if feedback.channel == "whatsapp" else "sms_stop"
         self._suppress(feedback.address, feedback.channel, "stop", owner)
         if owner:
@@ -181,6 +182,15 @@ class FeedbackService:
                 owner, feedback.channel, None, method, feedback.address, feedback.occurred_at, correlation_id
             )
         return "opted_out"
+
+    def _owner(self, feedback: Feedback) -> str | None:
+        """Whose address opted out: the customer of the message it names (SES's subscription events carry our
+        tag), else the owner record a phone send wrote (an inbound STOP names only the number)."""
+        if feedback.message_id:
+            message = self.store.get_message(feedback.message_id)
+            if message is not None and message.customer_id != ERASED:
+                return message.customer_id
+        return self.store.owner_of(feedback.address) if feedback.address else None
 
     def _suppress(self, address: str, channel: str, reason: str, customer_id: str | None) -> None:
         entry = Suppression(

@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ecrm.core.contract import Contract
 from ecrm.core.erasure import CustomerDataErased
@@ -165,7 +173,9 @@ class Message(Contract):
     address: str | None = None
     status: MessageStatus
     reason: str | None = None
-    content: dict[str, dict[str, Any]]
+    content: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Stored apart from the status (`BroadcastStore`): read only to render"
+    )
     data: dict[str, Any] = Field(default_factory=dict)
     tracking: bool = False
     templates: dict[str, PinnedTemplate] = Field(
@@ -182,6 +192,8 @@ class Message(Contract):
     clicked_at: datetime | None = None
     version: int = 0
     history: list[HistoryEntry] = Field(default_factory=list)
+    # Read from an item written before the content was stored apart: its writes keep the content inline.
+    _inline_content: bool = PrivateAttr(default=False)
 
 
 class MessageAccepted(Contract):

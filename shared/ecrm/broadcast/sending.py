@@ -47,6 +47,9 @@ from ecrm.core.clock import Clock
 from ecrm.core.errors import ServiceUnavailable
 from ecrm.core.events import DomainEvent
 
+# The channels whose inbound opt-outs (STOP) name only the address: their sends record who owns it.
+OWNED_BY_PHONE = frozenset({"sms", "voice", "whatsapp"})
+
 
 class ChannelQueues(Protocol):
     def enqueue(self, channel: str, bodies: Sequence[Mapping[str, Any]]) -> None:
@@ -112,7 +115,7 @@ class Dispatcher:
     def dispatch(self, message_ids: Sequence[str], *, correlation_id: str | None) -> dict[str, str]:
         """Decide and enqueue each message; answers message id -> what became of it."""
         now = self.clock.now()
-        messages = self.store.get_messages(message_ids)
+        messages = self.store.get_messages(message_ids, with_content=True)
         due = [m for m in messages.values() if self._due(m, now)]
         cards = self.contacts.cards(sorted({m.customer_id for m in due})) if due else {}
         paused_until = self.store.paused_until(self.settings.configuration_set)
@@ -382,7 +385,13 @@ class Sender:
         message.provider_message_id = result.provider_message_id
         message.lease_until = None
         events = transition(message, "sent", done, provider_message_id=result.provider_message_id or "")
-        extra = [self.store.owner_marker(outbound.address, message.customer_id)]
+        # Who owns a phone number is read only by an inbound STOP, which names nothing else; an email's
+        # unsubscribe carries a signed token naming its customer, so email sends skip that write.
+        extra = (
+            [self.store.owner_marker(outbound.address, message.customer_id)]
+            if outbound.channel in OWNED_BY_PHONE
+            else []
+        )
         if message.purpose == "marketing":
             extra.append(self.store.sent_marker(message, done))
         self._save(message, events, correlation_id, done, extra)

@@ -3,7 +3,10 @@
 Access patterns and keys:
 - message (the request, its decision and history, JSON in `doc`, optimistic `version`): `MSG#<id>` / `MESSAGE`.
   Created with `attribute_not_exists(pk)`: the id is the key, so a replayed request finds its message.
-  Every transition is a conditional put naming the version it read (which fixes the status it leaves);
+  Every transition is a conditional put naming the version it read (which fixes the status it leaves).
+  The doc leaves out what is at its default, and the content and data (only rendering reads them) are their own
+  item, `MSG#<id>` / `CONTENT`, written once with the message: each transition rewrites (and pays write units
+  per KB for) the status and history only, not a campaign's HTML. An item from before keeps its content inline;
 - outbox (`ecrm.core.outbox`, ADR 11): `MSG#<id>` / `OUTBOX`, the transition's events, in the same transaction;
 - a customer's messages, newest first: `CUST#<customer>` / `MSG#<requested at>#<id>`;
 - marketing sends counted by the frequency caps: `CUST#<customer>` / `SENT#<at>#<id>` (channel; TTL 35 days),
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +51,7 @@ from ecrm.core.errors import InvalidInput
 from ecrm.core.events import DomainEvent
 from ecrm.core.outbox import Outbox
 
+CONTENT = "CONTENT"  # the sort key of a message's content and data, beside its `MESSAGE` item
 SENT_RETENTION = timedelta(days=35)
 TEST_RETENTION = timedelta(days=7)  # how long a test send's key makes a retry send nothing
 # An erased customer's suppressed address is kept as this prefix and its SHA-256 (`keys.address_hash`).
@@ -93,6 +97,10 @@ class BroadcastStore(ReachStore):
             },
             self.outbox.put(message_pk(message.message_id), events, correlation_id=correlation_id, now=at),
         ]
+        if not message._inline_content:
+            content = {"content": message.content, "data": message.data}
+            item = {"pk": message_pk(message.message_id), "sk": CONTENT, "doc": json.dumps(content, default=str)}
+            actions.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
         try:
             self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
@@ -102,32 +110,49 @@ class BroadcastStore(ReachStore):
             raise
         return True
 
-    def get_message(self, message_id: str) -> Message | None:
+    def get_message(self, message_id: str, *, with_content: bool = False) -> Message | None:
+        """The message; its content and data too when asked (rendering), else left empty."""
         raw = self.client.get_item(
             TableName=self.table, Key=key_of(message_pk(message_id), "MESSAGE"), ConsistentRead=True
         ).get("Item")
         if raw is None:
             return None
-        item = from_item(raw)
-        message = Message.model_validate_json(item["doc"])
-        message.version = int(item["version"])
+        message = _message_of(from_item(raw))
+        if with_content:
+            self._with_content([message])
         return message
 
-    def get_messages(self, message_ids: Iterable[str]) -> dict[str, Message]:
-        found: dict[str, Message] = {}
-        pending = [key_of(message_pk(i), "MESSAGE") for i in dict.fromkeys(message_ids)]
+    def get_messages(self, message_ids: Iterable[str], *, with_content: bool = False) -> dict[str, Message]:
+        found = {
+            message.message_id: message
+            for message in map(_message_of, self._get_all([key_of(message_pk(i), "MESSAGE") for i in message_ids]))
+        }
+        if with_content:
+            self._with_content(list(found.values()))
+        return found
+
+    def _with_content(self, messages: Sequence[Message]) -> None:
+        apart = {m.message_id: m for m in messages if not m._inline_content}
+        for item in self._get_all([key_of(message_pk(i), CONTENT) for i in apart]):
+            stored = json.loads(item["doc"])
+            message = apart[item["pk"].removeprefix("MSG#")]
+            message.content, message.data = stored["content"], stored.get("data") or {}
+
+    def _get_all(self, keys: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        pending = list({json.dumps(k, sort_keys=True): k for k in keys}.values())
         while pending:
             batch, pending = pending[:100], pending[100:]
             request: dict[str, Any] = {self.table: {"Keys": batch, "ConsistentRead": True}}
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
-                for raw in response["Responses"].get(self.table, []):
-                    item = from_item(raw)
-                    message = Message.model_validate_json(item["doc"])
-                    message.version = int(item["version"])
-                    found[message.message_id] = message
+                found.extend(from_item(raw) for raw in response["Responses"].get(self.table, []))
                 request = response.get("UnprocessedKeys") or {}
         return found
+
+    def forget_content(self, message_id: str) -> dict[str, Any]:
+        """The write, in a transition, that deletes the message's content and data (an erasure)."""
+        return {"Delete": {"TableName": self.table, "Key": key_of(message_pk(message_id), CONTENT)}}
 
     def save_transition(
         self,
@@ -168,6 +193,7 @@ class BroadcastStore(ReachStore):
             raise
 
     def _message_item(self, message: Message) -> dict[str, Any]:
+        left_out = {"version"} if message._inline_content else {"version", "content", "data"}
         return to_item(
             {
                 "pk": message_pk(message.message_id),
@@ -175,7 +201,7 @@ class BroadcastStore(ReachStore):
                 "status": message.status,
                 "customer_id": message.customer_id,
                 "version": message.version,
-                "doc": message.model_dump_json(exclude={"version"}),
+                "doc": message.model_dump_json(exclude=left_out, exclude_defaults=True),
             }
         )
 
@@ -385,6 +411,14 @@ class BroadcastStore(ReachStore):
             "Item"
         )
         return from_item(raw)["customer_id"] if raw else None
+
+
+def _message_of(item: Mapping[str, Any]) -> Message:
+    doc = json.loads(item["doc"])
+    message = Message.model_validate(doc)
+    message.version = int(item["version"])
+    message._inline_content = "content" in doc  # written before the content was stored apart
+    return message
 
 
 def _encode_cursor(sort_key: str) -> str:

@@ -37,7 +37,7 @@ def test_the_same_key_and_body_is_the_same_message_and_another_body_is_refused(e
     assert len(engine.store.of("MessageRequested")) == 1
     with pytest.raises(KeyReused):
         engine.request(key="order-1", data={"offer": "something else"})
-    assert engine.store.get_message(first).data == {"offer": "20% off"}  # type: ignore[union-attr]
+    assert engine.store.get_message(first, with_content=True).data == {"offer": "20% off"}  # type: ignore[union-attr]
 
 
 def test_a_campaign_rerun_addresses_the_same_messages(engine: Engine) -> None:
