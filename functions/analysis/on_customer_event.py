@@ -1,5 +1,5 @@
-"""Customer store and order events into segmentation: keep the projection, re-evaluate affected segments in real
-time."""
+"""Customer store, order and loyalty events into segmentation: keep the projection, re-evaluate affected
+segments in real time."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.analysis.customer_events import apply_customer_event
 from ecrm.analysis.membership import MembershipService
-from ecrm.analysis.models import TraitsComputed
+from ecrm.analysis.models import LOYALTY_EVENTS, TraitsComputed
 from ecrm.analysis.wiring import AnalysisConfig, flush_lake, membership_for
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
@@ -30,6 +30,7 @@ consumer = EventConsumer(
         OrderPlaced,
         OrderReturned,
         OrderStatusChanged,
+        *LOYALTY_EVENTS,
     ],
 )
 

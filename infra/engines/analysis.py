@@ -38,6 +38,8 @@ QUERY_RESULTS = "query-results/"
 AUDIENCES = "audiences/"
 CUSTOMER_EVENTS = ["CustomerCreated", "CustomerUpdated", "CustomersMerged", "ConsentChanged", "InteractionRecorded"]
 ORDER_EVENTS = ["OrderPlaced", "OrderStatusChanged", "OrderReturned"]
+# The loyalty events carrying the account's standing: segments on the `loyalty_*` traits follow them.
+LOYALTY_EVENTS = ["PointsEarned", "PointsReversed", "PointsRedeemed", "PointsExpired", "TierChanged"]
 
 
 class AnalysisEngine(Construct):
@@ -122,8 +124,8 @@ class AnalysisEngine(Construct):
             "OrderEventsRule",
             foundation=foundation,
             consumer=self.membership,
-            description="Orders placed, returned and cancelled to real-time segment membership (order conditions)",
-            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=ORDER_EVENTS),
+            description="Orders placed, returned and cancelled, and loyalty standings, to real-time segment membership",
+            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=[*ORDER_EVENTS, *LOYALTY_EVENTS]),
         )
         self.erasure = QueueConsumer(
             self,

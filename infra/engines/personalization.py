@@ -49,6 +49,8 @@ CUSTOMER_EVENTS = [
     "CustomerErasureRequested",
 ]
 ANALYSIS_EVENTS = ["SegmentEntered", "SegmentExited", "TraitsComputed"]
+# The loyalty events carrying the account's standing: offer rules and content read it as `loyalty_*` traits.
+LOYALTY_EVENTS = ["PointsEarned", "PointsReversed", "PointsRedeemed", "PointsExpired", "TierChanged"]
 MODELS = "models/recommender/"
 DEFAULT_JOB_MEMORY = 4096
 
@@ -102,6 +104,14 @@ class PersonalizationEngine(Construct):
             pattern=events.EventPattern(
                 source=["ecrm.customers", "ecrm.analysis"], detail_type=[*CUSTOMER_EVENTS, *ANALYSIS_EVENTS]
             ),
+        )
+        EventRuleToQueue(
+            self,
+            "LoyaltyEventsRule",
+            foundation=foundation,
+            consumer=self.projection,
+            description="Loyalty standings (tier, balance, points about to expire) to personalization's traits",
+            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=LOYALTY_EVENTS),
         )
 
         # What the broadcast engine invokes when a message names a stored template (it only reads the table).

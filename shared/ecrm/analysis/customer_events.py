@@ -1,5 +1,10 @@
-"""How each customer store event (and computed traits, and the transactions engine's order events) changes the
-analysis engine's projection."""
+"""How each customer store event (and computed traits, and the transactions engine's order and loyalty events)
+changes the analysis engine's projection.
+
+A loyalty event carries the account as the change left it: its standing becomes the customer's `loyalty_*`
+traits (`rules.LOYALTY_TRAITS`) when its account version is newer than the one held, so a late or repeated
+event changes nothing and segments on the tier or the points about to expire follow in real time.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ecrm.analysis.membership import MembershipService
-from ecrm.analysis.models import TraitsComputed
+from ecrm.analysis.models import LOYALTY_EVENTS, TraitsComputed, is_newer_standing, loyalty_traits
 from ecrm.analysis.order_rows import ORDER_EVENTS, order_rows_of
 from ecrm.analysis.projection import (
     Change,
@@ -45,6 +50,17 @@ def apply_customer_event(
             trigger=event.detail_type,
             correlation_id=correlation_id,
         )
+    if isinstance(event, LOYALTY_EVENTS):
+        standing = event.standing
+        if standing is None:
+            return []
+
+        def take_standing(projection: Projection) -> Change:
+            if not is_newer_standing(projection.traits, standing):
+                return Change()
+            return apply_traits(projection, loyalty_traits(standing), standing.as_of, catalog)
+
+        return service.apply(event.customer_id, take_standing, trigger=event.detail_type, correlation_id=correlation_id)
     if isinstance(event, CustomerCreated | CustomerUpdated):
         at = event.created_at if isinstance(event, CustomerCreated) else event.updated_at
         return _snapshot(service, event.customer_id, event.snapshot, at, event.detail_type, correlation_id)

@@ -114,9 +114,23 @@ class FieldCatalog:
                 raise ValueError(f"field name {name!r} must be lower_snake_case")
 
 
+# The transactions engine's loyalty standing, kept as traits under the names the customer store gives them
+# (tier, balance, points expiring within 30 days, the day the next of them expire), so "loyalty tier is gold"
+# means the same in a segment, a journey's contact card and an offer rule. The account version is one too:
+# a projection keeps a standing only when it is newer than the one it holds (events arrive late and twice).
+LOYALTY_TRAITS: Mapping[str, FieldType] = {
+    "loyalty_tier": "string",
+    "loyalty_balance": "number",
+    "loyalty_qualifying_points": "number",
+    "loyalty_points_expiring_30d": "number",
+    "loyalty_expiring_by": "date",
+    "loyalty_account_version": "number",
+}
+
 DEFAULT_CATALOG = FieldCatalog(
     attributes=dict(PUBLISHED_ATTRIBUTES),  # what the customer store publishes by default
     traits={
+        **LOYALTY_TRAITS,
         "rfm_segment": "string",
         "rfm_recency": "number",
         "rfm_frequency": "number",

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -134,7 +134,8 @@ class AnalysisStore:
                 Item={
                     "pk": _s(customer_pk(projection.customer_id)),
                     "sk": _s("PROFILE"),
-                    "doc": _s(json.dumps(projection.to_item(), separators=(",", ":"))),
+                    # A date field (a `date` attribute or trait) is kept as its ISO text; loading types it again.
+                    "doc": _s(json.dumps(projection.to_item(), separators=(",", ":"), default=date.isoformat)),
                     "version": {"N": str(projection.version)},
                 },
                 ConditionExpression=condition,

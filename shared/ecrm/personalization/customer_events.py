@@ -3,8 +3,11 @@
 Consumed: the customer store's `CustomerCreated` / `CustomerUpdated` (their profile `snapshot`),
 `ConsentChanged`, `InteractionRecorded` (the items of the history), `CustomersMerged` (the merged customers'
 history and offer usage move to the survivor) and `CustomerErasureRequested`; segmentation's
-`SegmentEntered` / `SegmentExited` and `TraitsComputed`. Each change is a read, an idempotent apply
-(`projection`) and a version-checked write, retried from fresh state when another consumer wrote first.
+`SegmentEntered` / `SegmentExited` and `TraitsComputed`; the transactions engine's loyalty events, whose
+standing (tier, balance, points about to expire) becomes the `loyalty_*` traits offer rules and content read,
+kept only when its account version is newer than the one held (events arrive late and twice). Each change
+is a read, an idempotent apply (`projection`) and a version-checked write, retried from fresh state when
+another consumer wrote first.
 
 A merged customer keeps a tombstone pointing at the survivor, so a late event for the old id lands on the
 survivor; an erased one keeps a tombstone without data, so a late event cannot bring data back. Erasure
@@ -17,7 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ecrm.analysis.models import SegmentEntered, SegmentExited, TraitsComputed
+from ecrm.analysis.models import (
+    LOYALTY_EVENTS,
+    SegmentEntered,
+    SegmentExited,
+    TraitsComputed,
+    is_newer_standing,
+    loyalty_traits,
+)
 from ecrm.core.clock import Clock
 from ecrm.core.errors import ServiceUnavailable
 from ecrm.customers.models import (
@@ -41,6 +51,7 @@ from ecrm.personalization.projection import (
     merge_history,
 )
 from ecrm.personalization.store import PersonalizationStore, ProjectionConflict
+from ecrm.transactions.models import LoyaltyStanding
 
 if TYPE_CHECKING:
     from ecrm.personalization.offer_service import Publisher
@@ -58,6 +69,7 @@ CONSUMED_EVENTS = (
     SegmentEntered,
     SegmentExited,
     TraitsComputed,
+    *LOYALTY_EVENTS,
 )
 
 Change = Callable[[CustomerProjection], bool]
@@ -98,6 +110,9 @@ class ProjectionService:
         elif isinstance(event, TraitsComputed):
             for scored in event.customers:
                 self.update(scored.customer_id, _traits(scored.traits, event.computed_at))
+        elif isinstance(event, LOYALTY_EVENTS):
+            if event.standing is not None:
+                self.update(event.customer_id, _standing(event.standing))
         elif isinstance(event, CustomersMerged):
             self.merge(event)
         elif isinstance(event, CustomerErasureRequested):
@@ -178,5 +193,14 @@ def _merged(loser: CustomerProjection, policy: HistoryPolicy) -> Change:
 def _traits(traits: dict[str, Any], at: Any) -> Change:
     def take(projection: CustomerProjection) -> bool:
         return apply_traits(projection, traits, at)
+
+    return take
+
+
+def _standing(standing: LoyaltyStanding) -> Change:
+    def take(projection: CustomerProjection) -> bool:
+        if not is_newer_standing(projection.traits, standing):
+            return False
+        return apply_traits(projection, loyalty_traits(standing), standing.as_of)
 
     return take

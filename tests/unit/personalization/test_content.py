@@ -280,7 +280,8 @@ def test_an_unknown_field_is_rejected_with_part_locale_and_line() -> None:
             "part": "html",
             "line": 3,
             "reason": "customer has no field 'shoe_size' (fields: id, first_name, last_name, email, city, country, "
-            "language, tier, loyalty_points, rfm_segment, churn_risk, clv)",
+            "language, tier, loyalty_points, loyalty_tier, loyalty_balance, loyalty_points_expiring_30d, "
+            "loyalty_expiring_by, rfm_segment, churn_risk, clv)",
         }
     ]
 
