@@ -15,6 +15,7 @@ from typing import Any
 from ecrm.analysis.membership import MembershipService
 from ecrm.analysis.models import LOYALTY_EVENTS, TraitsComputed, is_newer_standing, loyalty_traits
 from ecrm.analysis.order_rows import ORDER_EVENTS, order_rows_of
+from ecrm.analysis.predicate import OrderRow
 from ecrm.analysis.projection import (
     Change,
     Projection,
@@ -86,8 +87,18 @@ def apply_customer_event(
     if isinstance(event, CustomersMerged):
         published: list[DomainEvent] = []
         moved = []
+        moved_orders: list[OrderRow] = []
         for loser in event.merged_ids:
+            if loser == event.survivor_id:
+                continue
             moved += service.events_of(loser)
+            # The loser's orders are the survivor's now, written under the survivor before the loser is removed
+            # (a crash in between loses none; a redelivery rewrites the same items): order conditions count them
+            # under the survivor, once, since a row keeps its event id and sku.
+            orders = service.store.load_customer(loser).orders
+            if orders:
+                service.store.put_orders(event.survivor_id, orders)
+                moved_orders += orders
             published += service.remove(
                 loser, status="merged", merged_into=event.survivor_id, trigger=event.detail_type
             )
@@ -97,6 +108,7 @@ def apply_customer_event(
             event.survivor_id,
             lambda p: _merge_change(p, event.snapshot, event.merged_at, catalog),
             new_events=moved,
+            new_orders=moved_orders,
             trigger=event.detail_type,
             correlation_id=correlation_id,
         )

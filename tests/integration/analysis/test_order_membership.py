@@ -7,16 +7,20 @@ The membership consumer takes the transactions engine's events as it takes the c
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from ecrm.analysis.customer_events import apply_customer_event
 from ecrm.analysis.membership import MembershipService
 from ecrm.analysis.store import AnalysisStore
 from ecrm.core.clock import FixedClock
+from ecrm.customers.models import CustomersMerged, ProfileSnapshot
 from ecrm.transactions.models import OrderLineIn, OrderPlaced, OrderReturned, OrderStatusChanged, ReturnedLine
 
 from tests.integration.analysis.conftest import NOW, RecordingPublisher, created, saved_segment
 
 CUSTOMER = "cus_01JD3Z6Q5N8V4W7X2Y9A0B1C2D"
+LOSER = "cus_01JD3Z6Q5N8V4W7X2Y9A0B1C2F"
 TWO_WEB_ORDERS = {
     "orders": {
         "where": [{"property": "channel", "op": "eq", "value": "web"}],
@@ -92,3 +96,67 @@ def test_order_events_move_customers_in_and_out_of_order_segments(
     before = len(publisher.moves())
     apply_customer_event(membership, cancelled.model_copy(update={"status": "shipped"}), event_id="evt_5")
     assert len(publisher.moves()) == before
+
+
+def test_a_merge_moves_the_losers_orders_to_the_survivor(
+    membership: MembershipService, store: AnalysisStore, publisher: RecordingPublisher, clock: FixedClock
+) -> None:
+    # Given a segment on two web orders; the loser placed one web order, the survivor another
+    two_web = saved_segment(store, "Two web orders", TWO_WEB_ORDERS)
+    apply_customer_event(membership, created(CUSTOMER, country="FR"))
+    apply_customer_event(membership, created(LOSER, country="FR"))
+    apply_customer_event(membership, placed("ord_1", 4000), event_id="evt_1")
+    apply_customer_event(membership, placed("ord_2", 6000).model_copy(update={"customer_id": LOSER}), event_id="evt_2")
+    assert publisher.moves() == []
+
+    # When the customer store merges the loser into the survivor, and the event is delivered twice
+    clock.advance(minutes=1)
+    merged = CustomersMerged(
+        survivor_id=CUSTOMER,
+        merged_ids=[LOSER],
+        matched_by=["email"],
+        reason="same email",
+        merged_at=clock.now(),
+        snapshot=ProfileSnapshot(version=2, attributes={"country": "FR"}, identity_types=["email"]),
+    )
+    apply_customer_event(membership, merged)
+    apply_customer_event(membership, merged)
+
+    # Then the survivor holds both orders, once each, and entered the segment once; the loser holds nothing
+    assert sorted(row.order_id for row in store.load_customer(CUSTOMER).orders) == ["ord_1", "ord_2"]
+    assert publisher.moves() == [("SegmentEntered", two_web.segment_id, CUSTOMER)]
+    assert store.load_customer(LOSER).orders == []
+
+
+def test_a_merge_that_crashes_once_the_loser_is_removed_loses_no_order_when_redelivered(
+    membership: MembershipService, store: AnalysisStore, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a loser with one order, and a consumer that crashes right after removing the loser
+    apply_customer_event(membership, created(CUSTOMER, country="FR"))
+    apply_customer_event(membership, created(LOSER, country="FR"))
+    apply_customer_event(membership, placed("ord_2", 6000).model_copy(update={"customer_id": LOSER}), event_id="evt_2")
+    merged = CustomersMerged(
+        survivor_id=CUSTOMER,
+        merged_ids=[LOSER],
+        matched_by=["email"],
+        reason="same email",
+        merged_at=clock.now(),
+        snapshot=ProfileSnapshot(version=2, attributes={"country": "FR"}, identity_types=["email"]),
+    )
+    remove = membership.remove
+
+    def crash(*args: Any, **kwargs: Any) -> list[Any]:
+        remove(*args, **kwargs)
+        raise RuntimeError("the consumer died")
+
+    monkeypatch.setattr(membership, "remove", crash)
+    with pytest.raises(RuntimeError):
+        apply_customer_event(membership, merged)
+
+    # When the event is delivered again to a healthy consumer
+    monkeypatch.undo()
+    apply_customer_event(membership, merged)
+
+    # Then the survivor holds the loser's order, once
+    assert [row.order_id for row in store.load_customer(CUSTOMER).orders] == ["ord_2"]
+    assert store.load_customer(LOSER).orders == []
