@@ -203,6 +203,7 @@ class FunctionRuntime:
         read_fd, write_fd = os.pipe()
         env = self.sandbox_environment(function)
         env["ECRM_LOCAL_RESPONSE_FD"] = str(write_fd)
+        env["ECRM_LOCAL_CLOUD_PID"] = str(os.getpid())  # the sandbox ends when this process does
         process = subprocess.Popen(
             [sys.executable, str(WORKER), str(function.code_dir), str(LAYER_DIR), function.module],
             stdin=subprocess.PIPE,

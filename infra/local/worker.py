@@ -41,7 +41,23 @@ class LocalContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _exit_with_the_cloud() -> None:
+    """A worker ends when the local cloud's process does, even mid-invocation (a handler retrying calls to a
+    cloud that was killed would otherwise outlive it, reparented, until its retries ran out)."""
+    import threading
+
+    parent = int(os.environ.pop("ECRM_LOCAL_CLOUD_PID", "0")) or os.getppid()  # the cloud may be gone already
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-the-cloud", daemon=True).start()
+
+
 def main() -> None:
+    _exit_with_the_cloud()
     code_dir, layer_dir, module_name = sys.argv[1:4]
     sys.path[:0] = [code_dir, layer_dir]
     responses = os.fdopen(int(os.environ.pop("ECRM_LOCAL_RESPONSE_FD")), "w", buffering=1)
