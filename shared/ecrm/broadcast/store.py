@@ -4,9 +4,10 @@ Access patterns and keys:
 - message (the request, its decision and history, JSON in `doc`, optimistic `version`): `MSG#<id>` / `MESSAGE`.
   Created with `attribute_not_exists(pk)`: the id is the key, so a replayed request finds its message.
   Every transition is a conditional put naming the version it read (which fixes the status it leaves).
-  The doc leaves out what is at its default, and the content and data (only rendering reads them) are their own
-  item, `MSG#<id>` / `CONTENT`, written once with the message: each transition rewrites (and pays write units
-  per KB for) the status and history only, not a campaign's HTML. An item from before keeps its content inline;
+  The doc leaves out what is at its default or held by the key and attributes, and the content and data
+  (only rendering reads them) are their own item, `MSG#<id>` / `CONTENT`, written once with the message:
+  each transition rewrites (and pays write units per KB for) the status and history only, not a campaign's
+  HTML. An item from before keeps its content inline;
 - outbox (`ecrm.core.outbox`, ADR 11): `MSG#<id>` / `OUTBOX`, the transition's events, in the same transaction;
 - a customer's messages, newest first: `CUST#<customer>` / `MSG#<requested at>#<id>`;
 - marketing sends counted by the frequency caps: `CUST#<customer>` / `SENT#<at>#<id>` (channel; TTL 35 days),
@@ -52,6 +53,7 @@ from ecrm.core.events import DomainEvent
 from ecrm.core.outbox import Outbox
 
 CONTENT = "CONTENT"  # the sort key of a message's content and data, beside its `MESSAGE` item
+KEPT_BESIDE_DOC = ("message_id", "customer_id", "status")  # the key and attributes hold them: not in `doc` again
 SENT_RETENTION = timedelta(days=35)
 TEST_RETENTION = timedelta(days=7)  # how long a test send's key makes a retry send nothing
 # An erased customer's suppressed address is kept as this prefix and its SHA-256 (`keys.address_hash`).
@@ -193,7 +195,7 @@ class BroadcastStore(ReachStore):
             raise
 
     def _message_item(self, message: Message) -> dict[str, Any]:
-        left_out = {"version"} if message._inline_content else {"version", "content", "data"}
+        left_out = {"version", *KEPT_BESIDE_DOC} | (set() if message._inline_content else {"content", "data"})
         return to_item(
             {
                 "pk": message_pk(message.message_id),
@@ -415,7 +417,8 @@ class BroadcastStore(ReachStore):
 
 def _message_of(item: Mapping[str, Any]) -> Message:
     doc = json.loads(item["doc"])
-    message = Message.model_validate(doc)
+    attributes = {"message_id": item["pk"].removeprefix("MSG#"), "customer_id": item["customer_id"]}
+    message = Message.model_validate(attributes | {"status": item["status"]} | doc)
     message.version = int(item["version"])
     message._inline_content = "content" in doc  # written before the content was stored apart
     return message
