@@ -134,7 +134,7 @@ def _olap(ctx: TourContext) -> str:
     body = {
         "measures": ["orders", "revenue", "average_order_value", "customers"],
         "dimensions": ["country"],
-        "filters": [{"dimension": "event_type", "op": "eq", "value": "order_completed"}],
+        "filters": [{"dimension": "event_type", "op": "in", "value": ["order_completed", "order_returned"]}],
         "time_range": {"from": since.isoformat(), "to": datetime.now(UTC).replace(microsecond=0).isoformat()},
         "order_by": "revenue",
         "limit": 5,

@@ -3,10 +3,9 @@
 The orders go where the transactions engine writes its own: `OrderPlaced` events made rows by the engine's
 lake record (`ecrm.transactions.lake_records.order_rows`), put on the lake's `order_lines` stream. They are in
 the past, and `POST /orders` places an order now, so this is the one part of the history the API cannot take
-(the shop's own orders of the collection step go through it). The analysis steps train their models on these
-rows. The same orders are also written as `order_completed` behaviour events, for what still reads purchases
-there only: the recommender's training (the personalization step names their products in the catalogue,
-`history_product_id`) and OLAP.
+(the shop's own orders of the collection step go through it). Everything that reads purchases reads these
+rows: segments' order conditions, the model job, OLAP and the recommender's training (the personalization
+step names their products in the catalogue, `history_product_id`, the lines' sku).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from datetime import UTC, datetime
 
 from ecrm_ops.tour.context import TourContext
 
-HISTORY_CATEGORIES_SOURCE = "erp-history"
 HISTORY_PRODUCTS_PER_CATEGORY = 5
 HISTORY_TASTE_SHARE = 0.6  # orders at the customer's own shelf position in the category, the rest at bestsellers
 # The backfill's products by category (ecrm_ops.analysis.synthetic.CATEGORIES), best sellers first.
@@ -73,10 +71,8 @@ def backfill_order_history(ctx: TourContext) -> tuple[int, int]:
     today = datetime.now(UTC).date()
     data = synthetic_transactions(max(len(customers), 8), mean_orders=6, seed=11, cutoff=today, days_after_cutoff=1)
     tx = data.transactions.until(data.cutoff_day)
-    now = datetime.now(UTC)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     products = random.Random(11)  # noqa: S311 - demo data, reproducible by seed
-    records, order_lines = [], []
+    order_lines = []
     for n in range(len(tx)):
         index = int(tx.customer_index[n])
         if index >= len(customers):
@@ -86,20 +82,6 @@ def backfill_order_history(ctx: TourContext) -> tuple[int, int]:
         if tx.categories is not None and tx.category_index is not None:
             category = str(tx.categories[int(tx.category_index[n])])
         product = _history_product(category, index, products) if category else None
-        records.append(
-            {
-                "customer_id": customers[index],
-                "event_id": f"erp-{index}-{n}",
-                "event_type": "order_completed",
-                "occurred_at": f"{day.isoformat()}T12:00:00.000Z",
-                "amount": float(tx.amount[n]),
-                "category": category,
-                "product_id": product,
-                "channel": "store",
-                "source": HISTORY_CATEGORIES_SOURCE,
-                "recorded_at": stamp,
-            }
-        )
         sku = product or f"erp-{index}-{n}"
         shelf = int(sku.rsplit("-", 1)[1]) if product and category else 0
         placed = OrderPlaced(
@@ -121,9 +103,8 @@ def backfill_order_history(ctx: TourContext) -> tuple[int, int]:
         )
         order_lines += order_rows(placed, event_id=f"erp-{index}-{n}")
     firehose = cloud.client("firehose")
-    for logical_prefix, rows in (("LakeOrderLines", order_lines), ("LakeBehaviourEvents", records)):
-        stream = cloud.physical_id("AWS::KinesisFirehose::DeliveryStream", logical_prefix)
-        lines = [(r, (json.dumps(r) + "\n").encode()) for r in rows]
-        for chunk in lake_chunks(lines):
-            firehose.put_record_batch(DeliveryStreamName=stream, Records=[{"Data": data} for _, data in chunk])
+    stream = cloud.physical_id("AWS::KinesisFirehose::DeliveryStream", "LakeOrderLines")
+    lines = [(r, (json.dumps(r) + "\n").encode()) for r in order_lines]
+    for chunk in lake_chunks(lines):
+        firehose.put_record_batch(DeliveryStreamName=stream, Records=[{"Data": data} for _, data in chunk])
     return len(order_lines), len(customers)
