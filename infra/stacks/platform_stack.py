@@ -80,6 +80,7 @@ class PlatformStack(Stack):
             lake=self.lake,
             customers=self.customers,
             broadcast_request=self.broadcast.request_messages.function,
+            recommend=self.personalization.recommend.function,
         )
         self.insights = EngineStack.host(
             self,
