@@ -5,7 +5,8 @@ Access patterns and keys:
   Created with `attribute_not_exists(pk)`: the id is the key, so a replayed request finds its message.
   Every transition is a conditional put naming the version it read (which fixes the status it leaves).
   The doc leaves out what is at its default or held by the key and attributes, and the content and data
-  (only rendering reads them) are their own item, `MSG#<id>` / `CONTENT`, written once with the message:
+  (only rendering reads them) are their own item, `MSG#<id>` / `CONTENT` (zlib-compressed JSON in `packed`),
+  written once with the message:
   each transition rewrites (and pays write units per KB for) the status and history only, not a campaign's
   HTML. An item from before keeps its content inline;
 - outbox (`ecrm.core.outbox`, ADR 11): `MSG#<id>` / `OUTBOX`, the transition's events, in the same transaction;
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -100,8 +102,9 @@ class BroadcastStore(ReachStore):
             self.outbox.put(message_pk(message.message_id), events, correlation_id=correlation_id, now=at),
         ]
         if not message._inline_content:
-            content = {"content": message.content, "data": message.data}
-            item = {"pk": message_pk(message.message_id), "sk": CONTENT, "doc": json.dumps(content, default=str)}
+            content = json.dumps({"content": message.content, "data": message.data}, default=str).encode()
+            # Compressed: HTML shrinks several times, and the write is billed per KB of the item.
+            item = {"pk": message_pk(message.message_id), "sk": CONTENT, "packed": zlib.compress(content)}
             actions.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
         try:
             self.client.transact_write_items(TransactItems=actions)
@@ -136,7 +139,8 @@ class BroadcastStore(ReachStore):
     def _with_content(self, messages: Sequence[Message]) -> None:
         apart = {m.message_id: m for m in messages if not m._inline_content}
         for item in self._get_all([key_of(message_pk(i), CONTENT) for i in apart]):
-            stored = json.loads(item["doc"])
+            packed = item["packed"]
+            stored = json.loads(zlib.decompress(bytes(packed)))  # boto3 reads it as a `Binary`
             message = apart[item["pk"].removeprefix("MSG#")]
             message.content, message.data = stored["content"], stored.get("data") or {}
 
