@@ -87,8 +87,12 @@ def test_only_campaign_steps_name_an_arm() -> None:
     assert campaign_arm("campaign:cmp_1", "0") is None
 
 
-def converted_by_hash(customer_id: str, rate: float) -> bool:
-    return unit_point("bench-conversion", customer_id) < rate
+def converters(customers: list[str], rate: float) -> list[str]:
+    """Exactly `rate` of `customers` (rounded), chosen by a hash: the arms' observed rates are the planted ones
+    whichever customers the campaign's random id puts in the holdout (drawn by chance, a planted effect of this
+    size would miss significance now and then, and no effect would show as significant one run in twenty)."""
+    ranked = sorted(customers, key=lambda c: unit_point("bench-conversion", c))
+    return ranked[: round(rate * len(customers))]
 
 
 @pytest.mark.parametrize(("treated_rate", "control_rate", "significant"), [(0.15, 0.05, True), (0.08, 0.08, False)])
@@ -113,11 +117,11 @@ def test_a_planted_conversion_effect_shows_as_significant_lift_and_none_does_not
     # When the treated buy at one rate and the holdout at another, within the window (one order twice)
     outcomes = CampaignOutcomes(engine.store, engine.clock)
     placed = NOW + timedelta(days=2)
-    for customer in audience:
-        rate = control_rate if assign(campaign.campaign_id, customer, arms) == HOLDOUT else treated_rate
-        if converted_by_hash(customer, rate):
-            outcomes.convert(customer, f"ord-{customer}", 1000, placed)
-            outcomes.convert(customer, f"ord-{customer}", 1000, placed)
+    holdout = {c for c in audience if assign(campaign.campaign_id, c, arms) == HOLDOUT}
+    treated = [c for c in audience if c not in holdout]
+    for customer in converters(treated, treated_rate) + converters(sorted(holdout), control_rate):
+        outcomes.convert(customer, f"ord-{customer}", 1000, placed)
+        outcomes.convert(customer, f"ord-{customer}", 1000, placed)
     outcomes.convert(audience[0], "ord-late", 1000, NOW + timedelta(days=30))  # outside the window
     outcomes.convert("cust-stranger", "ord-x", 1000, placed)  # not in the audience
 
