@@ -8,13 +8,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.analysis.customer_events import apply_customer_event
 from ecrm.analysis.membership import MembershipService
-from ecrm.analysis.models import LOYALTY_EVENTS, TraitsComputed
+from ecrm.analysis.models import TraitsComputed
 from ecrm.analysis.wiring import AnalysisConfig, flush_lake, membership_for
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
 from ecrm.core.observability import Observability
 from ecrm.customers.models import ConsentChanged, CustomerCreated, CustomersMerged, CustomerUpdated, InteractionRecorded
-from ecrm.transactions.models import OrderPlaced, OrderReturned, OrderStatusChanged
+from ecrm.transactions.models import LOYALTY_EVENTS, OrderPlaced, OrderReturned, OrderStatusChanged
 
 config = load_config(AnalysisConfig)
 obs = Observability(config)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ecrm.analysis.membership import MembershipService
-from ecrm.analysis.models import LOYALTY_EVENTS, TraitsComputed, is_newer_standing, loyalty_traits
+from ecrm.analysis.models import TraitsComputed
 from ecrm.analysis.order_rows import ORDER_EVENTS, order_rows_of
 from ecrm.analysis.predicate import OrderRow
 from ecrm.analysis.projection import (
@@ -33,6 +33,7 @@ from ecrm.customers.models import (
     InteractionRecorded,
     ProfileSnapshot,
 )
+from ecrm.transactions.models import LOYALTY_EVENTS, is_newer_standing, loyalty_traits
 
 
 def apply_customer_event(

@@ -11,14 +11,6 @@ from ecrm.analysis.rules import Rule
 from ecrm.core.contract import Contract
 from ecrm.core.erasure import CustomerDataErased
 from ecrm.core.events import DomainEvent
-from ecrm.transactions.models import (
-    LoyaltyStanding,
-    PointsEarned,
-    PointsExpired,
-    PointsRedeemed,
-    PointsReversed,
-    TierChanged,
-)
 
 SOURCE = "ecrm.analysis"
 SegmentName = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
@@ -226,26 +218,3 @@ class AnalysisDataErased(CustomerDataErased):
 
     source = SOURCE
     detail_type = "CustomerDataErased"
-
-
-# The transactions engine's events that carry the loyalty account as the change left it (`standing`).
-LOYALTY_EVENTS = (PointsEarned, PointsReversed, PointsRedeemed, PointsExpired, TierChanged)
-LOYALTY_VERSION_TRAIT = "loyalty_account_version"
-
-
-def loyalty_traits(standing: LoyaltyStanding) -> dict[str, Any]:
-    """A loyalty standing as the traits segmentation declares (`rules.LOYALTY_TRAITS`)."""
-    return {
-        "loyalty_tier": standing.tier,
-        "loyalty_balance": standing.balance,
-        "loyalty_qualifying_points": standing.qualifying_points,
-        "loyalty_points_expiring_30d": standing.expiring_soon,
-        "loyalty_expiring_by": standing.expiring_by.isoformat(),
-        LOYALTY_VERSION_TRAIT: standing.account_version,
-    }
-
-
-def is_newer_standing(held: dict[str, Any], standing: LoyaltyStanding) -> bool:
-    """Whether `standing` is newer than the one the traits `held` come from (none held: it is)."""
-    kept = held.get(LOYALTY_VERSION_TRAIT)
-    return kept is None or standing.account_version > float(kept)

@@ -5,13 +5,13 @@ branches; segmentation once it declares them) can use them.
 Every loyalty event (points earned, reversed, redeemed, expired; a tier change) carries the account as the
 change left it (`standing`, event-carried state). Events arrive in any order and more than once, so a standing
 is kept only when its account version is higher than the one the traits hold: a late or repeated event changes
-nothing. Events are read by the fields every loyalty event carries, tolerant of the rest, so the customer store
-follows the transactions engine without importing its code.
+nothing. Events are read by the fields every loyalty event carries, tolerant of the rest; the traits are the
+transactions engine's own mapping of a standing (`ecrm.transactions.models.loyalty_traits`), the one segmentation
+and personalization use too.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any
 
 from pydantic import ConfigDict, ValidationError
@@ -19,22 +19,18 @@ from pydantic import ConfigDict, ValidationError
 from ecrm.core.contract import Contract
 from ecrm.core.errors import InvalidInput, NotFound
 from ecrm.customers.service import CustomerService
+from ecrm.transactions.models import LOYALTY_EVENTS as LOYALTY_EVENT_TYPES
+from ecrm.transactions.models import LOYALTY_VERSION_TRAIT, SOURCE, LoyaltyStanding, loyalty_traits
 
-TRANSACTIONS_SOURCE = "ecrm.transactions"
-LOYALTY_EVENTS = ("PointsEarned", "PointsReversed", "PointsRedeemed", "PointsExpired", "TierChanged")
-VERSION_TRAIT = "loyalty_account_version"
+TRANSACTIONS_SOURCE = SOURCE
+LOYALTY_EVENTS = tuple(event.detail_type for event in LOYALTY_EVENT_TYPES)
+VERSION_TRAIT = LOYALTY_VERSION_TRAIT
 
 
-class StandingView(Contract):
+class StandingView(LoyaltyStanding):
+    """A standing read tolerantly: a field the transactions engine adds later does not fail the event."""
+
     model_config = ConfigDict(extra="ignore")
-
-    balance: int
-    tier: str
-    qualifying_points: int
-    expiring_soon: int
-    expiring_by: date
-    account_version: int
-    as_of: datetime
 
 
 class LoyaltyEventView(Contract):
@@ -42,18 +38,6 @@ class LoyaltyEventView(Contract):
 
     customer_id: str
     standing: StandingView | None = None
-
-
-def loyalty_traits(standing: StandingView) -> dict[str, Any]:
-    return {
-        "loyalty_tier": standing.tier,
-        "loyalty_balance": standing.balance,
-        "loyalty_qualifying_points": standing.qualifying_points,
-        "loyalty_points_expiring_30d": standing.expiring_soon,
-        "loyalty_expiring_by": standing.expiring_by.isoformat(),
-        "loyalty_as_of": standing.as_of.isoformat(),
-        VERSION_TRAIT: standing.account_version,
-    }
 
 
 def read_event(detail_type: str, detail: dict[str, Any]) -> LoyaltyEventView:

@@ -20,14 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ecrm.analysis.models import (
-    LOYALTY_EVENTS,
-    SegmentEntered,
-    SegmentExited,
-    TraitsComputed,
-    is_newer_standing,
-    loyalty_traits,
-)
+from ecrm.analysis.models import SegmentEntered, SegmentExited, TraitsComputed
 from ecrm.core.clock import Clock
 from ecrm.core.errors import ServiceUnavailable
 from ecrm.customers.models import (
@@ -51,7 +44,7 @@ from ecrm.personalization.projection import (
     merge_history,
 )
 from ecrm.personalization.store import PersonalizationStore, ProjectionConflict
-from ecrm.transactions.models import LoyaltyStanding
+from ecrm.transactions.models import LOYALTY_EVENTS, LoyaltyStanding, is_newer_standing, loyalty_traits
 
 if TYPE_CHECKING:
     from ecrm.personalization.offer_service import Publisher

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
@@ -396,6 +396,34 @@ class TierChanged(DomainEvent):
     qualifying_points: int
     changed_at: datetime
     standing: LoyaltyStanding | None = None
+
+
+# The events that carry the loyalty account as the change left it (`standing`), and how a standing becomes a
+# customer's `loyalty_*` traits: one mapping for every engine that keeps it (the customer store's traits,
+# segmentation's and personalization's projections), so "loyalty tier is gold" means the same in a segment,
+# a contact card and an offer rule.
+LOYALTY_EVENTS = (PointsEarned, PointsReversed, PointsRedeemed, PointsExpired, TierChanged)
+LOYALTY_VERSION_TRAIT = "loyalty_account_version"
+
+
+def loyalty_traits(standing: LoyaltyStanding) -> dict[str, Any]:
+    """The traits of a standing; `loyalty_account_version` lets a holder keep only a newer one (events arrive late
+    and twice), `loyalty_as_of` says when the account was in that state."""
+    return {
+        "loyalty_tier": standing.tier,
+        "loyalty_balance": standing.balance,
+        "loyalty_qualifying_points": standing.qualifying_points,
+        "loyalty_points_expiring_30d": standing.expiring_soon,
+        "loyalty_expiring_by": standing.expiring_by.isoformat(),
+        "loyalty_as_of": standing.as_of.isoformat(),
+        LOYALTY_VERSION_TRAIT: standing.account_version,
+    }
+
+
+def is_newer_standing(held: Mapping[str, Any], standing: LoyaltyStanding) -> bool:
+    """Whether `standing` is newer than the one the traits `held` come from (none held: it is)."""
+    kept = held.get(LOYALTY_VERSION_TRAIT)
+    return kept is None or standing.account_version > float(kept)
 
 
 # -- brokered purchases ---------------------------------------------------------------------------------------
