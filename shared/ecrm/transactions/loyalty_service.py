@@ -1,4 +1,5 @@
-"""Loyalty use cases: earn on an order, take points back on a return or a cancellation, redeem, expire, read.
+"""Loyalty use cases: earn on an order, take points back on a return or a cancellation, redeem, read (expiry is
+`loyalty_expiry`, the read-apply-write loop every change goes through `loyalty_writes`).
 
 Points are earned when an order is placed (`OrderPlaced`), not when it is paid: the customer sees them at
 once, and an order that is never paid is cancelled, which takes them back like a return does. Each change
@@ -11,39 +12,33 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from ecrm.core.clock import Clock
 from ecrm.core.errors import Conflict, EcrmError, ServiceUnavailable
 from ecrm.core.ids import new_id
 from ecrm.transactions import ledger
 from ecrm.transactions.ledger import Account
-from ecrm.transactions.loyalty_store import CauseTaken, InsufficientBalance, LedgerWrite, LoyaltyStore, StaleAccount
+from ecrm.transactions.loyalty_expiry import PointsExpiry
+from ecrm.transactions.loyalty_store import CauseTaken, InsufficientBalance, LedgerWrite, StaleAccount
+from ecrm.transactions.loyalty_writes import ATTEMPTS, EXPIRING_WINDOW, standing_of
 from ecrm.transactions.models import (
     BirthdayReached,
-    LedgerKind,
     LoyaltyAccount,
     LoyaltyRules,
     LoyaltyRulesIn,
-    LoyaltyStanding,
     OrderPlaced,
     OrderReturned,
     OrderStatusChanged,
     PointsEarned,
-    PointsExpired,
-    PointsExpiring,
     PointsRedeemed,
     PointsReversed,
     Redemption,
     RedemptionIn,
     StatementLine,
-    TierChanged,
 )
 
-ATTEMPTS = 8
 STATEMENT_LINES = 50
-EXPIRING_WINDOW = timedelta(days=30)
 
 
 class CauseNotYetRecorded(Exception):
@@ -56,15 +51,11 @@ class BelowMinimum(EcrmError):
     title = "Below the minimum redemption"
 
 
-class LoyaltyService:
-    def __init__(self, store: LoyaltyStore, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
+class LoyaltyService(PointsExpiry):
+    """Every loyalty use case: the rules, earning and taking back, bonuses, redemption, expiry (`PointsExpiry`)
+    and the account's reads."""
 
     # -- rules ---------------------------------------------------------------------------------------------
-    def rules(self) -> LoyaltyRules:
-        return self.store.rules() or LoyaltyRules()
-
     def set_rules(self, body: LoyaltyRulesIn, *, actor: str) -> LoyaltyRules:
         current = self.store.rules()
         rules = LoyaltyRules(
@@ -315,67 +306,6 @@ class LoyaltyService:
                 continue
         raise ServiceUnavailable("the account is being changed concurrently; retry the request")
 
-    # -- expiry ---------------------------------------------------------------------------------------------
-    def expire_due(self) -> int:
-        """Expire what is due today on every account with a lot due; returns the points expired."""
-        today = self.clock.now().date()
-        expired = 0
-        for customer_id in self.store.accounts_due(today):
-            expired += self.expire_account(customer_id, today)
-        for customer_id in self.store.accounts_due(today + EXPIRING_WINDOW):
-            self.warn_expiring(customer_id, today)
-        return expired
-
-    def warn_expiring(self, customer_id: str, today: date) -> int:
-        """`PointsExpiring` for each lot due within the window that still holds unspent points, once per account
-        and expiry day (cause `expiring:<day>`), so a reminder can go out ahead; returns the warnings written."""
-        account = self.store.account(customer_id)
-        if account is None or account.erased:
-            return 0
-        by = (today + EXPIRING_WINDOW).isoformat()
-        ahead: dict[str, int] = {}
-        before = 0
-        for day in sorted(account.lots):
-            due = account.due_by(date.fromisoformat(day))
-            if today.isoformat() < day <= by and due > before:
-                ahead[day] = due - before
-            before = due
-        ahead = {
-            day: points for day, points in ahead.items() if self.store.cause(customer_id, f"expiring:{day}") is None
-        }
-        if not ahead:
-            return 0
-
-        def change(read: Account, now: datetime) -> LedgerWrite:
-            write = LedgerWrite(
-                read, read.version, new_causes={f"expiring:{d}": {"points": p} for d, p in ahead.items()}
-            )
-            write.events += [
-                PointsExpiring(customer_id=customer_id, points=p, expires_on=date.fromisoformat(d), warned_at=now)
-                for d, p in ahead.items()
-            ]
-            return write
-
-        return len(ahead) if self._apply(customer_id, change, None, create=False) else 0
-
-    def expire_account(self, customer_id: str, today: date) -> int:
-        gone = 0
-
-        def change(account: Account, now: datetime) -> LedgerWrite:
-            nonlocal gone
-            changed, gone = ledger.expire(account, today)
-            write = LedgerWrite(changed, account.version)
-            if gone:
-                self._line(write, "expired", -gone, f"expiry:{today.isoformat()}", now)
-                write.events.append(
-                    PointsExpired(
-                        customer_id=customer_id, entry_id=write.entries[-1].entry_id, points=gone, expired_at=now
-                    )
-                )
-            return write
-
-        return gone if self._apply(customer_id, change, None, create=False) else 0
-
     # -- reads ----------------------------------------------------------------------------------------------
     def account(self, customer_id: str) -> LoyaltyAccount:
         rules = self.rules()
@@ -390,64 +320,3 @@ class LoyaltyService:
             expiring_by=by,
             statement=self.store.statement(customer_id, STATEMENT_LINES),
         )
-
-    # -- the shared loop -------------------------------------------------------------------------------------
-    def _apply(self, customer_id: str, change: Any, correlation_id: str | None, *, create: bool = True) -> bool:
-        """Run `change` on the account read now, write it; True if written, False if its cause was done before."""
-        for _ in range(ATTEMPTS):
-            now = self.clock.now()
-            account = self.store.account(customer_id)
-            if account is None:
-                if not create:
-                    return False
-                account = Account(customer_id, tier=ledger.tier_for(self.rules(), 0))
-            if account.erased:
-                return False  # the customer was erased: a late event brings nothing back
-            write: LedgerWrite = change(account, now)
-            if write.account.tier != account.tier:
-                write.events.append(
-                    TierChanged(
-                        customer_id=customer_id,
-                        previous_tier=account.tier,
-                        tier=write.account.tier,
-                        qualifying_points=write.account.qualifying,
-                        changed_at=now,
-                    )
-                )
-            if write.account == account and not write.new_causes and not write.updated_causes:
-                return True  # nothing to change (an expiry with nothing due)
-            standing = standing_of(write.account, now)
-            write.events = [
-                e.model_copy(update={"standing": standing}) if "standing" in type(e).model_fields else e
-                for e in write.events
-            ]
-            try:
-                self.store.write(write, correlation_id=correlation_id, now=now)
-                return True
-            except CauseTaken:
-                return False
-            except StaleAccount:
-                continue
-        raise ServiceUnavailable(f"the loyalty account of {customer_id} is being changed concurrently")
-
-    @staticmethod
-    def _line(
-        write: LedgerWrite, kind: LedgerKind, points: int, cause: str, now: datetime, note: str | None = None
-    ) -> None:
-        write.entries.append(
-            StatementLine(entry_id=new_id("led_"), kind=kind, points=points, cause=cause, at=now, note=note)
-        )
-
-
-def standing_of(account: Account, now: datetime) -> LoyaltyStanding:
-    """What a loyalty event carries of the account it leaves (the customer store's loyalty traits)."""
-    by = (now + EXPIRING_WINDOW).date()
-    return LoyaltyStanding(
-        balance=account.balance,
-        tier=account.tier,
-        qualifying_points=account.qualifying,
-        expiring_soon=account.due_by(by),
-        expiring_by=by,
-        account_version=account.version,
-        as_of=now,
-    )
