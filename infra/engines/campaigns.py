@@ -11,6 +11,7 @@ and starting the same state machine with `fire`: its first step takes the campai
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -94,6 +95,11 @@ WAKE_SCHEDULE = "rate(5 minutes)"
 RUN_LIMIT_DAYS = 90
 # Chunks handed to broadcast at once: the bound on a run's pace besides broadcast's own senders.
 CHUNK_CONCURRENCY = 10
+# The counts the outcome consumer emits as CloudWatch metrics per campaign and variant
+# (`ecrm.campaigns.outcomes`: the counter's name, dimensions campaign_id and variant, and the service
+# Powertools adds); the dashboard finds every campaign's series by SEARCH, since campaigns come after deploy.
+OUTCOME_METRICS = ("Sent", "Delivered", "Bounced", "Complained", "Opened", "Clicked", "Converted")
+METRICS_SERVICE = "ecrm-campaigns"
 
 
 class CampaignsEngine(Construct):
@@ -449,6 +455,31 @@ class CampaignsEngine(Construct):
             ],
         )
         return workflow
+
+    @staticmethod
+    def outcome_widgets(width: int = 24) -> list[cloudwatch.IWidget]:
+        """Graphs of each campaign's and variant's counts, for the operations dashboard: one per count,
+        every campaign and variant of the period a line (SEARCH, at most 500 lines a graph)."""
+        per_row = 4
+        return [
+            cloudwatch.GraphWidget(
+                title=f"{name} per campaign and variant",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression=(
+                            "SEARCH('{ecrm,campaign_id,service,variant} "
+                            f'MetricName="{name}" service="{METRICS_SERVICE}"\', \'Sum\', 300)'
+                        ),
+                        using_metrics={},
+                        label="",
+                        period=Duration.minutes(5),
+                    )
+                ],
+                width=width // per_row,
+                height=6,
+            )
+            for name in OUTCOME_METRICS
+        ]
 
     @staticmethod
     def _grant_broadcast(function: EngineFunction, broadcast_request: lambda_.IFunction | None) -> None:

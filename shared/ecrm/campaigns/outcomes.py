@@ -12,10 +12,16 @@ for the recipient when it handed their chunk to broadcast (`store.record_recipie
 members are known only then, and an auto-winner's rest count on the winner they were sent. A campaign run
 before those records existed falls back to the hash (`assignment`) for a listed customer. Later orders of
 the same customer count once (`revenue_minor` adds each order's total).
+
+Each count is also a CloudWatch metric (`metric`, embedded metric format in the cloud) named after its
+counter (Sent, Delivered, ..., Converted) with the dimensions `campaign_id` and `variant`: bounded by the
+campaigns and their arms, never by a customer. Only what was counted is emitted, so a redelivered event
+moves neither the report nor the metric.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from ecrm.broadcast.models import MessageEvent
@@ -24,6 +30,8 @@ from ecrm.campaigns.store import CampaignStore
 from ecrm.core.clock import Clock
 
 ATTRIBUTION_WINDOW = timedelta(days=7)
+
+Metric = Callable[[str, float, Mapping[str, str]], None]
 
 COUNTED = {
     "MessageSent": "sent",
@@ -48,9 +56,13 @@ def campaign_arm(source: str, step: str) -> tuple[str, str] | None:
 
 
 class CampaignOutcomes:
-    def __init__(self, store: CampaignStore, clock: Clock) -> None:
+    def __init__(self, store: CampaignStore, clock: Clock, *, metric: Metric | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.metric = metric or (lambda name, value, dimensions: None)
+
+    def _count(self, name: str, campaign_id: str, arm: str) -> None:
+        self.metric(name, 1, {"campaign_id": campaign_id, "variant": arm})
 
     def record(self, detail_type: str, event: MessageEvent) -> bool:
         """Count the event on its arm; False when it is not a campaign's, not counted, or counted before."""
@@ -59,7 +71,10 @@ class CampaignOutcomes:
         if counter is None or where is None:
             return False
         campaign_id, arm = where
-        return self.store.record_outcome(campaign_id, arm, event.message_id, counter, self.clock.now())
+        counted = self.store.record_outcome(campaign_id, arm, event.message_id, counter, self.clock.now())
+        if counted:
+            self._count(counter.title(), campaign_id, arm)
+        return counted
 
     def convert(self, customer_id: str, order_id: str, total_minor: int, placed_at: datetime) -> list[str]:
         """Attribute an order to every campaign launched within the window whose audience holds the customer."""
@@ -76,8 +91,11 @@ class CampaignOutcomes:
                     if customer_id not in campaign.audience.customer_ids:
                         continue
                     arm = assign(campaign.campaign_id, customer_id, arms_of(campaign))
-                if self.store.record_conversion(campaign.campaign_id, arm, customer_id, order_id, total_minor):
+                recorded = self.store.record_conversion(campaign.campaign_id, arm, customer_id, order_id, total_minor)
+                if recorded:
                     counted.append(f"{campaign.campaign_id}:{arm}")
+                if recorded == "converted":
+                    self._count("Converted", campaign.campaign_id, arm)
             # the list is newest first: once a page starts before the window, older pages are too
             if after is None or (page and page[-1].created_at < placed_at - ATTRIBUTION_WINDOW):
                 return counted

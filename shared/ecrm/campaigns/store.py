@@ -21,7 +21,7 @@ Key design (table `pk`/`sk`, TTL `expires_at`, GSI `by_kind`):
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -196,9 +196,12 @@ class CampaignStore:
             raise
         return True
 
-    def record_conversion(self, campaign_id: str, arm: str, customer_id: str, order_id: str, total_minor: int) -> bool:
+    def record_conversion(
+        self, campaign_id: str, arm: str, customer_id: str, order_id: str, total_minor: int
+    ) -> Literal["converted", "revenue"] | None:
         """Add the order's revenue to the arm, and count the customer converted on their first order; each
-        once, in one transaction. False when the order was counted before."""
+        once, in one transaction. `converted` for the customer's first order, `revenue` for a later one, None
+        when the order was counted before."""
         pk = campaign_pk(campaign_id)
         for _ in range(3):  # a concurrent first order of the same customer makes the second read again
             first = self._get(pk, f"CONVERTED#{customer_id}") is None
@@ -220,12 +223,12 @@ class CampaignStore:
                 actions.append(self._marker(pk, f"CONVERTED#{customer_id}"))
             try:
                 self.client.transact_write_items(TransactItems=actions)
-                return True
+                return "converted" if first else "revenue"
             except ClientError as exc:
                 if not condition_failed(exc):
                     raise
                 if self._get(pk, f"ORDER#{order_id}") is not None:
-                    return False  # this order was counted before
+                    return None  # this order was counted before
         raise RuntimeError(f"the conversion of {customer_id} on {campaign_id} kept conflicting")
 
     def _marker(self, pk: str, sk: str) -> dict[str, Any]:

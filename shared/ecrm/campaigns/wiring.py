@@ -7,6 +7,7 @@ and a launch then answers 503 instead of claiming a run it could not start.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 
 from ecrm.broadcast.models import MessageRequest
@@ -158,4 +159,16 @@ def journey_runtime_for(config: CampaignsConfig) -> JourneyRuntime:
 
 @cache
 def outcomes_for(config: CampaignsConfig) -> CampaignOutcomes:
-    return CampaignOutcomes(store_for(config), SystemClock())
+    return CampaignOutcomes(store_for(config), SystemClock(), metric=emit_metric)
+
+
+def emit_metric(name: str, value: float, dimensions: Mapping[str, str]) -> None:
+    """One CloudWatch metric in embedded metric format, per campaign and variant (the dashboard's campaign
+    widgets find them by SEARCH). One document per count: each carries its own dimension values."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    from ecrm.core.observability import METRICS_NAMESPACE
+
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=METRICS_NAMESPACE) as metric:
+        for key, dimension in dimensions.items():
+            metric.add_dimension(key, dimension)

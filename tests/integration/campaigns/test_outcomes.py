@@ -11,6 +11,7 @@ import pytest
 from ecrm.campaigns.assignment import arms_of, assign, unit_point
 from ecrm.campaigns.models import HOLDOUT
 from ecrm.campaigns.outcomes import CampaignOutcomes, campaign_arm
+from ecrm.campaigns.wiring import emit_metric
 
 from functions.campaigns import on_outcome_event
 from tests.integration.campaigns.conftest import NOW, Engine
@@ -133,3 +134,51 @@ def test_a_planted_conversion_effect_shows_as_significant_lift_and_none_does_not
     assert sum(a.converted for a in report.arms) * 1000 == sum(a.revenue_minor for a in report.arms)
     assert abs(lift.treated_rate - treated_rate) < 0.03
     assert by_arm["a"].rates["conversion"] == pytest.approx(lift.treated_rate, abs=1e-6)
+
+
+def test_each_count_is_one_cloudwatch_metric_per_campaign_and_variant(engine: Engine, lambda_context: Any) -> None:
+    # Given a campaign whose run handed its messages over, and outcomes that record their metrics
+    campaign_id = launched(engine)
+    engine.execute(campaign_id, 1)
+    source = f"campaign:{campaign_id}"
+    emitted: list[tuple[str, float, dict[str, str]]] = []
+    outcomes = CampaignOutcomes(
+        engine.store, engine.clock, metric=lambda name, value, dims: emitted.append((name, value, dict(dims)))
+    )
+
+    # When events arrive twice, one from a journey, and a customer orders twice within the window
+    bodies = [
+        body("MessageSent", "m1", source, "r1.a", "sent"),
+        body("MessageDelivered", "m1", source, "r1.a", "delivered"),
+        body("MessageClicked", "m1", source, "r1.a", "delivered"),
+        body("MessageComplained", "m3", source, "r1.b", "complained"),
+        body("MessageSent", "m9", "journey:jny_1", "hello.1", "sent"),
+    ]
+    consume(sqs_batch(bodies + bodies), lambda_context, outcomes)
+    customer = engine.campaigns.get(campaign_id).audience.customer_ids[0]
+    arm = assign(campaign_id, customer, arms_of(engine.campaigns.get(campaign_id)))
+    for order in ("ord-1", "ord-1", "ord-2"):
+        outcomes.convert(customer, order, 1000, NOW + timedelta(hours=1))
+
+    # Then each count is one metric with the campaign and the variant as its only dimensions; the repeats,
+    # the journey's message and the second order emit nothing
+    dims = {"campaign_id": campaign_id, "variant": "a"}
+    assert sorted(emitted, key=lambda e: e[0]) == sorted(
+        [
+            ("Sent", 1, dims),
+            ("Delivered", 1, dims),
+            ("Clicked", 1, dims),
+            ("Complained", 1, {**dims, "variant": "b"}),
+            ("Converted", 1, {**dims, "variant": arm}),
+        ],
+        key=lambda e: e[0],
+    )
+
+
+def test_the_metric_is_written_in_embedded_metric_format(capsys: pytest.CaptureFixture[str]) -> None:
+    emit_metric("Opened", 1, {"campaign_id": "cmp_1", "variant": "a"})
+    document = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "ecrm"
+    assert set(directive["Dimensions"][0]) >= {"campaign_id", "variant"}
+    assert (document["Opened"], document["campaign_id"], document["variant"]) == ([1.0], "cmp_1", "a")
