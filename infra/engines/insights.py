@@ -219,6 +219,7 @@ class InsightsEngine(Construct):
                 width=WIDTH // 2,
             ),
         )
+        self.dashboard.add_widgets(*campaigns.outcome_widgets(WIDTH))  # per campaign and variant
 
     def _platform_widgets(self, foundation: Foundation) -> None:
         self.dashboard.add_widgets(cloudwatch.TextWidget(markdown="# Platform", width=WIDTH, height=1))
