@@ -1,4 +1,6 @@
-"""Order events into the lake's `order_lines` table: purchases, returns and cancellations as signed rows."""
+"""Order events into the lake's `order_lines` table: purchases, returns and cancellations as signed rows, for the
+customer the order belongs to now; a merge of customers rewrites the merged customers' orders as the
+survivor's (`OrderLakeRows`)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
 from ecrm.core.lake import FirehoseLakeWriter
 from ecrm.core.observability import Observability
-from ecrm.transactions.lake_records import order_rows
+from ecrm.customers.models import CustomersMerged
 from ecrm.transactions.models import OrderPlaced, OrderReturned, OrderStatusChanged
-from ecrm.transactions.wiring import TransactionsConfig
+from ecrm.transactions.order_lake import OrderLakeRows
+from ecrm.transactions.wiring import TransactionsConfig, order_lake_rows_for
 
 config = load_config(TransactionsConfig)
 obs = Observability(config)
-consumer = EventConsumer(obs.logger, accepts=[OrderPlaced, OrderReturned, OrderStatusChanged])
+consumer = EventConsumer(obs.logger, accepts=[OrderPlaced, OrderReturned, OrderStatusChanged, CustomersMerged])
 
 
 class LakeRefused(Exception):
@@ -30,11 +33,14 @@ def lake_writer() -> FirehoseLakeWriter[dict[str, Any]]:
 
 
 @obs.entrypoint()
-def handler(event: dict[str, Any], context: LambdaContext, injected: Any = None) -> dict[str, Any]:
+def handler(
+    event: dict[str, Any], context: LambdaContext, injected: Any = None, lake_rows: OrderLakeRows | None = None
+) -> dict[str, Any]:
     writer = injected or lake_writer()
+    rows_of = lake_rows or order_lake_rows_for(config)
 
     def on_event(received: ReceivedEvent[Any]) -> None:
-        rows = order_rows(received.data, event_id=received.metadata.id)
+        rows = rows_of.rows_for(received.data)
         if rows and writer.write(rows):
             raise LakeRefused(received.metadata.id)
 

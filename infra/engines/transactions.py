@@ -136,13 +136,16 @@ class TransactionsEngine(Construct):
             batch_size=10,
         )
         self.order_lines.grant_put(self.lake_writer.handler.function)
+        self._grant_table(self.lake_writer.handler)  # merged customers' pointers and their orders
         EventRuleToQueue(
             self,
             "LakeOrdersRule",
             foundation=foundation,
             consumer=self.lake_writer,
-            description="Orders placed, cancelled and returned into the lake",
-            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=ORDER_EVENTS),
+            description="Orders placed, cancelled and returned into the lake; merges attribute orders to survivors",
+            pattern=events.EventPattern(
+                source=["ecrm.transactions", "ecrm.customers"], detail_type=[*ORDER_EVENTS, "CustomersMerged"]
+            ),
         )
 
         # Its part of every erasure: loyalty and comparison state deleted, orders detached, then acknowledged.

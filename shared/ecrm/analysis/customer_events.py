@@ -51,6 +51,7 @@ def apply_customer_event(
             new_orders=rows,
             trigger=event.detail_type,
             correlation_id=correlation_id,
+            follow_merge=True,
         )
     if isinstance(event, LOYALTY_EVENTS):
         standing = event.standing

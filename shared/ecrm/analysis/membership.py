@@ -139,9 +139,11 @@ class MembershipService:
         new_orders: Sequence[OrderRow] = (),
         trigger: str,
         correlation_id: str | None = None,
+        follow_merge: bool = False,
     ) -> list[DomainEvent]:
         """Apply `mutate` (and behaviour `new_events`, order rows `new_orders`) to the customer, then
-        re-evaluate affected segments.
+        re-evaluate affected segments. A merged customer is left alone, or with `follow_merge` the change goes
+        to the customer they were merged into (an order of theirs that arrives after the merge is the survivor's).
 
         New behaviour and orders are written before the projection's conditional save: whoever saves next
         reads them, so of two consumers applying events to one customer at once, the last to save sees both.
@@ -151,6 +153,17 @@ class MembershipService:
         orders_written: set[OrderRow] = set()
         for _ in range(MAX_ATTEMPTS):
             state = self.store.load_customer(customer_id)
+            survivor = state.projection.merged_into
+            if follow_merge and state.projection.status == "merged" and survivor and survivor != customer_id:
+                return self.apply(
+                    survivor,
+                    mutate,
+                    new_events=new_events,
+                    new_orders=new_orders,
+                    trigger=trigger,
+                    correlation_id=correlation_id,
+                    follow_merge=True,
+                )
             if state.projection.status in {"erased", "merged"}:
                 return []
             expected = state.projection.version if state.exists else None

@@ -8,13 +8,15 @@ Key design (table `pk`/`sk`, TTL `expires_at`, GSI `by_customer`):
 - `IDEM#<sha-256 of caller and Idempotency-Key>` / `IDEMPOTENCY`: the order a key created and the
   fingerprint of its body, written in the order's own transaction (so a key never names an order that
   was not saved); kept `IDEMPOTENCY_RETENTION`.
-The loyalty ledger shares the table under `MEMBER#...` (`loyalty_store`); the catalogue and purchases
+The loyalty ledger shares the table under `MEMBER#...` (`loyalty_store`), merged customers' pointers are
+`MERGED#<id>` (`merge_map`); the catalogue and purchases
 will take their own prefixes.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,6 +85,22 @@ class OrderStore:
             Limit=limit,
         )
         return [Order.model_validate_json(item["order"]["S"]) for item in response.get("Items", [])]
+
+    def every_order_of(self, customer_id: str) -> Iterator[Order]:
+        """All the customer's orders, page by page (a merge attributes each of them to the survivor)."""
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": CUSTOMER_INDEX,
+            "KeyConditionExpression": "by_customer_pk = :c",
+            "ExpressionAttributeValues": {":c": {"S": f"CUST#{customer_id}"}},
+        }
+        while True:
+            response = self.client.query(**query)
+            for item in response.get("Items", []):
+                yield Order.model_validate_json(item["order"]["S"])
+            if "LastEvaluatedKey" not in response:
+                return
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     # -- writes --------------------------------------------------------------------------------------------
     def place(

@@ -15,6 +15,8 @@ from ecrm.transactions.catalog_store import CatalogStore
 from ecrm.transactions.loyalty_service import LoyaltyService
 from ecrm.transactions.loyalty_store import LoyaltyStore
 from ecrm.transactions.loyalty_zones import CardTimeZones, TimeZones, UtcEverywhere
+from ecrm.transactions.merge_map import MergeMap
+from ecrm.transactions.order_lake import OrderLakeRows
 from ecrm.transactions.order_service import OrderService
 from ecrm.transactions.order_store import OrderStore
 
@@ -37,6 +39,14 @@ def order_service_for(config: TransactionsConfig) -> OrderService:
 @cache
 def loyalty_service_for(config: TransactionsConfig) -> LoyaltyService:
     return LoyaltyService(LoyaltyStore(aws.client("dynamodb"), config.transactions_table_name), SystemClock())
+
+
+@cache
+def order_lake_rows_for(config: TransactionsConfig) -> OrderLakeRows:
+    client = aws.client("dynamodb")
+    return OrderLakeRows(
+        OrderStore(client, config.transactions_table_name), MergeMap(client, config.transactions_table_name)
+    )
 
 
 def time_zones_for(config: TransactionsConfig) -> TimeZones:

@@ -160,3 +160,32 @@ def test_a_merge_that_crashes_once_the_loser_is_removed_loses_no_order_when_rede
     # Then the survivor holds the loser's order, once
     assert [row.order_id for row in store.load_customer(CUSTOMER).orders] == ["ord_2"]
     assert store.load_customer(LOSER).orders == []
+
+
+def test_an_order_of_the_loser_that_arrives_after_the_merge_is_the_survivors(
+    membership: MembershipService, store: AnalysisStore, publisher: RecordingPublisher, clock: FixedClock
+) -> None:
+    # Given a segment on two web orders, a survivor with one web order and a loser merged into them
+    two_web = saved_segment(store, "Two web orders", TWO_WEB_ORDERS)
+    apply_customer_event(membership, created(CUSTOMER, country="FR"))
+    apply_customer_event(membership, created(LOSER, country="FR"))
+    apply_customer_event(membership, placed("ord_1", 4000), event_id="evt_1")
+    merged = CustomersMerged(
+        survivor_id=CUSTOMER,
+        merged_ids=[LOSER],
+        matched_by=["email"],
+        reason="same email",
+        merged_at=clock.now(),
+        snapshot=ProfileSnapshot(version=2, attributes={"country": "FR"}, identity_types=["email"]),
+    )
+    apply_customer_event(membership, merged)
+    assert publisher.moves() == []
+
+    # When an order placed under the loser's id arrives after the merge (an order in flight, a shop's stale id)
+    late = placed("ord_2", 6000).model_copy(update={"customer_id": LOSER})
+    apply_customer_event(membership, late, event_id="evt_2")
+
+    # Then it is the survivor's order, and the survivor entered the segment; the loser stays a tombstone
+    assert sorted(row.order_id for row in store.load_customer(CUSTOMER).orders) == ["ord_1", "ord_2"]
+    assert publisher.moves() == [("SegmentEntered", two_web.segment_id, CUSTOMER)]
+    assert store.load_customer(LOSER).orders == []

@@ -10,8 +10,19 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from ecrm.core.events import DomainEvent, envelope_for
 from ecrm.core.lake import ORDER_LINE_COLUMNS
-from ecrm.transactions.lake_records import order_rows
-from ecrm.transactions.models import OrderLineIn, OrderPlaced, OrderReturned, OrderStatusChanged, ReturnedLine
+from ecrm.transactions import orders
+from ecrm.transactions.lake_records import change_id, history_events, order_rows
+from ecrm.transactions.models import (
+    OrderIn,
+    OrderLineIn,
+    OrderPlaced,
+    OrderReturned,
+    OrderStatusChanged,
+    ReturnedLine,
+    ReturnIn,
+    StatusChangeIn,
+)
+from ecrm.transactions.order_lake import OrderLakeRows
 
 from functions.transactions import on_order_changed
 from tests.samples import sqs_batch
@@ -99,11 +110,44 @@ def bus_body(event: DomainEvent, n: int) -> str:
     )
 
 
+class NoMerges:
+    def survivor_of(self, customer_id: str) -> str:
+        return customer_id
+
+
+LAKE_ROWS = OrderLakeRows(orders=None, merges=NoMerges())  # type: ignore[arg-type]
+
+
 def test_the_handler_writes_each_events_rows_and_fails_a_record_the_stream_refused(lambda_context: Any) -> None:
     writer = FakeWriter()
     handler: Any = on_order_changed.handler
-    batch = sqs_batch([bus_body(PLACED, 0), bus_body(RETURNED, 1)])
-    assert handler(batch, lambda_context, writer) == {"batchItemFailures": []}
-    assert [r["kind"] for r in writer.rows] == ["purchase", "purchase", "return"]
+    batch = sqs_batch([bus_body(PLACED, 0), bus_body(RETURNED, 1), bus_body(RETURNED, 2)])
+    assert handler(batch, lambda_context, writer, LAKE_ROWS) == {"batchItemFailures": []}
+    assert [r["kind"] for r in writer.rows] == ["purchase", "purchase", "return", "return"]
+    assert writer.rows[2] == writer.rows[3]  # a redelivery is the same row: named by its change, not its envelope
     with pytest.raises(BatchProcessingError):
-        handler(sqs_batch([bus_body(PLACED, 2)]), lambda_context, FakeWriter(refuse=True))
+        handler(sqs_batch([bus_body(PLACED, 2)]), lambda_context, FakeWriter(refuse=True), LAKE_ROWS)
+
+
+def test_an_orders_history_rebuilt_from_its_state_is_the_rows_its_events_made() -> None:
+    # Given an order whose events are kept: placed, paid, shipped, two returns; and one placed then cancelled
+    body = OrderIn(customer_id=CUSTOMER, currency="EUR", channel="web", store="shop.example", lines=PLACED.lines)
+    order, placed = orders.new_order(ORDER, body, NOW)
+    events: list[Any] = [placed]
+    for status in ("paid", "shipped"):
+        order, _ = orders.change_status(order, StatusChangeIn(status=status), NOW)
+    for n, sku in enumerate(("SHOE-1", "SOCK-1")):
+        back = ReturnIn.model_validate({"lines": [{"sku": sku, "quantity": 1}]})
+        order, returned = orders.apply_return(order, back, f"ret_{n}", NOW)
+        events.append(returned)
+    other, other_placed = orders.new_order("ord_2", body, NOW)
+    for status in ("paid", "cancelled"):
+        other, changed = orders.change_status(other, StatusChangeIn(status=status), NOW)
+
+    # Then the history rebuilt from each order's state is exactly the rows of its events, row ids included
+    def rows(of: list[Any]) -> list[dict[str, Any]]:
+        return [row for event in of for row in order_rows(event, event_id=change_id(event))]
+
+    assert rows(history_events(order, CUSTOMER)) == rows(events)
+    assert rows(history_events(other, CUSTOMER)) == rows([other_placed, changed])
+    assert [r["kind"] for r in rows(history_events(other, "cus_other"))] == ["purchase", "purchase", "cancellation"]
