@@ -54,8 +54,10 @@ ROUTES = (
     ApiRoute("GET", "/journeys/{journey_id}/report"),
 )
 MANIFESTS = "campaign-runs/"  # `ecrm.campaigns.runs.MANIFEST_PREFIX`
-# Where the analysis engine leaves an audience build: its manifest, and the query results it lists (ADR 7).
-AUDIENCE_PREFIXES = ("audiences/", "query-results/")
+LISTS = "campaign-audiences/"  # `ecrm.campaigns.ports.LIST_PREFIX`: uploaded lists too long for the item
+# Where the analysis engine leaves an audience build: its manifest, and the query results it lists (ADR 7);
+# and the engine's own long uploaded lists.
+AUDIENCE_PREFIXES = ("audiences/", "query-results/", LISTS)
 # The events journeys start on or wait for (triggers, goals, engagement): the ready-made journeys' vocabulary.
 JOURNEY_EVENTS = {
     "ecrm.customers": ["CustomerCreated", "ConsentChanged"],
@@ -217,6 +219,13 @@ class CampaignsEngine(Construct):
         )
         self._grant_table(self.api.handler)
         self._grant_audience_reads(lake, self.api.handler, AUDIENCE_PREFIXES)
+        lake.bucket.grant_put(self.api.handler.function, f"{LISTS}*")
+        acknowledge(
+            self.api.handler.role,
+            "AwsSolutions-IAM5",
+            "The API keeps a campaign's long uploaded list under the campaign-audiences prefix of the lake bucket.",
+            applies_to=["Action::s3:Abort*", f"Resource::{bucket_arn}/{LISTS}*"],
+        )
         self._grant_broadcast(self.api.handler, broadcast_request)  # the dry run's preview, the test send
         self.runs.state_machine.grant_start_execution(self.api.handler.function)
         self.schedule_role.grant_pass_role(self.api.handler.role)

@@ -28,6 +28,9 @@ CAMPAIGN_ID_PATTERN = r"^cmp_[0-9A-Za-z]{1,40}$"
 JOURNEY_ID_PATTERN = r"^jny_[0-9A-Za-z]{1,40}$"
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 HOLDOUT = "holdout"
+# An uploaded list's longest (a request of about 2.5 MB), and the longest kept in the campaign's own item.
+MAX_LIST = 100_000
+INLINE_LIST_LIMIT = 1_000
 
 ArmKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,20}$")]
 StepId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_\-]{1,40}$")]
@@ -52,18 +55,33 @@ class Variant(Strict):
     content: Content = Field(min_length=1, description="Per channel, its parts as broadcast templates")
 
 
+class StoredList(Contract):
+    """An uploaded list too long for the campaign's item (`INLINE_LIST_LIMIT` ids): the engine keeps it as an
+    object in its bucket and the campaign says where, and how many ids it holds."""
+
+    key: str
+    count: int
+
+
 class Audience(Strict):
-    """Who: segments (members of any), minus excluded segments, or an uploaded list of customer ids."""
+    """Who: segments (members of any), minus excluded segments, or an uploaded list of customer ids.
+
+    A list of more than `INLINE_LIST_LIMIT` ids is kept as an object (`stored_list`) and the campaign's
+    `customer_ids` come back empty: a DynamoDB item holds 400 KB, about 12,000 ids, and a list of 100,000 is
+    2 MB. `stored_list` is the engine's to set: a request that sends one is refused."""
 
     segment_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(default_factory=list)
     exclude_segment_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
         default_factory=list
     )
-    customer_ids: list[CustomerId] = Field(default_factory=list, max_length=100_000)
+    customer_ids: list[CustomerId] = Field(default_factory=list, max_length=MAX_LIST)
+    stored_list: StoredList | None = Field(
+        default=None, description="Set by the engine (never in a request): where a long uploaded list is kept"
+    )
 
     @model_validator(mode="after")
     def _someone(self) -> Audience:
-        if not self.segment_ids and not self.customer_ids:
+        if not self.segment_ids and not self.customer_ids and self.stored_list is None:
             raise ValueError("an audience needs segment_ids or customer_ids")
         return self
 

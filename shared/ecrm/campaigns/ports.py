@@ -14,12 +14,13 @@ from typing import Any, Protocol
 
 from ecrm.broadcast.models import MessageRequest, PolicyPreview, TestMessage, TestOutcome
 from ecrm.campaigns.journeys import CustomerFacts
-from ecrm.campaigns.models import Audience, Campaign
+from ecrm.campaigns.models import INLINE_LIST_LIMIT, Audience, Campaign, StoredList
 from ecrm.campaigns.plan import earliest_local_instant
-from ecrm.core.errors import Conflict, ServiceUnavailable
+from ecrm.core.errors import Conflict, InvalidInput, ServiceUnavailable
 from ecrm.customers.models import CONTACT_CARDS_PER_CALL, ContactCards
 
 MAX_REQUESTS_PER_CALL = 100
+LIST_PREFIX = "campaign-audiences/"  # long uploaded lists in the engine's bucket (`infra/engines/campaigns.py`)
 
 
 class BroadcastGateway(Protocol):
@@ -65,6 +66,10 @@ class ManifestStore(Protocol):
 class AudienceSource(Protocol):
     def customers(self, audience: Audience) -> list[str]: ...
 
+    def keep(self, campaign_id: str, audience: Audience) -> Audience:
+        """The audience as the campaign's item holds it (a long list kept apart)."""
+        ...
+
 
 class RecipientZones(Protocol):
     def zones(self, customer_ids: list[str]) -> dict[str, str]:
@@ -76,18 +81,46 @@ class SegmentMembers(Protocol):
     def members(self, segment_id: str) -> list[str]: ...
 
 
+class AudienceLists(Protocol):
+    def put(self, campaign_id: str, customer_ids: list[str]) -> StoredList:
+        """Keep a campaign's uploaded list; where it is and how many ids it holds."""
+        ...
+
+    def get(self, stored: StoredList) -> list[str]: ...
+
+
 class CampaignAudience:
-    """The uploaded list, plus the members of any of the segments, minus the members of every excluded one.
+    """The uploaded list (kept in the item, or as an object when long), plus the members of any of the segments,
+    minus the members of every excluded one.
 
     Without a source of segment members (a function not wired to the lake), a segment audience is refused at
     dry run and launch rather than sent to nobody.
     """
 
-    def __init__(self, segments: SegmentMembers | None = None) -> None:
+    def __init__(self, segments: SegmentMembers | None = None, lists: AudienceLists | None = None) -> None:
         self.segments = segments
+        self.lists = lists
+
+    def keep(self, campaign_id: str, audience: Audience) -> Audience:
+        """A list of more than `INLINE_LIST_LIMIT` ids goes to its own object; a shorter one stays in the item."""
+        if audience.stored_list is not None:
+            raise InvalidInput("audience.stored_list is set by the engine: send the ids as customer_ids")
+        if len(audience.customer_ids) <= INLINE_LIST_LIMIT:
+            return audience
+        if self.lists is None:
+            raise ServiceUnavailable(
+                f"lists of more than {INLINE_LIST_LIMIT} customer_ids need the campaigns' list bucket, which is not "
+                "configured here"
+            )
+        stored = self.lists.put(campaign_id, list(dict.fromkeys(audience.customer_ids)))
+        return audience.model_copy(update={"customer_ids": [], "stored_list": stored})
 
     def customers(self, audience: Audience) -> list[str]:
         chosen = dict.fromkeys(audience.customer_ids)
+        if audience.stored_list is not None:
+            if self.lists is None:
+                raise ServiceUnavailable("the campaigns' list bucket is not configured")
+            chosen.update(dict.fromkeys(self.lists.get(audience.stored_list)))
         wanted = [*audience.segment_ids, *audience.exclude_segment_ids]
         if wanted and self.segments is None:
             raise Conflict(
@@ -131,6 +164,26 @@ class BuiltSegmentAudiences:
     def _read(self, location: str) -> str:
         bucket, _, key = location.removeprefix("s3://").partition("/")
         return str(self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+
+
+class S3AudienceLists:
+    """Long uploaded lists as objects of the engine's bucket, one id a line, under `LIST_PREFIX`. The object is
+    written before the campaign that names it: a failed save leaves an object nobody reads, never a campaign
+    without its list."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def put(self, campaign_id: str, customer_ids: list[str]) -> StoredList:
+        key = f"{LIST_PREFIX}{campaign_id}.txt"
+        body = "\n".join(customer_ids).encode()
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="text/plain")
+        return StoredList(key=key, count=len(customer_ids))
+
+    def get(self, stored: StoredList) -> list[str]:
+        body = self.client.get_object(Bucket=self.bucket, Key=stored.key)["Body"].read().decode()
+        return [line for line in body.split("\n") if line]
 
 
 class StepFunctionsRunStarter:

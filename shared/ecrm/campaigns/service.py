@@ -88,9 +88,12 @@ class CampaignService:
     # -- campaigns -------------------------------------------------------------------------------------------
     def create(self, body: CampaignIn, *, actor: str, correlation_id: str | None) -> Campaign:
         now = self.clock.now()
+        campaign_id = new_id("cmp_")
+        audience = self.audiences.keep(campaign_id, body.audience)
         campaign = Campaign(
-            **body.model_dump(),
-            campaign_id=new_id("cmp_"),
+            **body.model_dump(exclude={"audience"}),
+            audience=audience,
+            campaign_id=campaign_id,
             status="draft",
             created_at=now,
             updated_at=now,

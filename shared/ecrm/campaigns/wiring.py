@@ -22,6 +22,7 @@ from ecrm.campaigns.ports import (
     EventBridgeCampaignScheduler,
     LambdaBroadcastGateway,
     LambdaRecommendations,
+    S3AudienceLists,
     S3ManifestStore,
     StepFunctionsRunStarter,
 )
@@ -75,10 +76,14 @@ def store_for(config: CampaignsConfig) -> CampaignStore:
 
 def audience_for(config: CampaignsConfig) -> CampaignAudience:
     """Segments' members come from their last audience build in the lake bucket, which the engine learns of
-    from `AudienceBuilt`; without the bucket configured, only uploaded lists."""
+    from `AudienceBuilt`, and long uploaded lists are kept there; without the bucket configured, only lists
+    short enough for the campaign's item."""
     if not config.campaigns_manifest_bucket:
         return CampaignAudience()
-    return CampaignAudience(BuiltSegmentAudiences(aws.client("s3"), store_for(config).segment_manifest))
+    return CampaignAudience(
+        BuiltSegmentAudiences(aws.client("s3"), store_for(config).segment_manifest),
+        S3AudienceLists(aws.client("s3"), config.campaigns_manifest_bucket),
+    )
 
 
 @cache

@@ -1,5 +1,6 @@
-"""The campaigns engine on moto: its table (as `infra/engines/campaigns.py` declares it), the services on a
-fixed clock with fakes for the run's starter, the scheduler, the manifest bucket and broadcast."""
+"""The campaigns engine on moto: its table (as `infra/engines/campaigns.py` declares it) and the bucket of its
+long uploaded lists, the services on a fixed clock with fakes for the run's starter, the scheduler, the
+manifest bucket and broadcast."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import boto3
 import pytest
 from ecrm.broadcast.models import MessageRequest
 from ecrm.campaigns.models import Campaign
-from ecrm.campaigns.ports import CampaignAudience
+from ecrm.campaigns.ports import CampaignAudience, S3AudienceLists
 from ecrm.campaigns.runs import CampaignRunSteps
 from ecrm.campaigns.service import CampaignService, JourneyService
 from ecrm.campaigns.store import CampaignStore
@@ -24,6 +25,7 @@ os.environ.setdefault("CAMPAIGNS_TABLE_NAME", "ecrm-campaigns")
 
 REGION = "us-east-1"
 TABLE = "ecrm-campaigns"
+LIST_BUCKET = "ecrm-lake"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 INDEXES = ("by_kind",)
 
@@ -139,7 +141,9 @@ class Engine:
         self.handed_at: list[tuple[datetime, int]] = []
         self.zones = FakeZones()
         self.segments = FakeSegments()
-        audiences = CampaignAudience(self.segments)
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.s3.create_bucket(Bucket=LIST_BUCKET)
+        audiences = CampaignAudience(self.segments, S3AudienceLists(self.s3, LIST_BUCKET))
         self.campaigns = CampaignService(
             self.store, self.clock, audiences=audiences, runs=self.runs, scheduler=self.scheduler
         )
