@@ -1,11 +1,16 @@
 """Broadcast's message events, unsubscriptions and orders placed into the live counters; message events also
 into the lake's `message_outcomes` table (first, so a retry after a failed count writes the row again, never
-loses it: readers keep one row per `event_id`)."""
+loses it: readers keep one row per `event_id`).
+
+The batch is counted as a whole (`InsightsService.record_batch`: one transaction for its message events), so
+this handler parses every record first and answers the records that failed as `batchItemFailures`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.broadcast.models import (
     CustomerUnsubscribed,
@@ -22,13 +27,11 @@ from ecrm.broadcast.models import (
     MessageSuppressed,
 )
 from ecrm.core.config import load_config
-from ecrm.core.consumer import EventConsumer, ReceivedEvent
+from ecrm.core.consumer import parse_record
 from ecrm.core.events import DomainEvent
-from ecrm.core.lake import FirehoseLakeWriter
 from ecrm.core.observability import Observability
-from ecrm.insights.lake_records import message_outcome_row
-from ecrm.insights.service import InsightsService
-from ecrm.insights.wiring import InsightsConfig, lake_writer_for, service_for
+from ecrm.insights.service import BatchEvent, InsightsService
+from ecrm.insights.wiring import InsightsConfig, service_for
 from ecrm.transactions.models import OrderPlaced
 
 MESSAGE_EVENTS: list[type[MessageEvent]] = [
@@ -46,32 +49,23 @@ MESSAGE_EVENTS: list[type[MessageEvent]] = [
 ACCEPTED: list[type[DomainEvent]] = [*MESSAGE_EVENTS, CustomerUnsubscribed, OrderPlaced]
 config = load_config(InsightsConfig)
 obs = Observability(config)
-consumer = EventConsumer(obs.logger, accepts=ACCEPTED)
-
-
-class LakeRefused(Exception):
-    """Firehose kept refusing the row: the record is retried, then parked in the DLQ."""
 
 
 @obs.entrypoint()
-def handler(
-    event: dict[str, Any],
-    context: LambdaContext,
-    injected: InsightsService | None = None,
-    lake: FirehoseLakeWriter[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext, injected: InsightsService | None = None) -> dict[str, Any]:
     service = injected or service_for(config)
-    writer = lake if lake is not None else (None if injected else lake_writer_for(config))
-
-    def on_event(received: ReceivedEvent[Any]) -> None:
-        data, event_id = received.data, received.metadata.id
-        if isinstance(data, OrderPlaced):
-            service.record_order(event_id, data)
-        elif isinstance(data, CustomerUnsubscribed):
-            service.record_unsubscribe(event_id, data)
-        else:
-            if writer is not None and writer.write([message_outcome_row(event_id, received.detail_type, data)]):
-                raise LakeRefused(event_id)
-            service.record_message(event_id, received.detail_type, data)
-
-    return consumer(event, context, on_event)
+    failed: list[str] = []
+    received: list[BatchEvent] = []
+    for record in event.get("Records") or []:
+        try:
+            parsed = parse_record(SQSRecord(record), ACCEPTED)
+        except Exception:  # a record of another shape: retried, then kept in the DLQ for inspection
+            obs.logger.exception("record not readable", extra={"message_id": record.get("messageId")})
+            failed.append(record["messageId"])
+            continue
+        received.append(BatchEvent(parsed.message_id, parsed.metadata.id, parsed.detail_type, parsed.data))
+    outcome = service.record_batch(received)
+    for handle, error in outcome.failed.items():
+        obs.logger.error("event not counted", extra={"message_id": handle, "error": repr(error)})
+        failed.append(handle)
+    return {"batchItemFailures": [{"itemIdentifier": handle} for handle in failed]}

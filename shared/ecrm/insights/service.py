@@ -2,7 +2,11 @@
 
 Each event counts once (its id is written with its increments in one transaction, `InsightsStore.count`), so
 a duplicated delivery, a redrive from the DLQ or a replay adds nothing. Events count in the minute they
-happened (`occurred_at`), so a late event fills the minute it belongs to.
+happened (`occurred_at`), so a late event fills the minute it belongs to. A queue batch's message events and
+unsubscriptions are counted together (`record_batch`): one transaction holds every event's marker and one ADD
+per bucket for the batch's sum, so a campaign's counters cost about a marker per event instead of a marker and
+an ADD on each of its rows (the write units per event fall from 8 to about 2.6 for a batch of ten events of
+one campaign in one minute).
 
 A conversion is an order placed within the attribution window after a campaign or journey message was sent
 to the customer: the order's revenue is added to each such variant or step (and once to its channels and the
@@ -13,14 +17,17 @@ counts what was sent, as it happens.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from ecrm.broadcast.models import CustomerUnsubscribed, MessageEvent
 from ecrm.core.clock import Clock
+from ecrm.insights.lake_records import message_outcome_row
 from ecrm.insights.logic import (
     TOTAL,
+    EventCount,
     Increments,
     add_up,
     channel_row,
@@ -54,14 +61,47 @@ def _epoch(at: datetime, plus: timedelta) -> int:
     return int((at + plus).timestamp())
 
 
+class LakeWriter(Protocol):
+    def write(self, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write the rows; answers those that could still not be written."""
+        ...
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    """One event of a queue batch: `handle` names its record (what a failure is reported by)."""
+
+    handle: str
+    event_id: str
+    detail_type: str
+    data: MessageEvent | CustomerUnsubscribed | OrderPlaced
+
+
+@dataclass
+class BatchOutcome:
+    counted: list[str] = field(default_factory=list)  # event ids counted now
+    failed: dict[str, Exception] = field(default_factory=dict)  # handle -> why: the record is retried
+
+
+class LakeRefused(Exception):
+    """Firehose kept refusing the row: the record is retried (and counted then), then parked in the DLQ."""
+
+
 class InsightsService:
     def __init__(
-        self, store: InsightsStore, clock: Clock, settings: LiveSettings | None = None, *, metric: Metric | None = None
+        self,
+        store: InsightsStore,
+        clock: Clock,
+        settings: LiveSettings | None = None,
+        *,
+        metric: Metric | None = None,
+        lake: LakeWriter | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings or LiveSettings()
         self.metric = metric or (lambda name, value, dimensions: None)
+        self.lake = lake
 
     def _count(
         self,
@@ -81,30 +121,87 @@ class InsightsService:
             converted_touches=converted_touches or [],
         )
 
-    def record_message(self, event_id: str, detail_type: str, event: MessageEvent) -> bool:
-        """Count a message event on its rows; False when it is not counted here or was counted before."""
-        counter = COUNTER_OF_EVENT.get(detail_type)
-        if counter is None:
-            return False
-        if counter == "sent":
-            row = source_row(event.source_ref, event.step)
-            if row is not None:
-                self.store.touch(
-                    event.customer_id,
-                    row,
-                    event.channel,
-                    event.occurred_at,
-                    expires_at=_epoch(event.occurred_at, self.settings.attribution_window),
-                )
-        rows = rows_of(event.source_ref, event.step, event.channel)
-        counted = self._count(event_id, event.occurred_at, {row: Increments({counter: 1}) for row in rows})
-        if counted and counter in METRIC_COUNTERS:
-            self.metric(counter.title(), 1, {"channel": event.channel or "unknown"})
+    def record_batch(self, events: Sequence[BatchEvent]) -> BatchOutcome:
+        """Count a queue batch: message events into the lake first (a refused row fails its record before it is
+        counted, so its retry writes the row again), then the message events and unsubscriptions in shared
+        transactions, then each order. What fails is reported per record; what counted stays counted, and a
+        retry of it adds nothing."""
+        outcome = BatchOutcome()
+        messages = [e for e in events if isinstance(e.data, MessageEvent)]
+        if self.lake is not None and messages:
+            rows = {
+                e.event_id: message_outcome_row(e.event_id, e.detail_type, e.data)
+                for e in messages
+                if isinstance(e.data, MessageEvent)
+            }
+            refused = {row["event_id"] for row in self.lake.write(list(rows.values()))}
+            for e in messages:
+                if e.event_id in refused:
+                    outcome.failed[e.handle] = LakeRefused(e.event_id)
+        countable = [
+            e
+            for e in events
+            if e.handle not in outcome.failed and isinstance(e.data, MessageEvent | CustomerUnsubscribed)
+        ]
+        try:
+            outcome.counted += self._count_events(countable)
+        except Exception as exc:  # every countable record is retried; what counted before adds nothing then
+            outcome.failed.update({e.handle: exc for e in countable})
+        for e in events:
+            if isinstance(e.data, OrderPlaced):
+                try:
+                    if self.record_order(e.event_id, e.data):
+                        outcome.counted.append(e.event_id)
+                except Exception as exc:  # this order alone is retried
+                    outcome.failed[e.handle] = exc
+        return outcome
+
+    def _count_events(self, events: Sequence[BatchEvent]) -> list[str]:
+        now = self.clock.now()
+        counts: list[EventCount] = []
+        metrics: dict[str, tuple[str, str]] = {}
+        for e in events:
+            if isinstance(e.data, CustomerUnsubscribed):
+                rows = (TOTAL, channel_row(e.data.channel))
+                counts.append(self._event_count(e.event_id, e.data.occurred_at, rows, "unsubscribed", now))
+                continue
+            assert isinstance(e.data, MessageEvent)
+            counter = COUNTER_OF_EVENT.get(e.detail_type)
+            if counter is None:
+                continue
+            if counter == "sent":
+                self._touch(e.data)
+            rows_counted = rows_of(e.data.source_ref, e.data.step, e.data.channel)
+            counts.append(self._event_count(e.event_id, e.data.occurred_at, rows_counted, counter, now))
+            if counter in METRIC_COUNTERS:
+                metrics[e.event_id] = (counter.title(), e.data.channel or "unknown")
+        if not counts:
+            return []
+        shard = shard_of(min(c.event_id for c in counts), self.settings.shards)
+        counted = self.store.count_events(counts, shard, seen_until=_epoch(now, self.settings.seen_retention))
+        published: dict[tuple[str, str], int] = {}
+        for event_id in counted:
+            if event_id in metrics:
+                published[metrics[event_id]] = published.get(metrics[event_id], 0) + 1
+        for (name, channel), n in sorted(published.items()):
+            self.metric(name, n, {"channel": channel})
         return counted
 
-    def record_unsubscribe(self, event_id: str, event: CustomerUnsubscribed) -> bool:
-        increments = {row: Increments({"unsubscribed": 1}) for row in (TOTAL, channel_row(event.channel))}
-        return self._count(event_id, event.occurred_at, increments)
+    def _event_count(self, event_id: str, at: datetime, rows: Sequence[str], counter: str, now: datetime) -> EventCount:
+        expires_at = _epoch(max(at, now), self.settings.bucket_retention)
+        return EventCount(event_id, at, {row: Increments({counter: 1}) for row in rows}, expires_at)
+
+    def _touch(self, event: MessageEvent) -> None:
+        """Remember a campaign or journey send for the orders after it (an idempotent SET: a retry rewrites it)."""
+        row = source_row(event.source_ref, event.step)
+        if row is not None:
+            self.store.touch(
+                event.customer_id,
+                row,
+                event.channel,
+                event.occurred_at,
+                expires_at=_epoch(event.occurred_at, self.settings.attribution_window),
+            )
 
     def record_order(self, event_id: str, order: OrderPlaced) -> bool:
         """Attribute an order to the variants and steps sent to its customer within the window before it."""

@@ -6,23 +6,31 @@ Key design (table `pk`/`sk`, TTL `expires_at`):
   with atomic `ADD`. A window reads every shard of every hour it touches with one Query each (a `BETWEEN` on
   the minutes), so 24 hours over 4 shards is 100 Queries, an hour 8.
 - `SEEN#<event id>` / `SEEN`: an event counted, written in the same transaction as its ADDs on the condition
-  that it does not exist: a redelivered or replayed event adds nothing (TTL after the longest redrive).
+  that it does not exist: a redelivered or replayed event adds nothing (TTL after the longest redrive). A
+  batch's message events share one transaction (`count_events`): their markers, then one ADD per bucket for
+  the sum of the batch, so the markers are what an event costs (2 write units) and the buckets are shared.
 - `TOUCH#<customer>` / `<row>`: the customer was sent a message of that campaign variant or journey step
   (`channel`, `sent_at`; `converted_at` once an order was attributed to it): what an order is attributed by.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ecrm.insights.logic import Increments, bucket_key
+from ecrm.insights.logic import EventCount, Increments, bucket_key, sum_buckets
 
 SEEN_SK = "SEEN"
+# A transaction holds at most 100 actions: 25 events' markers and up to 3 buckets each.
+MAX_EVENTS_PER_TRANSACTION = 25
+# Two consumers adding to one bucket at once cancel one transaction (TransactionConflict): tried again.
+CONFLICT_ATTEMPTS = 4
 
 
 class CountRaced(Exception):
@@ -45,10 +53,80 @@ def _marker_cancelled(exc: ClientError) -> bool:
     return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
 
 
+def _cancellation_codes(exc: ClientError) -> list[str | None]:
+    if exc.response["Error"]["Code"] != "TransactionCanceledException":
+        return []
+    return [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+
+
 class InsightsStore:
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: Any, table: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.table = table
+        self.sleep = sleep
+
+    def count_events(self, events: Sequence[EventCount], shard: int, *, seen_until: int) -> list[str]:
+        """Count each event once, the batch's increments summed per bucket; answers the ids counted now.
+
+        One transaction per `MAX_EVENTS_PER_TRANSACTION` events writes each event's marker (on the condition
+        that it is new) and one ADD per bucket: all of it lands or none does. When markers already exist (a
+        redelivered or replayed event), the transaction is written again without those events, so a duplicate
+        adds nothing and the others count. A raise leaves the chunk that failed, and those after it, uncounted.
+        """
+        counted: list[str] = []
+        unique = list({e.event_id: e for e in events}.values())
+        for start in range(0, len(unique), MAX_EVENTS_PER_TRANSACTION):
+            counted += self._count_chunk(unique[start : start + MAX_EVENTS_PER_TRANSACTION], shard, seen_until)
+        return counted
+
+    def _count_chunk(self, events: list[EventCount], shard: int, seen_until: int) -> list[str]:
+        conflicts = 0
+        while events:
+            actions = [self._marker(e.event_id, seen_until) for e in events]
+            for (pk, sk), (attributes, expires_at) in sum_buckets(events, shard).items():
+                actions.append(self._add(pk, sk, attributes, expires_at))
+            try:
+                self.client.transact_write_items(TransactItems=actions)
+                return [e.event_id for e in events]
+            except ClientError as exc:
+                codes = _cancellation_codes(exc)
+                seen = {i for i, code in enumerate(codes[: len(events)]) if code == "ConditionalCheckFailed"}
+                if seen:
+                    events = [e for i, e in enumerate(events) if i not in seen]
+                elif "TransactionConflict" in codes and conflicts < CONFLICT_ATTEMPTS - 1:
+                    conflicts += 1
+                    self.sleep(random.uniform(0.02, 0.1) * 2**conflicts)  # noqa: S311 (jitter, not a secret)
+                else:
+                    raise
+        return []
+
+    def _marker(self, event_id: str, seen_until: int) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": {
+                    "pk": {"S": f"SEEN#{event_id}"},
+                    "sk": {"S": SEEN_SK},
+                    "expires_at": {"N": str(seen_until)},
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def _add(self, pk: str, sk: str, attributes: Mapping[str, int], expires_at: int) -> dict[str, Any]:
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values: dict[str, Any] = {f":v{i}": {"N": str(n)} for i, n in enumerate(attributes.values())}
+        values[":expires"] = {"N": str(expires_at)}
+        adds = ", ".join(f"#a{i} :v{i}" for i in range(len(attributes)))
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
+                "UpdateExpression": f"ADD {adds} SET expires_at = :expires",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
 
     def count(
         self,
@@ -66,19 +144,7 @@ class InsightsStore:
         `converted_touches` ((customer, row) pairs) are marked converted in the same transaction, each on the
         condition that it was not yet: two orders racing to convert one touch count it once.
         """
-        actions: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": {
-                        "pk": {"S": f"SEEN#{event_id}"},
-                        "sk": {"S": SEEN_SK},
-                        "expires_at": {"N": str(seen_until)},
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-        ]
+        actions: list[dict[str, Any]] = [self._marker(event_id, seen_until)]
         for customer_id, row in converted_touches:
             actions.append(
                 {
@@ -93,24 +159,8 @@ class InsightsStore:
             )
         for row, increment in increments.items():
             attributes = increment.attributes()
-            if not attributes:
-                continue
-            pk, sk = bucket_key(at, row, shard)
-            names = {f"#a{i}": name for i, name in enumerate(attributes)}
-            values: dict[str, Any] = {f":v{i}": {"N": str(n)} for i, n in enumerate(attributes.values())}
-            values[":expires"] = {"N": str(expires_at)}
-            adds = ", ".join(f"#a{i} :v{i}" for i in range(len(attributes)))
-            actions.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
-                        "UpdateExpression": f"ADD {adds} SET expires_at = :expires",
-                        "ExpressionAttributeNames": names,
-                        "ExpressionAttributeValues": values,
-                    }
-                }
-            )
+            if attributes:
+                actions.append(self._add(*bucket_key(at, row, shard), attributes, expires_at))
         try:
             self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:

@@ -33,7 +33,9 @@ class InsightsConfig(FunctionConfig):
 @cache
 def service_for(config: InsightsConfig) -> InsightsService:
     store = InsightsStore(aws.client("dynamodb"), config.insights_table_name)
-    return InsightsService(store, SystemClock(), config.live_settings(), metric=emit_metric)
+    return InsightsService(
+        store, SystemClock(), config.live_settings(), metric=emit_metric, lake=lake_writer_for(config)
+    )
 
 
 @cache

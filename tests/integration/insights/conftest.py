@@ -4,7 +4,7 @@ clock the tests move, with the metrics it publishes and the lake rows it writes 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +27,10 @@ class MemoryLake:
         self.rows: list[dict[str, Any]] = []
         self.refuse = False
 
-    def write(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def write(self, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if self.refuse:
-            return rows
-        self.rows.extend(rows)
+            return list(events)
+        self.rows.extend(events)
         return []
 
 
@@ -40,8 +40,10 @@ class Engine:
         self.clock = FixedClock(NOW)
         self.store = InsightsStore(client, TABLE)
         self.metrics: list[tuple[str, float, dict[str, str]]] = []
-        self.service = InsightsService(self.store, self.clock, LiveSettings(shards=3), metric=self._metric)
         self.lake = MemoryLake()
+        self.service = InsightsService(
+            self.store, self.clock, LiveSettings(shards=3), metric=self._metric, lake=self.lake
+        )
 
     def _metric(self, name: str, value: float, dimensions: Mapping[str, str]) -> None:
         self.metrics.append((name, value, dict(dimensions)))

@@ -19,7 +19,7 @@ def get_live(engine: Engine, lambda_context: Any, query: dict[str, str] | None =
 
 
 def test_an_analyst_reads_the_last_hour(engine: Engine, lambda_context: Any) -> None:
-    consume(sqs_batch([message_event("MessageSent", "m1")]), lambda_context, engine.service, engine.lake)
+    consume(sqs_batch([message_event("MessageSent", "m1")]), lambda_context, engine.service)
     response = get_live(engine, lambda_context, groups="analyst")
     assert response["statusCode"] == 200
     body = json.loads(response["body"])

@@ -18,7 +18,7 @@ consume: Any = on_outcome_event.handler
 
 
 def run(engine: Engine, bodies: list[str], lambda_context: Any) -> dict[str, Any]:
-    result: dict[str, Any] = consume(sqs_batch(bodies), lambda_context, engine.service, engine.lake)
+    result: dict[str, Any] = consume(sqs_batch(bodies), lambda_context, engine.service)
     return result
 
 
@@ -140,30 +140,77 @@ def test_the_window_holds_whole_minutes_up_to_now(engine: Engine, lambda_context
     assert engine.service.live().total.sent == 0
 
 
-class CrashingStore(InsightsStore):
-    """The engine's store, failing every count after the first `survives` (a worker dying mid-batch)."""
+class CrashingClient:
+    """DynamoDB as a worker sees it when it dies: transactions fail after the first `survives` went through."""
 
-    def __init__(self, store: InsightsStore, survives: int) -> None:
-        super().__init__(store.client, store.table)
+    def __init__(self, client: Any, survives: int) -> None:
+        self.client = client
         self.left = survives
+        self.transactions: list[list[dict[str, Any]]] = []
 
-    def count(self, *args: Any, **kwargs: Any) -> bool:
+    def transact_write_items(self, **kwargs: Any) -> Any:
         if self.left <= 0:
             raise ConnectionError("the worker lost DynamoDB")
         self.left -= 1
-        return super().count(*args, **kwargs)
+        self.transactions.append(kwargs["TransactItems"])
+        return self.client.transact_write_items(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
 
 
 def test_a_batch_that_crashed_half_way_then_came_back_whole_counts_each_event_once(
     engine: Engine, lambda_context: Any
 ) -> None:
-    # Given a batch of five sends, and a worker that dies after counting two of them
-    bodies = [message_event("MessageSent", f"m{n}", customer_id=f"cus_{n}") for n in range(5)]
-    crashing = InsightsService(CrashingStore(engine.store, survives=2), engine.clock, engine.service.settings)
-    # When the batch runs there (three records fail), then the whole batch is delivered again
-    first = consume(sqs_batch(bodies), lambda_context, crashing, engine.lake)
-    assert len(first["batchItemFailures"]) == 3
+    # Given a batch of 60 sends (three transactions of 25, 25 and 10), and a worker that dies after the first
+    bodies = [message_event("MessageSent", f"m{n}", customer_id=f"cus_{n}") for n in range(60)]
+    crashing = InsightsService(
+        InsightsStore(CrashingClient(engine.client, survives=1), engine.store.table),
+        engine.clock,
+        engine.service.settings,
+    )
+    # When the batch runs there (every record reported failed), then the whole batch is delivered again
+    first = consume(sqs_batch(bodies), lambda_context, crashing)
+    assert len(first["batchItemFailures"]) == 60
+    assert engine.service.live().total.sent == 25  # the first transaction landed whole
     assert run(engine, bodies, lambda_context) == {"batchItemFailures": []}
     # Then each send counted once
     live = engine.service.live()
-    assert (live.total.sent, live.campaigns[0].sent) == (5, 5)
+    assert (live.total.sent, live.campaigns[0].sent, live.channels[0].sent) == (60, 60, 60)
+
+
+def test_a_batch_mixing_counted_and_new_events_counts_only_the_new_ones(engine: Engine, lambda_context: Any) -> None:
+    # Given two sends counted (their batch answered, then the worker died before SQS deleted them)
+    counted = [message_event("MessageSent", f"m{n}") for n in range(2)]
+    run(engine, counted, lambda_context)
+    # When they come back in a batch with three new events
+    fresh = [message_event("MessageDelivered", f"m{n}", status="delivered") for n in range(2)]
+    assert run(engine, [*counted, *fresh, message_event("MessageSent", "m9")], lambda_context) == {
+        "batchItemFailures": []
+    }
+    # Then only the new ones added, and each counted send published its metric once
+    live = engine.service.live()
+    assert (live.total.sent, live.total.delivered, live.campaigns[0].sent) == (3, 2, 3)
+    assert sum(value for name, value, _ in engine.metrics if name == "Sent") == 3
+
+
+def test_a_batch_of_one_campaign_is_one_transaction_with_a_marker_per_event_and_an_add_per_row(
+    engine: Engine, lambda_context: Any
+) -> None:
+    # Given five sends and five deliveries of one campaign variant in one minute, by email
+    bodies = [message_event("MessageSent", f"m{n}") for n in range(5)]
+    bodies += [message_event("MessageDelivered", f"m{n}", status="delivered") for n in range(5)]
+    client = CrashingClient(engine.client, survives=10)
+    service = InsightsService(InsightsStore(client, engine.store.table), engine.clock, engine.service.settings)
+    # When the batch is consumed
+    assert consume(sqs_batch(bodies), lambda_context, service) == {"batchItemFailures": []}
+    # Then one transaction held the ten markers and one ADD on each of the three rows (total, channel, variant)
+    (actions,) = client.transactions
+    puts = [a["Put"]["Item"]["pk"]["S"] for a in actions if "Put" in a]
+    adds = [a["Update"]["ExpressionAttributeValues"] for a in actions if "Update" in a]
+    assert len(puts) == 10
+    assert all(pk.startswith("SEEN#") for pk in puts)
+    assert len(adds) == 3
+    assert all({v[":v0"]["N"], v[":v1"]["N"]} == {"5"} for v in adds)
+    live = engine.service.live()
+    assert (live.total.sent, live.total.delivered, live.campaigns[0].delivered) == (5, 5, 5)
