@@ -244,6 +244,7 @@ def _points_expiring(p: Mapping[str, Any]) -> dict[str, Any]:
         "trigger": trigger("PointsExpiring", "ecrm.transactions"),
         "goal_event": "PointsRedeemed",
         "reentry": "after_exit",
+        "reentry_key": "expires_on",
         "steps": [{**until, "next": "remind"}, send("remind", reminder)],
     }
 
@@ -365,8 +366,9 @@ ENTRIES: dict[str, Entry] = {
             True,
             "PointsExpiring (ecrm.transactions): loyalty's daily expiry job warns 30 days ahead, once per account "
             "and expiry day, of the points still unspent. The journey waits until the event's expires_on less "
-            "remind_days_before (at once when that is already past). While a customer waits, a warning of a "
-            "later expiry does not enter them again: the reminder is about the points that entered them.",
+            "remind_days_before (at once when that is already past). Each expiry day is its own pass "
+            "(reentry_key expires_on): a warning of a later expiry while the customer waits for an earlier one "
+            "gets its own reminder at its own time; the same expiry warned twice enters once.",
             (Parameter("remind_days_before", "Days before expiry to remind", "integer", 14),),
             _points_expiring,
         ),

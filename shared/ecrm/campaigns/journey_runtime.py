@@ -61,6 +61,14 @@ class ObservedEvent:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+def pass_entry(state: JourneyState) -> str:
+    """The message step's suffix: the pass's entry, and for a keyed pass the key's digest (each expiry's reminder
+    is its own message to broadcast; insights reads the step id before the last dot)."""
+    if state.pass_key is None:
+        return str(state.entry)
+    return f"{state.entry}-{journeys.pass_digest(state.pass_key)[:8]}"
+
+
 class JourneyRuntime:
     def __init__(
         self,
@@ -109,13 +117,16 @@ class JourneyRuntime:
                 return active
 
     def observe(self, event: ObservedEvent, active: Iterable[Journey]) -> list[str]:
-        """An event about a customer, against every active journey; what happened in each (for the log)."""
+        """An event about a customer, against every active journey; what happened in each (for the log).
+
+        Each of the customer's active passes hears the event; a trigger enters the pass its `reentry_key` names
+        (the only one, without a key) unless that pass is under way or heard this very event before."""
         outcomes = []
         for journey in active:
-            state, version = self.states.state(journey.journey_id, event.customer_id)
-            if state is not None and state.status == "active":
-                if event.event_id in state.seen_events:
-                    continue  # a redelivered event
+            passes = self._passes(journey, event.customer_id)
+            for state, version in passes:
+                if state.status != "active" or event.event_id in state.seen_events:
+                    continue  # over, or a redelivered event
                 facts = self.facts.facts(event.customer_id)
                 progress = journeys.on_event(journey, state, event.detail_type, facts, self.clock.now(), event.data)
                 progress = Progress(
@@ -123,9 +134,23 @@ class JourneyRuntime:
                     progress.sends,
                 )
                 outcomes.append(self._apply(journey, state, version, progress))
-            elif journeys.triggered_by(journey.trigger, event.detail_type, event.source, event.data):
-                outcomes.append(self._enter(journey, event, state, version))
+            if not journeys.triggered_by(journey.trigger, event.detail_type, event.source, event.data):
+                continue
+            key = journeys.pass_key_of(journey, event.data)
+            earlier: tuple[JourneyState | None, int | None] = next(
+                ((s, v) for s, v in passes if s.pass_key == key), (None, None)
+            )
+            before = earlier[0]
+            if before is not None and (before.status == "active" or event.event_id in before.seen_events):
+                continue
+            outcomes.append(self._enter(journey, event, *earlier))
         return outcomes
+
+    def _passes(self, journey: Journey, customer_id: str) -> list[tuple[JourneyState, int]]:
+        if journey.reentry_key is not None:
+            return self.states.passes(journey.journey_id, customer_id)
+        state, version = self.states.state(journey.journey_id, customer_id)
+        return [] if state is None or version is None else [(state, version)]
 
     def wake_due(self, journeys_by_id: dict[str, Journey], limit: int = 100) -> int:
         """Move on every customer whose wait is over; how many moved."""
@@ -223,7 +248,7 @@ class JourneyRuntime:
                 "channel": step.channel,
                 "content": {step.channel: step.content[step.channel]} if step.channel else step.content,
                 "source": f"journey:{journey.journey_id}",
-                "step": f"{step.id}.{state.entry}",
+                "step": f"{step.id}.{pass_entry(state)}",
                 "data": data,
             }
         )

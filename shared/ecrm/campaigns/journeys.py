@@ -6,10 +6,18 @@ A customer runs through steps until a wait (the state keeps when to wake and whi
 wait early) or the end. The goal event exits the customer as converted wherever they are; an exit event
 exits them too. Random splits draw from a hash of journey, step and customer, so a replay of the same
 input takes the same path.
+
+A customer is in a journey once at a time (a pass; `entry` counts them), unless the journey names a
+`reentry_key`: then once per value of that field of the trigger event at a time. The points reminder is keyed
+by `expires_on`: a customer waiting to be reminded of one expiry is warned of a later one, and that later
+expiry gets its own pass and its own reminder instead of being refused as already in the journey. The
+re-entry rules (`never`, `after_exit` with its cooling) apply per value; the goal and exit events end every
+pass of the customer.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,6 +60,14 @@ class JourneyState(Contract):
     trigger_data: dict[str, Any] = Field(
         default_factory=dict, description="The trigger event's values the waits read (only those: no profile data)"
     )
+    pass_key: str | None = Field(
+        default=None, description="The trigger's value of the journey's reentry_key: this pass is that value's"
+    )
+
+    @property
+    def pass_id(self) -> str:
+        """Who this pass is in keys: the customer, and a digest of the pass key when the journey has one."""
+        return self.customer_id if self.pass_key is None else f"{self.customer_id}#{pass_digest(self.pass_key)}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,20 @@ class JourneyLoop(ValueError):
     """The steps went round without a wait: a definition error, stopped instead of looping for ever."""
 
 
+def pass_key_of(journey: JourneyIn, data: Mapping[str, Any] | None) -> str | None:
+    """The pass a trigger event enters: None for a journey without `reentry_key` (one pass per customer), else
+    the event's value of that field (an event without it: the empty value, one pass of its own)."""
+    if journey.reentry_key is None:
+        return None
+    value = (data or {}).get(journey.reentry_key)
+    return "" if value is None else str(value)
+
+
+def pass_digest(pass_key: str) -> str:
+    """A pass key as it goes into table keys and message steps: any value, a short fixed alphabet and length."""
+    return hashlib.sha256(pass_key.encode()).hexdigest()[:12]
+
+
 def entry_refusal(journey: JourneyIn, history: EntryHistory, now: datetime) -> str | None:
     """Why the customer may not enter now, or None when they may."""
     if history.active:
@@ -111,7 +141,14 @@ def enter(
     data: Mapping[str, Any] | None = None,
 ) -> Progress:
     kept = {name: (data or {})[name] for name in trigger_fields(journey) if (data or {}).get(name) is not None}
-    state = JourneyState(journey_id=journey_id, customer_id=customer_id, entry=entry, entered_at=now, trigger_data=kept)
+    state = JourneyState(
+        journey_id=journey_id,
+        customer_id=customer_id,
+        entry=entry,
+        entered_at=now,
+        trigger_data=kept,
+        pass_key=pass_key_of(journey, data),
+    )
     return _run(journey, state, journey.steps[0].id, facts, now)
 
 

@@ -424,6 +424,13 @@ class JourneyIn(Strict):
     exit_events: list[EventName] = Field(default_factory=list)
     reentry: Literal["never", "after_exit", "always"] = "after_exit"
     reentry_after_seconds: int = Field(default=0, ge=0)
+    reentry_key: FieldName | None = Field(
+        default=None,
+        description=(
+            "A field of the trigger event's data: the customer passes through the journey once per value at a time "
+            "(points' expires_on: each expiry its own reminder), the re-entry rules applying per value"
+        ),
+    )
     max_concurrent_journeys: int = Field(default=3, ge=1, le=100, description="Per customer, across journeys")
 
     @model_validator(mode="after")
@@ -508,6 +515,7 @@ class JourneyOverrides(Strict):
     exit_events: list[EventName] | None = None
     reentry: Literal["never", "after_exit", "always"] | None = None
     reentry_after_seconds: int | None = Field(default=None, ge=0)
+    reentry_key: FieldName | None = None
     max_concurrent_journeys: int | None = Field(default=None, ge=1, le=100)
 
 

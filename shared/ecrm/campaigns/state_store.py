@@ -1,9 +1,11 @@
 """Customers' states in journeys, in the campaigns engine's table (see `store` for the rest of its keys).
 
-- `JOURNEY#<id>` / `CUST#<customer>`: the customer's state in the journey as JSON plus `version` (their last
-  pass: `entry` counts the passes). While they wait with a wake time, `by_kind_pk = WAKE` and
-  `by_kind_sk = <wake_at ISO>#<journey id>#<customer>`: the waits due by now, oldest first, from the index
-  (the attributes are left out otherwise, so the index holds only waiting customers).
+- `JOURNEY#<id>` / `CUST#<pass>`: the customer's state in the journey as JSON plus `version` (their last
+  pass: `entry` counts the passes). `<pass>` is the customer id, and for a journey with a `reentry_key` the
+  customer id, `#` and a digest of the key's value (`JourneyState.pass_id`): one item per value. While they
+  wait with a wake time, `by_kind_pk = WAKE` and `by_kind_sk = <wake_at ISO>#<journey id>#<pass>`: the waits
+  due by now, oldest first, from the index (the attributes are left out otherwise, so the index holds only
+  waiting customers).
 - `CUST#<customer>` / `JOURNEYS`: `active`, how many journeys the customer is in (the cap reads it).
 - `JOURNEY#<id>` / `STATS`: counters `entered`, `active`, `exit_<reason>`, `step_<step id>`.
 A state, its counters and its events change in one transaction.
@@ -34,15 +36,35 @@ class JourneyStateStore:
         self.table = table_name
         self.outbox = Outbox(table_name)
 
-    def state(self, journey_id: str, customer_id: str) -> tuple[JourneyState | None, int | None]:
+    def state(self, journey_id: str, pass_id: str) -> tuple[JourneyState | None, int | None]:
+        """A pass's state by its `pass_id` (the customer id, for a journey without a reentry key)."""
         item = self.client.get_item(
             TableName=self.table,
-            Key={"pk": {"S": journey_pk(journey_id)}, "sk": {"S": f"CUST#{customer_id}"}},
+            Key={"pk": {"S": journey_pk(journey_id)}, "sk": {"S": f"CUST#{pass_id}"}},
             ConsistentRead=True,
         ).get("Item")
         if not item:
             return None, None
         return JourneyState.model_validate_json(item["doc"]["S"]), int(item["version"]["N"])
+
+    def passes(self, journey_id: str, customer_id: str) -> list[tuple[JourneyState, int]]:
+        """Every pass of the customer in a keyed journey (`CUST#<customer>` and `CUST#<customer>#<digest>`)."""
+        found: list[tuple[JourneyState, int]] = []
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :c)",
+            "ExpressionAttributeValues": {":p": {"S": journey_pk(journey_id)}, ":c": {"S": f"CUST#{customer_id}"}},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.client.query(**query)
+            for item in response.get("Items", []):
+                state = JourneyState.model_validate_json(item["doc"]["S"])
+                if state.customer_id == customer_id:  # `CUST#c1` also begins `CUST#c10`
+                    found.append((state, int(item["version"]["N"])))
+            if "LastEvaluatedKey" not in response:
+                return found
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def active_journeys(self, customer_id: str) -> int:
         item = self.client.get_item(
@@ -62,8 +84,8 @@ class JourneyStateStore:
         )
         due = []
         for item in response.get("Items", []):
-            _, journey_id, customer_id = item["by_kind_sk"]["S"].rsplit("#", 2)
-            due.append((journey_id, customer_id))
+            _, journey_id, pass_id = item["by_kind_sk"]["S"].split("#", 2)  # an ISO time and a journey id hold no #
+            due.append((journey_id, pass_id))
         return due
 
     def save(
@@ -80,13 +102,13 @@ class JourneyStateStore:
         pk = journey_pk(state.journey_id)
         item: dict[str, Any] = {
             "pk": {"S": pk},
-            "sk": {"S": f"CUST#{state.customer_id}"},
+            "sk": {"S": f"CUST#{state.pass_id}"},
             "doc": {"S": state.model_dump_json()},
             "version": {"N": str((expected_version or 0) + 1)},
         }
         if state.status == "active" and state.wake_at is not None:
             item["by_kind_pk"] = {"S": WAKE}
-            item["by_kind_sk"] = {"S": f"{state.wake_at.isoformat()}#{state.journey_id}#{state.customer_id}"}
+            item["by_kind_sk"] = {"S": f"{state.wake_at.isoformat()}#{state.journey_id}#{state.pass_id}"}
         put: dict[str, Any] = {"TableName": self.table, "Item": item}
         if expected_version is None:
             put["ConditionExpression"] = "attribute_not_exists(pk)"
@@ -107,8 +129,8 @@ class JourneyStateStore:
         if counters:
             actions.append(self._add(pk, "STATS", counters))
         if events:
-            # under the customer's own key: two customers of one journey never write the same outbox item
-            actions.append(self.outbox.put(f"{pk}#CUST#{state.customer_id}", events, correlation_id=None, now=now))
+            # under the pass's own key: two passes of one journey never write the same outbox item
+            actions.append(self.outbox.put(f"{pk}#CUST#{state.pass_id}", events, correlation_id=None, now=now))
         try:
             self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
