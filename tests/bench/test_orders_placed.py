@@ -4,7 +4,8 @@ Workload (seeded, built before anything is timed): ECRM_BENCH_ORDERS orders (def
 lines each, for 500 customers, each with its own Idempotency-Key.
 
 Measured, one thread, each 3 times on a fresh table:
-- `OrderService.place`: per order a `GetItem` of the key (is it a replay?), the order built and
+- `OrderService.place` as deployed: per order a `GetItem` of the key (is it a replay?), a `GetItem` of
+  the customer's merge pointer (was the id merged into another customer?), the order built and
   validated, and one `TransactWriteItems` of three items (the key, conditional; the order,
   conditional; the outbox with `OrderPlaced`).
 - Reference: `put_item` of the same order items (`OrderStore.plain_put`: the order's item alone, no key,
@@ -30,6 +31,7 @@ import pytest
 from ecrm.core.clock import SystemClock
 from ecrm.core.ids import new_id
 from ecrm.transactions import orders
+from ecrm.transactions.merge_map import MergeMap
 from ecrm.transactions.models import OrderIn
 from ecrm.transactions.order_service import OrderService
 from ecrm.transactions.order_store import OrderStore
@@ -95,7 +97,7 @@ def test_orders_placed_per_second_per_core(dynamodb: Any) -> None:
 
     def placed() -> float:
         table = fresh_table()
-        service = OrderService(OrderStore(dynamodb, table), clock)
+        service = OrderService(OrderStore(dynamodb, table), clock, MergeMap(dynamodb, table))
         started = time.perf_counter()
         for n, body in enumerate(bodies):
             service.place(body, idempotency_key=f"key-{n}", caller="bench", correlation_id="cor_bench")

@@ -12,6 +12,7 @@ from ecrm.core.clock import Clock
 from ecrm.core.errors import InvalidInput, NotFound, ServiceUnavailable
 from ecrm.core.ids import new_id
 from ecrm.transactions import orders
+from ecrm.transactions.merge_map import MergeMap
 from ecrm.transactions.models import Order, OrderIn, ReturnIn, StatusChangeIn
 from ecrm.transactions.order_store import KeyAlreadyUsed, OrderStore, StaleOrder, idempotency_pk
 
@@ -26,18 +27,25 @@ class Placement:
 
 
 class OrderService:
-    def __init__(self, store: OrderStore, clock: Clock) -> None:
+    def __init__(self, store: OrderStore, clock: Clock, merges: MergeMap | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.merges = merges
 
     def place(self, body: OrderIn, *, idempotency_key: str | None, caller: str, correlation_id: str) -> Placement:
-        """The order, created once per (caller, key): a replay with the same body gets the same order."""
+        """The order, created once per (caller, key): a replay with the same body gets the same order.
+
+        An order for a customer the customer store merged into another is the survivor's (a shop that kept the
+        old id): its events, points and history are the survivor's."""
         key = _checked_key(idempotency_key)
         key_pk = idempotency_pk(caller, key)
         fingerprint = orders.fingerprint(body)
         known = self.store.key_record(key_pk)
         if known is None:
             now = self.clock.now()
+            if self.merges is not None:
+                owner = self.merges.survivor_of(body.customer_id)
+                body = body if owner == body.customer_id else body.model_copy(update={"customer_id": owner})
             order, event = orders.new_order(new_id("ord_"), body, now)
             try:
                 self.store.place(

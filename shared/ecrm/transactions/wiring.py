@@ -33,7 +33,8 @@ class TransactionsConfig(FunctionConfig):
 
 @cache
 def order_service_for(config: TransactionsConfig) -> OrderService:
-    return OrderService(OrderStore(aws.client("dynamodb"), config.transactions_table_name), SystemClock())
+    client, table = aws.client("dynamodb"), config.transactions_table_name
+    return OrderService(OrderStore(client, table), SystemClock(), MergeMap(client, table))
 
 
 @cache

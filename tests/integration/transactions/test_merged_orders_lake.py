@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 from ecrm.analysis.training import orders_sql
+from ecrm.core.clock import FixedClock
 from ecrm.core.lake import ORDER_LINE_COLUMNS, LakeTables
 from ecrm.customers.models import CustomersMerged
 from ecrm.transactions.merge_map import MergeMap
@@ -112,3 +113,19 @@ def test_without_a_merge_an_order_is_its_customers(engine: Engine, dynamodb: Any
     (placed,) = engine.relay()
     rows = lake.rows_for(placed)  # type: ignore[arg-type]
     assert {(row["customer_id"], row["event_id"]) for row in rows} == {(SURVIVOR, f"{rows[0]['order_id']}:placed")}
+
+
+def test_an_order_placed_for_a_merged_customer_is_the_survivors(dynamodb: Any, clock: FixedClock) -> None:
+    # Given the loser merged into the survivor (the lake writer noted the merge)
+    merges = MergeMap(dynamodb, TABLE)
+    merges.note(LOSER, SURVIVOR, clock.now())
+    orders = OrderService(OrderStore(dynamodb, TABLE), clock, merges)
+
+    # When a shop that kept the loser's id places an order, and retries it
+    order_id = place(orders, LOSER, "k1")
+    assert place(orders, LOSER, "k1") == order_id
+
+    # Then the order is the survivor's: in their orders, none under the loser
+    assert orders.get(order_id).customer_id == SURVIVOR
+    assert [order.order_id for order in orders.for_customer(SURVIVOR)] == [order_id]
+    assert orders.for_customer(LOSER) == []
