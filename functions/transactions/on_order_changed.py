@@ -40,7 +40,11 @@ def handler(
     rows_of = lake_rows or order_lake_rows_for(config)
 
     def on_event(received: ReceivedEvent[Any]) -> None:
-        rows = rows_of.rows_for(received.data)
+        data = received.data
+        if isinstance(data, CustomersMerged):
+            rows = rows_of.attribute_merge(data.survivor_id, data.merged_ids, data.merged_at)
+        else:
+            rows = rows_of.rows_for(data)
         if rows and writer.write(rows):
             raise LakeRefused(received.metadata.id)
 

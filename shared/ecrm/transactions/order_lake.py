@@ -11,9 +11,10 @@ is in the state read, under the same row ids (`lake_records.change_id`), so read
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from ecrm.customers.models import CustomersMerged
 from ecrm.transactions.lake_records import OrderEvent, change_id, history_events, order_rows
 from ecrm.transactions.merge_map import MergeMap
 from ecrm.transactions.order_store import OrderStore
@@ -24,24 +25,22 @@ class OrderLakeRows:
         self.orders = orders
         self.merges = merges
 
-    def rows_for(self, event: OrderEvent | CustomersMerged) -> list[dict[str, Any]]:
-        if isinstance(event, CustomersMerged):
-            return self.attribute_merge(event)
+    def rows_for(self, event: OrderEvent) -> list[dict[str, Any]]:
         customer_id = self.merges.survivor_of(event.customer_id)
         if customer_id != event.customer_id:
             event = event.model_copy(update={"customer_id": customer_id})
         return order_rows(event, event_id=change_id(event))
 
-    def attribute_merge(self, merged: CustomersMerged) -> list[dict[str, Any]]:
+    def attribute_merge(self, survivor_id: str, merged_ids: Sequence[str], merged_at: datetime) -> list[dict[str, Any]]:
         """Note each merged id's survivor, then the merged customers' orders (and the orders of those merged into
         them before) as the survivor's rows."""
-        merged_ids: set[str] = set()
-        for loser in merged.merged_ids:
-            if loser != merged.survivor_id:
-                merged_ids |= self.merges.note(loser, merged.survivor_id, merged.merged_at)
-        survivor = self.merges.survivor_of(merged.survivor_id)  # merged on since: the end of the chain
+        followed: set[str] = set()
+        for loser in merged_ids:
+            if loser != survivor_id:
+                followed |= self.merges.note(loser, survivor_id, merged_at)
+        survivor = self.merges.survivor_of(survivor_id)  # merged on since: the end of the chain
         rows: list[dict[str, Any]] = []
-        for merged_id in sorted(merged_ids):
+        for merged_id in sorted(followed):
             for order in self.orders.every_order_of(merged_id):
                 for event in history_events(order, survivor):
                     rows += order_rows(event, event_id=change_id(event))

@@ -11,7 +11,6 @@ import duckdb
 from ecrm.analysis.training import orders_sql
 from ecrm.core.clock import FixedClock
 from ecrm.core.lake import ORDER_LINE_COLUMNS, LakeTables
-from ecrm.customers.models import CustomersMerged
 from ecrm.transactions.merge_map import MergeMap
 from ecrm.transactions.models import OrderIn, ReturnIn, StatusChangeIn
 from ecrm.transactions.order_lake import OrderLakeRows
@@ -30,14 +29,9 @@ def place(orders: OrderService, customer_id: str, key: str) -> str:
     return orders.place(body, idempotency_key=key, caller="shop", correlation_id="c").order.order_id
 
 
-def merge(survivor: str, loser: str, minutes: int) -> CustomersMerged:
-    return CustomersMerged(
-        survivor_id=survivor,
-        merged_ids=[survivor, loser],
-        matched_by=["email"],
-        reason="same email",
-        merged_at=datetime(2026, 11, 23, 11, minutes, tzinfo=UTC),
-    )
+def merge(lake: OrderLakeRows, survivor: str, loser: str, minutes: int) -> list[dict[str, Any]]:
+    """The lake writer's part of the customer store's `CustomersMerged` (its merged ids include the survivor)."""
+    return lake.attribute_merge(survivor, [survivor, loser], datetime(2026, 11, 23, 11, minutes, tzinfo=UTC))
 
 
 def keys(rows: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
@@ -58,8 +52,8 @@ def test_a_merge_makes_the_losers_orders_the_survivors_once(engine: Engine, dyna
     assert {row["customer_id"] for row in before} == {LOSER, SURVIVOR}
 
     # When the customer store merges the loser into the survivor (delivered twice)
-    moved = lake.rows_for(merge(SURVIVOR, LOSER, 0))
-    assert lake.rows_for(merge(SURVIVOR, LOSER, 0)) == moved
+    moved = merge(lake, SURVIVOR, LOSER, 0)
+    assert merge(lake, SURVIVOR, LOSER, 0) == moved
 
     # Then the loser's orders are the survivor's rows, the same rows their events made (a reader keeps each once)
     assert {row["customer_id"] for row in moved} == {SURVIVOR}
@@ -73,7 +67,7 @@ def test_a_merge_makes_the_losers_orders_the_survivors_once(engine: Engine, dyna
     assert [(row["customer_id"], row["kind"], row["amount"]) for row in late] == [(SURVIVOR, "return", -49.99)]
 
     # When the survivor is merged in turn, every order merged into them follows to the new survivor
-    chained = lake.rows_for(merge(LATER_SURVIVOR, SURVIVOR, 5))
+    chained = merge(lake, LATER_SURVIVOR, SURVIVOR, 5)
     assert {row["customer_id"] for row in chained} == {LATER_SURVIVOR}
     assert {row["order_id"] for row in chained} == {row["order_id"] for row in before}
     assert lake.merges.survivor_of(LOSER) == LATER_SURVIVOR

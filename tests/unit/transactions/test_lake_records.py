@@ -10,6 +10,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from ecrm.core.events import DomainEvent, envelope_for
 from ecrm.core.lake import ORDER_LINE_COLUMNS
+from ecrm.customers.models import CustomersMerged
 from ecrm.transactions import orders
 from ecrm.transactions.lake_records import change_id, history_events, order_rows
 from ecrm.transactions.models import (
@@ -151,3 +152,27 @@ def test_an_orders_history_rebuilt_from_its_state_is_the_rows_its_events_made() 
     assert rows(history_events(order, CUSTOMER)) == rows(events)
     assert rows(history_events(other, CUSTOMER)) == rows([other_placed, changed])
     assert [r["kind"] for r in rows(history_events(other, "cus_other"))] == ["purchase", "purchase", "cancellation"]
+
+
+class MergesRecorded:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def attribute_merge(self, survivor_id: str, merged_ids: list[str], merged_at: datetime) -> list[dict[str, Any]]:
+        self.calls.append((survivor_id, list(merged_ids)))
+        return order_rows(PLACED.model_copy(update={"customer_id": survivor_id}), event_id=change_id(PLACED))
+
+
+def test_a_merge_of_customers_writes_the_rows_the_service_attributes_to_the_survivor(lambda_context: Any) -> None:
+    merged = CustomersMerged(
+        survivor_id="cus_SURVIVOR",
+        merged_ids=["cus_SURVIVOR", CUSTOMER],
+        matched_by=["email"],
+        reason="r",
+        merged_at=NOW,
+    )
+    writer, lake_rows = FakeWriter(), MergesRecorded()
+    handler: Any = on_order_changed.handler
+    assert handler(sqs_batch([bus_body(merged, 0)]), lambda_context, writer, lake_rows) == {"batchItemFailures": []}
+    assert lake_rows.calls == [("cus_SURVIVOR", ["cus_SURVIVOR", CUSTOMER])]
+    assert {row["customer_id"] for row in writer.rows} == {"cus_SURVIVOR"}
