@@ -58,19 +58,23 @@ def planted_converters(members: list[str], share: float) -> list[str]:
     return ranked[: round(share * len(members))]
 
 
+def p_text(p_value: float) -> str:
+    return "p<0.0001" if p_value < 0.0001 else f"p={p_value:.4f}"
+
+
 def lift_line(lift: dict[str, Any]) -> str:
     verdict = "significant" if lift["significant"] else "not significant"
     return (
         f"{lift['arm']} converts {lift['treated_rate']:.1%} against the holdout's {lift['control_rate']:.1%}: "
         f"lift {lift['difference'] * 100:+.1f} points ({lift['confidence']:.0%} CI {lift['low'] * 100:+.1f} to "
-        f"{lift['high'] * 100:+.1f}), p={lift['p_value']:.4f}, {verdict}"
+        f"{lift['high'] * 100:+.1f}), {p_text(lift['p_value'])}, {verdict}"
     )
 
 
 def _arm_line(arm: dict[str, Any]) -> str:
     return (
-        f"{arm['arm']} {arm['targeted']} targeted/{arm['sent'] + arm['delivered']} sent/{arm['suppressed']} "
-        f"suppressed/{arm['converted']} converted"
+        f"{arm['arm']} {arm['targeted']} targeted/{arm['sent']} sent/{arm['delivered']} delivered/"
+        f"{arm['suppressed']} suppressed/{arm['converted']} converted"
     )
 
 

@@ -8,7 +8,7 @@ from ecrm.campaigns.assignment import arms_of, assign
 from ecrm.campaigns.models import ArmReport, CampaignIn
 from ecrm.campaigns.report import lifts
 from ecrm.core.ids import new_id
-from ecrm_ops.tour.campaigns import ARMS, EMAIL_A, HOLDOUT_SHARE, PLANTED, planted_converters
+from ecrm_ops.tour.campaigns import ARMS, EMAIL_A, HOLDOUT_SHARE, PLANTED, lift_line, planted_converters
 
 
 @pytest.mark.parametrize("audience_size", [100, 145, 200])
@@ -45,3 +45,21 @@ def test_the_planted_effect_is_significant_and_the_null_arm_is_not(audience_size
         found = {lift.arm: lift for lift in lifts(reports)}
         assert found["a"].significant, (campaign_id, reports)
         assert not found["b"].significant, (campaign_id, reports)
+
+
+def test_the_lift_line_says_rates_interval_p_and_verdict() -> None:
+    lift = {
+        "arm": "a",
+        "treated_rate": 0.405,
+        "control_rate": 0.053,
+        "difference": 0.351,
+        "low": 0.195,
+        "high": 0.508,
+        "confidence": 0.95,
+        "p_value": 0.00001,
+        "significant": True,
+    }
+    assert lift_line(lift) == (
+        "a converts 40.5% against the holdout's 5.3%: lift +35.1 points (95% CI +19.5 to +50.8), p<0.0001, significant"
+    )
+    assert "p=0.8792, not significant" in lift_line({**lift, "p_value": 0.8792, "significant": False})
