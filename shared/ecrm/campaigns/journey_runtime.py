@@ -143,7 +143,8 @@ class JourneyRuntime:
             before = earlier[0]
             if before is not None and (before.status == "active" or event.event_id in before.seen_events):
                 continue
-            outcomes.append(self._enter(journey, event, *earlier))
+            others_active = any(s.status == "active" for s, _ in passes)
+            outcomes.append(self._enter(journey, event, *earlier, others_active=others_active))
         return outcomes
 
     def _passes(self, journey: Journey, customer_id: str) -> list[tuple[JourneyState, int]]:
@@ -174,13 +175,23 @@ class JourneyRuntime:
                 moved += 1
         return moved
 
-    def _enter(self, journey: Journey, event: ObservedEvent, state: JourneyState | None, version: int | None) -> str:
+    def _enter(
+        self,
+        journey: Journey,
+        event: ObservedEvent,
+        state: JourneyState | None,
+        version: int | None,
+        *,
+        others_active: bool = False,
+    ) -> str:
+        """Enter a pass. A keyed pass that starts while another pass of the journey is under way is in a journey
+        the customer is in already: the cap does not refuse it and it does not count again (`counted`)."""
         now = self.clock.now()
         history = EntryHistory(
             entries=state.entry if state else 0,
             active=False,
             last_exit_at=state.exited_at if state else None,
-            active_journeys=self.states.active_journeys(event.customer_id),
+            active_journeys=0 if others_active else self.states.active_journeys(event.customer_id),
         )
         refusal = journeys.entry_refusal(journey, history, now)
         if refusal:
@@ -188,8 +199,8 @@ class JourneyRuntime:
         entry = history.entries + 1
         facts = self.facts.facts(event.customer_id)
         progress = journeys.enter(journey, journey.journey_id, event.customer_id, entry, facts, now, event.data)
-        progress = Progress(progress.state.model_copy(update={"seen_events": [event.event_id]}), progress.sends)
-        return self._apply(journey, state, version, progress, entered=True)
+        entered = progress.state.model_copy(update={"seen_events": [event.event_id], "counted": not others_active})
+        return self._apply(journey, state, version, Progress(entered, progress.sends), entered=True)
 
     def _apply(
         self,

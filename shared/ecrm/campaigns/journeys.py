@@ -63,6 +63,11 @@ class JourneyState(Contract):
     pass_key: str | None = Field(
         default=None, description="The trigger's value of the journey's reentry_key: this pass is that value's"
     )
+    counted: bool = Field(
+        default=True,
+        description="Whether this pass counts in the customer's active journeys (the cap): a keyed pass started "
+        "while another pass of the journey was under way does not; each pass takes back only what it added",
+    )
 
     @property
     def pass_id(self) -> str:

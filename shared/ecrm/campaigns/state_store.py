@@ -6,7 +6,8 @@
   wait with a wake time, `by_kind_pk = WAKE` and `by_kind_sk = <wake_at ISO>#<journey id>#<pass>`: the waits
   due by now, oldest first, from the index (the attributes are left out otherwise, so the index holds only
   waiting customers).
-- `CUST#<customer>` / `JOURNEYS`: `active`, how many journeys the customer is in (the cap reads it).
+- `CUST#<customer>` / `JOURNEYS`: `active`, how many journeys the customer is in (the cap reads it); a keyed
+  pass started while another pass of its journey was under way does not count (`JourneyState.counted`).
 - `JOURNEY#<id>` / `STATS`: counters `entered`, `active`, `exit_<reason>`, `step_<step id>`.
 A state, its counters and its events change in one transaction.
 """
@@ -125,7 +126,8 @@ class JourneyStateStore:
             counters[f"exit_{exited_reason}"] = 1
         if active_change:
             counters["active"] = active_change
-            actions.append(self._add(f"CUST#{state.customer_id}", "JOURNEYS", {"active": active_change}))
+            if state.counted:  # each pass takes back from the cap's count only what it added
+                actions.append(self._add(f"CUST#{state.customer_id}", "JOURNEYS", {"active": active_change}))
         if counters:
             actions.append(self._add(pk, "STATS", counters))
         if events:

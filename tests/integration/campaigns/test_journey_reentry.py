@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ecrm.campaigns.journey_runtime import JourneyRuntime, ObservedEvent
+from ecrm.campaigns.state_store import JourneyStateStore
 
-from tests.integration.campaigns.conftest import Engine
+from tests.integration.campaigns.conftest import TABLE, Engine
 from tests.integration.journeys.test_library_journeys import active, publish, runtime, sent
 from tests.unit.campaigns.factories import welcome_journey
 
@@ -73,3 +74,26 @@ def test_a_journey_without_a_key_keeps_one_pass_per_customer(engine: Engine) -> 
     run.observe(created, [journey])
     run.observe(again, [journey])
     assert engine.journeys.report(journey.journey_id).entered == 1
+
+
+def test_several_expiries_pending_count_once_toward_the_cap(engine: Engine) -> None:
+    # Given the points reminder and a welcome journey capped at two concurrent journeys
+    points, run = active(engine, "points_expiring", parameters={"remind_days_before": 14}), runtime(engine)
+    welcome = engine.journeys.activate(
+        engine.journeys.create(welcome_journey(max_concurrent_journeys=2), actor="s", correlation_id=None).journey_id,
+        correlation_id=None,
+    )
+    states = JourneyStateStore(engine.client, TABLE)
+
+    # When a customer has three expiries pending, then is created (the welcome's trigger)
+    for days in (30, 35, 40):
+        expiring(run, engine, "c-4", days)
+    assert engine.journeys.report(points.journey_id).active == 3
+    assert states.active_journeys("c-4") == 1
+    run.observe(ObservedEvent("evt-created", "CustomerCreated", "ecrm.customers", "c-4"), [welcome])
+
+    # Then the welcome is entered (the points reminder counts once), and every pass gives back what it took
+    assert engine.journeys.report(welcome.journey_id).entered == 1
+    assert states.active_journeys("c-4") == 2
+    publish(run, "ecrm.transactions", "PointsRedeemed", "c-4", points=10)
+    assert states.active_journeys("c-4") == 1
