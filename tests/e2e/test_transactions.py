@@ -1,6 +1,8 @@
 """Orders and loyalty on the local cloud: one order per Idempotency-Key, its points earned once through the
 outbox relay and the loyalty queue, a return taking its share back, expiry fired by the schedule when the
 local clock moves past the points' expiry, and the order's lines in the lake (the return a negative row).
+The loyalty standing each change leaves reaches segmentation as traits: a segment on the balance takes the
+customer in when the order earns and lets them go when the return takes the points back.
 
 The rules set here expire points one day after they are earned: the shared cloud's clock moved by a year
 would fire every hourly and daily job of the platform thousands of times; the 12-month default is the
@@ -50,6 +52,15 @@ def test_an_order_earns_once_a_return_takes_back_and_points_expire_on_the_clock(
     customer_id = new_id("cus_")
     me = tour.token(customer_id=customer_id)
     expect(tour.call("POST", "/loyalty/rules", token=admin, body=RULES), 201, "loyalty rules")
+    marketer = tour.token(group="marketer")
+    exactly_409 = {"name": f"Balance 409 {customer_id}", "rule": {"trait": "loyalty_balance", "op": "eq", "value": 409}}
+    segment_id = expect(tour.call("POST", "/segments", token=marketer, body=exactly_409), 201, "segment").body[
+        "segment_id"
+    ]
+
+    def members() -> int:
+        return int(tour.call("GET", f"/segments/{segment_id}", token=marketer).body["member_count"])
+
     body = {
         "customer_id": customer_id,
         "currency": "EUR",
@@ -74,6 +85,8 @@ def test_an_order_earns_once_a_return_takes_back_and_points_expire_on_the_clock(
 
     earned = wait_for(lambda: (a := account())["balance"] == 409 and a, timeout=30, what="the order's points")
     assert [line["cause"] for line in earned["statement"]] == [f"order:{order_id}"]
+    # And the standing the points left reaches segmentation: the customer is in the segment on the balance
+    wait_for(lambda: members() == 1, timeout=30, what="the customer in the balance segment")
     mine = expect(tour.call("GET", "/me/orders", token=me), 200, "my orders").body
     assert [order["order_id"] for order in mine["items"]] == [order_id]
 
@@ -88,6 +101,7 @@ def test_an_order_earns_once_a_return_takes_back_and_points_expire_on_the_clock(
     after = wait_for(lambda: (a := account())["balance"] == 11 and a, timeout=30, what="the return's reversal")
     assert [line["kind"] for line in after["statement"]] == ["earned", "reversed"]
     assert after["expiring_soon"] == 11
+    wait_for(lambda: members() == 0, timeout=30, what="the customer out of the balance segment")
 
     # When the clock passes the points' expiry day, the daily job fires and they expire
     cloud.clock.advance(timedelta(days=1, hours=1))
