@@ -22,13 +22,20 @@ Priced at us-east-1 list prices as published in 2025 (the dates are in PRICES): 
 SES's own $100 per million emails, as a share (the goal: under 20%). Billed Lambda duration is the CPU time
 plus IO_WAIT_MS per AWS call (a round trip inside the region, during which the function waits, billed).
 Nothing asserts on cost or time; the delivered count is checked.
+
+Printed twice: as measured, and modelled at a campaign's pace. The local pollers receive whatever a queue holds
+the moment they ask, so a hundred emails trickling through make batches of one or two, each its own receive,
+delete and invocation; Lambda's SQS pollers wait up to the mapping's batching window (1 s on every consumer
+here) for a batch to fill. The model keeps every measured count but each polled queue's receives, deletes and
+invocations, which it recomputes from the messages the queue received per email at the batch a campaign
+sending SEND_RATE emails a second fills: min(batch size, messages a second x window / POLLERS). DynamoDB and the
+duration stay as measured (fuller batches would lower insights' write units further: not counted).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import threading
 import time
@@ -44,7 +51,9 @@ from ecrm_ops.tour.context import TourContext, expect, wait_for
 
 from infra.local.cloud import LocalCloud
 from infra.local.faults import identify
+from infra.local.pollers import QueuePoller
 from infra.local.template import REGION
+from tests.bench.dynamodb_units import read_units, units_by_item, wire_bytes, write_units
 
 EMAILS = int(os.environ.get("ECRM_BENCH_COST_EMAILS", "100"))
 WARM_UP = 10
@@ -54,6 +63,11 @@ HTML_BYTES = int(os.environ.get("ECRM_BENCH_COST_HTML_BYTES", "0"))
 PROBE_KEY = "benchprobe"  # the bench's own calls carry this access key and are not counted
 SERVICES = ["dynamodb", "dynamodbstreams", "sqs", "events", "sesv2", "lambda", "sns", "kms", "s3", "logs"]
 IO_WAIT_MS = 10.0
+# The model's campaign: emails sent a second (a million in under three hours), Lambda's initial SQS pollers per
+# queue (the batch a queue fills is shared between them) and the consumers' batching window (the construct's).
+SEND_RATE = float(os.environ.get("ECRM_BENCH_COST_SEND_RATE", "100"))
+POLLERS = 5
+BATCHING_WINDOW_S = 1.0
 # us-east-1 list prices (USD), as published in 2025.
 PRICES = {
     "lambda_request": 0.20 / 1e6,  # per invocation
@@ -64,8 +78,6 @@ PRICES = {
     "dynamodb_rru": 0.125 / 1e6,  # on-demand read request unit
     "ses_email": 0.10 / 1000,  # SES outbound email: $100 per million
 }
-READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
-WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
 class Calls:
@@ -78,6 +90,8 @@ class Calls:
         self.idle_receives = 0
         self.put_entries = 0
         self.received = 0  # messages our consumers received
+        self.received_by_queue: Counter[str] = Counter()  # messages, by queue URL's name
+        self.polls_by_queue: Counter[str] = Counter()  # receives that returned messages, and deletes, by queue
         self.enqueued = 0  # messages our functions sent (the rest reached the queues from rules and topics)
         self.rru = 0.0
         self.wru = 0.0
@@ -107,6 +121,9 @@ class Calls:
                     self.idle_receives += 1
                     return
                 self.received += received
+                self.received_by_queue[_queue(request)] += received
+            if service == "sqs" and operation in {"ReceiveMessage", "DeleteMessageBatch", "DeleteMessage"}:
+                self.polls_by_queue[_queue(request)] += 1
             if service == "sqs" and operation in {"SendMessage", "SendMessageBatch"}:
                 self.enqueued += len(request.get("Entries") or [None])
             self.calls[(service, operation)] += 1
@@ -130,103 +147,8 @@ def _json(raw: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def wire_bytes(value: Any) -> int:
-    """The item's size as the request's JSON: the sizing of the figures published before (an overestimate)."""
-    return len(json.dumps(value, separators=(",", ":")))
-
-
-def item_bytes(value: Any) -> int:
-    """An item's (or a list of items') size as DynamoDB bills it: each attribute's name and value in UTF-8 bytes,
-    numbers at about a byte per two digits plus one, 3 bytes for a map or list and 1 per element (as documented)."""
-    if isinstance(value, list):
-        return sum(item_bytes(v) for v in value)
-    return sum(len(name.encode()) + _value_bytes(typed) for name, typed in (value or {}).items())
-
-
-def _value_bytes(typed: dict[str, Any]) -> int:
-    kind, value = next(iter(typed.items()))
-    if kind == "S":
-        return len(value.encode())
-    if kind == "N":
-        return (len(value.lstrip("-").replace(".", "")) + 1) // 2 + 1
-    if kind == "B":
-        return len(value) * 3 // 4
-    if kind in {"BOOL", "NULL"}:
-        return 1
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + _value_bytes(v) + 1 for k, v in value.items())
-    if kind == "L":
-        return 3 + sum(_value_bytes(v) + 1 for v in value)
-    return sum(len(str(v).encode()) for v in value)  # SS, NS, BS
-
-
-SIZE = item_bytes  # the bench's sizing; `wire_bytes` gives the published figures' for comparison
-
-
-def _kb(value: Any, unit: int, size: Callable[[Any], int] = SIZE) -> int:
-    return max(1, math.ceil(size(value) / unit))
-
-
-def read_units(operation: str, request: dict[str, Any], answer: dict[str, Any]) -> float:
-    if operation not in READS:
-        return 0.0
-    strong = 1.0 if request.get("ConsistentRead") else 0.5
-    if operation == "GetItem":
-        return strong * _kb(answer.get("Item") or {}, 4096)
-    if operation == "BatchGetItem":
-        items = [i for table in (answer.get("Responses") or {}).values() for i in table]
-        return sum(0.5 * _kb(i, 4096) for i in items) or 0.5
-    if operation == "TransactGetItems":
-        return sum(2.0 * _kb(r.get("Item") or {}, 4096) for r in answer.get("Responses") or [])
-    return strong * _kb(answer.get("Items") or [], 4096)  # Query, Scan: the page's size, per 4 KB
-
-
-def write_units(operation: str, request: dict[str, Any], size: Callable[[Any], int] = SIZE) -> float:
-    if operation in {"PutItem"}:
-        return float(_kb(request.get("Item") or {}, 1024, size))
-    if operation in {"UpdateItem", "DeleteItem"}:
-        return 1.0  # our updates touch small items (counters, markers); a bigger item would cost more
-    if operation == "BatchWriteItem":
-        writes = [w for table in (request.get("RequestItems") or {}).values() for w in table]
-        return float(sum(_kb(w.get("PutRequest", {}).get("Item") or {}, 1024, size) for w in writes))
-    if operation == "TransactWriteItems":
-        total = 0
-        for item in request.get("TransactItems") or []:
-            put = item.get("Put")
-            total += 2 * (_kb(put["Item"], 1024, size) if put else 1)
-        return float(total)
-    return 0.0
-
-
-def units_by_item(operation: str, request: dict[str, Any]) -> list[tuple[str, float]]:
-    """Each written item's kind (table, key prefixes) and write units: where the DynamoDB cost comes from."""
-    table = str(request.get("TableName") or "")
-    if operation == "PutItem":
-        return [(_kind(table, request.get("Item") or {}), write_units("PutItem", request))]
-    if operation in {"UpdateItem", "DeleteItem"}:
-        return [(_kind(table, request.get("Key") or {}) + f" ({operation})", 1.0)]
-    if operation == "TransactWriteItems":
-        found = []
-        for action in request.get("TransactItems") or []:
-            verb, body = next(iter(action.items()))
-            key = body.get("Item") or body.get("Key") or {}
-            units = 2.0 * (_kb(key, 1024) if verb == "Put" else 1)
-            found.append((_kind(str(body.get("TableName") or ""), key) + f" (transaction {verb})", units))
-        return found
-    if operation == "BatchWriteItem":
-        return [
-            (_kind(t, w.get("PutRequest", {}).get("Item") or {}), float(_kb(w.get("PutRequest", {}).get("Item"), 1024)))
-            for t, writes in (request.get("RequestItems") or {}).items()
-            for w in writes
-            if w.get("PutRequest")
-        ]
-    return []
-
-
-def _kind(table: str, item: dict[str, Any]) -> str:
-    pk = str((item.get("pk") or {}).get("S", "?")).split("#")[0]
-    sk = str((item.get("sk") or {}).get("S", "?")).split("#")[0]
-    return f"{table[-28:]} {pk}/{sk[:16]}"
+def _queue(request: dict[str, Any]) -> str:
+    return str(request.get("QueueUrl") or "").rsplit("/", 1)[-1]
 
 
 def cpu_ms(pid: int) -> float:
@@ -375,12 +297,18 @@ def test_the_infrastructure_cost_of_a_million_marketing_emails(cloud: LocalCloud
     cpu = {name: cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0) for name in invocations}
     assert delivered(cloud, ids) == EMAILS
 
-    print(report(layer, invocations, cpu, {f.name: f.memory_mb for f in cloud.runtime.functions.values()}))
+    polled = {
+        poller.queue_url.rsplit("/", 1)[-1]: (poller.function, int(poller.mapping["batch_size"]))
+        for poller in cloud.pollers
+        if isinstance(poller, QueuePoller)
+    }
+    memory = {f.name: f.memory_mb for f in cloud.runtime.functions.values()}
+    print(report(layer, invocations, cpu, memory))
+    print(modelled(layer, invocations, cpu, memory, polled))
 
 
 def report(layer: Calls, invocations: dict[str, int], cpu: dict[str, float], memory: dict[str, int]) -> str:
     per = 1 / EMAILS
-    million = 1e6
     by_service: Counter[str] = Counter()
     for (service, _), count in layer.calls.items():
         by_service[service] += count
@@ -408,20 +336,27 @@ def report(layer: Calls, invocations: dict[str, int], cpu: dict[str, float], mem
     gb_seconds += 0.5 * calls * IO_WAIT_MS / 1000  # waiting on AWS calls, at the common 512 MB
     delivered_by_aws = max(0, layer.received - layer.enqueued)  # EventBridge rules and SNS: one SendMessage each
     sqs_requests = by_service["sqs"] + delivered_by_aws
+    lines += priced(layer, sum(invocations.values()), gb_seconds, sqs_requests, sum(cpu.values()))
+    return "\n".join(lines)
+
+
+def priced(layer: Calls, invocations: float, gb_seconds: float, sqs_requests: float, cpu: float) -> list[str]:
+    """The per-email figures and the price of a million emails, as lines."""
+    per, million = 1 / EMAILS, 1e6
     costs = {
-        "Lambda requests": sum(invocations.values()) * PRICES["lambda_request"],
+        "Lambda requests": invocations * PRICES["lambda_request"],
         "Lambda duration": gb_seconds * PRICES["lambda_gb_second_arm"],
         "SQS requests": sqs_requests * PRICES["sqs_request"],
         "EventBridge events": layer.put_entries * PRICES["eventbridge_event"],
         "DynamoDB writes": layer.wru * PRICES["dynamodb_wru"],
         "DynamoDB reads": layer.rru * PRICES["dynamodb_rru"],
     }
-    lines.append(
-        f"  per email: {sum(invocations.values()) * per:.2f} invocations, {sum(cpu.values()) * per:.1f} CPU ms, "
+    lines = [
+        f"  per email: {invocations * per:.2f} invocations, {cpu * per:.1f} CPU ms, "
         f"{sqs_requests * per:.2f} SQS requests, {layer.put_entries * per:.2f} events, "
-        f"{layer.wru * per:.1f} WRU, {layer.rru * per:.1f} RRU"
-    )
-    lines.append("  1,000,000 marketing emails at us-east-1 list prices (2025):")
+        f"{layer.wru * per:.1f} WRU, {layer.rru * per:.1f} RRU",
+        "  1,000,000 marketing emails at us-east-1 list prices (2025):",
+    ]
     for item, cost in costs.items():
         lines.append(f"    {item:20} ${cost * per * million:9.2f}")
     total = sum(costs.values()) * per * million
@@ -429,5 +364,41 @@ def report(layer: Calls, invocations: dict[str, int], cpu: dict[str, float], mem
     lines.append(
         f"    {'infrastructure':20} ${total:9.2f}   beside SES's own ${ses:.2f}: {total / ses:.1%} (goal < 20%)"
     )
-    text = "\n".join(lines)
-    return text
+    return lines
+
+
+def modelled(
+    layer: Calls,
+    invocations: dict[str, int],
+    cpu: dict[str, float],
+    memory: dict[str, int],
+    polled: dict[str, tuple[str, int]],
+) -> str:
+    """The measured counts with each polled queue's receives, deletes and invocations at a campaign's batches."""
+    per = 1 / EMAILS
+    lines = [
+        f"\nModelled: the same counts, each consumer's batches as a campaign of {SEND_RATE:.0f} emails a second fills"
+        f" them ({POLLERS} pollers a queue, {BATCHING_WINDOW_S:.0f} s window)",
+        "  queue (its function)                                          messages/email  batch  measured -> modelled"
+        " receives+deletes+invocations per email",
+    ]
+    model_invocations = float(sum(invocations.values()))
+    sqs_requests = float(sum(n for (service, _), n in layer.calls.items() if service == "sqs"))
+    for queue, messages in sorted(layer.received_by_queue.items()):
+        if queue not in polled:
+            continue
+        function, batch_size = polled[queue]
+        fill = max(1.0, min(batch_size, SEND_RATE * messages * per * BATCHING_WINDOW_S / POLLERS))
+        batches = messages / fill
+        measured = layer.polls_by_queue[queue] + invocations.get(function, 0)
+        sqs_requests += 2 * batches - layer.polls_by_queue[queue]  # a receive and a batched delete per batch
+        model_invocations += batches - invocations.get(function, 0)
+        short = function.split("-", 1)[-1][:60]
+        lines.append(
+            f"    {short:60} {messages * per:8.2f} {fill:7.1f}  {measured * per:6.2f} -> {3 * batches * per:6.2f}"
+        )
+    gb_seconds = sum(memory.get(name, 512) / 1024 * cpu[name] / 1000 for name in invocations)
+    gb_seconds += 0.5 * sum(layer.calls.values()) * IO_WAIT_MS / 1000  # the measured calls, as measured
+    sqs_requests += max(0, layer.received - layer.enqueued)
+    lines += priced(layer, model_invocations, gb_seconds, sqs_requests, sum(cpu.values()))
+    return "\n".join(lines)
