@@ -1,13 +1,13 @@
 """The app as the CDK CLI synthesizes it before `cdk deploy`: `npx aws-cdk@2 synth`, layers bundled, cdk-nag on.
 
-Two synths run side by side (one xdist group of their own, so the rest of the suite goes on meanwhile), each
-into its own temporary cloud assembly and reusing the pip cache under `.build/pip`:
-- as CI runs it, with no account or region known;
-- as a cloud engineer deploys a second stage: a concrete account and region (what the CLI passes from the
-  caller's credentials), `-c ecrm:stage=prod` and an alarm email.
-Both must exit 0, which with cdk-nag registered means no unacknowledged finding. The CLI is kept away from
-AWS: no credentials, no instance metadata, no telemetry or notices (npm's registry is reached by `npx`).
-"""
+One CLI synth (its own xdist group, so the rest of the suite goes on meanwhile), into a temporary cloud
+assembly, reusing the pip cache under `.build/pip`: as a cloud engineer deploys a second stage, with a concrete
+account and region (what the CLI passes from the caller's credentials), `-c ecrm:stage=prod` and an alarm
+email. It must exit 0, which with cdk-nag registered means no unacknowledged finding. The environment-agnostic
+synth (no account or region known, as CI runs it) is the suite's own in-process synth, through the same
+`infra.app.synth` the CLI's `app` command runs, cdk-nag enforced (tests/infra/test_nag.py). The CLI is
+kept away from AWS: no credentials, no instance metadata, no telemetry or notices (npm's registry is reached by
+`npx`)."""
 
 from __future__ import annotations
 
@@ -66,31 +66,18 @@ def cli_environment(tmp: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def cli_synths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliSynth]:
+def prod_synth(tmp_path_factory: pytest.TempPathFactory) -> CliSynth:
     npx = shutil.which("npx")
     assert npx, "npx (Node.js's npm) is needed: `cdk deploy` runs through the CDK CLI"
     tmp = tmp_path_factory.mktemp("cdk-cli")
-    runs = {
-        "agnostic": ([], cli_environment(tmp)),
-        "prod": (
-            ["-c", "ecrm:stage=prod", "-c", f"ecrm:alarmEmail={ALARM_EMAIL}"],
-            cli_environment(tmp, AWS_REGION=REGION, CDK_DEFAULT_ACCOUNT=ACCOUNT),
-        ),
-    }
-    started = {}
-    for name, (context, env) in runs.items():
-        outdir = tmp / f"{name}.out"
-        log = (tmp / f"{name}.log").open("w+", encoding="utf-8")
-        command = [npx, "--yes", "aws-cdk@2", "synth", "--quiet", "--no-notices", "-o", str(outdir), *context]
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        started[name] = (process, log, outdir)
-    results = {}
-    for name, (process, log, outdir) in started.items():
-        returncode = process.wait(timeout=900)
-        log.seek(0)
-        results[name] = CliSynth(outdir, returncode, log.read())
-        log.close()
-    return results
+    outdir = tmp / "prod.out"
+    context = ["-c", "ecrm:stage=prod", "-c", f"ecrm:alarmEmail={ALARM_EMAIL}"]
+    env = cli_environment(tmp, AWS_REGION=REGION, CDK_DEFAULT_ACCOUNT=ACCOUNT)
+    command = [npx, "--yes", "aws-cdk@2", "synth", "--quiet", "--no-notices", "-o", str(outdir), *context]
+    completed = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900
+    )
+    return CliSynth(outdir, completed.returncode, completed.stdout)
 
 
 def assert_clean(synth: CliSynth) -> None:
@@ -101,18 +88,11 @@ def assert_clean(synth: CliSynth) -> None:
     assert {plugin["conclusion"] for plugin in report["pluginReports"]} == {"success"}
 
 
-def test_the_cli_synthesizes_an_environment_agnostic_stack_cdk_nag_clean(cli_synths: dict[str, CliSynth]) -> None:
-    synth = cli_synths["agnostic"]
-    assert_clean(synth)
-    stack = synth.manifest()["artifacts"][STACK_NAME]
-    assert stack["environment"].startswith("aws://unknown-account/")
-
-
 def test_the_cli_synthesizes_a_second_stage_for_a_concrete_account_and_region(
-    cli_synths: dict[str, CliSynth],
+    prod_synth: CliSynth,
 ) -> None:
     # Given the caller's account and region, and another stage than the default
-    synth = cli_synths["prod"]
+    synth = prod_synth
     # Then cdk-nag's acknowledgements still hold (they name the region and account as the stack knows them)
     assert_clean(synth)
     artifacts = synth.manifest()["artifacts"]
@@ -128,13 +108,13 @@ def test_the_cli_synthesizes_a_second_stage_for_a_concrete_account_and_region(
 
 
 def test_synth_prints_each_layer_unzipped_and_they_stay_well_under_lambdas_limit(
-    cli_synths: dict[str, CliSynth],
+    prod_synth: CliSynth,
 ) -> None:
     from aws_cdk import cx_api
 
     from infra.app import layer_sizes
 
-    synth = cli_synths["prod"]
+    synth = prod_synth
     assert synth.returncode == 0, synth.output[-4000:]
     sizes = layer_sizes(cx_api.CloudAssembly(str(synth.outdir)))
     assert set(sizes) == {f"{PROD_STACK}/Foundation/CommonLayer/Resource", f"{PROD_STACK}/Foundation/MlLayer/Resource"}
