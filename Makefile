@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install test lint format typecheck unit integration infra e2e synth demo demo-once bench schemas openapi pr clean
+.PHONY: help install test test-tour lint format typecheck unit integration infra e2e synth demo demo-once bench schemas openapi pr clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,8 +32,11 @@ format: install  ## ruff format and autofix
 typecheck: install  ## mypy with the pydantic plugin
 	$(VENV)/bin/mypy
 
-test: lint typecheck  ## Everything CI runs: lint, types, unit, integration, infra and e2e tests
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider --durations=25 tests/unit tests/integration tests/infra tests/e2e
+test: lint typecheck  ## Everything CI runs: lint, types, unit, integration, infra and e2e tests (the tour: demo-once)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider --durations=25 -m "not tour" tests/unit tests/integration tests/infra tests/e2e
+
+test-tour: install  ## The demo tour as an e2e test on the suite's local cloud, then the scan of every function's log
+	$(PY) -m pytest -p no:cacheprovider tests/e2e/test_workflows.py tests/e2e/test_workflows_logs.py
 
 unit: install  ## Unit tests only (no network)
 	$(PY) -m pytest tests/unit

@@ -26,6 +26,7 @@ def test_the_schedule_starts_the_self_check_which_succeeds(cloud: LocalCloud) ->
     assert json.loads(described["output"])["ping_id"].startswith("png_")
 
 
+@pytest.mark.tour  # `make test-tour`: `make test` leaves the tour to `ecrm demo --once`, which runs it whole
 @pytest.mark.timeout(1200)  # the whole tour, every engine, on one local cloud
 def test_the_demo_tour_passes(tour: TourContext) -> None:
     lines: list[str] = []
