@@ -49,6 +49,9 @@ CUSTOMER_EVENTS = [
     "CustomerErasureRequested",
 ]
 ANALYSIS_EVENTS = ["SegmentEntered", "SegmentExited", "TraitsComputed"]
+# A message's interactions (broadcast's events on the timeline) name no product: the projection does nothing
+# with them, so the rule leaves them out (only `InteractionRecorded` has a `data.type`).
+MESSAGE_INTERACTIONS_LEFT_OUT = {"type": [{"anything-but": {"prefix": "message_"}}]}
 # The loyalty events carrying the account's standing: offer rules and content read it as `loyalty_*` traits.
 LOYALTY_EVENTS = ["PointsEarned", "PointsReversed", "PointsRedeemed", "PointsExpired", "TierChanged"]
 MODELS = "models/recommender/"
@@ -102,7 +105,9 @@ class PersonalizationEngine(Construct):
             consumer=self.projection,
             description="Customer changes, interactions, segment moves, traits and erasure requests to personalization",
             pattern=events.EventPattern(
-                source=["ecrm.customers", "ecrm.analysis"], detail_type=[*CUSTOMER_EVENTS, *ANALYSIS_EVENTS]
+                source=["ecrm.customers", "ecrm.analysis"],
+                detail_type=[*CUSTOMER_EVENTS, *ANALYSIS_EVENTS],
+                detail={"data": {"$or": [{"type": [{"exists": False}]}, MESSAGE_INTERACTIONS_LEFT_OUT]}},
             ),
         )
         EventRuleToQueue(
