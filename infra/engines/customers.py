@@ -60,6 +60,8 @@ BROADCAST_TIMELINE_EVENTS = (
 )
 # What `functions/customers/on_purchase_event.py` records (`ecrm.customers.purchase_timeline`).
 PURCHASE_TIMELINE_EVENTS = ("PurchaseBrokered", "PurchaseFailed")
+# What `functions/customers/on_order_event.py` records (`ecrm.customers.order_timeline`).
+ORDER_TIMELINE_EVENTS = ("OrderPlaced", "OrderStatusChanged", "OrderReturned")
 # What `functions/customers/on_loyalty_event.py` keeps as the customer's loyalty traits.
 LOYALTY_TRAIT_EVENTS = ("PointsEarned", "PointsReversed", "PointsRedeemed", "PointsExpired", "TierChanged")
 
@@ -269,6 +271,25 @@ class CustomersEngine(Construct):
             consumer=self.purchases,
             description="Brokered purchases completed or compensated, onto the customer's timeline",
             pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=list(PURCHASE_TIMELINE_EVENTS)),
+        )
+        self.orders = QueueConsumer(
+            self,
+            "OrderEventConsumer",
+            foundation=foundation,
+            engine="customers",
+            module="on_order_event",
+            environment=env,
+            batch_size=10,
+        )
+        self.table.grant_read_write_data(self.orders.handler.function)
+        foundation.bus.grant_put_events_to(self.orders.handler.function)  # InteractionRecorded
+        EventRuleToQueue(
+            self,
+            "OrderEventsRule",
+            foundation=foundation,
+            consumer=self.orders,
+            description="Orders placed, paid, shipped, delivered, cancelled and returned, onto the customer's timeline",
+            pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=list(ORDER_TIMELINE_EVENTS)),
         )
         self.loyalty = QueueConsumer(
             self,
