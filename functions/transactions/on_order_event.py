@@ -1,7 +1,7 @@
-"""Order events into the loyalty ledger: an order placed earns, a return or a cancellation takes back; a new
-customer gets the sign-up bonus, and a customer's birthday is noted from their profile events for the
-birthday job. Each order event also counts the customer's purchase history again for their comparisons
-(`CatalogService.refresh_history`).
+"""Order events into the loyalty ledger: an order placed earns, a return or a cancellation takes back; a new customer
+gets the sign-up bonus, a customer's birthday is noted from their profile events for the birthday job, and a merge
+of customers moves the merged customers' accounts to the survivor's. Each order event also counts the customer's
+purchase history again for their comparisons (`CatalogService.refresh_history`).
 
 Each change is recorded with its cause, so a redelivered event changes nothing; a reversal that arrives
 before its earning fails its record, and the queue retries it later. Counting the history again is a
@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.core.config import load_config
 from ecrm.core.consumer import EventConsumer, ReceivedEvent
 from ecrm.core.observability import Observability
-from ecrm.customers.models import CustomerCreated, CustomerUpdated
+from ecrm.customers.models import CustomerCreated, CustomersMerged, CustomerUpdated
 from ecrm.transactions.catalog_service import CatalogService
 from ecrm.transactions.loyalty_birthdays import birth_date_of
 from ecrm.transactions.loyalty_service import LoyaltyService
@@ -26,7 +26,8 @@ from ecrm.transactions.wiring import TransactionsConfig, catalog_service_for, lo
 config = load_config(TransactionsConfig)
 obs = Observability(config)
 consumer = EventConsumer(
-    obs.logger, accepts=[OrderPlaced, OrderReturned, OrderStatusChanged, CustomerCreated, CustomerUpdated]
+    obs.logger,
+    accepts=[OrderPlaced, OrderReturned, OrderStatusChanged, CustomerCreated, CustomerUpdated, CustomersMerged],
 )
 
 
@@ -48,6 +49,9 @@ def handler(
             service.earn_for_order(data, correlation_id=correlation_id)
         elif isinstance(data, OrderReturned):
             service.reverse_for_return(data, correlation_id=correlation_id)
+        elif isinstance(data, CustomersMerged):
+            service.merge_accounts(data.survivor_id, data.merged_ids, data.merged_at, correlation_id=correlation_id)
+            return
         elif isinstance(data, CustomerCreated | CustomerUpdated):
             if isinstance(data, CustomerCreated):
                 service.grant_signup_bonus(data.customer_id, data.created_at, correlation_id=correlation_id)

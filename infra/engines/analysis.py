@@ -39,7 +39,7 @@ AUDIENCES = "audiences/"
 CUSTOMER_EVENTS = ["CustomerCreated", "CustomerUpdated", "CustomersMerged", "ConsentChanged", "InteractionRecorded"]
 ORDER_EVENTS = ["OrderPlaced", "OrderStatusChanged", "OrderReturned"]
 # The loyalty events carrying the account's standing: segments on the `loyalty_*` traits follow them.
-LOYALTY_EVENTS = ["PointsEarned", "PointsReversed", "PointsRedeemed", "PointsExpired", "TierChanged"]
+LOYALTY_EVENTS = ["PointsEarned", "PointsReversed", "PointsRedeemed", "PointsExpired", "PointsMerged", "TierChanged"]
 
 
 class AnalysisEngine(Construct):

@@ -63,7 +63,14 @@ PURCHASE_TIMELINE_EVENTS = ("PurchaseBrokered", "PurchaseFailed")
 # What `functions/customers/on_order_event.py` records (`ecrm.customers.order_timeline`).
 ORDER_TIMELINE_EVENTS = ("OrderPlaced", "OrderStatusChanged", "OrderReturned")
 # What `functions/customers/on_loyalty_event.py` keeps as the customer's loyalty traits.
-LOYALTY_TRAIT_EVENTS = ("PointsEarned", "PointsReversed", "PointsRedeemed", "PointsExpired", "TierChanged")
+LOYALTY_TRAIT_EVENTS = (
+    "PointsEarned",
+    "PointsReversed",
+    "PointsRedeemed",
+    "PointsExpired",
+    "PointsMerged",
+    "TierChanged",
+)
 
 # What the contacts function may do on the table (a test runs its use cases and checks they need no more).
 CONTACTS_TABLE_ACTIONS = (

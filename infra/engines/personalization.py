@@ -53,7 +53,7 @@ ANALYSIS_EVENTS = ["SegmentEntered", "SegmentExited", "TraitsComputed"]
 # with them, so the rule leaves them out (only `InteractionRecorded` has a `data.type`).
 MESSAGE_INTERACTIONS_LEFT_OUT = {"type": [{"anything-but": {"prefix": "message_"}}]}
 # The loyalty events carrying the account's standing: offer rules and content read it as `loyalty_*` traits.
-LOYALTY_EVENTS = ["PointsEarned", "PointsReversed", "PointsRedeemed", "PointsExpired", "TierChanged"]
+LOYALTY_EVENTS = ["PointsEarned", "PointsReversed", "PointsRedeemed", "PointsExpired", "PointsMerged", "TierChanged"]
 MODELS = "models/recommender/"
 DEFAULT_JOB_MEMORY = 4096
 

@@ -113,10 +113,10 @@ class TransactionsEngine(Construct):
             "OrderEventsRule",
             foundation=foundation,
             consumer=self.loyalty,
-            description="Orders placed, cancelled and returned, and customers' profiles, into the loyalty ledger",
+            description="Orders placed, cancelled, returned; customers' profiles and merges: into the loyalty ledger",
             pattern=events.EventPattern(
                 source=["ecrm.transactions", "ecrm.customers"],
-                detail_type=[*ORDER_EVENTS, "CustomerCreated", "CustomerUpdated"],
+                detail_type=[*ORDER_EVENTS, "CustomerCreated", "CustomerUpdated", "CustomersMerged"],
             ),
         )
 

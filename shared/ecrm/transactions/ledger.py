@@ -63,6 +63,7 @@ class Account:
     lots: dict[str, int] = field(default_factory=dict)  # ISO day of expiry -> points earned due then
     version: int = 0  # 0: not saved yet
     erased: bool = False  # the customer was erased: the account stays empty, late events change nothing
+    merged_into: str | None = None  # the customer store merged the customer: the account moved there, empty
 
     @property
     def earliest_expiry(self) -> str | None:
@@ -130,6 +131,37 @@ def expire(account: Account, today: date) -> tuple[Account, int]:
         version=account.version + 1,
     )
     return changed, expired
+
+
+def absorb(survivor: Account, merged: Account, rules: LoyaltyRulesIn) -> tuple[Account, Account]:
+    """A merged customer's account into the survivor's: balance, spent and qualifying points add up, lots add up
+    per expiry day (each point keeps the day it expires), the tier is the one the sum qualifies for; the merged
+    account is left empty, pointing at the survivor. `balance == sum(lots) - consumed` holds for the sum as it
+    held for each part; what was spent is taken from the oldest lots of the whole from then on (FIFO).
+    """
+    lots = dict(survivor.lots)
+    for day, points in merged.lots.items():
+        lots[day] = lots.get(day, 0) + points
+    qualifying = survivor.qualifying + merged.qualifying
+    absorbed = replace(
+        survivor,
+        balance=survivor.balance + merged.balance,
+        consumed=survivor.consumed + merged.consumed,
+        qualifying=qualifying,
+        tier=tier_for(rules, qualifying),
+        lots=lots,
+        version=survivor.version + 1,
+    )
+    emptied = replace(
+        merged,
+        balance=0,
+        consumed=0,
+        qualifying=0,
+        lots={},
+        version=merged.version + 1,
+        merged_into=survivor.customer_id,
+    )
+    return absorbed, emptied
 
 
 def expiry_day(earned_at: datetime, rules: LoyaltyRulesIn) -> date:

@@ -20,6 +20,7 @@ from ecrm.core.ids import new_id
 from ecrm.transactions import ledger
 from ecrm.transactions.ledger import Account
 from ecrm.transactions.loyalty_expiry import PointsExpiry
+from ecrm.transactions.loyalty_merge import AccountMerges
 from ecrm.transactions.loyalty_store import CauseTaken, InsufficientBalance, LedgerWrite, StaleAccount
 from ecrm.transactions.loyalty_writes import ATTEMPTS, EXPIRING_WINDOW, standing_of
 from ecrm.transactions.models import (
@@ -51,9 +52,9 @@ class BelowMinimum(EcrmError):
     title = "Below the minimum redemption"
 
 
-class LoyaltyService(PointsExpiry):
-    """Every loyalty use case: the rules, earning and taking back, bonuses, redemption, expiry (`PointsExpiry`)
-    and the account's reads."""
+class LoyaltyService(PointsExpiry, AccountMerges):
+    """Every loyalty use case: the rules, earning and taking back, bonuses, redemption, expiry (`PointsExpiry`),
+    merged customers' accounts (`AccountMerges`) and the account's reads."""
 
     # -- rules ---------------------------------------------------------------------------------------------
     def set_rules(self, body: LoyaltyRulesIn, *, actor: str) -> LoyaltyRules:
@@ -268,7 +269,8 @@ class LoyaltyService(PointsExpiry):
             redeemed_at=now,
         )
         for _ in range(ATTEMPTS):
-            read = self.store.account(customer_id)
+            read = self.owner_account(customer_id)  # a merged customer spends the survivor's points
+            owner = read.customer_id if read is not None else customer_id
             after = (
                 replace(
                     read,
@@ -281,18 +283,23 @@ class LoyaltyService(PointsExpiry):
             )
             try:
                 self.store.redeem(
-                    customer_id,
+                    owner,
                     points=body.points,
                     line=line,
                     cause=cause,
                     record=redemption.model_dump(mode="json"),
-                    event=event.model_copy(update={"standing": standing_of(after, now) if after else None}),
+                    event=event.model_copy(
+                        update={"standing": standing_of(after, now) if after else None, "customer_id": owner}
+                    ),
                     correlation_id=correlation_id,
                     now=now,
+                    causes_of=customer_id,
                 )
                 return redemption, True
             except InsufficientBalance:
-                account = self.store.account(customer_id)
+                account = self.owner_account(customer_id)
+                if account is not None and account.customer_id != owner:
+                    continue  # merged meanwhile: spend from the survivor's account
                 raise Conflict(
                     f"the balance holds {account.balance if account else 0} points, fewer than {body.points}",
                     balance=account.balance if account else 0,
@@ -309,14 +316,14 @@ class LoyaltyService(PointsExpiry):
     # -- reads ----------------------------------------------------------------------------------------------
     def account(self, customer_id: str) -> LoyaltyAccount:
         rules = self.rules()
-        account = self.store.account(customer_id) or Account(customer_id, tier=ledger.tier_for(rules, 0))
+        account = self.owner_account(customer_id) or Account(customer_id, tier=ledger.tier_for(rules, 0))
         by = (self.clock.now() + EXPIRING_WINDOW).date()
         return LoyaltyAccount(
-            customer_id=customer_id,
+            customer_id=account.customer_id,  # a merged customer's account is the survivor's
             balance=account.balance,
             tier=account.tier,
             qualifying_points=account.qualifying,
             expiring_soon=account.due_by(by),
             expiring_by=by,
-            statement=self.store.statement(customer_id, STATEMENT_LINES),
+            statement=self.store.statement(account.customer_id, STATEMENT_LINES),
         )

@@ -8,9 +8,14 @@ Key design (the engine's table; `order_store` has the orders' part):
   parallel redemptions serialize in DynamoDB and the balance never goes negative.
   `by_expiry_pk = EXPIRY#<shard 0..7>`, `by_expiry_sk = <earliest lot's expiry day>#<customer id>`
   (absent with no lots): the expiry job finds the accounts with something due without a scan.
+  `merged_into` names the survivor once the customer store merged the customer: the account is then empty,
+  the points live on the survivor's account, and every later change addressed to it lands there.
 - `MEMBER#<customer id>` / `CAUSE#<cause>`: one per cause (`order:<id>`, `return:<id>`, `cancel:<id>`,
   `redemption:<key>`), put with `attribute_not_exists`: a redelivered event or a retried request finds
   its cause taken and changes nothing. The order's cause keeps the points per line, for reversals.
+  A cause stays under the customer its event names even when the account it changed is a survivor's, so a
+  merge moves no cause (its transaction stays a handful of items whatever the history) and the cause of a
+  redelivered event is found where it was written, however many merges happened in between.
 - `MEMBER#<customer id>` / `ENTRY#<ISO time>#<entry id>`: the statement, oldest first.
 - `MEMBER#<customer id>` / `OUTBOX`: the events of the account's last transaction (ADR 11).
 - `MEMBER#<customer id>` / `BIRTHDAY`: the customer's birthday (month-day) as the customer store's profile
@@ -60,6 +65,7 @@ class LedgerWrite:
     # cause -> (record, version it was read at)
     updated_causes: dict[str, tuple[dict[str, Any], int]] = field(default_factory=dict)
     events: list[DomainEvent] = field(default_factory=list)
+    causes_of: str | None = None  # whose partition holds the causes: the account's own unless it is a survivor's
 
 
 class StaleAccount(Exception):
@@ -122,6 +128,7 @@ class LoyaltyStore:
             lots=json.loads(item["lots"]["S"]),
             version=int(item["version"]["N"]),
             erased=bool(item.get("erased", {}).get("BOOL", False)),
+            merged_into=item.get("merged_into", {}).get("S"),
         )
 
     def cause(self, customer_id: str, cause: str) -> tuple[dict[str, Any], int] | None:
@@ -162,8 +169,35 @@ class LoyaltyStore:
     # -- writes ----------------------------------------------------------------------------------------------
     def write(self, change: LedgerWrite, *, correlation_id: str | None, now: datetime) -> None:
         """The account, its causes, statement lines and events together, or `StaleAccount` / `CauseTaken`."""
+        actions = self._actions(change, correlation_id=correlation_id, now=now)
+        new_cause_slots = range(1, 1 + len(change.new_causes))
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            failed = _failed_conditions(exc)
+            if failed is None:
+                raise
+            if any(slot in failed for slot in new_cause_slots):
+                raise CauseTaken(change.account.customer_id) from exc
+            raise StaleAccount(change.account.customer_id) from exc
+
+    def merge(self, survivor: LedgerWrite, merged: LedgerWrite, *, correlation_id: str | None, now: datetime) -> None:
+        """Both accounts of a merge in one transaction, each on the version it was read at: the points leave
+        one and arrive on the other together or not at all; `StaleAccount` when either changed meanwhile."""
+        actions = self._actions(survivor, correlation_id=correlation_id, now=now)
+        actions += self._actions(merged, correlation_id=correlation_id, now=now)
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if _failed_conditions(exc) is None:
+                raise
+            raise StaleAccount(merged.account.customer_id) from exc
+
+    def _actions(self, change: LedgerWrite, *, correlation_id: str | None, now: datetime) -> list[dict[str, Any]]:
+        """The account put on its version (first), its new causes (next, in order), updated causes, lines, outbox."""
         account = change.account
         pk = member_pk(account.customer_id)
+        causes_pk = member_pk(change.causes_of or account.customer_id)
         account_put: dict[str, Any] = {"TableName": self.table, "Item": self._account_item(account)}
         if change.expected_version == 0:
             account_put["ConditionExpression"] = "attribute_not_exists(pk)"
@@ -173,22 +207,13 @@ class LoyaltyStore:
             account_put["ExpressionAttributeValues"] = {":expected": {"N": str(change.expected_version)}}
         actions: list[dict[str, Any]] = [{"Put": account_put}]
         for cause, record in change.new_causes.items():
-            actions.append({"Put": self._cause_put(pk, cause, record, 1, "attribute_not_exists(pk)", None)})
+            actions.append({"Put": self._cause_put(causes_pk, cause, record, 1, "attribute_not_exists(pk)", None)})
         for cause, (record, version) in change.updated_causes.items():
-            actions.append({"Put": self._cause_put(pk, cause, record, version + 1, "#version = :v", version)})
+            actions.append({"Put": self._cause_put(causes_pk, cause, record, version + 1, "#version = :v", version)})
         actions += [{"Put": self._entry_item(pk, line)} for line in change.entries]
         if change.events:
             actions.append(self.outbox.put(pk, change.events, correlation_id=correlation_id, now=now))
-        new_cause_slots = range(1, 1 + len(change.new_causes))
-        try:
-            self.client.transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            failed = _failed_conditions(exc)
-            if failed is None:
-                raise
-            if any(slot in failed for slot in new_cause_slots):
-                raise CauseTaken(account.customer_id) from exc
-            raise StaleAccount(account.customer_id) from exc
+        return actions
 
     def redeem(
         self,
@@ -201,9 +226,11 @@ class LoyaltyStore:
         event: DomainEvent,
         correlation_id: str | None,
         now: datetime,
+        causes_of: str | None = None,
     ) -> None:
         """Take `points` off the balance if it holds them, with the redemption's cause, line and event."""
         pk = member_pk(customer_id)
+        causes_pk = member_pk(causes_of or customer_id)
         actions: list[dict[str, Any]] = [
             {
                 "Update": {
@@ -215,7 +242,7 @@ class LoyaltyStore:
                     "ExpressionAttributeValues": {":p": {"N": str(points)}, ":one": {"N": "1"}},
                 }
             },
-            {"Put": self._cause_put(pk, cause, record, 1, "attribute_not_exists(pk)", None)},
+            {"Put": self._cause_put(causes_pk, cause, record, 1, "attribute_not_exists(pk)", None)},
             {"Put": self._entry_item(pk, line)},
             self.outbox.put(pk, [event], correlation_id=correlation_id, now=now),
         ]
@@ -325,6 +352,8 @@ class LoyaltyStore:
         }
         if account.erased:
             item["erased"] = {"BOOL": True}
+        if account.merged_into:
+            item["merged_into"] = {"S": account.merged_into}
         if account.earliest_expiry:
             item["by_expiry_pk"] = {"S": f"EXPIRY#{expiry_shard(account.customer_id)}"}
             item["by_expiry_sk"] = {"S": f"{account.earliest_expiry}#{account.customer_id}"}

@@ -2,8 +2,10 @@
 events in one transaction; retried from a fresh read when another change won the race.
 
 Each change names its cause; the store records the cause in the same transaction, so an event delivered twice
-or a retried request changes the account once. A change that moves the tier adds `TierChanged`, and every event
-that carries a standing gets the account as the change left it.
+or a retried request changes the account once. A change for a customer the customer store merged into another
+lands on the survivor's account (`Account.merged_into`), its cause staying under the customer it names. A change
+that moves the tier adds `TierChanged`, and every event that carries a standing gets the account as the change
+left it.
 """
 
 from __future__ import annotations
@@ -39,18 +41,25 @@ class AccountWrites:
         """Run `change` on the account read now, write it; True if written, False if its cause was done before."""
         for _ in range(ATTEMPTS):
             now = self.clock.now()
-            account = self.store.account(customer_id)
+            account = self.owner_account(customer_id)
             if account is None:
                 if not create:
                     return False
                 account = Account(customer_id, tier=ledger.tier_for(self.rules(), 0))
-            if account.erased:
-                return False  # the customer was erased: a late event brings nothing back
+            if account.erased or account.merged_into:
+                return False  # erased: a late event brings nothing back (a pointer loop: nowhere to go)
+            owner = account.customer_id
             write = change(account, now)
+            write.causes_of = customer_id
+            if owner != customer_id:  # the customer was merged: the survivor's account changed, say so
+                write.events = [
+                    e.model_copy(update={"customer_id": owner}) if "customer_id" in type(e).model_fields else e
+                    for e in write.events
+                ]
             if write.account.tier != account.tier:
                 write.events.append(
                     TierChanged(
-                        customer_id=customer_id,
+                        customer_id=owner,
                         previous_tier=account.tier,
                         tier=write.account.tier,
                         qualifying_points=write.account.qualifying,
@@ -72,6 +81,20 @@ class AccountWrites:
             except StaleAccount:
                 continue
         raise ServiceUnavailable(f"the loyalty account of {customer_id} is being changed concurrently")
+
+    def owner_account(self, customer_id: str) -> Account | None:
+        """The account a change for the customer lands on: their own, or, once the customer store merged them,
+        the survivor's (followed along a chain of merges); None when neither has one yet. A pointer loop (which
+        no merge makes) ends on an account that still points on, which no change writes to."""
+        account = self.store.account(customer_id)
+        seen = {customer_id}
+        while account is not None and account.merged_into and account.merged_into not in seen:
+            seen.add(account.merged_into)
+            survivor = self.store.account(account.merged_into)
+            if survivor is None:
+                return Account(account.merged_into, tier=ledger.tier_for(self.rules(), 0))
+            account = survivor
+        return account
 
     @staticmethod
     def _line(

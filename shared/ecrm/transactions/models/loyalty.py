@@ -79,7 +79,7 @@ class LoyaltyRules(LoyaltyRulesIn):
     updated_by: str | None = None
 
 
-LedgerKind = Literal["earned", "reversed", "redeemed", "expired", "bonus"]
+LedgerKind = Literal["earned", "reversed", "redeemed", "expired", "bonus", "merged"]
 
 
 class StatementLine(_Strict):
@@ -88,7 +88,9 @@ class StatementLine(_Strict):
     entry_id: str
     kind: LedgerKind
     points: int = Field(description="Signed: earnings positive, reversals, redemptions and expiries negative")
-    cause: str = Field(description="order:<id>, return:<id>, redemption:<id>, expiry:<date>, signup, birthday:<year>")
+    cause: str = Field(
+        description="order:<id>, return:<id>, redemption:<id>, expiry:<date>, signup, birthday:<year>, merge:<id>"
+    )
     at: datetime
     note: str | None = None
 
@@ -184,6 +186,22 @@ class PointsExpired(DomainEvent):
     standing: LoyaltyStanding | None = None
 
 
+class PointsMerged(DomainEvent):
+    """The customer store merged `merged_id` into this customer: that account's points (with their expiry days)
+    and qualifying points are this account's now. Not an earning: nothing was bought or given."""
+
+    source = SOURCE
+    detail_type = "PointsMerged"
+
+    customer_id: str
+    merged_id: str
+    entry_id: str
+    points: int
+    qualifying_points: int
+    merged_at: datetime
+    standing: LoyaltyStanding | None = None
+
+
 class PointsExpiring(DomainEvent):
     """A warning ahead of an expiry (the daily job, once per account and expiry day): the points still unspent
     that leave the account on `expires_on` unless redeemed before."""
@@ -234,7 +252,7 @@ class TierChanged(DomainEvent):
 # customer's `loyalty_*` traits: one mapping for every engine that keeps it (the customer store's traits,
 # segmentation's and personalization's projections), so "loyalty tier is gold" means the same in a segment,
 # a contact card and an offer rule.
-LOYALTY_EVENTS = (PointsEarned, PointsReversed, PointsRedeemed, PointsExpired, TierChanged)
+LOYALTY_EVENTS = (PointsEarned, PointsReversed, PointsRedeemed, PointsExpired, PointsMerged, TierChanged)
 LOYALTY_VERSION_TRAIT = "loyalty_account_version"
 
 
