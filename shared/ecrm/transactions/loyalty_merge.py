@@ -59,7 +59,7 @@ class AccountMerges(AccountWrites):
             out = LedgerWrite(emptied, merged.version)
             try:
                 if not merged.version:  # no account: only the pointer, so later changes land on the survivor
-                    self.store.write(out, correlation_id=correlation_id, now=now)
+                    self.store.merge(None, out, correlation_id=correlation_id, now=now)
                 else:
                     into = self._absorbing(survivor, absorbed, merged, merged_at, now)
                     self._line(

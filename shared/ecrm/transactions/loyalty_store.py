@@ -13,9 +13,7 @@ Key design (the engine's table; `order_store` has the orders' part):
 - `MEMBER#<customer id>` / `CAUSE#<cause>`: one per cause (`order:<id>`, `return:<id>`, `cancel:<id>`,
   `redemption:<key>`), put with `attribute_not_exists`: a redelivered event or a retried request finds
   its cause taken and changes nothing. The order's cause keeps the points per line, for reversals.
-  A cause stays under the customer its event names even when the account it changed is a survivor's, so a
-  merge moves no cause (its transaction stays a handful of items whatever the history) and the cause of a
-  redelivered event is found where it was written, however many merges happened in between.
+  A cause stays under the customer its event names, also when it changed a survivor's account (`loyalty_merge`).
 - `MEMBER#<customer id>` / `ENTRY#<ISO time>#<entry id>`: the statement, oldest first.
 - `MEMBER#<customer id>` / `OUTBOX`: the events of the account's last transaction (ADR 11).
 - `MEMBER#<customer id>` / `BIRTHDAY`: the customer's birthday (month-day) as the customer store's profile
@@ -37,10 +35,10 @@ from botocore.exceptions import ClientError
 from ecrm.core.events import DomainEvent
 from ecrm.core.outbox import Outbox
 from ecrm.transactions.ledger import Account
+from ecrm.transactions.loyalty_birthday_index import BIRTHDAY_SK, BirthdayIndex, birthday_key
 from ecrm.transactions.models import LoyaltyRules, StatementLine
 
 ACCOUNT_SK = "ACCOUNT"
-BIRTHDAY_SK = "BIRTHDAY"
 RULES_KEY = {"pk": {"S": "LOYALTY"}, "sk": {"S": "RULES"}}
 EXPIRY_INDEX = "by_expiry"
 EXPIRY_SHARDS = 8
@@ -80,7 +78,7 @@ class InsufficientBalance(Exception):
     pass
 
 
-class LoyaltyStore:
+class LoyaltyStore(BirthdayIndex):
     def __init__(self, client: Any, table_name: str) -> None:
         self.client = client
         self.table = table_name
@@ -181,11 +179,16 @@ class LoyaltyStore:
                 raise CauseTaken(change.account.customer_id) from exc
             raise StaleAccount(change.account.customer_id) from exc
 
-    def merge(self, survivor: LedgerWrite, merged: LedgerWrite, *, correlation_id: str | None, now: datetime) -> None:
-        """Both accounts of a merge in one transaction, each on the version it was read at: the points leave
-        one and arrive on the other together or not at all; `StaleAccount` when either changed meanwhile."""
-        actions = self._actions(survivor, correlation_id=correlation_id, now=now)
+    def merge(
+        self, survivor: LedgerWrite | None, merged: LedgerWrite, *, correlation_id: str | None, now: datetime
+    ) -> None:
+        """Both accounts of a merge in one transaction, each on the version it was read at (no survivor's write:
+        the merged customer had nothing to move): the points leave one and arrive on the other together or not
+        at all, and the merged customer's birthday leaves the birthday index (the survivor's is the one that
+        counts now). `StaleAccount` when either account changed meanwhile."""
+        actions = self._actions(survivor, correlation_id=correlation_id, now=now) if survivor else []
         actions += self._actions(merged, correlation_id=correlation_id, now=now)
+        actions += self.birthday_removal(merged.account.customer_id)
         try:
             self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
@@ -258,55 +261,6 @@ class LoyaltyStore:
                 raise InsufficientBalance(customer_id) from exc
             raise StaleAccount(customer_id) from exc
 
-    # -- birthdays ------------------------------------------------------------------------------------------
-    def note_birthday(self, customer_id: str, day: str | None, profile_version: int) -> bool:
-        """Keep the customer's birthday (month-day, or None: none known) as of `profile_version`; False when a
-        newer profile was noted already (profile events arrive in any order)."""
-        pk = member_pk(customer_id)
-        item = self.client.get_item(
-            TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": BIRTHDAY_SK}}, ConsistentRead=True
-        ).get("Item")
-        kept_day = item.get("day", {}).get("S") if item else None
-        if (item and int(item["version"]["N"]) >= profile_version) or (not item and not day):
-            return False
-        pointer: dict[str, Any] = {"pk": {"S": pk}, "sk": {"S": BIRTHDAY_SK}, "version": {"N": str(profile_version)}}
-        if day:
-            pointer["day"] = {"S": day}
-        actions: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": pointer,
-                    "ConditionExpression": "attribute_not_exists(pk) OR #version < :v",
-                    "ExpressionAttributeNames": {"#version": "version"},
-                    "ExpressionAttributeValues": {":v": {"N": str(profile_version)}},
-                }
-            }
-        ]
-        if kept_day and kept_day != day:
-            actions.append({"Delete": {"TableName": self.table, "Key": _birthday_key(kept_day, customer_id)}})
-        if day and day != kept_day:
-            actions.append({"Put": {"TableName": self.table, "Item": _birthday_key(day, customer_id)}})
-        try:
-            self.client.transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            if _failed_conditions(exc) is None:
-                raise
-            return False  # a newer profile was noted meanwhile; its own event keeps the index right
-        return True
-
-    def birthdays_on(self, day: str) -> list[str]:
-        """The customers whose birthday is `day` (month-day)."""
-        return [
-            item["sk"]["S"]
-            for page in self.client.get_paginator("query").paginate(
-                TableName=self.table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": f"BIRTHDAY#{day}"}},
-            )
-            for item in page.get("Items", [])
-        ]
-
     def erase_member(self, customer_id: str) -> int:
         """Delete the member's partition (account, causes, statement, outbox) and leave an erased account.
 
@@ -318,7 +272,7 @@ class LoyaltyStore:
             TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": BIRTHDAY_SK}}, ConsistentRead=True
         ).get("Item")
         if birthday and "day" in birthday:
-            self.client.delete_item(TableName=self.table, Key=_birthday_key(birthday["day"]["S"], customer_id))
+            self.client.delete_item(TableName=self.table, Key=birthday_key(birthday["day"]["S"], customer_id))
         keys = [
             {"pk": item["pk"], "sk": item["sk"]}
             for page in self.client.get_paginator("query").paginate(
@@ -386,10 +340,6 @@ class LoyaltyStore:
                 "line": {"S": line.model_dump_json()},
             },
         }
-
-
-def _birthday_key(day: str, customer_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"BIRTHDAY#{day}"}, "sk": {"S": customer_id}}
 
 
 def _failed_conditions(exc: ClientError) -> set[int] | None:

@@ -197,3 +197,17 @@ def test_a_merged_customer_without_an_account_points_on_and_its_later_earnings_l
     assert store.account(A).balance == 17 + 216  # type: ignore[union-attr]
     assert store.account(B) == Account(B, tier="member", version=1, merged_into=A)
     assert date.fromisoformat(min(store.account(A).lots)) > (NOW + timedelta(days=300)).date()  # type: ignore[union-attr]
+
+
+def test_a_merged_customers_birthday_leaves_the_index_so_the_survivor_gets_one_bonus_a_year(
+    engine: Engine, loyalty: LoyaltyService, dynamodb: Any, clock: FixedClock, lambda_context: Any
+) -> None:
+    # Given A and B with their birthdays noted from their profiles, B with points
+    two_members(engine, clock)
+    loyalty.note_birth_date(A, date(1990, 3, 1), 1)
+    loyalty.note_birth_date(B, date(1985, 7, 14), 1)
+    # When B is merged into A
+    assert deliver(loyalty, merge_body(A, B), lambda_context) == {"batchItemFailures": []}
+    # Then the birthday job finds A on A's day and nobody on B's
+    store = LoyaltyStore(dynamodb, TABLE)
+    assert (store.birthdays_on("03-01"), store.birthdays_on("07-14")) == ([A], [])
