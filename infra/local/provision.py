@@ -402,6 +402,7 @@ class Provisioner:
                 {
                     "logical_id": r.logical_id,
                     "name": name,
+                    "bus": bus,
                     "expression": p["ScheduleExpression"],
                     "state": args["State"],
                     "targets": targets,

@@ -2,7 +2,8 @@
 
 The rules come from the template (`Provisioned.schedules`). `rate(...)` fires every period from the
 start of the local cloud, `cron(...)` (AWS's six fields, UTC, `infra.local.schedule_expressions`)
-at its matching minutes. `LocalClock` drives `run_due`, serialized with every other firing; a clock
+at its matching minutes, while the rule is enabled (`DisableRule` and `EnableRule` through the API are
+honoured). `LocalClock` drives `run_due`, serialized with every other firing; a clock
 advanced past several occurrences of one rule fires it once, at the latest (`run_due` says why). A target is a
 function (invoked with a Scheduled Event, or the target's `Input`), a state machine (an execution
 started with it) or a queue; `fire` runs one rule's targets now.
@@ -15,6 +16,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+
+from moto.events.models import events_backends
 
 from infra.local import schedule_expressions
 from infra.local.clock import LocalClock
@@ -106,7 +109,7 @@ class LocalScheduler:
         started: list[str] = []
         latest: list[tuple[datetime, str]] = []
         for name, due in list(self.due.items()):
-            if due > now or not self._enabled(name):
+            if due > now:
                 continue
             occurrence: datetime | None = due
             while occurrence is not None and occurrence <= now:
@@ -118,7 +121,8 @@ class LocalScheduler:
                 del self.due[name]
             else:
                 self.due[name] = occurrence
-            latest.append((due, name))
+            if self._enabled(name):  # a disabled rule's occurrences pass without a firing, as in AWS
+                latest.append((due, name))
         for due, name in sorted(latest):
             try:
                 started.extend(self.fire(name, at=due))
@@ -127,7 +131,15 @@ class LocalScheduler:
         return [s for s in started if s.startswith("arn:aws:states:")]
 
     def _enabled(self, name: str) -> bool:
-        return bool(self.schedules[name]["state"] == "ENABLED")
+        """The rule's state as EventBridge holds it now, as in AWS: `DisableRule` stops a schedule and
+        `EnableRule` starts it again (the template's state until then, and for a rule moto does not hold)."""
+        schedule = self.schedules[name]
+        try:
+            bus = events_backends[self.account][self.region].event_buses[schedule.get("bus", "default")]
+            state = bus.rules[name].state
+        except KeyError:
+            state = schedule["state"]
+        return bool(state == "ENABLED")
 
     # -- firing ---------------------------------------------------------------------------------------
     def fire(self, name: str, at: datetime | None = None) -> list[str]:

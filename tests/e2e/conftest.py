@@ -14,6 +14,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # The tour's multi-source import at a size that keeps the suite quick (`ecrm demo` uses 600).
 os.environ.setdefault("ECRM_DEMO_PEOPLE", "200")
 os.environ.setdefault("ECRM_DEMO_VISITORS", "40")
+NIGHTLY_JOBS = ("AnalysisModelSchedule", "PersonalizationTrainingSchedule")
 
 
 def _in_e2e(item: pytest.Item) -> bool:
@@ -40,6 +41,15 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     # Given the platform synthesized and running on 127.0.0.1
     local = LocalCloud(state_dir=tmp_path_factory.mktemp("local-cloud"))
     local.start()
+    # The nightly model and training jobs run when a test invokes them (test_analysis_orders.py,
+    # test_personalization.py): on their schedules, each test moving the clock days ahead retrained every model
+    # in the background (twice for a two-day wait), and fresh scores could change traits other tests watch.
+    # Turned off through EventBridge, as an operator would; their firing is the scheduler's, tested apart.
+    events = local.client("events")
+    nightly = [name for name in local.scheduler.schedules if any(job in name for job in NIGHTLY_JOBS)]
+    assert len(nightly) == len(NIGHTLY_JOBS), f"the nightly jobs' rules are not {NIGHTLY_JOBS}: {nightly}"
+    for name in nightly:
+        events.disable_rule(Name=name)
     yield local
     local.stop()
 
