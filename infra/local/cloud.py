@@ -30,6 +30,7 @@ from infra.local import (
     moto_hot_paths,
     s3_notifications,
     ses,
+    stream_writes,
     synth_cache,
 )
 from infra.local.clock import LocalClock
@@ -254,6 +255,7 @@ class LocalCloud:
 
         messaging.install()
         moto_hot_paths.install()
+        stream_writes.install()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._moto.start()
         install_faults(self._moto, self.faults)

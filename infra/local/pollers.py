@@ -27,9 +27,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.local import stream_writes
 from infra.local.runtime import FunctionRuntime, InvocationError
 
 LONG_POLL_SECONDS = 20
+GET_RECORDS_LIMIT = 1000  # DynamoDB Streams' own maximum per GetRecords
 
 
 class QueuePoller:
@@ -171,6 +173,10 @@ class StreamPoller:
       past it.
     As with queues, a retry waits `retry_delay` seconds. `MaximumRecordAgeInSeconds` is not
     applied: locally, retries exhaust long before a record would age out.
+
+    An idle shard is not polled: with moto's stream in this process (`stream_writes` installed),
+    the poller sleeps until its table writes (or `LONG_POLL_SECONDS` pass), then reads at most once
+    per `poll_interval` as before; otherwise it polls every `poll_interval` seconds.
     """
 
     def __init__(
@@ -194,6 +200,7 @@ class StreamPoller:
         self.poll_interval = poll_interval
         self.on_error = on_error
         self.source_arn = mapping["source_arn"]
+        self.table_arn = stream_writes.table_arn(self.source_arn)
         self.function = mapping["function"]
         self.filters = [_checked_filter(f) for f in mapping.get("filters") or []]
         self.batch_size = int(mapping["batch_size"])
@@ -203,6 +210,8 @@ class StreamPoller:
         self._buffer: list[dict[str, Any]] = []  # fetched, not yet checkpointed, in stream order
         self._iterator: str | None = None
         self._shard_id = ""
+        self._shard_has_more = False  # the last read was cut at its limit: more records wait
+        self._last_read = 0.0  # time.monotonic() of the last GetRecords
         self._limit = self.batch_size
         self._retries = 0
         self._stop = threading.Event()
@@ -217,20 +226,32 @@ class StreamPoller:
 
     def signal_stop(self) -> None:
         self._stop.set()
+        stream_writes.wake_all()
 
     def stop(self, timeout: float = 5) -> None:
-        self._stop.set()
+        self.signal_stop()
         self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                if self.poll_once() == 0:
-                    self._stop.wait(self.poll_interval)
+                mark = stream_writes.writes(self.table_arn)  # taken before the read: no write is missed
+                if self.poll_once() == 0 and not self._shard_has_more:
+                    self._idle(mark)
             except Exception as exc:  # keep polling: the local cloud must survive a bad batch
                 if self.on_error:
                     self.on_error(self.function, exc)
                 self._stop.wait(1)
+
+    def _idle(self, mark: int) -> None:
+        """Wait for the table's next write (moto's stream in process), or poll on an interval."""
+        if not stream_writes.installed():
+            self._stop.wait(self.poll_interval)
+            return
+        if stream_writes.wait_for_write(self.table_arn, mark, LONG_POLL_SECONDS, self._stop):
+            # Still at most one read per `poll_interval`, as Lambda reads a shard a few times a second:
+            # the writes of a burst travel in one batch, not one invocation each.
+            self._stop.wait(max(0.0, self.poll_interval - (time.monotonic() - self._last_read)))
 
     def poll_once(self) -> int:
         """Read what is new, run one batch and settle it; the number of records invoked with."""
@@ -318,9 +339,12 @@ class StreamPoller:
                 ShardId=self._shard_id,
                 ShardIteratorType=self.mapping.get("starting_position") or "TRIM_HORIZON",
             )["ShardIterator"]
-        response = self.streams.get_records(ShardIterator=self._iterator, Limit=1000)
+        self._last_read = time.monotonic()
+        response = self.streams.get_records(ShardIterator=self._iterator, Limit=GET_RECORDS_LIMIT)
         self._iterator = response.get("NextShardIterator") or self._iterator
-        for record in response.get("Records", []):
+        records = response.get("Records", [])
+        self._shard_has_more = len(records) >= GET_RECORDS_LIMIT
+        for record in records:
             shaped = self._lambda_record(record)
             if not self.filters or any(_matches(f, shaped) for f in self.filters):
                 self._buffer.append(shaped)
