@@ -60,10 +60,10 @@ class OrderService:
             raise orders.IdempotencyKeyReused(
                 "this Idempotency-Key was used for an order with another body; use a new key for a new order"
             )
-        order = self.store.get(known.order_id)
-        if order is None:  # a twin's placement is being applied: its key can be read before its order
+        replayed = self.store.get(known.order_id)
+        if replayed is None:  # a twin's placement is being applied: its key can be read before its order
             raise ServiceUnavailable("the Idempotency-Key is being used concurrently; retry")
-        return Placement(order, created=False)
+        return Placement(replayed, created=False)
 
     def get(self, order_id: str) -> Order:
         order = self.store.get(order_id)
