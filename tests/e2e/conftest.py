@@ -36,6 +36,20 @@ def _in_the_e2e_group(request: pytest.FixtureRequest) -> None:
         assert request.node.nodeid.endswith("@e2e"), f"{request.node.nodeid} runs outside the e2e xdist group"
 
 
+# The running e2e cloud, stopped as soon as this worker's last e2e test is done (`pytest_runtest_teardown`).
+_RUNNING: list[LocalCloud] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """The e2e group runs as one block on its worker, which then takes other tests: the cloud must not outlive the
+    block. Its moto server shares the process's moto backends and its clock ticks days ahead of real time, so a
+    later in-process test would meet its schedules firing and its time (an EventBridge Scheduler test saw its
+    schedule deleted as past its end date by the e2e cloud's scheduler)."""
+    if _RUNNING and _in_e2e(item) and (nextitem is None or not _in_e2e(nextitem)):
+        _RUNNING.pop().stop()
+
+
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     # Given the platform synthesized and running on 127.0.0.1
@@ -50,8 +64,11 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     assert len(nightly) == len(NIGHTLY_JOBS), f"the nightly jobs' rules are not {NIGHTLY_JOBS}: {nightly}"
     for name in nightly:
         events.disable_rule(Name=name)
+    _RUNNING.append(local)
     yield local
-    local.stop()
+    if local in _RUNNING:  # not stopped at the end of the block (an e2e test run alone, or a failed start)
+        _RUNNING.remove(local)
+        local.stop()
 
 
 @pytest.fixture(scope="session")
