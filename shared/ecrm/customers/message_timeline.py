@@ -18,8 +18,9 @@ from typing import Any
 from pydantic import ConfigDict, ValidationError
 
 from ecrm.core.contract import Contract
-from ecrm.core.errors import InvalidInput, NotFound
+from ecrm.core.errors import InvalidInput
 from ecrm.core.vocabulary import CONSENT_CHANNEL_OF
+from ecrm.customers.event_timeline import EventTimeline
 from ecrm.customers.models import InteractionIn
 from ecrm.customers.service import CustomerService
 
@@ -84,16 +85,6 @@ def interaction_for(detail_type: str, detail: dict[str, Any]) -> tuple[str, Inte
     return data.customer_id, interaction
 
 
-class MessageTimeline:
+class MessageTimeline(EventTimeline):
     def __init__(self, service: CustomerService) -> None:
-        self.service = service
-
-    def record(self, detail_type: str, detail: dict[str, Any]) -> bool:
-        """True when the event was recorded now; False when it already was, or its customer is gone (erased)."""
-        customer_id, interaction = interaction_for(detail_type, detail)
-        correlation_id = (detail.get("metadata") or {}).get("correlation_id")
-        try:
-            _, recorded = self.service.record_interaction(customer_id, interaction, correlation_id=correlation_id)
-        except NotFound:
-            return False
-        return recorded
+        super().__init__(service, interaction_for)
