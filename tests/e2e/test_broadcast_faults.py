@@ -185,7 +185,10 @@ def timeline_of(tour: TourContext, token: str, customer: str) -> list[dict[str, 
 
 
 def on_timeline(tour: TourContext, token: str, customer: str, message_id: str) -> set[str]:
-    return {i["type"] for i in timeline_of(tour, token, customer) if message_id in json.dumps(i)}
+    """The steps the message's line on the timeline went through (its type is the highest of them)."""
+    lines = [i for i in timeline_of(tour, token, customer) if message_id in json.dumps(i)]
+    steps = {f"message_{step['status']}" for line in lines for step in line["properties"].get("history", [])}
+    return {line["type"] for line in lines} | steps
 
 
 def test_phone_push_and_whatsapp_feedback_reach_the_message_and_the_timeline(

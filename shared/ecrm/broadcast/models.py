@@ -365,6 +365,9 @@ class MessageEvent(DomainEvent):
     status: MessageStatus
     reason: str | None = None
     occurred_at: datetime
+    requested_at: datetime | None = Field(
+        default=None, description="When the message was requested: names its one line on the customer's timeline"
+    )
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True)
 

@@ -259,5 +259,6 @@ def event_fields(message: Message, at: datetime, **extra: Any) -> dict[str, Any]
         "status": message.status,
         "reason": message.reason,
         "occurred_at": at,
+        "requested_at": message.requested_at,
         **extra,
     }

@@ -1,10 +1,19 @@
 """The broadcast engine's message events on the customer's timeline (ADR 12: "not sent" is visible there too).
 
-Each consumed event becomes one interaction whose id is derived from the event's id, so a
-redelivered event finds its interaction recorded and adds nothing. The events are read by the
-fields every message event carries (ADR 12), tolerant of the fields the timeline does not show:
-the customer store follows what broadcast says without importing its code or being redeployed
-when a message event gains a field.
+A message is one line whose status moves as its events arrive (sent, delivered, opened, clicked; or suppressed,
+bounced, complained, failed), with the history of its steps: what a support agent reads, at one write per event
+(`message_lines`). A redelivered event finds its id on the line and changes nothing. An event published before
+message events named their request time (no `requested_at`), and an unsubscription, are one interaction each, as
+before, its id derived from the event's id.
+
+What analysis keeps as behaviour is published per event as before (`InteractionRecorded`, the interaction id
+derived from the event's id), but for the `sent` step of a channel whose delivery is reported (email, SMS,
+voice, WhatsApp): its outcome follows (delivered, bounced, failed) and is the behaviour; the `sent` of a push,
+an inbox message or a webhook is their last word and stays published.
+
+The events are read by the fields every message event carries (ADR 12), tolerant of the fields the timeline does
+not show: the customer store follows what broadcast says without importing its code or being redeployed when a
+message event gains a field.
 
 Not consumed: `MessageRequested` and `MessageDeferred` (steps on the way to an outcome, not
 something the customer experienced); the outcome that follows them is recorded.
@@ -18,11 +27,13 @@ from typing import Any
 from pydantic import ConfigDict, ValidationError
 
 from ecrm.core.contract import Contract
-from ecrm.core.errors import InvalidInput
+from ecrm.core.errors import InvalidInput, NotFound
 from ecrm.core.vocabulary import CONSENT_CHANNEL_OF
 from ecrm.customers.event_timeline import EventTimeline
-from ecrm.customers.models import InteractionIn
+from ecrm.customers.message_lines import LineKey, MessageLineStore, apply_with_retries
+from ecrm.customers.models import Interaction, InteractionIn, InteractionRecorded
 from ecrm.customers.service import CustomerService
+from ecrm.customers.store import customer_pk
 
 BROADCAST_SOURCE = "ecrm.broadcast"
 # detail-type -> the interaction type it becomes on the timeline
@@ -39,6 +50,19 @@ INTERACTION_TYPES = {
 }
 # What the timeline shows of an event, when the event carries it.
 SHOWN = ("message_id", "channel", "purpose", "topic", "source", "step", "status", "reason", "link", "method")
+# A line shows its highest step: engagement above delivery, an outcome that ends the message above both.
+LINE_RANK = {
+    "message_sent": 1,
+    "message_delivered": 2,
+    "message_opened": 3,
+    "message_clicked": 4,
+    "message_suppressed": 5,
+    "message_failed": 5,
+    "message_bounced": 5,
+    "message_complained": 6,
+}
+# Channels whose provider reports the delivery (or its failure): their `sent` is a step, not an outcome.
+DELIVERY_REPORTED = frozenset({"email", "sms", "voice", "whatsapp"})
 
 
 class MessageEventData(Contract):
@@ -47,8 +71,10 @@ class MessageEventData(Contract):
     model_config = ConfigDict(extra="ignore")
 
     customer_id: str
+    message_id: str | None = None
     channel: str | None = None
     occurred_at: datetime | None = None
+    requested_at: datetime | None = None
 
 
 class EventMetadataView(Contract):
@@ -85,6 +111,67 @@ def interaction_for(detail_type: str, detail: dict[str, Any]) -> tuple[str, Inte
     return data.customer_id, interaction
 
 
+def merged_line(
+    current: Interaction | None, event: InteractionIn, key: LineKey, customer_id: str, now: datetime
+) -> Interaction:
+    """The message's line with one more event: its step in the history, the line at its highest step."""
+    step = {"status": event.type.removeprefix("message_"), "at": event.occurred_at.isoformat()}
+    step |= {name: event.properties[name] for name in ("reason", "link") if name in event.properties}
+    history = [*(current.properties.get("history", []) if current else []), step]
+    history.sort(key=lambda entry: (entry["at"], LINE_RANK.get(f"message_{entry['status']}", 0)))
+    top = current is None or LINE_RANK[event.type] >= LINE_RANK.get(current.type, 0)
+    shown = event if top else current
+    assert shown is not None
+    return Interaction(
+        interaction_id=key.interaction_id,
+        customer_id=customer_id,
+        type=shown.type,
+        occurred_at=key.requested_at,
+        recorded_at=now,
+        source="broadcast",
+        channel=shown.channel,
+        properties={name: value for name, value in shown.properties.items() if name != "history"}
+        | {"history": history},
+    )
+
+
+def publishes_behaviour(interaction: InteractionIn) -> bool:
+    """Whether analysis gets the event as behaviour: all but the `sent` step of a channel that reports delivery."""
+    return interaction.type != "message_sent" or interaction.properties.get("channel") not in DELIVERY_REPORTED
+
+
 class MessageTimeline(EventTimeline):
-    def __init__(self, service: CustomerService) -> None:
+    def __init__(self, service: CustomerService, lines: MessageLineStore | None = None) -> None:
         super().__init__(service, interaction_for)
+        self.lines = lines or MessageLineStore(service.store.client, service.store.table)
+
+    def record(self, detail_type: str, detail: dict[str, Any]) -> bool:
+        """True when the event changed the timeline now; False when it already had, or its customer is gone."""
+        customer_id, interaction = interaction_for(detail_type, detail)
+        data = MessageEventData.model_validate(detail["data"])
+        if data.message_id is None or data.requested_at is None or interaction.type not in LINE_RANK:
+            return super().record(detail_type, detail)
+        try:
+            customer = self.service.get(customer_id)
+        except NotFound:
+            return False
+        # The line stays under the customer the message names: a merged customer's partition is read with the
+        # survivor's, so a merge between two events of a message does not split its line.
+        key = LineKey(customer_pk(customer_id), data.requested_at, data.message_id)
+        event_id = str(detail["metadata"]["id"])
+        now = self.service.clock.now()
+        took = apply_with_retries(
+            self.lines, key, event_id, lambda current: merged_line(current, interaction, key, customer_id, now)
+        )
+        if took and publishes_behaviour(interaction):
+            recorded = InteractionRecorded(
+                customer_id=customer.customer_id,
+                interaction_id=str(interaction.interaction_id),
+                type=interaction.type,
+                channel=interaction.channel,
+                record_source=interaction.source,
+                occurred_at=interaction.occurred_at,
+                properties=interaction.properties,
+            )
+            self.service.publisher.publish_all([recorded], correlation_id=detail["metadata"].get("correlation_id"))
+        return took
