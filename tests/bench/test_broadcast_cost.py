@@ -20,7 +20,9 @@ Measured, for the emails only (the bench's own reads use a credential of their o
 
 Priced at us-east-1 list prices as published in 2025 (the dates are in PRICES): the result printed beside
 SES's own $100 per million emails, as a share (the goal: under 20%). Billed Lambda duration is the CPU time
-plus IO_WAIT_MS per AWS call (a round trip inside the region, during which the function waits, billed).
+plus IO_WAIT_MS per AWS call a function made (a round trip inside the region, during which the function waits,
+billed); the event source mappings' own calls (SQS receives and deletes, stream reads) are Lambda's pollers, not
+a function's billed time: their requests are priced as SQS requests, stream reads by Lambda are free.
 Nothing asserts on cost or time; the delivered count is checked.
 
 Printed twice: as measured, and modelled at a campaign's pace. The local pollers receive whatever a queue holds
@@ -63,6 +65,16 @@ HTML_BYTES = int(os.environ.get("ECRM_BENCH_COST_HTML_BYTES", "0"))
 PROBE_KEY = "benchprobe"  # the bench's own calls carry this access key and are not counted
 SERVICES = ["dynamodb", "dynamodbstreams", "sqs", "events", "sesv2", "lambda", "sns", "kms", "s3", "logs"]
 IO_WAIT_MS = 10.0
+# Calls Lambda's event source mappings make, outside any function's billed duration.
+POLLER_CALLS = frozenset(
+    {
+        ("sqs", "ReceiveMessage"),
+        ("sqs", "DeleteMessageBatch"),
+        ("dynamodbstreams", "GetRecords"),
+        ("dynamodbstreams", "GetShardIterator"),
+        ("dynamodbstreams", "DescribeStream"),
+    }
+)
 # The model's campaign: emails sent a second (a million in under three hours), Lambda's initial SQS pollers per
 # queue (the batch a queue fills is shared between them) and the consumers' batching window (the construct's).
 SEND_RATE = float(os.environ.get("ECRM_BENCH_COST_SEND_RATE", "100"))
@@ -354,12 +366,16 @@ def report(layer: Calls, invocations: dict[str, int], cpu: dict[str, float], mem
         short = name.split("-", 1)[-1]
         lines.append(f"    {short[:60]:60} {invocations[name] * per:7.3f} {cpu[name] * per:8.2f} ms")
         gb_seconds += memory.get(name, 512) / 1024 * cpu[name] / 1000
-    calls = sum(layer.calls.values())
-    gb_seconds += 0.5 * calls * IO_WAIT_MS / 1000  # waiting on AWS calls, at the common 512 MB
+    gb_seconds += 0.5 * function_calls(layer) * IO_WAIT_MS / 1000  # waiting on AWS calls, at the common 512 MB
     delivered_by_aws = max(0, layer.received - layer.enqueued)  # EventBridge rules and SNS: one SendMessage each
     sqs_requests = by_service["sqs"] + delivered_by_aws
     lines += priced(layer, sum(invocations.values()), gb_seconds, sqs_requests, sum(cpu.values()))
     return "\n".join(lines)
+
+
+def function_calls(layer: Calls) -> int:
+    """The AWS calls made from inside functions (billed while they wait), not by the event source mappings."""
+    return sum(n for call, n in layer.calls.items() if call not in POLLER_CALLS)
 
 
 def priced(layer: Calls, invocations: float, gb_seconds: float, sqs_requests: float, cpu: float) -> list[str]:
@@ -420,7 +436,7 @@ def modelled(
             f"    {short:60} {messages * per:8.2f} {fill:7.1f}  {measured * per:6.2f} -> {3 * batches * per:6.2f}"
         )
     gb_seconds = sum(memory.get(name, 512) / 1024 * cpu[name] / 1000 for name in invocations)
-    gb_seconds += 0.5 * sum(layer.calls.values()) * IO_WAIT_MS / 1000  # the measured calls, as measured
+    gb_seconds += 0.5 * function_calls(layer) * IO_WAIT_MS / 1000  # the measured calls, as measured
     sqs_requests += max(0, layer.received - layer.enqueued)
     lines += priced(layer, model_invocations, gb_seconds, sqs_requests, sum(cpu.values()))
     return "\n".join(lines)
