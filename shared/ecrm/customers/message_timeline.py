@@ -119,9 +119,9 @@ def merged_line(
     step |= {name: event.properties[name] for name in ("reason", "link") if name in event.properties}
     history = [*(current.properties.get("history", []) if current else []), step]
     history.sort(key=lambda entry: (entry["at"], LINE_RANK.get(f"message_{entry['status']}", 0)))
-    top = current is None or LINE_RANK[event.type] >= LINE_RANK.get(current.type, 0)
-    shown = event if top else current
-    assert shown is not None
+    shown: Interaction | InteractionIn = event
+    if current is not None and LINE_RANK[event.type] < LINE_RANK.get(current.type, 0):
+        shown = current
     return Interaction(
         interaction_id=key.interaction_id,
         customer_id=customer_id,
