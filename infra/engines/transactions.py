@@ -120,6 +120,27 @@ class TransactionsEngine(Construct):
             ),
         )
 
+        # Orders an import of the customer store hands over, placed at their own date (a DLQ keeps any that fail).
+        self.order_imports = QueueConsumer(
+            self,
+            "OrderImportConsumer",
+            foundation=foundation,
+            engine="transactions",
+            module="on_order_import",
+            environment=env,
+            batch_size=10,
+            max_concurrency=20,
+        )
+        self._grant_table(self.order_imports.handler)
+        EventRuleToQueue(
+            self,
+            "OrderImportRule",
+            foundation=foundation,
+            consumer=self.order_imports,
+            description="Orders an import of the customer store resolved and hands over, into the order book",
+            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["OrderImportRequested"]),
+        )
+
         self.order_lines = lake.add_table(
             "OrderLines",
             table=ORDER_LINES,

@@ -40,9 +40,10 @@ from ecrm.customers.imports import (
     merge_reports,
     read_rows,
     row_to_upsert,
-    validate_mapping,
 )
 from ecrm.customers.models import ImportCompleted, ImportRequest, ImportStatus, ImportTicket, UpsertResult
+from ecrm.customers.order_import_chunks import OrderChunk, OrderReferences
+from ecrm.customers.order_imports import keyed_rows, validate_import_mapping
 from ecrm.customers.service import CustomerService
 from ecrm.customers.store import CustomerStore
 
@@ -143,6 +144,20 @@ class ChunkProgress:
     def save(self) -> None:
         self.store.put_chunk_progress(self._item(self.position, self.merges, self.counts))
 
+    # -- an orders import: a whole order at a time (`ecrm.customers.order_import_chunks`) ------------
+    def item_after(self, rows: int, counts: Counter[str]) -> dict[str, Any]:
+        """The progress once `rows` more rows are done with `counts`, to write with the order's hand-over."""
+        return self._item(self.position + rows, 0, counts)
+
+    def advance(self, rows: int, counts: Counter[str]) -> None:
+        self.position, self.merges, self.counts, self._folded, self._row_done = (
+            self.position + rows,
+            0,
+            counts,
+            0,
+            False,
+        )
+
 
 def upload_key(import_id: str, fmt: str) -> str:
     return f"uploads/{import_id}/source.{fmt}"
@@ -176,7 +191,7 @@ class ImportDesk:
     clock: Clock
 
     def open(self, request: ImportRequest, *, requested_by: str | None = None) -> ImportTicket:
-        validate_mapping(request.mapping)
+        validate_import_mapping(request)
         now = self.clock.now()
         import_id = new_id("imp_")
         key = upload_key(import_id, request.format)
@@ -214,7 +229,7 @@ class ImportDesk:
         except self.s3.exceptions.NoSuchKey:
             raise InvalidInput(f"no mappings/{mapping_name}.json for the file {key!r}") from None
         request = ImportRequest.model_validate_json(raw)
-        validate_mapping(request.mapping)
+        validate_import_mapping(request)
         import_id = drop_import_id(key, etag)
         now = self.clock.now()
         status = ImportStatus(
@@ -272,9 +287,10 @@ class ImportPipeline:
         if status.status != "awaiting_upload":
             raise Conflict(f"import {import_id} is already {status.status}")
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        fingerprint = hashlib.sha256(
-            body + json.dumps([request.source, request.mapping, request.default_phone_region], sort_keys=True).encode()
-        ).hexdigest()
+        settings: list[Any] = [request.source, request.mapping, request.default_phone_region]
+        if request.kind == "orders":
+            settings += [request.kind, request.earn_points]
+        fingerprint = hashlib.sha256(body + json.dumps(settings, sort_keys=True).encode()).hexdigest()
         now = self.service.clock.now()
         earlier = self.store.claim_file(fingerprint, import_id)
         if earlier is not None:
@@ -292,15 +308,20 @@ class ImportPipeline:
             part.clear()
 
         rows_per_chunk = max(self.chunk_rows, -(-count_rows(body, request.format) // MAX_CHUNKS))
-        for row in read_rows(body, request.format):
+        rows = read_rows(body, request.format)
+        # An order's rows stay in one chunk: a chunk ends only where the next row starts another order.
+        keyed = keyed_rows(rows, request) if request.kind == "orders" else ((row, None) for row in rows)
+        previous: str | None = None
+        for row, order_ref in keyed:
+            if len(part) >= rows_per_chunk and (order_ref is None or order_ref != previous):
+                flush()
+            previous = order_ref
             total += 1
             part.append(
                 json.dumps(
                     {"number": row.number, "values": row.values, "error": row.error, "raw": row.raw}, default=str
                 )
             )
-            if len(part) == rows_per_chunk:
-                flush()
         if part:
             flush()
         self.store.update_import(import_id, status="running", total_rows=total, updated_at=now)
@@ -314,7 +335,16 @@ class ImportPipeline:
         imported_at = self.service.clock.now()
         expires_at = int(imported_at.timestamp()) + PROGRESS_DAYS * 86400
         progress = ChunkProgress.load(self.store, import_id, index, expires_at=expires_at)
-        for line in rows[progress.position :]:
+        if request.kind == "orders":
+            OrderChunk(
+                self.service,
+                OrderReferences(self.store.client, self.store.table),
+                import_id,
+                progress,
+                imported_at,
+                spill=lambda: self._spill_errors(import_id, index, progress),
+            ).apply([SourceRow(**json.loads(line)) for line in rows[progress.position :]], request)
+        for line in rows[progress.position :] if request.kind == "customers" else ():
             row = SourceRow(**json.loads(line))
             try:
                 if row.error:

@@ -26,6 +26,7 @@ from ecrm.core.values import Scalar as Scalar
 # this contract, declared in core's vocabulary so segmentation reads it without importing this module.
 from ecrm.core.vocabulary import PUBLISHED_ATTRIBUTES as PUBLISHED_ATTRIBUTES
 from ecrm.core.vocabulary import Channel as Channel
+from ecrm.transactions.models import ImportedStatus, OrderIn
 
 SOURCE = "ecrm.customers"
 
@@ -472,12 +473,32 @@ class ImportRequest(Contract):
 
     source: SourceName
     format: Literal["csv", "jsonl"] = "csv"
+    kind: Literal["customers", "orders"] = Field(
+        default="customers",
+        description="What a row is: a customer record, or a line of an order (rows of one order are consecutive; "
+        "a JSON Lines row may carry the order's `lines` as a list). Orders are placed once per source and "
+        "`order_ref`, at their own `placed_at`, for the customer their identities resolve to (created if none)",
+    )
     mapping: dict[str, str] = Field(
         min_length=1,
-        description="Column -> field: email, phone, external_id, loyalty_card, device_id, consent.<channel>."
-        "<purpose>, preference.<name>, observed_at, or a profile attribute name",
+        description="Column -> field. customers: email, phone, external_id, loyalty_card, device_id, consent."
+        "<channel>.<purpose>, preference.<name>, observed_at, or a profile attribute name. orders: order_ref, "
+        "the customer's identities (email, phone, external_id, loyalty_card, device_id), placed_at, currency, "
+        "channel, store, status, and the line's sku, name, quantity, unit_price (a decimal), category, or lines. "
+        "'-' ignores a column",
     )
     default_phone_region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
+    earn_points: bool = Field(
+        default=False,
+        description="orders: whether the imported orders earn loyalty points; a history backfill does not (the "
+        "default), a feed of new orders from a store system does",
+    )
+
+    @model_validator(mode="after")
+    def _points_are_for_orders(self) -> ImportRequest:
+        if self.earn_points and self.kind != "orders":
+            raise ValueError("earn_points is for an import of kind orders")
+        return self
 
 
 class ImportStatus(Contract):
@@ -627,6 +648,26 @@ class CustomerErased(DomainEvent):
     request_id: str
     customer_id: str
     completed_at: datetime
+
+
+class OrderImportRequested(DomainEvent):
+    """An orders import resolved an order's customer and hands the order to the transactions engine.
+
+    Written with the import chunk's progress in one transaction (so a chunk retried after a crash hands no order
+    over twice, and none is lost); the transactions engine places it once per (`record_source`, `order_ref`) at
+    `placed_at`, so a redelivery replays it."""
+
+    source = SOURCE
+    detail_type = "OrderImportRequested"
+
+    import_id: str
+    record_source: str
+    order_ref: str
+    rows: list[int] = Field(description="The file's rows of the order")
+    order: OrderIn
+    placed_at: datetime
+    status: ImportedStatus
+    earns_points: bool
 
 
 class ImportCompleted(DomainEvent):

@@ -73,9 +73,14 @@ class LoyaltyService(PointsExpiry, AccountMerges):
 
     # -- earning and reversals (from order events) ----------------------------------------------------------
     def earn_for_order(self, placed: OrderPlaced, *, correlation_id: str | None = None) -> int:
-        """Points for the order, once; returns what it earned (0 when it was earned before)."""
+        """Points for the order, once; returns what it earned (0 when it was earned before).
+
+        An order imported without points (`earns_points` false) is recorded at 0 all the same: its return or
+        cancellation then finds its cause and takes back nothing, instead of waiting for an earning forever."""
         rules = self.rules()
         per_line = ledger.line_points(placed.lines, placed.currency, rules, placed.placed_at.date())
+        if not placed.earns_points:
+            per_line = dict.fromkeys(per_line, 0)
         points = sum(per_line.values())
         expires_on = ledger.expiry_day(placed.placed_at, rules)
         cause = f"order:{placed.order_id}"

@@ -1,4 +1,4 @@
-"""Order use cases: place (once per Idempotency-Key), change status, take a return, read.
+"""Order use cases: place (once per Idempotency-Key), place an imported one, change status, take a return, read.
 
 Every change is the order's rule (`orders`) applied to what the store read, written with its event in one
 transaction, conditional on the version read; a concurrent change makes the loser re-read and re-apply.
@@ -6,14 +6,17 @@ transaction, conditional on the version read; a concurrent change makes the lose
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from ecrm.core.clock import Clock
 from ecrm.core.errors import InvalidInput, NotFound, ServiceUnavailable
+from ecrm.core.events import DomainEvent
 from ecrm.core.ids import new_id
 from ecrm.transactions import orders
 from ecrm.transactions.merge_map import MergeMap
-from ecrm.transactions.models import Order, OrderIn, ReturnIn, StatusChangeIn
+from ecrm.transactions.models import ImportedStatus, Order, OrderIn, ReturnIn, StatusChangeIn
 from ecrm.transactions.order_store import KeyAlreadyUsed, OrderStore, StaleOrder, idempotency_pk
 
 MAX_KEY_LENGTH = 255
@@ -38,18 +41,65 @@ class OrderService:
         An order for a customer the customer store merged into another is the survivor's (a shop that kept the
         old id): its events, points and history are the survivor's."""
         key = _checked_key(idempotency_key)
-        key_pk = idempotency_pk(caller, key)
-        fingerprint = orders.fingerprint(body)
+
+        def build(order_id: str, owned: OrderIn, now: datetime) -> tuple[Order, Sequence[DomainEvent]]:
+            order, event = orders.new_order(order_id, owned, now)
+            return order, [event]
+
+        return self._place_once(body, idempotency_pk(caller, key), orders.fingerprint(body), build, correlation_id)
+
+    def place_imported(
+        self,
+        body: OrderIn,
+        *,
+        source: str,
+        order_ref: str,
+        placed_at: datetime,
+        status: ImportedStatus,
+        earns_points: bool,
+        correlation_id: str | None,
+    ) -> Placement:
+        """An order of another system's history, placed once per (source, its reference there), at its own date.
+
+        The key is the API's (caller `import:<source>`, key the reference), kept for good, so a file imported
+        again, a redelivered request or a retried chunk replays it; the same reference with another content is
+        the API's 422 (`IdempotencyKeyReused`)."""
+
+        def build(order_id: str, owned: OrderIn, now: datetime) -> tuple[Order, Sequence[DomainEvent]]:
+            return orders.imported_order(
+                order_id, owned, placed_at=placed_at, status=status, earns_points=earns_points, now=now
+            )
+
+        fingerprint = orders.import_fingerprint(body, placed_at=placed_at, status=status, earns_points=earns_points)
+        key_pk = idempotency_pk(f"import:{source}", order_ref)
+        return self._place_once(body, key_pk, fingerprint, build, correlation_id, key_expires=False)
+
+    def _place_once(
+        self,
+        body: OrderIn,
+        key_pk: str,
+        fingerprint: str,
+        build: Callable[[str, OrderIn, datetime], tuple[Order, Sequence[DomainEvent]]],
+        correlation_id: str | None,
+        *,
+        key_expires: bool = True,
+    ) -> Placement:
         known = self.store.key_record(key_pk)
         if known is None:
             now = self.clock.now()
             if self.merges is not None:
                 owner = self.merges.survivor_of(body.customer_id)
                 body = body if owner == body.customer_id else body.model_copy(update={"customer_id": owner})
-            order, event = orders.new_order(new_id("ord_"), body, now)
+            order, events = build(new_id("ord_"), body, now)
             try:
                 self.store.place(
-                    order, event, key_pk=key_pk, fingerprint=fingerprint, correlation_id=correlation_id, now=now
+                    order,
+                    events,
+                    key_pk=key_pk,
+                    fingerprint=fingerprint,
+                    correlation_id=correlation_id,
+                    now=now,
+                    key_expires=key_expires,
                 )
                 return Placement(order, created=True)
             except KeyAlreadyUsed:

@@ -7,7 +7,8 @@ Key design (table `pk`/`sk`, TTL `expires_at`, GSI `by_customer`):
 - `ORDER#<order id>` / `OUTBOX`: the events of the order's last transaction (`ecrm.core.outbox`).
 - `IDEM#<sha-256 of caller and Idempotency-Key>` / `IDEMPOTENCY`: the order a key created and the
   fingerprint of its body, written in the order's own transaction (so a key never names an order that
-  was not saved); kept `IDEMPOTENCY_RETENTION`.
+  was not saved); kept `IDEMPOTENCY_RETENTION`, an imported order's key (caller `import:<source>`, key its
+  reference in that system) for good.
 The loyalty ledger shares the table under `MEMBER#...` (`loyalty_store`), merged customers' pointers are
 `MERGED#<id>` (`merge_map`); the catalogue and purchases
 will take their own prefixes.
@@ -16,7 +17,7 @@ will take their own prefixes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -106,21 +107,26 @@ class OrderStore:
     def place(
         self,
         order: Order,
-        event: DomainEvent,
+        events: Sequence[DomainEvent],
         *,
         key_pk: str,
         fingerprint: str,
         correlation_id: str | None,
         now: datetime,
+        key_expires: bool = True,
     ) -> None:
-        """Save a new order, its key and its event together; `KeyAlreadyUsed` if the key is taken."""
+        """Save a new order, its key and its events together; `KeyAlreadyUsed` if the key is taken.
+
+        `key_expires=False` keeps the key for good: an imported order's key guards against a file imported
+        again a year later, not only against a client's retries."""
         key_item = {
             "pk": {"S": key_pk},
             "sk": {"S": IDEMPOTENCY_SK},
             "order_id": {"S": order.order_id},
             "fingerprint": {"S": fingerprint},
-            "expires_at": {"N": str(int((now + IDEMPOTENCY_RETENTION).timestamp()))},
         }
+        if key_expires:
+            key_item["expires_at"] = {"N": str(int((now + IDEMPOTENCY_RETENTION).timestamp()))}
         actions = [
             {
                 "Put": {
@@ -136,7 +142,7 @@ class OrderStore:
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            self.outbox.put(order_pk(order.order_id), [event], correlation_id=correlation_id, now=now),
+            self.outbox.put(order_pk(order.order_id), events, correlation_id=correlation_id, now=now),
         ]
         try:
             self.client.transact_write_items(TransactItems=actions)

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from ecrm.core.errors import Conflict, EcrmError
+from ecrm.core.events import DomainEvent
 from ecrm.transactions.models import (
+    ImportedStatus,
     Order,
     OrderIn,
     OrderLine,
@@ -58,6 +60,21 @@ def fingerprint(body: OrderIn) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def import_fingerprint(body: OrderIn, *, placed_at: datetime, status: str, earns_points: bool) -> str:
+    """What identifies an imported order whatever customer its identity resolves to today (a merge since the first
+    import moves it, and the order is still the same one): the file's order, its date, status and points choice."""
+    order = body.model_dump(mode="json", exclude={"customer_id"})
+    order["lines"] = sorted(order["lines"], key=lambda line: line["sku"])  # an export may list them in any order
+    content = {
+        "order": order,
+        "placed_at": placed_at.isoformat(),
+        "status": status,
+        "earns_points": earns_points,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def return_id_for(order_id: str, idempotency_key: str) -> str:
     """A return's id from its request's key: the same key on the same order names the same return."""
     digest = hashlib.sha256(f"{order_id}\n{idempotency_key}".encode()).hexdigest().upper()
@@ -91,6 +108,23 @@ def new_order(order_id: str, body: OrderIn, now: datetime) -> tuple[Order, Order
         placed_at=now,
     )
     return order, event
+
+
+def imported_order(
+    order_id: str, body: OrderIn, *, placed_at: datetime, status: ImportedStatus, earns_points: bool, now: datetime
+) -> tuple[Order, list[DomainEvent]]:
+    """An order of another system's history, at its own date: placed then, in the status the file gives.
+
+    Its `OrderPlaced` carries the date it was placed, so the lake and the models see it then. It arrives
+    where its history took it (paid, shipped, delivered) without a status event for each step it took
+    elsewhere; a cancelled one is placed and cancelled, as the API would have recorded it, so every reader
+    nets it out (the lake's signed rows, the ledger's reversal)."""
+    order, placed = new_order(order_id, body, placed_at)
+    placed = placed.model_copy(update={"earns_points": earns_points})
+    if status == "cancelled":
+        cancelled, change = change_status(order, StatusChangeIn(status="cancelled", reason="imported"), placed_at)
+        return cancelled.model_copy(update={"updated_at": now}), [placed, change]
+    return order.model_copy(update={"status": status, "updated_at": now}), [placed]
 
 
 def change_status(order: Order, change: StatusChangeIn, now: datetime) -> tuple[Order, OrderStatusChanged]:

@@ -16,6 +16,7 @@ from ecrm.transactions.models.common import (
     Category,
     Currency,
     CustomerId,
+    ImportedStatus,
     MinorUnits,
     OrderId,
     OrderStatus,
@@ -24,6 +25,7 @@ from ecrm.transactions.models.common import (
     ShortText,
     Sku,
     major_units,
+    minor_units,
 )
 from ecrm.transactions.models.loyalty import (
     LOYALTY_EVENTS,
@@ -98,6 +100,7 @@ __all__ = [
     "Category",
     "Currency",
     "CustomerId",
+    "ImportedStatus",
     "LedgerKind",
     "LoyaltyAccount",
     "LoyaltyRules",
@@ -152,4 +155,5 @@ __all__ = [
     "is_newer_standing",
     "loyalty_traits",
     "major_units",
+    "minor_units",
 ]

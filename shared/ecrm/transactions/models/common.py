@@ -26,6 +26,18 @@ def major_units(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
 
 
+def minor_units(amount: Decimal, currency: str) -> int:
+    """A major-unit amount as minor units (19.99 EUR -> 1999, 1999 JPY -> 1999): what a file from another system
+    writes as a decimal. `ValueError` for more decimals than the currency has (19.999 EUR), never a rounding."""
+    exponent = CURRENCY_EXPONENTS.get(currency, 2)
+    if not amount.is_finite():
+        raise ValueError(f"{amount} is not a number")
+    scaled = amount.scaleb(exponent)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} has more than {exponent} decimals, the most {currency} has")
+    return int(scaled)
+
+
 CUSTOMER_ID_PATTERN = r"^cus_[0-9A-Z]{26}$"
 ORDER_ID_PATTERN = r"^ord_[0-9A-Z]{26}$"
 CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
@@ -40,6 +52,8 @@ SalesChannel = Literal["web", "app", "store", "callcenter", "marketplace", "part
 OrderStatus = Literal["placed", "paid", "shipped", "delivered", "cancelled", "returned"]
 # What `POST /orders/{id}/status` may ask for; `returned` is reached through returns only.
 RequestedStatus = Literal["paid", "shipped", "delivered", "cancelled"]
+# The status an order imported from another system's history may arrive in (`returned` is reached by returns).
+ImportedStatus = Literal["placed", "paid", "shipped", "delivered", "cancelled"]
 
 
 class _Strict(Contract):

@@ -114,6 +114,11 @@ class OrderPlaced(DomainEvent):
     lines: list[OrderLineIn]
     total_minor: int
     placed_at: datetime
+    earns_points: bool = Field(
+        default=True,
+        description="False for an order imported from another system's history without loyalty points "
+        "(the ledger records it at 0, so a later return or cancellation takes back nothing)",
+    )
 
 
 class OrderStatusChanged(DomainEvent):
