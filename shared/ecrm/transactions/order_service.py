@@ -122,7 +122,13 @@ class OrderService:
         return order
 
     def for_customer(self, customer_id: str, limit: int = 50) -> list[Order]:
-        return self.store.for_customer(customer_id, limit)
+        """The customer's orders, newest first, with those placed before a merge under an id the customer store
+        merged into them: an order keeps the id it was placed for, the merge map knows whose it is now."""
+        ids = [customer_id, *sorted(self.merges.merged_into(customer_id))] if self.merges else [customer_id]
+        if len(ids) == 1:
+            return self.store.for_customer(customer_id, limit)
+        found = [order for owner in ids for order in self.store.for_customer(owner, limit)]
+        return sorted(found, key=lambda order: (order.placed_at, order.order_id), reverse=True)[:limit]
 
     def change_status(self, order_id: str, change: StatusChangeIn, *, correlation_id: str) -> Order:
         for _ in range(ATTEMPTS):
