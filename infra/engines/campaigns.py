@@ -149,11 +149,15 @@ class CampaignsEngine(Construct):
         )
         self._grant_table(self.run_task)
         lake.bucket.grant_put(self.run_task.function, f"{MANIFESTS}*")
+        self.run_task.function.add_to_role_policy(  # a finished run's manifests go
+            iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[lake.bucket.arn_for_objects(f"{MANIFESTS}*")])
+        )
         bucket_arn = finding_reference(self, lake.bucket.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             self.run_task.role,
             "AwsSolutions-IAM5",
-            "A run writes its audience manifest under the campaign-runs prefix of the lake bucket.",
+            "A run writes its audience manifest under the campaign-runs prefix of the lake bucket, and deletes it "
+            "when the run is over.",
             applies_to=["Action::s3:Abort*", f"Resource::{bucket_arn}/{MANIFESTS}*"],
         )
         self._grant_broadcast(self.run_task, broadcast_request)
@@ -198,6 +202,7 @@ class CampaignsEngine(Construct):
         )
         self.runs = self._run_workflow(lake)
         self._segment_audiences(foundation, lake, env)
+        self._erasure(foundation, lake, env)
         self.schedule_group = scheduler.CfnScheduleGroup(self, "ScheduleGroup")
         self.schedule_role = iam.Role(
             self,
@@ -269,6 +274,39 @@ class CampaignsEngine(Construct):
         )
         # a run also reads its own manifests back: a resumed attempt keeps the audience it froze
         self._grant_audience_reads(lake, self.run_task, (*AUDIENCE_PREFIXES, MANIFESTS))
+
+    def _erasure(self, foundation: Foundation, lake: Lake, env: dict[str, str]) -> None:
+        """Its part of every erasure: journey passes, arms and conversion markers deleted, the id taken out of
+        uploaded lists and of the manifests of runs under way (`ecrm.campaigns.erasure`)."""
+        self.erasure = QueueConsumer(
+            self,
+            "ErasureConsumer",
+            foundation=foundation,
+            engine="campaigns",
+            module="on_erasure_requested",
+            environment={**env, "EVENT_BUS_NAME": foundation.bus.event_bus_name},
+            batch_size=1,
+        )
+        self._grant_table(self.erasure.handler)
+        foundation.bus.grant_put_events_to(self.erasure.handler.function)
+        self._grant_audience_reads(lake, self.erasure.handler, (LISTS, MANIFESTS))
+        for prefix in (LISTS, MANIFESTS):
+            lake.bucket.grant_put(self.erasure.handler.function, f"{prefix}*")
+        bucket_arn = finding_reference(self.erasure.handler, lake.bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            self.erasure.handler.role,
+            "AwsSolutions-IAM5",
+            "An erasure rewrites the uploaded lists and the run manifests that hold the customer's id.",
+            applies_to=["Action::s3:Abort*", *(f"Resource::{bucket_arn}/{prefix}*" for prefix in (LISTS, MANIFESTS))],
+        )
+        EventRuleToQueue(
+            self,
+            "ErasureRequestedRule",
+            foundation=foundation,
+            consumer=self.erasure,
+            description="Erasure requests to the campaigns engine",
+            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
+        )
 
     def _grant_audience_reads(self, lake: Lake, function: EngineFunction, prefixes: tuple[str, ...]) -> None:
         """An audience build's manifest (under `audiences/`) and its CSV parts (Athena's results)."""

@@ -26,7 +26,15 @@ from infra.settings import LAMBDA_PYTHON_VERSION, DeploymentSettings
 from infra.stacks.engine_stack import EngineStack
 
 # Engines that hold customer data and must acknowledge every erasure request.
-ERASURE_PARTICIPANTS = ("customers", "analysis", "personalization", "collect", "transactions", "broadcast")
+ERASURE_PARTICIPANTS = (
+    "customers",
+    "analysis",
+    "personalization",
+    "collect",
+    "transactions",
+    "broadcast",
+    "campaigns",
+)
 
 
 class PlatformStack(Stack):

@@ -13,12 +13,13 @@ interpreter (`ecrm.campaigns.journeys`) says what each step does next.
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from ecrm.broadcast.models import TEST_ADDRESS_PATTERN
 from ecrm.core.contract import Contract
+from ecrm.core.erasure import CustomerDataErased
 from ecrm.core.events import DomainEvent
 from ecrm.core.vocabulary import DeliveryChannel
 
@@ -78,10 +79,16 @@ class Audience(Strict):
     stored_list: StoredList | None = Field(
         default=None, description="Set by the engine (never in a request): where a long uploaded list is kept"
     )
+    erased: int = Field(
+        default=0,
+        ge=0,
+        description="Set by the engine (never in a request): how many ids erasure requests took out of the list",
+    )
 
     @model_validator(mode="after")
     def _someone(self) -> Audience:
-        if not self.segment_ids and not self.customer_ids and self.stored_list is None:
+        # a list whose every id was erased stays a (now empty) list: the campaign's history still reads
+        if not self.segment_ids and not self.customer_ids and self.stored_list is None and not self.erased:
             raise ValueError("an audience needs segment_ids or customer_ids")
         return self
 
@@ -580,3 +587,10 @@ class JourneyExited(DomainEvent):
     entry: int
     reason: Literal["completed", "goal", "exit_event", "deactivated"]
     occurred_at: datetime
+
+
+class CampaignsDataErased(CustomerDataErased):
+    """The campaigns engine's acknowledgement of an erasure request, from this engine's source."""
+
+    source: ClassVar[str] = SOURCE
+    detail_type: ClassVar[str] = "CustomerDataErased"

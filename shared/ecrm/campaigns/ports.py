@@ -62,6 +62,14 @@ class ManifestStore(Protocol):
         """The array written under `key` before (a resumed run's), None when there is none."""
         ...
 
+    def keys(self, prefix: str) -> list[str]:
+        """The manifests under `prefix` (those of runs not finished: a finished run deletes its own)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove a manifest; removing one already gone is not an error."""
+        ...
+
 
 class AudienceSource(Protocol):
     def customers(self, audience: Audience) -> list[str]: ...
@@ -103,8 +111,8 @@ class CampaignAudience:
 
     def keep(self, campaign_id: str, audience: Audience) -> Audience:
         """A list of more than `INLINE_LIST_LIMIT` ids goes to its own object; a shorter one stays in the item."""
-        if audience.stored_list is not None:
-            raise InvalidInput("audience.stored_list is set by the engine: send the ids as customer_ids")
+        if audience.stored_list is not None or audience.erased:
+            raise InvalidInput("audience.stored_list and audience.erased are set by the engine: send customer_ids")
         if len(audience.customer_ids) <= INLINE_LIST_LIMIT:
             return audience
         if self.lists is None:
@@ -219,6 +227,15 @@ class S3ManifestStore:
             return None
         items: list[dict[str, Any]] = json.loads(body)
         return items
+
+    def keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            found += [str(entry["Key"]) for entry in page.get("Contents", [])]
+        return found
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
 
 
 class LambdaBroadcastGateway:

@@ -14,7 +14,8 @@
   A chunk of the rest phase sends every recipient the winner, counted on the winner's arm.
 - `pick_winner` reads the arms' counters after the test hours and records the variant with the best rate
   of the campaign's metric (the first variant when nothing was measured), once.
-- `finish` completes the run when every chunk is recorded (a recurring campaign goes back to scheduled).
+- `finish` completes the run when every chunk is recorded (a recurring campaign goes back to scheduled), and
+  deletes the run's manifests once the run is over.
 """
 
 from __future__ import annotations
@@ -245,6 +246,8 @@ class CampaignRunSteps:
     def finish(self, campaign_id: str, run: int, chunks: int, correlation_id: str | None = None) -> dict[str, Any]:
         campaign = self._campaign(campaign_id)
         if campaign.status != "running" or campaign.run != run:
+            if campaign.run != run or campaign.status != "paused":  # a paused run resumes from its manifests
+                self._forget_manifests(campaign_id, run)
             return {"status": campaign.status}
         if not all(self.store.chunk_done(campaign_id, run, n) for n in range(chunks)):
             return {"status": "running", "incomplete": True}
@@ -264,7 +267,16 @@ class CampaignRunSteps:
             )
         except StaleRecord:
             return {"status": self._campaign(campaign_id).status}
+        self._forget_manifests(campaign_id, run)
         return {"status": status}
+
+    def _forget_manifests(self, campaign_id: str, run: int) -> None:
+        """A run over needs its audience no more: its manifests go (each holds customer ids, which an erasure
+        would otherwise have to find in every past run). A crash before this leaves them for the next finish
+        of the run, a retry, and for the erasure's search of the runs still under way."""
+        phases: tuple[Phase, ...] = ("all", "rest")
+        for phase in phases:
+            self.manifests.delete(manifest_key(campaign_id, run, phase))
 
     def _request(self, campaign: Campaign, run: int, customer_id: str, content: Content, arm: str) -> MessageRequest:
         return campaign_message(campaign, run, customer_id, content, arm)

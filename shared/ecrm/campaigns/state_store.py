@@ -8,7 +8,8 @@
   waiting customers).
 - `CUST#<customer>` / `JOURNEYS`: `active`, how many journeys the customer is in (the cap reads it); a keyed
   pass started while another pass of its journey was under way does not count (`JourneyState.counted`).
-- `JOURNEY#<id>` / `STATS`: counters `entered`, `active`, `exit_<reason>`, `step_<step id>`.
+- `JOURNEY#<id>` / `STATS`: counters `entered`, `active`, `exit_<reason>`, `step_<step id>` (`exit_erased`: active
+  passes an erasure request deleted).
 A state, its counters and its events change in one transaction.
 """
 
@@ -22,7 +23,7 @@ from botocore.exceptions import ClientError
 from ecrm.campaigns.journeys import JourneyState
 from ecrm.campaigns.store import KIND_INDEX, condition_failed, journey_pk
 from ecrm.core.events import DomainEvent
-from ecrm.core.outbox import Outbox
+from ecrm.core.outbox import OUTBOX_SORT_KEY, Outbox
 
 WAKE = "WAKE"
 
@@ -139,6 +140,44 @@ class JourneyStateStore:
             if condition_failed(exc):
                 raise StaleState(pk) from exc
             raise
+
+    def erase(self, state: JourneyState, version: int) -> None:
+        """Delete an erased customer's pass: an active one leaves the journey's `active` count (and the cap's,
+        if it counted there) as an exit `erased`; no event, nothing of the customer left. `StaleState` if the
+        pass moved since it was read."""
+        actions: list[dict[str, Any]] = [
+            {
+                "Delete": {
+                    "TableName": self.table,
+                    "Key": {"pk": {"S": journey_pk(state.journey_id)}, "sk": {"S": f"CUST#{state.pass_id}"}},
+                    "ConditionExpression": "#v = :v",
+                    "ExpressionAttributeNames": {"#v": "version"},
+                    "ExpressionAttributeValues": {":v": {"N": str(version)}},
+                }
+            },
+            # the pass's last events, relayed long ago, still name the customer
+            {
+                "Delete": {
+                    "TableName": self.table,
+                    "Key": {
+                        "pk": {"S": f"{journey_pk(state.journey_id)}#CUST#{state.pass_id}"},
+                        "sk": {"S": OUTBOX_SORT_KEY},
+                    },
+                }
+            },
+        ]
+        if state.status == "active":
+            actions.append(self._add(journey_pk(state.journey_id), "STATS", {"active": -1, "exit_erased": 1}))
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if condition_failed(exc):
+                raise StaleState(state.journey_id) from exc
+            raise
+
+    def forget_customer(self, customer_id: str) -> None:
+        """The customer's count of journeys under way (read by the cap), once every pass of theirs is gone."""
+        self.client.delete_item(TableName=self.table, Key={"pk": {"S": f"CUST#{customer_id}"}, "sk": {"S": "JOURNEYS"}})
 
     def _add(self, pk: str, sk: str, counters: dict[str, int]) -> dict[str, Any]:
         names = {f"#c{i}": name for i, name in enumerate(counters)}

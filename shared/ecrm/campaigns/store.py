@@ -154,14 +154,28 @@ class CampaignStore:
             }
             for c, a in arms.items()
         ]
-        for start in range(0, len(puts), 25):
-            pending: dict[str, Any] = {self.table: puts[start : start + 25]}
+        self._batch_write(puts, f"the recipients of {campaign_id} were not all written: the chunk is retried")
+
+    def forget_recipients(self, campaign_id: str, customer_ids: list[str]) -> None:
+        """An erasure's part in a campaign: the customers' arms and conversion markers go; the arms' counters,
+        which name nobody, stay as they were counted."""
+        pk = campaign_pk(campaign_id)
+        deletes = [
+            {"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": f"{kind}#{c}"}}}}
+            for c in customer_ids
+            for kind in ("RCPT", "CONVERTED")
+        ]
+        self._batch_write(deletes, f"the erased recipients of {campaign_id} were not all deleted: retried")
+
+    def _batch_write(self, requests: list[dict[str, Any]], failure: str) -> None:
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
             for _ in range(8):
                 pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
                 if not pending:
                     break
             else:
-                raise RuntimeError(f"the recipients of {campaign_id} were not all written: the chunk is retried")
+                raise RuntimeError(failure)
 
     def recipient_arm(self, campaign_id: str, customer_id: str) -> str | None:
         item = self._get(campaign_pk(campaign_id), f"RCPT#{customer_id}")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from functools import cache
 
 from ecrm.broadcast.models import MessageRequest
+from ecrm.campaigns.erasure import CampaignErasure
 from ecrm.campaigns.journey_runtime import JourneyRuntime, NoFacts
 from ecrm.campaigns.models import Campaign
 from ecrm.campaigns.outcomes import CampaignOutcomes
@@ -46,6 +47,13 @@ class CampaignsConfig(FunctionConfig):
     campaigns_schedule_role_arn: str = ""
     customers_contacts_function_name: str = ""
     personalization_recommend_function_name: str = ""  # empty: journeys' messages carry no recommendations
+
+
+class CampaignsErasureConfig(CampaignsConfig):
+    """The erasure consumer publishes its acknowledgement itself (the engine's other events go through the
+    outbox)."""
+
+    event_bus_name: str
 
 
 class Unconfigured:
@@ -159,6 +167,17 @@ def journey_runtime_for(config: CampaignsConfig) -> JourneyRuntime:
             if config.personalization_recommend_function_name
             else None
         ),
+    )
+
+
+def erasure_for(config: CampaignsConfig) -> CampaignErasure:
+    bucket = config.campaigns_manifest_bucket
+    return CampaignErasure(
+        store_for(config),
+        JourneyStateStore(aws.client("dynamodb"), config.campaigns_table_name),
+        SystemClock(),
+        lists=S3AudienceLists(aws.client("s3"), bucket) if bucket else None,
+        manifests=S3ManifestStore(aws.client("s3"), bucket) if bucket else None,
     )
 
 

@@ -98,15 +98,25 @@ class FakeScheduler:
 
 
 class MemoryManifests:
+    """The manifest bucket: `files` as it holds them now, `written` the last content ever written per key (a
+    finished run deletes its manifests; the tests still read what the run froze)."""
+
     def __init__(self) -> None:
         self.files: dict[str, str] = {}
+        self.written: dict[str, str] = {}
 
     def write(self, key: str, items: list[dict[str, Any]]) -> dict[str, str]:
-        self.files[key] = json.dumps(items)
+        self.files[key] = self.written[key] = json.dumps(items)
         return {"bucket": "manifests", "key": key}
 
     def read(self, key: str) -> list[dict[str, Any]] | None:
         return json.loads(self.files[key]) if key in self.files else None
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.files if k.startswith(prefix))
+
+    def delete(self, key: str) -> None:
+        self.files.pop(key, None)
 
 
 class FakeZones:

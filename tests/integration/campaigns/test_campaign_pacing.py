@@ -89,7 +89,7 @@ def test_local_time_sends_each_zone_at_nine_on_the_day(engine: Engine) -> None:
         "Europe/London": datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
         "America/New_York": datetime(2026, 11, 25, 14, 0, tzinfo=UTC),
     }
-    frozen = engine.manifests.files["campaign-runs/" + campaign_id + "/run-000001.json"]
+    frozen = engine.manifests.written["campaign-runs/" + campaign_id + "/run-000001.json"]
     for item in json.loads(frozen):
         when = {nine[engine.zones.of.get(c, "UTC")] for c in item["customer_ids"]}
         assert len(when) == 1
@@ -120,7 +120,7 @@ def test_the_throttle_hands_over_at_most_its_messages_per_minute(engine: Engine)
     # Then by every hand-over, the messages handed before it had a minute per 60
     arm = {c: assign(campaign_id, c, arms_of(campaign)) for c in AUDIENCE}
     chunks = {item_chunk: at for at, item_chunk in engine.handed_at}
-    frozen = engine.manifests.files[f"campaign-runs/{campaign_id}/run-000001.json"]
+    frozen = engine.manifests.written[f"campaign-runs/{campaign_id}/run-000001.json"]
     items = json.loads(frozen)
     sent_before = 0
     for item in items:
@@ -156,7 +156,7 @@ def test_a_resumed_run_keeps_its_frozen_audience_and_paces_what_is_left_from_now
     campaign_id = create(engine, audience={"segment_ids": ["seg_a"]}, throttle_per_minute=60)
     engine.campaigns.launch(campaign_id, correlation_id=None)
     frozen = engine.steps.freeze(campaign_id, 1)
-    for item in json.loads(engine.manifests.files[frozen["key"]])[:2]:
+    for item in json.loads(engine.manifests.written[frozen["key"]])[:2]:
         engine.wait_until(item["not_before"])
         engine.steps.send_chunk(campaign_id, 1, item["chunk"], item["customer_ids"])
     engine.campaigns.pause(campaign_id, correlation_id=None)

@@ -67,7 +67,7 @@ def test_a_crash_mid_run_then_a_rerun_sends_nobody_twice(engine: Engine) -> None
 def test_pause_holds_the_chunks_and_resume_sends_the_rest_once(engine: Engine) -> None:
     campaign_id = launched(engine)
     frozen = engine.steps.freeze(campaign_id, 1)
-    items = json.loads(engine.manifests.files[frozen["key"]])
+    items = json.loads(engine.manifests.written[frozen["key"]])
     engine.steps.send_chunk(campaign_id, 1, 0, items[0]["customer_ids"])
     engine.campaigns.pause(campaign_id, correlation_id=None)
     held = engine.steps.send_chunk(campaign_id, 1, 1, items[1]["customer_ids"])

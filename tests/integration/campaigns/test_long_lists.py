@@ -54,7 +54,7 @@ def test_a_campaign_of_100000_listed_recipients_is_kept_apart_dry_run_and_frozen
     # When it is launched, the run's freeze writes every recipient into its manifest once
     engine.campaigns.launch(campaign.campaign_id, correlation_id=None)
     frozen = engine.steps.freeze(campaign.campaign_id, 1)
-    chunks = json.loads(engine.manifests.files[frozen["key"]])
+    chunks = json.loads(engine.manifests.written[frozen["key"]])
     frozen_ids = [c for chunk in chunks for c in chunk["customer_ids"]]
     assert frozen["audience"] == MAX_LIST
     assert sorted(frozen_ids) == audience
