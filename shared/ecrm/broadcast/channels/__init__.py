@@ -27,7 +27,7 @@ from ecrm.broadcast.channels.in_app import InAppAdapter
 from ecrm.broadcast.channels.push import DeviceRegistrar, PushAdapter
 from ecrm.broadcast.channels.sms import SmsAdapter
 from ecrm.broadcast.channels.voice import VoiceAdapter
-from ecrm.broadcast.channels.webhook import HttpPoster, WebhookAdapter, urllib_post
+from ecrm.broadcast.channels.webhook import HttpPoster, WebhookAdapter
 from ecrm.broadcast.channels.whatsapp import WhatsAppAdapter
 from ecrm.core.clock import Clock
 
@@ -76,7 +76,7 @@ def build_adapters(
     inbox: Inbox,
     endpoints: EndpointDirectory,
     clock: Clock,
-    http: HttpPoster = urllib_post,
+    http: HttpPoster | None = None,
 ) -> dict[str, ChannelAdapter]:
     clients = _client_factory(session)
     eum = "pinpoint-sms-voice-v2"

@@ -4,7 +4,9 @@ Headers: `Content-Type: application/json`, `X-Ecrm-Message-Id` and `X-Ecrm-Signa
 seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (`ecrm.broadcast.tokens.webhook_signature`; the
 receiver verifies it with `verify_webhook_signature`). The endpoint must be HTTPS (plain HTTP is
 allowed to the loopback address only when configured, for tests and local runs); redirects are not
-followed (a POST is not replayed elsewhere).
+followed (a POST is not replayed elsewhere). The host's addresses are vetted at each send and the
+connection goes to the vetted address (`pinned_http`): a name that now resolves inside the network is a
+permanent failure, never a request there.
 
 Outcomes: a 2xx is delivered; 408, 429, a 5xx, a timeout or a connection failure are retried by the
 core (429 as throttling); any other status (a 3xx, a 4xx) is permanent. Each attempt is recorded on the
@@ -14,14 +16,12 @@ endpoint (`EndpointDirectory.record_outcome`), which the core disables after fai
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from ecrm.broadcast.channels.base import ChannelError, EndpointDirectory, OutboundMessage, SendResult, require
+from ecrm.broadcast.channels.pinned_http import HttpResponse, PinnedPoster, RefusedDestination
 from ecrm.broadcast.tokens import webhook_signature
 from ecrm.core.clock import Clock
 
@@ -29,31 +29,10 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 USER_AGENT = "ecrm-webhooks/1"
 
 
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-
-
 class HttpPoster(Protocol):
     """POSTs `body` to `url`; answers the status (any status, 4xx and 5xx included), raises on no answer."""
 
     def __call__(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse: ...
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-def urllib_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse:
-    """The default HTTP seam: urllib without redirects; an HTTP error status is an answer, not an exception."""
-    opener = urllib.request.build_opener(_NoRedirect)
-    request = urllib.request.Request(url, data=body, method="POST", headers=dict(headers))  # noqa: S310 - checked scheme
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            return HttpResponse(status=response.status)
-    except urllib.error.HTTPError as exc:
-        return HttpResponse(status=exc.code)
 
 
 def classify_status(status: int) -> ChannelError | None:
@@ -75,13 +54,13 @@ class WebhookAdapter:
         endpoints: EndpointDirectory,
         *,
         clock: Clock,
-        http: HttpPoster = urllib_post,
+        http: HttpPoster | None = None,
         timeout_s: float = 5.0,
         allow_loopback_http: bool = False,
     ) -> None:
         self.endpoints = endpoints
         self.clock = clock
-        self.http = http
+        self.http = http or PinnedPoster(allow_loopback=allow_loopback_http)
         self.timeout_s = timeout_s
         self.allow_loopback_http = allow_loopback_http
 
@@ -114,6 +93,9 @@ class WebhookAdapter:
         }
         try:
             response = self.http(endpoint.url, body, headers, self.timeout_s)
+        except RefusedDestination as exc:  # the name now points inside the network: not called, not retried
+            self.endpoints.record_outcome(endpoint.endpoint_id, ok=False)
+            raise ChannelError(str(exc), permanent=True, code="invalid_address") from exc
         except Exception as exc:  # no answer (timeout, refused, DNS, TLS): retried by the core
             self.endpoints.record_outcome(endpoint.endpoint_id, ok=False)
             raise ChannelError(f"webhook endpoint unreachable: {type(exc).__name__}", permanent=False) from exc
