@@ -11,13 +11,16 @@ same code path with another date (tests/integration/transactions/test_loyalty.py
 
 from __future__ import annotations
 
+import csv
 import json
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from ecrm.core.ids import new_id
+from ecrm_ops.customers.importer import run_import
 from ecrm_ops.tour.context import TourContext, expect, wait_for
 
 from infra.local.cloud import LocalCloud
@@ -124,3 +127,63 @@ def test_an_order_earns_once_a_return_takes_back_and_points_expire_on_the_clock(
         ("purchase", "PEG-10", 11.0),
         ("purchase", "TENT-2P", 199.0),
     ]
+
+
+def test_an_orders_file_imported_through_the_customer_store_places_each_order_once(
+    cloud: LocalCloud, tour: TourContext, tmp_path: Path
+) -> None:
+    agent = tour.token(group="agent")
+    admin = tour.token(group="admin")
+    email = f"erp.{new_id('x').lower()}@import-orders.example.com"
+    rows = [
+        ["No", "Mail", "Date", "Cur", "Via", "Article", "Qty", "Price"],
+        ["E-1", email, "2025-03-01T10:00:00Z", "EUR", "store", "TENT-2P", "1", "199.00"],
+        ["E-1", email, "2025-03-01T10:00:00Z", "EUR", "store", "PEG-10", "2", "5,50"],
+        ["E-2", email, "2025-06-15", "EUR", "web", "LAMP-1", "one", "20"],
+    ]
+    data = tmp_path / "orders.csv"
+    with data.open("w", newline="") as sink:
+        csv.writer(sink).writerows(rows)
+    request = tmp_path / "orders.mapping.json"
+    mapping = dict(
+        zip(
+            rows[0],
+            ["order_ref", "email", "placed_at", "currency", "channel", "sku", "quantity", "unit_price"],
+            strict=True,
+        )
+    )
+    request.write_text(json.dumps({"kind": "orders", "mapping": mapping}))
+    source = f"erp-{new_id('x')[-6:].lower()}"
+    # When an ERP's orders file is imported through the customer store's import path
+    status = run_import(
+        str(data), source=source, mapping_file=str(request), api_url=tour.api, token=admin, progress=False
+    ).status
+    # Then its good order is handed over, the bad one reported, the unknown customer created
+    assert (status["status"], status["imported_rows"], status["error_rows"], status["created_customers"]) == (
+        "completed",
+        2,
+        1,
+        1,
+    )
+    customer_id = expect(tour.call("GET", f"/customers?email={email}", token=admin), 200, "customer").body[
+        "customer_id"
+    ]
+
+    def orders() -> list[dict[str, Any]]:
+        return expect(tour.call("GET", f"/customers/{customer_id}/orders", token=agent), 200, "orders").body["items"]
+
+    # And the transactions engine placed it at its own date, with its lines and total
+    (order,) = wait_for(lambda: (found := orders()) and found, timeout=30, what="the imported order")
+    assert (order["external_ref"], order["placed_at"][:10], order["total_minor"]) == ("E-1", "2025-03-01", 19900 + 1100)
+    # And the same orders again, listed otherwise, change nothing
+    with data.open("w", newline="") as sink:
+        csv.writer(sink).writerows([rows[0], rows[2], rows[1]])
+    again = run_import(
+        str(data), source=source, mapping_file=str(request), api_url=tour.api, token=admin, progress=False
+    ).status
+    assert (again["status"], again["unchanged_rows"], again["imported_rows"], again["error_rows"]) == (
+        "completed",
+        2,
+        0,
+        0,
+    )
