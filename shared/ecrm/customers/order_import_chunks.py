@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
+from ecrm.core.errors import ServiceUnavailable
 from ecrm.core.outbox import Outbox
 from ecrm.customers.imports import SourceRow
 from ecrm.customers.models import CustomerUpsert, ImportRequest, OrderImportRequested
@@ -161,7 +162,8 @@ class OrderChunk:
             )
         except ReferenceTaken:
             earlier = self.references.get(ref_pk)
-            assert earlier is not None
+            if earlier is None:  # a concurrent transaction on the reference that did not commit either: retry
+                raise ServiceUnavailable(f"order {draft.order_ref!r} is being imported concurrently") from None
             self._seen_before(draft, group, earlier, fingerprint)
             return
         self.progress.advance(rows, counts)

@@ -270,3 +270,29 @@ def test_an_import_that_earns_points_earns_them_and_a_backfill_does_not(
     assert handler(sqs_batch(bodies), lambda_context, loyalty) == {"batchItemFailures": []}
     assert loyalty.account(customer_of(service, "alice@example.com")).balance == 0
     assert loyalty.account(customer_of(service, "dan@example.com")).balance > 0
+
+
+def test_an_order_another_chunk_hands_over_first_is_not_handed_over_twice(
+    service: CustomerService, s3: Any, publisher: RecordingPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a parallel chunk hands A-1 over between this chunk's look-up and its own hand-over
+    pipeline = ImportPipeline(service, s3, BUCKET, publisher)
+    run(pipeline, upload(service, s3, FILE[:2]))
+    real_get = OrderReferences.get
+    looked_up: set[str] = set()
+
+    def late(self: OrderReferences, ref_pk: str) -> Any:
+        if ref_pk not in looked_up:
+            looked_up.add(ref_pk)
+            return None  # not there yet when this chunk looked
+        return real_get(self, ref_pk)
+
+    monkeypatch.setattr(OrderReferences, "get", late)
+    before = len(handed_over(publisher))
+    # When this chunk (the same order, in another export) hands it over
+    again = upload(service, s3, [FILE[1], FILE[0]])
+    run(pipeline, again)
+    # Then its transaction finds the reference taken: nothing handed over, the rows unchanged
+    assert len(handed_over(publisher)) == before
+    status = status_of(service, s3, again)
+    assert (status.unchanged_rows, status.imported_rows, status.error_rows) == (2, 0, 0)
