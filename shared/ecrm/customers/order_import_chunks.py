@@ -33,7 +33,7 @@ from botocore.exceptions import ClientError
 from ecrm.core.errors import ServiceUnavailable
 from ecrm.core.outbox import Outbox
 from ecrm.customers.imports import SourceRow
-from ecrm.customers.models import CustomerUpsert, ImportRequest, OrderImportRequested
+from ecrm.customers.models import CustomerUpsert, ImportRequest, OrderImportRequested, UpsertResult
 from ecrm.customers.order_imports import OrderDraft, OrderRejected, group_orders, read_order
 from ecrm.customers.service import CustomerService
 
@@ -107,6 +107,29 @@ def _dynamo(values: dict[str, Any]) -> dict[str, Any]:
     return {name: _SERIALIZE(value) for name, value in values.items()}
 
 
+class ResolutionCounted:
+    """Counts what resolving an order's customer did (a customer created, customers merged) in the very write
+    that does it, as the upsert's `WriteCompanion`: a chunk resumed after its worker died between the
+    resolution and the hand-over finds the customer there (created no more) and the counts already made."""
+
+    def __init__(self, progress: ChunkProgress) -> None:
+        self.progress = progress
+        self._folded = 0  # the merges of this resolution already in the counts
+        self._pending: tuple[Counter[str], int] | None = None
+
+    def item(self, result: UpsertResult, *, done: bool) -> dict[str, Any]:
+        counts = self.progress.counts + Counter(
+            created_customers=int(result.created), merged_customers=len(result.merged_ids) - self._folded
+        )
+        self._pending = (counts, len(result.merged_ids))
+        return self.progress.item_after(0, counts)
+
+    def committed(self, *, done: bool) -> None:
+        assert self._pending is not None
+        counts, self._folded = self._pending
+        self.progress.advance(0, counts)
+
+
 @dataclass
 class OrderChunk:
     """One chunk of an orders import, from where `progress` says its last attempt got."""
@@ -138,6 +161,7 @@ class OrderChunk:
             CustomerUpsert(source=request.source, identities=list(draft.identities)),
             actor=f"import:{self.import_id}",
             default_region=request.default_phone_region,
+            companion=ResolutionCounted(self.progress),
         )
         event = OrderImportRequested(
             import_id=self.import_id,
@@ -150,12 +174,7 @@ class OrderChunk:
             earns_points=request.earn_points,
         )
         rows = len(group)
-        counts = self.progress.counts + Counter(
-            processed_rows=rows,
-            imported_rows=rows,
-            created_customers=int(result.created),
-            merged_customers=len(result.merged_ids),
-        )
+        counts = self.progress.counts + Counter(processed_rows=rows, imported_rows=rows)
         try:
             self.references.hand_over(
                 ref_pk, fingerprint, event, self.progress.item_after(rows, counts), self.service.clock.now()
