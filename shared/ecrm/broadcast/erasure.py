@@ -10,6 +10,10 @@ provider feedback that arrives late find messages by id. The customer id becomes
 content, data and provider detail are dropped. A message not yet sent is ended as `failed` (reason
 `erased`), so no sender or deferral release sends it afterwards; one sent keeps its status.
 
+Kept until their TTL: the records that map a push's SNS message id to our message id (`PROVIDER#<id>`).
+They hold nothing personal (a provider's id and a message id that is a hash naming nobody) and exist so
+the provider's late feedback finds the detached message, as above.
+
 Kept, hashed: the suppressions of the customer's addresses. A suppression exists to outlive the
 relationship (a hard bounce or a complaint must not be mailed again if the address comes back), so the
 entry moves from the address to its SHA-256 (`sha256:<hex>`, the hash events already carry) and loses the

@@ -5,6 +5,8 @@ moves only forward from the states it may leave, an open is recorded once and a 
 a redelivered record publishes nothing twice. A hard bounce, a complaint and an SMS STOP put the address
 on the suppression list; a complaint and a STOP also withdraw the marketing consent at its owner, the
 customer store, and `CustomerUnsubscribed` tells the other engines (through this table's outbox).
+A push's feedback names only SNS's message id: the message is found through the record the sender wrote
+with its `sent` transition (`store.provider_marker`), and a permanent refusal retires the device too.
 
 The deliverability guard counts sends, bounces and complaints of the configuration set per hour; over the
 last `window_hours`, a bounce rate at or above 2% or a complaint rate at or above 0.08% (SES's review
@@ -30,7 +32,7 @@ from ecrm.broadcast.models import (
     Suppression,
     UnsubscribeMethod,
 )
-from ecrm.broadcast.sending import transition
+from ecrm.broadcast.sending import FOUND_BY_PROVIDER_ID, transition
 from ecrm.broadcast.service import event_fields
 from ecrm.broadcast.store import BroadcastStore, StaleMessage
 from ecrm.core.clock import Clock
@@ -111,17 +113,37 @@ class FeedbackService:
             return "unsuppressed" if feedback.address and self.store.unsuppress(feedback.address) else "noop"
         if feedback.kind == "endpoint_disabled":
             return "retired" if feedback.address and self.store.retire_endpoint(feedback.address) else "noop"
-        if feedback.kind in {"help", "inbound"} or not feedback.message_id:
+        if feedback.kind in {"help", "inbound"}:
             return "ignored"
+        retired = self._retire_refused_endpoint(feedback)
+        message_id = feedback.message_id or self._message_of_provider_id(feedback)
+        if not message_id:
+            return "retired" if retired else "ignored"
         for _ in range(3):  # a transition racing the sender's settle: read again and apply again
-            message = self.store.get_message(feedback.message_id)
+            message = self.store.get_message(message_id)
             if message is None:
                 return "unknown_message"
             try:
                 return self._on_message(message, feedback, correlation_id)
             except StaleMessage:
                 continue
-        raise StaleMessage(feedback.message_id)
+        raise StaleMessage(message_id)
+
+    def _message_of_provider_id(self, feedback: Feedback) -> str | None:
+        """Our message, for a channel whose feedback names only the provider's id (the sender recorded which)."""
+        if feedback.channel not in FOUND_BY_PROVIDER_ID or not feedback.provider_message_id:
+            return None
+        return self.store.message_of_provider_id(feedback.provider_message_id)
+
+    def _retire_refused_endpoint(self, feedback: Feedback) -> bool:
+        """A push the provider refused for good (an invalid token, a disabled endpoint) retires its device.
+
+        Done before the message moves, and whatever the message's status: retiring is idempotent, so a
+        redelivery after a crash between the two retires (again, a no-op) and then moves the message.
+        """
+        if feedback.kind != "failed" or feedback.channel != "push" or not feedback.permanent or not feedback.address:
+            return False
+        return self.store.retire_endpoint(feedback.address)
 
     # -- a message's own events -----------------------------------------------------------------------
     def _on_message(self, message: Message, feedback: Feedback, correlation_id: str | None) -> str:

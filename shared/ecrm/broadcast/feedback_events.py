@@ -13,7 +13,8 @@
 A failure's `detail["code"]` names it in one word (`TEXT_INVALID`, `InvalidPlatformToken`, Meta's
 error code, `rejected`, `rendering_failure`). Our message id is read where each provider carries it:
 SES message tags (`message_id`), End User Messaging `context.message_id`, WhatsApp
-`biz_opaque_callback_data`; push and inbound feedback name the provider's ids only. An informational
+`biz_opaque_callback_data`; push and inbound feedback name the provider's ids only (the feedback service finds
+a push's message through the provider id its sender recorded). An informational
 event (a ringing phone, a deleted WhatsApp status) is an empty list; a body of no known shape raises
 `UnknownFeedback` (the core dead-letters it, nothing is guessed).
 """

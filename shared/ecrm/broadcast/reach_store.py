@@ -20,6 +20,8 @@ from ecrm.broadcast.models import Device, InboxItem
 _SERIALIZE = TypeSerializer().serialize
 _DESERIALIZE = TypeDeserializer().deserialize
 INBOX_RETENTION = timedelta(days=90)
+# SNS reports a refused push within its delivery retries (hours at most); two weeks leave a late report its message.
+PROVIDER_RETENTION = timedelta(days=14)
 DEFAULT_FAILURES_TO_DISABLE = 5
 
 
@@ -173,6 +175,23 @@ class ReachStore:
             ),
         )
         return True
+
+    # -- provider ids -----------------------------------------------------------------------------------
+    def provider_marker(self, provider_message_id: str, message_id: str, at: datetime) -> dict[str, Any]:
+        """The write, in the sent transition, that lets feedback naming only the provider's id find the message."""
+        item = {
+            "pk": f"PROVIDER#{provider_message_id}",
+            "sk": "MESSAGE",
+            "message_id": message_id,
+            "expires_at": int((at + PROVIDER_RETENTION).timestamp()),
+        }
+        return {"Put": {"TableName": self.table, "Item": to_item(item)}}
+
+    def message_of_provider_id(self, provider_message_id: str) -> str | None:
+        raw = self.client.get_item(TableName=self.table, Key=key_of(f"PROVIDER#{provider_message_id}", "MESSAGE")).get(
+            "Item"
+        )
+        return str(from_item(raw)["message_id"]) if raw else None
 
     # -- webhook endpoints (the webhook adapter's port) ------------------------------------------------
     def put_endpoint(self, endpoint_id: str, *, url: str, secret: str, customer_id: str | None) -> None:

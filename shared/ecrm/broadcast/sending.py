@@ -49,6 +49,10 @@ from ecrm.core.events import DomainEvent
 
 # The channels whose inbound opt-outs (STOP) name only the address: their sends record who owns it.
 OWNED_BY_PHONE = frozenset({"sms", "voice", "whatsapp"})
+# The channels whose delivery feedback names only the provider's message id (SNS push's `DeliveryFailure`):
+# their sends record which message that id is. SMS through SNS reports delivery to CloudWatch Logs only,
+# never to the feedback queue, so there is nothing for it to find.
+FOUND_BY_PROVIDER_ID = frozenset({"push"})
 
 
 class ChannelQueues(Protocol):
@@ -394,6 +398,8 @@ class Sender:
         )
         if message.purpose == "marketing":
             extra.append(self.store.sent_marker(message, done))
+        if outbound.channel in FOUND_BY_PROVIDER_ID and result.provider_message_id:
+            extra.append(self.store.provider_marker(result.provider_message_id, message.message_id, done))
         self._save(message, events, correlation_id, done, extra)
         if message.channel == "email":
             self.store.count_outcome(self.settings.configuration_set, "sent", done)
