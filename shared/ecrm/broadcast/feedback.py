@@ -48,6 +48,8 @@ MOVES: dict[str, tuple[frozenset[str], str]] = {
 }
 # A permanent failure on these is the number's (unreachable, landline for SMS); on email it is the content's.
 PHONE_CHANNELS = frozenset({"sms", "voice", "whatsapp"})
+# How long after a provider's report its id may still be unrecorded (the sender's write follows the provider's answer).
+RECORDING_GRACE = timedelta(minutes=5)
 Metric = Callable[[str, float, Mapping[str, str]], None]  # (name, value, dimensions)
 
 
@@ -77,6 +79,10 @@ class Feedback(Protocol):
 
     @property
     def detail(self) -> Mapping[str, Any]: ...
+
+
+class NotRecordedYet(Exception):
+    """The provider's id is not recorded yet (its sender is about to): the queue delivers the report again."""
 
 
 @dataclass(frozen=True)
@@ -130,10 +136,18 @@ class FeedbackService:
         raise StaleMessage(message_id)
 
     def _message_of_provider_id(self, feedback: Feedback) -> str | None:
-        """Our message, for a channel whose feedback names only the provider's id (the sender recorded which)."""
+        """Our message, for a channel whose feedback names only the provider's id (the sender recorded which).
+
+        SNS may report a refusal before its `Publish` has answered the sender, so before the sender's `sent`
+        transition wrote the record: a recent report that finds none is tried again by the queue, an older
+        one is not ours (a publish made elsewhere, or a record past its TTL).
+        """
         if feedback.channel not in FOUND_BY_PROVIDER_ID or not feedback.provider_message_id:
             return None
-        return self.store.message_of_provider_id(feedback.provider_message_id)
+        message_id = self.store.message_of_provider_id(feedback.provider_message_id)
+        if message_id is None and self.clock.now() - feedback.occurred_at < RECORDING_GRACE:
+            raise NotRecordedYet(feedback.provider_message_id)
+        return message_id
 
     def _retire_refused_endpoint(self, feedback: Feedback) -> bool:
         """A push the provider refused for good (an invalid token, a disabled endpoint) retires its device.

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+from ecrm.broadcast.feedback import NotRecordedYet
 from ecrm.broadcast.feedback_events import parse_feedback
 from ecrm.broadcast.models import Device
 
@@ -16,10 +18,12 @@ SAMPLES = Path(__file__).resolve().parents[3] / "events" / "samples" / "messagin
 ENDPOINT = "arn:aws:sns:us-east-1:123456789012:endpoint/APNS/ecrm-ios/5e3e9847-3183-3f18-a7e8-671c3a57d4b3"
 
 
-def delivery_failure(provider_message_id: str, failure_type: str) -> dict[str, Any]:
-    """SNS's DeliveryFailure notification (the stored sample) about one publish and one failure type."""
+def delivery_failure(provider_message_id: str, failure_type: str, at: datetime | None = None) -> dict[str, Any]:
+    """SNS's DeliveryFailure notification (the stored sample, of 2026-11-23) about one publish and failure type."""
     body = json.loads((SAMPLES / "push_delivery_failure_sns.json").read_text())
     event = json.loads(body["Message"]) | {"MessageId": provider_message_id, "FailureType": failure_type}
+    if at is not None:
+        event["Time"] = at.isoformat()
     return body | {"Message": json.dumps(event)}
 
 
@@ -65,6 +69,21 @@ def test_a_failure_sns_does_not_call_permanent_fails_the_push_and_keeps_the_devi
     assert (message.status, message.reason) == ("failed", "provider:DeliveryFailureUnknown")
     assert len(engine.store.of("MessageFailed")) == 1
     assert [d.enabled for d in engine.store.devices("c1")] == [True]
+
+
+def test_a_refusal_reported_before_the_sender_recorded_the_push_is_tried_again(engine: Engine) -> None:
+    early = delivery_failure("prov-1", "InvalidPlatformToken", at=engine.clock.now())  # the fake's first id
+    with pytest.raises(NotRecordedYet):
+        apply(engine, early)
+    assert engine.store.of("MessageFailed") == []
+
+    message_id, provider_id = sent_push(engine)  # the sender's write lands, then the queue delivers again
+    assert provider_id == "prov-1"
+    assert apply(engine, early) == ["failed"]
+
+    (failed,) = engine.store.of("MessageFailed")
+    assert failed.message_id == message_id
+    assert [d.enabled for d in engine.store.devices("c1")] == [False]
 
 
 def test_a_refusal_of_a_publish_no_message_recorded_still_retires_the_device(engine: Engine) -> None:
