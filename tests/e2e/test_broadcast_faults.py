@@ -7,8 +7,8 @@ Messaging's texts): one each. A message the dead sandbox had claimed is settled 
 when the provider took it, or sent once its lease and grace ran out (the clock moved) when it did not.
 
 Feedback: End User Messaging's delivery and carrier-blocked events, WhatsApp's statuses and SNS's report of
-a push token the provider refused reach each message's status and the customer's timeline; the refused
-token retires the device, so the next push finds no device to reach.
+a push token the provider refused (which names only SNS's message id) reach each message's status and the
+customer's timeline; the refused token retires the device, so the next push finds no device to reach.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def test_phone_push_and_whatsapp_feedback_reach_the_message_and_the_timeline(
         "whatsapp": request(tour, staff_token, customer, "whatsapp", f"{run}-wa", "transactional"),
         "push": request(tour, staff_token, customer, "push", f"{run}-push", "transactional"),
     }
-    expected = {"sms": "delivered", "blocked": "failed", "whatsapp": "delivered", "push": "sent"}
+    expected = {"sms": "delivered", "blocked": "failed", "whatsapp": "delivered", "push": "failed"}
 
     # Then each message's status is what its provider reported
     wait_for(
@@ -227,12 +227,14 @@ def test_phone_push_and_whatsapp_feedback_reach_the_message_and_the_timeline(
         state=lambda: statuses(tour, staff_token, list(ids.values())),
     )
     assert status_of(tour, staff_token, ids["blocked"])["reason"] == "provider:TEXT_BLOCKED"
+    assert status_of(tour, staff_token, ids["push"])["reason"] == "permanent:InvalidPlatformToken"
     # And the customers' timelines show the deliveries and the failure
     wait_for(
         lambda: (
             "message_delivered" in on_timeline(tour, staff_token, customer, ids["sms"])
             and "message_delivered" in on_timeline(tour, staff_token, customer, ids["whatsapp"])
             and "message_failed" in on_timeline(tour, staff_token, unlucky, ids["blocked"])
+            and "message_failed" in on_timeline(tour, staff_token, customer, ids["push"])
         ),
         timeout=180,
         interval=1,
