@@ -238,7 +238,7 @@ class AnalysisEngine(Construct):
 
     def _lake_eraser(self, foundation: Foundation, env: dict[str, str]) -> QueueConsumer:
         """Erasure requests, delayed past both streams' buffering, rewrite the objects holding the customers' rows."""
-        from ecrm.analysis.segment_sql import BEHAVIOUR_EVENTS, SEGMENT_PROFILES
+        from ecrm.analysis.erasure import ERASED_TABLES
         from ecrm.core.lake import ERASURE_STAGING
 
         settled = max(self.profiles.settled_after.to_seconds(), self.behaviour.settled_after.to_seconds())
@@ -264,7 +264,7 @@ class AnalysisEngine(Construct):
             pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
         )
         function = eraser.handler.function
-        tables = [SEGMENT_PROFILES, BEHAVIOUR_EVENTS]
+        tables = list(ERASED_TABLES)
         self.grant_queries(eraser.handler, tables=tables)
         for table in tables:
             self.lake.bucket.grant_put(function, f"{table}/*")
@@ -277,7 +277,7 @@ class AnalysisEngine(Construct):
         acknowledge(
             eraser.handler.role,
             "AwsSolutions-IAM5",
-            "The lake eraser rewrites objects of segmentation's lake tables (any day, named by Firehose) and "
+            "The lake eraser rewrites objects of the lake tables keyed by customer (any day, named by Firehose) and "
             "stages Athena's UNLOAD output under the erasure staging prefix; CDK's S3 grants use action families.",
             applies_to=[
                 "Action::s3:DeleteObject*",

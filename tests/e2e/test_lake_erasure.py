@@ -2,7 +2,8 @@
 
 Through the real segment-analytics-python client and the local API: an anonymous visitor browses,
 signs in with contact traits from a browser-like context, the customer store links the anonymous
-id, segmentation records the behaviour; then the customer is erased. Every lake table is read
+id, segmentation records the behaviour, she orders and is sent an email (the order lines and the
+message outcomes other engines write to the lake); then the customer is erased. Every lake table is read
 back (DuckDB over the same Parquet objects Athena reads) and every object of the lake bucket is
 scanned for the customer's values.
 """
@@ -19,9 +20,18 @@ from ecrm_ops.tour.context import TourContext, wait_for
 from segment.analytics import Client
 
 from infra.local.lake import LocalLake
+from tests.e2e.test_broadcast import send
+from tests.e2e.test_transactions import place
 
 SOURCE = "e2eerase"
-LAKE_TABLE_PREFIXES = ("collected_events", "customer_changes", "segment_profiles", "behaviour_events")
+LAKE_TABLE_PREFIXES = (
+    "collected_events",
+    "customer_changes",
+    "segment_profiles",
+    "behaviour_events",
+    "order_lines",
+    "message_outcomes",
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +83,24 @@ def test_after_an_erasure_the_lake_holds_nothing_of_the_customer_identified_or_a
     )
     customer_id = found["customer_id"]
     lake = LocalLake(tour.cloud.client("s3"), tour.cloud.physical_id("AWS::S3::Bucket", "LakeBucket"))
-    wait_for(
-        lambda: lake.query("select count(*) n from {behaviour_events} where customer_id = ?", [customer_id])[0]["n"],
-        timeout=30,
-        what="her behaviour in segmentation's lake table",
-    )
+    # And she ordered through the API and was sent an email: the transactions engine's order lines and insights'
+    # message outcomes in the lake name her too
+    order = {
+        "customer_id": customer_id,
+        "currency": "EUR",
+        "channel": "web",
+        "lines": [{"sku": "sku-9", "name": "Lamp", "category": "home", "quantity": 1, "unit_price_minor": 1950}],
+    }
+    assert place(tour, tour.token(group="agent"), order, f"erase-{run}")[0] == 201
+    send(tour, admin, customer_id, f"erase-msg-{run}", purpose="transactional")
+    for table in ("behaviour_events", "order_lines", "message_outcomes"):
+        wait_for(
+            lambda table=table: lake.query(f"select count(*) n from {{{table}}} where customer_id = ?", [customer_id])[
+                0
+            ]["n"],
+            timeout=60,
+            what=f"her rows in the lake's {table}",
+        )
 
     # When she is erased and every participant acknowledges
     request = tour.call("DELETE", f"/customers/{customer_id}", token=admin).body["request_id"]
@@ -93,7 +116,7 @@ def test_after_an_erasure_the_lake_holds_nothing_of_the_customer_identified_or_a
         "select message_id from {collected_events} where anonymous_id = ? or (source_name = ? and user_id = ?)",
         [anonymous_id, SOURCE, user_id],
     )
-    for table in ("segment_profiles", "behaviour_events"):
+    for table in ("segment_profiles", "behaviour_events", "order_lines", "message_outcomes"):
         assert not lake.query(f"select customer_id from {{{table}}} where customer_id = ?", [customer_id]), table
     # And no object of any lake table (nor the eraser's staging) holds any value of hers
     s3, bucket = tour.cloud.client("s3"), tour.cloud.physical_id("AWS::S3::Bucket", "LakeBucket")
