@@ -37,6 +37,7 @@ from infra.local.clock import LocalClock
 from infra.local.faults import FaultPlan
 from infra.local.faults import install as install_faults
 from infra.local.gateway import LocalGateway, TokenVerifier
+from infra.local.in_process_clients import InProcessSqs, InProcessStreams
 from infra.local.pollers import QueuePoller, StreamPoller, poller_for
 from infra.local.provision import Provisioned, Provisioner
 from infra.local.runtime import FunctionRuntime, InvocationError
@@ -133,13 +134,16 @@ class LocalCloud:
         # The placeholder -> id each function's environment got (`broadcast_channels` says why).
         self.channel_ids = broadcast_channels.configure(self.runtime, self.client, self.endpoint_url, topics=topics)
         sqs, streams = self.client("sqs"), self.client("dynamodbstreams")
+        # The pollers call moto's backends in this process (`in_process_clients` says why), as boto3 would answer.
+        polled_sqs = InProcessSqs(sqs, region=REGION, faults=self.faults)
+        polled_streams = InProcessStreams(streams, faults=self.faults)
         for mapping in self.provisioned.event_source_mappings:
             if mapping["enabled"]:
                 self.pollers.append(
                     poller_for(
                         mapping,
-                        sqs=sqs,
-                        streams=streams,
+                        sqs=polled_sqs,
+                        streams=polled_streams,
                         runtime=self.runtime,
                         region=REGION,
                         retry_delay=self.retry_delay,
