@@ -143,15 +143,13 @@ def message_docs(cloud: LocalCloud, message_ids: list[str], *, with_doc: bool) -
 def wait_handed(cloud: LocalCloud, message_ids: list[str], *, timeout: float) -> datetime:
     """Wait until no message is still undecided; every one must have reached its queue. The latest queued instant."""
     deadline = time.monotonic() + timeout
-    poll = max(0.5, len(message_ids) / 4000)
-    while True:
-        items = message_docs(cloud, message_ids, with_doc=False)
-        waiting = len(message_ids) - len(items) + sum(1 for i in items.values() if i["status"]["S"] in UNDECIDED)
-        if not waiting:
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{waiting} of {len(message_ids)} messages not decided after {timeout:.0f}s")
-        time.sleep(poll)
+    waiting = list(message_ids)  # a decided message stays decided: only the others are read again
+    while waiting:
+        items = message_docs(cloud, waiting, with_doc=False)
+        waiting = [m for m in waiting if m not in items or items[m]["status"]["S"] in UNDECIDED]
+        if waiting and time.monotonic() > deadline:
+            raise AssertionError(f"{len(waiting)} of {len(message_ids)} messages not decided after {timeout:.0f}s")
+        time.sleep(max(0.5, len(waiting) / 4000))
     docs = message_docs(cloud, message_ids, with_doc=True)
     statuses: dict[str, int] = {}
     for item in docs.values():
