@@ -22,6 +22,7 @@ pollers' calls exactly as before.
 from __future__ import annotations
 
 import base64
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +58,15 @@ class InProcessSqs:
         self.http = http
         self.region = region
         self.faults = faults
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def _receiving(self, url: str) -> threading.Lock:
+        """One receive of a queue at a time: moto's receive checks a message's visibility and marks it received
+        without a lock, so two pollers receiving at once can both take one message (each with its own
+        handle; when one deletes it, the other's visibility change is refused). Each batch still runs at once."""
+        with self._locks_lock:
+            return self._locks.setdefault(url, threading.Lock())
 
     def _backend_and_queue(self, url: str) -> tuple[Any, str]:
         from moto.sqs.models import sqs_backends
@@ -98,9 +108,10 @@ class InProcessSqs:
         wait = int(queue.receive_message_wait_time_seconds) if WaitTimeSeconds is None else int(WaitTimeSeconds)
         if not 0 <= wait <= 20:
             raise SQSException("InvalidParameterValue", f"WaitTimeSeconds {wait} is invalid")
-        messages = backend.receive_message(
-            name, MaxNumberOfMessages, wait, queue.visibility_timeout, list(MessageAttributeNames or [])
-        )
+        with self._receiving(QueueUrl):
+            messages = backend.receive_message(
+                name, MaxNumberOfMessages, wait, queue.visibility_timeout, list(MessageAttributeNames or [])
+            )
         wanted = set(AttributeNames or [])
         included = [a for a in SYSTEM_ATTRIBUTES if "All" in wanted or a in wanted]
         if not messages:

@@ -127,9 +127,15 @@ class QueuePoller:
             )
         for message in messages:
             if message["MessageId"] in failed_ids:
-                self.sqs.change_message_visibility(
-                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=self.retry_delay
-                )
+                try:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=self.queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=self.retry_delay,
+                    )
+                except Exception as exc:  # e.g. a handle already deleted: the batch's other failures still retry soon
+                    if self.on_error:
+                        self.on_error(self.function, exc)
         return len(messages)
 
     def _failed_ids(self, response: Any, messages: list[dict[str, Any]]) -> set[str]:

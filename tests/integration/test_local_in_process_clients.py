@@ -243,3 +243,45 @@ def test_stream_records_are_boto3s_and_reach_the_function_the_same(endpoint: str
         shape._lambda_record(r) for r in expected["Records"]
     ]
     assert direct["NextShardIterator"].startswith(stream_arn)
+
+
+class RefusingFirstHandle:
+    """An SQS client whose first visibility change is refused (that message was deleted meanwhile)."""
+
+    def __init__(self) -> None:
+        self.changed: list[str] = []
+
+    def get_queue_url(self, **_: Any) -> dict[str, str]:
+        return {"QueueUrl": "http://127.0.0.1/123456789012/q"}
+
+    def receive_message(self, **_: Any) -> dict[str, Any]:
+        return {"Messages": [{"MessageId": f"m{n}", "ReceiptHandle": f"h{n}", "Body": "{}"} for n in range(3)]}
+
+    def delete_message_batch(self, **_: Any) -> dict[str, Any]:
+        return {"Successful": [], "Failed": []}
+
+    def change_message_visibility(self, *, ReceiptHandle: str, **_: Any) -> dict[str, Any]:
+        if ReceiptHandle == "h0":
+            raise RuntimeError("ReceiptHandleIsInvalid")
+        self.changed.append(ReceiptHandle)
+        return {}
+
+
+class FailingRuntime:
+    def invoke(self, name: str, event: Any) -> Any:
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]}
+
+
+def test_a_refused_visibility_change_leaves_the_batch_s_other_failures_to_retry_soon() -> None:
+    sqs, errors = RefusingFirstHandle(), list[Exception]()
+    mapping = {
+        "source_arn": "arn:aws:sqs:us-east-1:123456789012:q",
+        "function": "consumer",
+        "batch_size": 10,
+        "report_batch_item_failures": True,
+    }
+    runtime: Any = FailingRuntime()
+    poller = QueuePoller(mapping, sqs=sqs, runtime=runtime, region=REGION, on_error=lambda f, e: errors.append(e))
+    assert poller.poll_once(wait_seconds=0) == 3
+    assert sqs.changed == ["h1", "h2"]
+    assert [str(e) for e in errors] == ["ReceiptHandleIsInvalid"]
