@@ -102,6 +102,26 @@ class InsightsEngine(Construct):
             description="Orders placed, attributed to the campaign and journey messages sent before them",
             pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=["OrderPlaced"]),
         )
+        # Its part of every erasure: the customer's touches (what they were sent) deleted.
+        self.erasure = QueueConsumer(
+            self,
+            "ErasureConsumer",
+            foundation=foundation,
+            engine="insights",
+            module="on_erasure_requested",
+            environment={**env, "EVENT_BUS_NAME": foundation.bus.event_bus_name},
+            batch_size=1,
+        )
+        self.table.grant_read_write_data(self.erasure.handler.function)
+        foundation.bus.grant_put_events_to(self.erasure.handler.function)
+        EventRuleToQueue(
+            self,
+            "ErasureRequestedRule",
+            foundation=foundation,
+            consumer=self.erasure,
+            description="Erasure requests to the insights engine",
+            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
+        )
         self.api = ApiFunction(self, "Api", foundation=foundation, engine="insights", routes=ROUTES, environment=env)
         self.table.grant_read_data(self.api.handler.function)
 

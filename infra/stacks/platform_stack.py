@@ -34,6 +34,7 @@ ERASURE_PARTICIPANTS = (
     "transactions",
     "broadcast",
     "campaigns",
+    "insights",
 )
 
 

@@ -8,11 +8,12 @@ the whole platform at a glance.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from ecrm.core.contract import Contract
+from ecrm.core.erasure import CustomerDataErased
 
 SOURCE = "ecrm.insights"
 
@@ -96,3 +97,10 @@ class LiveInsights(Contract):
     campaigns: list[CampaignRow]
     journeys: list[JourneyRow]
     channels: list[ChannelRow]
+
+
+class InsightsDataErased(CustomerDataErased):
+    """The insights engine's acknowledgement of an erasure request, from this engine's source."""
+
+    source: ClassVar[str] = SOURCE
+    detail_type: ClassVar[str] = "CustomerDataErased"

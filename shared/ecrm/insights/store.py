@@ -210,6 +210,24 @@ class InsightsStore:
                 return found
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def forget_touches(self, customer_id: str) -> int:
+        """Delete what the customer was sent (an erasure's part here); how many touches went."""
+        rows = [touch.row for touch in self.touches(customer_id)]
+        for start in range(0, len(rows), 25):
+            pending: dict[str, Any] = {
+                self.table: [
+                    {"DeleteRequest": {"Key": {"pk": {"S": f"TOUCH#{customer_id}"}, "sk": {"S": row}}}}
+                    for row in rows[start : start + 25]
+                ]
+            }
+            for _ in range(8):
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not pending:
+                    break
+            else:
+                raise RuntimeError("the touches of an erased customer were not all deleted: retried")
+        return len(rows)
+
     def buckets(self, hour: str, shard: int, first_minute: str, last_minute: str) -> list[tuple[str, dict[str, int]]]:
         """(row, counters) of every bucket of one hour's shard between two minutes, both included."""
         found: list[tuple[str, dict[str, int]]] = []

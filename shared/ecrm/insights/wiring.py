@@ -11,6 +11,7 @@ from ecrm.core import aws
 from ecrm.core.clock import SystemClock
 from ecrm.core.config import FunctionConfig
 from ecrm.core.lake import FirehoseLakeWriter
+from ecrm.insights.erasure import InsightsErasure
 from ecrm.insights.service import InsightsService, LiveSettings
 from ecrm.insights.store import InsightsStore
 
@@ -28,6 +29,16 @@ class InsightsConfig(FunctionConfig):
         return LiveSettings(
             shards=self.insights_shards, attribution_window=timedelta(hours=self.insights_attribution_hours)
         )
+
+
+class InsightsErasureConfig(InsightsConfig):
+    """The erasure consumer publishes its acknowledgement itself."""
+
+    event_bus_name: str
+
+
+def erasure_for(config: InsightsConfig) -> InsightsErasure:
+    return InsightsErasure(InsightsStore(aws.client("dynamodb"), config.insights_table_name), SystemClock())
 
 
 @cache
