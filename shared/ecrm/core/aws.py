@@ -19,9 +19,15 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeou
 _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4", s3={"addressing_style": "path"}))
 
 
+# A synchronous Lambda invoke answers when the function returns, up to its own timeout (at most 15 minutes): a
+# 10 s read timeout cut a slow but healthy answer (a campaign chunk's 100 requests to broadcast on a loaded
+# machine) into an error the task did not retry. The caller's own timeout bounds the wait.
+_LAMBDA_CONFIG = _CONFIG.merge(Config(read_timeout=900))
+
+
 @cache
 def client(service: str) -> Any:
-    config = _S3_CONFIG if service == "s3" else _CONFIG
+    config = {"s3": _S3_CONFIG, "lambda": _LAMBDA_CONFIG}.get(service, _CONFIG)
     return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
