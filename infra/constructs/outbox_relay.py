@@ -1,8 +1,9 @@
 """The outbox relay of an engine table: its stream drained by a function that publishes to the bus (ADR 11).
 
 The table must stream NEW_AND_OLD_IMAGES. The event source mapping:
-- only delivers writes of outbox items (`sk = OUTBOX`, inserts and modifications), so the function
-  is not invoked for every other change of the table;
+- only delivers writes that carry events (inserts and modifications whose new image has the `outbox`
+  attribute: outbox items, `sk = OUTBOX`, and an aggregate's own item when its change had events), so
+  the function is not invoked for every other change of the table;
 - starts at the trim horizon, so nothing written before the mapping existed is skipped;
 - takes partial batch responses (the relay names the first record it could not publish) and bisects
   a batch whose invocation failed, so one bad record cannot hold its batch-mates back for long;
@@ -21,18 +22,23 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from ecrm.core.outbox import OUTBOX_SORT_KEY
+from ecrm.core.outbox import OUTBOX_ATTRIBUTE
 
 from infra.constructs.engine_function import EngineFunction
 from infra.constructs.event_queue import queue_not_empty_alarm
 from infra.constructs.foundation import Foundation
 from infra.constructs.nag import acknowledge
 
-# What the mapping delivers: writes of outbox items (DynamoDB JSON of the stream record's keys).
-OUTBOX_FILTER = {
-    "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
-    "dynamodb": {"Keys": {"sk": {"S": lambda_.FilterRule.is_equal(OUTBOX_SORT_KEY)}}},
-}
+# What the mapping delivers: writes that carry events, the outbox attribute in the new image (DynamoDB JSON):
+# an outbox item's (`<pk>` / `OUTBOX`), or an aggregate's own item's when its change had events.
+# Two patterns (Lambda delivers a record matching any): the events as JSON, or packed (binary).
+OUTBOX_FILTERS = [
+    {
+        "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+        "dynamodb": {"NewImage": {OUTBOX_ATTRIBUTE: {kind: lambda_.FilterRule.exists()}}},
+    }
+    for kind in ("S", "B")
+]
 
 
 class OutboxRelay(Construct):
@@ -85,7 +91,7 @@ class OutboxRelay(Construct):
                 retry_attempts=retry_attempts,
                 max_record_age=max_record_age,
                 on_failure=sources.SqsDlq(self.failures),
-                filters=[lambda_.FilterCriteria.filter(OUTBOX_FILTER)],
+                filters=[lambda_.FilterCriteria.filter(f) for f in OUTBOX_FILTERS],
             )
         )
         acknowledge(

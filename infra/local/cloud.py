@@ -85,8 +85,12 @@ class LocalCloud:
         retry_delay: int = 1,
         echo: Callable[[str, str], None] | None = None,
         faults: str = "",
+        pollers_over_http: bool = False,
     ) -> None:
         self.api_port = api_port
+        # The pollers' calls through the moto server, where a layer in front of it (the cost bench's call
+        # counter) sees them; by default they call moto's backends in this process (`in_process_clients`).
+        self.pollers_over_http = pollers_over_http
         self.moto_port = moto_port or free_port()
         self.template_path = template_path
         self.state_dir = state_dir
@@ -135,8 +139,8 @@ class LocalCloud:
         self.channel_ids = broadcast_channels.configure(self.runtime, self.client, self.endpoint_url, topics=topics)
         sqs, streams = self.client("sqs"), self.client("dynamodbstreams")
         # The pollers call moto's backends in this process (`in_process_clients` says why), as boto3 would answer.
-        polled_sqs = InProcessSqs(sqs, region=REGION, faults=self.faults)
-        polled_streams = InProcessStreams(streams, faults=self.faults)
+        polled_sqs: Any = sqs if self.pollers_over_http else InProcessSqs(sqs, region=REGION, faults=self.faults)
+        polled_streams: Any = streams if self.pollers_over_http else InProcessStreams(streams, faults=self.faults)
         for mapping in self.provisioned.event_source_mappings:
             if mapping["enabled"]:
                 self.pollers.append(

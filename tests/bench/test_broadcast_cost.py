@@ -178,7 +178,8 @@ def function_cpu(cloud: LocalCloud) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    local = LocalCloud(state_dir=tmp_path_factory.mktemp("cost-cloud"))
+    # The pollers' receives, deletes and stream reads through the server, where `Calls` counts them.
+    local = LocalCloud(state_dir=tmp_path_factory.mktemp("cost-cloud"), pollers_over_http=True)
     local.start()
     yield local
     local.stop()

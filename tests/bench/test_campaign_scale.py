@@ -42,6 +42,8 @@ from typing import Any
 
 import pytest
 from ecrm.broadcast.keys import message_id_for
+from ecrm.broadcast.reach_store import from_item
+from ecrm.broadcast.store import message_doc
 from ecrm.campaigns.assignment import arms_of, assign
 from ecrm.campaigns.models import Campaign
 from ecrm.core.ids import new_id
@@ -159,7 +161,7 @@ def wait_handed(cloud: LocalCloud, message_ids: list[str], *, timeout: float) ->
     return max(
         datetime.fromisoformat(entry["at"])
         for item in docs.values()
-        for entry in json.loads(item["doc"]["S"])["history"]
+        for entry in message_doc(from_item(item))["history"]
         if entry["status"] == "queued"
     )
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from ecrm.core.outbox import Outbox, messages_in
+from ecrm.core.outbox import Outbox, events_attribute, messages_in
 from ecrm.core.outbox_relay import OutboxRelay
 from ecrm.platform.models import PingRequested
 
@@ -219,3 +220,52 @@ def test_an_outbox_record_without_its_new_image_fails_the_batch() -> None:
     del broken["dynamodb"]["NewImage"]
     with pytest.raises(ValueError, match="new image"):
         OutboxRelay("ecrm", FakeEventsClient()).handle({"Records": [broken]})
+
+
+def as_lambda_delivers(record: dict[str, Any]) -> dict[str, Any]:
+    """A stream record as JSON in a Lambda event: binary attributes base64-encoded."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return base64.b64encode(value).decode()
+        if isinstance(value, dict):
+            return {k: encode(v) for k, v in value.items()}
+        return value
+
+    return dict(json.loads(json.dumps(encode(record))))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_events_in_the_item_they_describe_are_published_from_its_record(packed: bool) -> None:
+    # Given an aggregate held in one item, written three times: with an event, without, with two more
+    table, bus = FakeStreamTable(), FakeEventsClient()
+
+    def save(version: int, *messages: str) -> None:
+        item = {"pk": {"S": "MSG#m1"}, "sk": {"S": "MESSAGE"}, "version": {"N": str(version)}}
+        if messages:
+            item |= events_attribute([ping(m) for m in messages], correlation_id="cor_1", now=NOW, packed=packed)
+        table.put_item(TableName="t", Item=item)
+
+    save(1, "requested")
+    save(2)
+    save(3, "sent", "delivered")
+    if packed:  # compressed, and what a write unit pays for is smaller than the JSON
+        stored = table.items[("MSG#m1", "MESSAGE")]["outbox"]["B"]
+        assert len(stored) < len(json.dumps([m.as_json() for m in messages_in(table.items[("MSG#m1", "MESSAGE")])]))
+    # When the relay reads the item's records as Lambda delivers them (twice: a redelivered batch)
+    records = [as_lambda_delivers(r) for r in table.records]
+    OutboxRelay("ecrm", bus).handle({"Records": records})
+    OutboxRelay("ecrm", bus).handle({"Records": records})
+    # Then each event is published in the order of its changes, with one id however often it is read
+    assert messages_on_bus(bus) == ["requested", "sent", "delivered"] * 2
+    ids = [d["metadata"]["id"] for d in bus.accepted_details()]
+    assert ids[:3] == ids[3:]
+
+
+def test_an_item_write_without_events_is_not_an_error_but_an_outbox_item_without_them_is() -> None:
+    table = FakeStreamTable()
+    table.put_item(TableName="t", Item={"pk": {"S": "MSG#m1"}, "sk": {"S": "MESSAGE"}})
+    assert OutboxRelay("ecrm", FakeEventsClient()).handle({"Records": table.records}) == {"batchItemFailures": []}
+    table.put_item(TableName="t", Item={"pk": {"S": "MSG#m1"}, "sk": {"S": "OUTBOX"}})
+    with pytest.raises(ValueError, match="holds no events"):
+        OutboxRelay("ecrm", FakeEventsClient()).handle({"Records": table.records[1:]})

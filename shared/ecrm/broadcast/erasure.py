@@ -2,7 +2,8 @@
 
 Deleted: everything under the customer's partition (the message index, the sends the frequency caps count,
 the in-app inbox, devices and their push endpoints' index, webhook endpoints the customer registered, the
-customer's outbox item), the messages' outbox items, and the owner records that map an address to them.
+customer's outbox item), the messages' outbox items (kept by messages written before their events rode in
+the message item) and contents, and the owner records that map an address to them.
 
 Kept without identity, as bookkeeping: each message's record (its id is a hash of source, customer and step,
 so it names nobody), with its status, channel, source, step and history, because campaign reports and
@@ -26,7 +27,7 @@ them disabled (their token is the provider's, not an identity this engine holds)
 from __future__ import annotations
 
 from ecrm.broadcast.models import FINAL_STATUSES, SENT_OR_LATER, BroadcastDataErased, HistoryEntry, Message
-from ecrm.broadcast.store import BroadcastStore, StaleMessage, message_pk
+from ecrm.broadcast.store import CONTENT, BroadcastStore, StaleMessage, message_pk
 from ecrm.core.clock import Clock
 from ecrm.core.erasure import CustomerErasureRequested
 from ecrm.core.errors import ServiceUnavailable
@@ -63,7 +64,9 @@ class BroadcastErasure:
         keys = [(i["pk"], i["sk"]) for i in items]
         keys += [(f"PUSHEP#{d.endpoint_arn}", "DEVICE") for d in self.store.devices(customer_id)]
         keys += [(f"WEBHOOK#{i['endpoint_id']}", "ENDPOINT") for i in items if i["sk"].startswith("WEBHOOK#")]
-        keys += [(message_pk(m), OUTBOX_SORT_KEY) for m in message_ids]
+        keys += [(message_pk(m), OUTBOX_SORT_KEY) for m in message_ids]  # written by messages before ADR 11's change
+        # A creation whose client never retried leaves its content (the customer's data) and no message.
+        keys += [(message_pk(m), CONTENT) for m in message_ids]
         # The partition goes last: a retry after a failure above still finds the messages through it.
         self.store.delete_items(keys)
 

@@ -391,16 +391,19 @@ class Sender:
         events = transition(message, "sent", done, provider_message_id=result.provider_message_id or "")
         # Who owns a phone number is read only by an inbound STOP, which names nothing else; an email's
         # unsubscribe carries a signed token naming its customer, so email sends skip that write.
-        extra = (
+        # These records are written before the transition, not in a transaction with it: a crash between
+        # leaves a send counted by the caps (or a provider id found) for a message still `sending`, which the
+        # provider's evidence settles; never a sent message the caps miss.
+        before = (
             [self.store.owner_marker(outbound.address, message.customer_id)]
             if outbound.channel in OWNED_BY_PHONE
             else []
         )
         if message.purpose == "marketing":
-            extra.append(self.store.sent_marker(message, done))
+            before.append(self.store.sent_marker(message, done))
         if outbound.channel in FOUND_BY_PROVIDER_ID and result.provider_message_id:
-            extra.append(self.store.provider_marker(result.provider_message_id, message.message_id, done))
-        self._save(message, events, correlation_id, done, extra)
+            before.append(self.store.provider_marker(result.provider_message_id, message.message_id, done))
+        self.store.save_transition(message, events, correlation_id=correlation_id, now=done, written_before=before)
         if message.channel == "email":
             self.store.count_outcome(self.settings.configuration_set, "sent", done)
         return "sent"
@@ -445,6 +448,5 @@ class Sender:
         events: Sequence[DomainEvent],
         correlation_id: str | None,
         now: datetime,
-        extra: Sequence[dict[str, Any]] = (),
     ) -> None:
-        self.store.save_transition(message, events, correlation_id=correlation_id, now=now, extra=extra)
+        self.store.save_transition(message, events, correlation_id=correlation_id, now=now)

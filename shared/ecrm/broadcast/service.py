@@ -124,8 +124,11 @@ class MessageService:
             if self.store.create_message(message, [requested_event(message)], correlation_id=correlation_id):
                 return MessageAccepted(message_id=message_id, status="requested")
             existing = self.store.get_message(message_id)  # a concurrent request with the same key won
-            if existing is None:  # pragma: no cover - created then gone: only an erasure in between
-                raise NotFound(f"message {message_id} is gone")
+            if existing is None:  # its message is not written yet, or it was another body's and never will be
+                raise KeyReused(
+                    f"message {message_id} is being requested with this key and another body; use a new key",
+                    message_id=message_id,
+                )
         if existing.fingerprint != fingerprint:
             raise KeyReused(
                 f"message {message_id} was requested with this key and another body; use a new key",

@@ -9,7 +9,9 @@ Access patterns and keys:
   written once with the message:
   each transition rewrites (and pays write units per KB for) the status and history only, not a campaign's
   HTML. An item from before keeps its content inline;
-- outbox (`ecrm.core.outbox`, ADR 11): `MSG#<id>` / `OUTBOX`, the transition's events, in the same transaction;
+- a transition's events ride in the message item it writes (`outbox` attribute, ADR 11, "Events in the item they
+  describe"), so a transition is one conditional put; the relay publishes them from the item's stream record. A
+  write without events leaves the attribute out. Messages written before kept theirs in `MSG#<id>` / `OUTBOX`;
 - a customer's messages, newest first: `CUST#<customer>` / `MSG#<requested at>#<id>`;
 - marketing sends counted by the frequency caps: `CUST#<customer>` / `SENT#<at>#<id>` (channel; TTL 35 days),
   written in the transaction that marks the message sent;
@@ -57,7 +59,7 @@ from ecrm.broadcast.reach_store import (
 )
 from ecrm.core.errors import InvalidInput
 from ecrm.core.events import DomainEvent
-from ecrm.core.outbox import Outbox
+from ecrm.core.outbox import Outbox, events_attribute
 
 CONTENT = "CONTENT"  # the sort key of a message's content and data, beside its `MESSAGE` item
 KEPT_BESIDE_DOC = ("message_id", "customer_id", "status")  # the key and attributes hold them: not in `doc` again
@@ -82,40 +84,44 @@ class BroadcastStore(ReachStore):
 
     # -- messages --------------------------------------------------------------------------------------
     def create_message(self, message: Message, events: Sequence[DomainEvent], *, correlation_id: str | None) -> bool:
-        """Save a new message with its events; False when a message with this id exists (a replay)."""
+        """Save a new message with its events; False when a message with this id exists (a replay).
+
+        Three plain writes, in this order, rather than a transaction (which DynamoDB bills twice): the content
+        (only if absent or written by a request with the same body: another body's request never overwrites
+        it), the customer's index entry, then the message with its `MessageRequested` on the condition that it
+        is new. A crash before the last write leaves no message and no event: the client, answered nothing,
+        retries and the same writes land again; the index entry left behind by a client that never retried
+        names no message, and listings skip it.
+        """
         at = message.requested_at
-        actions = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": self._message_item(message),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_item(
-                        {
-                            "pk": customer_pk(message.customer_id),
-                            "sk": f"MSG#{at.isoformat()}#{message.message_id}",
-                            "message_id": message.message_id,
-                        }
-                    ),
-                }
-            },
-            self.outbox.put(message_pk(message.message_id), events, correlation_id=correlation_id, now=at),
-        ]
         if not message._inline_content:
             content = json.dumps({"content": message.content, "data": message.data}, default=str).encode()
             # Compressed: HTML shrinks several times, and the write is billed per KB of the item.
-            item = {"pk": message_pk(message.message_id), "sk": CONTENT, "packed": zlib.compress(content)}
-            actions.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
+            item = {
+                "pk": message_pk(message.message_id),
+                "sk": CONTENT,
+                "packed": zlib.compress(content),
+                "fingerprint": message.fingerprint,
+            }
+            if not self._put_if(to_item(item), "attribute_not_exists(pk) OR fingerprint = :fp", message.fingerprint):
+                return False  # another body's request holds this id
+        index = {
+            "pk": customer_pk(message.customer_id),
+            "sk": f"MSG#{at.isoformat()}#{message.message_id}",
+            "message_id": message.message_id,
+        }
+        self.client.put_item(TableName=self.table, Item=to_item(index))
+        item = self._message_item(message, events, correlation_id=correlation_id, now=at)
+        return self._put_if(item, "attribute_not_exists(pk)")
+
+    def _put_if(self, item: dict[str, Any], condition: str, fingerprint: str | None = None) -> bool:
+        put: dict[str, Any] = {"TableName": self.table, "Item": item, "ConditionExpression": condition}
+        if fingerprint is not None:
+            put["ExpressionAttributeValues"] = {":fp": {"S": fingerprint}}
         try:
-            self.client.transact_write_items(TransactItems=actions)
+            self.client.put_item(**put)
         except ClientError as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -173,29 +179,32 @@ class BroadcastStore(ReachStore):
         correlation_id: str | None,
         now: datetime,
         extra: Sequence[dict[str, Any]] = (),
+        written_before: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Write `message` (already moved) if nobody moved it since it was read, with its events and `extra` writes.
+        """Write `message` (already moved) if nobody moved it since it was read, with its events.
 
+        The events ride in the message item (`ecrm.core.outbox.events_attribute`): the transition is one
+        conditional put, published by the relay from the item's stream record. `extra` writes go in one
+        transaction with it (all or nothing); `written_before` are idempotent puts written first, outside it,
+        for records that may exist without the transition but never the transition without them (a crash
+        between leaves them to the retry, which writes them again).
         `message.version` is the version read; the write stores version + 1 and leaves the object at it.
         """
+        if written_before:
+            self._put_all([action["Put"]["Item"] for action in written_before])
         expected = message.version
         message.version = expected + 1
         put: dict[str, Any] = {
             "TableName": self.table,
-            "Item": self._message_item(message),
+            "Item": self._message_item(message, events, correlation_id=correlation_id, now=now),
             "ConditionExpression": "version = :v",
             "ExpressionAttributeValues": {":v": {"N": str(expected)}},
         }
-        actions: list[dict[str, Any]] = [{"Put": put}, *extra]
-        if events:
-            actions.append(
-                self.outbox.put(message_pk(message.message_id), events, correlation_id=correlation_id, now=now)
-            )
         try:
-            if len(actions) == 1:
-                self.client.put_item(**put)
+            if extra:
+                self.client.transact_write_items(TransactItems=[{"Put": put}, *extra])
             else:
-                self.client.transact_write_items(TransactItems=actions)
+                self.client.put_item(**put)
         except ClientError as exc:
             message.version = expected
             code = exc.response["Error"]["Code"]
@@ -203,18 +212,39 @@ class BroadcastStore(ReachStore):
                 raise StaleMessage(message.message_id) from exc
             raise
 
-    def _message_item(self, message: Message) -> dict[str, Any]:
+    def _put_all(self, items: Sequence[dict[str, Any]]) -> None:
+        """Unconditional puts of items (DynamoDB JSON) in batches, until DynamoDB has taken every one."""
+        pending = [{"PutRequest": {"Item": item}} for item in items]
+        while pending:
+            batch, pending = pending[:25], pending[25:]
+            request: dict[str, Any] = {self.table: batch}
+            while request:
+                request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+
+    def _message_item(
+        self,
+        message: Message,
+        events: Sequence[DomainEvent] = (),
+        *,
+        correlation_id: str | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
         left_out = {"version", *KEPT_BESIDE_DOC} | (set() if message._inline_content else {"content", "data"})
-        return to_item(
+        item = to_item(
             {
                 "pk": message_pk(message.message_id),
                 "sk": "MESSAGE",
                 "status": message.status,
                 "customer_id": message.customer_id,
                 "version": message.version,
-                "doc": message.model_dump_json(exclude=left_out, exclude_defaults=True),
+                # Compressed: the status and history are rewritten by each transition, billed per KB.
+                "doc": zlib.compress(message.model_dump_json(exclude=left_out, exclude_defaults=True).encode(), 9),
             }
         )
+        if events:
+            now = now or message.updated_at
+            item |= events_attribute(events, correlation_id=correlation_id, now=now, packed=True)
+        return item
 
     def customer_messages(self, customer_id: str, *, limit: int, cursor: str | None) -> tuple[list[str], str | None]:
         """The customer's message ids, newest first, and the cursor of the next page."""
@@ -424,8 +454,14 @@ class BroadcastStore(ReachStore):
         return from_item(raw)["customer_id"] if raw else None
 
 
+def message_doc(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON document of a message item (deserialized): compressed since ADR 11's change, plain before."""
+    doc = item["doc"]
+    return dict(json.loads(doc if isinstance(doc, str) else zlib.decompress(bytes(doc))))
+
+
 def _message_of(item: Mapping[str, Any]) -> Message:
-    doc = json.loads(item["doc"])
+    doc = message_doc(item)
     attributes = {"message_id": item["pk"].removeprefix("MSG#"), "customer_id": item["customer_id"]}
     message = Message.model_validate(attributes | {"status": item["status"]} | doc)
     message.version = int(item["version"])

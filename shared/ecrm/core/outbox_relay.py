@@ -4,8 +4,9 @@ Lambda delivers a shard's records in order and checkpoints after a batch; a part
 (`batchItemFailures` with a record's `SequenceNumber`) moves the checkpoint to just before the
 lowest one reported, and Lambda retries everything from there (ADR 11). The relay therefore:
 
-- reads the events of each outbox record (inserts and modifications of `<pk>` / `OUTBOX`; other
-  records of the table are not its business and count as done);
+- reads the events of each outbox record (inserts and modifications of `<pk>` / `OUTBOX`, or of an
+  aggregate's own item carrying its change's events in its `outbox` attribute; other records of the
+  table are not its business and count as done);
 - puts them on the bus in stream order, in `PutEvents` calls of up to 10 entries and 256 KB that
   never hold two events of one aggregate, so no event reaches the bus before an earlier event of its
   aggregate was accepted;
@@ -59,14 +60,17 @@ def outbox_messages(record: Mapping[str, Any]) -> tuple[str, list[OutboxMessage]
         return None  # a REMOVE: the TTL or an erasure cleaning an outbox item that was already relayed
     stream = record.get("dynamodb") or {}
     keys = stream.get("Keys") or {}
-    if (keys.get("sk") or {}).get("S") != OUTBOX_SORT_KEY:
-        return None
     new_image = stream.get("NewImage")
+    is_outbox_item = (keys.get("sk") or {}).get("S") == OUTBOX_SORT_KEY
     if new_image is None:
-        raise ValueError(f"stream record {stream.get('SequenceNumber')} has no new image: the view must include it")
+        if is_outbox_item:
+            raise ValueError(f"stream record {stream.get('SequenceNumber')} has no new image: the view must include it")
+        return None
     messages = messages_in(new_image)
     if not messages:
-        raise ValueError(f"outbox record {stream.get('SequenceNumber')} holds no events")
+        if is_outbox_item:
+            raise ValueError(f"outbox record {stream.get('SequenceNumber')} holds no events")
+        return None  # an item carrying events only when its change has some: this one had none
     old = messages_in(stream.get("OldImage") or {})
     if old and [m.event_id for m in old] == [m.event_id for m in messages]:
         return None  # the events did not change (only, say, the expiry): nothing new to publish

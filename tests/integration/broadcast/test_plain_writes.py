@@ -1,0 +1,111 @@
+"""A message's writes without transactions, on moto: the process dying between them loses nothing and doubles
+nothing (ADR 11, "Events in the item they describe"; ADR 12, "What a message's writes cost").
+
+A request writes the content, the customer's index entry, then the message with its `MessageRequested`; a send
+writes the caps' record, then the `sent` transition with its `MessageSent`. Each case kills the process (an
+exception from the client, as a dying sandbox leaves a call unanswered) at the last write and retries.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from ecrm.broadcast.service import KeyReused
+from ecrm.core.outbox import messages_in
+
+from tests.integration.broadcast.conftest import NOW, TABLE, Engine
+from tests.integration.broadcast.test_pipeline import Feedback
+
+
+class Crash(Exception):
+    """The process died during the call: the write did not happen."""
+
+
+class DiesOnce:
+    """The engine's DynamoDB client, dying once at the first write of an item with the given sort key."""
+
+    def __init__(self, client: Any, sort_key: str, *, after: str | None = None) -> None:
+        self.client = client
+        self.sort_key = sort_key
+        self.armed = after is None
+        self.after = after  # arm only once a write of this status has been seen (the claim, say)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        item = kwargs["Item"]
+        if item["sk"]["S"] == self.sort_key:
+            if self.armed:
+                self.armed = False
+                raise Crash()
+            if self.after is not None and item.get("status", {}).get("S") == self.after:
+                self.armed, self.after = True, None
+        return self.client.put_item(**kwargs)
+
+
+def message_item(engine: Engine, message_id: str) -> dict[str, Any] | None:
+    key = {"pk": {"S": f"MSG#{message_id}"}, "sk": {"S": "MESSAGE"}}
+    return engine.client.get_item(TableName=TABLE, Key=key).get("Item")
+
+
+def test_a_request_dying_before_its_message_is_written_leaves_no_event_and_its_retry_creates_it_once(
+    engine: Engine,
+) -> None:
+    engine.contacts.add("c1")
+    engine.store.client = DiesOnce(engine.client, "MESSAGE")
+    with pytest.raises(Crash):
+        engine.request(key="k1")
+    # The content and the index entry were written; no message, so no event for the relay
+    assert engine.store.customer_messages("c1", limit=10, cursor=None)[0]
+    (message_id,) = engine.store.customer_messages("c1", limit=10, cursor=None)[0]
+    assert message_item(engine, message_id) is None
+    assert engine.messages.of_customer("c1", limit=10, cursor=None).items == []
+
+    # The client retries (it was answered nothing): one message, one event, one index entry
+    assert engine.request(key="k1") == message_id
+    assert engine.request(key="k1") == message_id
+    item = message_item(engine, message_id)
+    assert item is not None
+    assert [m.detail_type for m in messages_in(item)] == ["MessageRequested"]
+    assert engine.store.customer_messages("c1", limit=10, cursor=None)[0] == [message_id]
+    assert engine.run(message_id) == {message_id: "sent"}
+
+
+def test_another_body_with_the_key_of_a_request_that_died_is_refused_and_overwrites_nothing(engine: Engine) -> None:
+    engine.contacts.add("c1")
+    engine.store.client = DiesOnce(engine.client, "MESSAGE")
+    with pytest.raises(Crash):
+        engine.request(key="k1", data={"offer": "first"})
+    # Another body under the same key, while the first one's content waits for its retry
+    with pytest.raises(KeyReused):
+        engine.request(key="k1", data={"offer": "second"})
+    # The first one's retry gets its message, with its own data
+    message_id = engine.request(key="k1", data={"offer": "first"})
+    assert engine.run(message_id) == {message_id: "sent"}
+    assert "first" in engine.adapters["email"].sent[0].content["text"]
+    with pytest.raises(KeyReused):
+        engine.request(key="k1", data={"offer": "second"})
+
+
+def test_a_sender_dying_after_the_caps_record_before_the_sent_write_sends_once_and_counts_once(
+    engine: Engine,
+) -> None:
+    engine.contacts.add("c1")
+    message_id = engine.request()
+    engine.dispatcher.dispatch([message_id], correlation_id="c")
+    (body,) = engine.queues.drain()
+    engine.store.client = DiesOnce(engine.client, "MESSAGE", after="sending")  # the claim lands, `sent` dies
+    with pytest.raises(Crash):
+        engine.sender.send(body)
+    # The provider took it and the caps count it, though the message is still `sending`
+    assert len(engine.adapters["email"].sent) == 1
+    assert len(engine.store.recent_sends("c1", NOW - timedelta(days=1))) == 1
+    assert engine.store.get_message(message_id).status == "sending"  # type: ignore[union-attr]
+    # SES's event, tagged with our id, settles it; the queue's redelivery then sends nothing and counts nothing
+    assert engine.feedback.apply(Feedback("sent", message_id)) == "sent"
+    assert engine.sender.send(body) == "duplicate"
+    assert len(engine.adapters["email"].sent) == 1
+    assert len(engine.store.recent_sends("c1", NOW - timedelta(days=1))) == 1
