@@ -14,10 +14,10 @@ Access patterns and keys:
   write without events leaves the attribute out. Messages written before kept theirs in `MSG#<id>` / `OUTBOX`;
 - a customer's messages, newest first: `CUST#<customer>` / `MSG#<requested at>#<id>`;
 - marketing sends counted by the frequency caps: `CUST#<customer>` / `SENT#<at>#<id>` (channel; TTL 35 days),
-  written in the transaction that marks the message sent;
+  written just before the write that marks the message sent (never a sent message the caps miss);
 - the message a provider's id names, for feedback that names only the provider's ids (a push's SNS
   `DeliveryFailure`): `PROVIDER#<provider message id>` / `MESSAGE` (`message_id`; TTL `reach_store.PROVIDER_RETENTION`),
-  written in the transaction that marks the message sent, so a sent push always has it. Written only for the
+  written just before the write that marks the message sent, so a sent push always has it. Written only for the
   channels in `sending.FOUND_BY_PROVIDER_ID`: every other channel's feedback carries our message id (SES tags,
   End User Messaging `Context`, WhatsApp's callback data), so an email pays no write for it;
 - in-app inbox: `CUST#<customer>` / `INBOX#<message id>` (idempotent by message id; TTL 90 days);
