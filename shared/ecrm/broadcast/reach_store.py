@@ -266,13 +266,16 @@ class ReachStore:
         return [i for i in ids if (endpoint := self.endpoint(i)) is not None and endpoint.enabled]
 
     # -- deliverability ------------------------------------------------------------------------------
-    def count_outcome(self, configuration_set: str, kind: str, at: datetime) -> None:
+    def count_outcome(self, configuration_set: str, kind: str, at: datetime, *, count: int = 1) -> None:
         self.client.update_item(
             TableName=self.table,
             Key=key_of(f"DELIV#{configuration_set}", f"H#{hour_of(at)}"),
-            UpdateExpression="ADD #k :one SET expires_at = :x",
+            UpdateExpression="ADD #k :n SET expires_at = :x",
             ExpressionAttributeNames={"#k": kind},
-            ExpressionAttributeValues={":one": {"N": "1"}, ":x": {"N": str(int((at + timedelta(days=3)).timestamp()))}},
+            ExpressionAttributeValues={
+                ":n": {"N": str(count)},
+                ":x": {"N": str(int((at + timedelta(days=3)).timestamp()))},
+            },
         )
 
     def outcome_counts(self, configuration_set: str, now: datetime, hours: int) -> dict[str, int]:

@@ -51,3 +51,25 @@ def test_a_failed_batch_ask_falls_back_to_one_ask_per_record(engine: Engine, lam
     }
     assert [len(c) for c in calls] == [3, 1, 1, 1]
     assert len(engine.adapters["email"].sent) == 3
+
+
+def test_the_guard_counts_a_batch_of_sends_in_one_write(engine: Engine, lambda_context: Any) -> None:
+    bodies = queued_bodies(engine, 10)
+    engine.contacts.set_consent("c3", "email", "marketing", "denied")
+    counted: list[int] = []
+    real = engine.store.count_outcome
+
+    def counting(configuration_set: str, kind: str, at: Any, *, count: int = 1) -> None:
+        counted.append(count)
+        real(configuration_set, kind, at, count=count)
+
+    engine.store.count_outcome = counting  # type: ignore[method-assign]
+    handler: Any = send_message.handler
+    assert handler(sqs_batch([json.dumps(b) for b in bodies]), lambda_context, engine.sender) == {
+        "batchItemFailures": []
+    }
+    assert counted == [9]  # one write for the nine sent, none for the one suppressed at send time
+    assert engine.store.outcome_counts(engine.settings.configuration_set, engine.clock.now(), 1)["sent"] == 9
+    # A send outside a batch (a test send, a direct call) is counted at once
+    engine.sender.send(queued_bodies(engine, 11)[-1])
+    assert engine.store.outcome_counts(engine.settings.configuration_set, engine.clock.now(), 1)["sent"] == 10
