@@ -1,10 +1,16 @@
 """What follows a campaign into its arms' counters: broadcast's message events (sent, delivered, opened...)
-and orders placed (conversions within the attribution window)."""
+and orders placed (conversions within the attribution window).
+
+A queue batch's message events are counted together (`CampaignOutcomes.record_batch`: one transaction for
+their markers and each arm's sums), so this handler parses every record first and answers the records that
+failed as `batchItemFailures`; each order is attributed on its own.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.broadcast.models import (
     MessageBounced,
@@ -12,6 +18,7 @@ from ecrm.broadcast.models import (
     MessageComplained,
     MessageDeferred,
     MessageDelivered,
+    MessageEvent,
     MessageFailed,
     MessageOpened,
     MessageSent,
@@ -20,7 +27,7 @@ from ecrm.broadcast.models import (
 from ecrm.campaigns.outcomes import CampaignOutcomes
 from ecrm.campaigns.wiring import CampaignsConfig, outcomes_for
 from ecrm.core.config import load_config
-from ecrm.core.consumer import EventConsumer, ReceivedEvent
+from ecrm.core.consumer import parse_record
 from ecrm.core.events import DomainEvent
 from ecrm.core.observability import Observability
 from ecrm.transactions.models import OrderPlaced
@@ -39,18 +46,32 @@ ACCEPTED: list[type[DomainEvent]] = [
 ]
 config = load_config(CampaignsConfig)
 obs = Observability(config)
-consumer = EventConsumer(obs.logger, accepts=ACCEPTED)
 
 
 @obs.entrypoint()
 def handler(event: dict[str, Any], context: LambdaContext, injected: CampaignOutcomes | None = None) -> dict[str, Any]:
     outcomes = injected or outcomes_for(config)
-
-    def on_event(received: ReceivedEvent[Any]) -> None:
-        data = received.data
-        if isinstance(data, OrderPlaced):
-            outcomes.convert(data.customer_id, data.order_id, data.total_minor, data.placed_at)
+    failed: list[str] = []
+    messages: list[tuple[str, str, MessageEvent]] = []  # (record's id, detail type, event)
+    for record in event.get("Records") or []:
+        try:
+            received = parse_record(SQSRecord(record), ACCEPTED)
+        except Exception:  # a record of another shape: retried, then kept in the DLQ for inspection
+            obs.logger.exception("record not readable", extra={"message_id": record.get("messageId")})
+            failed.append(record["messageId"])
+            continue
+        if isinstance(received.data, OrderPlaced):
+            try:  # this order alone is retried
+                data = received.data
+                outcomes.convert(data.customer_id, data.order_id, data.total_minor, data.placed_at)
+            except Exception:
+                obs.logger.exception("order not attributed", extra={"message_id": received.message_id})
+                failed.append(received.message_id)
         else:
-            outcomes.record(received.detail_type, data)
-
-    return consumer(event, context, on_event)
+            messages.append((received.message_id, received.detail_type, received.data))
+    try:  # the batch's message events in shared transactions: on a failure each is retried, none counts twice
+        outcomes.record_batch([(detail_type, data) for _, detail_type, data in messages])
+    except Exception:
+        obs.logger.exception("message events not counted", extra={"records": len(messages)})
+        failed += [handle for handle, _, _ in messages]
+    return {"batchItemFailures": [{"itemIdentifier": handle} for handle in failed]}

@@ -3,7 +3,8 @@ delivered, opened...) and conversions (an order within the attribution window af
 
 A campaign message's source is `campaign:<id>` and its step `r<run>.<arm>` (`runs.message_step`), so the
 event alone names the counter to move. Each (message, event type) is counted once: a marker item is
-written with the counter's increment in one conditional transaction, and a redelivered event finds it.
+written with the counter's increment in one conditional transaction, and a redelivered event finds it; a
+queue batch's events share one transaction, their increments summed per arm (`record_batch`).
 Opens and clicks count once per message however often the customer opens.
 
 A conversion is a recipient's first order within `ATTRIBUTION_WINDOW` of a campaign's launch, counted on
@@ -21,12 +22,12 @@ moves neither the report nor the metric.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from ecrm.broadcast.models import MessageEvent
 from ecrm.campaigns.assignment import arms_of, assign
-from ecrm.campaigns.store import CampaignStore
+from ecrm.campaigns.store import CampaignStore, Outcome
 from ecrm.core.clock import Clock
 
 ATTRIBUTION_WINDOW = timedelta(days=7)
@@ -66,14 +67,20 @@ class CampaignOutcomes:
 
     def record(self, detail_type: str, event: MessageEvent) -> bool:
         """Count the event on its arm; False when it is not a campaign's, not counted, or counted before."""
-        counter = COUNTED.get(detail_type)
-        where = campaign_arm(event.source_ref, event.step)
-        if counter is None or where is None:
-            return False
-        campaign_id, arm = where
-        counted = self.store.record_outcome(campaign_id, arm, event.message_id, counter, self.clock.now())
-        if counted:
-            self._count(counter.title(), campaign_id, arm)
+        return bool(self.record_batch([(detail_type, event)]))
+
+    def record_batch(self, events: Sequence[tuple[str, MessageEvent]]) -> list[Outcome]:
+        """Count a queue batch's message events on their arms together (`CampaignStore.record_outcomes`); answers
+        what was counted now (an event not a campaign's, not counted or counted before is left out)."""
+        outcomes = []
+        for detail_type, event in events:
+            counter = COUNTED.get(detail_type)
+            where = campaign_arm(event.source_ref, event.step)
+            if counter is not None and where is not None:
+                outcomes.append(Outcome(where[0], where[1], event.message_id, counter))
+        counted = self.store.record_outcomes(outcomes, self.clock.now()) if outcomes else []
+        for outcome in counted:
+            self._count(outcome.counter.title(), outcome.campaign_id, outcome.arm)
         return counted
 
     def convert(self, customer_id: str, order_id: str, total_minor: int, placed_at: datetime) -> list[str]:

@@ -20,12 +20,16 @@ Key design (table `pk`/`sk`, TTL `expires_at`, GSI `by_kind`):
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
 from ecrm.campaigns.models import Campaign, Journey
+from ecrm.core.counted_once import count_once
 from ecrm.core.events import DomainEvent
 from ecrm.core.outbox import Outbox
 
@@ -48,6 +52,8 @@ COUNTERS = (
     "revenue_minor",
 )
 OUTCOME_RETENTION_DAYS = 90
+# Outcomes counted in one transaction: their markers and at most as many arm writes, within its 100 actions.
+OUTCOMES_PER_TRANSACTION = 50
 
 
 def campaign_pk(campaign_id: str) -> str:
@@ -62,11 +68,22 @@ class StaleRecord(Exception):
     """The campaign or journey changed since it was read (or, for a new one, already exists)."""
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One message event counted on a campaign's arm."""
+
+    campaign_id: str
+    arm: str
+    message_id: str
+    counter: str
+
+
 class CampaignStore:
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.table = table_name
         self.outbox = Outbox(table_name)
+        self.sleep = sleep  # between attempts of a transaction another consumer's cancelled
 
     # -- campaigns -------------------------------------------------------------------------------------------
     def campaign(self, campaign_id: str) -> Campaign | None:
@@ -183,32 +200,52 @@ class CampaignStore:
 
     def record_outcome(self, campaign_id: str, arm: str, message_id: str, counter: str, now: datetime) -> bool:
         """Add one to the arm's `counter` for this message, once; False when it was counted before."""
-        pk = campaign_pk(campaign_id)
+        return bool(self.record_outcomes([Outcome(campaign_id, arm, message_id, counter)], now))
+
+    def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime) -> list[Outcome]:
+        """Count each (message, counter) once, a batch's counts summed per arm; answers those counted now.
+
+        One transaction per chunk holds each outcome's marker (`SEEN#<message>#<counter>`, on the condition
+        that it is new) and one `ADD` per arm of the chunk's sums (`ecrm.core.counted_once`): a queue batch of
+        ten events of one campaign is 10 markers and one or two arm writes, not ten two-item transactions on
+        the same arm item (which also cancel each other when consumers run in parallel).
+        """
         expires = int(now.timestamp()) + OUTCOME_RETENTION_DAYS * 86400
-        marker = {
-            "pk": {"S": pk},
-            "sk": {"S": f"SEEN#{message_id}#{counter}"},
-            "expires_at": {"N": str(expires)},
+
+        def marker(outcome: Outcome) -> dict[str, Any]:
+            item = {
+                "pk": {"S": campaign_pk(outcome.campaign_id)},
+                "sk": {"S": f"SEEN#{outcome.message_id}#{outcome.counter}"},
+                "expires_at": {"N": str(expires)},
+            }
+            return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+
+        def increments(chunk: Sequence[Outcome]) -> list[dict[str, Any]]:
+            sums: dict[tuple[str, str], dict[str, int]] = {}
+            for o in chunk:
+                arm = sums.setdefault((o.campaign_id, o.arm), {})
+                arm[o.counter] = arm.get(o.counter, 0) + 1
+            return [self._add_to_arm(campaign_id, arm, counts) for (campaign_id, arm), counts in sums.items()]
+
+        unique = list({(o.campaign_id, o.message_id, o.counter): o for o in outcomes}.values())
+        counted: list[Outcome] = []
+        for start in range(0, len(unique), OUTCOMES_PER_TRANSACTION):
+            chunk = unique[start : start + OUTCOMES_PER_TRANSACTION]
+            counted += count_once(self.client, chunk, marker=marker, increments=increments, sleep=self.sleep)
+        return counted
+
+    def _add_to_arm(self, campaign_id: str, arm: str, counts: dict[str, int]) -> dict[str, Any]:
+        names = {f"#c{i}": counter for i, counter in enumerate(counts)}
+        values = {f":n{i}": {"N": str(n)} for i, n in enumerate(counts.values())}
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": {"S": campaign_pk(campaign_id)}, "sk": {"S": f"ARM#{arm}"}},
+                "UpdateExpression": "ADD " + ", ".join(f"#c{i} :n{i}" for i in range(len(counts))),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
         }
-        actions: list[dict[str, Any]] = [
-            {"Put": {"TableName": self.table, "Item": marker, "ConditionExpression": "attribute_not_exists(pk)"}},
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": {"pk": {"S": pk}, "sk": {"S": f"ARM#{arm}"}},
-                    "UpdateExpression": "ADD #c :one",
-                    "ExpressionAttributeNames": {"#c": counter},
-                    "ExpressionAttributeValues": {":one": {"N": "1"}},
-                }
-            },
-        ]
-        try:
-            self.client.transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
 
     def record_conversion(
         self, campaign_id: str, arm: str, customer_id: str, order_id: str, total_minor: int

@@ -15,7 +15,6 @@ Key design (table `pk`/`sk`, TTL `expires_at`):
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,13 +23,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ecrm.core.counted_once import count_once
 from ecrm.insights.logic import EventCount, Increments, bucket_key, sum_buckets
 
 SEEN_SK = "SEEN"
 # A transaction holds at most 100 actions: 25 events' markers and up to 3 buckets each.
 MAX_EVENTS_PER_TRANSACTION = 25
-# Two consumers adding to one bucket at once cancel one transaction (TransactionConflict): tried again.
-CONFLICT_ATTEMPTS = 4
 
 
 class CountRaced(Exception):
@@ -51,12 +49,6 @@ def _marker_cancelled(exc: ClientError) -> bool:
         return False
     reasons = exc.response.get("CancellationReasons") or []
     return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
-
-
-def _cancellation_codes(exc: ClientError) -> list[str | None]:
-    if exc.response["Error"]["Code"] != "TransactionCanceledException":
-        return []
-    return [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
 
 
 class InsightsStore:
@@ -80,25 +72,18 @@ class InsightsStore:
         return counted
 
     def _count_chunk(self, events: list[EventCount], shard: int, seen_until: int) -> list[str]:
-        conflicts = 0
-        while events:
-            actions = [self._marker(e.event_id, seen_until) for e in events]
-            for (pk, sk), (attributes, expires_at) in sum_buckets(events, shard).items():
-                actions.append(self._add(pk, sk, attributes, expires_at))
-            try:
-                self.client.transact_write_items(TransactItems=actions)
-                return [e.event_id for e in events]
-            except ClientError as exc:
-                codes = _cancellation_codes(exc)
-                seen = {i for i, code in enumerate(codes[: len(events)]) if code == "ConditionalCheckFailed"}
-                if seen:
-                    events = [e for i, e in enumerate(events) if i not in seen]
-                elif "TransactionConflict" in codes and conflicts < CONFLICT_ATTEMPTS - 1:
-                    conflicts += 1
-                    self.sleep(random.uniform(0.02, 0.1) * 2**conflicts)  # noqa: S311 (jitter, not a secret)
-                else:
-                    raise
-        return []
+        def increments(chunk: Sequence[EventCount]) -> list[dict[str, Any]]:
+            buckets = sum_buckets(chunk, shard).items()
+            return [self._add(pk, sk, attributes, expires_at) for (pk, sk), (attributes, expires_at) in buckets]
+
+        counted = count_once(
+            self.client,
+            events,
+            marker=lambda e: self._marker(e.event_id, seen_until),
+            increments=increments,
+            sleep=self.sleep,
+        )
+        return [e.event_id for e in counted]
 
     def _marker(self, event_id: str, seen_until: int) -> dict[str, Any]:
         return {

@@ -82,6 +82,56 @@ def test_each_event_counts_once_on_its_arm(engine: Engine, lambda_context: Any) 
     assert arms["b"].rates["bounce"] == 1.0
 
 
+def test_a_batch_counts_in_one_transaction_and_a_worker_dying_after_it_counts_nothing_twice(
+    engine: Engine, lambda_context: Any
+) -> None:
+    # Given a queue batch of ten events of one campaign on two arms
+    campaign_id = launched(engine)
+    engine.execute(campaign_id, 1)
+    source = f"campaign:{campaign_id}"
+    bodies = [body("MessageSent", f"m{n}", source, f"r1.{'ab'[n % 2]}", "sent") for n in range(8)]
+    bodies += [body("MessageDelivered", f"m{n}", source, f"r1.{'ab'[n % 2]}", "delivered") for n in range(2)]
+    calls: list[int] = []
+    real = engine.store.client.transact_write_items
+
+    def counting(**kwargs: Any) -> Any:
+        calls.append(len(kwargs["TransactItems"]))
+        return real(**kwargs)
+
+    engine.store.client.transact_write_items = counting
+    outcomes = CampaignOutcomes(engine.store, engine.clock)
+    # When it is counted, and then delivered again whole (the worker died before the queue deleted it), and a
+    # later batch mixes some of its events with new ones
+    assert consume(sqs_batch(bodies), lambda_context, outcomes) == {"batchItemFailures": []}
+    assert calls == [12]  # ten markers and one write per arm
+    assert consume(sqs_batch(bodies), lambda_context, outcomes) == {"batchItemFailures": []}
+    mixed = [*bodies[:3], body("MessageDelivered", "m2", source, "r1.a", "delivered")]
+    assert consume(sqs_batch(mixed), lambda_context, outcomes) == {"batchItemFailures": []}
+    # Then each event counted once on its arm
+    arms = {a.arm: a for a in engine.campaigns.report(campaign_id).arms}
+    assert (arms["a"].sent, arms["a"].delivered) == (4, 2)
+    assert (arms["b"].sent, arms["b"].delivered) == (4, 1)
+
+
+def test_a_batch_that_cannot_be_counted_is_retried_whole_and_counts_once(engine: Engine, lambda_context: Any) -> None:
+    campaign_id = launched(engine)
+    engine.execute(campaign_id, 1)
+    source = f"campaign:{campaign_id}"
+    bodies = [body("MessageSent", f"m{n}", source, "r1.a", "sent") for n in range(3)]
+    real = engine.store.client.transact_write_items
+
+    def unavailable(**kwargs: Any) -> Any:
+        raise RuntimeError("DynamoDB did not answer")
+
+    engine.store.client.transact_write_items = unavailable
+    outcomes = CampaignOutcomes(engine.store, engine.clock)
+    answer = consume(sqs_batch(bodies), lambda_context, outcomes)
+    assert len(answer["batchItemFailures"]) == 3
+    engine.store.client.transact_write_items = real
+    assert consume(sqs_batch(bodies), lambda_context, outcomes) == {"batchItemFailures": []}
+    assert {a.arm: a.sent for a in engine.campaigns.report(campaign_id).arms}["a"] == 3
+
+
 def test_only_campaign_steps_name_an_arm() -> None:
     assert campaign_arm("campaign:cmp_1", "r2.b") == ("cmp_1", "b")
     assert campaign_arm("journey:jny_1", "r1.a") is None

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from ecrm.core.counted_once import CONFLICT_ATTEMPTS
 from ecrm.insights.logic import EventCount, Increments, sum_buckets
-from ecrm.insights.store import CONFLICT_ATTEMPTS, InsightsStore
+from ecrm.insights.store import InsightsStore
 
 AT = datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
 
