@@ -5,7 +5,10 @@ batch of ten went through every function, so no cold start is counted); then one
 marketing emails is handed to broadcast's bulk request function, as a campaign run does, and followed until
 every message is `delivered` and every queue is empty: the request, the outbox relay, the dispatcher with
 the policy and the customer store's contacts function, the email sender, SES's send and delivery events
-through the feedback queue, and the customer store's timeline consumer for each event.
+through the feedback queue, and every consumer of the message's events (the customer store's timeline,
+insights' live counters, campaigns' arm counters: each message's step names an arm of an A/B run, as a
+campaign's does, analysis' behaviour). The two counting consumers' queues are held while the emails go through
+and drained at the end in batches of ten, the batches a campaign fills (`held_counting_pollers`).
 
 Measured, for the emails only (the bench's own reads use a credential of their own and are left out):
 - every AWS call the functions and the event source mappings made, by service and operation, counted in
@@ -42,7 +45,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +236,7 @@ def hand_over(cloud: LocalCloud, campaign: str, customer_ids: list[str]) -> list
             "purpose": "marketing",
             "channel": "email",
             "source": f"campaign:{campaign}",
+            "step": f"r1.{'ab'[n % 2]}",  # a run's step names the arm (A/B): campaigns' outcomes count each event
             "content": {
                 "email": {
                     "subject": "{{ first_name | default('Hello') }}, the winter sale starts tomorrow",
@@ -241,7 +245,7 @@ def hand_over(cloud: LocalCloud, campaign: str, customer_ids: list[str]) -> list
                 }
             },
         }
-        for c in customer_ids
+        for n, c in enumerate(customer_ids)
     ]
     ids: list[str] = []
     function = cloud.physical_id("AWS::Lambda::Function", "BroadcastRequestMessages")
@@ -279,13 +283,13 @@ def queues_empty(cloud: LocalCloud) -> bool:
 
 
 def run_emails(
-    cloud: LocalCloud, campaign: str, customer_ids: list[str], *, held: QueuePoller | None = None
+    cloud: LocalCloud, campaign: str, customer_ids: list[str], *, held: Sequence[QueuePoller] = ()
 ) -> list[str]:
-    """Hand the emails over and follow them to the end; `held` (stopped) polls its queue only once all are delivered."""
+    """Hand the emails over and follow them to the end; `held` (stopped) poll their queues once all are delivered."""
     ids = hand_over(cloud, campaign, customer_ids)
     wait_for(lambda: delivered(cloud, ids) == len(ids), timeout=600, interval=2, what=f"{campaign} delivered")
-    if held is not None:  # its queue now drained in full batches, as Lambda's pollers fill them at a campaign's pace
-        drain = QueuePoller(held.mapping, sqs=held.sqs, runtime=held.runtime, region=held.region)
+    for stopped in held:  # their queues now drained in full batches, as Lambda's pollers fill them at a campaign's pace
+        drain = QueuePoller(stopped.mapping, sqs=stopped.sqs, runtime=stopped.runtime, region=stopped.region)
         while drain.poll_once():
             pass
     # The delivery's own events then reach the customer store's timeline: wait for every queue to drain.
@@ -305,9 +309,9 @@ def test_the_infrastructure_cost_of_a_million_marketing_emails(cloud: LocalCloud
     layer = Calls(wsgi.app)
     wsgi.app = layer
     invocations_before, cpu_before = dict(cloud.runtime.invocations), function_cpu(cloud)
-    insights = held_insights_poller(cloud)
+    counting = held_counting_pollers(cloud)
     layer.counting = True
-    ids = run_emails(cloud, "cost-measured", people[WARM_UP:], held=insights)
+    ids = run_emails(cloud, "cost-measured", people[WARM_UP:], held=counting)
     layer.counting = False
     invocations = {
         name: count - invocations_before.get(name, 0)
@@ -328,18 +332,27 @@ def test_the_infrastructure_cost_of_a_million_marketing_emails(cloud: LocalCloud
     print(modelled(layer, invocations, cpu, memory, polled))
 
 
-def held_insights_poller(cloud: LocalCloud) -> QueuePoller:
-    """Insights' consumer queue, its poller stopped: the bench drains it once every email is delivered.
+# The consumers that count a batch's events in one transaction (insights' live counters, campaigns' arm counters).
+BATCH_COUNTERS = ("insightsoutcomeconsumer", "campaignsoutcomeconsumer")
 
-    Insights' write units depend on its batches (each batch's counter buckets are written once, ADR 12); the
-    local pollers take whatever the queue holds when they ask (one to three events while a hundred emails
-    trickle through), where Lambda's pollers wait up to the batching window and fill batches of ten at a
-    campaign's pace. Holding the queue until the end measures insights at the batches a campaign fills.
+
+def held_counting_pollers(cloud: LocalCloud) -> list[QueuePoller]:
+    """The counting consumers' queues, their pollers stopped: the bench drains them once every email is delivered.
+
+    Their write units depend on their batches (each batch's markers and summed counters are one transaction,
+    ADR 12); the local pollers take whatever a queue holds when they ask (one to three events while a hundred
+    emails trickle through), where Lambda's pollers wait up to the batching window and fill batches of ten at a
+    campaign's pace. Holding the queues until the end measures them at the batches a campaign fills.
     """
-    found = [p for p in cloud.pollers if isinstance(p, QueuePoller) and "insightsoutcomeconsumer" in p.function.lower()]
-    assert len(found) == 1, [p.function for p in cloud.pollers if isinstance(p, QueuePoller)]
-    found[0].stop()
-    return found[0]
+    found = [
+        p
+        for p in cloud.pollers
+        if isinstance(p, QueuePoller) and any(name in p.function.lower() for name in BATCH_COUNTERS)
+    ]
+    assert len(found) == len(BATCH_COUNTERS), [p.function for p in cloud.pollers if isinstance(p, QueuePoller)]
+    for poller in found:
+        poller.stop()
+    return found
 
 
 def report(layer: Calls, invocations: dict[str, int], cpu: dict[str, float], memory: dict[str, int]) -> str:
