@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.broadcast.models import (
     MessageBounced,
@@ -27,7 +26,7 @@ from ecrm.broadcast.models import (
 from ecrm.campaigns.outcomes import CampaignOutcomes
 from ecrm.campaigns.wiring import CampaignsConfig, outcomes_for
 from ecrm.core.config import load_config
-from ecrm.core.consumer import parse_record
+from ecrm.core.consumer import parse_batch
 from ecrm.core.events import DomainEvent
 from ecrm.core.observability import Observability
 from ecrm.transactions.models import OrderPlaced
@@ -51,15 +50,9 @@ obs = Observability(config)
 @obs.entrypoint()
 def handler(event: dict[str, Any], context: LambdaContext, injected: CampaignOutcomes | None = None) -> dict[str, Any]:
     outcomes = injected or outcomes_for(config)
-    failed: list[str] = []
+    batch, failed = parse_batch(event, ACCEPTED, obs.logger)
     messages: list[tuple[str, str, MessageEvent]] = []  # (record's id, detail type, event)
-    for record in event.get("Records") or []:
-        try:
-            received = parse_record(SQSRecord(record), ACCEPTED)
-        except Exception:  # a record of another shape: retried, then kept in the DLQ for inspection
-            obs.logger.exception("record not readable", extra={"message_id": record.get("messageId")})
-            failed.append(record["messageId"])
-            continue
+    for received in batch:
         if isinstance(received.data, OrderPlaced):
             try:  # this order alone is retried
                 data = received.data

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.broadcast.models import (
     CustomerUnsubscribed,
@@ -27,7 +26,7 @@ from ecrm.broadcast.models import (
     MessageSuppressed,
 )
 from ecrm.core.config import load_config
-from ecrm.core.consumer import parse_record
+from ecrm.core.consumer import parse_batch
 from ecrm.core.events import DomainEvent
 from ecrm.core.observability import Observability
 from ecrm.insights.service import BatchEvent, InsightsService
@@ -54,16 +53,8 @@ obs = Observability(config)
 @obs.entrypoint()
 def handler(event: dict[str, Any], context: LambdaContext, injected: InsightsService | None = None) -> dict[str, Any]:
     service = injected or service_for(config)
-    failed: list[str] = []
-    received: list[BatchEvent] = []
-    for record in event.get("Records") or []:
-        try:
-            parsed = parse_record(SQSRecord(record), ACCEPTED)
-        except Exception:  # a record of another shape: retried, then kept in the DLQ for inspection
-            obs.logger.exception("record not readable", extra={"message_id": record.get("messageId")})
-            failed.append(record["messageId"])
-            continue
-        received.append(BatchEvent(parsed.message_id, parsed.metadata.id, parsed.detail_type, parsed.data))
+    batch, failed = parse_batch(event, ACCEPTED, obs.logger)
+    received = [BatchEvent(e.message_id, e.metadata.id, e.detail_type, e.data) for e in batch]
     outcome = service.record_batch(received)
     for handle, error in outcome.failed.items():
         obs.logger.error("event not counted", extra={"message_id": handle, "error": repr(error)})

@@ -9,7 +9,7 @@ is reported in `batchItemFailures`, so SQS retries only that record and, after t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -69,6 +69,22 @@ def parse_record(record: SQSRecord, accepts: Iterable[type[DomainEvent]]) -> Rec
         message_id=record.message_id,
         receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
     )
+
+
+def parse_batch(
+    event: Mapping[str, Any], accepts: Iterable[type[DomainEvent]], logger: Logger
+) -> tuple[list[ReceivedEvent[Any]], list[str]]:
+    """Every record of an SQS batch parsed, for a consumer that handles the batch as a whole; and the ids of the
+    records that could not be (of another shape: the queue retries them, then keeps them in its DLQ)."""
+    received: list[ReceivedEvent[Any]] = []
+    unreadable: list[str] = []
+    for record in event.get("Records") or []:
+        try:
+            received.append(parse_record(SQSRecord(record), accepts))
+        except Exception:
+            logger.exception("record not readable", extra={"message_id": record.get("messageId")})
+            unreadable.append(record["messageId"])
+    return received, unreadable
 
 
 class EventConsumer:
