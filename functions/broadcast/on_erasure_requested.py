@@ -7,39 +7,9 @@ request, which finds nothing left to change).
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from ecrm.broadcast.erasure import BroadcastErasure
 from ecrm.broadcast.wiring import BroadcastConfig, erasure_for
-from ecrm.core import aws
 from ecrm.core.config import load_config
-from ecrm.core.consumer import EventConsumer, ReceivedEvent
-from ecrm.core.erasure import CustomerErasureRequested
-from ecrm.core.observability import Observability
-from ecrm.core.publisher import EventPublisher
+from ecrm.core.erasure_consumer import erasure_handler
 
 config = load_config(BroadcastConfig)
-obs = Observability(config)
-consumer = EventConsumer(obs.logger, accepts=[CustomerErasureRequested])
-
-
-@cache
-def publisher() -> EventPublisher:
-    return EventPublisher(config.event_bus_name, aws.client("events"))
-
-
-@obs.entrypoint()
-def handler(
-    event: dict[str, Any],
-    context: LambdaContext,
-    injected: tuple[BroadcastErasure, EventPublisher] | None = None,
-) -> dict[str, Any]:
-    erasure, acks = injected or (erasure_for(config), publisher())
-
-    def on_event(received: ReceivedEvent[Any]) -> None:
-        ack = erasure.erase(received.data)
-        acks.publish_all([ack], correlation_id=received.metadata.correlation_id)
-
-    return consumer(event, context, on_event)
+handler = erasure_handler(config, config.event_bus_name, lambda: erasure_for(config))

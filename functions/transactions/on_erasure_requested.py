@@ -6,40 +6,9 @@ request, which finds nothing left to change).
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from ecrm.core import aws
 from ecrm.core.config import PublishingConfig, load_config
-from ecrm.core.consumer import EventConsumer, ReceivedEvent
-from ecrm.core.erasure import CustomerErasureRequested
-from ecrm.core.observability import Observability
-from ecrm.core.publisher import EventPublisher
-from ecrm.transactions.erasure import TransactionsErasure
+from ecrm.core.erasure_consumer import erasure_handler
 from ecrm.transactions.wiring import TransactionsConfig, erasure_for
 
 config = load_config(TransactionsConfig)
-bus = load_config(PublishingConfig)
-obs = Observability(config)
-consumer = EventConsumer(obs.logger, accepts=[CustomerErasureRequested])
-
-
-@cache
-def publisher() -> EventPublisher:
-    return EventPublisher(bus.event_bus_name, aws.client("events"))
-
-
-@obs.entrypoint()
-def handler(
-    event: dict[str, Any],
-    context: LambdaContext,
-    injected: tuple[TransactionsErasure, EventPublisher] | None = None,
-) -> dict[str, Any]:
-    erasure, acks = injected or (erasure_for(config), publisher())
-
-    def on_event(received: ReceivedEvent[Any]) -> None:
-        ack = erasure.erase(received.data)
-        acks.publish_all([ack], correlation_id=received.metadata.correlation_id)
-
-    return consumer(event, context, on_event)
+handler = erasure_handler(config, load_config(PublishingConfig).event_bus_name, lambda: erasure_for(config))
