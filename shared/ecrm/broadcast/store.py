@@ -25,10 +25,7 @@ Access patterns and keys:
   from a push feedback that names only its endpoint;
 - webhook endpoints: `WEBHOOK#<endpoint id>` / `ENDPOINT` (secret, failures in a row, enabled), listed for
   their customer under `CUST#<customer>` / `WEBHOOK#<endpoint id>`;
-- suppression list: `SUPP#<normalised address>` / `SUPPRESSION` (one read per address at send time) and
-  `SUPPLIST` / `<address>` for staff listing (suppressions are rare writes, so one partition lists them);
-  an erased customer's entries are kept under `sha256:<hash of the address>` instead of the address;
-- who an address belongs to, for inbound STOPs that name only a phone number: `ADDR#<address>` / `OWNER`;
+- the suppression list and the owners of phone numbers: `suppression_store`;
 - deferred messages due in an hour: `DEFER#<yyyy-mm-ddThh>` / `<until>#<id>`, read by the release job;
 - the link signing keys, newest first: `LINKKEYS` / `LINKKEYS`;
 - deliverability counters per configuration set and hour: `DELIV#<set>` / `H#<yyyy-mm-ddThh>` (ADD), and the
@@ -37,7 +34,6 @@ Access patterns and keys:
 
 from __future__ import annotations
 
-import base64
 import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,18 +42,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ecrm.broadcast.keys import address_hash, normalise_address
-from ecrm.broadcast.models import Message, Suppression
+from ecrm.broadcast.models import Message
 from ecrm.broadcast.reach_store import (
     DEFAULT_FAILURES_TO_DISABLE,
-    ReachStore,
     customer_pk,
     from_item,
     hour_of,
     key_of,
     to_item,
 )
-from ecrm.core.errors import InvalidInput
+from ecrm.broadcast.suppression_store import SuppressionStore, decode_cursor, encode_cursor
 from ecrm.core.events import DomainEvent
 from ecrm.core.outbox import Outbox, events_attribute
 
@@ -65,8 +59,6 @@ CONTENT = "CONTENT"  # the sort key of a message's content and data, beside its 
 KEPT_BESIDE_DOC = ("message_id", "customer_id", "status")  # the key and attributes hold them: not in `doc` again
 SENT_RETENTION = timedelta(days=35)
 TEST_RETENTION = timedelta(days=7)  # how long a test send's key makes a retry send nothing
-# An erased customer's suppressed address is kept as this prefix and its SHA-256 (`keys.address_hash`).
-HASHED = "sha256:"
 
 
 class StaleMessage(Exception):
@@ -77,7 +69,7 @@ def message_pk(message_id: str) -> str:
     return f"MSG#{message_id}"
 
 
-class BroadcastStore(ReachStore):
+class BroadcastStore(SuppressionStore):
     def __init__(self, client: Any, table_name: str, *, failures_to_disable: int = DEFAULT_FAILURES_TO_DISABLE) -> None:
         super().__init__(client, table_name, failures_to_disable=failures_to_disable)
         self.outbox = Outbox(table_name)
@@ -256,11 +248,11 @@ class BroadcastStore(ReachStore):
             "Limit": limit,
         }
         if cursor:
-            query["ExclusiveStartKey"] = key_of(customer_pk(customer_id), _decode_cursor(cursor))
+            query["ExclusiveStartKey"] = key_of(customer_pk(customer_id), decode_cursor(cursor))
         response = self.client.query(**query)
         ids = [from_item(i)["message_id"] for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return ids, (_encode_cursor(last["sk"]["S"]) if last else None)
+        return ids, (encode_cursor(last["sk"]["S"]) if last else None)
 
     def publish_for_customer(
         self, customer_id: str, events: Sequence[DomainEvent], *, correlation_id: str | None, now: datetime
@@ -341,118 +333,6 @@ class BroadcastStore(ReachStore):
     def forget_deferral(self, hour_key: str, sort_key: str) -> None:
         self.client.delete_item(TableName=self.table, Key=key_of(hour_key, sort_key))
 
-    # -- suppression list -----------------------------------------------------------------------------
-    def suppressed(self, addresses: Iterable[str]) -> dict[str, str]:
-        """Normalised address -> reason, for the given addresses on the list (as given, or hashed by an erasure)."""
-        wanted: dict[str, str] = {}
-        for address in dict.fromkeys(normalise_address(a) for a in addresses):
-            wanted[f"SUPP#{address}"] = address
-            wanted[f"SUPP#{HASHED}{address_hash(address)}"] = address
-        keys = [key_of(pk, "SUPPRESSION") for pk in wanted]
-        found: dict[str, str] = {}
-        while keys:
-            batch, keys = keys[:100], keys[100:]
-            request: dict[str, Any] = {self.table: {"Keys": batch}}
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                for raw in response["Responses"].get(self.table, []):
-                    item = from_item(raw)
-                    found[wanted[item["pk"]]] = item["reason"]
-                request = response.get("UnprocessedKeys") or {}
-        return found
-
-    def suppress(self, entry: Suppression) -> None:
-        address = normalise_address(entry.address)
-        doc = entry.model_copy(update={"address": address}).model_dump_json()
-        self.client.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": to_item(
-                            {"pk": f"SUPP#{address}", "sk": "SUPPRESSION", "reason": entry.reason, "doc": doc}
-                        ),
-                    }
-                },
-                {"Put": {"TableName": self.table, "Item": to_item({"pk": "SUPPLIST", "sk": address, "doc": doc})}},
-            ]
-        )
-
-    def unsuppress(self, address: str) -> bool:
-        address = normalise_address(address)
-        hashed = f"{HASHED}{address_hash(address)}"
-        keys = [key_of(f"SUPP#{a}", "SUPPRESSION") for a in (address, hashed)]
-        existing = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys}})["Responses"].get(self.table)
-        self.client.transact_write_items(
-            TransactItems=[
-                {"Delete": {"TableName": self.table, "Key": key}}
-                for key in [*keys, key_of("SUPPLIST", address), key_of("SUPPLIST", hashed)]
-            ]
-        )
-        return bool(existing)
-
-    def suppressions_of(self, customer_id: str, addresses: Iterable[str]) -> list[Suppression]:
-        """The entries kept as given that name the customer or one of their addresses (what an erasure hashes)."""
-        known = {normalise_address(a) for a in addresses}
-        entries = [Suppression.model_validate_json(i["doc"]) for i in self._query("SUPPLIST", "")]
-        return [
-            e
-            for e in entries
-            if not e.address.startswith(HASHED) and (e.customer_id == customer_id or e.address in known)
-        ]
-
-    def hash_suppression(self, entry: Suppression) -> None:
-        """Keep the entry under its address's hash, without the customer: a replay of the move writes the same."""
-        address = normalise_address(entry.address)
-        hashed = f"{HASHED}{address_hash(address)}"
-        doc = entry.model_copy(update={"address": hashed, "customer_id": None}).model_dump_json()
-        self.client.transact_write_items(
-            TransactItems=[
-                {"Delete": {"TableName": self.table, "Key": key_of(f"SUPP#{address}", "SUPPRESSION")}},
-                {"Delete": {"TableName": self.table, "Key": key_of("SUPPLIST", address)}},
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": to_item(
-                            {"pk": f"SUPP#{hashed}", "sk": "SUPPRESSION", "reason": entry.reason, "doc": doc}
-                        ),
-                    }
-                },
-                {"Put": {"TableName": self.table, "Item": to_item({"pk": "SUPPLIST", "sk": hashed, "doc": doc})}},
-            ]
-        )
-
-    def suppressions(self, *, limit: int, cursor: str | None) -> tuple[list[Suppression], str | None]:
-        query: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": "SUPPLIST"}},
-            "Limit": limit,
-        }
-        if cursor:
-            query["ExclusiveStartKey"] = key_of("SUPPLIST", _decode_cursor(cursor))
-        response = self.client.query(**query)
-        items = [Suppression.model_validate_json(from_item(i)["doc"]) for i in response.get("Items", [])]
-        last = response.get("LastEvaluatedKey")
-        return items, (_encode_cursor(last["sk"]["S"]) if last else None)
-
-    # -- addresses' owners ----------------------------------------------------------------------------
-    def owner_marker(self, address: str, customer_id: str) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": self.table,
-                "Item": to_item(
-                    {"pk": f"ADDR#{normalise_address(address)}", "sk": "OWNER", "customer_id": customer_id}
-                ),
-            }
-        }
-
-    def owner_of(self, address: str) -> str | None:
-        raw = self.client.get_item(TableName=self.table, Key=key_of(f"ADDR#{normalise_address(address)}", "OWNER")).get(
-            "Item"
-        )
-        return from_item(raw)["customer_id"] if raw else None
-
 
 def message_doc(item: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON document of a message item (deserialized): compressed since ADR 11's change, plain before."""
@@ -467,17 +347,3 @@ def _message_of(item: Mapping[str, Any]) -> Message:
     message.version = int(item["version"])
     message._inline_content = "content" in doc  # written before the content was stored apart
     return message
-
-
-def _encode_cursor(sort_key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps(sort_key).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as exc:
-        raise InvalidInput("the cursor is not one this API gave", field="cursor") from exc
-    if not isinstance(value, str):
-        raise InvalidInput("the cursor is not one this API gave", field="cursor")
-    return value
