@@ -72,5 +72,5 @@ def handler(
         return {"previews": [p.model_dump(mode="json") for p in decided]}
     batch = RequestBatch.model_validate(event)
     service = injected or message_service_for(config)
-    accepted = [service.request(r, idempotency_key=None, correlation_id=None) for r in batch.requests]
+    accepted = service.request_all(batch.requests)
     return {"message_ids": [a.message_id for a in accepted]}

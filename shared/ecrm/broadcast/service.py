@@ -11,7 +11,8 @@ import ipaddress
 import json
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +49,7 @@ RegisterDevice = Callable[[str, str, str], str]  # (platform, token, customer id
 # What a message's content and data may weigh, as JSON: the message is one DynamoDB item (400 KB, with its
 # history) and its rendered body one SQS message (256 KB).
 MAX_MESSAGE_BYTES = 200_000
+REQUEST_WORKERS = 8  # requests of a batch accepted at once (`request_all`)
 
 
 class MessageTooLarge(EcrmError):
@@ -135,6 +137,19 @@ class MessageService:
                 message_id=message_id,
             )
         return MessageAccepted(message_id=message_id, status=existing.status)
+
+    def request_all(self, bodies: Sequence[MessageRequest]) -> list[MessageAccepted]:
+        """Accept a batch of requests (a campaign chunk's hundred), in order, several at a time.
+
+        Each request is its read and three writes (`BroadcastStore.create_message`), about 40 ms of round trips
+        on AWS: one after the other, a batch of 100 took four seconds; `REQUEST_WORKERS` at once take about
+        half a second. Each is the same `request` as alone (its own key, its own idempotency), so a retried
+        batch answers the same messages; the first request that fails fails the batch, which is retried whole.
+        """
+        if len(bodies) <= 1:
+            return [self.request(b, idempotency_key=None, correlation_id=None) for b in bodies]
+        with ThreadPoolExecutor(max_workers=min(REQUEST_WORKERS, len(bodies))) as pool:
+            return list(pool.map(lambda b: self.request(b, idempotency_key=None, correlation_id=None), bodies))
 
     def get(self, message_id: str) -> MessageView:
         message = self.store.get_message(message_id)

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from ecrm.broadcast.models import MessageRequest
 from ecrm.broadcast.service import KeyReused
 from ecrm.core.outbox import messages_in
 
@@ -109,3 +110,29 @@ def test_a_sender_dying_after_the_caps_record_before_the_sent_write_sends_once_a
     assert engine.sender.send(body) == "duplicate"
     assert len(engine.adapters["email"].sent) == 1
     assert len(engine.store.recent_sends("c1", NOW - timedelta(days=1))) == 1
+
+
+def test_a_batch_accepted_several_at_a_time_answers_in_order_and_again_the_same(engine: Engine) -> None:
+    bodies = []
+    for n in range(30):
+        engine.contacts.add(f"c{n}")
+        body = {
+            "customer_id": f"c{n}",
+            "purpose": "marketing",
+            "source": "campaign:cmp_1",
+            "step": "r1.a",
+            "content": {"email": {"subject": "Hello", "text": "Hi {{ first_name }}"}},
+        }
+        bodies.append(MessageRequest.model_validate(body))
+    accepted = engine.messages.request_all(bodies)
+    # In the order asked, each the message its key names, whichever thread wrote it
+    alone = [engine.messages.request(b, idempotency_key=None, correlation_id=None) for b in bodies]
+    assert [a.message_id for a in accepted] == [a.message_id for a in alone]
+    assert len(set(a.message_id for a in accepted)) == 30
+    # A retried batch answers the same messages and writes no second event
+    assert [a.message_id for a in engine.messages.request_all(bodies)] == [a.message_id for a in accepted]
+    for a in accepted:
+        item = message_item(engine, a.message_id)
+        assert item is not None
+        assert [m.detail_type for m in messages_in(item)] == ["MessageRequested"]
+    assert len(engine.store.of("MessageRequested")) == 30

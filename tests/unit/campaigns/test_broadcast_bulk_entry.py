@@ -23,6 +23,9 @@ class FakeMessages:
         self.requested.setdefault(key, body)
         return MessageAccepted(message_id="msg_" + "-".join(key), status="requested")
 
+    def request_all(self, bodies: list[MessageRequest]) -> list[Any]:
+        return [self.request(b, idempotency_key=None, correlation_id=None) for b in bodies]
+
 
 def requests(n: int, **overrides: Any) -> list[dict[str, Any]]:
     base = {"purpose": "marketing", "content": {"sms": {"body": "Hi"}}, "source": "campaign:cmp_1", "step": "r1.a"}
