@@ -123,3 +123,31 @@ class EventRuleToQueue(Construct):
                 max_event_age=Duration.hours(24),
             )
         )
+
+
+def erasure_consumer(
+    scope: Construct, *, foundation: Foundation, engine: str, environment: dict[str, str]
+) -> QueueConsumer:
+    """An engine's part of every erasure: `functions/<engine>/on_erasure_requested.py` fed by the customer
+    store's `CustomerErasureRequested`, one request at a time, allowed to publish its acknowledgement. The
+    caller grants what the erasure touches (its table, its objects). Children of `scope`, as
+    `ErasureConsumer` and `ErasureRequestedRule`."""
+    consumer = QueueConsumer(
+        scope,
+        "ErasureConsumer",
+        foundation=foundation,
+        engine=engine,
+        module="on_erasure_requested",
+        environment={**environment, "EVENT_BUS_NAME": foundation.bus.event_bus_name},
+        batch_size=1,
+    )
+    foundation.bus.grant_put_events_to(consumer.handler.function)
+    EventRuleToQueue(
+        scope,
+        "ErasureRequestedRule",
+        foundation=foundation,
+        consumer=consumer,
+        description=f"Erasure requests to the {engine} engine",
+        pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
+    )
+    return consumer

@@ -33,7 +33,7 @@ from constructs import Construct
 from infra.constructs.api_function import ApiFunction, ApiRoute
 from infra.constructs.engine_function import EngineFunction
 from infra.constructs.engine_table import EngineTable
-from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
+from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer, erasure_consumer
 from infra.constructs.foundation import Foundation
 from infra.constructs.nag import acknowledge
 from infra.constructs.outbox_relay import OutboxRelay
@@ -225,25 +225,8 @@ class BroadcastEngine(Construct):
         self._feedback_sources()
 
         # Its part of every erasure: the customer's records deleted, messages detached, suppressions hashed.
-        self.erasure = QueueConsumer(
-            self,
-            "ErasureConsumer",
-            foundation=foundation,
-            engine="broadcast",
-            module="on_erasure_requested",
-            environment=self.env,
-            batch_size=1,
-        )
+        self.erasure = erasure_consumer(self, foundation=foundation, engine="broadcast", environment=self.env)
         self.table.grant_read_write_data(self.erasure.handler.function)
-        foundation.bus.grant_put_events_to(self.erasure.handler.function)
-        EventRuleToQueue(
-            self,
-            "ErasureRequestedRule",
-            foundation=foundation,
-            consumer=self.erasure,
-            description="Erasure requests to the broadcast engine",
-            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
-        )
 
         self._deliverability_alarms()
 

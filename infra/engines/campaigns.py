@@ -24,7 +24,7 @@ from constructs import Construct
 from infra.constructs.api_function import ApiFunction, ApiRoute
 from infra.constructs.engine_function import EngineFunction
 from infra.constructs.engine_table import EngineTable
-from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
+from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer, erasure_consumer
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
 from infra.constructs.nag import acknowledge, finding_reference, finding_text
@@ -278,17 +278,8 @@ class CampaignsEngine(Construct):
     def _erasure(self, foundation: Foundation, lake: Lake, env: dict[str, str]) -> None:
         """Its part of every erasure: journey passes, arms and conversion markers deleted, the id taken out of
         uploaded lists and of the manifests of runs under way (`ecrm.campaigns.erasure`)."""
-        self.erasure = QueueConsumer(
-            self,
-            "ErasureConsumer",
-            foundation=foundation,
-            engine="campaigns",
-            module="on_erasure_requested",
-            environment={**env, "EVENT_BUS_NAME": foundation.bus.event_bus_name},
-            batch_size=1,
-        )
+        self.erasure = erasure_consumer(self, foundation=foundation, engine="campaigns", environment=env)
         self._grant_table(self.erasure.handler)
-        foundation.bus.grant_put_events_to(self.erasure.handler.function)
         self._grant_audience_reads(lake, self.erasure.handler, (LISTS, MANIFESTS))
         for prefix in (LISTS, MANIFESTS):
             lake.bucket.grant_put(self.erasure.handler.function, f"{prefix}*")
@@ -298,14 +289,6 @@ class CampaignsEngine(Construct):
             "AwsSolutions-IAM5",
             "An erasure rewrites the uploaded lists and the run manifests that hold the customer's id.",
             applies_to=["Action::s3:Abort*", *(f"Resource::{bucket_arn}/{prefix}*" for prefix in (LISTS, MANIFESTS))],
-        )
-        EventRuleToQueue(
-            self,
-            "ErasureRequestedRule",
-            foundation=foundation,
-            consumer=self.erasure,
-            description="Erasure requests to the campaigns engine",
-            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
         )
 
     def _grant_audience_reads(self, lake: Lake, function: EngineFunction, prefixes: tuple[str, ...]) -> None:

@@ -24,7 +24,7 @@ from ecrm.core.vocabulary import DELIVERY_CHANNELS
 from infra.constructs.api_function import ApiFunction, ApiRoute
 from infra.constructs.dead_letters import AlarmOnEveryDeadLetterQueue, DeadLetterQueue
 from infra.constructs.engine_table import EngineTable
-from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
+from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer, erasure_consumer
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
 from infra.engines.broadcast import BroadcastEngine
@@ -103,25 +103,8 @@ class InsightsEngine(Construct):
             pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=["OrderPlaced"]),
         )
         # Its part of every erasure: the customer's touches (what they were sent) deleted.
-        self.erasure = QueueConsumer(
-            self,
-            "ErasureConsumer",
-            foundation=foundation,
-            engine="insights",
-            module="on_erasure_requested",
-            environment={**env, "EVENT_BUS_NAME": foundation.bus.event_bus_name},
-            batch_size=1,
-        )
+        self.erasure = erasure_consumer(self, foundation=foundation, engine="insights", environment=env)
         self.table.grant_read_write_data(self.erasure.handler.function)
-        foundation.bus.grant_put_events_to(self.erasure.handler.function)
-        EventRuleToQueue(
-            self,
-            "ErasureRequestedRule",
-            foundation=foundation,
-            consumer=self.erasure,
-            description="Erasure requests to the insights engine",
-            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
-        )
         self.api = ApiFunction(self, "Api", foundation=foundation, engine="insights", routes=ROUTES, environment=env)
         self.table.grant_read_data(self.api.handler.function)
 

@@ -19,7 +19,7 @@ from ecrm.core.lake import ORDER_LINE_COLUMNS, ORDER_LINES
 from infra.constructs.api_function import ApiFunction, ApiRoute
 from infra.constructs.engine_function import EngineFunction
 from infra.constructs.engine_table import EngineTable
-from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer
+from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer, erasure_consumer
 from infra.constructs.foundation import Foundation
 from infra.constructs.lake import Lake
 from infra.constructs.nag import acknowledge
@@ -170,25 +170,8 @@ class TransactionsEngine(Construct):
         )
 
         # Its part of every erasure: loyalty and comparison state deleted, orders detached, then acknowledged.
-        self.erasure = QueueConsumer(
-            self,
-            "ErasureConsumer",
-            foundation=foundation,
-            engine="transactions",
-            module="on_erasure_requested",
-            environment={**env, "EVENT_BUS_NAME": foundation.bus.event_bus_name},
-            batch_size=1,
-        )
+        self.erasure = erasure_consumer(self, foundation=foundation, engine="transactions", environment=env)
         self._grant_table(self.erasure.handler)
-        foundation.bus.grant_put_events_to(self.erasure.handler.function)
-        EventRuleToQueue(
-            self,
-            "ErasureRequestedRule",
-            foundation=foundation,
-            consumer=self.erasure,
-            description="Erasure requests to the transactions engine",
-            pattern=events.EventPattern(source=["ecrm.customers"], detail_type=["CustomerErasureRequested"]),
-        )
 
         self.expiry_job = EngineFunction(
             self,
