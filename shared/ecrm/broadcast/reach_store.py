@@ -302,7 +302,13 @@ class ReachStore:
 
     def delete_items(self, keys: Iterable[tuple[str, str]]) -> None:
         """Delete by (pk, sk), 25 a request, what DynamoDB left unprocessed sent again."""
-        pending = [{"DeleteRequest": {"Key": key_of(pk, sk)}} for pk, sk in dict.fromkeys(keys)]
+        self._write_all([{"DeleteRequest": {"Key": key_of(pk, sk)}} for pk, sk in dict.fromkeys(keys)])
+
+    def put_items(self, items: Iterable[dict[str, Any]]) -> None:
+        """Unconditional puts of items (DynamoDB JSON), 25 a request, what DynamoDB left unprocessed sent again."""
+        self._write_all([{"PutRequest": {"Item": item}} for item in items])
+
+    def _write_all(self, pending: list[dict[str, Any]]) -> None:
         while pending:
             batch, pending = pending[:25], pending[25:]
             request: dict[str, Any] = {self.table: batch}

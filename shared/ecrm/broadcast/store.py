@@ -183,7 +183,7 @@ class BroadcastStore(SuppressionStore):
         `message.version` is the version read; the write stores version + 1 and leaves the object at it.
         """
         if written_before:
-            self._put_all([action["Put"]["Item"] for action in written_before])
+            self.put_items(action["Put"]["Item"] for action in written_before)
         expected = message.version
         message.version = expected + 1
         put: dict[str, Any] = {
@@ -203,15 +203,6 @@ class BroadcastStore(SuppressionStore):
             if code in {"ConditionalCheckFailedException", "TransactionCanceledException"}:
                 raise StaleMessage(message.message_id) from exc
             raise
-
-    def _put_all(self, items: Sequence[dict[str, Any]]) -> None:
-        """Unconditional puts of items (DynamoDB JSON) in batches, until DynamoDB has taken every one."""
-        pending = [{"PutRequest": {"Item": item}} for item in items]
-        while pending:
-            batch, pending = pending[:25], pending[25:]
-            request: dict[str, Any] = {self.table: batch}
-            while request:
-                request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
 
     def _message_item(
         self,
