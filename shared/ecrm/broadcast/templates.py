@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -123,8 +124,15 @@ class CachedTemplates:
         self.latest_for = latest_for
         self._versions: dict[tuple[str, int], StoredTemplate] = {}
         self._latest: dict[str, tuple[datetime, StoredTemplate]] = {}
+        # A batch's requests are accepted several at a time (`MessageService.request_all`): one asks, the others
+        # wait for its answer instead of asking too.
+        self._lock = threading.Lock()
 
     def template(self, template_id: str, version: int | None) -> StoredTemplate | None:
+        with self._lock:
+            return self._template(template_id, version)
+
+    def _template(self, template_id: str, version: int | None) -> StoredTemplate | None:
         now = self.clock.now()
         if version is None:
             held = self._latest.get(template_id)
