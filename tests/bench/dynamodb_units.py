@@ -112,4 +112,5 @@ def units_by_item(operation: str, request: dict[str, Any]) -> list[tuple[str, fl
 def _kind(table: str, item: dict[str, Any]) -> str:
     pk = str((item.get("pk") or {}).get("S", "?")).split("#")[0]
     sk = str((item.get("sk") or {}).get("S", "?")).split("#")[0]
-    return f"{table[-28:]} {pk}/{sk[:16]}"
+    status = (item.get("status") or {}).get("S")  # a message's put: which transition wrote it
+    return f"{table[-28:]} {pk}/{sk[:16]}" + (f" {status}" if status else "")

@@ -310,6 +310,18 @@ class Dispatcher:
         return f"{self.settings.links_base_url.rstrip('/')}/{kind}?token={sign_link(self.settings.link_secret, token)}"
 
 
+def outbound_of(body: Mapping[str, Any]) -> OutboundMessage:
+    """The rendered message a channel queue's record carries."""
+    return OutboundMessage(**{k: body[k] for k in OutboundMessage.__dataclass_fields__ if k in body})
+
+
+def _outbound_or_none(body: Mapping[str, Any]) -> OutboundMessage | None:
+    try:
+        return outbound_of(body)
+    except TypeError:  # a malformed record: its own send fails it
+        return None
+
+
 class Sender:
     def __init__(
         self,
@@ -341,9 +353,12 @@ class Sender:
         send to ask for its own card, so one unanswered call fails records, not the batch's reading.
         The guard's count of sent emails is added once for the batch, at its end, per hour (one write per
         batch, not per email). A process dying mid-batch loses that count: the guard then reads a bounce
-        rate over fewer sends, higher, and pauses sooner, never later.
+        rate over fewer sends, higher, and pauses sooner, never later. The pacer takes the batch's sends from
+        its window in one write per provider key (`Pacer.expect`).
         """
         ids = sorted({str(b["customer_id"]) for b in bodies if b.get("customer_id")})
+        if self.pacer is not None:
+            self.pacer.expect([o for o in map(_outbound_or_none, bodies) if o is not None])
         try:
             cards = self.contacts.cards(ids) if ids else {}
             self._batch_cards = {i: cards.get(i) for i in ids}
@@ -373,7 +388,7 @@ class Sender:
                 raise RetryLater("another attempt holds the message", int((free_at - now).total_seconds()) + 1)
         elif message.status != "queued":
             return "not_queued"
-        outbound = OutboundMessage(**{k: body[k] for k in OutboundMessage.__dataclass_fields__ if k in body})
+        outbound = outbound_of(body)
         blocked = self._still_allowed(message, outbound)
         if blocked:
             events = transition(message, "suppressed", now, reason=blocked, at_send="true")

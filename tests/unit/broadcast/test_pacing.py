@@ -23,12 +23,15 @@ class MemoryCounter:
 
     def __init__(self) -> None:
         self.taken: Counter[tuple[str, int]] = Counter()
+        self.writes = 0
 
-    def take(self, key: str, window_start: int, limit: int, *, expires_at: int) -> bool:
-        if self.taken[(key, window_start)] >= limit:
-            return False
-        self.taken[(key, window_start)] += 1
-        return True
+    def take(self, key: str, window_start: int, limit: int, *, expires_at: int, count: int = 1) -> int:
+        self.writes += 1
+        taken = min(count, limit - self.taken[(key, window_start)])
+        if taken <= 0:
+            return 0
+        self.taken[(key, window_start)] += taken
+        return taken
 
 
 def message(channel: str = "sms", address: str = "+33612345678", country: str | None = "FR") -> OutboundMessage:
@@ -137,17 +140,19 @@ class RecordingClient:
         return {}
 
 
-def test_the_dynamodb_counter_is_one_conditional_add_per_send_keyed_by_the_window() -> None:
+def test_the_dynamodb_counter_is_one_conditional_add_per_take_keyed_by_the_window() -> None:
     client = RecordingClient()
-    assert DynamoPaceCounter(client, "table").take("sms:+33700000001", 1_765_000_000, 3, expires_at=1_765_003_600)
+    taken = DynamoPaceCounter(client, "table").take("sms:+33700000001", 1_765_000_000, 3, expires_at=1_765_003_600)
+    assert taken == 1
     (request,) = client.requests
     assert request["Key"] == {"pk": {"S": "PACE#sms:+33700000001#1765000000"}, "sk": {"S": "PACE"}}
-    assert request["ConditionExpression"] == "attribute_not_exists(taken) OR taken < :limit"
-    assert request["ExpressionAttributeValues"][":limit"] == {"N": "3"}
+    assert request["ConditionExpression"] == "attribute_not_exists(taken) OR taken <= :room"
+    assert request["ExpressionAttributeValues"][":n"] == {"N": "1"}
+    assert request["ExpressionAttributeValues"][":room"] == {"N": "2"}
 
 
-def test_a_spent_window_answers_false_and_other_errors_propagate() -> None:
-    assert not DynamoPaceCounter(RecordingClient(ConditionalFailure()), "t").take("email", 1, 1, expires_at=2)
+def test_a_spent_window_answers_nothing_taken_and_other_errors_propagate() -> None:
+    assert DynamoPaceCounter(RecordingClient(ConditionalFailure()), "t").take("email", 1, 1, expires_at=2) == 0
     with pytest.raises(RuntimeError):
         DynamoPaceCounter(RecordingClient(RuntimeError("boom")), "t").take("email", 1, 1, expires_at=2)
 
@@ -161,3 +166,57 @@ def test_a_short_wait_for_the_next_window_is_taken_on_the_clock() -> None:
     assert paced.admit(message()) is None
     # Then it waited to the next second (0.75 s on the clock) and took that second's budget
     assert clock.now() == NOW.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def test_a_batch_takes_its_sends_of_a_key_in_one_write_and_spends_them_in_their_window() -> None:
+    # Given 14 emails a second and a sender told its batch holds ten emails and two pushes
+    clock, counter = FixedClock(NOW), MemoryCounter()
+    paced = pacer({"email": 14}, counter, clock)
+    emails = [message("email", f"c{n}@example.com") for n in range(10)]
+    paced.expect([*emails, message("push", "arn:aws:sns:endpoint"), message("push", "arn:aws:sns:endpoint")])
+    # When the ten are admitted
+    assert [paced.admit(m) for m in emails] == [None] * 10
+    # Then the window's budget was taken once for the ten, and the unpaced pushes took nothing
+    assert counter.writes == 1
+    assert counter.taken == Counter({("email", int(NOW.timestamp())): 10})
+
+
+def test_a_batch_allowance_never_outlives_its_window_nor_overspends_a_shared_one() -> None:
+    # Given two senders on one counter at 14 emails a second, each with a batch of ten
+    clock, counter = FixedClock(NOW), MemoryCounter()
+    first, second = pacer({"email": 14}, counter, clock), pacer({"email": 14}, counter, clock)
+    batch = [message("email", f"c{n}@example.com") for n in range(10)]
+    first.expect(batch)
+    second.expect(batch)
+    # When the first admits four, the second its ten, then the first its last six
+    admitted_at = [int(clock.now().timestamp()) for m in batch[:4] if first.admit(m) is None]
+    admitted_at += [int(clock.now().timestamp()) for m in batch if second.admit(m) is None]
+    admitted_at += [int(clock.now().timestamp()) for m in batch[4:] if first.admit(m) is None]
+    # Then every send went and no second held more than 14: the second sender got the four the first had left
+    # of the first second and waited for the next; the first's six unspent ones died with their window (eight
+    # sends in a second whose budget is spent: a window left unused, never overspent) and its last six took
+    # from the next second's budget
+    assert len(admitted_at) == 20
+    start = int(NOW.timestamp())
+    assert Counter(admitted_at) == Counter({start: 8, start + 1: 12})
+    assert counter.taken == Counter({("email", start): 14, ("email", start + 1): 12})
+
+
+def test_a_take_that_does_not_fit_takes_what_the_window_has_left() -> None:
+    # Given a window of 14 holding 11 already (the refusal returns the item, as DynamoDB does when asked)
+    class Refusing(RecordingClient):
+        def update_item(self, **request: Any) -> dict[str, Any]:
+            self.requests.append(request)
+            if request["ExpressionAttributeValues"][":n"] != {"N": "3"}:
+                error = ConditionalFailure()
+                error.response = {**ConditionalFailure.response, "Item": {"taken": {"N": "11"}}}  # type: ignore[dict-item]
+                raise error
+            return {}
+
+    client = Refusing()
+    # When a batch asks for ten
+    taken = DynamoPaceCounter(client, "t").take("email", 1, 14, expires_at=2, count=10)
+    # Then it got the three left, in a second conditional write
+    assert taken == 3
+    assert [r["ExpressionAttributeValues"][":room"] for r in client.requests] == [{"N": "4"}, {"N": "11"}]
+    assert client.requests[0]["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"

@@ -12,6 +12,13 @@ two-second window); the second is in the partition key, so a hot key spreads ove
 heating one. A send finding its window full waits for the next window in-process when that is close
 (`max_wait`), else asks to be retried then (plus jitter, so the waiting records do not all return in the
 same second).
+
+A sender taking a queue batch tells the pacer what it holds (`Pacer.expect`): the first send of a key takes
+the batch's sends of that key from the window in the same one write (as many as the window has left, up to
+its budget), and the next sends spend that allowance without a write while the window lasts. An allowance
+is only good in its own window (a batch outliving it takes from the next one), so no window ever admits more
+than its budget; sends the batch did not make after all (a duplicate, a suppression) leave part of a window
+unused, never overspent. One write per batch and key instead of one per send.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -34,8 +41,8 @@ WINDOW_TTL_S = 3600  # a spent window's item lingers an hour, then DynamoDB's TT
 
 
 class PaceCounter(Protocol):
-    def take(self, key: str, window_start: int, limit: int, *, expires_at: int) -> bool:
-        """One send from the window's budget: True when taken, False when the window is spent."""
+    def take(self, key: str, window_start: int, limit: int, *, expires_at: int, count: int = 1) -> int:
+        """Up to `count` sends from the window's budget of `limit`: how many were taken (0: the window is spent)."""
         ...
 
 
@@ -98,6 +105,17 @@ class Pacer:
         self.clock = clock
         self.wait = wait
         self.jitter = jitter or random.Random()  # noqa: S311 - spreading retries, not a secret
+        self._expected: dict[str, int] = {}  # key -> sends of the current batch not admitted yet
+        self._allowance: dict[str, tuple[int, int]] = {}  # key -> (window start, sends taken and not spent)
+
+    def expect(self, messages: Sequence[OutboundMessage]) -> None:
+        """A new batch: its sends per key (what the first send of a key takes at once); earlier allowances end."""
+        expected: dict[str, int] = {}
+        for message in messages:
+            key = self.rates.key_of(message)
+            expected[key] = expected.get(key, 0) + 1
+        self._expected = expected
+        self._allowance = {}
 
     def admit(self, message: OutboundMessage) -> int | None:
         """None when the send may go now (a window's budget taken), else whole seconds to retry after."""
@@ -110,37 +128,62 @@ class Pacer:
         while True:
             now = self.clock.now().timestamp()
             start = int(now // seconds) * seconds
-            if self.counter.take(key, start, limit, expires_at=start + WINDOW_TTL_S):
+            if self._spend(key, start, limit):
                 return None
             next_window = start + seconds
             if next_window > deadline:
                 return max(1, math.ceil(next_window - now)) + self.jitter.randint(0, seconds)
             self.wait(next_window - now)
 
+    def _spend(self, key: str, start: int, limit: int) -> bool:
+        """One send of `key` in the window starting at `start`: from the allowance, else taken from the counter."""
+        window, left = self._allowance.get(key, (start, 0))
+        if window != start or left <= 0:
+            wanted = min(max(1, self._expected.get(key, 0)), limit)
+            window, left = start, self.counter.take(key, start, limit, expires_at=start + WINDOW_TTL_S, count=wanted)
+            if left <= 0:
+                return False
+        self._allowance[key] = (window, left - 1)
+        self._expected[key] = max(0, self._expected.get(key, 0) - 1)
+        return True
+
 
 class DynamoPaceCounter:
-    """`PaceCounter` on the engine's table: one conditional `ADD` per send, no read."""
+    """`PaceCounter` on the engine's table: one conditional `ADD` per take, no read.
+
+    A take of several sends that does not fit reads what the window holds from the refusal itself
+    (`ReturnValuesOnConditionCheckFailure`) and takes the rest of the budget instead.
+    """
 
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
         self.table = table
 
-    def take(self, key: str, window_start: int, limit: int, *, expires_at: int) -> bool:
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": f"PACE#{key}#{window_start}"}, "sk": {"S": "PACE"}},
-                UpdateExpression="ADD taken :one SET expires_at = if_not_exists(expires_at, :ttl)",
-                ConditionExpression="attribute_not_exists(taken) OR taken < :limit",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(limit)},
-                    ":ttl": {"N": str(expires_at)},
-                },
-            )
-        except Exception as exc:
-            found = aws_error(exc)
-            if found is not None and found[0] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+    def take(self, key: str, window_start: int, limit: int, *, expires_at: int, count: int = 1) -> int:
+        wanted = max(1, min(count, limit))
+        for _ in range(3):  # the window's count moves under concurrent senders: ask again for what is left
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key={"pk": {"S": f"PACE#{key}#{window_start}"}, "sk": {"S": "PACE"}},
+                    UpdateExpression="ADD taken :n SET expires_at = if_not_exists(expires_at, :ttl)",
+                    ConditionExpression="attribute_not_exists(taken) OR taken <= :room",
+                    ExpressionAttributeValues={
+                        ":n": {"N": str(wanted)},
+                        ":room": {"N": str(limit - wanted)},
+                        ":ttl": {"N": str(expires_at)},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except Exception as exc:
+                found = aws_error(exc)
+                if found is None or found[0] != "ConditionalCheckFailedException":
+                    raise
+                old = found[2].get("Item") or {}
+                left = limit - int((old.get("taken") or {}).get("N", limit))
+                if left <= 0:
+                    return 0
+                wanted = min(wanted, left)
+                continue
+            return wanted
+        return 0
