@@ -54,6 +54,7 @@ from ecrm.broadcast.reach_store import (
 from ecrm.broadcast.suppression_store import SuppressionStore, decode_cursor, encode_cursor
 from ecrm.core.events import DomainEvent
 from ecrm.core.outbox import Outbox, events_attribute
+from ecrm.core.packing import pack, unpack
 
 CONTENT = "CONTENT"  # the sort key of a message's content and data, beside its `MESSAGE` item
 KEPT_BESIDE_DOC = ("message_id", "customer_id", "status")  # the key and attributes hold them: not in `doc` again
@@ -143,7 +144,7 @@ class BroadcastStore(SuppressionStore):
         apart = {m.message_id: m for m in messages if not m._inline_content}
         for item in self._get_all([key_of(message_pk(i), CONTENT) for i in apart]):
             packed = item["packed"]
-            stored = json.loads(zlib.decompress(bytes(packed)))  # boto3 reads it as a `Binary`
+            stored = json.loads(unpack(bytes(packed)))  # boto3 reads it as a `Binary`
             message = apart[item["pk"].removeprefix("MSG#")]
             message.content, message.data = stored["content"], stored.get("data") or {}
 
@@ -221,7 +222,7 @@ class BroadcastStore(SuppressionStore):
                 "customer_id": message.customer_id,
                 "version": message.version,
                 # Compressed: the status and history are rewritten by each transition, billed per KB.
-                "doc": zlib.compress(message.model_dump_json(exclude=left_out, exclude_defaults=True).encode(), 9),
+                "doc": pack(message.model_dump_json(exclude=left_out, exclude_defaults=True).encode()),
             }
         )
         if events:
@@ -328,7 +329,7 @@ class BroadcastStore(SuppressionStore):
 def message_doc(item: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON document of a message item (deserialized): compressed since ADR 11's change, plain before."""
     doc = item["doc"]
-    return dict(json.loads(doc if isinstance(doc, str) else zlib.decompress(bytes(doc))))
+    return dict(json.loads(doc if isinstance(doc, str) else unpack(bytes(doc))))
 
 
 def _message_of(item: Mapping[str, Any]) -> Message:

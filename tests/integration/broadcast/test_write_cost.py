@@ -12,6 +12,7 @@ from ecrm.broadcast.erasure import BroadcastErasure
 from ecrm.broadcast.store import CONTENT, message_doc
 from ecrm.core.erasure import CustomerErasureRequested
 from ecrm.core.outbox import messages_in
+from ecrm.core.packing import unpack
 
 from tests.integration.broadcast.conftest import NOW, TABLE, Engine
 from tests.integration.broadcast.test_pipeline import Feedback
@@ -38,7 +39,7 @@ def readable(items: list[dict[str, Any]]) -> str:
 
     def value(attribute: dict[str, Any]) -> Any:
         if "B" in attribute:
-            return zlib.decompress(attribute["B"]).decode()
+            return unpack(attribute["B"]).decode()
         return attribute
 
     return json.dumps([{k: value(v) for k, v in i.items()} for i in items], default=str)
