@@ -8,7 +8,6 @@ only it; after the queue's receive count it waits in the DLQ for `ecrm redrive`.
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -16,28 +15,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.broadcast.sending import RetryLater, Sender
 from ecrm.broadcast.wiring import BroadcastConfig, sender_for
-from ecrm.core import aws
 from ecrm.core.config import load_config
+from ecrm.core.consumer import retry_after
 from ecrm.core.observability import Observability
 
 config = load_config(BroadcastConfig)
 obs = Observability(config)
 processor = BatchProcessor(event_type=EventType.SQS)
-MAX_VISIBILITY_S = 43_200
-
-
-@cache
-def queue_url(source_arn: str) -> str:
-    _, _, _, _, account, name = source_arn.split(":", 5)
-    return str(aws.client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
-
-
-def retry_after(record: SQSRecord, delay_s: int) -> None:
-    aws.client("sqs").change_message_visibility(
-        QueueUrl=queue_url(record.event_source_arn),
-        ReceiptHandle=record.receipt_handle,
-        VisibilityTimeout=max(0, min(MAX_VISIBILITY_S, delay_s)),
-    )
 
 
 @obs.entrypoint()

@@ -85,6 +85,23 @@ class NotRecordedYet(Exception):
     """The provider's id is not recorded yet (its sender is about to): the queue delivers the report again."""
 
 
+class SenderStillSending(Exception):
+    """The message's sender holds it (`sending`, its lease live): its own `sent` is on the way.
+
+    A provider's event that moves a message (SES's `Send` or `Delivery` can beat the sender's write) is
+    delivered again later (`delay_s`: what is left of the lease; the handler tries sooner first). Settled by the sender by then, the message
+    takes the event as any sent message does (`Send` is then nothing to do); a sender that died leaves the
+    message `sending`, and the event settles it within the grace a retried send waits for that evidence
+    (`SendingSettings.evidence_grace`). Applied at once, the event and the sender's own write raced for the
+    same item: a write lost to a stale version, the sender's record retried for nothing and, when `Delivery`
+    won, a message that went from `sending` to `delivered` without its `MessageSent`.
+    """
+
+    def __init__(self, message_id: str, delay_s: int) -> None:
+        super().__init__(f"{message_id} is still held by its sender")
+        self.delay_s = delay_s
+
+
 @dataclass(frozen=True)
 class GuardSettings:
     configuration_set: str = "ecrm"
@@ -187,6 +204,9 @@ class FeedbackService:
         leaves, status = move
         if message.status not in leaves:
             return "noop"
+        now = self.clock.now()
+        if message.status == "sending" and message.lease_until is not None and now < message.lease_until:
+            raise SenderStillSending(message.message_id, int((message.lease_until - now).total_seconds()) + 1)
         reason = _reason(feedback)
         message.lease_until = None
         message.provider_message_id = message.provider_message_id or feedback.provider_message_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger
@@ -18,10 +19,27 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ConfigDict, Field
 
+from ecrm.core import aws
 from ecrm.core.contract import Contract
 from ecrm.core.events import DomainEvent, EventEnvelope, EventMetadata
 
 E = TypeVar("E", bound=DomainEvent)
+MAX_VISIBILITY_S = 43_200  # SQS's longest visibility timeout
+
+
+@cache
+def queue_url(source_arn: str) -> str:
+    _, _, _, _, account, name = source_arn.split(":", 5)
+    return str(aws.client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
+
+
+def retry_after(record: SQSRecord, delay_s: int) -> None:
+    """Redeliver the record in `delay_s` seconds instead of the queue's visibility timeout (report it failed too)."""
+    aws.client("sqs").change_message_visibility(
+        QueueUrl=queue_url(record.event_source_arn),
+        ReceiptHandle=record.receipt_handle,
+        VisibilityTimeout=max(0, min(MAX_VISIBILITY_S, delay_s)),
+    )
 
 
 class UnexpectedEvent(Exception):

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from ecrm.broadcast.channels.base import ChannelError
+from ecrm.broadcast.feedback import SenderStillSending
 from ecrm.broadcast.models import MessageRequest
 from ecrm.broadcast.sending import RetryLater
 from ecrm.broadcast.service import KeyReused
@@ -125,7 +126,12 @@ def test_a_crash_after_the_provider_call_is_settled_by_the_providers_event_not_b
     # the redelivery within the lease and grace waits
     with pytest.raises(RetryLater):
         engine.sender.send(body)
-    # SES's own Send event, tagged with our id, settles it
+    # SES's own Send event, tagged with our id, waits the sender's lease out (the queue delivers it again then)
+    with pytest.raises(SenderStillSending) as held:
+        engine.feedback.apply(Feedback("sent", message_id))
+    assert 0 < held.value.delay_s <= engine.settings.lease.total_seconds() + 1
+    # and then settles it, within the grace a retried send waits for that evidence
+    engine.clock.advance(seconds=held.value.delay_s)
     assert engine.feedback.apply(Feedback("sent", message_id)) == "sent"
     assert engine.sender.send(body) == "duplicate"
     assert len(engine.adapters["email"].sent) == 1

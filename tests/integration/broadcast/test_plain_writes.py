@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from ecrm.broadcast.feedback import SenderStillSending
 from ecrm.broadcast.models import MessageRequest
 from ecrm.broadcast.service import KeyReused
 from ecrm.core.outbox import messages_in
@@ -105,11 +106,46 @@ def test_a_sender_dying_after_the_caps_record_before_the_sent_write_sends_once_a
     assert len(engine.adapters["email"].sent) == 1
     assert len(engine.store.recent_sends("c1", NOW - timedelta(days=1))) == 1
     assert engine.store.get_message(message_id).status == "sending"  # type: ignore[union-attr]
-    # SES's event, tagged with our id, settles it; the queue's redelivery then sends nothing and counts nothing
+    # SES's event, tagged with our id, settles it once the dead sender's lease is over (before, it waits); the
+    # queue's redelivery then sends nothing and counts nothing
+    with pytest.raises(SenderStillSending):
+        engine.feedback.apply(Feedback("sent", message_id))
+    engine.clock.advance(seconds=engine.settings.lease.total_seconds())
     assert engine.feedback.apply(Feedback("sent", message_id)) == "sent"
     assert engine.sender.send(body) == "duplicate"
     assert len(engine.adapters["email"].sent) == 1
     assert len(engine.store.recent_sends("c1", NOW - timedelta(days=1))) == 1
+
+
+def test_a_providers_event_beating_the_senders_write_waits_for_it_instead_of_racing_it(engine: Engine) -> None:
+    engine.contacts.add("c1")
+    message_id = engine.request()
+    engine.dispatcher.dispatch([message_id], correlation_id="c")
+    (body,) = engine.queues.drain()
+    adapter = engine.adapters["email"]
+    provider_send = adapter.send
+    held: list[SenderStillSending] = []
+
+    def send_then_report(message: Any) -> Any:
+        result = provider_send(message)
+        # SES's Send (or even Delivery) event is handled before the sender writes `sent`
+        for kind in ("sent", "delivered"):
+            with pytest.raises(SenderStillSending) as waiting:
+                engine.feedback.apply(Feedback(kind, message_id))
+            held.append(waiting.value)
+        return result
+
+    adapter.send = send_then_report  # type: ignore[method-assign]
+    # The sender's own write lands: no stale version, no retried record
+    assert engine.sender.send(body) == "sent"
+    assert [h.delay_s > 0 for h in held] == [True, True]
+    # Delivered again when the lease is over, Send is nothing to do and Delivery moves the message on
+    engine.clock.advance(seconds=max(h.delay_s for h in held))
+    assert engine.feedback.apply(Feedback("sent", message_id)) == "noop"
+    assert engine.feedback.apply(Feedback("delivered", message_id)) == "delivered"
+    view = engine.messages.get(message_id)
+    assert [h.status for h in view.history] == ["requested", "queued", "sending", "sent", "delivered"]
+    assert len(adapter.sent) == 1
 
 
 def test_a_batch_accepted_several_at_a_time_answers_in_order_and_again_the_same(engine: Engine) -> None:
