@@ -189,8 +189,14 @@ class CampaignsEngine(Construct):
             "MessageOutcomesRule",
             foundation=foundation,
             consumer=self.outcomes,
-            description="Broadcast's message events onto the campaign arms' counters",
-            pattern=events.EventPattern(source=["ecrm.broadcast"], detail_type=MESSAGE_OUTCOMES),
+            description="Broadcast's message events of campaign messages onto the campaign arms' counters",
+            # Only a campaign's messages move its arms: transactional, trigger and journey messages stay off the
+            # queue (each event a rule delivers is an SQS request and a share of an invocation)
+            pattern=events.EventPattern(
+                source=["ecrm.broadcast"],
+                detail_type=MESSAGE_OUTCOMES,
+                detail={"data": {"source": [{"prefix": "campaign:"}]}},
+            ),
         )
         EventRuleToQueue(
             self,

@@ -9,13 +9,24 @@ CloudWatch and Firehose destinations are accepted and not served.
 
 `now()` is the one clock of the local SES: every timestamp and the send quota read it, so a movable
 local clock can replace it.
+
+SES publishes a send's events after its API call has answered, asynchronously: a caller writing down what it
+sent (a sender settling its message) normally does so before the `Send` and `Delivery` events reach anyone.
+The local SES does the same: a record is made, timestamped and counted when the event happens, and handed
+to its destinations by one publisher thread, in order, `PUBLISH_AFTER_S` later. Published inside the call, the
+events reached the broadcast engine's feedback before the sender had written its own `sent`, on every
+email, which no deployment sees. `flush()` waits until every event made so far is published.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -212,19 +223,64 @@ def rendering_failure(template_name: str, error: str) -> dict[str, Any]:
 
 
 # -- destinations ------------------------------------------------------------------------------------
+PUBLISH_AFTER_S = 0.5
+
+
+class _Publisher:
+    """One daemon thread handing records to their destinations in the order they were made, each no sooner than
+    `PUBLISH_AFTER_S` after it was made."""
+
+    def __init__(self) -> None:
+        self.pending: queue.Queue[tuple[float, Callable[[], None]]] = queue.Queue()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def submit(self, publication: Callable[[], None]) -> None:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="local-ses-events", daemon=True)
+                self.thread.start()
+        self.pending.put((time.monotonic() + PUBLISH_AFTER_S, publication))
+
+    def _run(self) -> None:
+        while True:
+            due, publication = self.pending.get()
+            try:
+                time.sleep(max(0.0, due - time.monotonic()))
+                publication()
+            except Exception:  # a destination's failure is logged where it happens; the publisher goes on
+                logger.exception("SES event publication failed")
+            finally:
+                self.pending.task_done()
+
+
+_publisher = _Publisher()
+
+
+def flush() -> None:
+    """Return once every event made so far has reached its destinations."""
+    _publisher.pending.join()
+
+
 def publish(destinations: list[dict[str, Any]], matching_type: str, mail: Any, body: dict[str, Any]) -> int:
-    """Send the record to every enabled destination of the configuration set that matches the type."""
+    """Make the record now and hand it to every enabled destination of the configuration set that matches the
+    type, after the call has answered (`PUBLISH_AFTER_S`); answers how many destinations it goes to."""
     moment = now()
     detail = record(matching_type, mail, body)
-    published = 0
-    for destination in destinations:
-        if not destination.get("Enabled", True) or matching_type not in destination.get("MatchingEventTypes", []):
-            continue
-        try:
-            published += _send(destination, matching_type, detail, mail=mail, moment=moment)
-        except Exception:  # SES never fails a send because an event could not be published
-            logger.exception("SES event %s for %s: destination %s failed", matching_type, mail.message_id, destination)
-    return published
+    matching = [d for d in destinations if d.get("Enabled", True) and matching_type in d.get("MatchingEventTypes", [])]
+
+    def publication() -> None:
+        for destination in matching:
+            try:
+                _send(destination, matching_type, detail, mail=mail, moment=moment)
+            except Exception:  # SES never fails a send because an event could not be published
+                logger.exception(
+                    "SES event %s for %s: destination %s failed", matching_type, mail.message_id, destination
+                )
+
+    if matching:
+        _publisher.submit(publication)
+    return sum(1 for d in matching if "EventBridgeDestination" in d or "SnsDestination" in d)
 
 
 def _send(

@@ -134,6 +134,7 @@ class LocalSes:
         return str(response["MessageId"])
 
     def events(self) -> list[dict[str, Any]]:
+        ses_events.flush()  # SES publishes after its call has answered
         return [json.loads(m["Body"]) for m in drain(self.client("sqs"), str(self.provisioned.physical["EmailEvents"]))]
 
 

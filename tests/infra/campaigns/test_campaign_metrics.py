@@ -32,3 +32,22 @@ def test_the_outcome_consumer_emits_as_the_service_the_dashboard_searches(synthe
         and "CAMPAIGNS_TABLE_NAME" in f["Properties"]["Environment"]["Variables"]
     ]
     assert consumer["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == METRICS_SERVICE
+
+
+def test_only_campaign_messages_reach_the_arm_counters_queue(synthesized: Synthesized) -> None:
+    # The rule of broadcast's message events into the outcome consumer's queue filters on the message's source:
+    # a transactional, trigger or journey message's events are no SQS request of the campaigns engine
+    rules = [
+        r["Properties"]["EventPattern"]
+        for r in synthesized.resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["ecrm.broadcast"]
+        and "MessageSent" in r["Properties"]["EventPattern"].get("detail-type", [])
+        and "arm" in r["Properties"].get("Description", "")
+    ]
+    assert rules == [
+        {
+            "source": ["ecrm.broadcast"],
+            "detail-type": rules[0]["detail-type"],
+            "detail": {"data": {"source": [{"prefix": "campaign:"}]}},
+        }
+    ]
