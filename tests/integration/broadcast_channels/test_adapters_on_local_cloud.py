@@ -24,7 +24,7 @@ from ecrm.broadcast.channels import ChannelError, ChannelSettings, OutboundMessa
 from ecrm.broadcast.feedback_events import ProviderFeedback, parse_feedback
 from ecrm.core.clock import FixedClock
 
-from infra.local import messaging, ses, ses_mail
+from infra.local import messaging, ses, ses_events, ses_mail
 from infra.local.cloud import free_port
 from infra.local.messaging.client import LocalMessaging
 from infra.local.template import ACCOUNT_ID
@@ -77,6 +77,7 @@ class Clients:
 
     def feedback(self, queue_url: str) -> list[ProviderFeedback]:
         """What the feedback queue received, parsed as the broadcast engine parses it."""
+        ses_events.flush()  # SES publishes after its call has answered
         return [f for m in drain(self("sqs"), queue_url) for f in parse_feedback(json.loads(m["Body"]))]
 
 
