@@ -89,12 +89,13 @@ class SenderStillSending(Exception):
     """The message's sender holds it (`sending`, its lease live): its own `sent` is on the way.
 
     A provider's event that moves a message (SES's `Send` or `Delivery` can beat the sender's write) is
-    delivered again later (`delay_s`: what is left of the lease; the handler tries sooner first). Settled by the sender by then, the message
-    takes the event as any sent message does (`Send` is then nothing to do); a sender that died leaves the
-    message `sending`, and the event settles it within the grace a retried send waits for that evidence
-    (`SendingSettings.evidence_grace`). Applied at once, the event and the sender's own write raced for the
-    same item: a write lost to a stale version, the sender's record retried for nothing and, when `Delivery`
-    won, a message that went from `sending` to `delivered` without its `MessageSent`.
+    delivered again later (`delay_s`: what is left of the lease; the handler tries sooner first). Settled by
+    the sender by then, the message takes the event as any sent message does (`Send` is then nothing to do);
+    a sender that died leaves the message `sending`, and the event settles it within the grace a retried send
+    waits for that evidence (`SendingSettings.evidence_grace`). Applied at once, the event and the sender's
+    own write raced for the same item: a write lost to a stale version, the sender's record retried for
+    nothing and, when `Delivery` won, a message that went from `sending` to `delivered` without its
+    `MessageSent`.
     """
 
     def __init__(self, message_id: str, delay_s: int) -> None:
