@@ -65,9 +65,10 @@ def test_a_campaign_launched_and_watched_through_the_cli_reports_what_it_sent(
     def report() -> dict[str, Any]:
         return dict(json.loads(ecrm(tour, staff_token, "campaign", "report", campaign_id, "--json").output))
 
+    # (the sends share the suite's one email sender, paced to SES's rate, with every other test's messages)
     done = wait_for(
         lambda: (r := report()) and sum(a["sent"] for a in r["arms"]) == treated and r,
-        timeout=60,
+        timeout=180,
         what="the campaign's sends counted",
     )
     assert {a["arm"]: a["targeted"] for a in done["arms"]} == expected
