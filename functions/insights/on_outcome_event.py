@@ -1,6 +1,6 @@
-"""Broadcast's message events, unsubscriptions and orders placed into the live counters; message events also
-into the lake's `message_outcomes` table (first, so a retry after a failed count writes the row again, never
-loses it: readers keep one row per `event_id`).
+"""Broadcast's counts of its message events (`MessageOutcomesCounted`), unsubscriptions and orders placed into
+the live counters; each message event into the lake's `message_outcomes` table (readers keep one row per
+`event_id`), a send also into the touches that orders are attributed by.
 
 The batch is counted as a whole (`InsightsService.record_batch`: one transaction for its message events), so
 this handler parses every record first and answers the records that failed as `batchItemFailures`.
@@ -21,6 +21,7 @@ from ecrm.broadcast.models import (
     MessageEvent,
     MessageFailed,
     MessageOpened,
+    MessageOutcomesCounted,
     MessageRequested,
     MessageSent,
     MessageSuppressed,
@@ -45,7 +46,7 @@ MESSAGE_EVENTS: list[type[MessageEvent]] = [
     MessageOpened,
     MessageClicked,
 ]
-ACCEPTED: list[type[DomainEvent]] = [*MESSAGE_EVENTS, CustomerUnsubscribed, OrderPlaced]
+ACCEPTED: list[type[DomainEvent]] = [*MESSAGE_EVENTS, MessageOutcomesCounted, CustomerUnsubscribed, OrderPlaced]
 config = load_config(InsightsConfig)
 obs = Observability(config)
 

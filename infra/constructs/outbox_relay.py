@@ -15,6 +15,8 @@ An alarm on the function's iterator age tells that the relay is falling behind b
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -41,7 +43,15 @@ OUTBOX_FILTERS = [
 ]
 
 
-class OutboxRelay(Construct):
+class StreamConsumer(Construct):
+    """A function draining an engine table's stream (ADR 11): what no record may be lost by.
+
+    The mapping starts at the trim horizon (nothing written before it existed is skipped) and delivers only the
+    records `filters` match; a failing batch is retried for up to `max_record_age`, then its position (shard,
+    sequence numbers) goes to the on-failure queue, which alarms; an alarm on the iterator age tells that the
+    function is falling behind before anything is lost.
+    """
+
     def __init__(
         self,
         scope: Construct,
@@ -50,8 +60,15 @@ class OutboxRelay(Construct):
         foundation: Foundation,
         engine: str,
         table: dynamodb.ITable,
-        module: str = "relay_outbox",
-        batch_size: int = 100,
+        module: str,
+        name: str,
+        description: str,
+        behind: str,
+        filters: list[dict[str, Any]],
+        environment: dict[str, str],
+        batch_size: int,
+        bisect_and_report: bool = True,
+        tumbling_window: Duration | None = None,
         max_record_age: Duration = Duration.hours(12),
         retry_attempts: int = 10_000,
         iterator_age_alarm: Duration = Duration.minutes(5),
@@ -67,7 +84,7 @@ class OutboxRelay(Construct):
         acknowledge(
             self.failures,
             "AwsSolutions-SQS3",
-            "This queue is itself a dead-letter queue: the relay's on-failure destination for stream batches.",
+            f"This queue is itself a dead-letter queue: the {name}'s on-failure destination for stream batches.",
         )
         self.handler = EngineFunction(
             self,
@@ -76,22 +93,22 @@ class OutboxRelay(Construct):
             module=module,
             settings=foundation.settings,
             layers=[foundation.common_layer],
-            environment={"EVENT_BUS_NAME": foundation.bus.event_bus_name},
+            environment=environment,
             timeout=Duration.seconds(30),
-            description=f"eCRM {engine}: outbox relay from the table stream to the bus",
+            description=f"eCRM {engine}: {description}",
         )
-        foundation.bus.grant_put_events_to(self.handler.function)
         self.handler.function.add_event_source(
             sources.DynamoEventSource(
                 table,
                 starting_position=lambda_.StartingPosition.TRIM_HORIZON,
                 batch_size=batch_size,
-                bisect_batch_on_error=True,
-                report_batch_item_failures=True,
+                bisect_batch_on_error=bisect_and_report,
+                report_batch_item_failures=bisect_and_report,
+                tumbling_window=tumbling_window,
                 retry_attempts=retry_attempts,
                 max_record_age=max_record_age,
                 on_failure=sources.SqsDlq(self.failures),
-                filters=[lambda_.FilterCriteria.filter(f) for f in OUTBOX_FILTERS],
+                filters=[lambda_.FilterCriteria.filter(f) for f in filters],
             )
         )
         acknowledge(
@@ -104,7 +121,7 @@ class OutboxRelay(Construct):
             self,
             "FailedBatchesAlarm",
             self.failures,
-            f"The {engine} outbox relay gave up on a batch: replay it from the stream or the table",
+            f"The {engine} {name} gave up on a batch: replay it from the stream or the table",
         )
         self.iterator_age_alarm = cloudwatch.Alarm(
             self,
@@ -114,5 +131,43 @@ class OutboxRelay(Construct):
             evaluation_periods=3,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"The {engine} outbox relay is behind: events wait to be published",
+            alarm_description=f"The {engine} {name} is behind: {behind}",
         )
+
+
+class OutboxRelay(StreamConsumer):
+    """The relay itself: takes partial batch responses (the relay names the first record it could not publish)
+    and bisects a batch whose invocation failed, so one bad record cannot hold its batch-mates back for long."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        foundation: Foundation,
+        engine: str,
+        table: dynamodb.ITable,
+        module: str = "relay_outbox",
+        batch_size: int = 100,
+        max_record_age: Duration = Duration.hours(12),
+        retry_attempts: int = 10_000,
+        iterator_age_alarm: Duration = Duration.minutes(5),
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            foundation=foundation,
+            engine=engine,
+            table=table,
+            module=module,
+            name="outbox relay",
+            description="outbox relay from the table stream to the bus",
+            behind="events wait to be published",
+            filters=OUTBOX_FILTERS,
+            environment={"EVENT_BUS_NAME": foundation.bus.event_bus_name},
+            batch_size=batch_size,
+            max_record_age=max_record_age,
+            retry_attempts=retry_attempts,
+            iterator_age_alarm=iterator_age_alarm,
+        )
+        foundation.bus.grant_put_events_to(self.handler.function)

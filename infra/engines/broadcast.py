@@ -29,6 +29,7 @@ from aws_cdk import aws_smsvoice as smsvoice
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+from ecrm.core.outbox import OUTBOX_ATTRIBUTE
 
 from infra.constructs.api_function import ApiFunction, ApiRoute
 from infra.constructs.engine_function import EngineFunction
@@ -36,7 +37,7 @@ from infra.constructs.engine_table import EngineTable
 from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer, erasure_consumer
 from infra.constructs.foundation import Foundation
 from infra.constructs.nag import acknowledge
-from infra.constructs.outbox_relay import OutboxRelay
+from infra.constructs.outbox_relay import OutboxRelay, StreamConsumer
 from infra.constructs.scheduled_job import ScheduledJob
 from infra.engines.customers import CustomersEngine
 
@@ -58,6 +59,19 @@ ROUTES = (
     ApiRoute("POST", "/preferences", public=True, public_because=LINKS),
 )
 ALWAYS_ON = ("email", "sms", "push", "in_app", "webhook")
+# What the outcome counter reads: the writes of message items that carry events (`ecrm.broadcast.outcome_counts`),
+# not its own count items (`OUTCOMES#...`) nor any other item's. Its window is how live the counts are.
+OUTCOME_FILTERS: list[dict[str, Any]] = [
+    {
+        "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+        "dynamodb": {
+            "Keys": {"pk": {"S": lambda_.FilterRule.begins_with("MSG#")}},
+            "NewImage": {OUTBOX_ATTRIBUTE: {kind: lambda_.FilterRule.exists()}},
+        },
+    }
+    for kind in ("S", "B")
+]
+OUTCOME_WINDOW = Duration.seconds(10)
 DEFAULT_FROM = "eCRM <news@example.com>"
 # SES's send rate of a new production account and a long code's one message per second (End User Messaging).
 DEFAULT_SEND_RATES = {"email": 14, "sms:*": 1, "voice:*": 1}
@@ -89,6 +103,25 @@ class BroadcastEngine(Construct):
             self, "Table", key=foundation.key, settings=settings, stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES
         ).table
         self.outbox = OutboxRelay(self, "OutboxRelay", foundation=foundation, engine="broadcast", table=self.table)
+        self.outcome_counter = StreamConsumer(
+            self,
+            "OutcomeCounter",
+            foundation=foundation,
+            engine="broadcast",
+            table=self.table,
+            module="count_outcomes",
+            name="outcome counter",
+            description="message events counted once per window of the table stream",
+            behind="counts of message events wait",
+            filters=OUTCOME_FILTERS,
+            environment={"BROADCAST_TABLE_NAME": self.table.table_name},
+            batch_size=1000,
+            # A window's state is its counts: Lambda keeps it, so a retried batch is folded in once (ADR 12).
+            bisect_and_report=False,
+            tumbling_window=OUTCOME_WINDOW,
+        )
+        self.table.grant(self.outcome_counter.handler.function, "dynamodb:PutItem", "dynamodb:Query")
+        foundation.key.grant_encrypt_decrypt(self.outcome_counter.handler.function)
 
         email_from = str(self.node.try_get_context("ecrm:broadcastEmailFrom") or DEFAULT_FROM)
         self.configuration_set, self.untracked_set = self._email(email_from, settings.name("broadcast"))

@@ -78,18 +78,9 @@ JOURNEY_EVENTS = {
 # The customer store's interactions journeys start on (`ecrm.campaigns.journey_library.CART_INTERACTIONS`):
 # every tracked page view is an interaction too, so the rule lets only these types into the journey queue.
 JOURNEY_INTERACTIONS = ["checkout_started", "cart_viewed"]
-# What `functions/campaigns/on_outcome_event.py` counts on the campaign arms (and OrderPlaced, conversions).
-MESSAGE_OUTCOMES = [
-    "MessageSent",
-    "MessageDelivered",
-    "MessageBounced",
-    "MessageComplained",
-    "MessageOpened",
-    "MessageClicked",
-    "MessageSuppressed",
-    "MessageDeferred",
-    "MessageFailed",
-]
+# What `functions/campaigns/on_outcome_event.py` counts on the campaign arms (and OrderPlaced, conversions):
+# broadcast's counts of its message events, one event per window of its table's stream (ADR 12).
+MESSAGE_OUTCOMES = ["MessageOutcomesCounted"]
 # Waits are coarse (hours, days, a time of day): every five minutes is precise enough.
 WAKE_SCHEDULE = "rate(5 minutes)"
 # A run's longest life: a throttle, local times across the zones and an auto-winner's test hours add up
@@ -189,14 +180,10 @@ class CampaignsEngine(Construct):
             "MessageOutcomesRule",
             foundation=foundation,
             consumer=self.outcomes,
-            description="Broadcast's message events of campaign messages onto the campaign arms' counters",
-            # Only a campaign's messages move its arms: transactional, trigger and journey messages stay off the
-            # queue (each event a rule delivers is an SQS request and a share of an invocation)
-            pattern=events.EventPattern(
-                source=["ecrm.broadcast"],
-                detail_type=MESSAGE_OUTCOMES,
-                detail={"data": {"source": [{"prefix": "campaign:"}]}},
-            ),
+            description="Broadcast's counts of its message events onto the campaign arms' counters",
+            # One event per window of broadcast's stream, not one per message: the consumer takes the
+            # campaigns' counts from it (`ecrm.campaigns.outcomes.CampaignOutcomes.record_counts`).
+            pattern=events.EventPattern(source=["ecrm.broadcast"], detail_type=MESSAGE_OUTCOMES),
         )
         EventRuleToQueue(
             self,

@@ -31,8 +31,11 @@ from infra.engines.broadcast import BroadcastEngine
 from infra.engines.campaigns import CampaignsEngine
 
 ROUTES = (ApiRoute("GET", "/insights/live"),)
-# What the consumer counts (`ecrm.insights.models.COUNTER_OF_EVENT`) and the unsubscriptions.
+# What the consumer reads: broadcast's counts of its message events (`MessageOutcomesCounted`, ADR 12), each
+# message event for the lake's row (and a send for the touches conversions are attributed by), and the
+# unsubscriptions, which it counts itself.
 MESSAGE_EVENTS = [
+    "MessageOutcomesCounted",
     "MessageRequested",
     "MessageSuppressed",
     "MessageDeferred",

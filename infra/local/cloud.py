@@ -152,6 +152,7 @@ class LocalCloud:
                         region=REGION,
                         retry_delay=self.retry_delay,
                         on_error=self._record_error,
+                        now=self.clock.now,
                     )
                 )
         self.scheduler = LocalScheduler(

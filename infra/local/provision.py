@@ -540,6 +540,7 @@ class Provisioner:
                 "bisect_on_error": bool(p.get("BisectBatchOnFunctionError", False)),
                 "maximum_retry_attempts": int(p.get("MaximumRetryAttempts", -1)),
                 "on_failure": ((p.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"),
+                "tumbling_window_seconds": int(p.get("TumblingWindowInSeconds", 0)),
             }
         )
         self.resolver.record(r.logical_id, f"local-esm-{r.logical_id}")

@@ -56,7 +56,7 @@ from ecrm_ops.tour.context import TourContext, expect, wait_for
 
 from infra.local.cloud import LocalCloud
 from infra.local.faults import identify
-from infra.local.pollers import QueuePoller
+from infra.local.pollers import QueuePoller, StreamPoller
 from infra.local.template import REGION
 from tests.bench.dynamodb_units import read_units, units_by_item, wire_bytes, write_units
 
@@ -292,8 +292,16 @@ def run_emails(
         drain = QueuePoller(stopped.mapping, sqs=stopped.sqs, runtime=stopped.runtime, region=stopped.region)
         while drain.poll_once():
             pass
-    # The delivery's own events then reach the customer store's timeline: wait for every queue to drain.
-    wait_for(lambda: queues_empty(cloud), timeout=300, interval=2, what="every queue drained")
+
+    # The delivery's own events then reach the customer store's timeline, and broadcast's last window of counts
+    # closes (its tumbling window) and reaches the counters: wait for every window and every queue to drain.
+    def settled() -> bool:
+        windows = any(p.window_open for p in cloud.pollers if isinstance(p, StreamPoller))
+        return not windows and queues_empty(cloud)
+
+    wait_for(settled, timeout=300, interval=2, what="every window closed and every queue drained")
+    time.sleep(2)  # the relay reads the last window's item from the stream within its poll interval
+    wait_for(lambda: queues_empty(cloud), timeout=300, interval=2, what="the last window's event counted")
     time.sleep(3)  # the last consumer's settling calls (a deletion after the handler answered)
     return ids
 

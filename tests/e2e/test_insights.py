@@ -1,6 +1,8 @@
-"""Live insights on the local cloud: broadcast's events and an order, put on the bus (one event twice), show in
-`GET /insights/live` on their campaign variant, their channel and the total within seconds, each once, the
-order as a conversion with its revenue; the message events are rows of the lake's `message_outcomes` table.
+"""Live insights on the local cloud: broadcast's counts of a window (put on the bus twice), its message events
+and an order show in `GET /insights/live` on their campaign variant, their channel and the total within
+seconds, each once, the order as a conversion with its revenue (attributed by the send); the message events are
+rows of the lake's `message_outcomes` table. Broadcast's own counting of its stream is tested from a real send
+(`tests/e2e/test_campaigns.py`, the tour's campaign).
 
 The suite's clock has moved by the time this runs, so the events happen at the cloud's `now`, and the
 channel and total are read against the counts read before them (the suite's own sends are in there too).
@@ -17,6 +19,7 @@ from ecrm_ops.tour.context import TourContext, expect, wait_for
 
 from infra.local.cloud import LocalCloud
 from infra.local.lake import LocalLake
+from tests import outcome_counts
 
 
 def live(tour: TourContext, token: str, window: int = 60) -> dict[str, Any]:
@@ -60,11 +63,16 @@ def test_events_show_once_in_the_live_counters_and_in_the_lake(
     run = new_id("i").lower()
     customer, campaign, now = f"cus_{run}", f"cmp_{run}", cloud.clock.now()
 
-    # When a campaign's variant B message is requested, sent (that event delivered twice) and delivered,
-    # and its recipient orders
+    # When a campaign's variant B message is requested, sent and delivered: its events, and broadcast's counts of
+    # them (delivered twice), and its recipient orders
     requested = message("MessageRequested", customer, campaign, now)
     sent = message("MessageSent", customer, campaign, now)
     delivered = message("MessageDelivered", customer, campaign, now)
+    (window,) = outcome_counts.counted(
+        outcome_counts.message_event(t, f"msg_{campaign}", source=f"campaign:{campaign}", step="r1.B", at=now)
+        for t in ("MessageRequested", "MessageSent", "MessageDelivered")
+    )
+    counts = bus_entry("ecrm.broadcast", window.detail_type, window.model_dump(mode="json"), new_id("evt_"), now)
     order = {
         "order_id": f"ord_{run}",
         "customer_id": customer,
@@ -76,9 +84,9 @@ def test_events_show_once_in_the_live_counters_and_in_the_lake(
     }
     bus = cloud.state.event_bus_name
     events = cloud.client("events")
-    events.put_events(Entries=[{**e, "EventBusName": bus} for e in (requested, sent, sent, delivered)])
+    events.put_events(Entries=[{**e, "EventBusName": bus} for e in (requested, sent, delivered, counts, counts)])
 
-    # Then the live view counts each once on the variant. The four may reach the consumer in several batches,
+    # Then the live view counts each once on the variant. The events may reach the consumer in several batches,
     # in any order, so the wait is for all three counters (a batch the suite's load made fail is retried
     # after the queue's visibility timeout, 180 s)
     def variant() -> dict[str, Any] | None:
@@ -89,7 +97,22 @@ def test_events_show_once_in_the_live_counters_and_in_the_lake(
     assert (row["variant"], row["targeted"], row["sent"], row["delivered"]) == ("B", 1, 1, 1)
     assert row["rates"]["delivery"] == 1.0
 
-    # When the order arrives (its sent message was counted first, so it is attributed)
+    # And the lake holds the message's outcomes, one row per event, sliceable by campaign and step (written
+    # before the send's touch, which the order below is attributed by)
+    lake = LocalLake(cloud.client("s3"), cloud.physical_id("AWS::S3::Bucket", "LakeBucket"))
+
+    def lake_rows() -> list[dict[str, Any]]:
+        sql = (
+            "select distinct event_id, event_type, step, channel from {message_outcomes} "
+            "where source_kind = 'campaign' and source_id = ? order by event_type"
+        )
+        return lake.query(sql, [campaign])
+
+    rows = wait_for(lambda: len(r := lake_rows()) == 3 and r, timeout=30, what="the outcomes in the lake")
+    assert [r["event_type"] for r in rows] == ["MessageDelivered", "MessageRequested", "MessageSent"]
+    assert {(r["step"], r["channel"]) for r in rows} == {("r1.B", "email")}
+
+    # When the order arrives (after its send's touch, so it is attributed)
     placed = bus_entry("ecrm.transactions", "OrderPlaced", order, new_id("evt_"), now)
     events.put_events(Entries=[{**placed, "EventBusName": bus}])
 
@@ -106,17 +129,3 @@ def test_events_show_once_in_the_live_counters_and_in_the_lake(
     assert channel(view, "email")["converted"] >= channel(before, "email")["converted"] + 1
     # And a window of no minutes is a problem, not counters
     assert tour.call("GET", "/insights/live?window=0", token=staff_token).status == 422
-
-    # And the lake holds the message's outcomes, one row per event, sliceable by campaign and step
-    lake = LocalLake(cloud.client("s3"), cloud.physical_id("AWS::S3::Bucket", "LakeBucket"))
-
-    def lake_rows() -> list[dict[str, Any]]:
-        sql = (
-            "select distinct event_id, event_type, step, channel from {message_outcomes} "
-            "where source_kind = 'campaign' and source_id = ? order by event_type"
-        )
-        return lake.query(sql, [campaign])
-
-    rows = wait_for(lambda: len(r := lake_rows()) == 3 and r, timeout=30, what="the outcomes in the lake")
-    assert [r["event_type"] for r in rows] == ["MessageDelivered", "MessageRequested", "MessageSent"]
-    assert {(r["step"], r["channel"]) for r in rows} == {("r1.B", "email")}

@@ -194,4 +194,4 @@ def test_the_consumer_hears_every_event_it_counts(synthesized: Synthesized) -> N
     heard = {(s, d) for p in patterns for s in p["source"] for d in p["detail-type"]}
     assert {("ecrm.broadcast", d) for d in COUNTER_OF_EVENT} <= heard
     assert {("ecrm.broadcast", "CustomerUnsubscribed"), ("ecrm.transactions", "OrderPlaced")} <= heard
-    assert set(MESSAGE_EVENTS) == {*COUNTER_OF_EVENT, "CustomerUnsubscribed"}
+    assert set(MESSAGE_EVENTS) == {*COUNTER_OF_EVENT, "CustomerUnsubscribed", "MessageOutcomesCounted"}

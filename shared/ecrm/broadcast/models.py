@@ -442,6 +442,47 @@ class CustomerUnsubscribed(DomainEvent):
     occurred_at: datetime
 
 
+class OutcomeCount(Contract):
+    """How many of one message event broadcast published in a minute, for one channel, source and step."""
+
+    minute: datetime = Field(description="The minute the events happened in (their `occurred_at`), UTC")
+    event: str = Field(description="The message event counted: its detail type (MessageSent, MessageClicked...)")
+    channel: DeliveryChannel | None = None
+    source: str = Field(
+        description="A campaign's or a journey's messages: `campaign:<id>` or `journey:<id>`; any other source by "
+        "its kind alone (`api`, `trigger`...), which no counter reads further"
+    )
+    step: str = Field(
+        default="",
+        description="A campaign message's step (`r<run>.<arm>`), a journey's step id (its step without the pass), "
+        "empty for any other source",
+    )
+    events: int = Field(ge=1)
+    messages: int = Field(
+        ge=0,
+        description="How many of the events were their message's first of this kind: a click on a second link of "
+        "a message is an event, not a message; every other message event happens once per message",
+    )
+
+
+class MessageOutcomesCounted(DomainEvent):
+    """What broadcast published in one window of its table's stream, counted once: the message events per minute,
+    channel, source and step (ADR 12, "Outcomes counted at the source"). What counters of message events read
+    instead of every event: each window of each shard of the stream is counted once, whatever Lambda retried."""
+
+    source: ClassVar[str] = SOURCE
+    detail_type: ClassVar[str] = "MessageOutcomesCounted"
+
+    shard_id: str
+    window_start: datetime
+    window_end: datetime
+    first_sequence: str = Field(description="The first stream record counted here (a sequence number)")
+    last_sequence: str = Field(description="The last stream record counted here")
+    part: int = Field(default=1, ge=1, description="A window's counts travel in parts of at most 500 counts")
+    parts: int = Field(default=1, ge=1)
+    counts: list[OutcomeCount]
+
+
 EVENT_OF_STATUS: dict[str, type[MessageEvent]] = {
     "requested": MessageRequested,
     "deferred": MessageDeferred,

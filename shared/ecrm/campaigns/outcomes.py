@@ -1,11 +1,12 @@
 """What happened after a campaign, counted per arm for its report: broadcast's message events (sent,
 delivered, opened...) and conversions (an order within the attribution window after the launch).
 
-A campaign message's source is `campaign:<id>` and its step `r<run>.<arm>` (`runs.message_step`), so the
-event alone names the counter to move. Each (message, event type) is counted once: a marker item is
-written with the counter's increment in one conditional transaction, and a redelivered event finds it; a
-queue batch's events share one transaction, their increments summed per arm (`record_batch`).
-Opens and clicks count once per message however often the customer opens.
+Broadcast counts its message events once, where it writes them, and publishes a window's counts per minute,
+channel, source and step as one `MessageOutcomesCounted` (ADR 12, "Outcomes counted at the source"). A campaign
+message's source is `campaign:<id>` and its step `r<run>.<arm>` (`runs.message_step`), so a count alone names
+the arm to move. Each window is counted once per campaign: a marker item is written with the arms' increments
+in one conditional transaction, and a redelivered event finds it (`record_counts`). Opens and clicks count once
+per message however often the customer opens.
 
 A conversion is a recipient's first order within `ATTRIBUTION_WINDOW` of a campaign's launch, counted on
 the recipient's arm, the holdout included (that is what lift compares). The arm is the one the run recorded
@@ -22,12 +23,12 @@ moves neither the report nor the metric.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from ecrm.broadcast.models import MessageEvent
+from ecrm.broadcast.models import MessageOutcomesCounted
 from ecrm.campaigns.assignment import arms_of, assign
-from ecrm.campaigns.store import CampaignStore, Outcome
+from ecrm.campaigns.store import CampaignStore
 from ecrm.core.clock import Clock
 
 ATTRIBUTION_WINDOW = timedelta(days=7)
@@ -65,23 +66,29 @@ class CampaignOutcomes:
     def _count(self, name: str, campaign_id: str, arm: str) -> None:
         self.metric(name, 1, {"campaign_id": campaign_id, "variant": arm})
 
-    def record(self, detail_type: str, event: MessageEvent) -> bool:
-        """Count the event on its arm; False when it is not a campaign's, not counted, or counted before."""
-        return bool(self.record_batch([(detail_type, event)]))
+    def record_counts(self, event_id: str, counted: MessageOutcomesCounted) -> list[str]:
+        """Add a window of broadcast's counts to the arms of the campaigns it names, each campaign once; answers
+        the campaigns counted now (one counted before, by a redelivered event, is left out).
 
-    def record_batch(self, events: Sequence[tuple[str, MessageEvent]]) -> list[Outcome]:
-        """Count a queue batch's message events on their arms together (`CampaignStore.record_outcomes`); answers
-        what was counted now (an event not a campaign's, not counted or counted before is left out)."""
-        outcomes = []
-        for detail_type, event in events:
-            counter = COUNTED.get(detail_type)
-            where = campaign_arm(event.source_ref, event.step)
-            if counter is not None and where is not None:
-                outcomes.append(Outcome(where[0], where[1], event.message_id, counter))
-        counted = self.store.record_outcomes(outcomes, self.clock.now()) if outcomes else []
-        for outcome in counted:
-            self._count(outcome.counter.title(), outcome.campaign_id, outcome.arm)
-        return counted
+        A campaign's counts are of messages, not events: a second link clicked in one message is not a second
+        clicking recipient."""
+        campaigns: dict[str, dict[str, dict[str, int]]] = {}
+        for count in counted.counts:
+            counter = COUNTED.get(count.event)
+            where = campaign_arm(count.source, count.step)
+            if counter is None or where is None or not count.messages:
+                continue
+            arm = campaigns.setdefault(where[0], {}).setdefault(where[1], {})
+            arm[counter] = arm.get(counter, 0) + count.messages
+        now = self.clock.now()
+        recorded = []
+        for campaign_id, arms in sorted(campaigns.items()):
+            if self.store.record_counts(event_id, campaign_id, arms, now):
+                recorded.append(campaign_id)
+                for arm_name, counts in sorted(arms.items()):
+                    for counter, n in sorted(counts.items()):
+                        self.metric(counter.title(), n, {"campaign_id": campaign_id, "variant": arm_name})
+        return recorded
 
     def convert(self, customer_id: str, order_id: str, total_minor: int, placed_at: datetime) -> list[str]:
         """Attribute an order to every campaign launched within the window whose audience holds the customer."""

@@ -8,8 +8,9 @@ Key design (table `pk`/`sk`, TTL `expires_at`, GSI `by_kind`):
   with the ADDs to the arm counters, on the condition that it does not exist: a re-run or a resumed run
   counts each chunk once, and a chunk marked done is not handed over again.
 - `CAMPAIGN#<id>` / `ARM#<arm>`: counters of the arm (targeted, requested; broadcast's events add the rest).
-- `CAMPAIGN#<id>` / `SEEN#<message id>#<counter>`: a message event counted (TTL `expires_at`), written with
-  the counter's increment on the condition that it does not exist: each event counts once.
+- `CAMPAIGN#<id>` / `SEEN#<count id>`: a window of broadcast's counts counted (TTL `expires_at`), written with
+  the arms' increments on the condition that it does not exist: each window counts once (`SEEN#<message id>#<counter>`
+  markers of single message events, from before broadcast counted its events, expire).
 - `CAMPAIGN#<id>` / `ORDER#<order id>` and `CONVERTED#<customer>`: an attributed order (its revenue added
   once) and a converted recipient (counted once), each written with its increment.
 - `SEGMENT#<id>` / `AUDIENCE`: the segment's last audience build as the analysis engine announced it
@@ -21,15 +22,14 @@ Key design (table `pk`/`sk`, TTL `expires_at`, GSI `by_kind`):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
 from ecrm.campaigns.models import Campaign, Journey
-from ecrm.core.counted_once import count_once
+from ecrm.core.counted_once import MAX_ITEMS_PER_TRANSACTION, count_once
 from ecrm.core.events import DomainEvent
 from ecrm.core.outbox import Outbox
 
@@ -52,8 +52,6 @@ COUNTERS = (
     "revenue_minor",
 )
 OUTCOME_RETENTION_DAYS = 90
-# Outcomes counted in one transaction: their markers and at most as many arm writes, within its 100 actions.
-OUTCOMES_PER_TRANSACTION = 50
 
 
 def campaign_pk(campaign_id: str) -> str:
@@ -66,16 +64,6 @@ def journey_pk(journey_id: str) -> str:
 
 class StaleRecord(Exception):
     """The campaign or journey changed since it was read (or, for a new one, already exists)."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One message event counted on a campaign's arm."""
-
-    campaign_id: str
-    arm: str
-    message_id: str
-    counter: str
 
 
 class CampaignStore:
@@ -198,41 +186,34 @@ class CampaignStore:
         item = self._get(campaign_pk(campaign_id), f"RCPT#{customer_id}")
         return str(item["arm"]["S"]) if item else None
 
-    def record_outcome(self, campaign_id: str, arm: str, message_id: str, counter: str, now: datetime) -> bool:
-        """Add one to the arm's `counter` for this message, once; False when it was counted before."""
-        return bool(self.record_outcomes([Outcome(campaign_id, arm, message_id, counter)], now))
-
-    def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime) -> list[Outcome]:
-        """Count each (message, counter) once, a batch's counts summed per arm; answers those counted now.
-
-        One transaction per chunk holds each outcome's marker (`SEEN#<message>#<counter>`, on the condition
-        that it is new) and one `ADD` per arm of the chunk's sums (`ecrm.core.counted_once`): a queue batch of
-        ten events of one campaign is 10 markers and one or two arm writes, not ten two-item transactions on
-        the same arm item (which also cancel each other when consumers run in parallel).
-        """
+    def record_counts(
+        self, count_id: str, campaign_id: str, arms: Mapping[str, Mapping[str, int]], now: datetime
+    ) -> bool:
+        """Add a window's counts to the campaign's arms, once (one transaction: the window's marker,
+        `SEEN#<count id>`, and an ADD per arm); False when they were counted before."""
         expires = int(now.timestamp()) + OUTCOME_RETENTION_DAYS * 86400
-
-        def marker(outcome: Outcome) -> dict[str, Any]:
-            item = {
-                "pk": {"S": campaign_pk(outcome.campaign_id)},
-                "sk": {"S": f"SEEN#{outcome.message_id}#{outcome.counter}"},
-                "expires_at": {"N": str(expires)},
+        marker = {
+            "Put": {
+                "TableName": self.table,
+                "Item": {
+                    "pk": {"S": campaign_pk(campaign_id)},
+                    "sk": {"S": f"SEEN#{count_id}"},
+                    "expires_at": {"N": str(expires)},
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
             }
-            return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
-
-        def increments(chunk: Sequence[Outcome]) -> list[dict[str, Any]]:
-            sums: dict[tuple[str, str], dict[str, int]] = {}
-            for o in chunk:
-                arm = sums.setdefault((o.campaign_id, o.arm), {})
-                arm[o.counter] = arm.get(o.counter, 0) + 1
-            return [self._add_to_arm(campaign_id, arm, counts) for (campaign_id, arm), counts in sums.items()]
-
-        unique = list({(o.campaign_id, o.message_id, o.counter): o for o in outcomes}.values())
-        counted: list[Outcome] = []
-        for start in range(0, len(unique), OUTCOMES_PER_TRANSACTION):
-            chunk = unique[start : start + OUTCOMES_PER_TRANSACTION]
-            counted += count_once(self.client, chunk, marker=marker, increments=increments, sleep=self.sleep)
-        return counted
+        }
+        adds = [self._add_to_arm(campaign_id, arm, dict(counts)) for arm, counts in sorted(arms.items()) if counts]
+        if len(adds) >= MAX_ITEMS_PER_TRANSACTION:
+            raise ValueError(f"{len(adds)} arms are over one transaction's {MAX_ITEMS_PER_TRANSACTION - 1}")
+        counted = count_once(
+            self.client,
+            [count_id],
+            marker=lambda _: marker,
+            increments=lambda chunk: adds if chunk else [],
+            sleep=self.sleep,
+        )
+        return bool(counted)
 
     def _add_to_arm(self, campaign_id: str, arm: str, counts: dict[str, int]) -> dict[str, Any]:
         names = {f"#c{i}": counter for i, counter in enumerate(counts)}

@@ -1,12 +1,14 @@
-"""Live counters: message events, unsubscriptions and attributed orders into minute buckets, and the live view.
+"""Live counters: broadcast's counts of its message events, unsubscriptions and attributed orders into minute
+buckets, and the live view.
 
-Each event counts once (its id is written with its increments in one transaction, `InsightsStore.count`), so
-a duplicated delivery, a redrive from the DLQ or a replay adds nothing. Events count in the minute they
-happened (`occurred_at`), so a late event fills the minute it belongs to. A queue batch's message events and
-unsubscriptions are counted together (`record_batch`): one transaction holds every event's marker and one ADD
-per bucket for the batch's sum, so a campaign's counters cost about a marker per event instead of a marker and
-an ADD on each of its rows (the write units per event fall from 8 to about 2.6 for a batch of ten events of
-one campaign in one minute).
+Broadcast counts each message event once, where it writes it, and publishes a window of its stream's counts as
+one `MessageOutcomesCounted` (ADR 12, "Outcomes counted at the source"): each minute of a window adds to its
+rows once (`record_outcomes`: a marker per minute of the window, in one transaction with the `ADD`s), so a
+duplicated delivery, a redrive from the DLQ or a replay adds nothing. The message events themselves still come
+here, for the lake's rows and for the touches orders are attributed by, and are not counted again. A queue
+batch's unsubscriptions are counted together (`record_batch`): one transaction holds every event's marker and
+one ADD per bucket for the batch's sum. Events count in the minute they happened (`occurred_at`), so a late
+event fills the minute it belongs to.
 
 A conversion is an order placed within the attribution window after a campaign or journey message was sent
 to the customer: the order's revenue is added to each such variant or step (and once to its channels and the
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from ecrm.broadcast.models import CustomerUnsubscribed, MessageEvent
+from ecrm.broadcast.models import CustomerUnsubscribed, MessageEvent, MessageOutcomesCounted
 from ecrm.core.clock import Clock
 from ecrm.insights.lake_records import message_outcome_row
 from ecrm.insights.logic import (
@@ -46,6 +48,8 @@ Metric = Callable[[str, float, Mapping[str, str]], None]
 METRIC_COUNTERS = frozenset({"targeted", "sent", "delivered", "bounced", "complained", "failed", "converted"})
 # The most touches one order is attributed to (the newest): one DynamoDB transaction holds them all.
 MAX_ATTRIBUTED_TOUCHES = 20
+# Rows of a window's minute counted in one transaction, with its marker: within the 100 actions of one.
+ROWS_PER_COUNT = 90
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class BatchEvent:
     handle: str
     event_id: str
     detail_type: str
-    data: MessageEvent | CustomerUnsubscribed | OrderPlaced
+    data: MessageEvent | MessageOutcomesCounted | CustomerUnsubscribed | OrderPlaced
 
 
 @dataclass
@@ -122,10 +126,10 @@ class InsightsService:
         )
 
     def record_batch(self, events: Sequence[BatchEvent]) -> BatchOutcome:
-        """Count a queue batch: message events into the lake first (a refused row fails its record before it is
-        counted, so its retry writes the row again), then the message events and unsubscriptions in shared
-        transactions, then each order. What fails is reported per record; what counted stays counted, and a
-        retry of it adds nothing."""
+        """Record a queue batch: message events into the lake first (a refused row fails its record, retried
+        then) and a send's touch; broadcast's counts of its message events, once per window; unsubscriptions
+        in shared transactions; then each order. What fails is reported per record; what counted stays
+        counted, and a retry of it adds nothing."""
         outcome = BatchOutcome()
         messages = [e for e in events if isinstance(e.data, MessageEvent)]
         if self.lake is not None and messages:
@@ -138,54 +142,73 @@ class InsightsService:
             for e in messages:
                 if e.event_id in refused:
                     outcome.failed[e.handle] = LakeRefused(e.event_id)
-        countable = [
-            e
-            for e in events
-            if e.handle not in outcome.failed and isinstance(e.data, MessageEvent | CustomerUnsubscribed)
-        ]
-        try:
-            outcome.counted += self._count_events(countable)
-        except Exception as exc:  # every countable record is retried; what counted before adds nothing then
-            outcome.failed.update({e.handle: exc for e in countable})
-        for e in events:
-            if isinstance(e.data, OrderPlaced):
+        for e in messages:
+            if e.handle not in outcome.failed and e.detail_type == "MessageSent":
                 try:
-                    if self.record_order(e.event_id, e.data):
-                        outcome.counted.append(e.event_id)
-                except Exception as exc:  # this order alone is retried
+                    self._touch(e.data)  # type: ignore[arg-type]
+                except Exception as exc:  # this send alone is retried: a touch is an idempotent SET
                     outcome.failed[e.handle] = exc
+        unsubscriptions = [e for e in events if isinstance(e.data, CustomerUnsubscribed)]
+        try:
+            outcome.counted += self._count_unsubscriptions(unsubscriptions)
+        except Exception as exc:  # every unsubscription is retried; what counted before adds nothing then
+            outcome.failed.update({e.handle: exc for e in unsubscriptions})
+        for e in events:
+            try:  # this record alone is retried
+                if isinstance(e.data, MessageOutcomesCounted) and self.record_outcomes(e.event_id, e.data):
+                    outcome.counted.append(e.event_id)
+                if isinstance(e.data, OrderPlaced) and self.record_order(e.event_id, e.data):
+                    outcome.counted.append(e.event_id)
+            except Exception as exc:
+                outcome.failed[e.handle] = exc
         return outcome
 
-    def _count_events(self, events: Sequence[BatchEvent]) -> list[str]:
+    def _count_unsubscriptions(self, events: Sequence[BatchEvent]) -> list[str]:
         now = self.clock.now()
-        counts: list[EventCount] = []
-        metrics: dict[str, tuple[str, str]] = {}
+        counts = []
         for e in events:
-            if isinstance(e.data, CustomerUnsubscribed):
-                rows = (TOTAL, channel_row(e.data.channel))
-                counts.append(self._event_count(e.event_id, e.data.occurred_at, rows, "unsubscribed", now))
-                continue
-            assert isinstance(e.data, MessageEvent)
-            counter = COUNTER_OF_EVENT.get(e.detail_type)
-            if counter is None:
-                continue
-            if counter == "sent":
-                self._touch(e.data)
-            rows_counted = rows_of(e.data.source_ref, e.data.step, e.data.channel)
-            counts.append(self._event_count(e.event_id, e.data.occurred_at, rows_counted, counter, now))
-            if counter in METRIC_COUNTERS:
-                metrics[e.event_id] = (counter.title(), e.data.channel or "unknown")
+            assert isinstance(e.data, CustomerUnsubscribed)
+            rows = (TOTAL, channel_row(e.data.channel))
+            counts.append(self._event_count(e.event_id, e.data.occurred_at, rows, "unsubscribed", now))
         if not counts:
             return []
         shard = shard_of(min(c.event_id for c in counts), self.settings.shards)
-        counted = self.store.count_events(counts, shard, seen_until=_epoch(now, self.settings.seen_retention))
-        published: dict[tuple[str, str], int] = {}
-        for event_id in counted:
-            if event_id in metrics:
-                published[metrics[event_id]] = published.get(metrics[event_id], 0) + 1
-        for (name, channel), n in sorted(published.items()):
-            self.metric(name, n, {"channel": channel})
-        return counted
+        return self.store.count_events(counts, shard, seen_until=_epoch(now, self.settings.seen_retention))
+
+    def record_outcomes(self, event_id: str, counted: MessageOutcomesCounted) -> bool:
+        """Add a window of broadcast's counts to the buckets of their minutes, once; False when counted before.
+
+        Broadcast counts each message event once at the source (ADR 12, "Outcomes counted at the source"): what
+        this costs is a marker per minute of the window (and per `ROWS_PER_COUNT` rows), not per message event.
+        """
+        minutes: dict[datetime, dict[str, Increments]] = {}
+        for count in counted.counts:
+            counter = COUNTER_OF_EVENT.get(count.event)
+            if counter is None:
+                continue
+            rows = minutes.setdefault(count.minute, {})
+            for row in rows_of(count.source, count.step, count.channel):
+                increment = rows.setdefault(row, Increments())
+                increment.counters[counter] = increment.counters.get(counter, 0) + count.events
+        recorded = False
+        for minute, rows in sorted(minutes.items()):
+            items = sorted(rows.items())
+            for n in range(0, len(items), ROWS_PER_COUNT):
+                part = dict(items[n : n + ROWS_PER_COUNT])
+                count_id = f"{event_id}#{minute:%Y%m%dT%H%M}#{n // ROWS_PER_COUNT}"
+                if self._count(count_id, minute, part):
+                    recorded = True
+                    self._publish_channel_metrics(part)
+        return recorded
+
+    def _publish_channel_metrics(self, increments: Mapping[str, Increments]) -> None:
+        for row, increment in sorted(increments.items()):
+            kind, _, channel = row.partition("#")
+            if kind != "channel":
+                continue
+            for counter, n in sorted(increment.counters.items()):
+                if counter in METRIC_COUNTERS and n:
+                    self.metric(counter.title(), n, {"channel": channel})
 
     def _event_count(self, event_id: str, at: datetime, rows: Sequence[str], counter: str, now: datetime) -> EventCount:
         expires_at = _epoch(max(at, now), self.settings.bucket_retention)

@@ -6,8 +6,9 @@ Key design (table `pk`/`sk`, TTL `expires_at`):
   with atomic `ADD`. A window reads every shard of every hour it touches with one Query each (a `BETWEEN` on
   the minutes), so 24 hours over 4 shards is 100 Queries, an hour 8.
 - `SEEN#<event id>` / `SEEN`: an event counted, written in the same transaction as its ADDs on the condition
-  that it does not exist: a redelivered or replayed event adds nothing (TTL after the longest redrive). A
-  batch's message events share one transaction (`count_events`): their markers, then one ADD per bucket for
+  that it does not exist: a redelivered or replayed event adds nothing (TTL after the longest redrive). For
+  broadcast's counts of a window, the id names the window's event and minute (`<event id>#<minute>#<part>`). A
+  batch's unsubscriptions share one transaction (`count_events`): their markers, then one ADD per bucket for
   the sum of the batch, so the markers are what an event costs (2 write units) and the buckets are shared.
 - `TOUCH#<customer>` / `<row>`: the customer was sent a message of that campaign variant or journey step
   (`channel`, `sent_at`; `converted_at` once an order was attributed to it): what an order is attributed by.

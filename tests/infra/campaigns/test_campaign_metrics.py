@@ -34,20 +34,13 @@ def test_the_outcome_consumer_emits_as_the_service_the_dashboard_searches(synthe
     assert consumer["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == METRICS_SERVICE
 
 
-def test_only_campaign_messages_reach_the_arm_counters_queue(synthesized: Synthesized) -> None:
-    # The rule of broadcast's message events into the outcome consumer's queue filters on the message's source:
-    # a transactional, trigger or journey message's events are no SQS request of the campaigns engine
-    rules = [
+def test_the_arm_counters_hear_broadcasts_windows_not_each_message_event(synthesized: Synthesized) -> None:
+    # Broadcast counts its message events once and publishes a window's counts as one event (ADR 12): the arm
+    # counters' queue gets one SQS request per window of its stream, not one per message event
+    patterns = [
         r["Properties"]["EventPattern"]
         for r in synthesized.resources("AWS::Events::Rule").values()
         if r["Properties"].get("EventPattern", {}).get("source") == ["ecrm.broadcast"]
-        and "MessageSent" in r["Properties"]["EventPattern"].get("detail-type", [])
         and "arm" in r["Properties"].get("Description", "")
     ]
-    assert rules == [
-        {
-            "source": ["ecrm.broadcast"],
-            "detail-type": rules[0]["detail-type"],
-            "detail": {"data": {"source": [{"prefix": "campaign:"}]}},
-        }
-    ]
+    assert patterns == [{"source": ["ecrm.broadcast"], "detail-type": ["MessageOutcomesCounted"]}]

@@ -1,5 +1,5 @@
-"""Broadcast's message events counted on the campaign arms once each, whatever the redeliveries; other
-sources' messages left alone; the report's rates read the counts."""
+"""Broadcast's counts of its message events (a window of its stream each) counted on the campaign arms once
+each, whatever the redeliveries; other sources' messages left alone; the report's rates read the counts."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from ecrm.broadcast.models import MessageEvent
 from ecrm.campaigns.assignment import arms_of, assign, unit_point
 from ecrm.campaigns.models import HOLDOUT
 from ecrm.campaigns.outcomes import CampaignOutcomes, campaign_arm
 from ecrm.campaigns.wiring import emit_metric
 
 from functions.campaigns import on_outcome_event
+from tests import outcome_counts
 from tests.integration.campaigns.conftest import NOW, Engine
 from tests.integration.campaigns.test_campaign_runs import launched
 from tests.samples import sqs_batch
@@ -22,57 +24,38 @@ from tests.unit.campaigns.factories import EMAIL, campaign_in
 consume: Any = on_outcome_event.handler
 
 
-def body(detail_type: str, message_id: str, source: str, step: str, status: str) -> str:
-    data = {
-        "message_id": message_id,
-        "customer_id": "c1",
-        "channel": "email",
-        "purpose": "marketing",
-        "source": source,
-        "step": step,
-        "status": status,
-        "occurred_at": NOW.isoformat(),
-    }
-    return json.dumps(
-        {
-            "id": f"eb-{message_id}-{detail_type}",
-            "source": "ecrm.broadcast",
-            "detail-type": detail_type,
-            "time": NOW.isoformat(),
-            "detail": {
-                "metadata": {
-                    "id": f"evt-{message_id}",
-                    "version": "1",
-                    "correlation_id": "c",
-                    "occurred_at": NOW.isoformat(),
-                },
-                "data": data,
-            },
-        }
+def event(detail_type: str, message_id: str, source: str, step: str, status: str, **extra: Any) -> MessageEvent:
+    return outcome_counts.message_event(
+        detail_type, message_id, source=source, step=step, status=status, customer_id="c1", at=NOW, **extra
     )
 
 
-def test_each_event_counts_once_on_its_arm(engine: Engine, lambda_context: Any) -> None:
+def window(event_id: str, *events: MessageEvent) -> str:
+    """Broadcast's counts of `events` as one window's `MessageOutcomesCounted`, in an SQS body."""
+    (counted,) = outcome_counts.counted(events)
+    return outcome_counts.bus_body(counted, event_id=event_id, at=NOW)
+
+
+def test_each_window_counts_once_on_its_arms(engine: Engine, lambda_context: Any) -> None:
     # Given a campaign whose run handed its messages over
     campaign_id = launched(engine)
     engine.execute(campaign_id, 1)
     source = f"campaign:{campaign_id}"
 
-    # When broadcast's events arrive, some twice, one from a journey
-    bodies = [
-        body("MessageSent", "m1", source, "r1.a", "sent"),
-        body("MessageSent", "m2", source, "r1.a", "sent"),
-        body("MessageSent", "m3", source, "r1.b", "sent"),
-        body("MessageDelivered", "m1", source, "r1.a", "delivered"),
-        body("MessageDelivered", "m1", source, "r1.a", "delivered"),
-        body("MessageOpened", "m1", source, "r1.a", "delivered"),
-        body("MessageOpened", "m1", source, "r1.a", "delivered"),
-        body("MessageBounced", "m3", source, "r1.b", "bounced"),
-        body("MessageSent", "m9", "journey:jny_1", "hello.1", "sent"),
-    ]
+    # When broadcast's counts of a window arrive, twice in a batch, then the batch again; one of a journey
+    counts = window(
+        "win-1",
+        event("MessageSent", "m1", source, "r1.a", "sent"),
+        event("MessageSent", "m2", source, "r1.a", "sent"),
+        event("MessageSent", "m3", source, "r1.b", "sent"),
+        event("MessageDelivered", "m1", source, "r1.a", "delivered"),
+        event("MessageOpened", "m1", source, "r1.a", "delivered"),
+        event("MessageBounced", "m3", source, "r1.b", "bounced"),
+        event("MessageSent", "m9", "journey:jny_1", "hello.1", "sent"),
+    )
     outcomes = CampaignOutcomes(engine.store, engine.clock)
-    assert consume(sqs_batch(bodies), lambda_context, outcomes) == {"batchItemFailures": []}
-    consume(sqs_batch(bodies[:3]), lambda_context, outcomes)  # the whole batch again
+    assert consume(sqs_batch([counts, counts]), lambda_context, outcomes) == {"batchItemFailures": []}
+    consume(sqs_batch([counts]), lambda_context, outcomes)
 
     # Then each counts once on its arm, and the rates follow
     arms = {a.arm: a for a in engine.campaigns.report(campaign_id).arms}
@@ -82,15 +65,15 @@ def test_each_event_counts_once_on_its_arm(engine: Engine, lambda_context: Any) 
     assert arms["b"].rates["bounce"] == 1.0
 
 
-def test_a_batch_counts_in_one_transaction_and_a_worker_dying_after_it_counts_nothing_twice(
+def test_a_window_counts_in_one_transaction_and_a_worker_dying_after_it_counts_nothing_twice(
     engine: Engine, lambda_context: Any
 ) -> None:
-    # Given a queue batch of ten events of one campaign on two arms
+    # Given a window of ten events of one campaign on two arms
     campaign_id = launched(engine)
     engine.execute(campaign_id, 1)
     source = f"campaign:{campaign_id}"
-    bodies = [body("MessageSent", f"m{n}", source, f"r1.{'ab'[n % 2]}", "sent") for n in range(8)]
-    bodies += [body("MessageDelivered", f"m{n}", source, f"r1.{'ab'[n % 2]}", "delivered") for n in range(2)]
+    events = [event("MessageSent", f"m{n}", source, f"r1.{'ab'[n % 2]}", "sent") for n in range(8)]
+    events += [event("MessageDelivered", f"m{n}", source, f"r1.{'ab'[n % 2]}", "delivered") for n in range(2)]
     calls: list[int] = []
     real = engine.store.client.transact_write_items
 
@@ -100,24 +83,23 @@ def test_a_batch_counts_in_one_transaction_and_a_worker_dying_after_it_counts_no
 
     engine.store.client.transact_write_items = counting
     outcomes = CampaignOutcomes(engine.store, engine.clock)
-    # When it is counted, and then delivered again whole (the worker died before the queue deleted it), and a
-    # later batch mixes some of its events with new ones
-    assert consume(sqs_batch(bodies), lambda_context, outcomes) == {"batchItemFailures": []}
-    assert calls == [12]  # ten markers and one write per arm
-    assert consume(sqs_batch(bodies), lambda_context, outcomes) == {"batchItemFailures": []}
-    mixed = [*bodies[:3], body("MessageDelivered", "m2", source, "r1.a", "delivered")]
-    assert consume(sqs_batch(mixed), lambda_context, outcomes) == {"batchItemFailures": []}
+    # When it is counted, then delivered again (the worker died before the queue deleted it) with the next window
+    first = window("win-1", *events)
+    assert consume(sqs_batch([first]), lambda_context, outcomes) == {"batchItemFailures": []}
+    assert calls == [3]  # the window's marker and one write per arm
+    later = window("win-2", event("MessageDelivered", "m2", source, "r1.a", "delivered"))
+    assert consume(sqs_batch([first, later]), lambda_context, outcomes) == {"batchItemFailures": []}
     # Then each event counted once on its arm
     arms = {a.arm: a for a in engine.campaigns.report(campaign_id).arms}
     assert (arms["a"].sent, arms["a"].delivered) == (4, 2)
     assert (arms["b"].sent, arms["b"].delivered) == (4, 1)
 
 
-def test_a_batch_that_cannot_be_counted_is_retried_whole_and_counts_once(engine: Engine, lambda_context: Any) -> None:
+def test_a_window_that_cannot_be_counted_is_retried_and_counts_once(engine: Engine, lambda_context: Any) -> None:
     campaign_id = launched(engine)
     engine.execute(campaign_id, 1)
     source = f"campaign:{campaign_id}"
-    bodies = [body("MessageSent", f"m{n}", source, "r1.a", "sent") for n in range(3)]
+    counts = window("win-1", *(event("MessageSent", f"m{n}", source, "r1.a", "sent") for n in range(3)))
     real = engine.store.client.transact_write_items
 
     def unavailable(**kwargs: Any) -> Any:
@@ -125,10 +107,10 @@ def test_a_batch_that_cannot_be_counted_is_retried_whole_and_counts_once(engine:
 
     engine.store.client.transact_write_items = unavailable
     outcomes = CampaignOutcomes(engine.store, engine.clock)
-    answer = consume(sqs_batch(bodies), lambda_context, outcomes)
-    assert len(answer["batchItemFailures"]) == 3
+    answer = consume(sqs_batch([counts]), lambda_context, outcomes)
+    assert len(answer["batchItemFailures"]) == 1
     engine.store.client.transact_write_items = real
-    assert consume(sqs_batch(bodies), lambda_context, outcomes) == {"batchItemFailures": []}
+    assert consume(sqs_batch([counts]), lambda_context, outcomes) == {"batchItemFailures": []}
     assert {a.arm: a.sent for a in engine.campaigns.report(campaign_id).arms}["a"] == 3
 
 
@@ -196,15 +178,16 @@ def test_each_count_is_one_cloudwatch_metric_per_campaign_and_variant(engine: En
         engine.store, engine.clock, metric=lambda name, value, dims: emitted.append((name, value, dict(dims)))
     )
 
-    # When events arrive twice, one from a journey, and a customer orders twice within the window
-    bodies = [
-        body("MessageSent", "m1", source, "r1.a", "sent"),
-        body("MessageDelivered", "m1", source, "r1.a", "delivered"),
-        body("MessageClicked", "m1", source, "r1.a", "delivered"),
-        body("MessageComplained", "m3", source, "r1.b", "complained"),
-        body("MessageSent", "m9", "journey:jny_1", "hello.1", "sent"),
-    ]
-    consume(sqs_batch(bodies + bodies), lambda_context, outcomes)
+    # When a window arrives twice, one of its messages a journey's, and a customer orders twice within the window
+    counts = window(
+        "win-1",
+        event("MessageSent", "m1", source, "r1.a", "sent"),
+        event("MessageDelivered", "m1", source, "r1.a", "delivered"),
+        event("MessageClicked", "m1", source, "r1.a", "delivered", link="https://shop.example.com/a"),
+        event("MessageComplained", "m3", source, "r1.b", "complained"),
+        event("MessageSent", "m9", "journey:jny_1", "hello.1", "sent"),
+    )
+    consume(sqs_batch([counts, counts]), lambda_context, outcomes)
     customer = engine.campaigns.get(campaign_id).audience.customer_ids[0]
     arm = assign(campaign_id, customer, arms_of(engine.campaigns.get(campaign_id)))
     for order in ("ord-1", "ord-1", "ord-2"):

@@ -15,6 +15,8 @@ from ecrm.insights.service import InsightsService, LiveSettings
 from ecrm.insights.store import InsightsStore
 from moto import mock_aws
 
+from tests import outcome_counts
+
 REGION = "us-east-1"
 TABLE = "ecrm-insights"
 NOW = datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
@@ -118,3 +120,10 @@ def order_event(order_id: str, customer_id: str, total_minor: int, at: datetime,
         "placed_at": at.isoformat(),
     }
     return bus_event("ecrm.transactions", "OrderPlaced", data, event_id=f"evt-{order_id}", at=at)
+
+
+def window(event_id: str, *events: Any) -> str:
+    """Broadcast's counts of `events` (message events, `tests.outcome_counts.message_event`) as one window's
+    `MessageOutcomesCounted`, in an SQS body."""
+    (counted,) = outcome_counts.counted(events)
+    return outcome_counts.bus_body(counted, event_id=event_id)

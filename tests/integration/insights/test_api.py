@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from functions.insights import api, on_outcome_event
-from tests.integration.insights.conftest import Engine, message_event
+from tests import outcome_counts
+from tests.integration.insights.conftest import Engine, window
 from tests.samples import api_request, sqs_batch
 
 serve: Any = api.handler
@@ -19,7 +20,9 @@ def get_live(engine: Engine, lambda_context: Any, query: dict[str, str] | None =
 
 
 def test_an_analyst_reads_the_last_hour(engine: Engine, lambda_context: Any) -> None:
-    consume(sqs_batch([message_event("MessageSent", "m1")]), lambda_context, engine.service)
+    consume(
+        sqs_batch([window("win-1", outcome_counts.message_event("MessageSent", "m1"))]), lambda_context, engine.service
+    )
     response = get_live(engine, lambda_context, groups="analyst")
     assert response["statusCode"] == 200
     body = json.loads(response["body"])

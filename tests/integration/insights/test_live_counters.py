@@ -1,6 +1,7 @@
-"""Live counters on moto, through the consumer: each event counts once whatever the redeliveries (the fault
-test), on its campaign variant or journey step, its channel and the total; orders convert within the window;
-the lake gets one row per message event; the window reads whole minutes."""
+"""Live counters on moto, through the consumer: broadcast's counts of its message events (a window of its
+stream each) count once whatever the redeliveries (the fault tests), on their campaign variant or journey step,
+their channel and the total; orders convert within the window; the lake gets one row per message event; the
+window reads whole minutes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from ecrm.insights.service import InsightsService
 from ecrm.insights.store import InsightsStore
 
 from functions.insights import on_outcome_event
-from tests.integration.insights.conftest import NOW, Engine, bus_event, message_event, order_event
+from tests import outcome_counts
+from tests.integration.insights.conftest import NOW, Engine, bus_event, message_event, order_event, window
 from tests.samples import sqs_batch
 
 consume: Any = on_outcome_event.handler
@@ -22,24 +24,27 @@ def run(engine: Engine, bodies: list[str], lambda_context: Any) -> dict[str, Any
     return result
 
 
-def test_a_redelivered_batch_and_a_duplicated_event_count_once(engine: Engine, lambda_context: Any) -> None:
-    # Given broadcast's events of two campaign variants and a journey step, one event in the batch twice
-    bodies = [
-        message_event("MessageRequested", "m1", status="requested"),
-        message_event("MessageSent", "m1"),
-        message_event("MessageSent", "m1"),  # the same event delivered twice in one batch
-        message_event("MessageDelivered", "m1", status="delivered"),
-        message_event("MessageOpened", "m1", status="delivered"),
-        message_event("MessageSent", "m2", step="r1.B", channel="sms"),
-        message_event("MessageBounced", "m2", step="r1.B", channel="sms", status="bounced"),
-        message_event("MessageSent", "m3", source="journey:jny_1", step="welcome.2", channel="push"),
-        message_event("MessageSuppressed", "m4", source="api:k1", step="0", channel=None, status="suppressed"),
-    ]
-    # When the batch is consumed, then redelivered whole (a crash after counting, before the delete)
-    assert run(engine, bodies, lambda_context) == {"batchItemFailures": []}
-    assert run(engine, bodies, lambda_context) == {"batchItemFailures": []}
+sent = outcome_counts.message_event
 
-    # Then each event counted once on each of its rows
+
+def test_a_redelivered_window_counts_once(engine: Engine, lambda_context: Any) -> None:
+    # Given broadcast's counts of a window: two campaign variants, a journey step, a request of its own
+    counts = window(
+        "win-1",
+        sent("MessageRequested", "m1", status="requested"),
+        sent("MessageSent", "m1"),
+        sent("MessageDelivered", "m1", status="delivered"),
+        sent("MessageOpened", "m1", status="delivered"),
+        sent("MessageSent", "m2", step="r1.B", channel="sms"),
+        sent("MessageBounced", "m2", step="r1.B", channel="sms", status="bounced"),
+        sent("MessageSent", "m3", source="journey:jny_1", step="welcome.2", channel="push"),
+        sent("MessageSuppressed", "m4", source="api:k1", step="0", channel=None, status="suppressed"),
+    )
+    # When the window arrives twice in one batch, then the batch is redelivered (a crash before the delete)
+    assert run(engine, [counts, counts], lambda_context) == {"batchItemFailures": []}
+    assert run(engine, [counts], lambda_context) == {"batchItemFailures": []}
+
+    # Then each count added once on each of its rows
     live = engine.service.live()
     assert (live.total.targeted, live.total.sent, live.total.delivered, live.total.opened) == (1, 3, 1, 1)
     assert (live.total.bounced, live.total.suppressed) == (1, 1)
@@ -52,10 +57,17 @@ def test_a_redelivered_batch_and_a_duplicated_event_count_once(engine: Engine, l
     channels = {r.channel: r for r in live.channels}
     assert (channels["email"].sent, channels["sms"].bounced, channels["push"].sent) == (1, 1, 1)
     assert channels["unknown"].suppressed == 1
-    # And each counted event published its metric once, per channel
-    sent = sorted(d["channel"] for name, _, d in engine.metrics if name == "Sent")
-    assert sent == ["email", "push", "sms"]
+    # And the counts published their metrics once, per channel
+    published = sorted((d["channel"], value) for name, value, d in engine.metrics if name == "Sent")
+    assert published == [("email", 1), ("push", 1), ("sms", 1)]
     assert [d["channel"] for name, _, d in engine.metrics if name == "Bounced"] == ["sms"]
+
+
+def test_a_message_event_itself_counts_nothing_here(engine: Engine, lambda_context: Any) -> None:
+    # Broadcast counts its events once, at the source: the event reaches insights for the lake and the touches
+    assert run(engine, [message_event("MessageSent", "m1")], lambda_context) == {"batchItemFailures": []}
+    assert engine.service.live().total.sent == 0
+    assert len(engine.lake.rows) == 1
 
 
 def test_the_lake_gets_one_row_per_message_event_and_a_refused_row_is_retried(
@@ -64,18 +76,18 @@ def test_the_lake_gets_one_row_per_message_event_and_a_refused_row_is_retried(
     # Given Firehose refusing rows
     engine.lake.refuse = True
     body = message_event("MessageSent", "m1")
-    # When the event arrives beside an order, it fails alone (to be retried) and counts nothing yet
+    # When the event arrives beside an order, it fails alone (to be retried) and touches nothing yet
     result = run(engine, [body, order_event("ord_1", "cus_9", 100, NOW)], lambda_context)
     assert result == {"batchItemFailures": [{"itemIdentifier": "00000000-0000-4000-8000-000000000000"}]}
-    assert engine.service.live().total.sent == 0
+    assert engine.store.touches("cus_1") == []
     # When the retry finds the lake back
     engine.lake.refuse = False
     assert run(engine, [body], lambda_context) == {"batchItemFailures": []}
-    # Then the row is in the lake, sliceable by source and step, and the event counted
+    # Then the row is in the lake, sliceable by source and step, and the send touched its customer
     (row,) = engine.lake.rows
     assert (row["source_kind"], row["source_id"], row["step"], row["channel"]) == ("campaign", "cmp_1", "r1.A", "email")
     assert (row["event_type"], row["status"], row["occurred_at"]) == ("MessageSent", "sent", "2026-11-23T10:00:30.000Z")
-    assert engine.service.live().total.sent == 1
+    assert [t.row for t in engine.store.touches("cus_1")] == ["campaign#cmp_1#A"]
 
 
 def test_an_order_within_the_window_converts_once_and_adds_its_revenue(engine: Engine, lambda_context: Any) -> None:
@@ -122,10 +134,8 @@ def test_unsubscriptions_count_on_their_channel(engine: Engine, lambda_context: 
 
 def test_the_window_holds_whole_minutes_up_to_now(engine: Engine, lambda_context: Any) -> None:
     # Given sends 90 minutes, 59 minutes and 0 minutes ago (across three hours' partitions)
-    bodies = [
-        message_event("MessageSent", f"m{minutes}", at=NOW - timedelta(minutes=minutes)) for minutes in (90, 59, 0)
-    ]
-    run(engine, bodies, lambda_context)
+    events = [sent("MessageSent", f"m{minutes}", at=NOW - timedelta(minutes=minutes)) for minutes in (90, 59, 0)]
+    run(engine, [window("win-1", *events)], lambda_context)
     # Then the last hour holds two, the last two hours three, the current minute one
     assert engine.service.live(60).total.sent == 2
     assert engine.service.live(120).total.sent == 3
@@ -159,57 +169,61 @@ class CrashingClient:
         return getattr(self.client, name)
 
 
-def test_a_batch_that_crashed_half_way_then_came_back_whole_counts_each_event_once(
+def test_a_window_that_crashed_half_way_then_came_back_counts_each_minute_once(
     engine: Engine, lambda_context: Any
 ) -> None:
-    # Given a batch of 60 sends (three transactions of 25, 25 and 10), and a worker that dies after the first
-    bodies = [message_event("MessageSent", f"m{n}", customer_id=f"cus_{n}") for n in range(60)]
+    # Given a window of 60 sends over three minutes (a transaction each), and a worker that dies after the first
+    events = [
+        sent("MessageSent", f"m{n}", customer_id=f"cus_{n}", at=NOW - timedelta(minutes=n % 3)) for n in range(60)
+    ]
+    counts = window("win-1", *events)
     crashing = InsightsService(
         InsightsStore(CrashingClient(engine.client, survives=1), engine.store.table),
         engine.clock,
         engine.service.settings,
     )
-    # When the batch runs there (every record reported failed), then the whole batch is delivered again
-    first = consume(sqs_batch(bodies), lambda_context, crashing)
-    assert len(first["batchItemFailures"]) == 60
-    assert engine.service.live().total.sent == 25  # the first transaction landed whole
-    assert run(engine, bodies, lambda_context) == {"batchItemFailures": []}
+    # When the window is consumed there (its record reported failed), then delivered again
+    first = consume(sqs_batch([counts]), lambda_context, crashing)
+    assert len(first["batchItemFailures"]) == 1
+    assert engine.service.live().total.sent == 20  # the first minute's transaction landed whole
+    assert run(engine, [counts], lambda_context) == {"batchItemFailures": []}
     # Then each send counted once
     live = engine.service.live()
     assert (live.total.sent, live.campaigns[0].sent, live.channels[0].sent) == (60, 60, 60)
 
 
-def test_a_batch_mixing_counted_and_new_events_counts_only_the_new_ones(engine: Engine, lambda_context: Any) -> None:
-    # Given two sends counted (their batch answered, then the worker died before SQS deleted them)
-    counted = [message_event("MessageSent", f"m{n}") for n in range(2)]
-    run(engine, counted, lambda_context)
-    # When they come back in a batch with three new events
-    fresh = [message_event("MessageDelivered", f"m{n}", status="delivered") for n in range(2)]
-    assert run(engine, [*counted, *fresh, message_event("MessageSent", "m9")], lambda_context) == {
-        "batchItemFailures": []
-    }
-    # Then only the new ones added, and each counted send published its metric once
+def test_a_batch_mixing_a_counted_window_and_a_new_one_counts_only_the_new_one(
+    engine: Engine, lambda_context: Any
+) -> None:
+    # Given a window counted (its batch answered, then the worker died before SQS deleted it)
+    counted = window("win-1", *(sent("MessageSent", f"m{n}") for n in range(2)))
+    run(engine, [counted], lambda_context)
+    # When it comes back in a batch with the next window
+    fresh = window(
+        "win-2", *(sent("MessageDelivered", f"m{n}", status="delivered") for n in range(2)), sent("MessageSent", "m9")
+    )
+    assert run(engine, [counted, fresh], lambda_context) == {"batchItemFailures": []}
+    # Then only the new one added, and each count published its metric once
     live = engine.service.live()
     assert (live.total.sent, live.total.delivered, live.campaigns[0].sent) == (3, 2, 3)
     assert sum(value for name, value, _ in engine.metrics if name == "Sent") == 3
 
 
-def test_a_batch_of_one_campaign_is_one_transaction_with_a_marker_per_event_and_an_add_per_row(
+def test_a_window_of_one_minute_is_one_transaction_with_one_marker_and_an_add_per_row(
     engine: Engine, lambda_context: Any
 ) -> None:
     # Given five sends and five deliveries of one campaign variant in one minute, by email
-    bodies = [message_event("MessageSent", f"m{n}") for n in range(5)]
-    bodies += [message_event("MessageDelivered", f"m{n}", status="delivered") for n in range(5)]
+    events = [sent("MessageSent", f"m{n}") for n in range(5)]
+    events += [sent("MessageDelivered", f"m{n}", status="delivered") for n in range(5)]
     client = CrashingClient(engine.client, survives=10)
     service = InsightsService(InsightsStore(client, engine.store.table), engine.clock, engine.service.settings)
-    # When the batch is consumed
-    assert consume(sqs_batch(bodies), lambda_context, service) == {"batchItemFailures": []}
-    # Then one transaction held the ten markers and one ADD on each of the three rows (total, channel, variant)
+    # When their window is consumed
+    assert consume(sqs_batch([window("win-1", *events)]), lambda_context, service) == {"batchItemFailures": []}
+    # Then one transaction held the window's one marker and one ADD on each of the three rows
     (actions,) = client.transactions
     puts = [a["Put"]["Item"]["pk"]["S"] for a in actions if "Put" in a]
     adds = [a["Update"]["ExpressionAttributeValues"] for a in actions if "Update" in a]
-    assert len(puts) == 10
-    assert all(pk.startswith("SEEN#") for pk in puts)
+    assert puts == ["SEEN#win-1#20261123T1000#0"]
     assert len(adds) == 3
     assert all({v[":v0"]["N"], v[":v1"]["N"]} == {"5"} for v in adds)
     live = engine.service.live()

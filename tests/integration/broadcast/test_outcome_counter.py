@@ -1,0 +1,129 @@
+"""The counter of broadcast's message events on moto: real messages written by the engine, their table's real
+stream records, the handler invoked as Lambda's tumbling windows invoke it. Each window's counts are written
+once, with their events for the relay, however often Lambda retries (the fault tests)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from ecrm.broadcast.models import MessageOutcomesCounted
+from ecrm.broadcast.outcome_counts import OutcomeCounter, OutcomeCountStore
+from ecrm.core.outbox_relay import outbox_messages
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID as ACCOUNT
+from moto.dynamodb.models import dynamodb_backends
+
+from functions.broadcast import count_outcomes
+from tests.integration.broadcast.conftest import REGION, TABLE, Engine
+
+SHARD = "shardId-00000001"
+
+
+@pytest.fixture
+def streamed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The broadcast engine on a table that streams new and old images, as the deployed one does."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        client.create_table(
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        yield Engine(client)
+
+
+def message_records(engine: Engine) -> list[dict[str, Any]]:
+    """The stream's records of message items carrying events, in order (what the mapping's filters pass), from
+    moto's shard of the table (its records as its GetRecords answers them)."""
+    table = dynamodb_backends[ACCOUNT][REGION].tables[TABLE]
+    records = [record.to_json() for record in table.stream_shard.items]
+    return [r for r in records if r["dynamodb"]["Keys"]["pk"]["S"].startswith("MSG#") and outbox_messages(r)]
+
+
+def invoke(counter: OutcomeCounter, records: list[dict[str, Any]], state: dict[str, Any], **flags: Any) -> Any:
+    start = counter.clock.now().replace(second=0, microsecond=0)
+    window = {"start": f"{start:%Y-%m-%dT%H:%M:%S}Z", "end": f"{start + timedelta(seconds=10):%Y-%m-%dT%H:%M:%S}Z"}
+    event = {"Records": records, "window": window, "state": state, "shardId": SHARD, **flags}
+    return count_outcomes.handler(event, _Context(), counter)
+
+
+class _Context:
+    function_name = "count-outcomes"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:count-outcomes"
+    aws_request_id = "req-1"
+
+
+def windows_written(engine: Engine) -> list[MessageOutcomesCounted]:
+    items = engine.client.scan(TableName=TABLE)["Items"]
+    found = []
+    for item in items:
+        if item["pk"]["S"].startswith("OUTCOMES#"):
+            keys = {"pk": item["pk"], "sk": item["sk"]}
+            record = {"eventName": "INSERT", "dynamodb": {"Keys": keys, "NewImage": item, "SequenceNumber": "1"}}
+            _, messages = outbox_messages(record) or ("", [])
+            found += [MessageOutcomesCounted.model_validate(json.loads(m.detail)["data"]) for m in messages]
+    return found
+
+
+def test_a_window_of_real_messages_is_written_once_however_often_lambda_retries(streamed: Engine) -> None:
+    # Given three marketing emails requested and sent through the engine, one also delivered
+    ids = [streamed.request(f"c{n}", key=f"k{n}") for n in range(3)]
+    streamed.run(*ids)
+    counter = OutcomeCounter(OutcomeCountStore(streamed.client, TABLE), streamed.clock)
+    records = message_records(streamed)
+
+    # When Lambda folds them in two batches, the second retried after a failure (the state before it again)
+    first = invoke(counter, records[:4], {})
+    retried_batch = records[4:]
+    invoke(counter, retried_batch, first["state"])  # its answer lost: Lambda keeps the state before it
+    second = invoke(counter, retried_batch, first["state"])
+    # and hands the first records once more (processed again after an error)
+    again = invoke(counter, records[:2], second["state"])
+    # Then the window ends: the final invocation writes the counts, and a retried final invocation nothing more
+    final = invoke(counter, [], again["state"], isFinalInvokeForWindow=True)
+    assert final == {"state": {}}
+    invoke(counter, [], again["state"], isFinalInvokeForWindow=True)
+
+    (window,) = windows_written(streamed)
+    totals: dict[str, int] = {}
+    for count in window.counts:
+        totals[count.event] = totals.get(count.event, 0) + count.events
+    published = [e.detail_type for e in streamed.store.published]
+    assert totals == {t: published.count(t) for t in set(published)}
+    assert totals["MessageRequested"] == 3
+    assert (window.shard_id, window.first_sequence) == (SHARD, records[0]["dynamodb"]["SequenceNumber"])
+
+
+def test_a_window_ended_early_goes_on_after_what_its_first_part_counted(streamed: Engine) -> None:
+    ids = [streamed.request(f"c{n}", key=f"k{n}") for n in range(2)]
+    streamed.run(*ids)
+    counter = OutcomeCounter(OutcomeCountStore(streamed.client, TABLE), streamed.clock)
+    records = message_records(streamed)
+    # Given a first part of the window folded and written (its state outgrew Lambda's limit)
+    part = invoke(counter, records[:3], {})
+    invoke(counter, [], part["state"], isFinalInvokeForWindow=True, isWindowTerminatedEarly=True)
+    # When the window goes on with a fresh state, handed the last record of that part again
+    rest = invoke(counter, records[2:], {})
+    invoke(counter, [], rest["state"], isFinalInvokeForWindow=True)
+    # Then the two parts add up to each event once
+    written = windows_written(streamed)
+    assert len(written) == 2
+    total = sum(c.events for w in written for c in w.counts)
+    assert total == len(streamed.store.published)
+
+
+def test_an_invocation_without_a_window_is_refused(streamed: Engine) -> None:
+    counter = OutcomeCounter(OutcomeCountStore(streamed.client, TABLE), streamed.clock)
+    with pytest.raises(ValueError, match="tumbling window"):
+        counter.handle({"Records": []})
