@@ -285,23 +285,19 @@ def queues_empty(cloud: LocalCloud) -> bool:
 def run_emails(
     cloud: LocalCloud, campaign: str, customer_ids: list[str], *, held: Sequence[QueuePoller] = ()
 ) -> list[str]:
-    """Hand the emails over and follow them to the end; `held` (stopped) poll their queues once all are delivered."""
+    """Hand the emails over and follow them to the end; `held` (stopped) poll their queues once all are delivered
+    and broadcast's last window of counts has closed (its tumbling window of the stream) and been published."""
     ids = hand_over(cloud, campaign, customer_ids)
     wait_for(lambda: delivered(cloud, ids) == len(ids), timeout=600, interval=2, what=f"{campaign} delivered")
+    windows = [p for p in cloud.pollers if isinstance(p, StreamPoller)]
+    wait_for(lambda: not any(p.window_open for p in windows), timeout=120, what="broadcast's last window closed")
+    time.sleep(2)  # the relay publishes the window's counts within its poll interval
     for stopped in held:  # their queues now drained in full batches, as Lambda's pollers fill them at a campaign's pace
         drain = QueuePoller(stopped.mapping, sqs=stopped.sqs, runtime=stopped.runtime, region=stopped.region)
         while drain.poll_once():
             pass
-
-    # The delivery's own events then reach the customer store's timeline, and broadcast's last window of counts
-    # closes (its tumbling window) and reaches the counters: wait for every window and every queue to drain.
-    def settled() -> bool:
-        windows = any(p.window_open for p in cloud.pollers if isinstance(p, StreamPoller))
-        return not windows and queues_empty(cloud)
-
-    wait_for(settled, timeout=300, interval=2, what="every window closed and every queue drained")
-    time.sleep(2)  # the relay reads the last window's item from the stream within its poll interval
-    wait_for(lambda: queues_empty(cloud), timeout=300, interval=2, what="the last window's event counted")
+    # The delivery's own events then reach the customer store's timeline: wait for every queue to drain.
+    wait_for(lambda: queues_empty(cloud), timeout=300, interval=2, what="every queue drained")
     time.sleep(3)  # the last consumer's settling calls (a deletion after the handler answered)
     return ids
 
