@@ -116,8 +116,8 @@ class BroadcastEngine(Construct):
             filters=OUTCOME_FILTERS,
             environment={"BROADCAST_TABLE_NAME": self.table.table_name},
             batch_size=1000,
-            # A window's state is its counts: Lambda keeps it, so a retried batch is folded in once (ADR 12).
-            bisect_and_report=False,
+            # A window's state is its counts: Lambda keeps it, so a retried batch is folded in once (ADR 12);
+            # a record that cannot be read is reported, what came before it stays counted.
             tumbling_window=OUTCOME_WINDOW,
         )
         self.table.grant(self.outcome_counter.handler.function, "dynamodb:PutItem", "dynamodb:Query")

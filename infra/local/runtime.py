@@ -96,6 +96,8 @@ class FunctionRuntime:
             "AWS_LAMBDA_FUNCTION_NAME": function.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
             "AWS_EXECUTION_ENV": "AWS_Lambda_python_local",
+            # The SDK's user agent names the function (`app/<logical id>`): what the cost bench counts calls by.
+            "AWS_SDK_UA_APP_ID": function.logical_id[:50],
             "ECRM_LOCAL_FUNCTION_ARN": function.arn,
             "ECRM_LOCAL_TIMEOUT_MS": str(function.timeout_s * 1000),
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

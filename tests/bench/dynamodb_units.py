@@ -109,6 +109,25 @@ def units_by_item(operation: str, request: dict[str, Any]) -> list[tuple[str, fl
     return []
 
 
+def read_units_by_item(operation: str, request: dict[str, Any], answer: dict[str, Any]) -> list[tuple[str, float]]:
+    """Each read's kind (table, key prefixes; a query by its partition's prefix) and read units: where the reads
+    cost. A `BatchGetItem` is split over its tables' keys evenly."""
+    table = str(request.get("TableName") or "")
+    units = read_units(operation, request, answer)
+    strength = " strong" if request.get("ConsistentRead") else ""
+    if operation == "GetItem":
+        return [(_kind(table, request.get("Key") or {}) + f" (GetItem{strength})", units)]
+    if operation == "Query":
+        values = request.get("ExpressionAttributeValues") or {}
+        first: dict[str, Any] = next(iter(values.values()), {}) if values else {}
+        prefix = str(first.get("S", "?")).split("#")[0]
+        return [(f"{table[-28:]} {prefix}/* (Query{strength})", units)]
+    if operation == "BatchGetItem":
+        keys = [(t, k) for t, spec in (request.get("RequestItems") or {}).items() for k in spec.get("Keys") or []]
+        return [(_kind(t, k) + " (BatchGetItem)", units / len(keys)) for t, k in keys] if keys else []
+    return [(f"{table[-28:]} ({operation})", units)] if units else []
+
+
 def _kind(table: str, item: dict[str, Any]) -> str:
     pk = str((item.get("pk") or {}).get("S", "?")).split("#")[0]
     sk = str((item.get("sk") or {}).get("S", "?")).split("#")[0]

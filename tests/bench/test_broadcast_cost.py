@@ -42,6 +42,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -58,7 +59,7 @@ from infra.local.cloud import LocalCloud
 from infra.local.faults import identify
 from infra.local.pollers import QueuePoller, StreamPoller
 from infra.local.template import REGION
-from tests.bench.dynamodb_units import read_units, units_by_item, wire_bytes, write_units
+from tests.bench.dynamodb_units import read_units, read_units_by_item, units_by_item, wire_bytes, write_units
 
 EMAILS = int(os.environ.get("ECRM_BENCH_COST_EMAILS", "100"))
 WARM_UP = 10
@@ -68,6 +69,7 @@ HTML_BYTES = int(os.environ.get("ECRM_BENCH_COST_HTML_BYTES", "0"))
 PROBE_KEY = "benchprobe"  # the bench's own calls carry this access key and are not counted
 SERVICES = ["dynamodb", "dynamodbstreams", "sqs", "events", "sesv2", "lambda", "sns", "kms", "s3", "logs"]
 IO_WAIT_MS = 10.0
+APP_ID = re.compile(r"app/(\S+)")  # the SDK's user agent names the function (the local runtime sets it)
 # Calls Lambda's event source mappings make, outside any function's billed duration.
 POLLER_CALLS = frozenset(
     {
@@ -83,6 +85,12 @@ POLLER_CALLS = frozenset(
 SEND_RATE = float(os.environ.get("ECRM_BENCH_COST_SEND_RATE", "100"))
 POLLERS = 5
 BATCHING_WINDOW_S = 1.0
+# Lambda reads each shard of a stream four times a second; DynamoDB splits a stream's shards with the table's
+# partitions (about a thousand writes a second each).
+STREAM_POLLS_PER_SECOND = 4
+STREAM_WRITES_PER_SHARD = 1000
+# Items a sender writes once per batch, whatever its size: the pacer's window count, the guard's hourly sends.
+PER_SENDER_BATCH = ("PACE/", "DELIV/")
 # us-east-1 list prices (USD), as published in 2025.
 PRICES = {
     "lambda_request": 0.20 / 1e6,  # per invocation
@@ -113,6 +121,9 @@ class Calls:
         self.wru_wire = 0.0  # the same writes sized as their request JSON (the earlier published figures' way)
         self.wru_by_item: dict[str, float] = {}  # write units by the kind of item written (its key's prefix)
         self.wru_by: dict[str, float] = {}  # write units by operation: where the largest cost comes from
+        self.rru_by_item: dict[str, float] = {}  # read units by the kind of item read
+        self.calls_by_caller: Counter[str] = Counter()  # AWS calls made inside functions, by function (logical id)
+        self.caller_memory: dict[str, int] = {}  # a function's memory (MB) by the name its calls carry
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -124,12 +135,15 @@ class Calls:
         found = identify(environ, SERVICES, body)
         answer = b"".join(self.app(environ, start_response))
         if found is not None:
-            self._count(found[0], found[1], body, answer)
+            caller = APP_ID.search(environ.get("HTTP_USER_AGENT", ""))
+            self._count(found[0], found[1], body, answer, caller.group(1) if caller else "")
         return [answer]
 
-    def _count(self, service: str, operation: str, body: bytes, answer: bytes) -> None:
+    def _count(self, service: str, operation: str, body: bytes, answer: bytes, caller: str) -> None:
         request = _json(body)
         with self._lock:
+            if (service, operation) not in POLLER_CALLS:
+                self.calls_by_caller[caller or "(the local cloud)"] += 1
             if service == "sqs" and operation == "ReceiveMessage":
                 received = len(_json(answer).get("Messages") or [])
                 if not received:
@@ -146,6 +160,8 @@ class Calls:
                 self.put_entries += len(request.get("Entries") or [])
             if service == "dynamodb":
                 self.rru += read_units(operation, request, _json(answer))
+                for kind, read in read_units_by_item(operation, request, _json(answer)):
+                    self.rru_by_item[kind] = self.rru_by_item.get(kind, 0.0) + read
                 units = write_units(operation, request)
                 self.wru += units
                 self.wru_by[operation] = self.wru_by.get(operation, 0.0) + units
@@ -332,8 +348,10 @@ def test_the_infrastructure_cost_of_a_million_marketing_emails(cloud: LocalCloud
         if isinstance(poller, QueuePoller)
     }
     memory = {f.name: f.memory_mb for f in cloud.runtime.functions.values()}
+    layer.caller_memory = {f.logical_id[:50]: f.memory_mb for f in cloud.runtime.functions.values()}
     print(report(layer, invocations, cpu, memory))
-    print(modelled(layer, invocations, cpu, memory, polled))
+    streamed = {poller.function for poller in cloud.pollers if isinstance(poller, StreamPoller)}
+    print(modelled(layer, invocations, cpu, memory, polled, streamed & set(invocations)))
 
 
 # The consumers that count a batch's events in one transaction (insights' live counters, campaigns' arm counters).
@@ -378,39 +396,51 @@ def report(layer: Calls, invocations: dict[str, int], cpu: dict[str, float], mem
     lines.append(
         f"    (sized as the request JSON, the way of the figures published before: {layer.wru_wire * per:.1f})"
     )
+    lines.append("  DynamoDB read units per email, by item read (table, key prefixes):")
+    for kind, units in sorted(layer.rru_by_item.items(), key=lambda found: -found[1])[:16]:
+        lines.append(f"    {kind:70} {units * per:8.2f}")
     lines.append("  Lambda per email: invocations, CPU ms")
     gb_seconds = 0.0
     for name in sorted(invocations):
         short = name.split("-", 1)[-1]
         lines.append(f"    {short[:60]:60} {invocations[name] * per:7.3f} {cpu[name] * per:8.2f} ms")
         gb_seconds += memory.get(name, 512) / 1024 * cpu[name] / 1000
-    gb_seconds += 0.5 * function_calls(layer) * IO_WAIT_MS / 1000  # waiting on AWS calls, at the common 512 MB
+    gb_seconds += io_wait_gb_seconds(layer)  # waiting on AWS calls, at each function's memory
+    lines.append("  AWS calls made inside functions, per email (billed while they wait):")
+    for caller, calls in layer.calls_by_caller.most_common():
+        lines.append(f"    {caller[:60]:60} {calls * per:7.2f}")
     delivered_by_aws = max(0, layer.received - layer.enqueued)  # EventBridge rules and SNS: one SendMessage each
     sqs_requests = by_service["sqs"] + delivered_by_aws
     lines += priced(layer, sum(invocations.values()), gb_seconds, sqs_requests, sum(cpu.values()))
     return "\n".join(lines)
 
 
-def function_calls(layer: Calls) -> int:
-    """The AWS calls made from inside functions (billed while they wait), not by the event source mappings."""
-    return sum(n for call, n in layer.calls.items() if call not in POLLER_CALLS)
+def io_wait_gb_seconds(layer: Calls) -> float:
+    """The GB-seconds functions are billed while their AWS calls wait (IO_WAIT_MS each), at each caller's memory
+    (a function named by its logical id in the SDK's user agent; 512 MB for a call of unknown origin)."""
+    memory = layer.caller_memory
+    return sum(memory.get(caller, 512) / 1024 * n * IO_WAIT_MS / 1000 for caller, n in layer.calls_by_caller.items())
 
 
-def priced(layer: Calls, invocations: float, gb_seconds: float, sqs_requests: float, cpu: float) -> list[str]:
-    """The per-email figures and the price of a million emails, as lines."""
+def priced(
+    layer: Calls, invocations: float, gb_seconds: float, sqs_requests: float, cpu: float, wru: float | None = None
+) -> list[str]:
+    """The per-email figures and the price of a million emails, as lines (`wru`: the write units, as measured if
+    None)."""
     per, million = 1 / EMAILS, 1e6
+    wru = layer.wru if wru is None else wru
     costs = {
         "Lambda requests": invocations * PRICES["lambda_request"],
         "Lambda duration": gb_seconds * PRICES["lambda_gb_second_arm"],
         "SQS requests": sqs_requests * PRICES["sqs_request"],
         "EventBridge events": layer.put_entries * PRICES["eventbridge_event"],
-        "DynamoDB writes": layer.wru * PRICES["dynamodb_wru"],
+        "DynamoDB writes": wru * PRICES["dynamodb_wru"],
         "DynamoDB reads": layer.rru * PRICES["dynamodb_rru"],
     }
     lines = [
         f"  per email: {invocations * per:.2f} invocations, {cpu * per:.1f} CPU ms, "
         f"{sqs_requests * per:.2f} SQS requests, {layer.put_entries * per:.2f} events, "
-        f"{layer.wru * per:.1f} WRU, {layer.rru * per:.1f} RRU",
+        f"{wru * per:.1f} WRU, {layer.rru * per:.1f} RRU",
         "  1,000,000 marketing emails at us-east-1 list prices (2025):",
     ]
     for item, cost in costs.items():
@@ -429,8 +459,11 @@ def modelled(
     cpu: dict[str, float],
     memory: dict[str, int],
     polled: dict[str, tuple[str, int]],
+    streamed: set[str],
 ) -> str:
-    """The measured counts with each polled queue's receives, deletes and invocations at a campaign's batches."""
+    """The measured counts with each polled queue's receives, deletes and invocations at a campaign's batches; each
+    stream mapping's invocations at Lambda's four polls a second of a shard; the write units written once per
+    sender batch (`PER_SENDER_BATCH`) at the sender's modelled batches."""
     per = 1 / EMAILS
     lines = [
         f"\nModelled: the same counts, each consumer's batches as a campaign of {SEND_RATE:.0f} emails a second fills"
@@ -440,6 +473,7 @@ def modelled(
     ]
     model_invocations = float(sum(invocations.values()))
     sqs_requests = float(sum(n for (service, _), n in layer.calls.items() if service == "sqs"))
+    batch_ratio: dict[str, float] = {}  # function -> modelled / measured invocations
     for queue, messages in sorted(layer.received_by_queue.items()):
         if queue not in polled:
             continue
@@ -449,12 +483,30 @@ def modelled(
         measured = layer.polls_by_queue[queue] + invocations.get(function, 0)
         sqs_requests += 2 * batches - layer.polls_by_queue[queue]  # a receive and a batched delete per batch
         model_invocations += batches - invocations.get(function, 0)
+        batch_ratio[function] = batches / max(1, invocations.get(function, 0))
         short = function.split("-", 1)[-1][:60]
         lines.append(
             f"    {short:60} {messages * per:8.2f} {fill:7.1f}  {measured * per:6.2f} -> {3 * batches * per:6.2f}"
         )
+    # A stream's shard is read four times a second: at most that many invocations of each mapping, whatever
+    # the writes (a shard per STREAM_WRITES_PER_SHARD writes a second; broadcast's writes, a write unit each).
+    writes = sum(units for kind, units in layer.wru_by_item.items() if "BroadcastTable" in kind)
+    shards = max(1.0, SEND_RATE * writes * per / STREAM_WRITES_PER_SHARD)
+    for function in sorted(streamed):
+        measured = invocations.get(function, 0)
+        modelled_streams = min(float(measured), STREAM_POLLS_PER_SECOND * shards / SEND_RATE * EMAILS)
+        model_invocations += modelled_streams - measured
+        short = function.split("-", 1)[-1][:60]
+        lines.append(f"    {short:60} (stream)          {measured * per:6.2f} -> {modelled_streams * per:6.2f}")
+    sender = next((f for f in batch_ratio if "sendemail" in f.lower()), None)
+    per_batch = sum(u for kind, u in layer.wru_by_item.items() if kind.split()[1].startswith(PER_SENDER_BATCH))
+    wru = layer.wru - per_batch * (1 - min(1.0, batch_ratio.get(sender, 1.0) if sender else 1.0))
+    lines.append(
+        f"    written once per sender batch ({', '.join(PER_SENDER_BATCH)}): {per_batch * per:.2f} ->"
+        f" {(per_batch - layer.wru + wru) * per:.2f} write units per email"
+    )
     gb_seconds = sum(memory.get(name, 512) / 1024 * cpu[name] / 1000 for name in invocations)
-    gb_seconds += 0.5 * function_calls(layer) * IO_WAIT_MS / 1000  # the measured calls, as measured
+    gb_seconds += io_wait_gb_seconds(layer)  # the measured calls, as measured
     sqs_requests += max(0, layer.received - layer.enqueued)
-    lines += priced(layer, model_invocations, gb_seconds, sqs_requests, sum(cpu.values()))
+    lines += priced(layer, model_invocations, gb_seconds, sqs_requests, sum(cpu.values()), wru)
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """Broadcast's outcome counter as deployed (ADR 12, "Outcomes counted at the source"): a second reader of the
-broadcast table's stream, in tumbling windows, given only the message items' writes that carry events, its
-failed batches kept in an on-failure queue; what it may do on the table is put a window's item and read them."""
+broadcast table's stream, in tumbling windows, given only the message items' writes that carry events, reporting
+a record it cannot read, its failed batches kept in an on-failure queue; what it may do on the table is put a
+window's item and read them."""
 
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ def test_the_counter_reads_the_broadcast_stream_in_windows_of_message_writes_wit
     mapping, function = counter_mapping(synthesized)
     assert mapping["TumblingWindowInSeconds"] == OUTCOME_WINDOW.to_seconds() == 10
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
-    # The window's state is Lambda's to keep: a failed batch is retried whole from the state before it
-    assert "FunctionResponseTypes" not in mapping
-    assert mapping.get("BisectBatchOnFunctionError") in (None, False)
+    # The window's state is Lambda's to keep: a failed invocation is retried from the state before it, and a
+    # record that cannot be read is reported, the records before it staying counted
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert ref(mapping["DestinationConfig"]["OnFailure"]["Destination"]) in synthesized.resources("AWS::SQS::Queue")
     patterns = [p["Pattern"] for p in mapping["FilterCriteria"]["Filters"]]
     assert all('"Keys":{"pk":{"S":[{"prefix":"MSG#"}]}}' in p and '"outbox"' in p for p in patterns), patterns

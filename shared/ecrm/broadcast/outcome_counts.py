@@ -17,6 +17,8 @@ How it stays exactly once, with Lambda's tumbling windows (`TumblingWindowInSeco
   exist, carrying its events (packed) for the relay. A retried final invocation finds the item and writes nothing.
 - A window whose state outgrew Lambda's 1 MB ends early and goes on with a fresh state: the parts are separate
   items (the first sequence differs), and a fresh state first reads how far the window's parts already counted.
+- A record that cannot be read is reported (a partial batch response): what was folded before it stays in the
+  state, Lambda hands it again, and after its retries its position goes to the on-failure queue.
 
 What is counted: each message event of a record's new image (the events the write added), per minute of its
 `occurred_at`, channel, source and step. A campaign's or a journey's messages keep their source; a journey's
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,7 +55,7 @@ from ecrm.broadcast.models import (
     OutcomeCount,
 )
 from ecrm.core.clock import Clock
-from ecrm.core.outbox import events_attribute
+from ecrm.core.outbox import OutboxMessage, events_attribute
 from ecrm.core.outbox_relay import outbox_messages
 from ecrm.core.packing import unpack
 
@@ -96,6 +99,12 @@ def _sequence(record: Mapping[str, Any]) -> int:
     return int(record["dynamodb"]["SequenceNumber"])
 
 
+def _counted_messages(record: Mapping[str, Any]) -> list[OutboxMessage]:
+    """The message events a record's write added (its new image's events, when they changed)."""
+    found = outbox_messages(record)
+    return [m for m in (found[1] if found else []) if m.detail_type in COUNTED_TYPES]
+
+
 def _clicked_before(record: Mapping[str, Any]) -> bool:
     """The message had a click before this write: its old image's doc holds `clicked_at`."""
     doc = ((record.get("dynamodb") or {}).get("OldImage") or {}).get("doc") or {}
@@ -131,30 +140,35 @@ class WindowState:
     def to_json(self) -> dict[str, Any]:
         return {"first": self.first, "last": self.last, "floor_read": self.floor_read, "counts": self.counts}
 
-    def fold(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Count the message events of records not folded in before; how many events were counted."""
-        added = 0
+    def fold(self, records: Iterable[Mapping[str, Any]]) -> str | None:
+        """Count the message events of records not folded in before, in order; the sequence number of the first
+        record that could not be read (it and those after it are left for Lambda to hand again), or None."""
         for record in records:
             sequence = _sequence(record)
             if self.last is not None and sequence <= int(self.last):
                 continue  # processed again by Lambda after an error: counted already
-            found = outbox_messages(record)
-            for message in found[1] if found else []:
-                if message.detail_type not in COUNTED_TYPES:
-                    continue
-                data = json.loads(message.detail)["data"]
-                source, step = counted_source(str(data.get("source") or ""), str(data.get("step") or ""))
-                first = message.detail_type != MessageClicked.detail_type or not _clicked_before(record)
-                key = json.dumps(
-                    [minute_of(data["occurred_at"]), message.detail_type, data.get("channel"), source, step],
-                    separators=(",", ":"),
-                )
+            try:
+                keys = [
+                    (self._key(message.detail_type, message.detail), message.detail_type)
+                    for message in _counted_messages(record)
+                ]
+                first = not _clicked_before(record)
+            except (ValueError, KeyError, TypeError, zlib.error):
+                return str(sequence)
+            for key, detail_type in keys:
                 events, messages = self.counts.get(key, [0, 0])
-                self.counts[key] = [events + 1, messages + int(first)]
-                added += 1
+                once = detail_type != MessageClicked.detail_type or first
+                self.counts[key] = [events + 1, messages + int(once)]
             self.first = self.first or str(sequence)
             self.last = str(sequence)
-        return added
+        return None
+
+    @staticmethod
+    def _key(detail_type: str, detail: str) -> str:
+        data = json.loads(detail)["data"]
+        source, step = counted_source(str(data.get("source") or ""), str(data.get("step") or ""))
+        row = [minute_of(data["occurred_at"]), detail_type, data.get("channel"), source, step]
+        return json.dumps(row, separators=(",", ":"))
 
     def outcome_counts(self) -> list[OutcomeCount]:
         found = []
@@ -269,5 +283,6 @@ class OutcomeCounter:
             # A fresh state: the window's start, or its next part after an early end (what was written stays).
             state.last = self.store.counted_until(str(shard_id), bounds[0])
             state.floor_read = True
-        state.fold(event.get("Records") or [])
-        return {"state": state.to_json()}
+        failed = state.fold(event.get("Records") or [])
+        failures = [{"itemIdentifier": failed}] if failed else []
+        return {"state": state.to_json(), "batchItemFailures": failures}

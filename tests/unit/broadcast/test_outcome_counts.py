@@ -31,7 +31,7 @@ def test_events_count_per_minute_channel_source_and_step() -> None:
         message_event("MessageSuppressed", "m6", source="api:key-1", step="0", channel=None, status="suppressed"),
     ]
     state = WindowState()
-    assert state.fold(records_of(events)) == 7
+    assert state.fold(records_of(events)) is None
     assert rows(state) == {
         ("10:00", "MessageSent", "email", "campaign:cmp_1", "r1.A"): (2, 2),
         ("10:00", "MessageSent", "sms", "campaign:cmp_1", "r1.B"): (1, 1),
@@ -51,7 +51,7 @@ def test_a_record_handed_again_counts_once_and_a_retry_from_the_state_before_cou
 
     # Lambda hands the next batch, and again the first two (processed again after an error, out of order)
     state = WindowState.from_json(saved)
-    assert state.fold([records[1], records[0], *records[2:]]) == 2
+    assert state.fold([records[1], records[0], *records[2:]]) is None
     # and a failed invocation's retry folds the same batch into the state before it
     retried = WindowState.from_json(saved)
     retried.fold(records[2:])
@@ -75,7 +75,7 @@ def test_a_write_without_message_events_moves_the_position_only() -> None:
     state = WindowState()
     record = stream_record(7, [message_event("MessageSent", "m1")])
     record["dynamodb"]["NewImage"].pop("outbox")
-    assert state.fold([record]) == 0
+    assert state.fold([record]) is None
     assert (state.first, state.last, state.counts) == ("7", "7", {})
 
 
@@ -93,3 +93,12 @@ def test_only_campaigns_and_journeys_keep_their_source() -> None:
     assert counted_source("journey:j1", "welcome.1") == ("journey:j1", "welcome")
     assert counted_source("trigger:cart", "0") == ("trigger", "")
     assert counted_source("", "0") == ("", "")
+
+
+def test_a_record_that_cannot_be_read_is_reported_and_those_before_it_stay_counted() -> None:
+    records = records_of([message_event("MessageSent", f"m{n}") for n in range(3)])
+    records[1]["dynamodb"]["NewImage"]["outbox"] = {"B": "bm90IHpsaWI="}  # not the packed events
+    state = WindowState()
+    assert state.fold(records) == "101"
+    assert (state.first, state.last) == ("100", "100")
+    assert rows(state) == {("10:00", "MessageSent", "email", "campaign:cmp_1", "r1.A"): (1, 1)}
