@@ -1,8 +1,7 @@
 """Broadcast's counts of its message events (`MessageOutcomesCounted`), unsubscriptions and orders placed into
-the live counters; each message event into the lake's `message_outcomes` table (readers keep one row per
-`event_id`), a send also into the touches that orders are attributed by.
+the live counters; a campaign's or a journey's send into the touches that orders are attributed by.
 
-The batch is counted as a whole (`InsightsService.record_batch`: one transaction for its message events), so
+The batch is counted as a whole (`InsightsService.record_batch`: one transaction for its unsubscriptions), so
 this handler parses every record first and answers the records that failed as `batchItemFailures`.
 """
 
@@ -11,21 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ecrm.broadcast.models import (
-    CustomerUnsubscribed,
-    MessageBounced,
-    MessageClicked,
-    MessageComplained,
-    MessageDeferred,
-    MessageDelivered,
-    MessageEvent,
-    MessageFailed,
-    MessageOpened,
-    MessageOutcomesCounted,
-    MessageRequested,
-    MessageSent,
-    MessageSuppressed,
-)
+from ecrm.broadcast.models import CustomerUnsubscribed, MessageOutcomesCounted, MessageSent
 from ecrm.core.config import load_config
 from ecrm.core.consumer import parse_batch
 from ecrm.core.events import DomainEvent
@@ -34,19 +19,7 @@ from ecrm.insights.service import BatchEvent, InsightsService
 from ecrm.insights.wiring import InsightsConfig, service_for
 from ecrm.transactions.models import OrderPlaced
 
-MESSAGE_EVENTS: list[type[MessageEvent]] = [
-    MessageRequested,
-    MessageSuppressed,
-    MessageDeferred,
-    MessageSent,
-    MessageFailed,
-    MessageDelivered,
-    MessageBounced,
-    MessageComplained,
-    MessageOpened,
-    MessageClicked,
-]
-ACCEPTED: list[type[DomainEvent]] = [*MESSAGE_EVENTS, MessageOutcomesCounted, CustomerUnsubscribed, OrderPlaced]
+ACCEPTED: list[type[DomainEvent]] = [MessageSent, MessageOutcomesCounted, CustomerUnsubscribed, OrderPlaced]
 config = load_config(InsightsConfig)
 obs = Observability(config)
 

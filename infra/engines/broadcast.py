@@ -29,6 +29,7 @@ from aws_cdk import aws_smsvoice as smsvoice
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+from ecrm.core.lake import MESSAGE_OUTCOME_COLUMNS, MESSAGE_OUTCOMES
 from ecrm.core.outbox import OUTBOX_ATTRIBUTE
 
 from infra.constructs.api_function import ApiFunction, ApiRoute
@@ -36,6 +37,7 @@ from infra.constructs.engine_function import EngineFunction
 from infra.constructs.engine_table import EngineTable
 from infra.constructs.event_queue import EventRuleToQueue, QueueConsumer, erasure_consumer
 from infra.constructs.foundation import Foundation
+from infra.constructs.lake import Lake
 from infra.constructs.nag import acknowledge
 from infra.constructs.outbox_relay import OutboxRelay, StreamConsumer
 from infra.constructs.scheduled_job import ScheduledJob
@@ -92,6 +94,7 @@ class BroadcastEngine(Construct):
         *,
         foundation: Foundation,
         customers: CustomersEngine,
+        lake: Lake,
         templates: lambda_.IFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -103,6 +106,13 @@ class BroadcastEngine(Construct):
             self, "Table", key=foundation.key, settings=settings, stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES
         ).table
         self.outbox = OutboxRelay(self, "OutboxRelay", foundation=foundation, engine="broadcast", table=self.table)
+        # The lake's rows of the message events, written by the outcome counter from the stream.
+        self.message_outcomes = lake.add_table(
+            "MessageOutcomes",
+            table=MESSAGE_OUTCOMES,
+            columns=MESSAGE_OUTCOME_COLUMNS,
+            description="Broadcast's message outcomes: one row per status change or engagement of a message",
+        )
         self.outcome_counter = StreamConsumer(
             self,
             "OutcomeCounter",
@@ -114,7 +124,10 @@ class BroadcastEngine(Construct):
             description="message events counted once per window of the table stream",
             behind="counts of message events wait",
             filters=OUTCOME_FILTERS,
-            environment={"BROADCAST_TABLE_NAME": self.table.table_name},
+            environment={
+                "BROADCAST_TABLE_NAME": self.table.table_name,
+                "LAKE_MESSAGE_OUTCOMES_STREAM_NAME": self.message_outcomes.stream_name,
+            },
             batch_size=1000,
             # A window's state is its counts: Lambda keeps it, so a retried batch is folded in once (ADR 12);
             # a record that cannot be read is reported, what came before it stays counted.
@@ -122,6 +135,7 @@ class BroadcastEngine(Construct):
         )
         self.table.grant(self.outcome_counter.handler.function, "dynamodb:PutItem", "dynamodb:Query")
         foundation.key.grant_encrypt_decrypt(self.outcome_counter.handler.function)
+        self.message_outcomes.grant_put(self.outcome_counter.handler.function)
 
         email_from = str(self.node.try_get_context("ecrm:broadcastEmailFrom") or DEFAULT_FROM)
         self.configuration_set, self.untracked_set = self._email(email_from, settings.name("broadcast"))

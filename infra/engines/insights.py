@@ -1,9 +1,11 @@
-"""Insights in the cloud: live counters fed by the event stream, the lake's message outcomes, the operations
-dashboard, and the alarms nobody else raises (a campaign run failed; any dead-letter queue not empty).
+"""Insights in the cloud: live counters fed by the event stream, the operations dashboard, and the alarms nobody
+else raises (a campaign run failed; any dead-letter queue not empty).
 
-Broadcast's message events, unsubscriptions and orders placed reach one queue (two rules on the bus); its
-consumer adds them to per-minute buckets in the engine's table, publishes per-channel counts as CloudWatch
-metrics (embedded metric format) and writes each message event to the lake's `message_outcomes` table.
+Broadcast's counts of its message events (a window of its stream each), unsubscriptions, a campaign's or a
+journey's sends and orders placed reach one queue (three rules on the bus); its consumer adds them to per-minute
+buckets in the engine's table (a send is a touch orders are attributed by) and publishes per-channel counts as
+CloudWatch metrics (embedded metric format). Broadcast writes its message events to the lake's
+`message_outcomes` table itself.
 
 The dashboard shows the channels (sent, delivered, bounced, complained per channel, and the bounce and
 complaint rates), the campaigns (runs started, succeeded and failed; targeted and converted), broadcast's
@@ -18,7 +20,6 @@ from aws_cdk import Aspects, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from constructs import Construct
-from ecrm.core.lake import MESSAGE_OUTCOME_COLUMNS, MESSAGE_OUTCOMES
 from ecrm.core.vocabulary import DELIVERY_CHANNELS
 
 from infra.constructs.api_function import ApiFunction, ApiRoute
@@ -31,23 +32,10 @@ from infra.engines.broadcast import BroadcastEngine
 from infra.engines.campaigns import CampaignsEngine
 
 ROUTES = (ApiRoute("GET", "/insights/live"),)
-# What the consumer reads: broadcast's counts of its message events (`MessageOutcomesCounted`, ADR 12), each
-# message event for the lake's row (and a send for the touches conversions are attributed by), and the
-# unsubscriptions, which it counts itself.
-MESSAGE_EVENTS = [
-    "MessageOutcomesCounted",
-    "MessageRequested",
-    "MessageSuppressed",
-    "MessageDeferred",
-    "MessageSent",
-    "MessageFailed",
-    "MessageDelivered",
-    "MessageBounced",
-    "MessageComplained",
-    "MessageOpened",
-    "MessageClicked",
-    "CustomerUnsubscribed",
-]
+# What the consumer counts: broadcast's counts of its message events (`MessageOutcomesCounted`, ADR 12) and the
+# unsubscriptions; besides, a campaign's or a journey's sends (`TouchesRule`) for the touches orders are
+# attributed by.
+MESSAGE_EVENTS = ["MessageOutcomesCounted", "CustomerUnsubscribed"]
 SERVICE = "ecrm-insights"  # Powertools adds the function's service to every metric's dimensions
 CHANNEL_METRICS = ("Sent", "Delivered", "Bounced", "Complained")
 # Broadcast's own rate alarms (`BroadcastEngine._own_rate_alarms`), shown on the dashboard.
@@ -71,31 +59,36 @@ class InsightsEngine(Construct):
         self.table = EngineTable(self, "Table", key=foundation.key, settings=settings).table
         env = {"INSIGHTS_TABLE_NAME": self.table.table_name}
 
-        self.message_outcomes = lake.add_table(
-            "MessageOutcomes",
-            table=MESSAGE_OUTCOMES,
-            columns=MESSAGE_OUTCOME_COLUMNS,
-            description="Broadcast's message outcomes: one row per status change or engagement of a message",
-        )
         self.consumer = QueueConsumer(
             self,
             "OutcomeConsumer",
             foundation=foundation,
             engine="insights",
             module="on_outcome_event",
-            environment={**env, "LAKE_MESSAGE_OUTCOMES_STREAM_NAME": self.message_outcomes.stream_name},
+            environment=env,
             batch_size=10,
             max_concurrency=20,
         )
         self.table.grant_read_write_data(self.consumer.handler.function)
-        self.message_outcomes.grant_put(self.consumer.handler.function)
         EventRuleToQueue(
             self,
             "MessageEventsRule",
             foundation=foundation,
             consumer=self.consumer,
-            description="Broadcast's message events and unsubscriptions into the live counters and the lake",
+            description="Broadcast's counts of its message events and the unsubscriptions into the live counters",
             pattern=events.EventPattern(source=["ecrm.broadcast"], detail_type=MESSAGE_EVENTS),
+        )
+        EventRuleToQueue(
+            self,
+            "TouchesRule",
+            foundation=foundation,
+            consumer=self.consumer,
+            description="A campaign's or a journey's sends: the touches orders are attributed by",
+            pattern=events.EventPattern(
+                source=["ecrm.broadcast"],
+                detail_type=["MessageSent"],
+                detail={"data": {"source": [{"prefix": "campaign:"}, {"prefix": "journey:"}]}},
+            ),
         )
         EventRuleToQueue(
             self,

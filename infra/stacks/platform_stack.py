@@ -70,6 +70,7 @@ class PlatformStack(Stack):
             BroadcastEngine,
             foundation=f,
             customers=self.customers,
+            lake=self.lake,
             templates=self.personalization.templates.function,
         )
         self.transactions = EngineStack.host(

@@ -1,6 +1,6 @@
 """The insights engine in the template: every dead-letter queue of the app alarms (and notifies), a failed
 campaign run alarms, the dashboard shows channels, campaigns, dead letters, API 5xx and Lambda errors, the
-lake declares `message_outcomes`, and the consumer hears the events it counts."""
+lake declares `message_outcomes` (broadcast's counter writes it), and the consumer hears the events it counts."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
 from ecrm.core.lake import MESSAGE_OUTCOME_COLUMNS, MESSAGE_OUTCOMES
-from ecrm.insights.models import COUNTER_OF_EVENT
 
 from infra.constructs.alarms import NotifyOnAlarms
 from infra.constructs.dead_letters import AlarmOnEveryDeadLetterQueue, DeadLetterQueue
@@ -169,7 +168,7 @@ def test_the_dashboard_shows_channels_campaigns_dead_letters_api_5xx_and_lambda_
     assert len(rate_alarms) == 1
 
 
-def test_the_lake_declares_message_outcomes_and_the_consumer_may_write_it(synthesized: Synthesized) -> None:
+def test_the_lake_declares_message_outcomes_and_broadcasts_counter_writes_it(synthesized: Synthesized) -> None:
     tables = {
         r["Properties"]["TableInput"]["Name"]: r["Properties"]["TableInput"]
         for r in synthesized.resources("AWS::Glue::Table").values()
@@ -177,21 +176,32 @@ def test_the_lake_declares_message_outcomes_and_the_consumer_may_write_it(synthe
     columns = [(c["Name"], c["Type"]) for c in tables[MESSAGE_OUTCOMES]["StorageDescriptor"]["Columns"]]
     assert columns == MESSAGE_OUTCOME_COLUMNS
     functions = synthesized.resources("AWS::Lambda::Function")
-    (consumer,) = [
+    (writer,) = [
         f
         for f in functions.values()
         if "LAKE_MESSAGE_OUTCOMES_STREAM_NAME" in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
-    assert "INSIGHTS_TABLE_NAME" in consumer["Properties"]["Environment"]["Variables"]
+    assert writer["Properties"]["Handler"] == "count_outcomes.handler"
 
 
-def test_the_consumer_hears_every_event_it_counts(synthesized: Synthesized) -> None:
+def test_the_consumer_hears_what_it_counts_and_only_the_sends_it_touches_with(synthesized: Synthesized) -> None:
     patterns = [
         r["Properties"]["EventPattern"]
         for lid, r in synthesized.resources("AWS::Events::Rule").items()
         if lid.startswith("Insights")
     ]
     heard = {(s, d) for p in patterns for s in p["source"] for d in p["detail-type"]}
-    assert {("ecrm.broadcast", d) for d in COUNTER_OF_EVENT} <= heard
-    assert {("ecrm.broadcast", "CustomerUnsubscribed"), ("ecrm.transactions", "OrderPlaced")} <= heard
-    assert set(MESSAGE_EVENTS) == {*COUNTER_OF_EVENT, "CustomerUnsubscribed", "MessageOutcomesCounted"}
+    assert {("ecrm.broadcast", "MessageOutcomesCounted"), ("ecrm.broadcast", "CustomerUnsubscribed")} <= heard
+    assert ("ecrm.transactions", "OrderPlaced") in heard
+    # Broadcast counts its message events itself: of them, only a campaign's or a journey's sends come here
+    messages = [
+        p for p in patterns if any(d.startswith("Message") and d != "MessageOutcomesCounted" for d in p["detail-type"])
+    ]
+    assert messages == [
+        {
+            "source": ["ecrm.broadcast"],
+            "detail-type": ["MessageSent"],
+            "detail": {"data": {"source": [{"prefix": "campaign:"}, {"prefix": "journey:"}]}},
+        }
+    ]
+    assert set(MESSAGE_EVENTS) == {"CustomerUnsubscribed", "MessageOutcomesCounted"}

@@ -2,7 +2,7 @@
 
 `segment_profiles` and `behaviour_events` (its own) hold quasi-identifiers (birth date, postal code, city,
 gender) and the customer's orders and interactions; `order_lines` (written by the transactions engine) and
-`message_outcomes` (written by insights) hold every order line and every message outcome of the customer:
+`message_outcomes` (written by broadcast) hold every order line and every message outcome of the customer:
 personal data for as long as they exist, tombstone or not. Segmentation is the engine that queries the lake
 through its Athena work group, so its eraser rewrites all four (the writers hold no Athena grant). Once the lake
 streams' buffering has passed (the queue's delivery delay), the rows of every id of the request (a merged

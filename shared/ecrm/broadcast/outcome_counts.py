@@ -20,6 +20,10 @@ How it stays exactly once, with Lambda's tumbling windows (`TumblingWindowInSeco
 - A record that cannot be read is reported (a partial batch response): what was folded before it stays in the
   state, Lambda hands it again, and after its retries its position goes to the on-failure queue.
 
+Each batch's message events are also the lake's `message_outcomes` rows (`ecrm.broadcast.lake_rows`), written
+before the batch is folded: rows Firehose refuses fail the invocation, and Lambda hands the batch again with the
+state before it (a row written twice is one row to its readers, who keep one per event id).
+
 What is counted: each message event of a record's new image (the events the write added), per minute of its
 `occurred_at`, channel, source and step. A campaign's or a journey's messages keep their source; a journey's
 step loses its pass (`<step id>.<entry>` -> `<step id>`), so keyed passes do not multiply the rows; every other
@@ -35,10 +39,11 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from ecrm.broadcast.lake_rows import message_outcome_row
 from ecrm.broadcast.models import (
     MessageBounced,
     MessageClicked,
@@ -72,6 +77,7 @@ COUNTED: tuple[type[MessageEvent], ...] = (
     MessageFailed,
 )
 COUNTED_TYPES = frozenset(event.detail_type for event in COUNTED)
+EVENT_TYPES: dict[str, type[MessageEvent]] = {event.detail_type: event for event in COUNTED}
 PK_PREFIX = "OUTCOMES#"
 MAX_COUNTS_PER_EVENT = 500  # a few hundred bytes each: an event stays far under PutEvents' 256 KB
 RETENTION = timedelta(days=2)  # the item only has to outlive its relay, as an outbox item does
@@ -262,12 +268,41 @@ def parse_window(window: Mapping[str, Any]) -> tuple[datetime, datetime]:
     )
 
 
-class OutcomeCounter:
-    """One invocation of the counting mapping: fold a batch into the window's state, or write the final state."""
+class LakeWriter(Protocol):
+    def write(self, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write the rows; answers those that could still not be written."""
+        ...
 
-    def __init__(self, store: OutcomeCountStore, clock: Clock) -> None:
+
+class LakeRefused(Exception):
+    """Firehose kept refusing rows: the invocation fails, and Lambda hands the batch again with the state before."""
+
+
+def lake_rows(records: Iterable[Mapping[str, Any]], after: str | None) -> list[dict[str, Any]]:
+    """The `message_outcomes` rows of the message events of records after `after` (one a record cannot give is
+    left to the fold, which reports its record)."""
+    rows = []
+    for record in records:
+        if after is not None and _sequence(record) <= int(after):
+            continue
+        try:
+            messages = _counted_messages(record)
+            for message in messages:
+                event = EVENT_TYPES[message.detail_type].model_validate(json.loads(message.detail)["data"])
+                rows.append(message_outcome_row(message.event_id, message.detail_type, event))
+        except (ValueError, KeyError, TypeError, zlib.error):
+            break
+    return rows
+
+
+class OutcomeCounter:
+    """One invocation of the counting mapping: the batch's rows into the lake and its counts into the window's
+    state, or the final state written."""
+
+    def __init__(self, store: OutcomeCountStore, clock: Clock, lake: LakeWriter | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.lake = lake
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         shard_id, window = event.get("shardId"), event.get("window")
@@ -283,6 +318,11 @@ class OutcomeCounter:
             # A fresh state: the window's start, or its next part after an early end (what was written stays).
             state.last = self.store.counted_until(str(shard_id), bounds[0])
             state.floor_read = True
-        failed = state.fold(event.get("Records") or [])
+        records = event.get("Records") or []
+        if self.lake is not None:
+            rows = lake_rows(records, state.last)
+            if rows and self.lake.write(rows):
+                raise LakeRefused(f"Firehose refused rows of {len(rows)}: the batch is handed again")
+        failed = state.fold(records)
         failures = [{"itemIdentifier": failed}] if failed else []
         return {"state": state.to_json(), "batchItemFailures": failures}

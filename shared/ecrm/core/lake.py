@@ -112,7 +112,7 @@ ORDER_LINE_COLUMNS: list[tuple[str, str]] = [
     ("occurred_at", "timestamp"),
 ]
 
-# Broadcast's message outcomes, written by the insights engine: one row per status change of a message
+# Broadcast's message outcomes, written by its outcome counter: one row per status change of a message
 # (requested, suppressed, deferred, sent, delivered, bounced, complained, failed) and per engagement
 # (opened, clicked), so OLAP slices outcomes by campaign, variant, journey step, channel and day.
 MESSAGE_OUTCOMES = "message_outcomes"

@@ -4,8 +4,8 @@ buckets, and the live view.
 Broadcast counts each message event once, where it writes it, and publishes a window of its stream's counts as
 one `MessageOutcomesCounted` (ADR 12, "Outcomes counted at the source"): each minute of a window adds to its
 rows once (`record_outcomes`: a marker per minute of the window, in one transaction with the `ADD`s), so a
-duplicated delivery, a redrive from the DLQ or a replay adds nothing. The message events themselves still come
-here, for the lake's rows and for the touches orders are attributed by, and are not counted again. A queue
+duplicated delivery, a redrive from the DLQ or a replay adds nothing. A campaign's or a journey's sends still
+come here one by one, for the touches orders are attributed by; broadcast writes its events to the lake itself. A queue
 batch's unsubscriptions are counted together (`record_batch`): one transaction holds every event's marker and
 one ADD per bucket for the batch's sum. Events count in the minute they happened (`occurred_at`), so a late
 event fills the minute it belongs to.
@@ -22,11 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
 
 from ecrm.broadcast.models import CustomerUnsubscribed, MessageEvent, MessageOutcomesCounted
 from ecrm.core.clock import Clock
-from ecrm.insights.lake_records import message_outcome_row
 from ecrm.insights.logic import (
     TOTAL,
     EventCount,
@@ -65,12 +63,6 @@ def _epoch(at: datetime, plus: timedelta) -> int:
     return int((at + plus).timestamp())
 
 
-class LakeWriter(Protocol):
-    def write(self, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Write the rows; answers those that could still not be written."""
-        ...
-
-
 @dataclass(frozen=True)
 class BatchEvent:
     """One event of a queue batch: `handle` names its record (what a failure is reported by)."""
@@ -87,10 +79,6 @@ class BatchOutcome:
     failed: dict[str, Exception] = field(default_factory=dict)  # handle -> why: the record is retried
 
 
-class LakeRefused(Exception):
-    """Firehose kept refusing the row: the record is retried (and counted then), then parked in the DLQ."""
-
-
 class InsightsService:
     def __init__(
         self,
@@ -99,13 +87,11 @@ class InsightsService:
         settings: LiveSettings | None = None,
         *,
         metric: Metric | None = None,
-        lake: LakeWriter | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings or LiveSettings()
         self.metric = metric or (lambda name, value, dimensions: None)
-        self.lake = lake
 
     def _count(
         self,
@@ -126,26 +112,14 @@ class InsightsService:
         )
 
     def record_batch(self, events: Sequence[BatchEvent]) -> BatchOutcome:
-        """Record a queue batch: message events into the lake first (a refused row fails its record, retried
-        then) and a send's touch; broadcast's counts of its message events, once per window; unsubscriptions
-        in shared transactions; then each order. What fails is reported per record; what counted stays
-        counted, and a retry of it adds nothing."""
+        """Record a queue batch: a send's touch; broadcast's counts of its message events, once per window;
+        unsubscriptions in shared transactions; then each order. What fails is reported per record; what counted
+        stays counted, and a retry of it adds nothing."""
         outcome = BatchOutcome()
-        messages = [e for e in events if isinstance(e.data, MessageEvent)]
-        if self.lake is not None and messages:
-            rows = {
-                e.event_id: message_outcome_row(e.event_id, e.detail_type, e.data)
-                for e in messages
-                if isinstance(e.data, MessageEvent)
-            }
-            refused = {row["event_id"] for row in self.lake.write(list(rows.values()))}
-            for e in messages:
-                if e.event_id in refused:
-                    outcome.failed[e.handle] = LakeRefused(e.event_id)
-        for e in messages:
-            if e.handle not in outcome.failed and e.detail_type == "MessageSent":
+        for e in events:
+            if isinstance(e.data, MessageEvent) and e.detail_type == "MessageSent":
                 try:
-                    self._touch(e.data)  # type: ignore[arg-type]
+                    self._touch(e.data)
                 except Exception as exc:  # this send alone is retried: a touch is an idempotent SET
                     outcome.failed[e.handle] = exc
         unsubscriptions = [e for e in events if isinstance(e.data, CustomerUnsubscribed)]

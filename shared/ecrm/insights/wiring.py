@@ -1,16 +1,14 @@
-"""What every insights function builds from its environment: config, the store, the service, the lake writer."""
+"""What every insights function builds from its environment: config, the store, the service."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import cache
-from typing import Any
 
 from ecrm.core import aws
 from ecrm.core.clock import SystemClock
 from ecrm.core.config import FunctionConfig
-from ecrm.core.lake import FirehoseLakeWriter
 from ecrm.insights.erasure import InsightsErasure
 from ecrm.insights.service import InsightsService, LiveSettings
 from ecrm.insights.store import InsightsStore
@@ -22,8 +20,6 @@ class InsightsConfig(FunctionConfig):
     insights_shards: int = 4
     # An order within this many hours after a campaign or journey message counts as its conversion.
     insights_attribution_hours: int = 7 * 24
-    # The consumer's Firehose stream into the lake's `message_outcomes` table ("" : no lake rows).
-    lake_message_outcomes_stream_name: str = ""
 
     def live_settings(self) -> LiveSettings:
         return LiveSettings(
@@ -44,16 +40,7 @@ def erasure_for(config: InsightsConfig) -> InsightsErasure:
 @cache
 def service_for(config: InsightsConfig) -> InsightsService:
     store = InsightsStore(aws.client("dynamodb"), config.insights_table_name)
-    return InsightsService(
-        store, SystemClock(), config.live_settings(), metric=emit_metric, lake=lake_writer_for(config)
-    )
-
-
-@cache
-def lake_writer_for(config: InsightsConfig) -> FirehoseLakeWriter[dict[str, Any]] | None:
-    if not config.lake_message_outcomes_stream_name:
-        return None
-    return FirehoseLakeWriter(aws.client("firehose"), config.lake_message_outcomes_stream_name, lambda row: row)
+    return InsightsService(store, SystemClock(), config.live_settings(), metric=emit_metric)
 
 
 def emit_metric(name: str, value: float, dimensions: Mapping[str, str]) -> None:

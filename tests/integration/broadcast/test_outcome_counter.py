@@ -1,6 +1,7 @@
 """The counter of broadcast's message events on moto: real messages written by the engine, their table's real
 stream records, the handler invoked as Lambda's tumbling windows invoke it. Each window's counts are written
-once, with their events for the relay, however often Lambda retries (the fault tests)."""
+once, with their events for the relay, however often Lambda retries (the fault tests); each event is a row of
+the lake's `message_outcomes`, and rows Firehose refuses fail the invocation before anything is counted."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from ecrm.broadcast.models import MessageOutcomesCounted
-from ecrm.broadcast.outcome_counts import OutcomeCounter, OutcomeCountStore
+from ecrm.broadcast.outcome_counts import LakeRefused, OutcomeCounter, OutcomeCountStore
 from ecrm.core.outbox_relay import outbox_messages
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID as ACCOUNT
@@ -22,6 +23,20 @@ from functions.broadcast import count_outcomes
 from tests.integration.broadcast.conftest import REGION, TABLE, Engine
 
 SHARD = "shardId-00000001"
+
+
+class MemoryLake:
+    """The lake writer's interface: rows kept; `refuse` makes every write fail, as Firehose refusing would."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.refuse = False
+
+    def write(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.refuse:
+            return list(events)
+        self.rows.extend(events)
+        return []
 
 
 @pytest.fixture
@@ -127,3 +142,34 @@ def test_an_invocation_without_a_window_is_refused(streamed: Engine) -> None:
     counter = OutcomeCounter(OutcomeCountStore(streamed.client, TABLE), streamed.clock)
     with pytest.raises(ValueError, match="tumbling window"):
         counter.handle({"Records": []})
+
+
+def test_each_event_is_a_lake_row_and_rows_refused_fail_the_batch_before_it_counts(streamed: Engine) -> None:
+    ids = [streamed.request(f"c{n}", key=f"k{n}") for n in range(2)]
+    streamed.run(*ids)
+    lake = MemoryLake()
+    counter = OutcomeCounter(OutcomeCountStore(streamed.client, TABLE), streamed.clock, lake)
+    records = message_records(streamed)
+    # Given Firehose refusing rows: the invocation fails (Lambda keeps the state before it)
+    lake.refuse = True
+    with pytest.raises(LakeRefused):
+        counter.handle(_window_event(counter, records, {}))
+    # When Firehose is back, the batch is handed again, then the window ends
+    lake.refuse = False
+    state = counter.handle(_window_event(counter, records, {}))["state"]
+    counter.handle(_window_event(counter, [], state) | {"isFinalInvokeForWindow": True})
+    # Then each published event is one row, sliceable by source and step, with ids and codes only
+    published = streamed.store.published
+    assert sorted(r["event_type"] for r in lake.rows) == sorted(e.detail_type for e in published)
+    row = next(r for r in lake.rows if r["event_type"] == "MessageRequested")
+    assert (row["source_kind"], row["status"], row["customer_id"]) == ("api", "requested", "c0")
+    assert not {"address", "content", "data"} & set(row)
+    # And the window counted each event once
+    (window,) = windows_written(streamed)
+    assert sum(c.events for c in window.counts) == len(published)
+
+
+def _window_event(counter: OutcomeCounter, records: list[dict[str, Any]], state: dict[str, Any]) -> dict[str, Any]:
+    start = counter.clock.now().replace(second=0, microsecond=0)
+    window = {"start": f"{start:%Y-%m-%dT%H:%M:%S}Z", "end": f"{start + timedelta(seconds=10):%Y-%m-%dT%H:%M:%S}Z"}
+    return {"Records": records, "window": window, "state": state, "shardId": SHARD}

@@ -1,10 +1,10 @@
 """The insights engine on moto: its table (as `infra/engines/insights.py` declares it) and the service on a
-clock the tests move, with the metrics it publishes and the lake rows it writes kept in memory."""
+clock the tests move, with the metrics it publishes kept in memory."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,30 +22,13 @@ TABLE = "ecrm-insights"
 NOW = datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC)
 
 
-class MemoryLake:
-    """The lake writer's interface: rows kept; `refuse` makes every write fail, as Firehose refusing would."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-        self.refuse = False
-
-    def write(self, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        if self.refuse:
-            return list(events)
-        self.rows.extend(events)
-        return []
-
-
 class Engine:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.clock = FixedClock(NOW)
         self.store = InsightsStore(client, TABLE)
         self.metrics: list[tuple[str, float, dict[str, str]]] = []
-        self.lake = MemoryLake()
-        self.service = InsightsService(
-            self.store, self.clock, LiveSettings(shards=3), metric=self._metric, lake=self.lake
-        )
+        self.service = InsightsService(self.store, self.clock, LiveSettings(shards=3), metric=self._metric)
 
     def _metric(self, name: str, value: float, dimensions: Mapping[str, str]) -> None:
         self.metrics.append((name, value, dict(dimensions)))

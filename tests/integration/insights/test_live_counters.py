@@ -1,7 +1,7 @@
 """Live counters on moto, through the consumer: broadcast's counts of its message events (a window of its
 stream each) count once whatever the redeliveries (the fault tests), on their campaign variant or journey step,
-their channel and the total; orders convert within the window; the lake gets one row per message event; the
-window reads whole minutes."""
+their channel and the total; a send touches its customer, and orders convert within the window; the window reads
+whole minutes."""
 
 from __future__ import annotations
 
@@ -63,30 +63,10 @@ def test_a_redelivered_window_counts_once(engine: Engine, lambda_context: Any) -
     assert [d["channel"] for name, _, d in engine.metrics if name == "Bounced"] == ["sms"]
 
 
-def test_a_message_event_itself_counts_nothing_here(engine: Engine, lambda_context: Any) -> None:
-    # Broadcast counts its events once, at the source: the event reaches insights for the lake and the touches
+def test_a_send_itself_counts_nothing_here_it_touches_its_customer(engine: Engine, lambda_context: Any) -> None:
+    # Broadcast counts its events once, at the source: a campaign's send reaches insights for the touches
     assert run(engine, [message_event("MessageSent", "m1")], lambda_context) == {"batchItemFailures": []}
     assert engine.service.live().total.sent == 0
-    assert len(engine.lake.rows) == 1
-
-
-def test_the_lake_gets_one_row_per_message_event_and_a_refused_row_is_retried(
-    engine: Engine, lambda_context: Any
-) -> None:
-    # Given Firehose refusing rows
-    engine.lake.refuse = True
-    body = message_event("MessageSent", "m1")
-    # When the event arrives beside an order, it fails alone (to be retried) and touches nothing yet
-    result = run(engine, [body, order_event("ord_1", "cus_9", 100, NOW)], lambda_context)
-    assert result == {"batchItemFailures": [{"itemIdentifier": "00000000-0000-4000-8000-000000000000"}]}
-    assert engine.store.touches("cus_1") == []
-    # When the retry finds the lake back
-    engine.lake.refuse = False
-    assert run(engine, [body], lambda_context) == {"batchItemFailures": []}
-    # Then the row is in the lake, sliceable by source and step, and the send touched its customer
-    (row,) = engine.lake.rows
-    assert (row["source_kind"], row["source_id"], row["step"], row["channel"]) == ("campaign", "cmp_1", "r1.A", "email")
-    assert (row["event_type"], row["status"], row["occurred_at"]) == ("MessageSent", "sent", "2026-11-23T10:00:30.000Z")
     assert [t.row for t in engine.store.touches("cus_1")] == ["campaign#cmp_1#A"]
 
 

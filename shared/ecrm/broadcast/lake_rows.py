@@ -1,7 +1,8 @@
-"""Broadcast's message events as rows of the lake's `message_outcomes` table (`ecrm.core.lake.MESSAGE_OUTCOME_COLUMNS`).
+"""Broadcast's message events as rows of the lake's `message_outcomes` table (`ecrm.core.lake.MESSAGE_OUTCOME_COLUMNS`),
+written by the outcome counter from the table's stream (`ecrm.broadcast.outcome_counts`).
 
 One row per event: a status change of a message or an engagement (opened, clicked). `event_id` identifies a
-row, so a reader keeps one row per id however often the queue delivered its event. The source is split into
+row, so a reader keeps one row per id however often Lambda handed its record. The source is split into
 its kind (`campaign`, `journey`, `trigger`, `api`) and id so a query groups by campaign or journey without
 parsing; ids and codes only, never an address or the content.
 """
