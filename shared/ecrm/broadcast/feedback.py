@@ -207,6 +207,8 @@ class FeedbackService:
             return "noop"
         now = self.clock.now()
         if message.status == "sending" and message.lease_until is not None and now < message.lease_until:
+            # The provider took it: a retry of a sender that died after its call settles it, never sends again
+            self.store.record_evidence(message.message_id, feedback.provider_message_id, at)
             raise SenderStillSending(message.message_id, int((message.lease_until - now).total_seconds()) + 1)
         reason = _reason(feedback)
         message.lease_until = None

@@ -13,8 +13,9 @@ claim and asks for a retry later (throttled or transient: backoff with jitter). 
 `Pacer` takes the send from its provider's budget (the SES account's rate, the origination identity's
 messages per second), or asks for a retry when the next window is too far to wait for. A record finding
 `sending` under a live lease is a concurrent or crashed attempt: it waits the lease out plus a grace in
-which the provider's own event (tagged with our id) may settle it; after that the provider never took
-it, and the message is sent.
+which the provider's own event (tagged with our id) may settle it; after that, a provider's event that came
+while the claim was held (`BroadcastStore.record_evidence`) settles it `sent`; without one the provider never
+took it, and the message is sent.
 """
 
 from __future__ import annotations
@@ -386,6 +387,9 @@ class Sender:
             free_at = message.lease_until + self.settings.evidence_grace
             if now < free_at:
                 raise RetryLater("another attempt holds the message", int((free_at - now).total_seconds()) + 1)
+            evidence = self.store.evidence(message.message_id)
+            if evidence is not None:  # the provider took it from the attempt that died: no second send
+                return self._settle_taken(message, evidence, correlation_id, now)
         elif message.status != "queued":
             return "not_queued"
         outbound = outbound_of(body)
@@ -435,6 +439,16 @@ class Sender:
                 self._sent_emails[hour] = self._sent_emails.get(hour, 0) + 1
             else:
                 self.store.count_outcome(self.settings.configuration_set, "sent", done)
+        return "sent"
+
+    def _settle_taken(
+        self, message: Message, provider_message_id: str, correlation_id: str | None, now: datetime
+    ) -> str:
+        """`sent`, on the provider's evidence, for a message whose sender died after its call."""
+        message.provider_message_id = message.provider_message_id or provider_message_id or None
+        message.lease_until = None
+        events = transition(message, "sent", now, provider_message_id=message.provider_message_id or "")
+        self._save(message, events, correlation_id, now)
         return "sent"
 
     def _still_allowed(self, message: Message, outbound: OutboundMessage) -> str:

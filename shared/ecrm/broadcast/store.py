@@ -15,6 +15,8 @@ Access patterns and keys:
 - a customer's messages, newest first: `CUST#<customer>` / `MSG#<requested at>#<id>`;
 - marketing sends counted by the frequency caps: `CUST#<customer>` / `SENT#<at>#<id>` (channel; TTL 35 days),
   written just before the write that marks the message sent (never a sent message the caps miss);
+- a provider's word on a message its sender still held (`feedback.SenderStillSending`): `MSG#<id>` / `EVIDENCE`
+  (the provider's id; TTL 2 days), read by a retried send before it sends again;
 - the message a provider's id names, for feedback that names only the provider's ids (a push's SNS
   `DeliveryFailure`): `PROVIDER#<provider message id>` / `MESSAGE` (`message_id`; TTL `reach_store.PROVIDER_RETENTION`),
   written just before the write that marks the message sent, so a sent push always has it. Written only for the
@@ -57,6 +59,8 @@ from ecrm.core.outbox import Outbox, events_attribute
 from ecrm.core.packing import pack, unpack
 
 CONTENT = "CONTENT"  # the sort key of a message's content and data, beside its `MESSAGE` item
+EVIDENCE = "EVIDENCE"  # the sort key of a provider's word on a message its sender still held
+EVIDENCE_RETENTION = timedelta(days=2)
 KEPT_BESIDE_DOC = ("message_id", "customer_id", "status")  # the key and attributes hold them: not in `doc` again
 SENT_RETENTION = timedelta(days=35)
 TEST_RETENTION = timedelta(days=7)  # how long a test send's key makes a retry send nothing
@@ -254,6 +258,23 @@ class BroadcastStore(SuppressionStore):
         self.client.put_item(TableName=put["TableName"], Item=put["Item"])
 
     # -- frequency caps ---------------------------------------------------------------------------------
+    def record_evidence(self, message_id: str, provider_message_id: str | None, at: datetime) -> None:
+        """Keep that the provider took a message its sender still held (`MSG#<id>` / `EVIDENCE`): a sender that
+        died after the call is then never retried into a second send, however late the event settles it."""
+        item: dict[str, Any] = {"pk": message_pk(message_id), "sk": EVIDENCE, "at": at.isoformat()}
+        item |= {"provider_message_id": provider_message_id} if provider_message_id else {}
+        item["expires_at"] = int((at + EVIDENCE_RETENTION).timestamp())
+        self.client.put_item(TableName=self.table, Item=to_item(item))
+
+    def evidence(self, message_id: str) -> str | None:
+        """The provider's id of the message from its evidence ("" when the event named none), None without any."""
+        item = self.client.get_item(
+            TableName=self.table, Key=key_of(message_pk(message_id), EVIDENCE), ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        return str(item.get("provider_message_id", {}).get("S", ""))
+
     def sent_marker(self, message: Message, at: datetime) -> dict[str, Any]:
         """The write, in the sent transition, that the caps count (marketing only)."""
         return {

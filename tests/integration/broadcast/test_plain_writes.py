@@ -172,3 +172,34 @@ def test_a_batch_accepted_several_at_a_time_answers_in_order_and_again_the_same(
         assert item is not None
         assert [m.detail_type for m in messages_in(item)] == ["MessageRequested"]
     assert len(engine.store.of("MessageRequested")) == 30
+
+
+def test_a_sender_dying_after_the_call_whose_event_came_while_it_held_the_claim_is_never_sent_again(
+    engine: Engine,
+) -> None:
+    engine.contacts.add("c1")
+    message_id = engine.request()
+    engine.dispatcher.dispatch([message_id], correlation_id="c")
+    (body,) = engine.queues.drain()
+    adapter = engine.adapters["email"]
+    provider_send = adapter.send
+
+    def send_report_and_die(message: Any) -> Any:
+        provider_send(message)
+        # The provider's Delivery comes while the sender holds the claim: it waits for the sender's write...
+        with pytest.raises(SenderStillSending):
+            engine.feedback.apply(Feedback("delivered", message_id, provider_message_id="prov-1"))
+        raise ConnectionError("the sandbox died after the provider's call")  # ...which never comes
+
+    adapter.send = send_report_and_die  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        engine.sender.send(body)
+    adapter.send = provider_send  # type: ignore[method-assign]
+    # When the queue hands the record again after the lease and the grace (the event still waiting its turn)
+    engine.clock.advance(seconds=int((engine.settings.lease + engine.settings.evidence_grace).total_seconds()) + 1)
+    # Then the provider's word settles it: no second send
+    assert engine.sender.send(body) == "sent"
+    assert len(adapter.sent) == 1
+    assert engine.store.get_message(message_id).provider_message_id == "prov-1"  # type: ignore[union-attr]
+    # And the event, delivered again, moves it on
+    assert engine.feedback.apply(Feedback("delivered", message_id, provider_message_id="prov-1")) == "delivered"
