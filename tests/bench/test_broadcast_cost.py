@@ -5,10 +5,11 @@ batch of ten went through every function, so no cold start is counted); then one
 marketing emails is handed to broadcast's bulk request function, as a campaign run does, and followed until
 every message is `delivered` and every queue is empty: the request, the outbox relay, the dispatcher with
 the policy and the customer store's contacts function, the email sender, SES's send and delivery events
-through the feedback queue, and every consumer of the message's events (the customer store's timeline,
-insights' live counters, campaigns' arm counters: each message's step names an arm of an A/B run, as a
-campaign's does, analysis' behaviour). The two counting consumers' queues are held while the emails go through
-and drained at the end in batches of ten, the batches a campaign fills (`held_counting_pollers`).
+through the feedback queue, broadcast's outcome counter (the stream's tumbling windows) and every consumer of the
+message's events and counts (the customer store's timeline, insights' touches and live counters, campaigns' arm
+counters: each message's step names an arm of an A/B run, as a campaign's does, analysis' behaviour). The two
+counting consumers' queues are held while the emails go through and drained, in batches of ten, once
+broadcast's last window of counts is published (`held_counting_pollers`).
 
 Measured, for the emails only (the bench's own reads use a credential of their own and are left out):
 - every AWS call the functions and the event source mappings made, by service and operation, counted in
@@ -19,13 +20,15 @@ Measured, for the emails only (the bench's own reads use a credential of their o
   operation and by the kind of item written; the writes sized as their request JSON are printed beside
   (the way of the figures published before, an overestimate: a JSON doc inside the JSON request has its
   quotes escaped);
-- Lambda invocations and CPU milliseconds per function (the sandbox processes' user + system time).
+- Lambda invocations and CPU milliseconds per function (the sandbox processes' user + system time), and the AWS
+  calls each function made (the local runtime names the function in the SDK's user agent).
 
 Priced at us-east-1 list prices as published in 2025 (the dates are in PRICES): the result printed beside
 SES's own $100 per million emails, as a share (the goal: under 20%). Billed Lambda duration is the CPU time
 plus IO_WAIT_MS per AWS call a function made (a round trip inside the region, during which the function waits,
-billed); the event source mappings' own calls (SQS receives and deletes, stream reads) are Lambda's pollers, not
-a function's billed time: their requests are priced as SQS requests, stream reads by Lambda are free.
+billed, at the calling function's memory); the event source mappings' own calls (SQS receives and deletes,
+stream reads) are Lambda's pollers, not a function's billed time: their requests are priced as SQS requests,
+stream reads by Lambda are free.
 Nothing asserts on cost or time; the delivered count is checked.
 
 Printed twice: as measured, and modelled at a campaign's pace. The local pollers receive whatever a queue holds
@@ -33,8 +36,10 @@ the moment they ask, so a hundred emails trickling through make batches of one o
 delete and invocation; Lambda's SQS pollers wait up to the mapping's batching window (1 s on every consumer
 here) for a batch to fill. The model keeps every measured count but each polled queue's receives, deletes and
 invocations, which it recomputes from the messages the queue received per email at the batch a campaign
-sending SEND_RATE emails a second fills: min(batch size, messages a second x window / POLLERS). DynamoDB and the
-duration stay as measured (fuller batches would lower insights' write units further: not counted).
+sending SEND_RATE emails a second fills: min(batch size, messages a second x window / POLLERS); each stream
+mapping's invocations, at most Lambda's four reads a second of a shard; and the items a sender writes once per
+batch (PER_SENDER_BATCH), at the sender's modelled batches. The other write units, the reads and the duration
+stay as measured.
 """
 
 from __future__ import annotations
