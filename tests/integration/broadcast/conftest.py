@@ -179,5 +179,7 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
             BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+            # As deployed: the relay's and the outcome counter's stream (`test_outcome_counter.py` reads it)
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
         yield Engine(client)

@@ -6,16 +6,13 @@ the lake's `message_outcomes`, and rows Firehose refuses fail the invocation bef
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
 from ecrm.broadcast.models import MessageOutcomesCounted
 from ecrm.broadcast.outcome_counts import LakeRefused, OutcomeCounter, OutcomeCountStore
 from ecrm.core.outbox_relay import outbox_messages
-from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID as ACCOUNT
 from moto.dynamodb.models import dynamodb_backends
 
@@ -37,24 +34,6 @@ class MemoryLake:
             return list(events)
         self.rows.extend(events)
         return []
-
-
-@pytest.fixture
-def streamed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """The broadcast engine on a table that streams new and old images, as the deployed one does."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
-        yield Engine(client)
 
 
 def message_records(engine: Engine) -> list[dict[str, Any]]:
@@ -91,12 +70,12 @@ def windows_written(engine: Engine) -> list[MessageOutcomesCounted]:
     return found
 
 
-def test_a_window_of_real_messages_is_written_once_however_often_lambda_retries(streamed: Engine) -> None:
+def test_a_window_of_real_messages_is_written_once_however_often_lambda_retries(engine: Engine) -> None:
     # Given three marketing emails requested and sent through the engine, one also delivered
-    ids = [streamed.request(f"c{n}", key=f"k{n}") for n in range(3)]
-    streamed.run(*ids)
-    counter = OutcomeCounter(OutcomeCountStore(streamed.client, TABLE), streamed.clock)
-    records = message_records(streamed)
+    ids = [engine.request(f"c{n}", key=f"k{n}") for n in range(3)]
+    engine.run(*ids)
+    counter = OutcomeCounter(OutcomeCountStore(engine.client, TABLE), engine.clock)
+    records = message_records(engine)
 
     # When Lambda folds them in two batches, the second retried after a failure (the state before it again)
     first = invoke(counter, records[:4], {})
@@ -110,21 +89,21 @@ def test_a_window_of_real_messages_is_written_once_however_often_lambda_retries(
     assert final == {"state": {}}
     invoke(counter, [], again["state"], isFinalInvokeForWindow=True)
 
-    (window,) = windows_written(streamed)
+    (window,) = windows_written(engine)
     totals: dict[str, int] = {}
     for count in window.counts:
         totals[count.event] = totals.get(count.event, 0) + count.events
-    published = [e.detail_type for e in streamed.store.published]
+    published = [e.detail_type for e in engine.store.published]
     assert totals == {t: published.count(t) for t in set(published)}
     assert totals["MessageRequested"] == 3
     assert (window.shard_id, window.first_sequence) == (SHARD, records[0]["dynamodb"]["SequenceNumber"])
 
 
-def test_a_window_ended_early_goes_on_after_what_its_first_part_counted(streamed: Engine) -> None:
-    ids = [streamed.request(f"c{n}", key=f"k{n}") for n in range(2)]
-    streamed.run(*ids)
-    counter = OutcomeCounter(OutcomeCountStore(streamed.client, TABLE), streamed.clock)
-    records = message_records(streamed)
+def test_a_window_ended_early_goes_on_after_what_its_first_part_counted(engine: Engine) -> None:
+    ids = [engine.request(f"c{n}", key=f"k{n}") for n in range(2)]
+    engine.run(*ids)
+    counter = OutcomeCounter(OutcomeCountStore(engine.client, TABLE), engine.clock)
+    records = message_records(engine)
     # Given a first part of the window folded and written (its state outgrew Lambda's limit)
     part = invoke(counter, records[:3], {})
     invoke(counter, [], part["state"], isFinalInvokeForWindow=True, isWindowTerminatedEarly=True)
@@ -132,24 +111,24 @@ def test_a_window_ended_early_goes_on_after_what_its_first_part_counted(streamed
     rest = invoke(counter, records[2:], {})
     invoke(counter, [], rest["state"], isFinalInvokeForWindow=True)
     # Then the two parts add up to each event once
-    written = windows_written(streamed)
+    written = windows_written(engine)
     assert len(written) == 2
     total = sum(c.events for w in written for c in w.counts)
-    assert total == len(streamed.store.published)
+    assert total == len(engine.store.published)
 
 
-def test_an_invocation_without_a_window_is_refused(streamed: Engine) -> None:
-    counter = OutcomeCounter(OutcomeCountStore(streamed.client, TABLE), streamed.clock)
+def test_an_invocation_without_a_window_is_refused(engine: Engine) -> None:
+    counter = OutcomeCounter(OutcomeCountStore(engine.client, TABLE), engine.clock)
     with pytest.raises(ValueError, match="tumbling window"):
         counter.handle({"Records": []})
 
 
-def test_each_event_is_a_lake_row_and_rows_refused_fail_the_batch_before_it_counts(streamed: Engine) -> None:
-    ids = [streamed.request(f"c{n}", key=f"k{n}") for n in range(2)]
-    streamed.run(*ids)
+def test_each_event_is_a_lake_row_and_rows_refused_fail_the_batch_before_it_counts(engine: Engine) -> None:
+    ids = [engine.request(f"c{n}", key=f"k{n}") for n in range(2)]
+    engine.run(*ids)
     lake = MemoryLake()
-    counter = OutcomeCounter(OutcomeCountStore(streamed.client, TABLE), streamed.clock, lake)
-    records = message_records(streamed)
+    counter = OutcomeCounter(OutcomeCountStore(engine.client, TABLE), engine.clock, lake)
+    records = message_records(engine)
     # Given Firehose refusing rows: the invocation fails (Lambda keeps the state before it)
     lake.refuse = True
     with pytest.raises(LakeRefused):
@@ -159,13 +138,13 @@ def test_each_event_is_a_lake_row_and_rows_refused_fail_the_batch_before_it_coun
     state = counter.handle(_window_event(counter, records, {}))["state"]
     counter.handle(_window_event(counter, [], state) | {"isFinalInvokeForWindow": True})
     # Then each published event is one row, sliceable by source and step, with ids and codes only
-    published = streamed.store.published
+    published = engine.store.published
     assert sorted(r["event_type"] for r in lake.rows) == sorted(e.detail_type for e in published)
     row = next(r for r in lake.rows if r["event_type"] == "MessageRequested")
     assert (row["source_kind"], row["status"], row["customer_id"]) == ("api", "requested", "c0")
     assert not {"address", "content", "data"} & set(row)
     # And the window counted each event once
-    (window,) = windows_written(streamed)
+    (window,) = windows_written(engine)
     assert sum(c.events for c in window.counts) == len(published)
 
 

@@ -66,29 +66,10 @@ def bus_event(source: str, detail_type: str, data: dict[str, Any], *, event_id: 
     )
 
 
-def message_event(
-    detail_type: str,
-    message_id: str,
-    *,
-    source: str = "campaign:cmp_1",
-    step: str = "r1.A",
-    channel: str | None = "email",
-    customer_id: str = "cus_1",
-    at: datetime = NOW,
-    status: str = "sent",
-) -> str:
-    data: dict[str, Any] = {
-        "message_id": message_id,
-        "customer_id": customer_id,
-        "channel": channel,
-        "purpose": "marketing",
-        "source": source,
-        "step": step,
-        "status": status,
-        "occurred_at": at.isoformat(),
-    }
-    if detail_type == "MessageDeferred":
-        data["until"] = at.isoformat()
+def message_event(detail_type: str, message_id: str, *, at: datetime = NOW, **fields: Any) -> str:
+    """One of broadcast's message events as its rule delivers it (`tests.outcome_counts.message_event`'s fields)."""
+    event = outcome_counts.message_event(detail_type, message_id, at=at, **fields)
+    data = event.model_dump(mode="json")
     return bus_event("ecrm.broadcast", detail_type, data, event_id=f"evt-{message_id}-{detail_type}", at=at)
 
 
