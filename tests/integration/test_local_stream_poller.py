@@ -26,11 +26,11 @@ from moto.dynamodb.models import table as moto_table
 from moto.dynamodb.models.table import StreamShard
 from moto.server import ThreadedMotoServer
 
-from infra.local import pollers, stream_writes
+from infra.local import stream_poller, stream_writes
 from infra.local.clock import LocalClock
 from infra.local.cloud import free_port
-from infra.local.pollers import StreamPoller
 from infra.local.runtime import FunctionRuntime, LocalFunction
+from infra.local.stream_poller import StreamPoller
 
 REGION = "us-east-1"
 
@@ -306,7 +306,7 @@ def test_a_read_cut_at_the_limit_is_read_on_without_another_write(
     tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a poller whose filter drops the first records, and GetRecords cut at 3 records
-    monkeypatch.setattr(pollers, "GET_RECORDS_LIMIT", 3)
+    monkeypatch.setattr(stream_poller, "GET_RECORDS_LIMIT", 3)
     dynamodb, stream_arn = table_with_stream(endpoint, "mixed")
     for n in range(7):
         dynamodb.put_item(TableName="mixed", Item={"pk": {"S": f"skip{n}"}})
