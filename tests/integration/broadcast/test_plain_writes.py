@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from ecrm.broadcast.feedback import SenderStillSending
 from ecrm.broadcast.models import MessageRequest
+from ecrm.broadcast.sending import RetryLater
 from ecrm.broadcast.service import KeyReused
 from ecrm.core.outbox import messages_in
 
@@ -203,3 +204,58 @@ def test_a_sender_dying_after_the_call_whose_event_came_while_it_held_the_claim_
     assert engine.store.get_message(message_id).provider_message_id == "prov-1"  # type: ignore[union-attr]
     # And the event, delivered again, moves it on
     assert engine.feedback.apply(Feedback("delivered", message_id, provider_message_id="prov-1")) == "delivered"
+
+
+class SandboxDied(BaseException):
+    """The sender's sandbox killed mid-batch: nothing after the provider's call runs."""
+
+
+def test_an_sms_batch_whose_sender_died_after_its_second_call_sends_each_text_once(engine: Engine) -> None:
+    # Given three transactional texts handed to the SMS sender in one batch
+    ids = []
+    for n in range(3):
+        engine.contacts.add(f"c{n}", preferences={"preferred_channels": ["sms"], "time_zone": "Europe/Paris"})
+        sms = {"sms": {"body": "Your parcel is on its way"}}
+        ids.append(engine.request(f"c{n}", key=f"k{n}", purpose="transactional", channel="sms", content=sms))
+    engine.dispatcher.dispatch(ids, correlation_id="c")
+    bodies = engine.queues.drain()
+    adapter = engine.adapters["sms"]
+    provider_send = adapter.send
+
+    def dies_after_the_second_call(message: Any) -> Any:
+        result = provider_send(message)
+        if len(adapter.sent) == 2:
+            raise SandboxDied()
+        return result
+
+    # When the sandbox dies right after the provider took the second text
+    adapter.send = dies_after_the_second_call  # type: ignore[method-assign]
+
+    def run_the_batch() -> None:
+        with engine.sender.batch(bodies):
+            for body in bodies:
+                engine.sender.send(body)
+
+    with pytest.raises(SandboxDied):
+        run_the_batch()
+    adapter.send = provider_send  # type: ignore[method-assign]
+    statuses = [engine.store.get_message(i).status for i in ids]  # type: ignore[union-attr]
+    assert statuses == ["sent", "sending", "queued"]
+    # And the provider's events come (the second waits for its dead sender), and the whole batch is handed
+    # again, again after the lease and the grace, and once more
+    assert engine.feedback.apply(Feedback("delivered", ids[0])) == "delivered"
+    with pytest.raises(SenderStillSending):
+        engine.feedback.apply(Feedback("delivered", ids[1]))
+    outcomes = []
+    for _ in range(3):
+        with engine.sender.batch(bodies):
+            for body in bodies:
+                try:
+                    outcomes.append(engine.sender.send(body))
+                except RetryLater:
+                    outcomes.append("later")
+        engine.clock.advance(seconds=int((engine.settings.lease + engine.settings.evidence_grace).total_seconds()))
+    # Then each text went out once: the second settled by the provider's word, the third sent by the retry
+    assert outcomes[:3] == ["duplicate", "later", "sent"]
+    assert outcomes[3:] == ["duplicate", "sent", "duplicate"] + ["duplicate"] * 3
+    assert len(adapter.sent) == 3
