@@ -30,6 +30,7 @@ from infra.local import (
     moto_hot_paths,
     s3_notifications,
     ses,
+    sqs_clock,
     stream_writes,
     synth_cache,
 )
@@ -123,6 +124,7 @@ class LocalCloud:
         self._start_moto()
         # The emulated channels stamp their sends and events with the local clock, as functions do.
         emulated_time.use_clock(self.clock.now)
+        sqs_clock.install(self.clock.now)  # visibility timeouts and delays end when the clock passes them
         template_path = self.template_path or synthesize()
         self.template = Template.load(template_path, STACK_NAME)
         self.runtime = FunctionRuntime(
@@ -191,6 +193,7 @@ class LocalCloud:
 
     def stop(self) -> None:
         emulated_time.use_clock(None)
+        sqs_clock.uninstall()
         # Every poller stops at once; one still in a 20 s long poll ends on its own (daemon threads).
         for poller in self.pollers:
             poller.signal_stop()

@@ -153,6 +153,22 @@ class InProcessSqs:
         return {}
 
 
+def visibility_deadlines(url: str, region: str, handles: list[str]) -> dict[str, float]:
+    """When each message holding one of these receipt handles becomes visible again (moto's `visible_at`, in
+    milliseconds): what the queue poller reads before and after an invocation, to see whether the function
+    chose its records' return itself (`ChangeMessageVisibility`). Read on moto's backend in this process,
+    whichever way the poller calls SQS: nothing of it is an SQS call."""
+    from moto.sqs.models import sqs_backends
+
+    account, _, name = _account_region_of_queue(url)
+    wanted = set(handles)
+    try:
+        queue = sqs_backends[account][region].get_queue(name)
+    except Exception:  # a queue deleted meanwhile: its records are gone with it
+        return {}
+    return {m.receipt_handle: float(m.visible_at) for m in list(queue._messages) if m.receipt_handle in wanted}
+
+
 def _message(message: Any, included: list[str]) -> dict[str, Any]:
     """One received message as moto's ReceiveMessage handler answers it and boto3 parses it."""
     shaped: dict[str, Any] = {

@@ -6,9 +6,12 @@ picks the one a mapping's source needs.
 As the Lambda service does: a batch that fails as a whole stays in the queue; with
 `ReportBatchItemFailures` only the records named in `batchItemFailures` stay, the rest are deleted.
 A record left in the queue is received again until the queue's `maxReceiveCount`, after which SQS
-(moto) moves it to the dead-letter queue. One deliberate difference: a failed record becomes
-visible again after `retry_delay` seconds instead of the queue's visibility timeout, so that
-retries and dead-lettering take seconds locally, not minutes.
+(moto) moves it to the dead-letter queue. A record whose visibility the function changed itself
+(`ChangeMessageVisibility`: a sender's backoff, a claim's lease waited out) comes back when the
+function said, as in AWS, where the Lambda service leaves a failed record's visibility alone. One
+deliberate difference: any other failed record becomes visible again after `retry_delay` seconds
+instead of the queue's visibility timeout, so that retries and dead-lettering take seconds locally,
+not minutes.
 
 Queues are long-polled for 20 seconds, as Lambda's pollers do: moto answers a waiting receive as
 soon as a message arrives, and an idle queue costs one request per poller every 20 seconds instead
@@ -24,6 +27,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from infra.local import sqs_clock
+from infra.local.in_process_clients import visibility_deadlines
 from infra.local.runtime import FunctionRuntime, InvocationError
 from infra.local.stream_poller import LONG_POLL_SECONDS, StreamPoller
 
@@ -102,7 +107,16 @@ class QueuePoller:
                 )
             return 0
         self.batches += 1
+        handles = [m["ReceiptHandle"] for m in messages]
+        received = visibility_deadlines(self.queue_url, self.region, handles)
         event = {"Records": [self._record(m) for m in messages]}
+        with sqs_clock.in_flight(handles):  # a clock moved meanwhile does not hand the batch to another poller
+            self._invoke_and_settle(messages, event, handles, received)
+        return len(messages)
+
+    def _invoke_and_settle(
+        self, messages: list[dict[str, Any]], event: dict[str, Any], handles: list[str], received: dict[str, float]
+    ) -> None:
         failed_ids: set[str]
         try:
             response = self.runtime.invoke(self.function, event)
@@ -119,7 +133,11 @@ class QueuePoller:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
                 ],
             )
+        now = visibility_deadlines(self.queue_url, self.region, handles) if failed_ids else {}
         for message in messages:
+            handle = message["ReceiptHandle"]
+            if handle in received and now.get(handle, received[handle]) != received[handle]:
+                continue  # the function set when the record comes back (its backoff): as Lambda, leave it
             if message["MessageId"] in failed_ids:
                 try:
                     self.sqs.change_message_visibility(
@@ -130,7 +148,6 @@ class QueuePoller:
                 except Exception as exc:  # e.g. a handle already deleted: the batch's other failures still retry soon
                     if self.on_error:
                         self.on_error(self.function, exc)
-        return len(messages)
 
     def _failed_ids(self, response: Any, messages: list[dict[str, Any]]) -> set[str]:
         if not self.mapping["report_batch_item_failures"]:
