@@ -12,7 +12,7 @@ from typing import Any
 
 from ecrm.broadcast.models import EVENT_OF_STATUS, MessageClicked, MessageEvent, MessageOpened, MessageOutcomesCounted
 from ecrm.broadcast.outcome_counts import WindowState, events_of
-from ecrm.core.events import envelope_for
+from ecrm.core.events import DomainEvent, envelope_for
 from ecrm.core.outbox import events_attribute
 from ecrm.core.packing import pack
 
@@ -92,9 +92,9 @@ def counted(
     return events_of(shard_id, (window_start, window_start + timedelta(seconds=10)), state)
 
 
-def bus_body(event: MessageOutcomesCounted, *, event_id: str, at: datetime = WINDOW_START) -> str:
+def bus_body(event: DomainEvent, *, event_id: str, at: datetime = WINDOW_START, correlation_id: str = "c") -> str:
     """The event as an SQS body of an EventBridge rule's delivery, with its envelope's id fixed."""
-    envelope = envelope_for(event, "c", at)
+    envelope = envelope_for(event, correlation_id, at)
     envelope["metadata"]["id"] = event_id
     return json.dumps(
         {
