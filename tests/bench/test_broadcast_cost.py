@@ -128,6 +128,7 @@ class Calls:
         self.wru_by: dict[str, float] = {}  # write units by operation: where the largest cost comes from
         self.rru_by_item: dict[str, float] = {}  # read units by the kind of item read
         self.calls_by_caller: Counter[str] = Counter()  # AWS calls made inside functions, by function (logical id)
+        self.operations_by_caller: dict[str, Counter[str]] = {}  # and by operation, for where a function's calls go
         self.caller_memory: dict[str, int] = {}  # a function's memory (MB) by the name its calls carry
         self._lock = threading.Lock()
 
@@ -149,6 +150,7 @@ class Calls:
         with self._lock:
             if (service, operation) not in POLLER_CALLS:
                 self.calls_by_caller[caller or "(the local cloud)"] += 1
+                self.operations_by_caller.setdefault(caller or "(the local cloud)", Counter())[operation] += 1
             if service == "sqs" and operation == "ReceiveMessage":
                 received = len(_json(answer).get("Messages") or [])
                 if not received:
@@ -413,7 +415,9 @@ def report(layer: Calls, invocations: dict[str, int], cpu: dict[str, float], mem
     gb_seconds += io_wait_gb_seconds(layer)  # waiting on AWS calls, at each function's memory
     lines.append("  AWS calls made inside functions, per email (billed while they wait):")
     for caller, calls in layer.calls_by_caller.most_common():
-        lines.append(f"    {caller[:60]:60} {calls * per:7.2f}")
+        operations = layer.operations_by_caller.get(caller, Counter()).most_common(5)
+        shown = ", ".join(f"{operation} {n * per:.2f}" for operation, n in operations)
+        lines.append(f"    {caller[:50]:50} {calls * per:7.2f}  ({shown})")
     delivered_by_aws = max(0, layer.received - layer.enqueued)  # EventBridge rules and SNS: one SendMessage each
     sqs_requests = by_service["sqs"] + delivered_by_aws
     lines += priced(layer, sum(invocations.values()), gb_seconds, sqs_requests, sum(cpu.values()))

@@ -21,7 +21,7 @@ took it, and the message is sent.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from ecrm.broadcast.channels.base import ChannelAdapter, ChannelError, OutboundMessage
 from ecrm.broadcast.channels.pacing import Pacer
 from ecrm.broadcast.contacts import Contacts
+from ecrm.broadcast.keys import normalise_address
 from ecrm.broadcast.models import (
     EVENT_OF_STATUS,
     FINAL_STATUSES,
@@ -60,6 +61,22 @@ class ChannelQueues(Protocol):
     def enqueue(self, channel: str, bodies: Sequence[Mapping[str, Any]]) -> None:
         """Put every body on the channel's queue, or raise (nothing is reported as sent that was not)."""
         ...
+
+
+class SuppressionsRead:
+    """The suppression list's entries for a batch's addresses, read in one go; an address outside them is read
+    when asked (a device found later). As fresh as the batch: seconds before each decision or provider call."""
+
+    def __init__(self, store: BroadcastStore, addresses: Iterable[str]) -> None:
+        self.store = store
+        self.known = frozenset(normalise_address(a) for a in addresses)
+        self.found = store.suppressed(sorted(self.known)) if self.known else {}
+
+    def suppressed(self, addresses: Iterable[str]) -> dict[str, str]:
+        wanted = {normalise_address(a) for a in addresses}
+        found = {address: reason for address, reason in self.found.items() if address in wanted}
+        rest = wanted - self.known
+        return found | (self.store.suppressed(sorted(rest)) if rest else {})
 
 
 class RetryLater(Exception):
@@ -117,13 +134,23 @@ class Dispatcher:
         self.settings = settings
         self.channels = channels  # those this deployment can send on
 
-    def dispatch(self, message_ids: Sequence[str], *, correlation_id: str | None) -> dict[str, str]:
-        """Decide and enqueue each message; answers message id -> what became of it."""
+    def dispatch(
+        self,
+        message_ids: Sequence[str],
+        *,
+        correlation_id: str | None,
+        correlation_ids: Mapping[str, str | None] | None = None,
+    ) -> dict[str, str]:
+        """Decide and enqueue each message; answers message id -> what became of it.
+
+        Each message's events carry `correlation_ids[message id]` when given (a queue batch of several requests'
+        messages, decided at once), else `correlation_id`."""
         now = self.clock.now()
         messages = self.store.get_messages(message_ids, with_content=True)
         due = [m for m in messages.values() if self._due(m, now)]
         cards = self.contacts.cards(sorted({m.customer_id for m in due})) if due else {}
         paused_until = self.store.paused_until(self.settings.configuration_set)
+        suppressions = SuppressionsRead(self.store, _card_addresses(cards.get(m.customer_id) for m in due))
         outcome: dict[str, str] = {i: "unknown" for i in message_ids if i not in messages}
         by_channel: dict[str, list[dict[str, Any]]] = {}
         for message in messages.values():
@@ -134,9 +161,10 @@ class Dispatcher:
             if message.status == "queued":  # a redelivery after a crash before enqueueing: enqueue again
                 outcome[message.message_id] = self._enqueue_again(message, card, now, by_channel)
                 continue
-            decision = self._decide(message, card, paused_until, now)
+            decision = self._decide(message, card, paused_until, now, suppressions)
             try:
-                outcome[message.message_id] = self._apply(message, card, decision, now, correlation_id, by_channel)
+                correlation = (correlation_ids or {}).get(message.message_id, correlation_id)
+                outcome[message.message_id] = self._apply(message, card, decision, now, correlation, by_channel)
             except StaleMessage:
                 outcome[message.message_id] = "raced"  # another worker moved it: its outcome stands
         for channel, bodies in by_channel.items():
@@ -200,7 +228,12 @@ class Dispatcher:
         return message.status == "deferred" and (message.deferred_until is None or message.deferred_until <= now)
 
     def _decide(
-        self, message: Message, card: Mapping[str, Any] | None, paused_until: datetime | None, now: datetime
+        self,
+        message: Message,
+        card: Mapping[str, Any] | None,
+        paused_until: datetime | None,
+        now: datetime,
+        suppressions: SuppressionsRead | None = None,
     ) -> Decision:
         recipient = Recipient.from_card(card) if card else None
         channels = frozenset(message.content) & self.channels
@@ -214,7 +247,9 @@ class Dispatcher:
             situation = Situation(
                 devices=devices,
                 webhooks=webhooks,
-                suppressed=self.store.suppressed(addresses) if addresses else {},
+                suppressed=(suppressions or SuppressionsRead(self.store, ())).suppressed(addresses)
+                if addresses
+                else {},
                 recent_sends=self.store.recent_sends(recipient.customer_id, since)
                 if message.purpose == "marketing"
                 else (),
@@ -311,6 +346,11 @@ class Dispatcher:
         return f"{self.settings.links_base_url.rstrip('/')}/{kind}?token={sign_link(self.settings.link_secret, token)}"
 
 
+def _card_addresses(cards: Iterable[Mapping[str, Any] | None]) -> list[str]:
+    """Every address the contact cards hold (what the policy may check against the suppression list)."""
+    return [a for card in cards if card for values in (card.get("addresses") or {}).values() for a in values]
+
+
 def outbound_of(body: Mapping[str, Any]) -> OutboundMessage:
     """The rendered message a channel queue's record carries."""
     return OutboundMessage(**{k: body[k] for k in OutboundMessage.__dataclass_fields__ if k in body})
@@ -343,6 +383,7 @@ class Sender:
         self.jitter = jitter or random.Random()  # noqa: S311 - spreading retries, not a secret
         self.pacer = pacer
         self._batch_cards: dict[str, dict[str, Any] | None] = {}
+        self._batch_suppressions: SuppressionsRead | None = None
         self._in_batch = False
         self._sent_emails: dict[datetime, int] = {}  # a batch's sends the guard counts, by the hour they fell in
 
@@ -365,11 +406,13 @@ class Sender:
             self._batch_cards = {i: cards.get(i) for i in ids}
         except ServiceUnavailable:
             self._batch_cards = {}
+        self._batch_suppressions = SuppressionsRead(self.store, (str(b["address"]) for b in bodies if b.get("address")))
         self._in_batch = True
         try:
             yield
         finally:
             self._batch_cards = {}
+            self._batch_suppressions = None
             self._in_batch = False
             counted, self._sent_emails = self._sent_emails, {}
             for hour, count in sorted(counted.items()):
@@ -462,7 +505,7 @@ class Sender:
         recipient = Recipient.from_card(card)
         if not has_consent(outbound.channel, message.purpose, message.topic, recipient.consents):
             return "no_consent"
-        listed = self.store.suppressed([outbound.address])
+        listed = (self._batch_suppressions or SuppressionsRead(self.store, ())).suppressed([outbound.address])
         if listed:
             return f"suppressed:{next(iter(listed.values()))}"
         return ""

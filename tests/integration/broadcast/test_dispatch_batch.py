@@ -1,15 +1,16 @@
 """The dispatcher decides a queue batch of `MessageRequested` at once (functions/broadcast/on_message_requested.py).
 
-Through the handler, on the real store (moto): one read of the batch's messages and one ask for their cards
-for each request's group, each message queued once however often its event is in the batch, each group's
-events under its own correlation id; a record that does not parse, or a group that fails, is reported in
-`batchItemFailures` alone, and its redelivery queues nothing twice.
+Through the handler, on the real store (moto): one dispatch and one ask for cards for the whole batch, each
+message queued once however often its event is in the batch, each message's writes under its own request's
+correlation id; a record that does not parse is reported alone, a batch whose dispatch failed is reported
+whole, and its redelivery queues each message once.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from ecrm.broadcast.models import MessageRequested
 from ecrm.broadcast.sending import Dispatcher
 
@@ -26,16 +27,15 @@ def requested_of(engine: Engine, message_id: str) -> MessageRequested:
 
 def batch_of(engine: Engine, entries: list[tuple[str, str]], *, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """A queue batch: (message id, correlation id) per record, the same message's event as often as listed."""
-    bodies = [
-        bus_body(requested_of(engine, m), event_id=f"ev-{m}", at=NOW, correlation_id=c) for m, c in entries
-    ] + list(extra)
+    bodies = [bus_body(requested_of(engine, m), event_id=f"ev-{m}", at=NOW, correlation_id=c) for m, c in entries]
+    bodies += extra
     return sqs_batch(bodies, message_ids=[f"rec-{n}" for n in range(len(bodies))])
 
 
 class CountingDispatcher(Dispatcher):
-    """The real dispatcher, counting its calls; `fail_for` makes a group with that correlation id fail."""
+    """The real dispatcher, counting its calls; `failing` makes each call raise (the customer store unanswered)."""
 
-    def __init__(self, engine: Engine, fail_for: str | None = None) -> None:
+    def __init__(self, engine: Engine, *, failing: bool = False) -> None:
         super().__init__(
             engine.store,
             engine.contacts,
@@ -44,14 +44,14 @@ class CountingDispatcher(Dispatcher):
             engine.settings,
             channels=engine.dispatcher.channels,
         )
-        self.calls: list[tuple[list[str], str | None]] = []
-        self.fail_for = fail_for
+        self.calls: list[list[str]] = []
+        self.failing = failing
 
-    def dispatch(self, message_ids: Any, *, correlation_id: str | None) -> dict[str, str]:
-        self.calls.append((sorted(message_ids), correlation_id))
-        if correlation_id == self.fail_for:
+    def dispatch(self, message_ids: Any, **kwargs: Any) -> dict[str, str]:
+        self.calls.append(sorted(message_ids))
+        if self.failing:
             raise RuntimeError("the customer store did not answer")
-        return super().dispatch(message_ids, correlation_id=correlation_id)
+        return super().dispatch(message_ids, **kwargs)
 
 
 def customers(engine: Engine, count: int) -> list[str]:
@@ -60,42 +60,88 @@ def customers(engine: Engine, count: int) -> list[str]:
     return [engine.request(f"c{n}", key=f"k{n}") for n in range(count)]
 
 
-def test_a_batch_is_decided_per_request_once_each_message_queued_once(engine: Engine, lambda_context: Any) -> None:
+def test_a_batch_is_decided_at_once_each_message_queued_once_under_its_own_correlation_id(
+    engine: Engine, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given three messages of two requests, the first one's event delivered twice in the batch
     first, second, third = customers(engine, 3)
     event = batch_of(engine, [(first, "run-a"), (second, "run-a"), (first, "run-a"), (third, "run-b")])
     dispatcher = CountingDispatcher(engine)
     cards_before = engine.contacts.card_calls
+    written: list[tuple[str, str | None]] = []
+    save = engine.store.save_transition
+
+    def recording(message: Any, events: Any, **kwargs: Any) -> None:
+        written.append((message.message_id, kwargs.get("correlation_id")))
+        save(message, events, **kwargs)
+
+    monkeypatch.setattr(engine.store, "save_transition", recording)
     # When the handler takes the batch
     answer = on_message_requested.handler(event, lambda_context, injected=dispatcher)
-    # Then nothing failed, each request's group was decided in one call with its own correlation id
+    # Then nothing failed, the batch was decided in one call and the cards asked once
     assert answer == {"batchItemFailures": []}
-    assert sorted(dispatcher.calls, key=lambda c: str(c[1])) == [
-        (sorted([first, second, first]), "run-a"),
-        ([third], "run-b"),
-    ]
-    # And the cards were asked once per group, each message queued once
-    assert engine.contacts.card_calls - cards_before == 2
+    assert dispatcher.calls == [sorted([first, second, third])]
+    assert engine.contacts.card_calls - cards_before == 1
+    # And each message was queued once, written under its own request's correlation id
     assert sorted(b["message_id"] for b in engine.queues.drain()) == sorted([first, second, third])
+    assert sorted(written) == sorted([(first, "run-a"), (second, "run-a"), (third, "run-b")])
     assert {engine.store.get_message(m).status for m in (first, second, third)} == {"queued"}  # type: ignore[union-attr]
 
 
-def test_a_failing_group_and_an_unreadable_record_are_reported_alone_and_redelivery_queues_once(
+def test_an_unreadable_record_fails_alone_a_failed_dispatch_the_batch_and_redelivery_queues_once(
     engine: Engine, lambda_context: Any
 ) -> None:
-    # Given a batch with two requests' messages and a record of another shape
+    # Given a batch of two requests' messages and a record of another shape
     first, second, third = customers(engine, 3)
     entries = [(first, "run-a"), (second, "run-b"), (third, "run-b")]
-    event = batch_of(engine, entries, extra=('{"not": "an event"}',))
-    # When the group of run-b fails (its dispatch raised)
-    answer = on_message_requested.handler(event, lambda_context, injected=CountingDispatcher(engine, fail_for="run-b"))
-    # Then only its records and the unreadable one are reported failed; run-a's message is queued
-    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["rec-1", "rec-2", "rec-3"]
-    assert [b["message_id"] for b in engine.queues.drain()] == [first]
-    # And when the queue delivers the whole batch again (the failed records and, say, a duplicate of the first)
+    unreadable = on_message_requested.handler(
+        batch_of(engine, entries, extra=('{"not": "an event"}',)), lambda_context, injected=CountingDispatcher(engine)
+    )
+    # Then the record of another shape alone is reported, and the messages are queued
+    assert unreadable == {"batchItemFailures": [{"itemIdentifier": "rec-3"}]}
+    assert sorted(b["message_id"] for b in engine.queues.drain()) == sorted([first, second, third])
+    # When the same batch comes again and its dispatch fails
+    failed = on_message_requested.handler(
+        batch_of(engine, entries), lambda_context, injected=CountingDispatcher(engine, failing=True)
+    )
+    # Then every record is reported for the queue to deliver again, and nothing was queued
+    assert sorted(f["itemIdentifier"] for f in failed["batchItemFailures"]) == ["rec-0", "rec-1", "rec-2"]
+    assert engine.queues.drain() == []
+    # And delivered again, each message (already queued) is enqueued again once, for its sender to drop
     again = on_message_requested.handler(batch_of(engine, entries), lambda_context, injected=CountingDispatcher(engine))
-    # Then run-b's messages are queued, and the first, already queued, is only enqueued again for its sender to drop
     assert again == {"batchItemFailures": []}
-    queued = sorted(b["message_id"] for b in engine.queues.drain())
-    assert queued == sorted([first, second, third])
-    assert [engine.store.get_message(m).status for m in (first, second, third)] == ["queued"] * 3  # type: ignore[union-attr]
+    bodies = engine.queues.drain()
+    assert sorted(b["message_id"] for b in bodies) == sorted([first, second, third])
+    assert {engine.sender.send(b) for b in bodies} == {"sent"}
+    assert {engine.sender.send(b) for b in bodies} == {"duplicate"}
+
+
+def test_the_suppression_list_is_read_once_for_the_batch_and_still_wins(engine: Engine, lambda_context: Any) -> None:
+    from ecrm.broadcast.models import Suppression
+
+    # Given three requested emails, the second recipient's address on the suppression list
+    first, second, third = customers(engine, 3)
+    engine.store.suppress(
+        Suppression(address="c1@example.com", channel="email", reason="hard_bounce", suppressed_at=NOW)
+    )
+    reads: list[list[str]] = []
+    real = engine.store.suppressed
+
+    def counted(addresses: Any) -> dict[str, str]:
+        reads.append(sorted(addresses))
+        return real(addresses)
+
+    engine.store.suppressed = counted  # type: ignore[method-assign]
+    # When the handler decides the batch
+    entries = [(first, "run"), (second, "run"), (third, "run")]
+    answer = on_message_requested.handler(
+        batch_of(engine, entries), lambda_context, injected=CountingDispatcher(engine)
+    )
+    # Then the list was read once, for every address of the three cards, and the listed one was suppressed
+    assert answer == {"batchItemFailures": []}
+    assert reads == [["+33612345678", "c0@example.com", "c1@example.com", "c2@example.com"]]
+    assert [b["message_id"] for b in engine.queues.drain()] == [first, third]
+    assert (engine.store.get_message(second).status, engine.store.get_message(second).reason) == (  # type: ignore[union-attr]
+        "suppressed",
+        "suppressed:hard_bounce",
+    )

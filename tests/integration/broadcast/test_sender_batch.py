@@ -9,7 +9,7 @@ from typing import Any
 from ecrm.core.errors import ServiceUnavailable
 
 from functions.broadcast import send_message
-from tests.integration.broadcast.conftest import Engine
+from tests.integration.broadcast.conftest import NOW, Engine
 from tests.samples import sqs_batch
 
 
@@ -73,3 +73,30 @@ def test_the_guard_counts_a_batch_of_sends_in_one_write(engine: Engine, lambda_c
     # A send outside a batch (a test send, a direct call) is counted at once
     engine.sender.send(queued_bodies(engine, 11)[-1])
     assert engine.store.outcome_counts(engine.settings.configuration_set, engine.clock.now(), 1)["sent"] == 10
+
+
+def test_the_suppression_list_is_read_once_for_a_batch_and_still_wins(engine: Engine, lambda_context: Any) -> None:
+    # Given ten queued emails, and one recipient's address suppressed after the dispatch (a complaint)
+    from ecrm.broadcast.models import Suppression
+
+    bodies = queued_bodies(engine, 10)
+    engine.store.suppress(
+        Suppression(address=bodies[4]["address"], channel="email", reason="complaint", suppressed_at=NOW)
+    )
+    reads: list[list[str]] = []
+    real = engine.store.suppressed
+
+    def counted(addresses: Any) -> dict[str, str]:
+        reads.append(list(addresses))
+        return real(addresses)
+
+    engine.store.suppressed = counted  # type: ignore[method-assign]
+    # When the sender takes them as one batch
+    handler: Any = send_message.handler
+    assert handler(sqs_batch([json.dumps(b) for b in bodies]), lambda_context, engine.sender) == {
+        "batchItemFailures": []
+    }
+    # Then the list was read once for the ten addresses, and the suppressed one was not sent
+    assert [len(r) for r in reads] == [10]
+    assert len(engine.adapters["email"].sent) == 9
+    assert engine.messages.get(bodies[4]["message_id"]).reason == "suppressed:complaint"
