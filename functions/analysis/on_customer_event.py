@@ -1,4 +1,4 @@
-"""Customer store, order and loyalty events into segmentation: keep the projection, re-evaluate affected
+"""Customer store, order, loyalty and message events into segmentation: keep the projection, re-evaluate affected
 segments in real time."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ecrm.analysis.customer_events import apply_customer_event
 from ecrm.analysis.membership import MembershipService
+from ecrm.analysis.message_behaviour import MESSAGE_EVENTS
 from ecrm.analysis.models import TraitsComputed
 from ecrm.analysis.wiring import AnalysisConfig, flush_lake, membership_for
 from ecrm.core.config import load_config
@@ -31,6 +32,7 @@ consumer = EventConsumer(
         OrderReturned,
         OrderStatusChanged,
         *LOYALTY_EVENTS,
+        *MESSAGE_EVENTS,
     ],
 )
 

@@ -127,6 +127,7 @@ class AnalysisEngine(Construct):
             description="Orders placed, returned and cancelled, and loyalty standings, to real-time segment membership",
             pattern=events.EventPattern(source=["ecrm.transactions"], detail_type=[*ORDER_EVENTS, *LOYALTY_EVENTS]),
         )
+        self._message_rules()
         self.erasure = QueueConsumer(
             self,
             "ErasureConsumer",
@@ -301,6 +302,32 @@ class AnalysisEngine(Construct):
             "AwsSolutions-IAM5",
             "The engine's own table and its indexes (a build shard lists members through gsi1).",
             applies_to=[f"Resource::<{table_id}.Arn>/index/*"],
+        )
+
+    def _message_rules(self) -> None:
+        """Broadcast's message events that are behaviour (`ecrm.analysis.message_behaviour`): every outcome and
+        engagement, and the `sent` of a channel whose provider reports no delivery (a second rule on its channel)."""
+        from ecrm.analysis.message_behaviour import OUTCOME_EVENTS, SENT_IS_BEHAVIOUR_ON
+
+        EventRuleToQueue(
+            self,
+            "MessageEventsRule",
+            foundation=self.foundation,
+            consumer=self.membership,
+            description="Message outcomes and engagement from broadcast, as behaviour, to real-time segment membership",
+            pattern=events.EventPattern(source=["ecrm.broadcast"], detail_type=[e.detail_type for e in OUTCOME_EVENTS]),
+        )
+        EventRuleToQueue(
+            self,
+            "MessageSentRule",
+            foundation=self.foundation,
+            consumer=self.membership,
+            description="Messages sent on a channel that reports no delivery (push, in-app, webhook), as behaviour",
+            pattern=events.EventPattern(
+                source=["ecrm.broadcast"],
+                detail_type=["MessageSent"],
+                detail={"data": {"channel": list(SENT_IS_BEHAVIOUR_ON)}},
+            ),
         )
 
     def _grant_projection(self, function: EngineFunction) -> None:

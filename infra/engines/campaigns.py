@@ -61,7 +61,7 @@ AUDIENCE_PREFIXES = ("audiences/", "query-results/", LISTS)
 # The events journeys start on or wait for (triggers, goals, engagement): the ready-made journeys' vocabulary.
 JOURNEY_EVENTS = {
     "ecrm.customers": ["CustomerCreated", "ConsentChanged"],
-    "ecrm.broadcast": ["MessageDelivered", "MessageOpened", "MessageClicked", "CustomerUnsubscribed"],
+    "ecrm.broadcast": ["MessageOpened", "MessageClicked", "CustomerUnsubscribed"],
     "ecrm.transactions": [
         "OrderPlaced",
         "OrderStatusChanged",
@@ -75,6 +75,10 @@ JOURNEY_EVENTS = {
     ],
     "ecrm.analysis": ["SegmentEntered", "SegmentExited", "TraitsComputed"],
 }
+# A delivery reaches journeys only for a journey's own message (`data.source` is `journey:<id>`, a step waiting
+# on it): a campaign's deliveries, one per email sent, would each cost the journey queue a delivery and a read of
+# the customer's passes for nothing; a journey that follows a campaign starts on its opens or clicks.
+JOURNEY_DELIVERIES = {"data": {"source": [{"prefix": "journey:"}]}}
 # The customer store's interactions journeys start on (`ecrm.campaigns.journey_library.CART_INTERACTIONS`):
 # every tracked page view is an interaction too, so the rule lets only these types into the journey queue.
 JOURNEY_INTERACTIONS = ["checkout_started", "cart_viewed"]
@@ -342,6 +346,16 @@ class CampaignsEngine(Construct):
                 description=f"Events of {source} that journeys start on or wait for",
                 pattern=events.EventPattern(source=[source], detail_type=detail_types),
             )
+        EventRuleToQueue(
+            self,
+            "JourneyDeliveriesRule",
+            foundation=foundation,
+            consumer=self.journey_events,
+            description="Deliveries of the journeys' own messages (not a campaign's), for steps waiting on them",
+            pattern=events.EventPattern(
+                source=["ecrm.broadcast"], detail_type=["MessageDelivered"], detail=JOURNEY_DELIVERIES
+            ),
+        )
         EventRuleToQueue(
             self,
             "JourneyInteractionsRule",

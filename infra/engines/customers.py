@@ -251,7 +251,7 @@ class CustomersEngine(Construct):
             max_concurrency=20,
         )
         self.table.grant_read_write_data(self.broadcast.handler.function)
-        foundation.bus.grant_put_events_to(self.broadcast.handler.function)  # InteractionRecorded
+        foundation.bus.grant_put_events_to(self.broadcast.handler.function)  # an unsubscription's InteractionRecorded
         EventRuleToQueue(
             self,
             "BroadcastEventsRule",

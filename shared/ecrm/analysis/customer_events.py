@@ -1,5 +1,5 @@
-"""How each customer store event (and computed traits, and the transactions engine's order and loyalty events)
-changes the analysis engine's projection.
+"""How each customer store event (and computed traits, the transactions engine's order and loyalty events, and
+broadcast's message events, `message_behaviour`) changes the analysis engine's projection.
 
 A loyalty event carries the account as the change left it: its standing becomes the customer's `loyalty_*`
 traits (`rules.LOYALTY_TRAITS`) when its account version is newer than the one held, so a late or repeated
@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ecrm.analysis.membership import MembershipService
+from ecrm.analysis.message_behaviour import MESSAGE_EVENTS, behaviour_of
 from ecrm.analysis.models import TraitsComputed
 from ecrm.analysis.order_rows import ORDER_EVENTS, order_rows_of
 from ecrm.analysis.predicate import OrderRow
@@ -74,6 +75,18 @@ def apply_customer_event(
             lambda p: apply_consent(p, key, event.state, event.changed_at),
             trigger=event.detail_type,
             correlation_id=correlation_id,
+        )
+    if isinstance(event, MESSAGE_EVENTS):
+        behaviour = behaviour_of(event, event_id or f"{event.detail_type}:{event.message_id}")
+        if behaviour is None:
+            return []
+        return service.apply(  # a message of a customer merged since goes to the survivor, as an order does
+            event.customer_id,
+            lambda p: Change(),
+            new_events=[behaviour],
+            trigger=behaviour.type,
+            correlation_id=correlation_id,
+            follow_merge=True,
         )
     if isinstance(event, InteractionRecorded):
         behaviour = behaviour_from_interaction(

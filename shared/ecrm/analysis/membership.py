@@ -184,6 +184,13 @@ class MembershipService:
                 self.store.put_orders(customer_id, unheld)
                 state.orders.extend(unheld)
                 orders_written |= set(unheld)
+            if state.exists and fresh and fresh == unwritten and not self._read_by_any_segment(change):
+                # New behaviour no segment reads (a message delivered, a page viewed with no segment on it) and
+                # the projection unchanged: the events are written, a concurrent writer's evaluation does not
+                # depend on them, and the projection's save (a write unit) would only move its version. A
+                # redelivery (nothing new) still saves and rewrites the profile row a failed attempt may have missed.
+                self._write_lake(self.behaviour_lake, [self._behaviour_row(state, e) for e in fresh])
+                return []
             try:
                 self.store.save_projection(state.projection, expected_version=expected)
             except ProjectionConflict:
@@ -194,6 +201,14 @@ class MembershipService:
                 self.publisher.publish_all(published, correlation_id=correlation_id)
             return published
         raise ServiceUnavailable(f"customer {customer_id} kept changing concurrently")
+
+    def _read_by_any_segment(self, change: Change) -> bool:
+        """Whether saving and evaluating the customer may matter: the projection changed, or a dynamic segment
+        reads what changed (a segment reading two event types is read by a change to either, so two consumers
+        applying them at once still meet at the projection's conditional save)."""
+        if change.everything or change.attributes or change.traits or change.consents or change.identities:
+            return True
+        return self.segments is None or any(change.touches(c.depends_on) for c in self.segments.dynamic())
 
     def reevaluate(self, customer_id: str, *, trigger: str, only: set[str] | None = None) -> list[DomainEvent]:
         """Evaluate a customer against every dynamic segment (or `only` these ids): builds and merges use it."""

@@ -6,10 +6,11 @@ bounced, complained, failed), with the history of its steps: what a support agen
 message events named their request time (no `requested_at`), and an unsubscription, are one interaction each, as
 before, its id derived from the event's id.
 
-What analysis keeps as behaviour is published per event as before (`InteractionRecorded`, the interaction id
-derived from the event's id), but for the `sent` step of a channel whose delivery is reported (email, SMS,
-voice, WhatsApp): its outcome follows (delivered, bounced, failed) and is the behaviour; the `sent` of a push,
-an inbox message or a webhook is their last word and stays published.
+A message's line publishes nothing: segmentation takes a message's behaviour from broadcast's events itself
+(`ecrm.analysis.message_behaviour`). The timeline used to republish each as `InteractionRecorded` after writing
+the line, which cost an event and a delivery per message, and a crash between the write and the publish lost
+the event for good (the redelivery found the event on the line and published nothing). An event recorded as an
+interaction of its own (below) is published through the customer store's outbox, as every interaction is.
 
 The events are read by the fields every message event carries (ADR 12), tolerant of the fields the timeline does
 not show: the customer store follows what broadcast says without importing its code or being redeployed when a
@@ -31,7 +32,7 @@ from ecrm.core.errors import InvalidInput, NotFound
 from ecrm.core.vocabulary import CONSENT_CHANNEL_OF
 from ecrm.customers.event_timeline import EventTimeline
 from ecrm.customers.message_lines import LineKey, MessageLineStore, apply_with_retries
-from ecrm.customers.models import Interaction, InteractionIn, InteractionRecorded
+from ecrm.customers.models import Interaction, InteractionIn
 from ecrm.customers.service import CustomerService
 from ecrm.customers.store import customer_pk
 
@@ -61,8 +62,6 @@ LINE_RANK = {
     "message_bounced": 5,
     "message_complained": 6,
 }
-# Channels whose provider reports the delivery (or its failure): their `sent` is a step, not an outcome.
-DELIVERY_REPORTED = frozenset({"email", "sms", "voice", "whatsapp"})
 
 
 class MessageEventData(Contract):
@@ -135,11 +134,6 @@ def merged_line(
     )
 
 
-def publishes_behaviour(interaction: InteractionIn) -> bool:
-    """Whether analysis gets the event as behaviour: all but the `sent` step of a channel that reports delivery."""
-    return interaction.type != "message_sent" or interaction.properties.get("channel") not in DELIVERY_REPORTED
-
-
 class MessageTimeline(EventTimeline):
     def __init__(self, service: CustomerService, lines: MessageLineStore | None = None) -> None:
         super().__init__(service, interaction_for)
@@ -152,7 +146,7 @@ class MessageTimeline(EventTimeline):
         if data.message_id is None or data.requested_at is None or interaction.type not in LINE_RANK:
             return super().record(detail_type, detail)
         try:
-            customer = self.service.get(customer_id)
+            self.service.get(customer_id)  # an erased customer gets no line back
         except NotFound:
             return False
         # The line stays under the customer the message names: a merged customer's partition is read with the
@@ -160,18 +154,6 @@ class MessageTimeline(EventTimeline):
         key = LineKey(customer_pk(customer_id), data.requested_at, data.message_id)
         event_id = str(detail["metadata"]["id"])
         now = self.service.clock.now()
-        took = apply_with_retries(
+        return apply_with_retries(
             self.lines, key, event_id, lambda current: merged_line(current, interaction, key, customer_id, now)
         )
-        if took and publishes_behaviour(interaction):
-            recorded = InteractionRecorded(
-                customer_id=customer.customer_id,
-                interaction_id=str(interaction.interaction_id),
-                type=interaction.type,
-                channel=interaction.channel,
-                record_source=interaction.source,
-                occurred_at=interaction.occurred_at,
-                properties=interaction.properties,
-            )
-            self.service.publisher.publish_all([recorded], correlation_id=detail["metadata"].get("correlation_id"))
-        return took

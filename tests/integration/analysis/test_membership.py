@@ -380,7 +380,9 @@ def test_an_order_applied_while_another_is_being_saved_is_not_lost(
 def test_a_customer_changing_all_the_time_fails_the_event_for_a_later_retry(
     membership: MembershipService, interleaving: MembershipService
 ) -> None:
-    # Given a customer whose projection someone else changes before every save
+    # Given a customer whose projection someone else changes before every save (a segment reads orders, so an
+    # order is saved and evaluated)
+    saved_segment(interleaving.store, "Two orders", TWO_ORDERS)
     apply_customer_event(membership, created(CUSTOMER))
     assert isinstance(interleaving.store, InterleavingStore)
     interleaving.store.before_save.extend(

@@ -1,7 +1,7 @@
 """A message is one line on the customer's timeline, its status moving with broadcast's events (moto table).
 
 The customer store's consumer of broadcast's events, through its handler: events in any order, redelivered
-batches, two writers racing on one line; and which events analysis still gets as behaviour.
+batches, two writers racing on one line; a line publishes no event (segmentation reads broadcast's events).
 """
 
 from __future__ import annotations
@@ -91,10 +91,8 @@ def test_a_message_is_one_line_at_its_highest_step_whatever_the_order_and_the_re
     assert line.channel == "email"
     assert line.properties["source"] == "campaign:cmp_1"
     assert [step["status"] for step in line.properties["history"]] == ["sent", "delivered", "opened"]
-    # And analysis got the delivery and the open as behaviour, once each; the email's `sent` step is not
-    recorded = publisher.of("InteractionRecorded")
-    assert sorted(r.type for r in recorded) == ["message_delivered", "message_opened"]
-    assert {r.interaction_id for r in recorded} == {"broadcast:evt_msg_A_delivered", "broadcast:evt_msg_A_opened"}
+    # And the line published nothing: segmentation takes the message's behaviour from broadcast's events
+    assert publisher.of("InteractionRecorded") == []
 
 
 def test_an_outcome_that_ends_the_message_outranks_engagement_and_keeps_its_reason(
@@ -117,21 +115,6 @@ def test_an_outcome_that_ends_the_message_outranks_engagement_and_keeps_its_reas
         "at": "2026-11-23T10:06:00+00:00",
         "link": "https://example.com/x",
     }
-
-
-def test_the_sent_step_of_a_channel_without_delivery_reports_stays_behaviour(
-    service: CustomerService, publisher: RecordingPublisher, lambda_context: Any
-) -> None:
-    customer_id = customer(service)
-    timeline = MessageTimeline(service)
-    bodies = [
-        event("MessageSent", customer_id, at="2026-11-23T10:00:00+00:00", channel="push", message_id="msg_P"),
-        event("MessageSent", customer_id, at="2026-11-23T10:00:00+00:00", channel="sms", message_id="msg_S"),
-    ]
-    on_broadcast_event.handler(sqs_batch(bodies), lambda_context, timeline)
-
-    assert len(lines(service, customer_id)) == 2
-    assert [r.properties["channel"] for r in publisher.of("InteractionRecorded")] == ["push"]
 
 
 class RacedLineStore(MessageLineStore):
