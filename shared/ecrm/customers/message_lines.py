@@ -56,11 +56,13 @@ class MessageLineStore:
         self.client = client
         self.table = table
 
-    def load(self, key: LineKey) -> StoredLine | None:
+    def load(self, key: LineKey, *, consistent: bool = True) -> StoredLine | None:
+        """The line; read `consistent=False` at half the read units, when a stale line only costs a conditional
+        write that fails (its version moved) and a strong read after it."""
         answer = self.client.get_item(
             TableName=self.table,
             Key={"pk": _SERIALIZE(key.customer_pk), "sk": _SERIALIZE(key.sort_key)},
-            ConsistentRead=True,
+            ConsistentRead=consistent,
         )
         item = answer.get("Item")
         if item is None:
@@ -103,9 +105,14 @@ def apply_with_retries(store: MessageLineStore, key: LineKey, event_id: str, mer
     `merge(current: Interaction | None) -> Interaction` builds the line with the event in it. A concurrent
     writer (another event of the message in another batch) makes the conditional write fail: read and merge
     again, a few times, then let the queue retry the record.
+
+    The first read is eventually consistent (half a read unit): the line is usually written seconds before by
+    the message's previous event, and a stale read is never applied, since its version no longer matches (or a
+    line not yet seen exists): the write fails and the next reads are strong. A redelivered event that a stale
+    read does not show as taken finds it there on the strong read, and changes nothing.
     """
-    for _ in range(MAX_CONFLICT_RETRIES):
-        stored = store.load(key)
+    for attempt in range(MAX_CONFLICT_RETRIES):
+        stored = store.load(key, consistent=attempt > 0)
         if stored is not None and event_id in stored.applied:
             return False
         current = stored.interaction if stored else None

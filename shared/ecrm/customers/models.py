@@ -621,7 +621,8 @@ class ConsentChanged(DomainEvent):
 
 
 class InteractionRecorded(DomainEvent):
-    """Something the customer did or experienced, now on their timeline."""
+    """Something the customer did or experienced, now on their timeline (a message's steps are not republished:
+    broadcast's own message events are the record of them)."""
 
     source = SOURCE
     detail_type = "InteractionRecorded"

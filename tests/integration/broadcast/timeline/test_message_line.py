@@ -159,6 +159,39 @@ def test_two_events_of_one_message_racing_both_land_on_the_line(
     assert [step["status"] for step in line.properties["history"]] == ["sent", "delivered", "opened"]
 
 
+class LaggingLineStore(MessageLineStore):
+    """An eventually consistent read that does not show the line yet (DynamoDB may answer so within a second);
+    strong reads see it. Counts the reads of each kind."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        super().__init__(client, table)
+        self.reads: list[bool] = []
+
+    def load(self, key: LineKey, *, consistent: bool = True) -> Any:
+        self.reads.append(consistent)
+        return super().load(key, consistent=True) if consistent else None
+
+
+def test_a_stale_first_read_of_the_line_is_never_applied_and_a_redelivery_changes_nothing(
+    service: CustomerService, dynamodb: Any, lambda_context: Any
+) -> None:
+    # Given a sent email's line, and a consumer whose cheap first read does not see it yet
+    customer_id = customer(service)
+    sent = event("MessageSent", customer_id, at="2026-11-23T10:00:00+00:00")
+    on_broadcast_event.handler(sqs_batch([sent]), lambda_context, MessageTimeline(service))
+    lagging = LaggingLineStore(dynamodb, TABLE)
+    timeline = MessageTimeline(service, lagging)
+    # When the delivery arrives, then the send is delivered again
+    delivered = event("MessageDelivered", customer_id, at="2026-11-23T10:00:02+00:00")
+    answers = [on_broadcast_event.handler(sqs_batch([body]), lambda_context, timeline) for body in (delivered, sent)]
+    # Then the stale read's write failed and a strong read merged the delivery into the line as it is
+    assert all(a["batchItemFailures"] == [] for a in answers)
+    [line] = lines(service, customer_id)
+    assert [step["status"] for step in line.properties["history"]] == ["sent", "delivered"]
+    # And each event read cheaply first, then strongly: the redelivered send found itself on the line
+    assert lagging.reads == [False, True, False, True]
+
+
 def test_an_event_of_an_erased_customer_leaves_no_line(service: CustomerService, lambda_context: Any) -> None:
     customer_id = customer(service)
     request = service.request_erasure(customer_id, requested_by="staff-1")
