@@ -37,15 +37,18 @@ delete and invocation; Lambda's SQS pollers wait up to the mapping's batching wi
 here) for a batch to fill. The model keeps every measured count but each polled queue's receives, deletes and
 invocations, which it recomputes from the messages the queue received per email at the batch a campaign
 sending SEND_RATE emails a second fills: min(batch size, messages a second x window / POLLERS); each stream
-mapping's invocations, at most Lambda's four reads a second of a shard; and the items a sender writes once per
-batch (PER_SENDER_BATCH), at the sender's modelled batches. The other write units, the reads and the duration
-stay as measured.
+mapping's invocations, at most Lambda's four reads a second of a shard; the guard's count a sender writes once
+per batch (DELIV/), at the sender's modelled batches; and the pacer's window (PACE/), once per batch and
+one-second window the batch spans at AWS's pace (its emails' CPU and calls at IO_WAIT_MS: the local cloud's
+slower sends span more windows, each a write). The other write units, the reads and the duration stay as
+measured.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import threading
@@ -462,6 +465,27 @@ def priced(
     return lines
 
 
+def pacing_windows_per_batch(
+    layer: Calls,
+    invocations: dict[str, int],
+    cpu: dict[str, float],
+    sender: str | None,
+    polled: dict[str, tuple[str, int]],
+) -> int:
+    """How many of the pacer's one-second windows a sender batch spans on AWS, each window one write
+    (`Pacer.expect` takes a batch's sends from the window it starts in, and a send outliving it takes from the
+    next). The local cloud's sends take far longer than AWS's, so its batches span more windows than a
+    campaign's do: a batch lasts the modelled batch size times each email's CPU and calls at IO_WAIT_MS, and
+    spans one window more than its whole seconds (it starts mid-window)."""
+    if sender is None:
+        return 1
+    batch = next((size for function, size in polled.values() if function == sender), 10)
+    fill = max(1.0, min(batch, SEND_RATE * BATCHING_WINDOW_S / POLLERS))
+    calls = sum(n for caller, n in layer.calls_by_caller.items() if "sendemail" in caller.lower())
+    per_email_s = (cpu.get(sender, 0.0) + calls * IO_WAIT_MS) / EMAILS / 1000
+    return 1 + math.ceil(fill * per_email_s)
+
+
 def modelled(
     layer: Calls,
     invocations: dict[str, int],
@@ -508,11 +532,17 @@ def modelled(
         short = function.split("-", 1)[-1][:60]
         lines.append(f"    {short:60} (stream)          {measured * per:6.2f} -> {modelled_streams * per:6.2f}")
     sender = next((f for f in batch_ratio if "sendemail" in f.lower()), None)
-    per_batch = sum(u for kind, u in layer.wru_by_item.items() if kind.split()[1].startswith(PER_SENDER_BATCH))
-    wru = layer.wru - per_batch * (1 - min(1.0, batch_ratio.get(sender, 1.0) if sender else 1.0))
+    ratio = min(1.0, batch_ratio.get(sender, 1.0) if sender else 1.0)
+    guard = sum(u for kind, u in layer.wru_by_item.items() if kind.split()[1].startswith(PER_SENDER_BATCH[1]))
+    pace = sum(u for kind, u in layer.wru_by_item.items() if kind.split()[1].startswith(PER_SENDER_BATCH[0]))
+    windows = pacing_windows_per_batch(layer, invocations, cpu, sender, polled)
+    sender_batches = (invocations.get(sender, 0) if sender else 0) * ratio
+    modelled_pace = min(pace, sender_batches * windows) if sender else pace
+    wru = layer.wru - guard * (1 - ratio) - (pace - modelled_pace)
     lines.append(
-        f"    written once per sender batch ({', '.join(PER_SENDER_BATCH)}): {per_batch * per:.2f} ->"
-        f" {(per_batch - layer.wru + wru) * per:.2f} write units per email"
+        f"    written once per sender batch (DELIV/): {guard * per:.2f} -> {guard * ratio * per:.2f}; once per batch"
+        f" and pacing window it spans ({windows} at AWS's pace, PACE/): {pace * per:.2f} -> {modelled_pace * per:.2f}"
+        " write units per email"
     )
     gb_seconds = sum(memory.get(name, 512) / 1024 * cpu[name] / 1000 for name in invocations)
     gb_seconds += io_wait_gb_seconds(layer)  # the measured calls, as measured
