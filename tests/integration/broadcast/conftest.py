@@ -167,6 +167,19 @@ class Engine:
         return {b["message_id"]: self.sender.send(b) for b in self.queues.drain()}
 
 
+def suppression_reads(engine: Engine) -> list[list[str]]:
+    """From now on, the addresses of each read of the suppression list (sorted), in order."""
+    reads: list[list[str]] = []
+    real = engine.store.suppressed
+
+    def counted(addresses: Any) -> dict[str, str]:
+        reads.append(sorted(addresses))
+        return real(addresses)
+
+    engine.store.suppressed = counted  # type: ignore[method-assign]
+    return reads
+
+
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):

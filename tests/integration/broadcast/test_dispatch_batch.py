@@ -15,7 +15,7 @@ from ecrm.broadcast.models import MessageRequested
 from ecrm.broadcast.sending import Dispatcher
 
 from functions.broadcast import on_message_requested
-from tests.integration.broadcast.conftest import NOW, Engine
+from tests.integration.broadcast.conftest import NOW, Engine, suppression_reads
 from tests.outcome_counts import bus_body
 from tests.samples import sqs_batch
 
@@ -124,14 +124,7 @@ def test_the_suppression_list_is_read_once_for_the_batch_and_still_wins(engine: 
     engine.store.suppress(
         Suppression(address="c1@example.com", channel="email", reason="hard_bounce", suppressed_at=NOW)
     )
-    reads: list[list[str]] = []
-    real = engine.store.suppressed
-
-    def counted(addresses: Any) -> dict[str, str]:
-        reads.append(sorted(addresses))
-        return real(addresses)
-
-    engine.store.suppressed = counted  # type: ignore[method-assign]
+    reads = suppression_reads(engine)
     # When the handler decides the batch
     entries = [(first, "run"), (second, "run"), (third, "run")]
     answer = on_message_requested.handler(

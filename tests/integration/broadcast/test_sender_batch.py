@@ -9,7 +9,7 @@ from typing import Any
 from ecrm.core.errors import ServiceUnavailable
 
 from functions.broadcast import send_message
-from tests.integration.broadcast.conftest import NOW, Engine
+from tests.integration.broadcast.conftest import NOW, Engine, suppression_reads
 from tests.samples import sqs_batch
 
 
@@ -83,14 +83,7 @@ def test_the_suppression_list_is_read_once_for_a_batch_and_still_wins(engine: En
     engine.store.suppress(
         Suppression(address=bodies[4]["address"], channel="email", reason="complaint", suppressed_at=NOW)
     )
-    reads: list[list[str]] = []
-    real = engine.store.suppressed
-
-    def counted(addresses: Any) -> dict[str, str]:
-        reads.append(list(addresses))
-        return real(addresses)
-
-    engine.store.suppressed = counted  # type: ignore[method-assign]
+    reads = suppression_reads(engine)
     # When the sender takes them as one batch
     handler: Any = send_message.handler
     assert handler(sqs_batch([json.dumps(b) for b in bodies]), lambda_context, engine.sender) == {
