@@ -589,22 +589,19 @@ class CustomerService:
             channel=interaction.channel,
             properties=interaction.properties,
         )
-        if not self.store.add_interaction(recorded):
-            return recorded, False
-        self.publisher.publish_all(
-            [
-                InteractionRecorded(
-                    customer_id=customer.customer_id,
-                    interaction_id=recorded.interaction_id,
-                    type=recorded.type,
-                    channel=recorded.channel,
-                    record_source=recorded.source,
-                    occurred_at=recorded.occurred_at,
-                    properties=recorded.properties,
-                )
-            ],
-            correlation_id=correlation_id,
+        event = InteractionRecorded(
+            customer_id=customer.customer_id,
+            interaction_id=recorded.interaction_id,
+            type=recorded.type,
+            channel=recorded.channel,
+            record_source=recorded.source,
+            occurred_at=recorded.occurred_at,
+            properties=recorded.properties,
         )
+        # The event rides in the timeline item (the outbox): published after the write, it was lost to a crash
+        # between the two, since the redelivery finds the interaction recorded and publishes nothing.
+        if not self.store.add_interaction(recorded, events=[event], correlation_id=correlation_id, now=now):
+            return recorded, False
         return recorded, True
 
     # -- GDPR -----------------------------------------------------------------------------------

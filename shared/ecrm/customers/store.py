@@ -19,7 +19,9 @@ Access patterns and keys:
 - outbox (`ecrm.core.outbox`, ADR 11): `CUST#<id>` / `OUTBOX`, the events of the customer's latest
   change, written in the same transaction as the change and relayed to the bus from the table's
   stream; the next change of the customer overwrites it (each write is its own stream record), and
-  it expires after two days. Consent, profile, merge and erasure events travel this way.
+  it expires after two days. Consent, profile, merge and erasure events travel this way. An
+  interaction's `InteractionRecorded` rides in its own timeline item instead (written once, never
+  rewritten), in the transaction that records it.
 
 A merged customer's profile stays as a pointer (`status=merged`, `merged_into`), so old ids keep
 resolving; its timeline stays under its own partition and is read together with the survivor's.
@@ -39,7 +41,7 @@ from botocore.exceptions import ClientError
 
 from ecrm.core.errors import Conflict, InvalidInput
 from ecrm.core.events import DomainEvent
-from ecrm.core.outbox import Outbox
+from ecrm.core.outbox import Outbox, events_attribute
 from ecrm.customers.identity import NormalizedIdentity
 from ecrm.customers.models import (
     Consent,
@@ -342,10 +344,24 @@ class CustomerStore:
         }
 
     # -- timeline -------------------------------------------------------------------------------
-    def add_interaction(self, interaction: Interaction) -> bool:
-        """Record it once; False if this interaction id is already on the customer's timeline."""
+    def add_interaction(
+        self,
+        interaction: Interaction,
+        *,
+        events: Sequence[DomainEvent] = (),
+        correlation_id: str | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Record it once, with `events` in its timeline item for the relay (ADR 11, "Events in the item they
+        describe": the item is written once and never rewritten, so they are relayed once); False if this
+        interaction id is already on the customer's timeline (nothing written, nothing published)."""
         pk = customer_pk(interaction.customer_id)
         sk = f"TL#{interaction.occurred_at.isoformat()}#{interaction.interaction_id}"
+        line = _item({"pk": pk, "sk": sk, "doc": interaction.model_dump_json()})
+        if events:
+            line |= events_attribute(
+                events, correlation_id=correlation_id, now=now or interaction.recorded_at, packed=True
+            )
         try:
             self.client.transact_write_items(
                 TransactItems=[
@@ -356,12 +372,7 @@ class CustomerStore:
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": _item({"pk": pk, "sk": sk, "doc": interaction.model_dump_json()}),
-                        }
-                    },
+                    {"Put": {"TableName": self.table, "Item": line}},
                 ]
             )
         except ClientError as exc:

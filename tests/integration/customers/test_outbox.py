@@ -216,3 +216,33 @@ def test_erasure_removes_the_outbox_with_the_customers_data(service: CustomerSer
     # Then only the tombstone remains under the customer: the outbox item went with the data
     assert [i["sk"] for i in service.store.all_items(customer)] == ["PROFILE"]
     assert request.customer_ids == [customer]
+
+
+class DownBus:
+    """A publisher whose every direct publish fails (the bus unreachable): a write that needs it fails with it."""
+
+    def publish_all(self, events: Any, *, correlation_id: str | None = None) -> None:
+        raise ConnectionError("the bus did not answer")
+
+
+def test_an_interactions_event_rides_in_its_timeline_item_and_is_relayed_once(
+    dynamodb: Any, service: CustomerService, tail: StreamTail
+) -> None:
+    from ecrm.customers.models import InteractionIn
+
+    # Given a customer, and the service's direct publisher down
+    customer = new_customer(service, "visits@example.com")
+    tail.read()
+    service.publisher = DownBus()
+    visit = InteractionIn.model_validate(
+        {"type": "page_view", "occurred_at": "2026-11-23T10:00:00+00:00", "source": "web", "interaction_id": "v-1"}
+    )
+    # When the interaction is recorded, then recorded again (a redelivered event)
+    first = service.record_interaction(customer, visit, correlation_id="cor-v")
+    again = service.record_interaction(customer, visit, correlation_id="cor-v")
+    # Then it was recorded once, without the direct publisher, and its one event leaves through the stream
+    assert (first[1], again[1]) == (True, False)
+    bus = FakeEventsClient()
+    OutboxRelay("ecrm", bus).relay(tail.read())
+    relayed = [e for e in domain_events(bus.accepted) if e.detail_type == "InteractionRecorded"]
+    assert [(e.customer_id, e.interaction_id, e.type) for e in relayed] == [(customer, "v-1", "page_view")]
